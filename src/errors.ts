@@ -1,0 +1,85 @@
+/**
+ * Errors are typed once, at the boundary where they arise, and carry what the caller
+ * must do about them. The job layer turns `decision` into BullMQ behaviour (retry,
+ * rate-limit wait, isolate an input, pause the run); nothing downstream parses messages.
+ */
+
+/** A configuration value that is missing or wrong; `name` is the variable, flag or field. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(
+    readonly setting: string,
+    readonly problem: string,
+  ) {
+    super(`${setting}: ${problem}`);
+  }
+}
+
+/**
+ * What a caller does with a failed embedding request:
+ * - `rate-limited`: slow every worker down, retry later; does not use an attempt.
+ * - `retryable`: transient (network, timeout, 408, 5xx); retry with backoff.
+ * - `input`: one of the request's inputs is refused; isolate it, the others are fine.
+ * - `redownload`: the service could not download a URL: re-sign it once, then `input`.
+ * - `split`: the request as a whole is too large; send its inputs in smaller requests.
+ * - `fatal`: nothing will work for this run (key, entitlement, model): stop and say why.
+ */
+export type RetryDecision = 'rate-limited' | 'retryable' | 'input' | 'redownload' | 'split' | 'fatal';
+
+export interface ApiErrorFields {
+  readonly status: number;
+  readonly code: string;
+  readonly message: string;
+  readonly requestId?: string | undefined;
+  /** Seconds from a Retry-After header, where the server sent one. */
+  readonly retryAfterSeconds?: number | undefined;
+}
+
+export class EmbeddingApiError extends Error {
+  override readonly name = 'EmbeddingApiError';
+  readonly status: number;
+  readonly code: string;
+  readonly requestId: string | undefined;
+  readonly retryAfterSeconds: number | undefined;
+  readonly decision: RetryDecision;
+
+  constructor(fields: ApiErrorFields, decision: RetryDecision = classifyApiError(fields.status, fields.code)) {
+    super(`${fields.status} ${fields.code}: ${fields.message}${fields.requestId ? ` (request ${fields.requestId})` : ''}`);
+    this.status = fields.status;
+    this.code = fields.code;
+    this.requestId = fields.requestId;
+    this.retryAfterSeconds = fields.retryAfterSeconds;
+    this.decision = decision;
+  }
+
+  /** The provider's message without our status/code prefix. */
+  get providerMessage(): string {
+    const m = /^\d+ [^:]+: (.*?)( \(request [^)]*\))?$/s.exec(this.message);
+    return m?.[1] ?? this.message;
+  }
+}
+
+const FATAL_CODES = new Set([
+  'InvalidApiKey',
+  'Arrearage',
+  'AccessDenied',
+  'AccessDenied.Unpurchased',
+  'AllocationQuota.FreeTierOnly',
+  'ModelNotFound',
+]);
+
+/** The contract's error table as a function of (HTTP status, provider code). */
+export function classifyApiError(status: number, code: string): RetryDecision {
+  if (FATAL_CODES.has(code) || status === 401 || status === 403 || status === 404) return 'fatal';
+  if (status === 429 || code.startsWith('Throttling')) return 'rate-limited';
+  if (status === 413 || code === 'BadRequest.TooLarge') return 'split';
+  if (code === 'InternalError.Algo.InvalidParameter') return 'redownload';
+  if (status === 400) return 'input';
+  if (status === 408 || status >= 500) return 'retryable';
+  return 'input';
+}
+
+/** A failure before any HTTP status: connection refused or reset, DNS, timeout. */
+export function networkError(code: 'Timeout' | 'NetworkError' | 'BadResponse', message: string): EmbeddingApiError {
+  return new EmbeddingApiError({ status: 0, code, message }, 'retryable');
+}

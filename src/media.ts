@@ -1,0 +1,116 @@
+/**
+ * Media facts from names and bytes: the format a key claims, the format and pixel size
+ * the bytes really have, data URIs, and the documented image-token rule. Pure functions.
+ */
+import { imageSize } from 'image-size';
+import type { ImageFormat, VideoFormat } from './models.js';
+
+export type Modality = 'text' | 'image' | 'video';
+
+const IMAGE_EXTENSIONS: Readonly<Record<string, ImageFormat>> = {
+  jpg: 'jpeg', jpeg: 'jpeg', jpe: 'jpeg', png: 'png', webp: 'webp', bmp: 'bmp', dib: 'dib',
+  tif: 'tiff', tiff: 'tiff', ico: 'ico', icns: 'icns', sgi: 'sgi', rgb: 'sgi', rgba: 'sgi',
+  gif: 'gif', heic: 'heic', heif: 'heic', avif: 'avif',
+};
+
+const VIDEO_EXTENSIONS: Readonly<Record<string, VideoFormat>> = {
+  mp4: 'mp4', m4v: 'mp4', mpeg: 'mpeg', mpg: 'mpg', avi: 'avi', mov: 'mov', qt: 'mov',
+  webm: 'webm', flv: 'flv', mkv: 'mkv',
+};
+
+const TEXT_EXTENSIONS = new Set(['txt', 'md', 'markdown', 'csv', 'tsv', 'json', 'jsonl', 'html', 'htm', 'xml', 'rst', 'log', 'yaml', 'yml']);
+
+export function extensionOf(key: string): string {
+  const base = key.slice(key.lastIndexOf('/') + 1);
+  const dot = base.lastIndexOf('.');
+  return dot <= 0 ? '' : base.slice(dot + 1).toLowerCase();
+}
+
+/** What a key (and optionally its Content-Type) says an object is; undefined: not a supported kind. */
+export function classifyKey(key: string, contentType?: string): { modality: 'text' } | { modality: 'image'; format: ImageFormat } | { modality: 'video'; format: VideoFormat } | undefined {
+  const ext = extensionOf(key);
+  const image = IMAGE_EXTENSIONS[ext];
+  if (image) return { modality: 'image', format: image };
+  const video = VIDEO_EXTENSIONS[ext];
+  if (video) return { modality: 'video', format: video };
+  if (TEXT_EXTENSIONS.has(ext)) return { modality: 'text' };
+  if (ext === '' && contentType?.startsWith('text/')) return { modality: 'text' };
+  return undefined;
+}
+
+export interface ImageFacts {
+  readonly format: ImageFormat;
+  readonly width: number;
+  readonly height: number;
+}
+
+const SIZE_TYPES: Readonly<Record<string, ImageFormat>> = {
+  jpg: 'jpeg', png: 'png', webp: 'webp', bmp: 'bmp', tiff: 'tiff', ico: 'ico', cur: 'ico',
+  icns: 'icns', gif: 'gif', heif: 'heic',
+};
+
+/** The real format and pixel size of image bytes, or a reason they are not a usable image. */
+export function sniffImage(bytes: Uint8Array): ImageFacts | { error: string } {
+  if (bytes.length === 0) return { error: 'zero-byte image' };
+  // SGI: magic 0x01DA, then big-endian xsize at 6 and ysize at 8 (image-size does not know it).
+  if (bytes.length >= 10 && bytes[0] === 0x01 && bytes[1] === 0xda) {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    return { format: 'sgi', width: view.getUint16(6), height: view.getUint16(8) };
+  }
+  try {
+    const r = imageSize(bytes);
+    const format = r.type ? SIZE_TYPES[r.type] : undefined;
+    if (!format) return { error: `not a supported image (detected ${r.type ?? 'nothing'})` };
+    if (!r.width || !r.height) return { error: 'image has no pixel size' };
+    // EXIF orientations 5-8 rotate by 90 degrees: the API sees the rotated size.
+    const rotated = (r.orientation ?? 1) >= 5;
+    return { format, width: rotated ? r.height : r.width, height: rotated ? r.width : r.height };
+  } catch {
+    return { error: 'not an image (unrecognised bytes)' };
+  }
+}
+
+/** The real container of video bytes from its magic numbers, or undefined. */
+export function sniffVideo(bytes: Uint8Array): VideoFormat | undefined {
+  const ascii = (from: number, to: number): string => Buffer.from(bytes.subarray(from, to)).toString('latin1');
+  if (bytes.length >= 12 && ascii(4, 8) === 'ftyp') return ascii(8, 12) === 'qt  ' ? 'mov' : 'mp4';
+  if (bytes.length >= 12 && ascii(0, 4) === 'RIFF' && ascii(8, 12) === 'AVI ') return 'avi';
+  if (bytes.length >= 4 && bytes[0] === 0x1a && bytes[1] === 0x45 && bytes[2] === 0xdf && bytes[3] === 0xa3) {
+    return ascii(0, Math.min(64, bytes.length)).includes('webm') ? 'webm' : 'mkv';
+  }
+  if (bytes.length >= 3 && ascii(0, 3) === 'FLV') return 'flv';
+  if (bytes.length >= 4 && bytes[0] === 0 && bytes[1] === 0 && bytes[2] === 1 && (bytes[3] === 0xba || bytes[3] === 0xb3)) return 'mpeg';
+  return undefined;
+}
+
+/** `data:image/{format};base64,...` as the API takes inline images. */
+export function imageDataUri(format: ImageFormat, bytes: Uint8Array): string {
+  return `data:image/${format};base64,${Buffer.from(bytes).toString('base64')}`;
+}
+
+/** Length of the data URI of `byteCount` bytes, without building it. */
+export function dataUriLength(format: ImageFormat, byteCount: number): number {
+  return `data:image/${format};base64,`.length + Math.ceil(byteCount / 3) * 4;
+}
+
+/**
+ * Image tokens by the Qwen-VL rule the contract suggests (the provider publishes none):
+ * scale the image into a budget of 4 to 1,800 patches of 32x32 pixels, keeping its
+ * aspect ratio, then count the patches.
+ */
+export const IMAGE_PATCH = 32;
+export const IMAGE_MIN_TOKENS = 4;
+export const IMAGE_MAX_TOKENS = 1800;
+export function imageTokens(width: number, height: number): number {
+  const patches = (width * height) / (IMAGE_PATCH * IMAGE_PATCH);
+  const scale = patches > IMAGE_MAX_TOKENS ? Math.sqrt(IMAGE_MAX_TOKENS / patches) : patches < IMAGE_MIN_TOKENS ? Math.sqrt(IMAGE_MIN_TOKENS / patches) : 1;
+  const tokens = Math.floor((width * scale) / IMAGE_PATCH) * Math.floor((height * scale) / IMAGE_PATCH);
+  return Math.min(IMAGE_MAX_TOKENS, Math.max(IMAGE_MIN_TOKENS, tokens));
+}
+
+/** The provider-wide rule for vision inputs: each side >= 10 px, aspect ratio <= 200:1. */
+export function imageShapeProblem(width: number, height: number): string | undefined {
+  if (width < 10 || height < 10) return `image side under 10 px (${width}x${height})`;
+  if (Math.max(width, height) / Math.min(width, height) > 200) return `aspect ratio over 200:1 (${width}x${height})`;
+  return undefined;
+}

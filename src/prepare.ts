@@ -1,0 +1,75 @@
+/**
+ * From an object's bytes to a prepared input, or to a rejection naming the problem.
+ * Pure: the caller fetched the bytes; the tokenizer is passed in.
+ */
+import { sniffImage, sniffVideo } from './media.js';
+import type { ImageFormat, VideoFormat } from './models.js';
+import type { ImagePayload, PreparedImage, PreparedInput, PreparedVideo } from './planner.js';
+import type { TokenCounter } from './tokens.js';
+
+export type PrepareCode = 'invalid-utf8' | 'binary-content' | 'empty-text' | 'zero-bytes' | 'not-an-image' | 'not-a-video';
+
+export interface PrepareFailure {
+  readonly source: string;
+  readonly code: PrepareCode;
+  readonly reason: string;
+}
+
+export type Prepared<T> = { ok: T } | { failure: PrepareFailure };
+
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
+
+/** Decodes UTF-8 text (BOM dropped); invalid UTF-8, NUL bytes (binary) and blank text are failures. */
+export function decodeText(source: string, bytes: Uint8Array): Prepared<string> {
+  const fail = (code: PrepareCode, reason: string): Prepared<string> => ({ failure: { source, code, reason } });
+  if (bytes.length === 0) return fail('zero-bytes', 'zero-byte text');
+  let text: string;
+  try {
+    text = utf8.decode(bytes);
+  } catch {
+    return fail('invalid-utf8', 'text is not valid UTF-8');
+  }
+  if (text.includes('\u0000')) return fail('binary-content', 'text contains NUL bytes (binary content)');
+  if (text.trim().length === 0) return fail('empty-text', 'text of only whitespace');
+  return { ok: text };
+}
+
+export function prepareText(source: string, bytes: Uint8Array, tokens: TokenCounter): Prepared<PreparedInput> {
+  const decoded = decodeText(source, bytes);
+  if ('failure' in decoded) return decoded;
+  return { ok: { kind: 'text', source, text: decoded.ok, tokens: tokens.count(decoded.ok) } };
+}
+
+/**
+ * Checks image bytes and builds the prepared image. `expected` is the format the key
+ * claims: a `.jpg` whose bytes are a PNG is sent as what it is (the data URI names the
+ * real format), but bytes that are no image at all are a failure.
+ */
+export function prepareImageBytes(source: string, bytes: Uint8Array, payload: ImagePayload = { kind: 'inline', data: bytes }): Prepared<PreparedImage> {
+  if (bytes.length === 0) return { failure: { source, code: 'zero-bytes', reason: 'zero-byte image' } };
+  const facts = sniffImage(bytes);
+  if ('error' in facts) return { failure: { source, code: 'not-an-image', reason: facts.error } };
+  return { ok: { format: facts.format, width: facts.width, height: facts.height, bytes: bytes.length, payload } };
+}
+
+export function prepareImage(source: string, bytes: Uint8Array, payload?: ImagePayload): Prepared<PreparedInput> {
+  const image = prepareImageBytes(source, bytes, payload);
+  return 'failure' in image ? image : { ok: { kind: 'image', source, image: image.ok } };
+}
+
+/**
+ * A video as a URL. `head` is the first bytes of the object when the caller has them
+ * (to check the container), else the key's format is trusted.
+ */
+export function prepareVideo(source: string, size: number, format: VideoFormat, url: string, head?: Uint8Array): Prepared<PreparedInput> {
+  if (size === 0) return { failure: { source, code: 'zero-bytes', reason: 'zero-byte video' } };
+  let real: VideoFormat = format;
+  if (head) {
+    const sniffed = sniffVideo(head);
+    if (!sniffed) return { failure: { source, code: 'not-a-video', reason: `not a ${format} video (unrecognised container)` } };
+    real = sniffed === 'mpeg' && format === 'mpg' ? 'mpg' : sniffed;
+  }
+  const video: PreparedVideo = { format: real, bytes: size, url };
+  return { ok: { kind: 'video', source, video } };
+}
+
