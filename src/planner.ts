@@ -225,14 +225,15 @@ function expand(input: PreparedInput, opts: PlanOptions, limits: Limits, tokens:
     case 'text': {
       const bad = reject(textProblem(input.text));
       if (bad) return bad;
+      // A chunk of only whitespace would be refused by the API and means nothing: drop it.
       const chunks =
         input.tokens <= limits.maxTextTokens
-          ? [{ index: 0, text: input.text, tokens: input.tokens, charStart: 0, charEnd: input.text.length }]
-          : tokens.split(input.text, limits.maxTextTokens, Math.min(opts.chunkOverlap ?? 0, Math.floor(limits.maxTextTokens / 2)));
-      return chunks.map((c) => ({
+          ? [{ text: input.text, tokens: input.tokens, charStart: 0, charEnd: input.text.length }]
+          : tokens.split(input.text, limits.maxTextTokens, Math.min(opts.chunkOverlap ?? 0, Math.floor(limits.maxTextTokens / 2))).filter((c) => c.text.trim().length > 0);
+      return chunks.map((c, index) => ({
         input: {
           ...base,
-          chunk: c.index,
+          chunk: index,
           chunkCount: chunks.length,
           charStart: c.charStart,
           charEnd: c.charEnd,

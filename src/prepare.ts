@@ -3,7 +3,7 @@
  * Pure: the caller fetched the bytes; the tokenizer is passed in.
  */
 import { sniffImage, sniffVideo } from './media.js';
-import type { ImageFormat, VideoFormat } from './models.js';
+import type { VideoFormat } from './models.js';
 import type { ImagePayload, PreparedImage, PreparedInput, PreparedVideo } from './planner.js';
 import type { TokenCounter } from './tokens.js';
 

@@ -1,0 +1,141 @@
+/**
+ * The API client: one HTTP call to the multimodal embedding endpoint, exactly as the
+ * contract gives it, with a timeout, the response checked (one vector per input, the
+ * right dimension, `index` mapped back to input order) and every failure turned into an
+ * EmbeddingApiError carrying its retry decision. The API key is only ever put in the
+ * Authorization header: it is not in any error, log line or returned value.
+ */
+import { DEFAULT_BASE_URL, EMBEDDING_PATH } from './api.js';
+import type { ApiContent, ApiErrorBody, ApiParameters, ApiSuccessBody, EmbeddingType } from './api.js';
+import { EmbeddingApiError, networkError } from './errors.js';
+
+export interface EmbedRequest {
+  readonly model: string;
+  readonly contents: readonly ApiContent[];
+  readonly parameters?: ApiParameters;
+  /** The vector length the caller expects; a response of another length is refused. */
+  readonly dimension: number;
+}
+
+export interface EmbedUsage {
+  readonly textTokens: number;
+  readonly imageTokens: number;
+  readonly totalTokens: number;
+}
+
+export interface EmbedResult {
+  /** vectors[i] is the embedding of contents[i]. */
+  readonly vectors: number[][];
+  readonly types: EmbeddingType[];
+  readonly usage: EmbedUsage;
+  readonly requestId: string;
+}
+
+/** What the pipeline needs from an embedding service (a fake implements it in unit tests). */
+export interface Embedder {
+  embed(request: EmbedRequest, signal?: AbortSignal): Promise<EmbedResult>;
+}
+
+export interface ClientOptions {
+  readonly apiKey: string;
+  /** @defaultValue https://dashscope.aliyuncs.com (Beijing) */
+  readonly baseUrl?: string;
+  /** Per-request timeout; the server's own limit is 300 s. @defaultValue 120000 */
+  readonly timeoutMs?: number;
+}
+
+const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
+
+/** Usage fields differ by model; every one is optional. */
+export function readUsage(usage: ApiSuccessBody['usage']): EmbedUsage {
+  const textTokens = num(usage?.input_tokens_details?.text_tokens ?? usage?.input_tokens);
+  const imageTokens = num(usage?.input_tokens_details?.image_tokens ?? usage?.image_tokens);
+  const totalTokens = num(usage?.total_tokens) || textTokens + imageTokens;
+  return { textTokens, imageTokens, totalTokens };
+}
+
+function retryAfter(header: string | null): number | undefined {
+  if (header === null) return undefined;
+  const seconds = Number(header);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds);
+  const date = Date.parse(header);
+  return Number.isNaN(date) ? undefined : Math.max(0, (date - Date.now()) / 1000);
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null;
+}
+
+/** Checks a 200 body against the request; a mismatch is a retryable BadResponse. */
+export function checkResponse(body: unknown, request: EmbedRequest): EmbedResult {
+  const bad = (why: string): never => {
+    throw networkError('BadResponse', `embedding response ${why}`);
+  };
+  if (!isObject(body) || !isObject(body.output) || !Array.isArray(body.output.embeddings)) return bad('has no output.embeddings');
+  const success = body as unknown as ApiSuccessBody;
+  const n = request.contents.length;
+  const list = success.output.embeddings;
+  if (list.length !== n) return bad(`has ${list.length} embeddings for ${n} inputs`);
+  const vectors: (number[] | undefined)[] = new Array<number[] | undefined>(n);
+  const types: EmbeddingType[] = new Array<EmbeddingType>(n);
+  for (const e of list) {
+    if (!Number.isInteger(e.index) || e.index < 0 || e.index >= n || vectors[e.index]) return bad(`has a missing or repeated index ${String(e.index)}`);
+    if (!Array.isArray(e.embedding) || e.embedding.length !== request.dimension) {
+      return bad(`has a vector of length ${Array.isArray(e.embedding) ? e.embedding.length : 'none'} where ${request.dimension} was asked`);
+    }
+    if (!e.embedding.every((x) => typeof x === 'number' && Number.isFinite(x))) return bad('has a non-numeric vector component');
+    vectors[e.index] = e.embedding;
+    types[e.index] = e.type;
+  }
+  return { vectors: vectors as number[][], types, usage: readUsage(success.usage), requestId: String(success.request_id ?? '') };
+}
+
+export class DashScopeClient implements Embedder {
+  private readonly endpoint: string;
+  private readonly timeoutMs: number;
+
+  constructor(private readonly options: ClientOptions) {
+    if (!options.apiKey) throw new Error('DashScopeClient needs an API key');
+    this.endpoint = `${(options.baseUrl ?? DEFAULT_BASE_URL).replace(/\/+$/, '')}${EMBEDDING_PATH}`;
+    this.timeoutMs = options.timeoutMs ?? 120_000;
+  }
+
+  async embed(request: EmbedRequest, signal?: AbortSignal): Promise<EmbedResult> {
+    const body = JSON.stringify({ model: request.model, input: { contents: request.contents }, parameters: request.parameters ?? {} });
+    const timeout = AbortSignal.timeout(this.timeoutMs);
+    let response: Response;
+    let text: string;
+    try {
+      response = await fetch(this.endpoint, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${this.options.apiKey}`, 'content-type': 'application/json' },
+        body,
+        signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+      });
+      text = await response.text();
+    } catch (err) {
+      if (timeout.aborted) throw networkError('Timeout', `no answer within ${this.timeoutMs} ms`);
+      if (signal?.aborted) throw err;
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      throw networkError('NetworkError', cause?.code ?? cause?.message ?? (err as Error).message);
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      parsed = undefined;
+    }
+    if (!response.ok) {
+      const e = isObject(parsed) ? (parsed as Partial<ApiErrorBody>) : {};
+      throw new EmbeddingApiError({
+        status: response.status,
+        code: typeof e.code === 'string' && e.code ? e.code : `HTTP${response.status}`,
+        message: typeof e.message === 'string' ? e.message : text.slice(0, 200),
+        requestId: typeof e.request_id === 'string' ? e.request_id : undefined,
+        retryAfterSeconds: retryAfter(response.headers.get('retry-after')),
+      });
+    }
+    if (parsed === undefined) throw networkError('BadResponse', `embedding response is not JSON (${text.length} bytes)`);
+    return checkResponse(parsed, request);
+  }
+}

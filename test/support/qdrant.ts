@@ -1,0 +1,22 @@
+// Gives a test a Qdrant to talk to: the real server named by QDRANT_URL (docker compose
+// provides one), otherwise a fresh in-process stand-in. Tests must pass against both.
+
+import { startQdrantStandin } from './qdrant-standin.js';
+
+export interface QdrantForTest {
+  url: string;
+  apiKey?: string;
+  close(): Promise<void>;
+  /** True when talking to a real Qdrant. */
+  real: boolean;
+}
+
+export async function qdrantForTest(): Promise<QdrantForTest> {
+  const url = process.env.QDRANT_URL;
+  if (url !== undefined && url !== '') {
+    const apiKey = process.env.QDRANT_API_KEY;
+    return { url, apiKey: apiKey === '' ? undefined : apiKey, real: true, close: async () => {} };
+  }
+  const standin = await startQdrantStandin({ port: 0 });
+  return { url: standin.url, real: false, close: () => standin.close() };
+}
