@@ -1,0 +1,37 @@
+/**
+ * The `mm-ingest` command line. Each command lives in its own module and registers
+ * itself here; this file only builds the program and turns errors into one clear line.
+ */
+import { Command, CommanderError } from 'commander';
+import { ConfigError } from '../errors.js';
+import { registerSimulateCommand } from '../simulator/cli.js';
+import { registerModelsCommand } from './models.js';
+
+export function buildProgram(): Command {
+  const program = new Command('mm-ingest')
+    .description('Index an S3 bucket\'s texts, images and videos into Qdrant through a multimodal embedding API, queued in BullMQ.')
+    .version('0.1.0')
+    .showHelpAfterError('(run with --help for usage)');
+  registerModelsCommand(program);
+  registerSimulateCommand(program);
+  return program;
+}
+
+export async function main(argv: readonly string[] = process.argv): Promise<void> {
+  const program = buildProgram().exitOverride();
+  try {
+    await program.parseAsync(argv as string[]);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      process.exitCode = err.exitCode;
+      return;
+    }
+    if (err instanceof ConfigError) {
+      process.stderr.write(`mm-ingest: configuration error: ${err.message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    process.stderr.write(`mm-ingest: ${(err as Error).message}\n`);
+    process.exitCode = 1;
+  }
+}
