@@ -3,75 +3,15 @@ import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { crc32, deflateSync } from 'node:zlib';
 import { EMBEDDING_PATH } from '../../src/api.js';
 import type { ApiErrorBody, ApiSuccessBody } from '../../src/api.js';
 import { imageTokens } from '../../src/media.js';
 import { countTokens } from '../../src/tokens.js';
 import { DATA_INSPECTION_MARKER, INTERNAL_ERROR_MARKER, startSimulator } from '../../src/simulator/index.js';
 import type { Simulator, SimulatorStats } from '../../src/simulator/index.js';
+import { dataUri, gif, jpeg, mp4, png } from '../support/media-fixtures.js';
 
 const KEY = 'sk-simulator-test-key';
-
-// ---------- media built by hand ----------
-
-function pngChunk(type: string, data: Buffer): Buffer {
-  const length = Buffer.alloc(4);
-  length.writeUInt32BE(data.length);
-  const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(crc32(body));
-  return Buffer.concat([length, body, crc]);
-}
-
-/** A valid RGB PNG; `shade` changes the pixels (and so the bytes). */
-function png(width: number, height: number, shade = 0): Buffer {
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr[8] = 8; // bit depth
-  ihdr[9] = 2; // truecolour
-  const row = width * 3 + 1;
-  const raw = Buffer.alloc(row * height);
-  for (let y = 0; y < height; y++) for (let x = 1; x < row; x++) raw[y * row + x] = (x + y + shade) & 0xff;
-  const signature = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-  return Buffer.concat([signature, pngChunk('IHDR', ihdr), pngChunk('IDAT', deflateSync(raw)), pngChunk('IEND', Buffer.alloc(0))]);
-}
-
-/** A baseline JPEG header (SOI, JFIF, SOF0 with the size, EOI): enough for a size sniffer. */
-function jpeg(width: number, height: number): Buffer {
-  return Buffer.from([
-    0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10, 0x4a, 0x46, 0x49, 0x46, 0x00, 0x01, 0x01, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00,
-    0xff, 0xc0, 0x00, 0x11, 0x08, height >> 8, height & 0xff, width >> 8, width & 0xff, 0x03, 0x01, 0x22, 0x00, 0x02, 0x11, 0x01, 0x03, 0x11, 0x01,
-    0xff, 0xd9,
-  ]);
-}
-
-function gif(width: number, height: number): Buffer {
-  return Buffer.concat([Buffer.from('GIF89a', 'latin1'), Buffer.from([width & 0xff, width >> 8, height & 0xff, height >> 8, 0, 0, 0, 0x3b])]);
-}
-
-function box(type: string, payload: Buffer): Buffer {
-  const size = Buffer.alloc(4);
-  size.writeUInt32BE(payload.length + 8);
-  return Buffer.concat([size, Buffer.from(type, 'latin1'), payload]);
-}
-
-/** An MP4 `ftyp` box, then a `moov/mvhd` giving `seconds` when set, then `mdatBytes` of data. */
-function mp4(seconds: number | undefined, mdatBytes = 1000): Buffer {
-  const ftyp = box('ftyp', Buffer.concat([Buffer.from('isom', 'latin1'), Buffer.from([0, 0, 2, 0]), Buffer.from('isommp41', 'latin1')]));
-  const parts = [ftyp];
-  if (seconds !== undefined) {
-    const mvhd = Buffer.alloc(100);
-    mvhd.writeUInt32BE(1000, 12); // timescale
-    mvhd.writeUInt32BE(seconds * 1000, 16); // duration
-    parts.push(box('moov', box('mvhd', mvhd)));
-  }
-  parts.push(box('mdat', Buffer.alloc(mdatBytes, 7)));
-  return Buffer.concat(parts);
-}
-
-const dataUri = (format: string, bytes: Buffer): string => `data:image/${format};base64,${bytes.toString('base64')}`;
 
 // ---------- a local media server for URLs ----------
 
