@@ -1,0 +1,53 @@
+/**
+ * The object store as the pipeline sees it: list a page, read an object (or its first
+ * bytes), and presign a GET. The S3 implementation lives in `s3-store.ts`; unit tests
+ * use a fake behind this interface.
+ */
+
+export interface ObjectInfo {
+  readonly bucket: string;
+  readonly key: string;
+  /** The ETag without quotes. */
+  readonly etag: string;
+  readonly size: number;
+  /** ISO 8601. */
+  readonly lastModified: string;
+}
+
+export interface ListPage {
+  readonly objects: readonly ObjectInfo[];
+  /** Continuation token of the next page; undefined on the last page. */
+  readonly nextToken?: string;
+}
+
+export interface FetchedObject {
+  readonly bytes: Uint8Array;
+  readonly etag: string;
+  readonly contentType?: string;
+}
+
+/**
+ * `gone`: the object no longer exists (NoSuchKey). `transient`: throttling (503 SlowDown),
+ * 5xx or network: retry. `denied`: credentials or permissions. `other`: anything else.
+ */
+export type ObjectStoreErrorKind = 'gone' | 'transient' | 'denied' | 'other';
+
+export class ObjectStoreError extends Error {
+  override readonly name = 'ObjectStoreError';
+  constructor(
+    readonly kind: ObjectStoreErrorKind,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface ObjectStore {
+  /** One page of ListObjectsV2 under `prefix`, in key order. */
+  listPage(bucket: string, prefix: string, continuationToken?: string, pageSize?: number): Promise<ListPage>;
+  /** The whole object, or bytes [start, end] inclusive when `range` is given. */
+  get(bucket: string, key: string, range?: readonly [number, number]): Promise<FetchedObject>;
+  /** A presigned GET URL valid for `expiresInSeconds`. Never stored or logged. */
+  presign(bucket: string, key: string, expiresInSeconds: number): Promise<string>;
+}

@@ -1,0 +1,54 @@
+/**
+ * The vector store as the pipeline sees it. The Qdrant implementation lives in
+ * `qdrant-store.ts`; unit tests use a fake behind this interface.
+ */
+
+/** Payload of every point; see the README for the meaning of each field. */
+export interface PointPayload {
+  readonly bucket: string;
+  readonly key: string;
+  readonly etag: string;
+  readonly size: number;
+  readonly last_modified: string;
+  readonly modality: 'text' | 'image' | 'video' | 'fused' | 'multi_images';
+  readonly chunk: number;
+  readonly chunk_count: number;
+  readonly model: string;
+  readonly dimension: number;
+  /** Hash of the embedding parameters (model, dimension, chunking, fps, instruct). */
+  readonly params_hash: string;
+  readonly indexed_at: string;
+  readonly run_id: string;
+  /** Text chunks: UTF-16 range of the chunk in the source text. */
+  readonly char_start?: number;
+  readonly char_end?: number;
+  readonly [extra: string]: unknown;
+}
+
+export interface PointRecord {
+  /** UUIDv5 of (bucket, key, chunk): see ids.ts. */
+  readonly id: string;
+  readonly vector: number[];
+  readonly payload: PointPayload;
+}
+
+export interface StoredPoint {
+  readonly id: string;
+  readonly payload: Record<string, unknown>;
+}
+
+/** Payload fields that get a keyword index, because runs and queries filter on them. */
+export const INDEXED_FIELDS = ['bucket', 'key', 'etag', 'modality', 'model', 'run_id', 'params_hash'] as const;
+
+export interface VectorStore {
+  /**
+   * Creates the collection (cosine distance, `dimension`) with keyword payload indexes if
+   * it is missing; an existing collection of another dimension is a ConfigError that says so.
+   */
+  ensureCollection(collection: string, dimension: number): Promise<void>;
+  /** Upserts in batches, each acknowledged only once written (`wait: true`). */
+  upsert(collection: string, points: readonly PointRecord[]): Promise<void>;
+  /** Points by id with their payloads (missing ids are absent from the result). */
+  retrieve(collection: string, ids: readonly string[]): Promise<StoredPoint[]>;
+  delete(collection: string, ids: readonly string[]): Promise<void>;
+}
