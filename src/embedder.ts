@@ -79,6 +79,7 @@ export function checkResponse(body: unknown, request: EmbedRequest): EmbedResult
   const vectors: (number[] | undefined)[] = new Array<number[] | undefined>(n);
   const types: EmbeddingType[] = new Array<EmbeddingType>(n);
   for (const e of list) {
+    if (!isObject(e)) return bad('has an entry that is not an object');
     if (!Number.isInteger(e.index) || e.index < 0 || e.index >= n || vectors[e.index]) return bad(`has a missing or repeated index ${String(e.index)}`);
     if (!Array.isArray(e.embedding) || e.embedding.length !== request.dimension) {
       return bad(`has a vector of length ${Array.isArray(e.embedding) ? e.embedding.length : 'none'} where ${request.dimension} was asked`);
@@ -127,10 +128,12 @@ export class DashScopeClient implements Embedder {
     }
     if (!response.ok) {
       const e = isObject(parsed) ? (parsed as Partial<ApiErrorBody>) : {};
+      // A server or gateway may echo the Authorization header back: never let the key into the error.
+      const redact = (s: string): string => s.split(this.options.apiKey).join('[redacted]');
       throw new EmbeddingApiError({
         status: response.status,
         code: typeof e.code === 'string' && e.code ? e.code : `HTTP${response.status}`,
-        message: typeof e.message === 'string' ? e.message : text.slice(0, 200),
+        message: typeof e.message === 'string' ? redact(e.message) : redact(text).slice(0, 200),
         requestId: typeof e.request_id === 'string' ? e.request_id : undefined,
         retryAfterSeconds: retryAfter(response.headers.get('retry-after')),
       });

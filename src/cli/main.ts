@@ -6,12 +6,14 @@ import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../errors.js';
 import { registerSimulateCommand } from '../simulator/cli.js';
 import { registerModelsCommand } from './models.js';
+import { registerPipelineCommands } from './pipeline.js';
 
 export function buildProgram(): Command {
   const program = new Command('mm-ingest')
     .description('Index an S3 bucket\'s texts, images and videos into Qdrant through a multimodal embedding API, queued in BullMQ.')
     .version('0.1.0')
     .showHelpAfterError('(run with --help for usage)');
+  registerPipelineCommands(program);
   registerModelsCommand(program);
   registerSimulateCommand(program);
   return program;

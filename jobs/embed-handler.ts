@@ -1,0 +1,216 @@
+/**
+ * The embed job, step by step: fetch the job's objects -> prepare inputs -> plan requests
+ * within the model's limits -> embed -> upsert points -> record every object's outcome.
+ *
+ * Built from its dependencies (`createEmbedHandler({ store, embedder, vectors, ... })`);
+ * it constructs no client, so tests run it against fakes or real servers alike.
+ * Transient failures are thrown (BullMQ retries the job); an input the API refuses is
+ * isolated by splitting its request in halves, so the rest of the request is indexed.
+ */
+import pLimit from 'p-limit';
+import type { Embedder } from '../src/embedder.js';
+import { EmbeddingApiError } from '../src/errors.js';
+import { pointId } from '../src/ids.js';
+import { classifyKey } from '../src/media.js';
+import { resolveModel } from '../src/models.js';
+import type { ModelOverrides } from '../src/models.js';
+import { ObjectStoreError } from '../src/object-store.js';
+import type { ObjectStore } from '../src/object-store.js';
+import { planRequests, requestBody } from '../src/planner.js';
+import type { PlannedInput, PlannedRequest, PlanOptions, PreparedInput } from '../src/planner.js';
+import { prepareImage, prepareText, prepareVideo } from '../src/prepare.js';
+import type { ItemOutcome, JobResult, RunStore } from '../src/runs.js';
+import type { TokenCounter } from '../src/tokens.js';
+import type { PointPayload, PointRecord, VectorStore } from '../src/vector-store.js';
+import { fromTuple, paramsHash } from './embed-job.js';
+import type { EmbedJobData, ObjectRef } from './embed-job.js';
+
+export interface Logger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+}
+
+export interface EmbedHandlerDeps {
+  readonly store: ObjectStore;
+  readonly embedder: Embedder;
+  readonly vectors: VectorStore;
+  readonly tokens: TokenCounter;
+  readonly runs: RunStore;
+  readonly log: Logger;
+  readonly modelOverrides?: ModelOverrides;
+  /** Objects fetched at once within a job. @defaultValue 8 */
+  readonly fetchConcurrency?: number;
+  /** Lifetime of presigned URLs: long enough for the provider to download. @defaultValue 3600 */
+  readonly presignSeconds?: number;
+  readonly now?: () => Date;
+}
+
+export interface EmbedJob {
+  readonly id?: string | undefined;
+  readonly data: EmbedJobData;
+}
+
+interface Prepared {
+  readonly ref: ObjectRef;
+  readonly etag: string;
+  readonly input?: PreparedInput;
+  readonly outcome?: ItemOutcome;
+}
+
+/** First bytes of a video, enough to recognise its container. */
+const VIDEO_HEAD_BYTES = 64;
+
+export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => Promise<JobResult> {
+  const limit = pLimit(deps.fetchConcurrency ?? 8);
+  const presignSeconds = deps.presignSeconds ?? 3600;
+  const now = deps.now ?? (() => new Date());
+
+  async function prepare(bucket: string, ref: ObjectRef, imageMode: 'inline' | 'url'): Promise<Prepared> {
+    const skip = (code: string, reason: string, etag = ref.etag): Prepared => ({ ref, etag, outcome: { status: 'skipped', code, reason } });
+    try {
+      if (ref.modality === 'video') {
+        const kind = classifyKey(ref.key);
+        if (kind?.modality !== 'video') return skip('unsupported-type', 'not a video key');
+        const head = await deps.store.get(bucket, ref.key, [0, VIDEO_HEAD_BYTES - 1]);
+        // presigned at call time, never stored: it lives only in this request's body
+        const url = await deps.store.presign(bucket, ref.key, presignSeconds);
+        const r = prepareVideo(ref.key, ref.size, kind.format, url, head.bytes);
+        return 'failure' in r ? skip(r.failure.code, r.failure.reason, head.etag) : { ref, etag: head.etag, input: r.ok };
+      }
+      const object = await deps.store.get(bucket, ref.key);
+      if (ref.modality === 'text') {
+        const r = prepareText(ref.key, object.bytes, deps.tokens);
+        return 'failure' in r ? skip(r.failure.code, r.failure.reason, object.etag) : { ref, etag: object.etag, input: r.ok };
+      }
+      const payload = imageMode === 'url' ? { kind: 'url' as const, url: await deps.store.presign(bucket, ref.key, presignSeconds) } : undefined;
+      const r = prepareImage(ref.key, object.bytes, payload);
+      return 'failure' in r ? skip(r.failure.code, r.failure.reason, object.etag) : { ref, etag: object.etag, input: r.ok };
+    } catch (err) {
+      if (err instanceof ObjectStoreError && err.kind === 'gone') return skip('vanished', 'the object was deleted after the scan');
+      throw err;
+    }
+  }
+
+  /** Embeds a request; a refused input is isolated by bisection, the others still embed. */
+  async function embedIsolating(
+    opts: PlanOptions,
+    request: PlannedRequest,
+    usage: { requests: number; inputs: number; textTokens: number; imageTokens: number },
+    requestIds: string[],
+  ): Promise<{ done: { input: PlannedInput; vector: number[] }[]; refused: { input: PlannedInput; error: EmbeddingApiError }[] }> {
+    const body = requestBody(opts, request);
+    try {
+      const result = await deps.embedder.embed({ model: body.model, contents: body.input.contents, parameters: body.parameters ?? {}, dimension: opts.dimension });
+      usage.requests += 1;
+      usage.inputs += request.inputs.length;
+      usage.textTokens += result.usage.textTokens;
+      usage.imageTokens += result.usage.imageTokens;
+      requestIds.push(result.requestId);
+      return { done: request.inputs.map((input, i) => ({ input, vector: result.vectors[i] ?? [] })), refused: [] };
+    } catch (err) {
+      const isolatable = err instanceof EmbeddingApiError && (err.decision === 'input' || err.decision === 'split' || err.decision === 'redownload');
+      if (!isolatable) throw err;
+      if (request.inputs.length === 1) return { done: [], refused: [{ input: request.inputs[0]!, error: err }] };
+      const mid = Math.ceil(request.inputs.length / 2);
+      const halves = [request.inputs.slice(0, mid), request.inputs.slice(mid)].map((inputs) => subRequest(request, inputs));
+      const a = await embedIsolating(opts, halves[0]!, usage, requestIds);
+      const b = await embedIsolating(opts, halves[1]!, usage, requestIds);
+      return { done: [...a.done, ...b.done], refused: [...a.refused, ...b.refused] };
+    }
+  }
+
+  return async function handleEmbedJob(job: EmbedJob): Promise<JobResult> {
+    const { runId, bucket, settings } = job.data;
+    const started = Date.now();
+    const spec = resolveModel(settings.model, deps.modelOverrides);
+    await deps.vectors.ensureCollection(settings.collection, settings.dimension);
+    const refs = job.data.objects.map(fromTuple);
+    const prepared = await Promise.all(refs.map((ref) => limit(() => prepare(bucket, ref, settings.imageMode))));
+
+    const outcomes = new Map<string, ItemOutcome>();
+    const byKey = new Map<string, Prepared>();
+    for (const p of prepared) {
+      byKey.set(p.ref.key, p);
+      if (p.outcome) outcomes.set(p.ref.key, p.outcome);
+    }
+    const opts: PlanOptions = {
+      model: spec,
+      dimension: settings.dimension,
+      maxBodyBytes: settings.maxBodyBytes,
+      chunkOverlap: settings.chunkOverlap,
+      ...(settings.chunkTokens !== undefined ? { chunkTokens: settings.chunkTokens } : {}),
+      ...(settings.fps !== undefined ? { fps: settings.fps } : {}),
+      ...(settings.instruct !== undefined ? { instruct: settings.instruct } : {}),
+    };
+    const plan = planRequests(prepared.flatMap((p) => (p.input ? [p.input] : [])), opts, deps.tokens);
+    for (const r of plan.rejections) outcomes.set(r.source, { status: 'skipped', code: r.code, reason: r.reason });
+
+    const usage = { requests: 0, inputs: 0, textTokens: 0, imageTokens: 0 };
+    const requestIds: string[] = [];
+    const hash = paramsHash(settings);
+    const indexedAt = now().toISOString();
+    let points = 0;
+    try {
+      for (const request of plan.requests) {
+        const { done, refused } = await embedIsolating(opts, request, usage, requestIds);
+        for (const { input, error } of refused) {
+          outcomes.set(input.source, { status: 'failed', code: error.code, reason: `${input.chunkCount > 1 ? `chunk ${input.chunk}: ` : ''}${error.providerMessage}` });
+        }
+        const records: PointRecord[] = done
+          .filter(({ input }) => outcomes.get(input.source)?.status !== 'failed')
+          .map(({ input, vector }) => {
+            const p = byKey.get(input.source)!;
+            const payload: PointPayload = {
+              bucket,
+              key: p.ref.key,
+              etag: p.etag,
+              size: p.ref.size,
+              last_modified: p.ref.lastModified,
+              modality: input.kind,
+              chunk: input.chunk,
+              chunk_count: input.chunkCount,
+              model: settings.model,
+              dimension: settings.dimension,
+              params_hash: hash,
+              indexed_at: indexedAt,
+              run_id: runId,
+              ...(input.charStart !== undefined ? { char_start: input.charStart, char_end: input.charEnd } : {}),
+            };
+            return { id: pointId(bucket, p.ref.key, input.chunk), vector, payload };
+          });
+        await deps.vectors.upsert(settings.collection, records);
+        points += records.length;
+      }
+    } finally {
+      await deps.runs.addUsage(runId, usage);
+    }
+
+    for (const p of prepared) {
+      if (p.etag !== p.ref.etag && !outcomes.has(p.ref.key)) {
+        outcomes.set(`${p.ref.key}`, { status: 'note', code: 'changed-since-scan', reason: `ETag ${p.ref.etag} at scan, ${p.etag} when fetched: the current version was indexed` });
+      }
+    }
+    await deps.runs.recordItems(runId, outcomes);
+    const counted = [...outcomes.values()];
+    const skipped = counted.filter((o) => o.status === 'skipped').length;
+    const failed = counted.filter((o) => o.status === 'failed').length;
+    const result: JobResult = { status: 'done', objects: refs.length, indexed: refs.length - skipped - failed, skipped, failed, points };
+    deps.log.info(
+      { runId, jobId: job.id, requestIds, objects: refs.length, inputs: usage.inputs, requests: usage.requests, textTokens: usage.textTokens, imageTokens: usage.imageTokens, points, skipped, failed, ms: Date.now() - started },
+      'embed job done',
+    );
+    return result;
+  };
+}
+
+function subRequest(parent: PlannedRequest, inputs: readonly PlannedInput[]): PlannedRequest {
+  const sum = (f: (i: PlannedInput) => number): number => inputs.reduce((s, i) => s + f(i), 0);
+  return {
+    inputs,
+    textTokens: sum((i) => i.textTokens),
+    limitTokens: sum((i) => i.limitTokens),
+    images: sum((i) => i.images),
+    videos: sum((i) => i.videos),
+    bodyBytes: parent.bodyBytes, // an upper bound for a subset; not used to send
+  };
+}

@@ -1,0 +1,203 @@
+/** `mm-ingest index`, `worker` and `status`: the pipeline's commands. */
+import type { Command } from 'commander';
+import { startEmbedWorker } from '../../workers/embed-worker.js';
+import type { EmbedSettings } from '../../jobs/embed-job.js';
+import { loadConfig } from '../config.js';
+import { embedQueue, objectStore, redisConnection, runStore, vectorStore } from '../connections.js';
+import { ConfigError } from '../errors.js';
+import { newRunId } from '../ids.js';
+import { resolveDimension, resolveModel } from '../models.js';
+import { produce } from '../producer.js';
+import { isFinished } from '../runs.js';
+import type { RunState, RunStore } from '../runs.js';
+import { collect, positiveInt, withConnectionFlags } from './options.js';
+
+interface IndexFlags {
+  bucket: string;
+  prefix?: string;
+  collection: string;
+  model: string;
+  dimension?: number;
+  include?: string[];
+  exclude?: string[];
+  minSize?: number;
+  maxSize?: number;
+  pageSize?: number;
+  runId?: string;
+  wait?: boolean;
+  [flag: string]: unknown;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export function progressLine(run: RunState): string {
+  const c = run.counters;
+  const done = c.objectsIndexed + c.objectsSkipped + c.objectsFailed;
+  return `run ${run.id}: scan ${run.scanStatus} (${c.scanned} scanned, ${c.skipped} skipped at scan), jobs ${c.jobsDone + c.jobsFailed}/${c.jobsAdded}, objects ${done}/${c.queuedObjects} (${c.objectsIndexed} indexed, ${c.objectsSkipped} skipped, ${c.objectsFailed} failed), ${c.points} points, ${c.requests} requests`;
+}
+
+/** Follows a run to its end, printing a line when it changes; returns the final state. */
+export async function followRun(runs: RunStore, runId: string, print: (line: string) => void, pollMs = 1000): Promise<RunState> {
+  let last = '';
+  for (;;) {
+    const run = await runs.get(runId);
+    if (!run) throw new Error(`run ${runId} does not exist`);
+    const line = progressLine(run);
+    if (line !== last) print(line);
+    last = line;
+    if (isFinished(run)) {
+      await runs.markFinished(runId);
+      return run;
+    }
+    await sleep(pollMs);
+  }
+}
+
+export function registerPipelineCommands(program: Command): void {
+  withConnectionFlags(
+    program
+      .command('index')
+      .description('scan a bucket and queue its objects for embedding into a Qdrant collection')
+      .requiredOption('--bucket <name>', 'the S3 bucket')
+      .option('--prefix <prefix>', 'only keys under this prefix', '')
+      .requiredOption('--collection <name>', 'the Qdrant collection (created if missing)')
+      .requiredOption('--model <name>', 'the embedding model')
+      .option('--dimension <n>', 'vector dimension (default: the model\'s)', positiveInt('--dimension'))
+      .option('--include <glob>', 'only keys matching (repeatable)', collect)
+      .option('--exclude <glob>', 'leave out keys matching (repeatable)', collect)
+      .option('--min-size <bytes>', 'leave out smaller objects', positiveInt('--min-size'))
+      .option('--max-size <bytes>', 'leave out larger objects', positiveInt('--max-size'))
+      .option('--page-size <n>', 'keys per listing page (default 1000)', positiveInt('--page-size'))
+      .option('--image-mode <mode>', 'inline (base64) or url (presigned; the API must reach the store) (IMAGE_MODE)')
+      .option('--chunk-tokens <n>', 'largest text chunk in tokens (CHUNK_TOKENS; default: the model\'s limit)')
+      .option('--chunk-overlap <n>', 'tokens shared by consecutive chunks (CHUNK_OVERLAP; default 0)')
+      .option('--run-id <id>', 'continue this run (its scan resumes after the last queued page)')
+      .option('--wait', 'follow the run to its end; exit 1 if anything failed'),
+  ).action(async (flags: IndexFlags) => {
+    const config = loadConfig(process.env, flags);
+    const model = resolveModel(flags.model, config.models);
+    const dimension = resolveDimension(model, flags.dimension);
+    if (flags.chunkTokens !== undefined && config.chunkTokens !== undefined && config.chunkTokens > model.textTokenLimit) {
+      throw new ConfigError('--chunk-tokens', `${config.chunkTokens} is over ${model.name}'s text limit of ${model.textTokenLimit}`);
+    }
+    const settings: EmbedSettings = {
+      collection: flags.collection,
+      model: model.name,
+      dimension,
+      chunkOverlap: config.chunkOverlap,
+      imageMode: config.imageMode,
+      maxBodyBytes: config.maxRequestBytes,
+      ...(config.chunkTokens !== undefined ? { chunkTokens: config.chunkTokens } : {}),
+    };
+    // A collection of another dimension is refused here, before anything is queued.
+    await vectorStore(config).ensureCollection(flags.collection, dimension);
+
+    const connection = redisConnection(config);
+    const queue = embedQueue(config, connection);
+    const runs = runStore(config, connection);
+    try {
+      const runId = flags.runId ?? newRunId();
+      let resumeToken: string | undefined;
+      const existing = flags.runId ? await runs.get(flags.runId) : undefined;
+      if (flags.runId && !existing) throw new ConfigError('--run-id', `run ${flags.runId} does not exist`);
+      if (existing) {
+        if (existing.scanStatus === 'complete') {
+          process.stdout.write(`run ${runId}: its scan already completed\n`);
+        }
+        resumeToken = existing.lastToken;
+      } else {
+        await runs.create({ id: runId, bucket: flags.bucket, prefix: flags.prefix ?? '', collection: flags.collection, model: model.name, dimension, startedAt: new Date().toISOString() });
+      }
+      process.stdout.write(`run ${runId}: scanning s3://${flags.bucket}/${flags.prefix ?? ''} into ${flags.collection} with ${model.name} (${dimension} dimensions)\n`);
+      if (!existing || existing.scanStatus !== 'complete') {
+        const summary = await produce(
+          { store: objectStore(config), queue, runs },
+          {
+            runId,
+            bucket: flags.bucket,
+            prefix: flags.prefix ?? '',
+            model,
+            settings,
+            ...(flags.include ? { include: flags.include } : {}),
+            ...(flags.exclude ? { exclude: flags.exclude } : {}),
+            ...(flags.minSize !== undefined ? { minSize: flags.minSize } : {}),
+            ...(flags.maxSize !== undefined ? { maxSize: flags.maxSize } : {}),
+            ...(flags.pageSize !== undefined ? { pageSize: flags.pageSize } : {}),
+            ...(resumeToken !== undefined ? { resumeToken } : {}),
+          },
+        );
+        process.stdout.write(
+          `run ${runId}: scanned ${summary.scanned} objects (${summary.skipped} skipped, ${summary.filteredOut} filtered out); queued ${summary.queuedObjects} in ${summary.jobsAdded} jobs (${summary.jobsDeduplicated} already pending)\n`,
+        );
+      }
+      if (flags.wait) {
+        const run = await followRun(runs, runId, (line) => process.stdout.write(`${line}\n`));
+        const failures = run.counters.objectsFailed + run.counters.jobsFailed;
+        if (failures > 0) {
+          process.stdout.write(`run ${runId}: finished with failures (mm-ingest status --run ${runId} lists them)\n`);
+          process.exitCode = 1;
+        } else {
+          process.stdout.write(`run ${runId}: finished\n`);
+        }
+      }
+    } finally {
+      await queue.close();
+      await connection.quit();
+    }
+  });
+
+  withConnectionFlags(
+    program
+      .command('worker')
+      .description('run embed jobs from the queue until stopped (SIGTERM/SIGINT drain: jobs in flight finish)')
+      .option('--concurrency <n>', 'jobs at once in this process (WORKER_CONCURRENCY; default 4)'),
+  ).action(async (flags: Record<string, unknown>) => {
+    const config = loadConfig(process.env, flags);
+    const running = startEmbedWorker(config);
+    await running.worker.waitUntilReady();
+    process.stdout.write(`worker ready: queue ${config.queuePrefix}:embed, concurrency ${config.concurrency}\n`);
+    await new Promise<void>((resolve) => {
+      const stop = (signal: string): void => {
+        process.stdout.write(`worker: ${signal}, draining (no new jobs; the ones in flight finish)\n`);
+        void running.close().then(resolve);
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+    });
+    process.stdout.write('worker: stopped\n');
+  });
+
+  withConnectionFlags(
+    program
+      .command('status')
+      .description('queue counts and the progress of a run (default: the latest)')
+      .option('--run <id>', 'the run to show')
+      .option('--json', 'machine-readable output'),
+  ).action(async (flags: { run?: string; json?: boolean }) => {
+    const config = loadConfig(process.env, flags);
+    const connection = redisConnection(config);
+    const queue = embedQueue(config, connection);
+    const runs = runStore(config, connection);
+    try {
+      const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed', 'prioritized');
+      const runId = flags.run ?? (await runs.latest(1))[0];
+      const run = runId ? await runs.get(runId) : undefined;
+      if (flags.run && !run) throw new ConfigError('--run', `run ${flags.run} does not exist`);
+      const items = run ? await runs.items(run.id) : new Map();
+      if (flags.json) {
+        process.stdout.write(`${JSON.stringify({ queue: counts, run: run ?? null, items: Object.fromEntries(items) }, null, 2)}\n`);
+        return;
+      }
+      process.stdout.write(`queue ${config.queuePrefix}:embed: ${Object.entries(counts).map(([k, v]) => `${k} ${v}`).join(', ')}\n`);
+      if (!run) {
+        process.stdout.write('no runs yet\n');
+        return;
+      }
+      process.stdout.write(`${progressLine(run)}${isFinished(run) ? ' [finished]' : ''}\n`);
+      for (const [key, o] of items) process.stdout.write(`  ${o.status.padEnd(7)} ${o.code.padEnd(22)} ${key}: ${o.reason}\n`);
+    } finally {
+      await queue.close();
+      await connection.quit();
+    }
+  });
+}

@@ -1,0 +1,92 @@
+/**
+ * Configuration: environment variables and command-line flags with the same meaning,
+ * parsed once into a typed, frozen object. A flag wins over its variable. A wrong value
+ * is reported by the name the user gave it (variable or flag) before any work starts.
+ */
+import { z } from 'zod';
+import { DEFAULT_BASE_URL } from './api.js';
+import { ConfigError } from './errors.js';
+import { parseModelOverrides } from './models.js';
+import type { ModelOverrides } from './models.js';
+import { DEFAULT_MAX_BODY_BYTES } from './planner.js';
+
+/** One setting: its variable, its flag (commander's camelCase key and the --name), its schema. */
+interface Setting<T> {
+  readonly env: string;
+  readonly flag?: string;
+  readonly schema: z.ZodType<T>;
+}
+
+const bool = z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => v === 'true' || v === '1' || v === 'yes');
+const int = (min: number) => z.coerce.number().int().min(min);
+const url = z.string().url();
+
+const SETTINGS = {
+  /** The API key; only processes that call the API need it. */
+  apiKey: { env: 'DASHSCOPE_API_KEY', schema: z.string().min(1).optional() },
+  /** @defaultValue https://dashscope.aliyuncs.com (Beijing) */
+  baseUrl: { env: 'DASHSCOPE_BASE_URL', flag: 'baseUrl', schema: url.default(DEFAULT_BASE_URL) },
+  /** @defaultValue 120000 */
+  requestTimeoutMs: { env: 'REQUEST_TIMEOUT_MS', schema: int(1000).default(120_000) },
+  /** @defaultValue redis://127.0.0.1:6379 */
+  redisUrl: { env: 'REDIS_URL', flag: 'redisUrl', schema: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').default('redis://127.0.0.1:6379') },
+  /** @defaultValue mm-ingest */
+  queuePrefix: { env: 'QUEUE_PREFIX', flag: 'queuePrefix', schema: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only').default('mm-ingest') },
+  /** @defaultValue http://127.0.0.1:6333 */
+  qdrantUrl: { env: 'QDRANT_URL', flag: 'qdrantUrl', schema: url.default('http://127.0.0.1:6333') },
+  qdrantApiKey: { env: 'QDRANT_API_KEY', schema: z.string().min(1).optional() },
+  /** Empty means AWS itself. */
+  s3Endpoint: { env: 'S3_ENDPOINT', flag: 's3Endpoint', schema: z.union([z.literal(''), url]).default('') },
+  awsRegion: { env: 'AWS_REGION', schema: z.string().min(1).default('us-east-1') },
+  /** @defaultValue false (true is needed for MinIO and most S3-compatible stores) */
+  s3ForcePathStyle: { env: 'S3_FORCE_PATH_STYLE', schema: bool.default(false) },
+  /** How images reach the API: inline base64 (default; works for private buckets) or presigned URLs. */
+  imageMode: { env: 'IMAGE_MODE', flag: 'imageMode', schema: z.enum(['inline', 'url']).default('inline') },
+  /** @defaultValue 3600 */
+  presignSeconds: { env: 'PRESIGN_SECONDS', schema: int(60).default(3600) },
+  /** @defaultValue 6291456 (6 MiB) */
+  maxRequestBytes: { env: 'MAX_REQUEST_BYTES', schema: int(1024).default(DEFAULT_MAX_BODY_BYTES) },
+  /** Largest text chunk in tokens; default: the model's text limit. */
+  chunkTokens: { env: 'CHUNK_TOKENS', flag: 'chunkTokens', schema: int(16).optional() },
+  /** @defaultValue 0 */
+  chunkOverlap: { env: 'CHUNK_OVERLAP', flag: 'chunkOverlap', schema: int(0).default(0) },
+  /** Jobs a worker process runs at once. @defaultValue 4 */
+  concurrency: { env: 'WORKER_CONCURRENCY', flag: 'concurrency', schema: int(1).default(4) },
+  /** Objects fetched at once inside a job. @defaultValue 8 */
+  fetchConcurrency: { env: 'FETCH_CONCURRENCY', schema: int(1).default(8) },
+  modelOverrides: { env: 'MODEL_OVERRIDES', flag: 'modelOverrides', schema: z.string().optional() },
+  /** @defaultValue info */
+  logLevel: { env: 'LOG_LEVEL', flag: 'logLevel', schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') },
+} satisfies Record<string, Setting<unknown>>;
+
+type Settings = typeof SETTINGS;
+export type Config = { readonly [K in keyof Settings]: z.output<Settings[K]['schema']> } & { readonly models: ModelOverrides };
+
+const kebab = (s: string): string => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+
+/** The variables and flags of every setting, for the README and `--help`. */
+export const CONFIG_VARIABLES = Object.values(SETTINGS).map((s) => s.env);
+
+/**
+ * Parses the settings from `env`, with `flags` (commander's parsed options) winning.
+ * Throws a ConfigError naming the variable or flag at fault.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: Readonly<Record<string, unknown>> = {}): Config {
+  const out: Record<string, unknown> = {};
+  for (const [name, setting] of Object.entries(SETTINGS) as [string, Setting<unknown>][]) {
+    const fromFlag = setting.flag !== undefined ? flags[setting.flag] : undefined;
+    const raw = fromFlag !== undefined ? String(fromFlag) : env[setting.env];
+    const source = fromFlag !== undefined ? `--${kebab(setting.flag ?? name)}` : setting.env;
+    const parsed = setting.schema.safeParse(raw === '' && setting.env !== 'S3_ENDPOINT' ? undefined : raw);
+    if (!parsed.success) throw new ConfigError(source, `${parsed.error.issues[0]?.message ?? 'invalid'} (got "${raw}")`);
+    out[name] = parsed.data;
+  }
+  const models = parseModelOverrides(out.modelOverrides as string | undefined, flags.modelOverrides !== undefined ? '--model-overrides' : 'MODEL_OVERRIDES');
+  return Object.freeze({ ...out, models }) as Config;
+}
+
+/** The API key, or a ConfigError saying where to put it. */
+export function requireApiKey(config: Config): string {
+  if (!config.apiKey) throw new ConfigError('DASHSCOPE_API_KEY', 'is not set (the worker needs the API key to call the embedding API)');
+  return config.apiKey;
+}

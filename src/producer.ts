@@ -1,0 +1,118 @@
+/**
+ * The producer: scan the bucket page by page, group the objects of each page into jobs
+ * (about one API request each), and add them to the queue in bulk. A page's jobs are all
+ * queued before the run records the page as done, so a scan restarted with the same run
+ * continues from the last recorded page and loses nothing.
+ */
+import type { Queue } from 'bullmq';
+import { EMBED_JOB_OPTIONS, embedContentId, embedJobId, toTuple } from '../jobs/embed-job.js';
+import type { EmbedJobData, EmbedSettings } from '../jobs/embed-job.js';
+import { Batcher } from './batcher.js';
+import type { ModelSpec } from './models.js';
+import type { ObjectStore } from './object-store.js';
+import type { ItemOutcome, RunStore } from './runs.js';
+import { scanPages } from './scanner.js';
+import type { ScannedObject } from './scanner.js';
+
+export interface ProduceOptions {
+  readonly runId: string;
+  readonly bucket: string;
+  readonly prefix: string;
+  readonly include?: readonly string[];
+  readonly exclude?: readonly string[];
+  readonly minSize?: number;
+  readonly maxSize?: number;
+  readonly pageSize?: number;
+  readonly model: ModelSpec;
+  readonly settings: EmbedSettings;
+  /** Continue listing after this token (a resumed run). */
+  readonly resumeToken?: string;
+}
+
+export interface ProduceDeps {
+  readonly store: ObjectStore;
+  readonly queue: Queue<EmbedJobData>;
+  readonly runs: RunStore;
+  readonly onPage?: (page: { pageNumber: number; scanned: number; jobsAdded: number }) => void;
+}
+
+export interface ProduceSummary {
+  scanned: number;
+  skipped: number;
+  filteredOut: number;
+  queuedObjects: number;
+  jobsAdded: number;
+  jobsDeduplicated: number;
+  pages: number;
+}
+
+export async function produce(deps: ProduceDeps, opts: ProduceOptions): Promise<ProduceSummary> {
+  const total: ProduceSummary = { scanned: 0, skipped: 0, filteredOut: 0, queuedObjects: 0, jobsAdded: 0, jobsDeduplicated: 0, pages: 0 };
+  const batcher = new Batcher({
+    model: opts.model,
+    imageMode: opts.settings.imageMode,
+    maxBodyBytes: opts.settings.maxBodyBytes,
+    ...(opts.settings.chunkTokens !== undefined ? { chunkTokens: opts.settings.chunkTokens } : {}),
+  });
+  try {
+    for await (const page of scanPages(deps.store, {
+      bucket: opts.bucket,
+      prefix: opts.prefix,
+      model: opts.model,
+      ...(opts.include ? { include: opts.include } : {}),
+      ...(opts.exclude ? { exclude: opts.exclude } : {}),
+      ...(opts.minSize !== undefined ? { minSize: opts.minSize } : {}),
+      ...(opts.maxSize !== undefined ? { maxSize: opts.maxSize } : {}),
+      ...(opts.pageSize !== undefined ? { pageSize: opts.pageSize } : {}),
+      ...(opts.resumeToken !== undefined ? { startAfterToken: opts.resumeToken } : {}),
+    })) {
+      const jobs: ScannedObject[][] = [];
+      for (const o of page.objects) {
+        const closed = batcher.add(o);
+        if (closed) jobs.push(closed);
+      }
+      const last = batcher.flush();
+      if (last) jobs.push(last);
+
+      const added = await enqueue(deps.queue, opts, jobs);
+      const skipped = new Map<string, ItemOutcome>(page.skipped.map((s) => [s.object.key, { status: 'skipped', code: s.code, reason: s.reason }]));
+      await deps.runs.recordItems(opts.runId, skipped);
+      const counts = {
+        scanned: page.objects.length + page.skipped.length,
+        skipped: page.skipped.length,
+        filteredOut: page.filteredOut,
+        queuedObjects: page.objects.length,
+        jobsAdded: added.added,
+        jobsDeduplicated: added.deduplicated,
+      };
+      await deps.runs.pageDone(opts.runId, { ...counts, ...(page.nextToken !== undefined ? { nextToken: page.nextToken } : {}) });
+      for (const k of Object.keys(counts) as (keyof typeof counts)[]) total[k] += counts[k];
+      total.pages += 1;
+      deps.onPage?.({ pageNumber: page.pageNumber, scanned: total.scanned, jobsAdded: total.jobsAdded });
+    }
+  } catch (err) {
+    await deps.runs.scanFinished(opts.runId, 'failed', (err as Error).message);
+    throw err;
+  }
+  await deps.runs.scanFinished(opts.runId, 'complete');
+  return total;
+}
+
+/**
+ * Adds jobs in bulk. A job whose content (settings + keys + ETags) is already pending in
+ * the queue, from this run or another, is deduplicated by BullMQ and not added again.
+ */
+async function enqueue(queue: Queue<EmbedJobData>, opts: ProduceOptions, jobs: readonly ScannedObject[][]): Promise<{ added: number; deduplicated: number }> {
+  if (jobs.length === 0) return { added: 0, deduplicated: 0 };
+  const bulk = jobs.map((objects) => {
+    const tuples = objects.map(toTuple);
+    const contentId = embedContentId(opts.bucket, opts.settings, tuples);
+    const jobId = embedJobId(opts.runId, contentId);
+    const data: EmbedJobData = { v: 1, runId: opts.runId, bucket: opts.bucket, settings: opts.settings, objects: tuples };
+    return { name: 'embed', data, opts: { ...EMBED_JOB_OPTIONS, jobId, deduplication: { id: contentId } } };
+  });
+  const result = await queue.addBulk(bulk);
+  // A deduplicated add returns the pending job of the same content, with its own id.
+  const added = result.filter((job, i) => job.id === bulk[i]?.opts.jobId).length;
+  return { added, deduplicated: bulk.length - added };
+}

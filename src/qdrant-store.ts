@@ -1,0 +1,273 @@
+/**
+ * The VectorStore over Qdrant's REST API (@qdrant/js-client-rest 1.18). Every write waits
+ * for Qdrant to apply it, so a job that reports success has its points searchable.
+ */
+
+import { QdrantClient, type Schemas } from '@qdrant/js-client-rest';
+import pLimit from 'p-limit';
+
+import { ConfigError } from './errors.js';
+import { INDEXED_FIELDS, type PointRecord, type StoredPoint, type VectorStore } from './vector-store.js';
+
+export interface QdrantStoreOptions {
+  url: string;
+  apiKey?: string;
+  /** Points per upsert request; Qdrant recommends 64 to 256 for bulk loads. */
+  batchSize?: number;
+  /** Requests in flight at once per call; Qdrant recommends 2 to 4 streams. */
+  parallel?: number;
+}
+
+/** Ids per retrieve or delete request: ids are small, so larger batches than upserts. */
+const ID_BATCH = 256;
+
+/** Socket-level failures undici reports as the `cause` of its "fetch failed" TypeError. */
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH',
+  'ENETUNREACH', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_CLOSED',
+]);
+
+/**
+ * A failed Qdrant request. `status` is the HTTP status, 0 when no answer came. `retryable`
+ * is what the job layer acts on: a later attempt may succeed (network, 5xx, 429), or it
+ * will fail the same way (any other 4xx, and failures we cannot classify).
+ */
+export class VectorStoreError extends Error {
+  override readonly name = 'VectorStoreError';
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly retryable: boolean,
+    readonly collection: string,
+    /** Seconds from Qdrant's Retry-After, when it rate-limits. */
+    readonly retryAfterSeconds?: number,
+  ) {
+    super(message);
+  }
+}
+
+interface Failure {
+  status: number;
+  detail: string;
+  retryable: boolean;
+  retryAfterSeconds?: number;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null;
+}
+
+/** Qdrant's own wording of an HTTP error: `{"status":{"error":"..."}}`, else the raw body. */
+function qdrantText(data: unknown, fallback: string): string {
+  if (isRecord(data) && isRecord(data.status) && typeof data.status.error === 'string') return data.status.error;
+  if (typeof data === 'string' && data.trim() !== '') return data.trim();
+  return fallback;
+}
+
+/**
+ * Classifies what the client threw. Duck-typed throughout: fetch's errors come from Node's
+ * own realm (so `instanceof` fails under a VM context such as jest's), and the client's
+ * ApiError class lives in a transitive package we do not import.
+ */
+function describeFailure(error: unknown): Failure {
+  if (!isRecord(error)) return { status: 0, detail: String(error), retryable: false };
+  const name = typeof error.name === 'string' ? error.name : 'Error';
+  const message = typeof error.message === 'string' ? error.message : String(error);
+  if (typeof error.retry_after === 'number') {
+    // QdrantClientResourceExhaustedError: a 429 that came with Retry-After.
+    return { status: 429, detail: message, retryable: true, retryAfterSeconds: error.retry_after };
+  }
+  if (typeof error.status === 'number') {
+    const status = error.status;
+    const statusText = typeof error.statusText === 'string' && error.statusText !== '' ? error.statusText : 'no message';
+    return { status, detail: qdrantText(error.data, statusText), retryable: status === 429 || status >= 500 };
+  }
+  // QdrantClientUnexpectedResponseError: a 2xx other than 200/201 that the client refuses.
+  const unexpected = /^Unexpected Response: (\d{3})/.exec(message);
+  if (unexpected?.[1] !== undefined) {
+    const status = Number(unexpected[1]);
+    return { status, detail: message.split('\n')[0] ?? message, retryable: status >= 500 };
+  }
+  if (name === 'QdrantClientTimeoutError' || name === 'AbortError' || name === 'TimeoutError') {
+    return { status: 0, detail: `timed out (${message})`, retryable: true };
+  }
+  const cause = error.cause;
+  const code = isRecord(cause) && typeof cause.code === 'string' ? cause.code : undefined;
+  if (code !== undefined && NETWORK_CODES.has(code)) {
+    // Node reports a failed dual-stack connect as an AggregateError with an empty message.
+    const causeMessage = isRecord(cause) && typeof cause.message === 'string' && cause.message !== '' ? cause.message : code;
+    return { status: 0, detail: `network error: ${causeMessage}`, retryable: true };
+  }
+  if (name === 'TypeError' && message === 'fetch failed') {
+    const causeMessage = isRecord(cause) && typeof cause.message === 'string' ? `: ${cause.message}` : '';
+    return { status: 0, detail: `network error${causeMessage}`, retryable: true };
+  }
+  // Anything else is most likely a bug (an unserializable payload, say): retrying won't help.
+  return { status: 0, detail: `${name}: ${message}`, retryable: false };
+}
+
+function chunks<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+function positiveInt(value: number | undefined, fallback: number, setting: string): number {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || value < 1) throw new ConfigError(setting, `must be a positive integer, got ${value}`);
+  return value;
+}
+
+export function createQdrantStore(opts: QdrantStoreOptions): VectorStore {
+  const batchSize = positiveInt(opts.batchSize, 128, 'qdrant batchSize');
+  const parallel = positiveInt(opts.parallel, 2, 'qdrant parallel');
+  const apiKey = opts.apiKey === '' ? undefined : opts.apiKey;
+  const client = new QdrantClient({ url: opts.url, apiKey, checkCompatibility: false });
+  /** Collection -> its dimension once ensured; a pending promise while being ensured. */
+  const ensured = new Map<string, Promise<number>>();
+
+  function fail(operation: string, collection: string, error: unknown): VectorStoreError {
+    const f = describeFailure(error);
+    let message = `Qdrant ${operation} on collection "${collection}" failed: ${f.status === 0 ? '' : `${f.status} `}${f.detail}`;
+    // Belt and braces: no client error we know of echoes request headers, but a key in a log is a leak.
+    if (apiKey !== undefined && apiKey.length > 0) message = message.replaceAll(apiKey, '[api key]');
+    // A collection deleted behind our back must be re-created by the next ensureCollection.
+    if (f.status === 404) ensured.delete(collection);
+    return new VectorStoreError(message, f.status, f.retryable, collection, f.retryAfterSeconds);
+  }
+
+  async function call<T>(operation: string, collection: string, request: () => Promise<T>): Promise<T> {
+    try {
+      return await request();
+    } catch (error) {
+      throw fail(operation, collection, error);
+    }
+  }
+
+  /** Runs `task` over `batches`, `parallel` at a time; stops starting new ones after a failure. */
+  async function inBatches<T, R>(batches: T[][], task: (batch: T[]) => Promise<R>): Promise<R[]> {
+    const limit = pLimit(parallel);
+    let failed = false;
+    const settled = await Promise.allSettled(
+      batches.map((batch) =>
+        limit(async () => {
+          if (failed) return undefined;
+          try {
+            return await task(batch);
+          } catch (error) {
+            failed = true;
+            throw error;
+          }
+        }),
+      ),
+    );
+    // Waiting for every batch before throwing means a retry never races our own writes.
+    const rejected = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    if (rejected !== undefined) throw rejected.reason;
+    return settled.map((s) => (s as PromiseFulfilledResult<R>).value);
+  }
+
+  /** The collection's info, or undefined when neither a collection nor an alias has the name. */
+  async function describe(name: string): Promise<Schemas['CollectionInfo'] | undefined> {
+    try {
+      return await client.getCollection(name);
+    } catch (error) {
+      if (isRecord(error) && error.status === 404) return undefined;
+      throw fail('getCollection', name, error);
+    }
+  }
+
+  function vectorSize(name: string, info: Schemas['CollectionInfo']): number {
+    const vectors = info.config.params.vectors;
+    if (isRecord(vectors) && typeof vectors.size === 'number') return vectors.size;
+    const names = isRecord(vectors) ? Object.keys(vectors) : [];
+    const has = names.length > 0 ? `named vectors (${names.join(', ')})` : 'no dense vector';
+    throw new ConfigError(
+      'collection',
+      `"${name}" has ${has}; this tool writes one unnamed vector per point (use another collection)`,
+    );
+  }
+
+  function checkDimension(name: string, size: number, dimension: number): void {
+    if (size !== dimension) {
+      throw new ConfigError(
+        'collection',
+        `"${name}" holds ${size}-dimensional vectors; this run makes ${dimension}-dimensional ones (use another collection, or a rebuild)`,
+      );
+    }
+  }
+
+  async function createIndexes(name: string, info: Schemas['CollectionInfo']): Promise<void> {
+    // One at a time: each index build takes the collection's update lock anyway.
+    for (const field of INDEXED_FIELDS) {
+      // An existing index of any type is someone's deliberate choice; leave it be.
+      if (info.payload_schema[field] !== undefined) continue;
+      await call('createPayloadIndex', name, () =>
+        client.createPayloadIndex(name, { field_name: field, field_schema: 'keyword', wait: true }),
+      );
+    }
+  }
+
+  async function ensure(name: string, dimension: number): Promise<number> {
+    let info = await describe(name);
+    if (info === undefined) {
+      try {
+        await client.createCollection(name, { vectors: { size: dimension, distance: 'Cosine' } });
+      } catch (error) {
+        // Another worker created it between our read and our create: its dimension decides.
+        const f = describeFailure(error);
+        const raced = f.status === 409 || (f.status === 400 && /already exists/i.test(f.detail));
+        if (!raced) throw fail('createCollection', name, error);
+      }
+      info = await describe(name);
+      if (info === undefined) {
+        throw new VectorStoreError(`Qdrant collection "${name}" vanished right after being created`, 404, true, name);
+      }
+    }
+    const size = vectorSize(name, info);
+    checkDimension(name, size, dimension);
+    await createIndexes(name, info);
+    return size;
+  }
+
+  return {
+    async ensureCollection(collection, dimension) {
+      let pending = ensured.get(collection);
+      if (pending === undefined) {
+        pending = ensure(collection, dimension);
+        ensured.set(collection, pending);
+        // A failed attempt must not stick: the next call tries again.
+        pending.catch(() => {
+          if (ensured.get(collection) === pending) ensured.delete(collection);
+        });
+      }
+      checkDimension(collection, await pending, dimension);
+    },
+
+    async upsert(collection, points: readonly PointRecord[]) {
+      await inBatches(chunks(points, batchSize), (batch) =>
+        call('upsert', collection, () =>
+          client.upsert(collection, {
+            wait: true,
+            points: batch.map((p) => ({ id: p.id, vector: p.vector, payload: { ...p.payload } })),
+          }),
+        ),
+      );
+    },
+
+    async retrieve(collection, ids): Promise<StoredPoint[]> {
+      const found = await inBatches(chunks(ids, ID_BATCH), (batch) =>
+        call('retrieve', collection, () =>
+          client.retrieve(collection, { ids: batch, with_payload: true, with_vector: false }),
+        ),
+      );
+      return found.flat().map((r) => ({ id: String(r.id), payload: { ...r.payload } }));
+    },
+
+    async delete(collection, ids) {
+      await inBatches(chunks(ids, ID_BATCH), (batch) =>
+        call('delete', collection, () => client.delete(collection, { points: batch, wait: true })),
+      );
+    },
+  };
+}

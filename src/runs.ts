@@ -1,0 +1,188 @@
+/**
+ * Run records in Redis: what a run is, how far its scan got, and what became of every
+ * object that was not indexed.
+ *
+ * Keys (all under the queue prefix, so deployments sharing a Redis do not mix):
+ * - `{p}:run:{id}`        hash: settings, scan state and counters;
+ * - `{p}:run:{id}:items`  hash: key -> JSON outcome, for objects skipped or failed (and notes);
+ * - `{p}:run:{id}:jobs`   hash: job id -> JSON result, written once per job (idempotent);
+ * - `{p}:runs`            sorted set of run ids by start time.
+ *
+ * A run's scan is `scanning` until the producer has listed every page (`complete`) or
+ * gave up (`failed`). The run is finished when its scan is complete and every job it
+ * added has a result (done or failed).
+ */
+import type { Redis } from 'ioredis';
+
+export interface RunInfo {
+  readonly id: string;
+  readonly bucket: string;
+  readonly prefix: string;
+  readonly collection: string;
+  readonly model: string;
+  readonly dimension: number;
+  readonly startedAt: string;
+}
+
+export type ScanStatus = 'scanning' | 'complete' | 'failed';
+
+export interface ItemOutcome {
+  readonly status: 'skipped' | 'failed' | 'note';
+  readonly code: string;
+  readonly reason: string;
+}
+
+/** What one job did; summed into the run's counters once per job. */
+export interface JobResult {
+  readonly status: 'done' | 'failed';
+  readonly objects: number;
+  readonly indexed: number;
+  readonly skipped: number;
+  readonly failed: number;
+  readonly points: number;
+  readonly error?: string;
+}
+
+export interface RunCounters {
+  scanned: number;
+  skipped: number;
+  filteredOut: number;
+  queuedObjects: number;
+  jobsAdded: number;
+  jobsDeduplicated: number;
+  jobsDone: number;
+  jobsFailed: number;
+  objectsIndexed: number;
+  objectsSkipped: number;
+  objectsFailed: number;
+  points: number;
+  requests: number;
+  inputs: number;
+  textTokens: number;
+  imageTokens: number;
+}
+
+export interface RunState extends RunInfo {
+  readonly scanStatus: ScanStatus;
+  readonly scanError?: string;
+  readonly lastToken?: string;
+  readonly pages: number;
+  readonly finishedAt?: string;
+  readonly counters: RunCounters;
+}
+
+const COUNTERS: readonly (keyof RunCounters)[] = [
+  'scanned', 'skipped', 'filteredOut', 'queuedObjects', 'jobsAdded', 'jobsDeduplicated', 'jobsDone', 'jobsFailed',
+  'objectsIndexed', 'objectsSkipped', 'objectsFailed', 'points', 'requests', 'inputs', 'textTokens', 'imageTokens',
+];
+
+// Records a job's result once: a job processed twice (a stalled job picked up again)
+// does not count twice. KEYS: run hash, jobs hash. ARGV: job id, result JSON, then
+// counter name/increment pairs.
+const RECORD_JOB = `
+if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return 0 end
+for i = 3, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return 1`;
+
+export class RunStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+  ) {}
+
+  private key(id: string, part = ''): string {
+    return `${this.prefix}:run:${id}${part}`;
+  }
+
+  async create(run: RunInfo): Promise<void> {
+    await this.redis
+      .multi()
+      .hset(this.key(run.id), { ...run, dimension: String(run.dimension), scanStatus: 'scanning', pages: '0' })
+      .zadd(`${this.prefix}:runs`, Date.parse(run.startedAt), run.id)
+      .exec();
+  }
+
+  async exists(id: string): Promise<boolean> {
+    return (await this.redis.exists(this.key(id))) === 1;
+  }
+
+  /** After a listed page is enqueued: counters and the token to resume from. */
+  async pageDone(id: string, page: { nextToken?: string; scanned: number; skipped: number; filteredOut: number; queuedObjects: number; jobsAdded: number; jobsDeduplicated: number }): Promise<void> {
+    const m = this.redis.multi();
+    m.hincrby(this.key(id), 'pages', 1);
+    for (const f of ['scanned', 'skipped', 'filteredOut', 'queuedObjects', 'jobsAdded', 'jobsDeduplicated'] as const) {
+      if (page[f]) m.hincrby(this.key(id), f, page[f]);
+    }
+    if (page.nextToken) m.hset(this.key(id), 'lastToken', page.nextToken);
+    else m.hdel(this.key(id), 'lastToken');
+    await m.exec();
+  }
+
+  async scanFinished(id: string, status: 'complete' | 'failed', error?: string): Promise<void> {
+    await this.redis.hset(this.key(id), { scanStatus: status, ...(error ? { scanError: error } : {}) });
+  }
+
+  async recordItems(id: string, items: ReadonlyMap<string, ItemOutcome>): Promise<void> {
+    if (items.size === 0) return;
+    const fields: Record<string, string> = {};
+    for (const [k, v] of items) fields[k] = JSON.stringify(v);
+    await this.redis.hset(this.key(id, ':items'), fields);
+  }
+
+  /** API usage is real spend: counted every time, also when a job is redone. */
+  async addUsage(id: string, usage: { requests: number; inputs: number; textTokens: number; imageTokens: number }): Promise<void> {
+    const m = this.redis.multi();
+    for (const [f, n] of Object.entries(usage)) if (n) m.hincrby(this.key(id), f, n);
+    await m.exec();
+  }
+
+  /** Returns false when this job already had a result (counted once). */
+  async recordJob(id: string, jobId: string, result: JobResult): Promise<boolean> {
+    const incr: (string | number)[] = [result.status === 'done' ? 'jobsDone' : 'jobsFailed', 1];
+    if (result.indexed) incr.push('objectsIndexed', result.indexed);
+    if (result.skipped) incr.push('objectsSkipped', result.skipped);
+    if (result.failed) incr.push('objectsFailed', result.failed);
+    if (result.points) incr.push('points', result.points);
+    const added = await this.redis.eval(RECORD_JOB, 2, this.key(id), this.key(id, ':jobs'), jobId, JSON.stringify(result), ...incr);
+    return added === 1;
+  }
+
+  async markFinished(id: string, at = new Date()): Promise<void> {
+    await this.redis.hsetnx(this.key(id), 'finishedAt', at.toISOString());
+  }
+
+  async get(id: string): Promise<RunState | undefined> {
+    const h = await this.redis.hgetall(this.key(id));
+    if (!h.id) return undefined;
+    const counters = Object.fromEntries(COUNTERS.map((c) => [c, Number(h[c] ?? 0)])) as unknown as RunCounters;
+    return {
+      id: h.id,
+      bucket: h.bucket ?? '',
+      prefix: h.prefix ?? '',
+      collection: h.collection ?? '',
+      model: h.model ?? '',
+      dimension: Number(h.dimension ?? 0),
+      startedAt: h.startedAt ?? '',
+      scanStatus: (h.scanStatus ?? 'scanning') as ScanStatus,
+      ...(h.scanError ? { scanError: h.scanError } : {}),
+      ...(h.lastToken ? { lastToken: h.lastToken } : {}),
+      ...(h.finishedAt ? { finishedAt: h.finishedAt } : {}),
+      pages: Number(h.pages ?? 0),
+      counters,
+    };
+  }
+
+  async items(id: string): Promise<Map<string, ItemOutcome>> {
+    const h = await this.redis.hgetall(this.key(id, ':items'));
+    return new Map(Object.entries(h).map(([k, v]) => [k, JSON.parse(v) as ItemOutcome]));
+  }
+
+  async latest(limit = 20): Promise<string[]> {
+    return this.redis.zrevrange(`${this.prefix}:runs`, 0, limit - 1);
+  }
+}
+
+/** A run is finished when its scan completed (or failed) and every added job has a result. */
+export function isFinished(run: RunState): boolean {
+  return run.scanStatus !== 'scanning' && run.counters.jobsDone + run.counters.jobsFailed >= run.counters.jobsAdded;
+}

@@ -1,0 +1,173 @@
+/**
+ * The ObjectStore over the S3 protocol (AWS S3, MinIO, s3rver, any S3-compatible store).
+ *
+ * Retries are the SDK's own (standard mode: exponential backoff with jitter, a retry
+ * quota, throttling and 5xx and network errors): when a call still fails, the error is
+ * mapped once, here, to an ObjectStoreError whose kind tells the caller what to do.
+ */
+import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import type { S3ClientConfig } from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { ConfigError } from './errors.js';
+import { ObjectStoreError } from './object-store.js';
+import type { FetchedObject, ListPage, ObjectInfo, ObjectStore, ObjectStoreErrorKind } from './object-store.js';
+
+export interface S3StoreOptions {
+  /** An S3-compatible endpoint (`http://127.0.0.1:9000`). @defaultValue undefined: AWS S3 */
+  readonly endpoint?: string;
+  /** @defaultValue the SDK's region chain for AWS, `us-east-1` with an endpoint */
+  readonly region?: string;
+  /** Path-style URLs (`endpoint/bucket/key`), which most S3-compatible stores need. @defaultValue true with an endpoint, false for AWS */
+  readonly forcePathStyle?: boolean;
+  /** @defaultValue the SDK's default credential chain (environment, profile, instance role) */
+  readonly credentials?: { readonly accessKeyId: string; readonly secretAccessKey: string };
+  /** Attempts per call, first one included, for the SDK's standard retry strategy. @defaultValue 5 */
+  readonly maxAttempts?: number;
+}
+
+const DEFAULT_MAX_ATTEMPTS = 5;
+/** S3 never returns more than 1,000 keys per page. */
+const MAX_PAGE_SIZE = 1000;
+
+export function createS3Store(opts: S3StoreOptions = {}): ObjectStore {
+  const endpoint = opts.endpoint?.trim() ? opts.endpoint.trim() : undefined;
+  const maxAttempts = opts.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
+  if (!Number.isInteger(maxAttempts) || maxAttempts < 1) {
+    throw new ConfigError('maxAttempts', `must be a positive integer, got ${maxAttempts}`);
+  }
+  const config: S3ClientConfig = {
+    endpoint,
+    region: opts.region?.trim() ? opts.region.trim() : endpoint ? 'us-east-1' : undefined,
+    forcePathStyle: opts.forcePathStyle ?? endpoint !== undefined,
+    credentials: opts.credentials ? { accessKeyId: opts.credentials.accessKeyId, secretAccessKey: opts.credentials.secretAccessKey } : undefined,
+    retryMode: 'standard',
+    maxAttempts,
+    // The SDK's default CRC checksums (since 3.729) are mishandled by s3rver and many
+    // S3-compatible stores; S3 itself does not need them for these calls.
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    // On AWS a bucket in another region answers 301; follow it rather than fail the run.
+    followRegionRedirects: endpoint === undefined,
+  };
+  const client = new S3Client(config);
+
+  return {
+    async listPage(bucket: string, prefix: string, continuationToken?: string, pageSize?: number): Promise<ListPage> {
+      if (pageSize !== undefined && (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > MAX_PAGE_SIZE)) {
+        throw new ConfigError('pageSize', `must be an integer from 1 to ${MAX_PAGE_SIZE}, got ${pageSize}`);
+      }
+      try {
+        const out = await client.send(
+          new ListObjectsV2Command({
+            Bucket: bucket,
+            Prefix: prefix === '' ? undefined : prefix,
+            ContinuationToken: continuationToken,
+            MaxKeys: pageSize,
+          }),
+        );
+        const objects: ObjectInfo[] = [];
+        for (const item of out.Contents ?? []) {
+          if (item.Key === undefined) continue;
+          objects.push({
+            bucket,
+            key: item.Key,
+            etag: unquote(item.ETag),
+            size: item.Size ?? 0,
+            lastModified: (item.LastModified ?? new Date(0)).toISOString(),
+          });
+        }
+        // Some stores send a token on the last page; IsTruncated is what says "more".
+        const nextToken = out.IsTruncated ? out.NextContinuationToken : undefined;
+        return nextToken ? { objects, nextToken } : { objects };
+      } catch (err) {
+        throw toStoreError(err, 'ListObjectsV2', `s3://${bucket}/${prefix}`);
+      }
+    },
+
+    async get(bucket: string, key: string, range?: readonly [number, number]): Promise<FetchedObject> {
+      if (range && !(Number.isInteger(range[0]) && Number.isInteger(range[1]) && range[0] >= 0 && range[1] >= range[0])) {
+        throw new ObjectStoreError('other', 'InvalidRange', `GetObject s3://${bucket}/${key}: invalid range [${range[0]}, ${range[1]}]`);
+      }
+      try {
+        const out = await client.send(
+          new GetObjectCommand({ Bucket: bucket, Key: key, Range: range ? `bytes=${range[0]}-${range[1]}` : undefined }),
+        );
+        // The body is read inside the try: a connection reset mid-body is transient too.
+        const bytes = out.Body ? await out.Body.transformToByteArray() : new Uint8Array(0);
+        const fetched: FetchedObject = { bytes, etag: unquote(out.ETag) };
+        return out.ContentType ? { ...fetched, contentType: out.ContentType } : fetched;
+      } catch (err) {
+        throw toStoreError(err, 'GetObject', `s3://${bucket}/${key}`);
+      }
+    },
+
+    async presign(bucket: string, key: string, expiresInSeconds: number): Promise<string> {
+      try {
+        return await getSignedUrl(client, new GetObjectCommand({ Bucket: bucket, Key: key }), { expiresIn: expiresInSeconds });
+      } catch (err) {
+        throw toStoreError(err, 'Presign', `s3://${bucket}/${key}`);
+      }
+    },
+  };
+}
+
+function unquote(etag: string | undefined): string {
+  return (etag ?? '').replace(/^(W\/)?"|"$/g, '');
+}
+
+const TRANSIENT_CODES = new Set([
+  'SlowDown', 'Throttling', 'ThrottlingException', 'RequestTimeout',
+  'InternalError', 'ServiceUnavailable', 'TimeoutError', 'ECONNRESET', 'ECONNREFUSED', 'EPIPE',
+  'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ECONNABORTED', 'UND_ERR_SOCKET',
+]);
+const DENIED_CODES = new Set([
+  'AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'ExpiredToken', 'InvalidToken',
+  'AllAccessDisabled', 'AccountProblem', 'CredentialsProviderError', 'TokenProviderError',
+]);
+
+interface SdkErrorShape {
+  name?: unknown;
+  code?: unknown;
+  message?: unknown;
+  $fault?: unknown;
+  $metadata?: { httpStatusCode?: unknown; requestId?: unknown };
+}
+
+/** The kind of a failed call, from the S3 error code, the HTTP status or the Node network code. */
+export function classifyS3Error(code: string, status: number | undefined): ObjectStoreErrorKind {
+  // A missing bucket is a configuration problem for the whole run, not a deleted object.
+  if (code === 'NoSuchBucket') return 'other';
+  if (code === 'NoSuchKey' || code === 'NotFound' || status === 404) return 'gone';
+  if (DENIED_CODES.has(code) || status === 403 || status === 401) return 'denied';
+  if (TRANSIENT_CODES.has(code) || status === 429 || (status !== undefined && status >= 500)) return 'transient';
+  return 'other';
+}
+
+function toStoreError(err: unknown, operation: string, where: string): ObjectStoreError {
+  const e = (typeof err === 'object' && err !== null ? err : {}) as SdkErrorShape;
+  const status = typeof e.$metadata?.httpStatusCode === 'number' ? e.$metadata.httpStatusCode : undefined;
+  // Node network errors carry their meaning in `code` (ECONNRESET); SDK errors in `name`.
+  const message = typeof e.message === 'string' && e.message !== '' ? e.message : String(err);
+  const nodeCode = typeof e.code === 'string' ? e.code : status === undefined ? networkCodeIn(message) : undefined;
+  const name = typeof e.name === 'string' && e.name !== 'Error' ? e.name : undefined;
+  const code = nodeCode ?? name ?? (status !== undefined ? `HTTP${status}` : 'Unknown');
+  const kind = classifyS3Error(code, status);
+  const requestId = typeof e.$metadata?.requestId === 'string' ? ` (request ${e.$metadata.requestId})` : '';
+  const detail = redact(message);
+  return new ObjectStoreError(kind, code, `${operation} ${where} failed: ${code}${status ? ` ${status}` : ''}: ${detail}${requestId}`);
+}
+
+/**
+ * The SDK turns an error that is not `instanceof Error` in its own realm (a Node network
+ * error seen from jest's VM modules, for one) into a message-only Error: the network code
+ * then survives only in the text.
+ */
+function networkCodeIn(message: string): string | undefined {
+  const found = /\b(E[A-Z]{3,}|UND_ERR_[A-Z_]+)\b/.exec(message)?.[1];
+  return found !== undefined && TRANSIENT_CODES.has(found) ? found : undefined;
+}
+
+/** Signature query parameters must never reach a log, whatever message carried them. */
+function redact(message: string): string {
+  return message.replace(/(X-Amz-(?:Signature|Credential|Security-Token)=)[^&\s"']*/gi, '$1[redacted]');
+}

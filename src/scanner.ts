@@ -1,0 +1,173 @@
+/**
+ * `scan`: lists a bucket/prefix page by page and sorts each object into one of three
+ * piles, from its key and listing metadata only (nothing is downloaded):
+ * - objects: texts, images and videos to embed, with their modality and claimed format;
+ * - skipped: objects the run cannot embed, each with a code and a reason for the report;
+ * - filtered out: objects the user's globs or size bounds leave out; only counted.
+ *
+ * One page is held at a time, so a bucket of any size scans in constant memory, and a
+ * page's `token` lets a stopped scan resume at that page.
+ */
+import picomatch from 'picomatch/posix.js';
+import { ConfigError } from './errors.js';
+import { classifyKey } from './media.js';
+import type { ImageFormat, ModelSpec, VideoFormat } from './models.js';
+import type { ObjectInfo, ObjectStore } from './object-store.js';
+
+export interface ScanOptions {
+  readonly bucket: string;
+  /** Only keys starting with this. @defaultValue '' (the whole bucket) */
+  readonly prefix?: string;
+  /**
+   * Globs (picomatch, `dot: true`, `/` as separator) a key must match to be scanned.
+   * A glob matches when it matches either the key relative to the prefix (the prefix
+   * and then any leading `/` removed: `a.jpg` for `photos/a.jpg` under `photos/`) or the
+   * full key. `*` stops at `/`; use `**` to cross folders (`**\/*.jpg`).
+   * @defaultValue [] (every key)
+   */
+  readonly include?: readonly string[];
+  /** Globs, matched like `include`, that leave a key out even if included. @defaultValue [] */
+  readonly exclude?: readonly string[];
+  /** Smallest size in bytes to scan, inclusive. @defaultValue no bound */
+  readonly minSize?: number;
+  /** Largest size in bytes to scan, inclusive. @defaultValue no bound */
+  readonly maxSize?: number;
+  /** Keys per listing request, 1 to 1,000. @defaultValue the store's (1,000 on S3) */
+  readonly pageSize?: number;
+  /** Resume from a page's `token` (as reported by an earlier scan). @defaultValue the first page */
+  readonly startAfterToken?: string;
+  /** The model whose formats and byte limits decide what is skipped. */
+  readonly model: ModelSpec;
+}
+
+export type ScannedObject = ObjectInfo &
+  ({ modality: 'text' } | { modality: 'image'; format: ImageFormat } | { modality: 'video'; format: VideoFormat });
+
+/**
+ * - `directory-marker`: a key ending in `/` (a folder placeholder, no content).
+ * - `unsupported-type`: the extension is not a known text, image or video type.
+ * - `zero-bytes`: nothing to embed.
+ * - `unsupported-format`: an image or video format the model does not take.
+ * - `too-large`: a video over the model's byte limit (videos cannot be shrunk here).
+ */
+export type SkipCode = 'directory-marker' | 'unsupported-type' | 'zero-bytes' | 'unsupported-format' | 'too-large';
+
+export interface SkippedObject {
+  readonly object: ObjectInfo;
+  readonly code: SkipCode;
+  readonly reason: string;
+}
+
+export interface ScanPage {
+  /** 1 for the first page this scan listed (a resumed scan counts from 1 again). */
+  readonly pageNumber: number;
+  /** The token this page was listed with; undefined for the first page of a bucket/prefix. */
+  readonly token?: string;
+  /** The token of the next page; undefined on the last page. */
+  readonly nextToken?: string;
+  readonly objects: ScannedObject[];
+  readonly skipped: SkippedObject[];
+  /** Objects left out by include/exclude globs or the size bounds. */
+  readonly filteredOut: number;
+}
+
+export async function* scanPages(store: ObjectStore, opts: ScanOptions): AsyncGenerator<ScanPage> {
+  validate(opts);
+  const prefix = opts.prefix ?? '';
+  const keep = keyFilter(prefix, opts.include ?? [], opts.exclude ?? []);
+  let token = opts.startAfterToken;
+  let pageNumber = 0;
+  do {
+    const listed = await store.listPage(opts.bucket, prefix, token, opts.pageSize);
+    pageNumber += 1;
+    const objects: ScannedObject[] = [];
+    const skipped: SkippedObject[] = [];
+    let filteredOut = 0;
+    for (const object of listed.objects) {
+      if (!keep(object.key) || !withinSize(object.size, opts)) {
+        filteredOut += 1;
+        continue;
+      }
+      const verdict = classify(object, opts.model);
+      if ('code' in verdict) skipped.push(verdict);
+      else objects.push(verdict);
+    }
+    yield {
+      pageNumber,
+      ...(token !== undefined ? { token } : {}),
+      ...(listed.nextToken !== undefined ? { nextToken: listed.nextToken } : {}),
+      objects,
+      skipped,
+      filteredOut,
+    };
+    token = listed.nextToken;
+  } while (token !== undefined);
+}
+
+/** What one listed object is to the run: something to embed, or a skip with its reason. */
+export function classify(object: ObjectInfo, model: ModelSpec): ScannedObject | SkippedObject {
+  const skip = (code: SkipCode, reason: string): SkippedObject => ({ object, code, reason });
+  if (object.key.endsWith('/')) return skip('directory-marker', 'key ends in "/": a folder placeholder, not a file');
+  const kind = classifyKey(object.key);
+  if (!kind) return skip('unsupported-type', `"${extensionLabel(object.key)}" is not a supported text, image or video type`);
+  if (object.size === 0) return skip('zero-bytes', `zero-byte ${kind.modality}: nothing to embed`);
+  if (kind.modality === 'image') {
+    // Images over the byte limit are kept: a later step may shrink them. The format
+    // here is the one the key claims, and only the model's list decides.
+    if (!model.imageFormats.includes(kind.format)) {
+      return skip('unsupported-format', `${model.name} does not take ${kind.format} images (it takes ${model.imageFormats.join(', ')})`);
+    }
+    return { ...object, ...kind };
+  }
+  if (kind.modality === 'video') {
+    if (!model.videoFormats.includes(kind.format)) {
+      return skip('unsupported-format', `${model.name} does not take ${kind.format} videos (it takes ${model.videoFormats.join(', ')})`);
+    }
+    // A video goes to the API by URL as it is: nothing in the pipeline can make it smaller.
+    if (object.size > model.videoMaxBytes) {
+      return skip('too-large', `video of ${object.size} bytes is over ${model.name}'s limit of ${model.videoMaxBytes} bytes`);
+    }
+    return { ...object, ...kind };
+  }
+  return { ...object, ...kind };
+}
+
+function extensionLabel(key: string): string {
+  const base = key.slice(key.lastIndexOf('/') + 1);
+  const dot = base.lastIndexOf('.');
+  return dot <= 0 ? `${base} (no extension)` : base.slice(dot);
+}
+
+function keyFilter(prefix: string, include: readonly string[], exclude: readonly string[]): (key: string) => boolean {
+  const options = { dot: true };
+  const included = include.length > 0 ? picomatch([...include], options) : () => true;
+  const excluded = exclude.length > 0 ? picomatch([...exclude], options) : () => false;
+  const matches = (test: (s: string) => boolean, key: string): boolean => {
+    const relative = (key.startsWith(prefix) ? key.slice(prefix.length) : key).replace(/^\/+/, '');
+    return test(relative) || test(key);
+  };
+  return (key) => matches(included, key) && !matches(excluded, key);
+}
+
+function withinSize(size: number, opts: ScanOptions): boolean {
+  return (opts.minSize === undefined || size >= opts.minSize) && (opts.maxSize === undefined || size <= opts.maxSize);
+}
+
+function validate(opts: ScanOptions): void {
+  if (opts.bucket.trim() === '') throw new ConfigError('bucket', 'must not be empty');
+  const { pageSize, minSize, maxSize } = opts;
+  if (pageSize !== undefined && !(Number.isInteger(pageSize) && pageSize >= 1 && pageSize <= 1000)) {
+    throw new ConfigError('pageSize', `must be an integer from 1 to 1000, got ${pageSize}`);
+  }
+  for (const [name, value] of [['minSize', minSize], ['maxSize', maxSize]] as const) {
+    if (value !== undefined && !(Number.isInteger(value) && value >= 0)) {
+      throw new ConfigError(name, `must be a whole number of bytes, got ${value}`);
+    }
+  }
+  if (minSize !== undefined && maxSize !== undefined && minSize > maxSize) {
+    throw new ConfigError('minSize', `${minSize} is larger than maxSize ${maxSize}`);
+  }
+  for (const glob of [...(opts.include ?? []), ...(opts.exclude ?? [])]) {
+    if (glob.trim() === '') throw new ConfigError('include/exclude', 'a glob must not be empty');
+  }
+}
