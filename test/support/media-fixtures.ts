@@ -83,3 +83,21 @@ export function mp4(seconds: number | undefined, mdatBytes = 1000): Buffer {
 }
 
 export const dataUri = (format: string, bytes: Buffer): string => `data:image/${format};base64,${bytes.toString('base64')}`;
+
+/**
+ * A WEBP (lossless VP8L) header of the given size: enough for every header reader (the
+ * planner, the simulator); the pixel stream after it is not a decodable image.
+ */
+export function webp(width: number, height: number): Buffer {
+  const bits = Buffer.alloc(4);
+  bits.writeUInt32LE(((width - 1) & 0x3fff) | (((height - 1) & 0x3fff) << 14));
+  const payload = Buffer.concat([Buffer.from([0x2f]), bits, Buffer.alloc(64, 0)]);
+  const chunkHeader = Buffer.alloc(8);
+  chunkHeader.write('VP8L', 0, 'latin1');
+  chunkHeader.writeUInt32LE(payload.length, 4);
+  const riff = Buffer.alloc(12);
+  riff.write('RIFF', 0, 'latin1');
+  riff.writeUInt32LE(4 + chunkHeader.length + payload.length, 4);
+  riff.write('WEBP', 8, 'latin1');
+  return Buffer.concat([riff, chunkHeader, payload]);
+}

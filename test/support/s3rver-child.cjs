@@ -12,6 +12,7 @@
 // Requests are counted as they arrive, from the path-style URL (the parent uses
 // 127.0.0.1, so s3rver never treats the host as a virtual-host bucket):
 // HEAD anything -> head; GET /bucket or /bucket/ -> list; GET /bucket/key -> get.
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- a CommonJS script by design
 const S3rver = require('s3rver');
 
 const directory = process.argv[2];
