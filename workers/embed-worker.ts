@@ -23,12 +23,13 @@ export interface RunningWorker {
 }
 
 export function startEmbedWorker(config: Config): RunningWorker {
+  const apiKey = requireApiKey(config); // before any connection: a missing key must not leave one open
   const log = createLogger(config.logLevel, 'mm-ingest-worker');
   const connection = redisConnection(config);
   const runs = runStore(config, connection);
   const handle = createEmbedHandler({
     store: objectStore(config),
-    embedder: new DashScopeClient({ apiKey: requireApiKey(config), baseUrl: config.baseUrl, timeoutMs: config.requestTimeoutMs }),
+    embedder: new DashScopeClient({ apiKey, baseUrl: config.baseUrl, timeoutMs: config.requestTimeoutMs }),
     vectors: vectorStore(config),
     tokens: qwenTokens,
     runs,

@@ -28,12 +28,13 @@ export async function main(argv: readonly string[] = process.argv): Promise<void
       process.exitCode = err.exitCode;
       return;
     }
+    // Exit now: a failed command may hold connections (Redis reconnects forever) that
+    // would otherwise keep the process alive after its one-line error.
     if (err instanceof ConfigError) {
       process.stderr.write(`mm-ingest: configuration error: ${err.message}\n`);
-      process.exitCode = 2;
-      return;
+      process.exit(2);
     }
     process.stderr.write(`mm-ingest: ${(err as Error).message}\n`);
-    process.exitCode = 1;
+    process.exit(1);
   }
 }
