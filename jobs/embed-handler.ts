@@ -8,20 +8,23 @@
  * isolated by splitting its request in halves, so the rest of the request is indexed.
  */
 import pLimit from 'p-limit';
+import pRetry from 'p-retry';
 import type { Embedder } from '../src/embedder.js';
-import { EmbeddingApiError } from '../src/errors.js';
 import { pointId } from '../src/ids.js';
 import { classifyKey } from '../src/media.js';
 import { resolveModel } from '../src/models.js';
 import type { ModelOverrides } from '../src/models.js';
 import { ObjectStoreError } from '../src/object-store.js';
 import type { ObjectStore } from '../src/object-store.js';
-import { planRequests, requestBody } from '../src/planner.js';
-import type { PlannedInput, PlannedRequest, PlanOptions, PreparedInput } from '../src/planner.js';
+import { planRequests } from '../src/planner.js';
+import { OPEN_GATE } from '../src/rate-limit.js';
+import type { RequestGate } from '../src/rate-limit.js';
+import type { PlannedInput, PlanOptions, PreparedInput } from '../src/planner.js';
 import { prepareImage, prepareText, prepareVideo } from '../src/prepare.js';
 import type { ItemOutcome, JobResult, RunStore } from '../src/runs.js';
 import type { TokenCounter } from '../src/tokens.js';
 import type { PointPayload, PointRecord, VectorStore } from '../src/vector-store.js';
+import { ApiCaller } from './api-call.js';
 import { fromTuple, paramsHash } from './embed-job.js';
 import type { EmbedJobData, ObjectRef } from './embed-job.js';
 
@@ -37,6 +40,13 @@ export interface EmbedHandlerDeps {
   readonly tokens: TokenCounter;
   readonly runs: RunStore;
   readonly log: Logger;
+  /** The shared rate limiter. @defaultValue no limit */
+  readonly gate?: RequestGate;
+  /** Attempts of one API request for transient failures, and the first backoff. */
+  readonly apiAttempts?: number;
+  readonly apiBackoffMs?: number;
+  /** Attempts of a Qdrant write before the job fails (vectors already paid for are worth waiting for). @defaultValue 8 */
+  readonly upsertAttempts?: number;
   readonly modelOverrides?: ModelOverrides;
   /** Objects fetched at once within a job. @defaultValue 8 */
   readonly fetchConcurrency?: number;
@@ -91,32 +101,25 @@ export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => P
     }
   }
 
-  /** Embeds a request; a refused input is isolated by bisection, the others still embed. */
-  async function embedIsolating(
-    opts: PlanOptions,
-    request: PlannedRequest,
-    usage: { requests: number; inputs: number; textTokens: number; imageTokens: number },
-    requestIds: string[],
-  ): Promise<{ done: { input: PlannedInput; vector: number[] }[]; refused: { input: PlannedInput; error: EmbeddingApiError }[] }> {
-    const body = requestBody(opts, request);
-    try {
-      const result = await deps.embedder.embed({ model: body.model, contents: body.input.contents, parameters: body.parameters ?? {}, dimension: opts.dimension });
-      usage.requests += 1;
-      usage.inputs += request.inputs.length;
-      usage.textTokens += result.usage.textTokens;
-      usage.imageTokens += result.usage.imageTokens;
-      requestIds.push(result.requestId);
-      return { done: request.inputs.map((input, i) => ({ input, vector: result.vectors[i] ?? [] })), refused: [] };
-    } catch (err) {
-      const isolatable = err instanceof EmbeddingApiError && (err.decision === 'input' || err.decision === 'split' || err.decision === 'redownload');
-      if (!isolatable) throw err;
-      if (request.inputs.length === 1) return { done: [], refused: [{ input: request.inputs[0]!, error: err }] };
-      const mid = Math.ceil(request.inputs.length / 2);
-      const halves = [request.inputs.slice(0, mid), request.inputs.slice(mid)].map((inputs) => subRequest(request, inputs));
-      const a = await embedIsolating(opts, halves[0]!, usage, requestIds);
-      const b = await embedIsolating(opts, halves[1]!, usage, requestIds);
-      return { done: [...a.done, ...b.done], refused: [...a.refused, ...b.refused] };
-    }
+  /** The input again with a freshly signed URL (its old one could not be downloaded). */
+  async function resign(bucket: string, input: PlannedInput, byKey: ReadonlyMap<string, Prepared>): Promise<PlannedInput | undefined> {
+    const p = byKey.get(input.source);
+    const c = input.content;
+    if (!p || typeof c === 'string' || (!c.video && !(c.image && !c.image.startsWith('data:')))) return undefined;
+    const url = await deps.store.presign(bucket, p.ref.key, presignSeconds);
+    return { ...input, content: c.video ? { ...c, video: url } : { ...c, image: url } };
+  }
+
+  /** Writes points, retrying while Qdrant is unreachable: the vectors are paid for. */
+  async function upsert(collection: string, records: PointRecord[]): Promise<void> {
+    await pRetry(() => deps.vectors.upsert(collection, records), {
+      retries: (deps.upsertAttempts ?? 8) - 1,
+      minTimeout: 1000,
+      maxTimeout: 30_000,
+      randomize: true,
+      shouldRetry: ({ error }) => (error as { retryable?: boolean }).retryable === true,
+      onFailedAttempt: ({ error, retriesLeft }) => deps.log.warn({ collection, err: error.message, retriesLeft }, 'upsert failed'),
+    });
   }
 
   return async function handleEmbedJob(job: EmbedJob): Promise<JobResult> {
@@ -145,16 +148,32 @@ export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => P
     const plan = planRequests(prepared.flatMap((p) => (p.input ? [p.input] : [])), opts, deps.tokens);
     for (const r of plan.rejections) outcomes.set(r.source, { status: 'skipped', code: r.code, reason: r.reason });
 
-    const usage = { requests: 0, inputs: 0, textTokens: 0, imageTokens: 0 };
-    const requestIds: string[] = [];
+    const caller = new ApiCaller(
+      {
+        embedder: deps.embedder,
+        gate: deps.gate ?? OPEN_GATE,
+        resign: (input) => resign(bucket, input, byKey),
+        ...(deps.apiAttempts !== undefined ? { attempts: deps.apiAttempts } : {}),
+        ...(deps.apiBackoffMs !== undefined ? { backoffMs: deps.apiBackoffMs } : {}),
+      },
+      spec,
+      opts,
+    );
+    const stats = caller.stats;
     const hash = paramsHash(settings);
     const indexedAt = now().toISOString();
     let points = 0;
     try {
       for (const request of plan.requests) {
-        const { done, refused } = await embedIsolating(opts, request, usage, requestIds);
+        const { done, refused } = await caller.embed(request);
         for (const { input, error } of refused) {
-          outcomes.set(input.source, { status: 'failed', code: error.code, reason: `${input.chunkCount > 1 ? `chunk ${input.chunk}: ` : ''}${error.providerMessage}` });
+          const ref = byKey.get(input.source)?.ref;
+          outcomes.set(input.source, {
+            status: 'failed',
+            code: error.code,
+            reason: `${input.chunkCount > 1 ? `chunk ${input.chunk}: ` : ''}${error.providerMessage}`,
+            ...(ref ? { object: job.data.objects.find((o) => o[0] === ref.key) } : {}),
+          });
         }
         const records: PointRecord[] = done
           .filter(({ input }) => outcomes.get(input.source)?.status !== 'failed')
@@ -178,11 +197,11 @@ export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => P
             };
             return { id: pointId(bucket, p.ref.key, input.chunk), vector, payload };
           });
-        await deps.vectors.upsert(settings.collection, records);
+        await upsert(settings.collection, records);
         points += records.length;
       }
     } finally {
-      await deps.runs.addUsage(runId, usage);
+      await deps.runs.addUsage(runId, { requests: stats.requests, inputs: stats.inputs, textTokens: stats.textTokens, imageTokens: stats.imageTokens, retries: stats.retries, throttled: stats.throttled });
     }
 
     for (const p of prepared) {
@@ -196,21 +215,9 @@ export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => P
     const failed = counted.filter((o) => o.status === 'failed').length;
     const result: JobResult = { status: 'done', objects: refs.length, indexed: refs.length - skipped - failed, skipped, failed, points };
     deps.log.info(
-      { runId, jobId: job.id, requestIds, objects: refs.length, inputs: usage.inputs, requests: usage.requests, textTokens: usage.textTokens, imageTokens: usage.imageTokens, points, skipped, failed, ms: Date.now() - started },
+      { runId, jobId: job.id, requestIds: stats.requestIds, objects: refs.length, inputs: stats.inputs, requests: stats.requests, textTokens: stats.textTokens, imageTokens: stats.imageTokens, retries: stats.retries, throttled: stats.throttled, points, skipped, failed, ms: Date.now() - started },
       'embed job done',
     );
     return result;
-  };
-}
-
-function subRequest(parent: PlannedRequest, inputs: readonly PlannedInput[]): PlannedRequest {
-  const sum = (f: (i: PlannedInput) => number): number => inputs.reduce((s, i) => s + f(i), 0);
-  return {
-    inputs,
-    textTokens: sum((i) => i.textTokens),
-    limitTokens: sum((i) => i.limitTokens),
-    images: sum((i) => i.images),
-    videos: sum((i) => i.videos),
-    bodyBytes: parent.bodyBytes, // an upper bound for a subset; not used to send
   };
 }

@@ -54,6 +54,16 @@ const SETTINGS = {
   concurrency: { env: 'WORKER_CONCURRENCY', flag: 'concurrency', schema: int(1).default(4) },
   /** Objects fetched at once inside a job. @defaultValue 8 */
   fetchConcurrency: { env: 'FETCH_CONCURRENCY', schema: int(1).default(8) },
+  /** `shared`: every worker paces its requests through the limiter in Redis; `off`: none. @defaultValue shared */
+  rateLimit: { env: 'RATE_LIMIT', flag: 'rateLimit', schema: z.enum(['shared', 'off']).default('shared') },
+  /** Attempts of one API request for transient failures. @defaultValue 6 */
+  apiAttempts: { env: 'API_ATTEMPTS', schema: int(1).default(6) },
+  /** First backoff between those attempts; doubles, randomized. @defaultValue 500 */
+  apiBackoffMs: { env: 'API_BACKOFF_MS', schema: int(1).default(500) },
+  /** How long a job's lock lives without renewal: a crashed worker's jobs are picked up again after it. @defaultValue 30000 */
+  lockDurationMs: { env: 'LOCK_DURATION_MS', schema: int(1000).default(30_000) },
+  /** How long SIGTERM waits for jobs in flight before leaving them to stalled-job recovery. @defaultValue 120000 */
+  drainTimeoutMs: { env: 'DRAIN_TIMEOUT_MS', schema: int(0).default(120_000) },
   modelOverrides: { env: 'MODEL_OVERRIDES', flag: 'modelOverrides', schema: z.string().optional() },
   /** @defaultValue info */
   logLevel: { env: 'LOG_LEVEL', flag: 'logLevel', schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') },

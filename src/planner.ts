@@ -84,6 +84,8 @@ export interface PlannedInput {
   readonly textTokens: number;
   /** Tokens that count toward a per-request cap (text, plus images where the model counts them). */
   readonly limitTokens: number;
+  /** Expected input tokens of the usage (text plus images by the pixel rule), for rate limiting. */
+  readonly usageTokens: number;
   readonly images: number;
   readonly videos: number;
   /** Bytes this element adds to the JSON body. */
@@ -219,7 +221,7 @@ function expand(input: PreparedInput, opts: PlanOptions, limits: Limits, tokens:
   const { model } = opts;
   const reject = (r: Omit<Rejection, 'source'> | undefined): Planned[] | undefined => (r ? [{ rejection: { source: input.source, ...r } }] : undefined);
   const countsImages = model.imageTokensCountTowardLimit;
-  const base = { source: input.source, kind: input.kind, chunk: 0, chunkCount: 1, videos: 0, images: 0, textTokens: 0, limitTokens: 0 };
+  const base = { source: input.source, kind: input.kind, chunk: 0, chunkCount: 1, videos: 0, images: 0, textTokens: 0, limitTokens: 0, usageTokens: 0 };
 
   switch (input.kind) {
     case 'text': {
@@ -240,6 +242,7 @@ function expand(input: PreparedInput, opts: PlanOptions, limits: Limits, tokens:
           content: c.text,
           textTokens: c.tokens,
           limitTokens: c.tokens,
+          usageTokens: c.tokens,
           bodyBytes: utf8Bytes(c.text),
         },
       }));
@@ -248,8 +251,9 @@ function expand(input: PreparedInput, opts: PlanOptions, limits: Limits, tokens:
       const bad = reject(imageProblem(model, input.image));
       if (bad) return bad;
       const content = { image: imageContent(input.image) };
-      const limitTokens = countsImages ? imageTokens(input.image.width, input.image.height) : 0;
-      return [{ input: { ...base, content, images: 1, limitTokens, bodyBytes: imageBodyBytes(input.image) + '{"image":}'.length } }];
+      const pixels = imageTokens(input.image.width, input.image.height);
+      const limitTokens = countsImages ? pixels : 0;
+      return [{ input: { ...base, content, images: 1, limitTokens, usageTokens: pixels, bodyBytes: imageBodyBytes(input.image) + '{"image":}'.length } }];
     }
     case 'video': {
       const bad = reject(videoProblem(model, input.video));
@@ -273,13 +277,15 @@ function expand(input: PreparedInput, opts: PlanOptions, limits: Limits, tokens:
       if (input.image) content.image = imageContent(input.image);
       if (input.video) content.video = input.video.url;
       const textTokens = input.text?.tokens ?? 0;
-      const imageTok = input.image && countsImages ? imageTokens(input.image.width, input.image.height) : 0;
+      const pixels = input.image ? imageTokens(input.image.width, input.image.height) : 0;
+      const imageTok = countsImages ? pixels : 0;
       return [{
         input: {
           ...base,
           content,
           textTokens,
           limitTokens: textTokens + imageTok,
+          usageTokens: textTokens + pixels,
           images: input.image ? 1 : 0,
           videos: input.video ? 1 : 0,
           bodyBytes: utf8Bytes(content),
@@ -297,8 +303,9 @@ function expand(input: PreparedInput, opts: PlanOptions, limits: Limits, tokens:
         if (bad) return bad;
       }
       const content = { multi_images: input.images.map(imageContent) };
-      const limitTokens = countsImages ? input.images.reduce((s, i) => s + imageTokens(i.width, i.height), 0) : 0;
-      return [{ input: { ...base, content, images: input.images.length, limitTokens, bodyBytes: utf8Bytes(content) } }];
+      const pixels = input.images.reduce((s, i) => s + imageTokens(i.width, i.height), 0);
+      const limitTokens = countsImages ? pixels : 0;
+      return [{ input: { ...base, content, images: input.images.length, limitTokens, usageTokens: pixels, bodyBytes: utf8Bytes(content) } }];
     }
   }
 }

@@ -74,7 +74,8 @@ export async function produce(deps: ProduceDeps, opts: ProduceOptions): Promise<
       const last = batcher.flush();
       if (last) jobs.push(last);
 
-      const added = await enqueue(deps.queue, opts, jobs);
+      const queued = await enqueue(deps.queue, opts, jobs);
+      const added = { added: await deps.runs.newJobs(opts.runId, queued.jobIds), deduplicated: queued.deduplicated };
       const skipped = new Map<string, ItemOutcome>(page.skipped.map((s) => [s.object.key, { status: 'skipped', code: s.code, reason: s.reason }]));
       await deps.runs.recordItems(opts.runId, skipped);
       const counts = {
@@ -102,8 +103,8 @@ export async function produce(deps: ProduceDeps, opts: ProduceOptions): Promise<
  * Adds jobs in bulk. A job whose content (settings + keys + ETags) is already pending in
  * the queue, from this run or another, is deduplicated by BullMQ and not added again.
  */
-async function enqueue(queue: Queue<EmbedJobData>, opts: ProduceOptions, jobs: readonly ScannedObject[][]): Promise<{ added: number; deduplicated: number }> {
-  if (jobs.length === 0) return { added: 0, deduplicated: 0 };
+async function enqueue(queue: Queue<EmbedJobData>, opts: ProduceOptions, jobs: readonly ScannedObject[][]): Promise<{ jobIds: string[]; deduplicated: number }> {
+  if (jobs.length === 0) return { jobIds: [], deduplicated: 0 };
   const bulk = jobs.map((objects) => {
     const tuples = objects.map(toTuple);
     const contentId = embedContentId(opts.bucket, opts.settings, tuples);
@@ -113,6 +114,6 @@ async function enqueue(queue: Queue<EmbedJobData>, opts: ProduceOptions, jobs: r
   });
   const result = await queue.addBulk(bulk);
   // A deduplicated add returns the pending job of the same content, with its own id.
-  const added = result.filter((job, i) => job.id === bulk[i]?.opts.jobId).length;
-  return { added, deduplicated: bulk.length - added };
+  const jobIds = result.flatMap((job, i) => (job.id !== undefined && job.id === bulk[i]?.opts.jobId ? [job.id] : []));
+  return { jobIds, deduplicated: bulk.length - jobIds.length };
 }

@@ -6,6 +6,7 @@
  * - `{p}:run:{id}`        hash: settings, scan state and counters;
  * - `{p}:run:{id}:items`  hash: key -> JSON outcome, for objects skipped or failed (and notes);
  * - `{p}:run:{id}:jobs`   hash: job id -> JSON result, written once per job (idempotent);
+ * - `{p}:run:{id}:queued` set: ids of the jobs the run queued;
  * - `{p}:runs`            sorted set of run ids by start time.
  *
  * A run's scan is `scanning` until the producer has listed every page (`complete`) or
@@ -16,6 +17,10 @@ import type { Redis } from 'ioredis';
 
 export interface RunInfo {
   readonly id: string;
+  /** The embed settings of the run's jobs (JSON), so its failures can be queued again alike. */
+  readonly settings?: string;
+  /** The run this one retries, if any. */
+  readonly retryOf?: string;
   readonly bucket: string;
   readonly prefix: string;
   readonly collection: string;
@@ -27,9 +32,11 @@ export interface RunInfo {
 export type ScanStatus = 'scanning' | 'complete' | 'failed';
 
 export interface ItemOutcome {
-  readonly status: 'skipped' | 'failed' | 'note';
+  readonly status: 'skipped' | 'failed' | 'note' | 'retried';
   readonly code: string;
   readonly reason: string;
+  /** For failures: the object as the job held it ([key, etag, size, mtime, modality]), so it can be queued again. */
+  readonly object?: readonly [string, string, number, number, 't' | 'i' | 'v'];
 }
 
 /** What one job did; summed into the run's counters once per job. */
@@ -60,6 +67,9 @@ export interface RunCounters {
   inputs: number;
   textTokens: number;
   imageTokens: number;
+  /** API requests sent again after a transient failure, and 429s received. */
+  retries: number;
+  throttled: number;
 }
 
 export interface RunState extends RunInfo {
@@ -73,7 +83,7 @@ export interface RunState extends RunInfo {
 
 const COUNTERS: readonly (keyof RunCounters)[] = [
   'scanned', 'skipped', 'filteredOut', 'queuedObjects', 'jobsAdded', 'jobsDeduplicated', 'jobsDone', 'jobsFailed',
-  'objectsIndexed', 'objectsSkipped', 'objectsFailed', 'points', 'requests', 'inputs', 'textTokens', 'imageTokens',
+  'objectsIndexed', 'objectsSkipped', 'objectsFailed', 'points', 'requests', 'inputs', 'textTokens', 'imageTokens', 'retries', 'throttled',
 ];
 
 // Records a job's result once: a job processed twice (a stalled job picked up again)
@@ -106,6 +116,18 @@ export class RunStore {
     return (await this.redis.exists(this.key(id))) === 1;
   }
 
+  /**
+   * Remembers the jobs a run queued and returns how many are new to it: a page listed
+   * again after a producer crash re-adds the same job ids, which must not count twice.
+   */
+  async newJobs(id: string, jobIds: readonly string[]): Promise<number> {
+    if (jobIds.length === 0) return 0;
+    const m = this.redis.multi();
+    for (const j of jobIds) m.sadd(this.key(id, ':queued'), j);
+    const replies = (await m.exec()) ?? [];
+    return replies.reduce((n, [, added]) => n + (added === 1 ? 1 : 0), 0);
+  }
+
   /** After a listed page is enqueued: counters and the token to resume from. */
   async pageDone(id: string, page: { nextToken?: string; scanned: number; skipped: number; filteredOut: number; queuedObjects: number; jobsAdded: number; jobsDeduplicated: number }): Promise<void> {
     const m = this.redis.multi();
@@ -130,7 +152,7 @@ export class RunStore {
   }
 
   /** API usage is real spend: counted every time, also when a job is redone. */
-  async addUsage(id: string, usage: { requests: number; inputs: number; textTokens: number; imageTokens: number }): Promise<void> {
+  async addUsage(id: string, usage: { requests: number; inputs: number; textTokens: number; imageTokens: number; retries?: number; throttled?: number }): Promise<void> {
     const m = this.redis.multi();
     for (const [f, n] of Object.entries(usage)) if (n) m.hincrby(this.key(id), f, n);
     await m.exec();
@@ -163,6 +185,8 @@ export class RunStore {
       model: h.model ?? '',
       dimension: Number(h.dimension ?? 0),
       startedAt: h.startedAt ?? '',
+      ...(h.settings ? { settings: h.settings } : {}),
+      ...(h.retryOf ? { retryOf: h.retryOf } : {}),
       scanStatus: (h.scanStatus ?? 'scanning') as ScanStatus,
       ...(h.scanError ? { scanError: h.scanError } : {}),
       ...(h.lastToken ? { lastToken: h.lastToken } : {}),

@@ -1,7 +1,11 @@
 /**
  * The worker process: builds the real clients from configuration, runs embed jobs with
- * BullMQ, and drains on SIGTERM/SIGINT (takes no new job, lets the jobs in flight
- * finish, then exits 0).
+ * BullMQ, and drains on SIGTERM/SIGINT (takes no new job, lets the jobs in flight finish
+ * within the drain timeout, then exits; a job still running then is left to stalled-job
+ * recovery and redone by another worker, with the same point ids).
+ *
+ * A fatal API error pauses the queue for every worker and puts the job back untouched:
+ * `Worker.RateLimitError` returns it to the queue without using an attempt.
  */
 import { Worker } from 'bullmq';
 import type { Job } from 'bullmq';
@@ -10,15 +14,18 @@ import { EMBED_QUEUE } from '../jobs/embed-job.js';
 import type { EmbedJobData } from '../jobs/embed-job.js';
 import { requireApiKey } from '../src/config.js';
 import type { Config } from '../src/config.js';
-import { objectStore, redisConnection, runStore, vectorStore } from '../src/connections.js';
+import { embedQueue, objectStore, redisConnection, runStore, vectorStore } from '../src/connections.js';
 import { DashScopeClient } from '../src/embedder.js';
+import { EmbeddingApiError } from '../src/errors.js';
 import { createLogger } from '../src/log.js';
+import { pauseForReason } from '../src/pause.js';
+import { OPEN_GATE, SharedRateLimiter } from '../src/rate-limit.js';
 import type { JobResult } from '../src/runs.js';
 import { qwenTokens } from '../src/tokens.js';
 
 export interface RunningWorker {
   readonly worker: Worker<EmbedJobData, JobResult>;
-  /** Stops taking jobs, waits for the ones in flight, closes connections. */
+  /** Stops taking jobs, waits for the ones in flight (up to the drain timeout), closes connections. */
   close(): Promise<void>;
 }
 
@@ -26,6 +33,7 @@ export function startEmbedWorker(config: Config): RunningWorker {
   const apiKey = requireApiKey(config); // before any connection: a missing key must not leave one open
   const log = createLogger(config.logLevel, 'mm-ingest-worker');
   const connection = redisConnection(config);
+  const queue = embedQueue(config, connection);
   const runs = runStore(config, connection);
   const handle = createEmbedHandler({
     store: objectStore(config),
@@ -34,30 +42,52 @@ export function startEmbedWorker(config: Config): RunningWorker {
     tokens: qwenTokens,
     runs,
     log,
+    gate: config.rateLimit === 'shared' ? new SharedRateLimiter(connection, config.queuePrefix) : OPEN_GATE,
+    apiAttempts: config.apiAttempts,
+    apiBackoffMs: config.apiBackoffMs,
     modelOverrides: config.models,
     fetchConcurrency: config.fetchConcurrency,
     presignSeconds: config.presignSeconds,
   });
 
-  const worker = new Worker<EmbedJobData, JobResult>(
+  const worker: Worker<EmbedJobData, JobResult> = new Worker<EmbedJobData, JobResult>(
     EMBED_QUEUE,
     async (job: Job<EmbedJobData, JobResult>) => {
-      const result = await handle({ id: job.id, data: job.data });
-      await runs.recordJob(job.data.runId, job.id ?? '', result);
-      return result;
+      try {
+        const result = await handle({ id: job.id, data: job.data });
+        await runs.recordJob(job.data.runId, job.id ?? '', result);
+        return result;
+      } catch (err) {
+        if (err instanceof EmbeddingApiError && err.decision === 'fatal') {
+          const reason = `${err.status} ${err.code}: ${err.providerMessage}`;
+          log.error({ runId: job.data.runId, jobId: job.id, code: err.code, requestId: err.requestId }, `queue paused: ${reason}`);
+          await pauseForReason(queue, connection, config.queuePrefix, reason);
+          await worker.rateLimit(1000);
+          throw Worker.RateLimitError();
+        }
+        throw err;
+      }
     },
-    { connection, prefix: config.queuePrefix, concurrency: config.concurrency },
+    {
+      connection,
+      prefix: config.queuePrefix,
+      concurrency: config.concurrency,
+      lockDuration: config.lockDurationMs,
+      stalledInterval: config.lockDurationMs,
+      // a job may be picked up again after a crash a few times before it is failed
+      maxStalledCount: 5,
+    },
   );
 
   worker.on('failed', (job, err) => {
-    if (!job) return;
+    if (!job || err.name === 'RateLimitError') return;
     const final = err.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1);
     log.warn({ runId: job.data.runId, jobId: job.id, attempt: job.attemptsMade, final, err: err.message }, 'embed job failed');
     if (final) {
       const objects = job.data.objects.length;
-      const reason = { status: 'failed' as const, code: (err as { code?: string }).code ?? 'job-failed', reason: err.message };
+      const code = (err as { code?: string }).code ?? 'job-failed';
       void runs
-        .recordItems(job.data.runId, new Map(job.data.objects.map(([key]) => [key, reason])))
+        .recordItems(job.data.runId, new Map(job.data.objects.map((o) => [o[0], { status: 'failed' as const, code, reason: err.message, object: o }])))
         .then(() => runs.recordJob(job.data.runId, job.id ?? '', { status: 'failed', objects, indexed: 0, skipped: 0, failed: objects, points: 0, error: err.message }))
         .catch((e: unknown) => log.warn({ err: (e as Error).message }, 'could not record a failed job'));
     }
@@ -67,7 +97,15 @@ export function startEmbedWorker(config: Config): RunningWorker {
   return {
     worker,
     async close() {
-      await worker.close();
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), config.drainTimeoutMs)));
+      const drained = await Promise.race([worker.close().then(() => 'drained' as const), timedOut]);
+      clearTimeout(timer);
+      if (drained === 'timeout') {
+        log.warn({ timeoutMs: config.drainTimeoutMs }, 'drain timed out: jobs in flight are left to stalled-job recovery');
+        await worker.close(true);
+      }
+      await queue.close();
       await connection.quit();
       log.flush();
     },

@@ -5,6 +5,7 @@
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../errors.js';
 import { registerSimulateCommand } from '../simulator/cli.js';
+import { registerFailureCommands } from './failures.js';
 import { registerModelsCommand } from './models.js';
 import { registerPipelineCommands } from './pipeline.js';
 
@@ -14,6 +15,7 @@ export function buildProgram(): Command {
     .version('0.1.0')
     .showHelpAfterError('(run with --help for usage)');
   registerPipelineCommands(program);
+  registerFailureCommands(program);
   registerModelsCommand(program);
   registerSimulateCommand(program);
   return program;

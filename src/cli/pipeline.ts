@@ -8,6 +8,7 @@ import { ConfigError } from '../errors.js';
 import { newRunId } from '../ids.js';
 import { resolveDimension, resolveModel } from '../models.js';
 import { produce } from '../producer.js';
+import { pausedReason } from '../pause.js';
 import { isFinished } from '../runs.js';
 import type { RunState, RunStore } from '../runs.js';
 import { collect, positiveInt, withConnectionFlags } from './options.js';
@@ -36,8 +37,11 @@ export function progressLine(run: RunState): string {
   return `run ${run.id}: scan ${run.scanStatus} (${c.scanned} scanned, ${c.skipped} skipped at scan), jobs ${c.jobsDone + c.jobsFailed}/${c.jobsAdded}, objects ${done}/${c.queuedObjects} (${c.objectsIndexed} indexed, ${c.objectsSkipped} skipped, ${c.objectsFailed} failed), ${c.points} points, ${c.requests} requests`;
 }
 
-/** Follows a run to its end, printing a line when it changes; returns the final state. */
-export async function followRun(runs: RunStore, runId: string, print: (line: string) => void, pollMs = 1000): Promise<RunState> {
+/**
+ * Follows a run to its end, printing a line when it changes. Stops early, with the
+ * reason, if the queue is paused by a fatal error (nothing would move until `resume`).
+ */
+export async function followRun(runs: RunStore, runId: string, print: (line: string) => void, paused: () => Promise<string | undefined>, pollMs = 1000): Promise<{ run: RunState; paused?: string }> {
   let last = '';
   for (;;) {
     const run = await runs.get(runId);
@@ -47,9 +51,27 @@ export async function followRun(runs: RunStore, runId: string, print: (line: str
     last = line;
     if (isFinished(run)) {
       await runs.markFinished(runId);
-      return run;
+      return { run };
     }
+    const reason = await paused();
+    if (reason) return { run, paused: reason };
     await sleep(pollMs);
+  }
+}
+
+/** Prints how a followed run ended and sets the exit code: 0 done, 1 failures, 3 paused. */
+function reportEnd(runId: string, end: { run: RunState; paused?: string }): void {
+  if (end.paused) {
+    process.stdout.write(`run ${runId}: stopped, the queue is paused: ${end.paused} (fix it, then: mm-ingest resume)\n`);
+    process.exitCode = 3;
+    return;
+  }
+  const failures = end.run.counters.objectsFailed + end.run.counters.jobsFailed;
+  if (failures > 0) {
+    process.stdout.write(`run ${runId}: finished with ${end.run.counters.objectsFailed} failed objects (mm-ingest failures --run ${runId} lists them)\n`);
+    process.exitCode = 1;
+  } else {
+    process.stdout.write(`run ${runId}: finished\n`);
   }
 }
 
@@ -106,7 +128,7 @@ export function registerPipelineCommands(program: Command): void {
         }
         resumeToken = existing.lastToken;
       } else {
-        await runs.create({ id: runId, bucket: flags.bucket, prefix: flags.prefix ?? '', collection: flags.collection, model: model.name, dimension, startedAt: new Date().toISOString() });
+        await runs.create({ id: runId, bucket: flags.bucket, prefix: flags.prefix ?? '', collection: flags.collection, model: model.name, dimension, startedAt: new Date().toISOString(), settings: JSON.stringify(settings) });
       }
       process.stdout.write(`run ${runId}: scanning s3://${flags.bucket}/${flags.prefix ?? ''} into ${flags.collection} with ${model.name} (${dimension} dimensions)\n`);
       if (!existing || existing.scanStatus !== 'complete') {
@@ -131,14 +153,8 @@ export function registerPipelineCommands(program: Command): void {
         );
       }
       if (flags.wait) {
-        const run = await followRun(runs, runId, (line) => process.stdout.write(`${line}\n`));
-        const failures = run.counters.objectsFailed + run.counters.jobsFailed;
-        if (failures > 0) {
-          process.stdout.write(`run ${runId}: finished with failures (mm-ingest status --run ${runId} lists them)\n`);
-          process.exitCode = 1;
-        } else {
-          process.stdout.write(`run ${runId}: finished\n`);
-        }
+        const paused = (): Promise<string | undefined> => pausedReason(queue, connection, config.queuePrefix);
+        reportEnd(runId, await followRun(runs, runId, (line) => process.stdout.write(`${line}\n`), paused));
       }
     } finally {
       await queue.close();
@@ -172,8 +188,9 @@ export function registerPipelineCommands(program: Command): void {
       .command('status')
       .description('queue counts and the progress of a run (default: the latest)')
       .option('--run <id>', 'the run to show')
+      .option('--wait', 'follow the run to its end; exit 1 if anything failed, 3 if the queue is paused')
       .option('--json', 'machine-readable output'),
-  ).action(async (flags: { run?: string; json?: boolean }) => {
+  ).action(async (flags: { run?: string; json?: boolean; wait?: boolean }) => {
     const config = loadConfig(process.env, flags);
     const connection = redisConnection(config);
     const queue = embedQueue(config, connection);
@@ -184,11 +201,18 @@ export function registerPipelineCommands(program: Command): void {
       const run = runId ? await runs.get(runId) : undefined;
       if (flags.run && !run) throw new ConfigError('--run', `run ${flags.run} does not exist`);
       const items = run ? await runs.items(run.id) : new Map();
+      const paused = await pausedReason(queue, connection, config.queuePrefix);
       if (flags.json) {
-        process.stdout.write(`${JSON.stringify({ queue: counts, run: run ?? null, items: Object.fromEntries(items) }, null, 2)}\n`);
+        process.stdout.write(`${JSON.stringify({ queue: counts, paused: paused ?? null, run: run ?? null, items: Object.fromEntries(items) }, null, 2)}\n`);
         return;
       }
       process.stdout.write(`queue ${config.queuePrefix}:embed: ${Object.entries(counts).map(([k, v]) => `${k} ${v}`).join(', ')}\n`);
+      if (paused) process.stdout.write(`queue paused: ${paused}\n`);
+      if (run && flags.wait) {
+        const isPaused = (): Promise<string | undefined> => pausedReason(queue, connection, config.queuePrefix);
+        reportEnd(run.id, await followRun(runs, run.id, (line) => process.stdout.write(`${line}\n`), isPaused));
+        return;
+      }
       if (!run) {
         process.stdout.write('no runs yet\n');
         return;

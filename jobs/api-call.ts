@@ -1,0 +1,141 @@
+/**
+ * Sending one planned request, the way an overnight run needs it:
+ * - every attempt first passes the shared rate limiter (all workers, all machines);
+ * - a 429 holds every worker back (shared penalty) and the same request is sent again:
+ *   it uses no attempt, neither of this call nor of the job;
+ * - transient failures (network, timeout, 408, 5xx) are retried here with exponential
+ *   backoff and jitter, so one flaky answer does not redo (and re-pay) the whole job;
+ * - a request refused because of its inputs is split in halves until the culprits are
+ *   alone (bisection); so is one that keeps failing with 500, since a single input can
+ *   cause it; a URL the service could not download is signed again once;
+ * - a fatal error (key, entitlement, model) is thrown for the worker to pause the run.
+ */
+import pRetry from 'p-retry';
+import type { Embedder } from '../src/embedder.js';
+import { EmbeddingApiError } from '../src/errors.js';
+import type { ModelSpec } from '../src/models.js';
+import { requestBody } from '../src/planner.js';
+import type { PlannedInput, PlannedRequest, PlanOptions } from '../src/planner.js';
+import type { RequestGate } from '../src/rate-limit.js';
+
+export interface CallStats {
+  requests: number;
+  inputs: number;
+  textTokens: number;
+  imageTokens: number;
+  retries: number;
+  throttled: number;
+  requestIds: string[];
+}
+
+export const newCallStats = (): CallStats => ({ requests: 0, inputs: 0, textTokens: 0, imageTokens: 0, retries: 0, throttled: 0, requestIds: [] });
+
+export interface CallDeps {
+  readonly embedder: Embedder;
+  readonly gate: RequestGate;
+  /** A fresh URL for an input's object, when the service could not download the old one. */
+  readonly resign: (input: PlannedInput) => Promise<PlannedInput | undefined>;
+  /** Attempts of one request for transient failures. @defaultValue 6 */
+  readonly attempts?: number;
+  /** First backoff; doubles each attempt, randomized. @defaultValue 500 */
+  readonly backoffMs?: number;
+}
+
+export interface Embedded {
+  readonly done: { input: PlannedInput; vector: number[] }[];
+  readonly refused: { input: PlannedInput; error: EmbeddingApiError }[];
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Backoff after the n-th consecutive 429 of a call: 1 s doubling to 30 s, with jitter. */
+function throttleBackoff(n: number): number {
+  const base = Math.min(30_000, 1000 * 2 ** n);
+  return base / 2 + Math.random() * (base / 2);
+}
+
+function subRequest(inputs: readonly PlannedInput[]): PlannedRequest {
+  const sum = (f: (i: PlannedInput) => number): number => inputs.reduce((s, i) => s + f(i), 0);
+  return {
+    inputs,
+    textTokens: sum((i) => i.textTokens),
+    limitTokens: sum((i) => i.limitTokens),
+    images: sum((i) => i.images),
+    videos: sum((i) => i.videos),
+    bodyBytes: sum((i) => i.bodyBytes),
+  };
+}
+
+export class ApiCaller {
+  constructor(
+    private readonly deps: CallDeps,
+    private readonly model: ModelSpec,
+    private readonly opts: PlanOptions,
+    readonly stats: CallStats = newCallStats(),
+  ) {}
+
+  /** One HTTP request with rate limiting and transient retries; throws what is left. */
+  private async send(request: PlannedRequest): Promise<number[][]> {
+    const body = requestBody(this.opts, request);
+    const tokens = request.inputs.reduce((s, i) => s + i.usageTokens, 0);
+    const limits = { rpm: this.model.rpm, tpm: this.model.tpm };
+    return pRetry(
+      async () => {
+        for (let throttled = 0; ; throttled++) {
+          await this.deps.gate.acquire(this.model.name, limits, tokens);
+          try {
+            const result = await this.deps.embedder.embed({ model: body.model, contents: body.input.contents, parameters: body.parameters ?? {}, dimension: this.opts.dimension });
+            this.stats.requests += 1;
+            this.stats.inputs += request.inputs.length;
+            this.stats.textTokens += result.usage.textTokens;
+            this.stats.imageTokens += result.usage.imageTokens;
+            this.stats.requestIds.push(result.requestId);
+            return result.vectors;
+          } catch (err) {
+            if (!(err instanceof EmbeddingApiError) || err.decision !== 'rate-limited') throw err;
+            this.stats.throttled += 1;
+            const wait = err.retryAfterSeconds !== undefined ? err.retryAfterSeconds * 1000 : throttleBackoff(throttled);
+            await this.deps.gate.penalize(this.model.name, wait);
+            await sleep(wait);
+          }
+        }
+      },
+      {
+        retries: (this.deps.attempts ?? 6) - 1,
+        minTimeout: this.deps.backoffMs ?? 500,
+        factor: 2,
+        maxTimeout: 20_000,
+        randomize: true,
+        shouldRetry: ({ error }) => error instanceof EmbeddingApiError && error.decision === 'retryable',
+        onFailedAttempt: ({ error, retriesLeft }) => {
+          if (retriesLeft > 0 && error instanceof EmbeddingApiError && error.decision === 'retryable') this.stats.retries += 1;
+        },
+      },
+    );
+  }
+
+  /** Embeds a request; inputs the API refuses are isolated, the others still embed. */
+  async embed(request: PlannedRequest, resigned = false): Promise<Embedded> {
+    try {
+      const vectors = await this.send(request);
+      return { done: request.inputs.map((input, i) => ({ input, vector: vectors[i] ?? [] })), refused: [] };
+    } catch (err) {
+      if (!(err instanceof EmbeddingApiError)) throw err;
+      const poison500 = err.decision === 'retryable' && err.status === 500;
+      const isolatable = err.decision === 'input' || err.decision === 'split' || err.decision === 'redownload' || poison500;
+      if (!isolatable) throw err;
+      if (request.inputs.length > 1) {
+        const mid = Math.ceil(request.inputs.length / 2);
+        const a = await this.embed(subRequest(request.inputs.slice(0, mid)), resigned);
+        const b = await this.embed(subRequest(request.inputs.slice(mid)), resigned);
+        return { done: [...a.done, ...b.done], refused: [...a.refused, ...b.refused] };
+      }
+      const input = request.inputs[0]!;
+      if (err.decision === 'redownload' && !resigned) {
+        const fresh = await this.deps.resign(input);
+        if (fresh) return this.embed(subRequest([fresh]), true);
+      }
+      return { done: [], refused: [{ input, error: err }] };
+    }
+  }
+}

@@ -1,0 +1,114 @@
+/**
+ * `mm-ingest failures`, `retry-failed` and `resume`: the morning after.
+ *
+ * `retry-failed` queues the failed objects of a run again as a new run (with the old
+ * run's settings), marks them `retried` in the old run, and removes the old run's failed
+ * jobs from the queue (their objects are in the new run). Objects are fetched afresh, so
+ * a bad file that was replaced in the meantime is indexed in its new version.
+ */
+import type { Command } from 'commander';
+import { EMBED_JOB_OPTIONS, embedContentId, embedJobId } from '../../jobs/embed-job.js';
+import type { EmbedJobData, EmbedSettings, ObjectTuple } from '../../jobs/embed-job.js';
+import { loadConfig } from '../config.js';
+import { embedQueue, redisConnection, runStore } from '../connections.js';
+import { ConfigError } from '../errors.js';
+import { newRunId } from '../ids.js';
+import { pausedReason, resume } from '../pause.js';
+import type { ItemOutcome } from '../runs.js';
+import { withConnectionFlags } from './options.js';
+
+/** Objects a retry job holds: retried objects are few, and each may be a poison one. */
+const RETRY_JOB_OBJECTS = 10;
+
+async function withQueue<T>(flags: Record<string, unknown>, fn: (ctx: { queue: ReturnType<typeof embedQueue>; runs: ReturnType<typeof runStore>; redis: ReturnType<typeof redisConnection>; prefix: string }) => Promise<T>): Promise<T> {
+  const config = loadConfig(process.env, flags);
+  const redis = redisConnection(config);
+  const queue = embedQueue(config, redis);
+  try {
+    return await fn({ queue, runs: runStore(config, redis), redis, prefix: config.queuePrefix });
+  } finally {
+    await queue.close();
+    await redis.quit();
+  }
+}
+
+async function pickRun(runs: ReturnType<typeof runStore>, id: string | undefined): Promise<string> {
+  const runId = id ?? (await runs.latest(1))[0];
+  if (!runId || !(await runs.exists(runId))) throw new ConfigError('--run', id ? `run ${id} does not exist` : 'there are no runs yet');
+  return runId;
+}
+
+export function registerFailureCommands(program: Command): void {
+  withConnectionFlags(
+    program
+      .command('failures')
+      .description('list the failed jobs and objects of a run, with their reasons (default: the latest run)')
+      .option('--run <id>', 'the run')
+      .option('--json', 'machine-readable output'),
+  ).action(async (flags: { run?: string; json?: boolean }) => {
+    await withQueue(flags, async ({ queue, runs, redis, prefix }) => {
+      const runId = await pickRun(runs, flags.run);
+      const failedJobs = (await queue.getFailed()).filter((j) => j.data.runId === runId);
+      const items = [...(await runs.items(runId))].filter(([, o]) => o.status === 'failed');
+      const paused = await pausedReason(queue, redis, prefix);
+      if (flags.json) {
+        const jobs = failedJobs.map((j) => ({ id: j.id, reason: j.failedReason, attempts: j.attemptsMade, objects: j.data.objects.map((o) => o[0]) }));
+        process.stdout.write(`${JSON.stringify({ run: runId, paused: paused ?? null, jobs, items: Object.fromEntries(items) }, null, 2)}\n`);
+        return;
+      }
+      if (paused) process.stdout.write(`queue paused: ${paused}\n`);
+      process.stdout.write(`run ${runId}: ${failedJobs.length} failed jobs, ${items.length} failed objects\n`);
+      for (const j of failedJobs) process.stdout.write(`  job ${j.id} (${j.data.objects.length} objects, ${j.attemptsMade} attempts): ${j.failedReason}\n`);
+      for (const [key, o] of items) process.stdout.write(`  ${o.code.padEnd(24)} ${key}: ${o.reason}\n`);
+    });
+  });
+
+  withConnectionFlags(
+    program
+      .command('retry-failed')
+      .description('queue the failed objects of a run again, as a new run (default: the latest run)')
+      .option('--run <id>', 'the run whose failures to retry')
+      .option('--code <code>', 'only failures with this code (e.g. InvalidParameter)'),
+  ).action(async (flags: { run?: string; code?: string }) => {
+    await withQueue(flags, async ({ queue, runs }) => {
+      const runId = await pickRun(runs, flags.run);
+      const run = await runs.get(runId);
+      if (!run?.settings) throw new ConfigError('--run', `run ${runId} has no recorded settings to retry with`);
+      const settings = JSON.parse(run.settings) as EmbedSettings;
+      const failed = [...(await runs.items(runId))].filter(([, o]) => o.status === 'failed' && o.object && (!flags.code || o.code === flags.code));
+      if (failed.length === 0) {
+        process.stdout.write(`run ${runId}: no failed objects${flags.code ? ` with code ${flags.code}` : ''} to retry\n`);
+        return;
+      }
+      const newId = newRunId();
+      await runs.create({ id: newId, bucket: run.bucket, prefix: run.prefix, collection: run.collection, model: run.model, dimension: run.dimension, startedAt: new Date().toISOString(), settings: run.settings, retryOf: runId });
+      const tuples = failed.map(([, o]) => [...o.object!] as ObjectTuple);
+      const bulk = [];
+      for (let i = 0; i < tuples.length; i += RETRY_JOB_OBJECTS) {
+        const objects = tuples.slice(i, i + RETRY_JOB_OBJECTS);
+        const contentId = embedContentId(run.bucket, settings, objects);
+        const data: EmbedJobData = { v: 1, runId: newId, bucket: run.bucket, settings, objects };
+        bulk.push({ name: 'embed', data, opts: { ...EMBED_JOB_OPTIONS, jobId: embedJobId(newId, contentId), deduplication: { id: contentId } } });
+      }
+      await queue.addBulk(bulk);
+      const retried = new Set(tuples.map((t) => t[0]));
+      // the old run's failed jobs are replaced by the new run's
+      for (const job of await queue.getFailed()) {
+        if (job.data.runId === runId && job.data.objects.every((o) => retried.has(o[0]))) await job.remove();
+      }
+      await runs.pageDone(newId, { scanned: tuples.length, skipped: 0, filteredOut: 0, queuedObjects: tuples.length, jobsAdded: bulk.length, jobsDeduplicated: 0 });
+      await runs.scanFinished(newId, 'complete');
+      const marks = new Map<string, ItemOutcome>(failed.map(([key, o]) => [key, { ...o, status: 'retried', reason: `${o.reason} (retried in run ${newId})` }]));
+      await runs.recordItems(runId, marks);
+      process.stdout.write(`run ${newId}: retrying ${tuples.length} failed objects of run ${runId} in ${bulk.length} jobs (follow it with: mm-ingest status --run ${newId} --wait)\n`);
+    });
+  });
+
+  withConnectionFlags(program.command('resume').description('resume a queue paused by a fatal API error, once its cause is fixed')).action(async (flags: Record<string, unknown>) => {
+    await withQueue(flags, async ({ queue, redis, prefix }) => {
+      const reason = await pausedReason(queue, redis, prefix);
+      await resume(queue, redis, prefix);
+      process.stdout.write(reason ? `queue resumed (it was paused: ${reason})\n` : 'queue was not paused\n');
+    });
+  });
+}
