@@ -115,8 +115,9 @@ export class SharedRateLimiter implements RequestGate {
         await this.redis.eval(ADMIT, 2, this.key(model), `${this.key(model)}:hold`, rps, rpm, tpm, Math.max(0, Math.round(tokens)), member, this.secondWindow, this.minuteWindow),
       );
       if (wait <= 0) return { waitedMs: waited };
-      // a little random extra so that waiting workers do not all ask at the same instant
-      const pause = Math.min(wait, 60_000) + Math.floor(Math.random() * 15);
+      // ask again within a second at most (a penalty may be lifted, a window may empty
+      // early), with a little random extra so waiting workers do not ask all at once
+      const pause = Math.min(wait, 1000) + Math.floor(Math.random() * 15);
       waited += pause;
       await sleep(pause);
     }

@@ -1,0 +1,121 @@
+import { describe, expect, it } from '@jest/globals';
+import { ApiCaller } from '../../jobs/api-call.js';
+import type { EmbedRequest, EmbedResult, Embedder } from '../../src/embedder.js';
+import { EmbeddingApiError } from '../../src/errors.js';
+import { resolveModel } from '../../src/models.js';
+import { planRequests } from '../../src/planner.js';
+import type { PlannedInput, PlannedRequest, PreparedInput } from '../../src/planner.js';
+import type { RateLimits, RequestGate } from '../../src/rate-limit.js';
+import { qwenTokens } from '../../src/tokens.js';
+
+const model = resolveModel('qwen3-vl-embedding');
+const opts = { model, dimension: 256 };
+
+function request(texts: string[]): PlannedRequest {
+  const inputs: PreparedInput[] = texts.map((text, i) => ({ kind: 'text', source: `k${i}`, text, tokens: qwenTokens.count(text) }));
+  const plan = planRequests(inputs, opts, qwenTokens);
+  expect(plan.requests).toHaveLength(1);
+  return plan.requests[0]!;
+}
+
+const apiError = (status: number, code: string): EmbeddingApiError => new EmbeddingApiError({ status, code, message: `${code} happened`, requestId: 'r' });
+
+/** An embedder whose answer depends on the texts it is sent; it records every call. */
+class ScriptedEmbedder implements Embedder {
+  readonly calls: string[][] = [];
+  constructor(private readonly answer: (texts: string[], call: number) => EmbeddingApiError | undefined) {}
+  embed(req: EmbedRequest): Promise<EmbedResult> {
+    const texts = req.contents.map((c) => (typeof c === 'string' ? c : (c.text ?? c.image ?? '')));
+    this.calls.push(texts);
+    const err = this.answer(texts, this.calls.length);
+    if (err) return Promise.reject(err);
+    return Promise.resolve({ vectors: texts.map(() => new Array<number>(req.dimension).fill(0.1)), types: texts.map(() => 'text' as const), usage: { textTokens: 1, imageTokens: 0, totalTokens: 1 }, requestId: `req-${this.calls.length}` });
+  }
+}
+
+class CountingGate implements RequestGate {
+  acquired = 0;
+  penalties: number[] = [];
+  acquire(_m: string, _l: RateLimits, _t: number): Promise<{ waitedMs: number }> {
+    this.acquired += 1;
+    return Promise.resolve({ waitedMs: 0 });
+  }
+  penalize(_m: string, ms: number): Promise<void> {
+    this.penalties.push(ms);
+    return Promise.resolve();
+  }
+}
+
+type Resign = (input: PlannedInput) => Promise<PlannedInput | undefined>;
+const caller = (embedder: Embedder, gate: RequestGate = new CountingGate(), resign: Resign = () => Promise.resolve(undefined)) =>
+  new ApiCaller({ embedder, gate, resign, attempts: 3, backoffMs: 1 }, model, opts);
+
+describe('sending a planned request', () => {
+  it('isolates the inputs the API refuses by bisection and embeds all the others', async () => {
+    const texts = Array.from({ length: 20 }, (_, i) => (i === 3 || i === 17 ? `bad ${i}` : `good ${i}`));
+    const embedder = new ScriptedEmbedder((sent) => (sent.some((t) => t.startsWith('bad')) ? apiError(400, 'DataInspectionFailed') : undefined));
+    const result = await caller(embedder).embed(request(texts));
+    expect(result.refused.map((r) => r.input.content).sort()).toEqual(['bad 17', 'bad 3']);
+    expect(result.refused.every((r) => r.error.code === 'DataInspectionFailed')).toBe(true);
+    expect(result.done).toHaveLength(18);
+    // bisection: halves of halves, fewer calls than the 1 + 20 of retrying every input alone
+    expect(embedder.calls.length).toBeLessThan(21);
+    expect(embedder.calls[1]).toHaveLength(10);
+  });
+
+  it('retries transient failures and counts them, without splitting the request', async () => {
+    const embedder = new ScriptedEmbedder((_t, call) => (call <= 2 ? apiError(503, 'ModelUnavailable') : undefined));
+    const c = caller(embedder);
+    const result = await c.embed(request(['a', 'b', 'c']));
+    expect(result.done).toHaveLength(3);
+    expect(embedder.calls.map((x) => x.length)).toEqual([3, 3, 3]);
+    expect(c.stats.retries).toBe(2);
+  });
+
+  it('waits out 429s through the shared gate without using up the attempts', async () => {
+    const gate = new CountingGate();
+    const embedder = new ScriptedEmbedder((_t, call) => (call <= 5 ? apiError(429, 'Throttling.RateQuota') : undefined));
+    const c = new ApiCaller({ embedder, gate, resign: () => Promise.resolve(undefined), attempts: 2, backoffMs: 1 }, model, opts);
+    // 5 throttles with only 2 attempts: 429s must not count as attempts
+    const sleeps = jestFastTimers();
+    const result = await c.embed(request(['a', 'b']));
+    sleeps.restore();
+    expect(result.done).toHaveLength(2);
+    expect(c.stats.throttled).toBe(5);
+    expect(gate.penalties).toHaveLength(5);
+    expect(gate.acquired).toBe(6);
+  });
+
+  it('isolates an input that keeps causing 500s once the retries are spent', async () => {
+    const embedder = new ScriptedEmbedder((sent) => (sent.includes('poison') ? apiError(500, 'InternalError') : undefined));
+    const result = await caller(embedder).embed(request(['one', 'poison', 'three', 'four']));
+    expect(result.refused.map((r) => [r.input.content, r.error.code])).toEqual([['poison', 'InternalError']]);
+    expect(result.done.map((d) => d.input.content)).toEqual(['one', 'three', 'four']);
+  });
+
+  it('throws a fatal error at once, for the worker to pause the run', async () => {
+    const embedder = new ScriptedEmbedder(() => apiError(401, 'InvalidApiKey'));
+    await expect(caller(embedder).embed(request(['a', 'b']))).rejects.toMatchObject({ code: 'InvalidApiKey', decision: 'fatal' });
+    expect(embedder.calls).toHaveLength(1);
+  });
+
+  it('signs a URL again once when the service could not download it, then gives up on that input', async () => {
+    let resigned = 0;
+    const embedder = new ScriptedEmbedder(() => apiError(400, 'InternalError.Algo.InvalidParameter'));
+    const c = caller(embedder, new CountingGate(), (input) => {
+      resigned += 1;
+      return Promise.resolve({ ...input, content: 'fresh' });
+    });
+    const result = await c.embed(request(['only']));
+    expect(resigned).toBe(1);
+    expect(embedder.calls).toEqual([['only'], ['fresh']]);
+    expect(result.refused).toHaveLength(1);
+  });
+});
+
+/** Makes setTimeout immediate for the 429 backoff sleeps of one test. */
+function jestFastTimers(): { restore(): void } {
+  const original = globalThis.setTimeout;
+  globalThis.setTimeout = ((fn: () => void) => original(fn, 0)) as typeof setTimeout;
+  return { restore: () => (globalThis.setTimeout = original) };
+}
