@@ -86,7 +86,11 @@ export async function produce(deps: ProduceDeps, opts: ProduceOptions): Promise<
         jobsAdded: added.added,
         jobsDeduplicated: added.deduplicated,
       };
-      await deps.runs.pageDone(opts.runId, { ...counts, ...(page.nextToken !== undefined ? { nextToken: page.nextToken } : {}) });
+      await deps.runs.pageDone(opts.runId, {
+        ...counts,
+        ...(page.token !== undefined ? { pageToken: page.token } : {}),
+        ...(page.nextToken !== undefined ? { nextToken: page.nextToken } : {}),
+      });
       for (const k of Object.keys(counts) as (keyof typeof counts)[]) total[k] += counts[k];
       total.pages += 1;
       deps.onPage?.({ pageNumber: page.pageNumber, scanned: total.scanned, jobsAdded: total.jobsAdded });

@@ -7,6 +7,7 @@
  * - `{p}:run:{id}:items`  hash: key -> JSON outcome, for objects skipped or failed (and notes);
  * - `{p}:run:{id}:jobs`   hash: job id -> JSON result, written once per job (idempotent);
  * - `{p}:run:{id}:queued` set: ids of the jobs the run queued;
+ * - `{p}:run:{id}:pages`  hash: listing tokens of the pages already counted;
  * - `{p}:runs`            sorted set of run ids by start time.
  *
  * A run's scan is `scanning` until the producer has listed every page (`complete`) or
@@ -94,6 +95,15 @@ if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return 0 end
 for i = 3, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
 return 1`;
 
+// KEYS: run hash, pages-done hash. ARGV: page token, next token ('' at the end), then
+// counter name/increment pairs. Counts a page once; always moves the resume token on.
+const PAGE_DONE = `
+if redis.call('HSETNX', KEYS[2], ARGV[1], 1) == 1 then
+  for i = 3, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
+end
+if ARGV[2] == '' then redis.call('HDEL', KEYS[1], 'lastToken') else redis.call('HSET', KEYS[1], 'lastToken', ARGV[2]) end
+return 1`;
+
 export class RunStore {
   constructor(
     private readonly redis: Redis,
@@ -128,16 +138,15 @@ export class RunStore {
     return replies.reduce((n, [, added]) => n + (added === 1 ? 1 : 0), 0);
   }
 
-  /** After a listed page is enqueued: counters and the token to resume from. */
-  async pageDone(id: string, page: { nextToken?: string; scanned: number; skipped: number; filteredOut: number; queuedObjects: number; jobsAdded: number; jobsDeduplicated: number }): Promise<void> {
-    const m = this.redis.multi();
-    m.hincrby(this.key(id), 'pages', 1);
-    for (const f of ['scanned', 'skipped', 'filteredOut', 'queuedObjects', 'jobsAdded', 'jobsDeduplicated'] as const) {
-      if (page[f]) m.hincrby(this.key(id), f, page[f]);
-    }
-    if (page.nextToken) m.hset(this.key(id), 'lastToken', page.nextToken);
-    else m.hdel(this.key(id), 'lastToken');
-    await m.exec();
+  /**
+   * After a listed page is enqueued: its counters and the token to resume from. A page is
+   * counted once, by the token it was listed with: after a producer crash between queuing
+   * a page and recording it, the page is listed and queued again but not counted again.
+   */
+  async pageDone(id: string, page: { pageToken?: string; nextToken?: string; scanned: number; skipped: number; filteredOut: number; queuedObjects: number; jobsAdded: number; jobsDeduplicated: number }): Promise<void> {
+    const counts: (string | number)[] = ['pages', 1];
+    for (const f of ['scanned', 'skipped', 'filteredOut', 'queuedObjects', 'jobsAdded', 'jobsDeduplicated'] as const) if (page[f]) counts.push(f, page[f]);
+    await this.redis.eval(PAGE_DONE, 2, this.key(id), this.key(id, ':pages'), page.pageToken ?? '(first)', page.nextToken ?? '', ...counts);
   }
 
   async scanFinished(id: string, status: 'complete' | 'failed', error?: string): Promise<void> {
