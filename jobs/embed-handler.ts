@@ -11,6 +11,7 @@ import pLimit from 'p-limit';
 import pRetry from 'p-retry';
 import type { Embedder } from '../src/embedder.js';
 import { pointId } from '../src/ids.js';
+import { chunkIds } from '../src/incremental.js';
 import { classifyKey } from '../src/media.js';
 import { resolveModel } from '../src/models.js';
 import type { ModelOverrides } from '../src/models.js';
@@ -110,6 +111,23 @@ export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => P
     return { ...input, content: c.video ? { ...c, video: url } : { ...c, image: url } };
   }
 
+  /**
+   * Once the new points are written: removes the chunks an object's old version had beyond
+   * its new chunk count, and all points of an object that is now skipped (deleted, or no
+   * longer indexable). Objects whose embedding failed keep their old points.
+   */
+  async function removeStale(collection: string, bucket: string, before: ReadonlyMap<string, number>, sent: readonly PlannedInput[], outcomes: ReadonlyMap<string, ItemOutcome>): Promise<void> {
+    const nowCount = new Map(sent.map((i) => [i.source, i.chunkCount]));
+    const stale: string[] = [];
+    for (const [key, oldCount] of before) {
+      const outcome = outcomes.get(key);
+      if (outcome?.status === 'failed') continue;
+      const keep = outcome?.status === 'skipped' ? 0 : (nowCount.get(key) ?? oldCount);
+      stale.push(...chunkIds(bucket, key, oldCount, keep));
+    }
+    if (stale.length > 0) await deps.vectors.delete(collection, stale);
+  }
+
   /** Writes points, retrying while Qdrant is unreachable: the vectors are paid for. */
   async function upsert(collection: string, records: PointRecord[]): Promise<void> {
     await pRetry(() => deps.vectors.upsert(collection, records), {
@@ -128,6 +146,10 @@ export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => P
     const spec = resolveModel(settings.model, deps.modelOverrides);
     await deps.vectors.ensureCollection(settings.collection, settings.dimension);
     const refs = job.data.objects.map(fromTuple);
+    // chunk counts of the versions already indexed, to remove chunks a new version no longer has
+    const before = new Map(
+      (await deps.vectors.retrieve(settings.collection, refs.map((r) => pointId(bucket, r.key, 0)))).map((p) => [p.payload.key as string, Number(p.payload.chunk_count ?? 1)]),
+    );
     const prepared = await Promise.all(refs.map((ref) => limit(() => prepare(bucket, ref, settings.imageMode))));
 
     const outcomes = new Map<string, ItemOutcome>();
@@ -204,6 +226,7 @@ export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => P
       await deps.runs.addUsage(runId, { requests: stats.requests, inputs: stats.inputs, textTokens: stats.textTokens, imageTokens: stats.imageTokens, retries: stats.retries, throttled: stats.throttled });
     }
 
+    await removeStale(settings.collection, bucket, before, plan.requests.flatMap((r) => r.inputs), outcomes);
     for (const p of prepared) {
       if (p.etag !== p.ref.etag && !outcomes.has(p.ref.key)) {
         outcomes.set(`${p.ref.key}`, { status: 'note', code: 'changed-since-scan', reason: `ETag ${p.ref.etag} at scan, ${p.etag} when fetched: the current version was indexed` });

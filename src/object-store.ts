@@ -48,6 +48,8 @@ export interface ObjectStore {
   listPage(bucket: string, prefix: string, continuationToken?: string, pageSize?: number): Promise<ListPage>;
   /** The whole object, or bytes [start, end] inclusive when `range` is given. */
   get(bucket: string, key: string, range?: readonly [number, number]): Promise<FetchedObject>;
+  /** The object's listing facts, or undefined when it does not exist (HeadObject). */
+  head(bucket: string, key: string): Promise<ObjectInfo | undefined>;
   /** A presigned GET URL valid for `expiresInSeconds`. Never stored or logged. */
   presign(bucket: string, key: string, expiresInSeconds: number): Promise<string>;
 }

@@ -5,14 +5,22 @@
  * continues from the last recorded page and loses nothing.
  */
 import type { Queue } from 'bullmq';
-import { EMBED_JOB_OPTIONS, embedContentId, embedJobId, toTuple } from '../jobs/embed-job.js';
+import { EMBED_JOB_OPTIONS, embedContentId, embedJobId, paramsHash, toTuple } from '../jobs/embed-job.js';
 import type { EmbedJobData, EmbedSettings } from '../jobs/embed-job.js';
 import { Batcher } from './batcher.js';
+import { classifyChanges, prune } from './incremental.js';
 import type { ModelSpec } from './models.js';
 import type { ObjectStore } from './object-store.js';
 import type { ItemOutcome, RunStore } from './runs.js';
 import { scanPages } from './scanner.js';
 import type { ScannedObject } from './scanner.js';
+import type { VectorStore } from './vector-store.js';
+
+/**
+ * `incremental`: objects whose points are complete and current are not queued;
+ * `full`: everything is queued; `rebuild`: everything, into a new collection (see rebuild.ts).
+ */
+export type IndexMode = 'incremental' | 'full' | 'rebuild';
 
 export interface ProduceOptions {
   readonly runId: string;
@@ -27,12 +35,17 @@ export interface ProduceOptions {
   readonly settings: EmbedSettings;
   /** Continue listing after this token (a resumed run). */
   readonly resumeToken?: string;
+  /** @defaultValue incremental */
+  readonly mode?: IndexMode;
+  /** After a completed scan, delete the points of objects under the prefix that are gone. */
+  readonly prune?: boolean;
 }
 
 export interface ProduceDeps {
   readonly store: ObjectStore;
   readonly queue: Queue<EmbedJobData>;
   readonly runs: RunStore;
+  readonly vectors: VectorStore;
   readonly onPage?: (page: { pageNumber: number; scanned: number; jobsAdded: number }) => void;
 }
 
@@ -44,10 +57,16 @@ export interface ProduceSummary {
   jobsAdded: number;
   jobsDeduplicated: number;
   pages: number;
+  unchanged: number;
+  new: number;
+  changed: number;
+  deleted: number;
 }
 
 export async function produce(deps: ProduceDeps, opts: ProduceOptions): Promise<ProduceSummary> {
-  const total: ProduceSummary = { scanned: 0, skipped: 0, filteredOut: 0, queuedObjects: 0, jobsAdded: 0, jobsDeduplicated: 0, pages: 0 };
+  const total: ProduceSummary = { scanned: 0, skipped: 0, filteredOut: 0, queuedObjects: 0, jobsAdded: 0, jobsDeduplicated: 0, pages: 0, unchanged: 0, new: 0, changed: 0, deleted: 0 };
+  const mode = opts.mode ?? 'incremental';
+  const hash = paramsHash(opts.settings);
   const batcher = new Batcher({
     model: opts.model,
     imageMode: opts.settings.imageMode,
@@ -66,8 +85,12 @@ export async function produce(deps: ProduceDeps, opts: ProduceOptions): Promise<
       ...(opts.pageSize !== undefined ? { pageSize: opts.pageSize } : {}),
       ...(opts.resumeToken !== undefined ? { startAfterToken: opts.resumeToken } : {}),
     })) {
+      if (opts.prune) await deps.runs.markSeen(opts.runId, page.listedKeys);
+      const changes = mode === 'incremental' ? await classifyChanges(deps.vectors, opts.settings.collection, opts.bucket, page.objects, hash) : undefined;
+      const toQueue = changes ? page.objects.filter((o) => changes.get(o.key) !== 'unchanged') : page.objects;
+      const count = (c: string): number => (changes ? [...changes.values()].filter((v) => v === c).length : 0);
       const jobs: ScannedObject[][] = [];
-      for (const o of page.objects) {
+      for (const o of toQueue) {
         const closed = batcher.add(o);
         if (closed) jobs.push(closed);
       }
@@ -82,9 +105,12 @@ export async function produce(deps: ProduceDeps, opts: ProduceOptions): Promise<
         scanned: page.objects.length + page.skipped.length,
         skipped: page.skipped.length,
         filteredOut: page.filteredOut,
-        queuedObjects: page.objects.length,
+        queuedObjects: toQueue.length,
         jobsAdded: added.added,
         jobsDeduplicated: added.deduplicated,
+        unchanged: count('unchanged'),
+        new: changes ? count('new') : toQueue.length,
+        changed: count('changed'),
       };
       await deps.runs.pageDone(opts.runId, {
         ...counts,
@@ -98,6 +124,11 @@ export async function produce(deps: ProduceDeps, opts: ProduceOptions): Promise<
   } catch (err) {
     await deps.runs.scanFinished(opts.runId, 'failed', (err as Error).message);
     throw err;
+  }
+  // Only a scan that listed everything may prune: an interrupted one never gets here.
+  if (opts.prune) {
+    total.deleted = await prune(deps.vectors, opts.settings.collection, opts.bucket, opts.prefix, (keys) => deps.runs.seen(opts.runId, keys));
+    await deps.runs.addCounter(opts.runId, 'deleted', total.deleted);
   }
   await deps.runs.scanFinished(opts.runId, 'complete');
   return total;

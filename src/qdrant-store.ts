@@ -269,5 +269,40 @@ export function createQdrantStore(opts: QdrantStoreOptions): VectorStore {
         call('delete', collection, () => client.delete(collection, { points: batch, wait: true })),
       );
     },
+
+    async scroll(collection, match, fields, offset) {
+      const must = Object.entries(match).map(([key, value]) => ({ key, match: { value } }));
+      const page = await call('scroll', collection, () =>
+        client.scroll(collection, { filter: { must }, limit: ID_BATCH, with_payload: [...fields], with_vector: false, ...(offset !== undefined ? { offset } : {}) }),
+      );
+      const next = page.next_page_offset;
+      return {
+        points: page.points.map((p) => ({ id: String(p.id), payload: { ...p.payload } })),
+        ...(typeof next === 'string' || typeof next === 'number' ? { next: String(next) } : {}),
+      };
+    },
+
+    async aliasTarget(alias) {
+      const { aliases } = await call('getAliases', alias, () => client.getAliases());
+      return aliases.find((a) => a.alias_name === alias)?.collection_name;
+    },
+
+    async collectionExists(name) {
+      const { collections } = await call('getCollections', name, () => client.getCollections());
+      return collections.some((c) => c.name === name);
+    },
+
+    async switchAlias(alias, collection) {
+      // delete + create in one request: Qdrant applies the list atomically, so a search
+      // through the alias sees the old collection or the new one, never none
+      const actions = [{ delete_alias: { alias_name: alias } }, { create_alias: { alias_name: alias, collection_name: collection } }];
+      const current = await this.aliasTarget(alias);
+      await call('updateCollectionAliases', collection, () => client.updateCollectionAliases({ actions: current === undefined ? actions.slice(1) : actions }));
+    },
+
+    async deleteCollection(name) {
+      ensured.delete(name);
+      await call('deleteCollection', name, () => client.deleteCollection(name));
+    },
   };
 }

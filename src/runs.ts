@@ -8,6 +8,7 @@
  * - `{p}:run:{id}:jobs`   hash: job id -> JSON result, written once per job (idempotent);
  * - `{p}:run:{id}:queued` set: ids of the jobs the run queued;
  * - `{p}:run:{id}:pages`  hash: listing tokens of the pages already counted;
+ * - `{p}:run:{id}:seen`   set: keys the scan listed, kept a week (for --prune);
  * - `{p}:runs`            sorted set of run ids by start time.
  *
  * A run's scan is `scanning` until the producer has listed every page (`complete`) or
@@ -22,6 +23,8 @@ export interface RunInfo {
   readonly settings?: string;
   /** The run this one retries, if any. */
   readonly retryOf?: string;
+  /** incremental, full or rebuild. */
+  readonly mode?: string;
   readonly bucket: string;
   readonly prefix: string;
   readonly collection: string;
@@ -71,6 +74,11 @@ export interface RunCounters {
   /** API requests sent again after a transient failure, and 429s received. */
   retries: number;
   throttled: number;
+  /** Incremental runs: objects found unchanged (not queued), new, changed; objects pruned. */
+  unchanged: number;
+  new: number;
+  changed: number;
+  deleted: number;
 }
 
 export interface RunState extends RunInfo {
@@ -80,11 +88,14 @@ export interface RunState extends RunInfo {
   readonly pages: number;
   readonly finishedAt?: string;
   readonly counters: RunCounters;
+  /** What the run's end did (for example a rebuild's alias switch). */
+  readonly notes: Readonly<Record<string, string>>;
 }
 
 const COUNTERS: readonly (keyof RunCounters)[] = [
   'scanned', 'skipped', 'filteredOut', 'queuedObjects', 'jobsAdded', 'jobsDeduplicated', 'jobsDone', 'jobsFailed',
   'objectsIndexed', 'objectsSkipped', 'objectsFailed', 'points', 'requests', 'inputs', 'textTokens', 'imageTokens', 'retries', 'throttled',
+  'unchanged', 'new', 'changed', 'deleted',
 ];
 
 // Records a job's result once: a job processed twice (a stalled job picked up again)
@@ -94,6 +105,9 @@ const RECORD_JOB = `
 if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return 0 end
 for i = 3, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
 return 1`;
+
+const PAGE_COUNTERS = ['scanned', 'skipped', 'filteredOut', 'queuedObjects', 'jobsAdded', 'jobsDeduplicated', 'unchanged', 'new', 'changed'] as const;
+export type PageCounts = { [K in (typeof PAGE_COUNTERS)[number]]?: number };
 
 // KEYS: run hash, pages-done hash. ARGV: page token, next token ('' at the end), then
 // counter name/increment pairs. Counts a page once; always moves the resume token on.
@@ -143,10 +157,26 @@ export class RunStore {
    * counted once, by the token it was listed with: after a producer crash between queuing
    * a page and recording it, the page is listed and queued again but not counted again.
    */
-  async pageDone(id: string, page: { pageToken?: string; nextToken?: string; scanned: number; skipped: number; filteredOut: number; queuedObjects: number; jobsAdded: number; jobsDeduplicated: number }): Promise<void> {
+  async pageDone(id: string, page: PageCounts & { pageToken?: string; nextToken?: string }): Promise<void> {
     const counts: (string | number)[] = ['pages', 1];
-    for (const f of ['scanned', 'skipped', 'filteredOut', 'queuedObjects', 'jobsAdded', 'jobsDeduplicated'] as const) if (page[f]) counts.push(f, page[f]);
+    for (const f of PAGE_COUNTERS) if (page[f]) counts.push(f, page[f] ?? 0);
     await this.redis.eval(PAGE_DONE, 2, this.key(id), this.key(id, ':pages'), page.pageToken ?? '(first)', page.nextToken ?? '', ...counts);
+  }
+
+  /** Keys the scan listed (for pruning what it did not). */
+  async markSeen(id: string, keys: readonly string[]): Promise<void> {
+    if (keys.length === 0) return;
+    await this.redis.multi().sadd(this.key(id, ':seen'), ...keys).pexpire(this.key(id, ':seen'), 7 * 24 * 3600 * 1000).exec();
+  }
+
+  async seen(id: string, keys: readonly string[]): Promise<boolean[]> {
+    if (keys.length === 0) return [];
+    const replies = await this.redis.smismember(this.key(id, ':seen'), ...keys);
+    return replies.map((r) => r === 1);
+  }
+
+  async addCounter(id: string, field: keyof RunCounters, n: number): Promise<void> {
+    if (n) await this.redis.hincrby(this.key(id), field, n);
   }
 
   async scanFinished(id: string, status: 'complete' | 'failed', error?: string): Promise<void> {
@@ -178,6 +208,15 @@ export class RunStore {
     return added === 1;
   }
 
+  /** True for exactly one caller: the one that finishes the run. */
+  async claimFinish(id: string): Promise<boolean> {
+    return (await this.redis.hsetnx(this.key(id), 'finishing', '1')) === 1;
+  }
+
+  async note(id: string, name: string, text: string): Promise<void> {
+    await this.redis.hset(this.key(id), `note.${name}`, text);
+  }
+
   async markFinished(id: string, at = new Date()): Promise<void> {
     await this.redis.hsetnx(this.key(id), 'finishedAt', at.toISOString());
   }
@@ -196,6 +235,8 @@ export class RunStore {
       startedAt: h.startedAt ?? '',
       ...(h.settings ? { settings: h.settings } : {}),
       ...(h.retryOf ? { retryOf: h.retryOf } : {}),
+      ...(h.mode ? { mode: h.mode } : {}),
+      notes: Object.fromEntries(Object.entries(h).filter(([k]) => k.startsWith('note.')).map(([k, v]) => [k.slice(5), v])),
       scanStatus: (h.scanStatus ?? 'scanning') as ScanStatus,
       ...(h.scanError ? { scanError: h.scanError } : {}),
       ...(h.lastToken ? { lastToken: h.lastToken } : {}),

@@ -5,7 +5,7 @@
  * quota, throttling and 5xx and network errors): when a call still fails, the error is
  * mapped once, here, to an ObjectStoreError whose kind tells the caller what to do.
  */
-import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import type { S3ClientConfig } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { ConfigError } from './errors.js';
@@ -98,6 +98,18 @@ export function createS3Store(opts: S3StoreOptions = {}): ObjectStore {
         return out.ContentType ? { ...fetched, contentType: out.ContentType } : fetched;
       } catch (err) {
         throw toStoreError(err, 'GetObject', `s3://${bucket}/${key}`);
+      }
+    },
+
+    async head(bucket: string, key: string): Promise<ObjectInfo | undefined> {
+      try {
+        const out = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+        return { bucket, key, etag: unquote(out.ETag), size: out.ContentLength ?? 0, lastModified: (out.LastModified ?? new Date(0)).toISOString() };
+      } catch (err) {
+        const e = toStoreError(err, 'HeadObject', `s3://${bucket}/${key}`);
+        // HEAD answers have no body: a missing key is a bare 404 ("NotFound")
+        if (e.kind === 'gone' || (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return undefined;
+        throw e;
       }
     },
 

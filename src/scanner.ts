@@ -69,6 +69,8 @@ export interface ScanPage {
   readonly skipped: SkippedObject[];
   /** Objects left out by include/exclude globs or the size bounds. */
   readonly filteredOut: number;
+  /** Every key the page listed, filtered out or not (what exists, for pruning). */
+  readonly listedKeys: string[];
 }
 
 export async function* scanPages(store: ObjectStore, opts: ScanOptions): AsyncGenerator<ScanPage> {
@@ -99,6 +101,7 @@ export async function* scanPages(store: ObjectStore, opts: ScanOptions): AsyncGe
       objects,
       skipped,
       filteredOut,
+      listedKeys: listed.objects.map((o) => o.key),
     };
     token = listed.nextToken;
   } while (token !== undefined);

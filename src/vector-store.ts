@@ -51,4 +51,16 @@ export interface VectorStore {
   /** Points by id with their payloads (missing ids are absent from the result). */
   retrieve(collection: string, ids: readonly string[]): Promise<StoredPoint[]>;
   delete(collection: string, ids: readonly string[]): Promise<void>;
+  /**
+   * One page of the points whose payload matches every `match` field exactly, with the
+   * payload fields asked for; `offset` is the previous page's `next`.
+   */
+  scroll(collection: string, match: Readonly<Record<string, string | number>>, fields: readonly string[], offset?: string): Promise<{ points: StoredPoint[]; next?: string }>;
+  /** The collection an alias points to, if the alias exists. */
+  aliasTarget(alias: string): Promise<string | undefined>;
+  /** Whether a collection (not an alias) of that name exists. */
+  collectionExists(name: string): Promise<boolean>;
+  /** Points `alias` at `collection` in one atomic operation (replacing where it pointed). */
+  switchAlias(alias: string, collection: string): Promise<void>;
+  deleteCollection(name: string): Promise<void>;
 }

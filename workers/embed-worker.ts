@@ -20,6 +20,7 @@ import { EmbeddingApiError } from '../src/errors.js';
 import { createLogger } from '../src/log.js';
 import { pauseForReason } from '../src/pause.js';
 import { OPEN_GATE, SharedRateLimiter } from '../src/rate-limit.js';
+import { finishIfDone } from '../src/runner.js';
 import type { JobResult } from '../src/runs.js';
 import { qwenTokens } from '../src/tokens.js';
 
@@ -35,10 +36,11 @@ export function startEmbedWorker(config: Config): RunningWorker {
   const connection = redisConnection(config);
   const queue = embedQueue(config, connection);
   const runs = runStore(config, connection);
+  const vectors = vectorStore(config);
   const handle = createEmbedHandler({
     store: objectStore(config),
     embedder: new DashScopeClient({ apiKey, baseUrl: config.baseUrl, timeoutMs: config.requestTimeoutMs }),
-    vectors: vectorStore(config),
+    vectors,
     tokens: qwenTokens,
     runs,
     log,
@@ -56,6 +58,8 @@ export function startEmbedWorker(config: Config): RunningWorker {
       try {
         const result = await handle({ id: job.id, data: job.data });
         await runs.recordJob(job.data.runId, job.id ?? '', result);
+        // the run's last job finishes it (a rebuild switches its alias here)
+        await finishIfDone({ runs, vectors }, job.data.runId);
         return result;
       } catch (err) {
         if (err instanceof EmbeddingApiError && err.decision === 'fatal') {
@@ -89,6 +93,7 @@ export function startEmbedWorker(config: Config): RunningWorker {
       void runs
         .recordItems(job.data.runId, new Map(job.data.objects.map((o) => [o[0], { status: 'failed' as const, code, reason: err.message, object: o }])))
         .then(() => runs.recordJob(job.data.runId, job.id ?? '', { status: 'failed', objects, indexed: 0, skipped: 0, failed: objects, points: 0, error: err.message }))
+        .then(() => finishIfDone({ runs, vectors }, job.data.runId))
         .catch((e: unknown) => log.warn({ err: (e as Error).message }, 'could not record a failed job'));
     }
   });

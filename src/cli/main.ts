@@ -7,6 +7,7 @@ import { ConfigError } from '../errors.js';
 import { registerSimulateCommand } from '../simulator/cli.js';
 import { registerFailureCommands } from './failures.js';
 import { registerModelsCommand } from './models.js';
+import { registerReindexCommands } from './reindex.js';
 import { registerPipelineCommands } from './pipeline.js';
 
 export function buildProgram(): Command {
@@ -16,6 +17,7 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)');
   registerPipelineCommands(program);
   registerFailureCommands(program);
+  registerReindexCommands(program);
   registerModelsCommand(program);
   registerSimulateCommand(program);
   return program;

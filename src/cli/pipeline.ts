@@ -1,13 +1,12 @@
 /** `mm-ingest index`, `worker` and `status`: the pipeline's commands. */
 import type { Command } from 'commander';
 import { startEmbedWorker } from '../../workers/embed-worker.js';
-import type { EmbedSettings } from '../../jobs/embed-job.js';
+import { startReindexWorker } from '../../workers/reindex-worker.js';
 import { loadConfig } from '../config.js';
 import { embedQueue, objectStore, redisConnection, runStore, vectorStore } from '../connections.js';
 import { ConfigError } from '../errors.js';
-import { newRunId } from '../ids.js';
-import { resolveDimension, resolveModel } from '../models.js';
-import { produce } from '../producer.js';
+import type { IndexMode } from '../producer.js';
+import { finishIfDone, startRun } from '../runner.js';
 import { pausedReason } from '../pause.js';
 import { isFinished } from '../runs.js';
 import type { RunState, RunStore } from '../runs.js';
@@ -26,6 +25,9 @@ interface IndexFlags {
   pageSize?: number;
   runId?: string;
   wait?: boolean;
+  mode?: string;
+  prune?: boolean;
+  key?: string[];
   [flag: string]: unknown;
 }
 
@@ -94,67 +96,61 @@ export function registerPipelineCommands(program: Command): void {
       .option('--chunk-tokens <n>', 'largest text chunk in tokens (CHUNK_TOKENS; default: the model\'s limit)')
       .option('--chunk-overlap <n>', 'tokens shared by consecutive chunks (CHUNK_OVERLAP; default 0)')
       .option('--run-id <id>', 'continue this run (its scan resumes after the last queued page)')
+      .option('--mode <mode>', 'incremental (default: skip objects whose points are current), full (embed everything), rebuild (a new collection behind the alias COLLECTION, switched at the end)')
+      .option('--prune', 'after a completed scan, delete the points of objects under the prefix that no longer exist')
+      .option('--key <key>', 'index exactly these keys instead of scanning (repeatable); deleted keys lose their points', collect)
       .option('--wait', 'follow the run to its end; exit 1 if anything failed'),
   ).action(async (flags: IndexFlags) => {
     const config = loadConfig(process.env, flags);
-    const model = resolveModel(flags.model, config.models);
-    const dimension = resolveDimension(model, flags.dimension);
-    if (flags.chunkTokens !== undefined && config.chunkTokens !== undefined && config.chunkTokens > model.textTokenLimit) {
-      throw new ConfigError('--chunk-tokens', `${config.chunkTokens} is over ${model.name}'s text limit of ${model.textTokenLimit}`);
+    if (flags.mode !== undefined && !['incremental', 'full', 'rebuild'].includes(flags.mode)) {
+      throw new ConfigError('--mode', `must be incremental, full or rebuild, got "${flags.mode}"`);
     }
-    const settings: EmbedSettings = {
-      collection: flags.collection,
-      model: model.name,
-      dimension,
-      chunkOverlap: config.chunkOverlap,
-      imageMode: config.imageMode,
-      maxBodyBytes: config.maxRequestBytes,
-      ...(config.chunkTokens !== undefined ? { chunkTokens: config.chunkTokens } : {}),
-    };
-    // A collection of another dimension is refused here, before anything is queued.
-    await vectorStore(config).ensureCollection(flags.collection, dimension);
-
     const connection = redisConnection(config);
     const queue = embedQueue(config, connection);
     const runs = runStore(config, connection);
+    const vectors = vectorStore(config);
     try {
-      const runId = flags.runId ?? newRunId();
-      let resumeToken: string | undefined;
-      const existing = flags.runId ? await runs.get(flags.runId) : undefined;
-      if (flags.runId && !existing) throw new ConfigError('--run-id', `run ${flags.runId} does not exist`);
-      if (existing) {
-        if (existing.scanStatus === 'complete') {
-          process.stdout.write(`run ${runId}: its scan already completed\n`);
-        }
-        resumeToken = existing.lastToken;
-      } else {
-        await runs.create({ id: runId, bucket: flags.bucket, prefix: flags.prefix ?? '', collection: flags.collection, model: model.name, dimension, startedAt: new Date().toISOString(), settings: JSON.stringify(settings) });
-      }
-      process.stdout.write(`run ${runId}: scanning s3://${flags.bucket}/${flags.prefix ?? ''} into ${flags.collection} with ${model.name} (${dimension} dimensions)\n`);
-      if (!existing || existing.scanStatus !== 'complete') {
-        const summary = await produce(
-          { store: objectStore(config), queue, runs },
-          {
-            runId,
-            bucket: flags.bucket,
-            prefix: flags.prefix ?? '',
-            model,
-            settings,
-            ...(flags.include ? { include: flags.include } : {}),
-            ...(flags.exclude ? { exclude: flags.exclude } : {}),
-            ...(flags.minSize !== undefined ? { minSize: flags.minSize } : {}),
-            ...(flags.maxSize !== undefined ? { maxSize: flags.maxSize } : {}),
-            ...(flags.pageSize !== undefined ? { pageSize: flags.pageSize } : {}),
-            ...(resumeToken !== undefined ? { resumeToken } : {}),
-          },
-        );
+      const started = await startRun(
+        {
+          config,
+          store: objectStore(config),
+          vectors,
+          queue,
+          runs,
+          onStart: ({ runId, target }) => process.stdout.write(`run ${runId}: scanning s3://${flags.bucket}/${flags.prefix ?? ''} into ${target} with ${flags.model}\n`),
+        },
+        {
+          bucket: flags.bucket,
+          prefix: flags.prefix ?? '',
+          collection: flags.collection,
+          model: flags.model,
+          ...(flags.dimension !== undefined ? { dimension: flags.dimension } : {}),
+          ...(flags.mode !== undefined ? { mode: flags.mode as IndexMode } : {}),
+          ...(flags.prune ? { prune: true } : {}),
+          ...(flags.key ? { keys: flags.key } : {}),
+          ...(flags.include ? { include: flags.include } : {}),
+          ...(flags.exclude ? { exclude: flags.exclude } : {}),
+          ...(flags.minSize !== undefined ? { minSize: flags.minSize } : {}),
+          ...(flags.maxSize !== undefined ? { maxSize: flags.maxSize } : {}),
+          ...(flags.pageSize !== undefined ? { pageSize: flags.pageSize } : {}),
+          ...(flags.runId !== undefined ? { runId: flags.runId } : {}),
+        },
+      );
+      const { runId, summary } = started;
+      if (summary) {
         process.stdout.write(
-          `run ${runId}: scanned ${summary.scanned} objects (${summary.skipped} skipped, ${summary.filteredOut} filtered out); queued ${summary.queuedObjects} in ${summary.jobsAdded} jobs (${summary.jobsDeduplicated} already pending)\n`,
+          `run ${runId}: scanned ${summary.scanned} objects (${summary.skipped} skipped, ${summary.filteredOut} filtered out, ${summary.unchanged} unchanged, ${summary.new} new, ${summary.changed} changed, ${summary.deleted} deleted); queued ${summary.queuedObjects} in ${summary.jobsAdded} jobs (${summary.jobsDeduplicated} already pending)\n`,
         );
+      } else if (started.resumed) {
+        process.stdout.write(`run ${runId}: its scan already completed\n`);
       }
       if (flags.wait) {
         const paused = (): Promise<string | undefined> => pausedReason(queue, connection, config.queuePrefix);
-        reportEnd(runId, await followRun(runs, runId, (line) => process.stdout.write(`${line}\n`), paused));
+        const end = await followRun(runs, runId, (line) => process.stdout.write(`${line}\n`), paused);
+        const finished = await finishIfDone({ runs, vectors }, runId);
+        const note = (finished ?? end.run).notes.rebuild;
+        if (note) process.stdout.write(`run ${runId}: rebuild ${note}\n`);
+        reportEnd(runId, end);
       }
     } finally {
       await queue.close();
@@ -166,12 +162,16 @@ export function registerPipelineCommands(program: Command): void {
     program
       .command('worker')
       .description('run embed jobs from the queue until stopped (SIGTERM/SIGINT drain: jobs in flight finish)')
-      .option('--concurrency <n>', 'jobs at once in this process (WORKER_CONCURRENCY; default 4)'),
+      .option('--concurrency <n>', 'jobs at once in this process (WORKER_CONCURRENCY; default 4)')
+      .option('--no-reindex', 'do not also consume the reindex control queue'),
   ).action(async (flags: Record<string, unknown>) => {
     const config = loadConfig(process.env, flags);
-    const running = startEmbedWorker(config);
-    await running.worker.waitUntilReady();
-    process.stdout.write(`worker ready: queue ${config.queuePrefix}:embed, concurrency ${config.concurrency}\n`);
+    const embed = startEmbedWorker(config);
+    const reindex = flags.reindex === false ? undefined : startReindexWorker(config);
+    const running = { close: async () => void (await Promise.all([embed.close(), reindex?.close()])) };
+    await embed.worker.waitUntilReady();
+    await reindex?.worker.waitUntilReady();
+    process.stdout.write(`worker ready: queue ${config.queuePrefix}:embed, concurrency ${config.concurrency}${reindex ? `; queue ${config.queuePrefix}:reindex` : ''}\n`);
     await new Promise<void>((resolve) => {
       const stop = (signal: string): void => {
         process.stdout.write(`worker: ${signal}, draining (no new jobs; the ones in flight finish)\n`);

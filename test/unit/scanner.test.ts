@@ -31,6 +31,11 @@ class FakeStore implements ObjectStore {
     throw new Error('the scanner must not download objects');
   }
 
+  async head(): Promise<ObjectInfo | undefined> {
+    this.getCalls += 1;
+    throw new Error('the scanner must not look objects up one by one');
+  }
+
   async presign(): Promise<string> {
     this.presignCalls += 1;
     throw new Error('the scanner must not presign objects');

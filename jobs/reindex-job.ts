@@ -1,0 +1,81 @@
+/**
+ * The `reindex` control queue: any BullMQ client (Node, Python) asks for a run by adding
+ * a job whose data is
+ *   { bucket, prefix?, keys?, collection, model, dimension?, mode?, prune? }
+ * A long-lived worker (in `mm-ingest worker`) runs the scan; the job's progress says how
+ * far it got. A malformed job fails at once with a reason naming the field, and the
+ * worker goes on serving.
+ */
+import { UnrecoverableError } from 'bullmq';
+import type { Job } from 'bullmq';
+import { z } from 'zod';
+import { ConfigError } from '../src/errors.js';
+import { startRun } from '../src/runner.js';
+import type { RunnerDeps, RunRequest } from '../src/runner.js';
+
+export const REINDEX_QUEUE = 'reindex';
+
+export const reindexSchema = z
+  .object({
+    bucket: z.string().min(3, 'a bucket name has at least 3 characters'),
+    prefix: z.string().optional(),
+    keys: z.array(z.string().min(1)).min(1).max(10_000).optional(),
+    collection: z.string().min(1),
+    model: z.string().min(1),
+    dimension: z.number().int().positive().optional(),
+    mode: z.enum(['incremental', 'full', 'rebuild']).default('incremental'),
+    prune: z.boolean().optional(),
+  })
+  .strict();
+
+export type ReindexJobData = z.input<typeof reindexSchema>;
+
+export interface ReindexResult {
+  readonly runId: string;
+  readonly target: string;
+  readonly scanned: number;
+  readonly queuedObjects: number;
+  readonly unchanged: number;
+  readonly deleted: number;
+}
+
+/** The job's data as a run request, or an error that says which field is wrong. */
+export function parseReindexJob(data: unknown): RunRequest {
+  const parsed = reindexSchema.safeParse(data);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const field = issue?.path.join('.') || '(data)';
+    throw new UnrecoverableError(`malformed reindex job: ${field}: ${issue?.message ?? 'invalid'}`);
+  }
+  const d = parsed.data;
+  return {
+    bucket: d.bucket,
+    collection: d.collection,
+    model: d.model,
+    mode: d.mode,
+    ...(d.prefix !== undefined ? { prefix: d.prefix } : {}),
+    ...(d.keys !== undefined ? { keys: d.keys } : {}),
+    ...(d.dimension !== undefined ? { dimension: d.dimension } : {}),
+    ...(d.prune !== undefined ? { prune: d.prune } : {}),
+  };
+}
+
+export function createReindexHandler(deps: Omit<RunnerDeps, 'onPage' | 'onStart'>): (job: Job<unknown, ReindexResult>) => Promise<ReindexResult> {
+  return async (job) => {
+    const request = parseReindexJob(job.data);
+    try {
+      const started = await startRun(
+        { ...deps, onPage: (p) => void job.updateProgress({ pages: p.pageNumber, scanned: p.scanned, jobsAdded: p.jobsAdded }) },
+        request,
+      );
+      const s = started.summary;
+      const result = { runId: started.runId, target: started.target, scanned: s?.scanned ?? 0, queuedObjects: s?.queuedObjects ?? 0, unchanged: s?.unchanged ?? 0, deleted: s?.deleted ?? 0 };
+      await job.updateProgress({ done: true, ...result });
+      return result;
+    } catch (err) {
+      // a request that can never work (unknown model, wrong dimension) is not retried
+      if (err instanceof ConfigError) throw new UnrecoverableError(`reindex job refused: ${err.message}`);
+      throw err;
+    }
+  };
+}

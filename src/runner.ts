@@ -1,0 +1,200 @@
+/**
+ * Starting (or continuing) a run, the same way from the CLI and from the reindex queue:
+ * validate the request against the model, create the run, scan and queue (a prefix, or a
+ * list of keys), and finish the run once every job has a result (for `rebuild`: switch
+ * the alias to the new collection and drop the old one, only when nothing failed).
+ */
+import type { Queue } from 'bullmq';
+import { EMBED_JOB_OPTIONS, embedContentId, embedJobId, paramsHash, toTuple } from '../jobs/embed-job.js';
+import type { EmbedJobData, EmbedSettings } from '../jobs/embed-job.js';
+import type { Config } from './config.js';
+import { ConfigError } from './errors.js';
+import { newRunId } from './ids.js';
+import { chunkIds, classifyChanges } from './incremental.js';
+import { resolveDimension, resolveModel } from './models.js';
+import type { ObjectStore } from './object-store.js';
+import { produce } from './producer.js';
+import type { IndexMode, ProduceSummary } from './producer.js';
+import { isFinished } from './runs.js';
+import type { RunState, RunStore } from './runs.js';
+import { classify } from './scanner.js';
+import type { VectorStore } from './vector-store.js';
+
+export interface RunRequest {
+  readonly bucket: string;
+  readonly prefix?: string;
+  /** Index exactly these keys (deleted ones have their points removed) instead of a scan. */
+  readonly keys?: readonly string[];
+  readonly collection: string;
+  readonly model: string;
+  readonly dimension?: number;
+  readonly mode?: IndexMode;
+  readonly prune?: boolean;
+  readonly include?: readonly string[];
+  readonly exclude?: readonly string[];
+  readonly minSize?: number;
+  readonly maxSize?: number;
+  readonly pageSize?: number;
+  /** Continue this run instead of starting one. */
+  readonly runId?: string;
+}
+
+export interface RunnerDeps {
+  readonly config: Config;
+  readonly store: ObjectStore;
+  readonly vectors: VectorStore;
+  readonly queue: Queue<EmbedJobData>;
+  readonly runs: RunStore;
+  readonly onPage?: (page: { pageNumber: number; scanned: number; jobsAdded: number }) => void;
+  /** Called once the run exists, before its scan. */
+  readonly onStart?: (run: { runId: string; target: string; resumed: boolean }) => void;
+}
+
+export interface Started {
+  readonly runId: string;
+  readonly resumed: boolean;
+  /** Where the points go: the collection, or for a rebuild the new collection behind the alias. */
+  readonly target: string;
+  readonly summary?: ProduceSummary;
+}
+
+/** Checks a request and starts (or continues) its run; returns once everything is queued. */
+export async function startRun(deps: RunnerDeps, req: RunRequest): Promise<Started> {
+  const { config } = deps;
+  const model = resolveModel(req.model, config.models);
+  const dimension = resolveDimension(model, req.dimension);
+  if (config.chunkTokens !== undefined && config.chunkTokens > model.textTokenLimit) {
+    throw new ConfigError('CHUNK_TOKENS', `${config.chunkTokens} is over ${model.name}'s text limit of ${model.textTokenLimit}`);
+  }
+  const mode = req.mode ?? 'incremental';
+  if (mode === 'rebuild' && req.keys) throw new ConfigError('mode', 'a rebuild indexes a whole prefix, not a list of keys');
+
+  const existing = req.runId ? await deps.runs.get(req.runId) : undefined;
+  if (req.runId && !existing) throw new ConfigError('--run-id', `run ${req.runId} does not exist`);
+  const runId = existing?.id ?? newRunId();
+  const target = existing ? (JSON.parse(existing.settings ?? '{}') as Partial<EmbedSettings>).collection ?? req.collection : mode === 'rebuild' ? `${req.collection}--${runId.toLowerCase()}` : req.collection;
+  const settings: EmbedSettings = {
+    collection: target,
+    model: model.name,
+    dimension,
+    chunkOverlap: config.chunkOverlap,
+    imageMode: config.imageMode,
+    maxBodyBytes: config.maxRequestBytes,
+    ...(config.chunkTokens !== undefined ? { chunkTokens: config.chunkTokens } : {}),
+  };
+  // A collection of another dimension is refused here, before anything is queued.
+  await deps.vectors.ensureCollection(target, dimension);
+  if (!existing) {
+    await deps.runs.create({
+      id: runId,
+      bucket: req.bucket,
+      prefix: req.prefix ?? '',
+      collection: req.collection,
+      model: model.name,
+      dimension,
+      startedAt: new Date().toISOString(),
+      settings: JSON.stringify(settings),
+      mode,
+    });
+  }
+  deps.onStart?.({ runId, target, resumed: existing !== undefined });
+  if (existing?.scanStatus === 'complete') return { runId, resumed: true, target };
+
+  const summary = req.keys
+    ? await queueKeys(deps, runId, req.bucket, req.keys, settings, mode)
+    : await produce(
+        { store: deps.store, queue: deps.queue, runs: deps.runs, vectors: deps.vectors, ...(deps.onPage ? { onPage: deps.onPage } : {}) },
+        {
+          runId,
+          bucket: req.bucket,
+          prefix: req.prefix ?? '',
+          model,
+          settings,
+          mode,
+          prune: req.prune === true && mode !== 'rebuild',
+          ...(req.include ? { include: req.include } : {}),
+          ...(req.exclude ? { exclude: req.exclude } : {}),
+          ...(req.minSize !== undefined ? { minSize: req.minSize } : {}),
+          ...(req.maxSize !== undefined ? { maxSize: req.maxSize } : {}),
+          ...(req.pageSize !== undefined ? { pageSize: req.pageSize } : {}),
+          ...(existing?.lastToken !== undefined ? { resumeToken: existing.lastToken } : {}),
+        },
+      );
+  await finishIfDone(deps, runId);
+  return { runId, resumed: existing !== undefined, target, summary };
+}
+
+/** `keys` mode: each key is looked up; existing ones are queued, deleted ones lose their points. */
+async function queueKeys(deps: RunnerDeps, runId: string, bucket: string, keys: readonly string[], settings: EmbedSettings, mode: IndexMode): Promise<ProduceSummary> {
+  const model = resolveModel(settings.model, deps.config.models);
+  const total: ProduceSummary = { scanned: 0, skipped: 0, filteredOut: 0, queuedObjects: 0, jobsAdded: 0, jobsDeduplicated: 0, pages: 1, unchanged: 0, new: 0, changed: 0, deleted: 0 };
+  const found = [];
+  for (const key of keys) {
+    const info = await deps.store.head(bucket, key);
+    if (info) {
+      found.push(info);
+      continue;
+    }
+    const [first] = await deps.vectors.retrieve(settings.collection, chunkIds(bucket, key, 1));
+    if (first) {
+      await deps.vectors.delete(settings.collection, chunkIds(bucket, key, Number(first.payload.chunk_count ?? 1)));
+      total.deleted += 1;
+    }
+  }
+  const classified = found.map((o) => classify(o, model));
+  const objects = classified.flatMap((c) => ('code' in c ? [] : [c]));
+  const skipped = classified.flatMap((c) => ('code' in c ? [c] : []));
+  const changes = mode === 'incremental' ? await classifyChanges(deps.vectors, settings.collection, bucket, objects, paramsHash(settings)) : undefined;
+  const toQueue = changes ? objects.filter((o) => changes.get(o.key) !== 'unchanged') : objects;
+  const bulk = toQueue.map((o) => {
+    const tuples = [toTuple(o)];
+    const contentId = embedContentId(bucket, settings, tuples);
+    const data: EmbedJobData = { v: 1, runId, bucket, settings, objects: tuples };
+    return { name: 'embed', data, opts: { ...EMBED_JOB_OPTIONS, jobId: embedJobId(runId, contentId), deduplication: { id: contentId } } };
+  });
+  // one object a job: a keys request is small, and its keys are unrelated
+  const added = bulk.length > 0 ? await deps.queue.addBulk(bulk) : [];
+  const jobIds = added.flatMap((j, i) => (j.id !== undefined && j.id === bulk[i]?.opts.jobId ? [j.id] : []));
+  total.scanned = keys.length;
+  total.skipped = skipped.length;
+  total.queuedObjects = toQueue.length;
+  total.jobsAdded = await deps.runs.newJobs(runId, jobIds);
+  total.jobsDeduplicated = bulk.length - jobIds.length;
+  total.unchanged = changes ? objects.length - toQueue.length : 0;
+  total.new = changes ? [...changes.values()].filter((c) => c === 'new').length : toQueue.length;
+  total.changed = changes ? [...changes.values()].filter((c) => c === 'changed').length : 0;
+  await deps.runs.recordItems(runId, new Map(skipped.map((s) => [s.object.key, { status: 'skipped' as const, code: s.code, reason: s.reason }])));
+  await deps.runs.pageDone(runId, { ...total, pageToken: 'keys' });
+  await deps.runs.addCounter(runId, 'deleted', total.deleted);
+  await deps.runs.scanFinished(runId, 'complete');
+  return total;
+}
+
+/**
+ * Finishes a run whose scan is complete and whose jobs all have a result, once (whoever
+ * gets there first: the producer, a worker, a follower). A rebuild switches its alias to
+ * the new collection and drops the old one only when nothing failed.
+ */
+export async function finishIfDone(deps: Pick<RunnerDeps, 'runs' | 'vectors'>, runId: string): Promise<RunState | undefined> {
+  const run = await deps.runs.get(runId);
+  if (!run || !isFinished(run)) return undefined;
+  if (!(await deps.runs.claimFinish(runId))) return run;
+  if (run.mode === 'rebuild') {
+    const target = (JSON.parse(run.settings ?? '{}') as Partial<EmbedSettings>).collection;
+    const failures = run.counters.objectsFailed + run.counters.jobsFailed;
+    if (!target || failures > 0) {
+      await deps.runs.note(runId, 'rebuild', failures > 0 ? `not switched: ${failures} failures; ${target} kept for inspection` : 'no target');
+    } else {
+      const old = await deps.vectors.aliasTarget(run.collection);
+      if (old === undefined && (await deps.vectors.collectionExists(run.collection))) {
+        // the first rebuild of a plain collection: its name must become the alias
+        await deps.vectors.deleteCollection(run.collection);
+      }
+      await deps.vectors.switchAlias(run.collection, target);
+      if (old !== undefined && old !== target) await deps.vectors.deleteCollection(old);
+      await deps.runs.note(runId, 'rebuild', `alias ${run.collection} -> ${target}${old ? ` (dropped ${old})` : ''}`);
+    }
+  }
+  await deps.runs.markFinished(runId);
+  return run;
+}

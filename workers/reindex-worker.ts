@@ -1,0 +1,38 @@
+/**
+ * The reindex worker: consumes the `reindex` control queue (one scan at a time per
+ * process) and queues embed jobs for the embed workers. Started by `mm-ingest worker`.
+ */
+import { Queue, Worker } from 'bullmq';
+import { REINDEX_QUEUE, createReindexHandler } from '../jobs/reindex-job.js';
+import type { ReindexResult } from '../jobs/reindex-job.js';
+import type { Config } from '../src/config.js';
+import { embedQueue, objectStore, redisConnection, runStore, vectorStore } from '../src/connections.js';
+import { createLogger } from '../src/log.js';
+
+export interface RunningReindexWorker {
+  readonly worker: Worker<unknown, ReindexResult>;
+  close(): Promise<void>;
+}
+
+export function reindexQueue(config: Config, connection: ReturnType<typeof redisConnection>): Queue {
+  return new Queue(REINDEX_QUEUE, { connection, prefix: config.queuePrefix });
+}
+
+export function startReindexWorker(config: Config): RunningReindexWorker {
+  const log = createLogger(config.logLevel, 'mm-ingest-reindex');
+  const connection = redisConnection(config);
+  const queue = embedQueue(config, connection);
+  const handle = createReindexHandler({ config, store: objectStore(config), vectors: vectorStore(config), queue, runs: runStore(config, connection) });
+  const worker = new Worker<unknown, ReindexResult>(REINDEX_QUEUE, handle, { connection, prefix: config.queuePrefix, concurrency: 1 });
+  worker.on('completed', (job, result) => log.info({ jobId: job.id, ...result }, 'reindex queued'));
+  worker.on('failed', (job, err) => log.warn({ jobId: job?.id, err: err.message }, 'reindex job failed'));
+  worker.on('error', (err) => log.warn({ err: err.message }, 'reindex worker error'));
+  return {
+    worker,
+    async close() {
+      await worker.close();
+      await queue.close();
+      await connection.quit();
+    },
+  };
+}
