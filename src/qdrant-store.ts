@@ -300,6 +300,11 @@ export function createQdrantStore(opts: QdrantStoreOptions): VectorStore {
       await call('updateCollectionAliases', collection, () => client.updateCollectionAliases({ actions: current === undefined ? actions.slice(1) : actions }));
     },
 
+    async search(collection, vector, limit) {
+      const res = await call('query', collection, () => client.query(collection, { query: [...vector], limit, with_payload: true, with_vector: false }));
+      return res.points.map((p) => ({ id: String(p.id), score: p.score, payload: { ...p.payload } }));
+    },
+
     async deleteCollection(name) {
       ensured.delete(name);
       await call('deleteCollection', name, () => client.deleteCollection(name));

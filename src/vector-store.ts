@@ -63,4 +63,6 @@ export interface VectorStore {
   /** Points `alias` at `collection` in one atomic operation (replacing where it pointed). */
   switchAlias(alias: string, collection: string): Promise<void>;
   deleteCollection(name: string): Promise<void>;
+  /** The nearest points to `vector` (cosine), best first. */
+  search(collection: string, vector: readonly number[], limit: number): Promise<(StoredPoint & { score: number })[]>;
 }

@@ -8,6 +8,7 @@ import { registerSimulateCommand } from '../simulator/cli.js';
 import { registerFailureCommands } from './failures.js';
 import { registerModelsCommand } from './models.js';
 import { registerReindexCommands } from './reindex.js';
+import { registerReportCommands } from './report.js';
 import { registerPipelineCommands } from './pipeline.js';
 
 export function buildProgram(): Command {
@@ -18,6 +19,7 @@ export function buildProgram(): Command {
   registerPipelineCommands(program);
   registerFailureCommands(program);
   registerReindexCommands(program);
+  registerReportCommands(program);
   registerModelsCommand(program);
   registerSimulateCommand(program);
   return program;

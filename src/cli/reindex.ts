@@ -91,7 +91,7 @@ export function registerReindexCommands(program: Command): void {
     const data = requestData(flags);
     await withReindexQueue(flags as unknown as Record<string, unknown>, async (queue) => {
       try {
-        await queue.upsertJobScheduler(flags.name, { pattern: flags.cron, ...(flags.tz ? { tz: flags.tz } : {}) }, { name: 'reindex', data, opts: { removeOnComplete: { count: 100 }, removeOnFail: { count: 100 } } });
+        await queue.upsertJobScheduler(flags.name, { pattern: flags.cron, tz: flags.tz ?? 'UTC' }, { name: 'reindex', data, opts: { removeOnComplete: { count: 100 }, removeOnFail: { count: 100 } } });
       } catch (err) {
         throw new ConfigError('--cron', `"${flags.cron}" is not a valid schedule (${(err as Error).message})`);
       }

@@ -167,7 +167,21 @@ describe('indexing a mixed bucket end to end', () => {
       expect(secondRun?.counters.jobsAdded).toBe(0);
       expect(secondRun?.counters.jobsDeduplicated).toBe(jobs);
 
-      // 9. SIGTERM drains the worker, which exits 0
+      // 9. the run report agrees with the simulator's own counts, and a search finds the right object
+      const report = await runCli(['runs', 'show', runId, '--json'], env.env);
+      expect(report.code).toBe(0);
+      const r = JSON.parse(report.stdout) as { requests: number; textTokens: number; imageTokens: number; indexed: number; costUsd: number; status: string };
+      expect(r.requests).toBe(stats.accepted);
+      expect(r.textTokens).toBe(stats.textTokens);
+      expect(r.imageTokens).toBe(stats.imageTokens);
+      expect(r.status).toBe('finished');
+      expect(r.costUsd).toBeCloseTo((stats.textTokens * model.priceTextPerMTokens + stats.imageTokens * model.priceImagePerMTokens) / 1e6, 10);
+      const target = corpus.find((o) => o.key === 'texts/short-042.txt')!;
+      const found = await runCli(['search', target.body.toString(), '--collection', collection, '--limit', '3'], env.env);
+      expect(found.code).toBe(0);
+      expect(found.stdout.split('\n')[0]).toMatch(/^\d\.\d{4}\s+text\s+texts\/short-042\.txt$/);
+
+      // 10. SIGTERM drains the worker, which exits 0
       const code = await worker.stop('SIGTERM');
       expect(worker.output()).toMatch(/draining/);
       expect(code).toBe(0);

@@ -25,7 +25,7 @@ export function prose(seed: number, words: number): string {
   const out: string[] = [];
   for (let i = 0; i < words; i++) {
     x = (x * 1103515245 + 12345) >>> 0;
-    out.push(WORDS[x % WORDS.length]!);
+    out.push(WORDS[(x >>> 16) % WORDS.length]!); // high bits: an LCG's low bits repeat quickly
     if (i % 12 === 11) out.push('.\n');
   }
   return out.join(' ');

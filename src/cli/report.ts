@@ -1,0 +1,108 @@
+/** `mm-ingest runs`, `runs show ID` and `search`: what last night did, and whether the index works. */
+import { readFile } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { loadConfig, requireApiKey } from '../config.js';
+import { redisConnection, runStore, vectorStore } from '../connections.js';
+import { DashScopeClient } from '../embedder.js';
+import { ConfigError } from '../errors.js';
+import { imageDataUri } from '../media.js';
+import { resolveDimension, resolveModel } from '../models.js';
+import { requestParameters } from '../planner.js';
+import { prepareImageBytes } from '../prepare.js';
+import { buildReport, formatReport } from '../report.js';
+import { positiveInt, withConnectionFlags } from './options.js';
+
+export function registerReportCommands(program: Command): void {
+  const runsCmd = withConnectionFlags(
+    program.command('runs').description('recent runs, newest first').option('--limit <n>', 'how many (default 20)', positiveInt('--limit')).option('--json', 'machine-readable output'),
+  ).action(async (flags: { limit?: number; json?: boolean }) => {
+    const config = loadConfig(process.env, flags);
+    const redis = redisConnection(config);
+    try {
+      const runs = runStore(config, redis);
+      const reports = [];
+      for (const id of await runs.latest(flags.limit ?? 20)) {
+        const run = await runs.get(id);
+        if (run) reports.push(buildReport(run, await runs.items(id), config.models));
+      }
+      if (flags.json) {
+        process.stdout.write(`${JSON.stringify(reports, null, 2)}\n`);
+        return;
+      }
+      if (reports.length === 0) process.stdout.write('no runs yet\n');
+      for (const r of reports) {
+        process.stdout.write(`${r.id}  ${r.status.padEnd(9)} ${r.collection} ${r.model}  ${r.indexed} indexed, ${r.failed} failed, ${r.unchanged} unchanged  ${r.requests} requests  $${Number.isNaN(r.costUsd) ? '?' : r.costUsd.toFixed(4)}\n`);
+      }
+    } finally {
+      await redis.quit();
+    }
+  });
+
+  withConnectionFlags(runsCmd.command('show').description('one run in full').argument('<id>', 'the run id').option('--json', 'machine-readable output')).action(
+    async (id: string, _flags: unknown, cmd: Command) => {
+      // `--json` after `show` is parsed by `runs` too (it has the same option): read both
+      const flags = cmd.optsWithGlobals<{ json?: boolean }>();
+      const config = loadConfig(process.env, flags);
+      const redis = redisConnection(config);
+      try {
+        const runs = runStore(config, redis);
+        const run = await runs.get(id);
+        if (!run) throw new ConfigError('run', `run ${id} does not exist`);
+        const report = buildReport(run, await runs.items(id), config.models);
+        process.stdout.write(flags.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatReport(report)}\n`);
+      } finally {
+        await redis.quit();
+      }
+    },
+  );
+
+  withConnectionFlags(
+    program
+      .command('search')
+      .description('embed a query (text, or --image PATH) and print the closest points: the quickest proof that an index works')
+      .argument('[text]', 'the query text')
+      .requiredOption('--collection <name>', 'the collection (or alias)')
+      .option('--image <path>', 'search with an image file instead of text')
+      .option('--model <name>', "the collection's model (default: read from its points)")
+      .option('--dimension <n>', "the collection's dimension (default: read from its points)", positiveInt('--dimension'))
+      .option('--limit <n>', 'how many results (default 10)', positiveInt('--limit'))
+      .option('--json', 'machine-readable output'),
+  ).action(async (text: string | undefined, flags: { collection: string; image?: string; model?: string; dimension?: number; limit?: number; json?: boolean }) => {
+    const config = loadConfig(process.env, flags);
+    if (!text && !flags.image) throw new ConfigError('search', 'give a query text or --image PATH');
+    const vectors = vectorStore(config);
+    let model = flags.model;
+    let dimension = flags.dimension;
+    if (!model || !dimension) {
+      // every point carries its model and dimension: read them from any one
+      const sample = (await vectors.scroll(flags.collection, {}, ['model', 'dimension'])).points[0];
+      if (!sample) throw new ConfigError('--collection', `"${flags.collection}" has no points to search`);
+      model ??= String(sample.payload.model);
+      dimension ??= Number(sample.payload.dimension);
+    }
+    const spec = resolveModel(model, config.models);
+    const dim = resolveDimension(spec, dimension);
+    let content: string | { image: string };
+    if (flags.image) {
+      const bytes = await readFile(flags.image);
+      const image = prepareImageBytes(flags.image, bytes);
+      if ('failure' in image) throw new ConfigError('--image', `${flags.image}: ${image.failure.reason}`);
+      content = { image: imageDataUri(image.ok.format, bytes) };
+    } else {
+      content = text!;
+    }
+    const client = new DashScopeClient({ apiKey: requireApiKey(config), baseUrl: config.baseUrl, timeoutMs: config.requestTimeoutMs });
+    const result = await client.embed({ model: spec.name, contents: [content], parameters: requestParameters({ model: spec, dimension: dim }), dimension: dim });
+    const hits = await vectors.search(flags.collection, result.vectors[0] ?? [], flags.limit ?? 10);
+    if (flags.json) {
+      process.stdout.write(`${JSON.stringify(hits.map((h) => ({ score: h.score, ...h.payload })), null, 2)}\n`);
+      return;
+    }
+    if (hits.length === 0) process.stdout.write('no matches\n');
+    for (const h of hits) {
+      const p = h.payload;
+      const chunk = Number(p.chunk_count ?? 1) > 1 ? ` chunk ${String(p.chunk)}/${String(p.chunk_count)}` : '';
+      process.stdout.write(`${h.score.toFixed(4)}  ${String(p.modality).padEnd(6)} ${String(p.key)}${chunk}\n`);
+    }
+  });
+}
