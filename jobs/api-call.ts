@@ -16,6 +16,8 @@ import { EmbeddingApiError } from '../src/errors.js';
 import type { ModelSpec } from '../src/models.js';
 import { requestBody } from '../src/planner.js';
 import type { PlannedInput, PlannedRequest, PlanOptions } from '../src/planner.js';
+import { NO_METRICS } from '../src/metrics.js';
+import type { PipelineMetrics } from '../src/metrics.js';
 import type { RequestGate } from '../src/rate-limit.js';
 
 export interface CallStats {
@@ -39,6 +41,8 @@ export interface CallDeps {
   readonly attempts?: number;
   /** First backoff; doubles each attempt, randomized. @defaultValue 500 */
   readonly backoffMs?: number;
+  /** @defaultValue no metrics */
+  readonly metrics?: PipelineMetrics;
 }
 
 export interface Embedded {
@@ -79,12 +83,18 @@ export class ApiCaller {
     const body = requestBody(this.opts, request);
     const tokens = request.inputs.reduce((s, i) => s + i.usageTokens, 0);
     const limits = { rpm: this.model.rpm, tpm: this.model.tpm };
+    const metrics = this.deps.metrics ?? NO_METRICS;
+    const name = this.model.name;
     return pRetry(
       async () => {
         for (let throttled = 0; ; throttled++) {
-          await this.deps.gate.acquire(this.model.name, limits, tokens);
+          const { waitedMs } = await this.deps.gate.acquire(name, limits, tokens);
+          if (waitedMs > 0) metrics.rateLimitWait(name, waitedMs / 1000);
+          const sent = performance.now();
           try {
             const result = await this.deps.embedder.embed({ model: body.model, contents: body.input.contents, parameters: body.parameters ?? {}, dimension: this.opts.dimension });
+            metrics.request(name, 'ok', '', (performance.now() - sent) / 1000);
+            metrics.embedded(name, request.inputs.length, result.usage.textTokens, result.usage.imageTokens);
             this.stats.requests += 1;
             this.stats.inputs += request.inputs.length;
             this.stats.textTokens += result.usage.textTokens;
@@ -92,10 +102,13 @@ export class ApiCaller {
             this.stats.requestIds.push(result.requestId);
             return result.vectors;
           } catch (err) {
-            if (!(err instanceof EmbeddingApiError) || err.decision !== 'rate-limited') throw err;
+            const e = err instanceof EmbeddingApiError ? err : undefined;
+            metrics.request(name, e?.decision ?? 'error', e?.code ?? 'unknown', (performance.now() - sent) / 1000);
+            if (!e || e.decision !== 'rate-limited') throw err;
             this.stats.throttled += 1;
-            const wait = err.retryAfterSeconds !== undefined ? err.retryAfterSeconds * 1000 : throttleBackoff(throttled);
-            await this.deps.gate.penalize(this.model.name, wait);
+            const wait = e.retryAfterSeconds !== undefined ? e.retryAfterSeconds * 1000 : throttleBackoff(throttled);
+            await this.deps.gate.penalize(name, wait);
+            metrics.rateLimitWait(name, wait / 1000);
             await sleep(wait);
           }
         }
@@ -108,7 +121,10 @@ export class ApiCaller {
         randomize: true,
         shouldRetry: ({ error }) => error instanceof EmbeddingApiError && error.decision === 'retryable',
         onFailedAttempt: ({ error, retriesLeft }) => {
-          if (retriesLeft > 0 && error instanceof EmbeddingApiError && error.decision === 'retryable') this.stats.retries += 1;
+          if (retriesLeft > 0 && error instanceof EmbeddingApiError && error.decision === 'retryable') {
+            this.stats.retries += 1;
+            metrics.retry(name);
+          }
         },
       },
     );

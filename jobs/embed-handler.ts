@@ -18,6 +18,7 @@ import type { ModelOverrides } from '../src/models.js';
 import { ObjectStoreError } from '../src/object-store.js';
 import type { ObjectStore } from '../src/object-store.js';
 import { planRequests } from '../src/planner.js';
+import type { PipelineMetrics } from '../src/metrics.js';
 import { OPEN_GATE } from '../src/rate-limit.js';
 import type { RequestGate } from '../src/rate-limit.js';
 import type { PlannedInput, PlanOptions, PreparedInput } from '../src/planner.js';
@@ -48,6 +49,7 @@ export interface EmbedHandlerDeps {
   readonly apiBackoffMs?: number;
   /** Attempts of a Qdrant write before the job fails (vectors already paid for are worth waiting for). @defaultValue 8 */
   readonly upsertAttempts?: number;
+  readonly metrics?: PipelineMetrics;
   readonly modelOverrides?: ModelOverrides;
   /** Objects fetched at once within a job. @defaultValue 8 */
   readonly fetchConcurrency?: number;
@@ -177,6 +179,7 @@ export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => P
         resign: (input) => resign(bucket, input, byKey),
         ...(deps.apiAttempts !== undefined ? { attempts: deps.apiAttempts } : {}),
         ...(deps.apiBackoffMs !== undefined ? { backoffMs: deps.apiBackoffMs } : {}),
+        ...(deps.metrics ? { metrics: deps.metrics } : {}),
       },
       spec,
       opts,
