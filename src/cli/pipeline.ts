@@ -8,6 +8,7 @@ import { ConfigError } from '../errors.js';
 import type { IndexMode } from '../producer.js';
 import { finishIfDone, startRun } from '../runner.js';
 import { pausedReason } from '../pause.js';
+import { createProgress, progressLine } from './progress.js';
 import { isFinished } from '../runs.js';
 import type { RunState, RunStore } from '../runs.js';
 import { collect, positiveInt, withConnectionFlags } from './options.js';
@@ -33,31 +34,29 @@ interface IndexFlags {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-export function progressLine(run: RunState): string {
-  const c = run.counters;
-  const done = c.objectsIndexed + c.objectsSkipped + c.objectsFailed;
-  return `run ${run.id}: scan ${run.scanStatus} (${c.scanned} scanned, ${c.skipped} skipped at scan), jobs ${c.jobsDone + c.jobsFailed}/${c.jobsAdded}, objects ${done}/${c.queuedObjects} (${c.objectsIndexed} indexed, ${c.objectsSkipped} skipped, ${c.objectsFailed} failed), ${c.points} points, ${c.requests} requests`;
-}
-
 /**
  * Follows a run to its end, printing a line when it changes. Stops early, with the
  * reason, if the queue is paused by a fatal error (nothing would move until `resume`).
  */
-export async function followRun(runs: RunStore, runId: string, print: (line: string) => void, paused: () => Promise<string | undefined>, pollMs = 1000): Promise<{ run: RunState; paused?: string }> {
-  let last = '';
-  for (;;) {
-    const run = await runs.get(runId);
-    if (!run) throw new Error(`run ${runId} does not exist`);
-    const line = progressLine(run);
-    if (line !== last) print(line);
-    last = line;
-    if (isFinished(run)) {
-      await runs.markFinished(runId);
-      return { run };
+export async function followRun(runs: RunStore, runId: string, paused: () => Promise<string | undefined>, pollMs = 1000): Promise<{ run: RunState; paused?: string }> {
+  const progress = createProgress((line) => process.stdout.write(`${line}\n`), process.stdout.isTTY === true);
+  try {
+    for (;;) {
+      const run = await runs.get(runId);
+      if (!run) throw new Error(`run ${runId} does not exist`);
+      if (isFinished(run)) {
+        await runs.markFinished(runId);
+        const final = (await runs.get(runId)) ?? run;
+        progress.update(final);
+        return { run: final };
+      }
+      progress.update(run);
+      const reason = await paused();
+      if (reason) return { run, paused: reason };
+      await sleep(pollMs);
     }
-    const reason = await paused();
-    if (reason) return { run, paused: reason };
-    await sleep(pollMs);
+  } finally {
+    progress.stop();
   }
 }
 
@@ -146,7 +145,7 @@ export function registerPipelineCommands(program: Command): void {
       }
       if (flags.wait) {
         const paused = (): Promise<string | undefined> => pausedReason(queue, connection, config.queuePrefix);
-        const end = await followRun(runs, runId, (line) => process.stdout.write(`${line}\n`), paused);
+        const end = await followRun(runs, runId, paused);
         const finished = await finishIfDone({ runs, vectors }, runId);
         const note = (finished ?? end.run).notes.rebuild;
         if (note) process.stdout.write(`run ${runId}: rebuild ${note}\n`);
@@ -163,7 +162,8 @@ export function registerPipelineCommands(program: Command): void {
       .command('worker')
       .description('run embed jobs from the queue until stopped (SIGTERM/SIGINT drain: jobs in flight finish)')
       .option('--concurrency <n>', 'jobs at once in this process (WORKER_CONCURRENCY; default 4)')
-      .option('--no-reindex', 'do not also consume the reindex control queue'),
+      .option('--no-reindex', 'do not also consume the reindex control queue')
+      .option('--metrics-port <n>', 'serve Prometheus metrics at /metrics on this port (METRICS_PORT; 0: any free port; default: off)'),
   ).action(async (flags: Record<string, unknown>) => {
     const config = loadConfig(process.env, flags);
     const embed = startEmbedWorker(config);
@@ -171,7 +171,12 @@ export function registerPipelineCommands(program: Command): void {
     const running = { close: async () => void (await Promise.all([embed.close(), reindex?.close()])) };
     await embed.worker.waitUntilReady();
     await reindex?.worker.waitUntilReady();
+    const metricsServer = await embed.metricsServer.catch(async (err: unknown) => {
+      await running.close();
+      throw new ConfigError('--metrics-port', `cannot serve metrics on port ${config.metricsPort ?? ''}: ${(err as Error).message}`);
+    });
     process.stdout.write(`worker ready: queue ${config.queuePrefix}:embed, concurrency ${config.concurrency}${reindex ? `; queue ${config.queuePrefix}:reindex` : ''}\n`);
+    if (metricsServer) process.stdout.write(`metrics on http://127.0.0.1:${metricsServer.port}/metrics\n`);
     await new Promise<void>((resolve) => {
       const stop = (signal: string): void => {
         process.stdout.write(`worker: ${signal}, draining (no new jobs; the ones in flight finish)\n`);
@@ -189,8 +194,9 @@ export function registerPipelineCommands(program: Command): void {
       .description('queue counts and the progress of a run (default: the latest)')
       .option('--run <id>', 'the run to show')
       .option('--wait', 'follow the run to its end; exit 1 if anything failed, 3 if the queue is paused')
+      .option('--watch', 'the same as --wait')
       .option('--json', 'machine-readable output'),
-  ).action(async (flags: { run?: string; json?: boolean; wait?: boolean }) => {
+  ).action(async (flags: { run?: string; json?: boolean; wait?: boolean; watch?: boolean }) => {
     const config = loadConfig(process.env, flags);
     const connection = redisConnection(config);
     const queue = embedQueue(config, connection);
@@ -208,9 +214,9 @@ export function registerPipelineCommands(program: Command): void {
       }
       process.stdout.write(`queue ${config.queuePrefix}:embed: ${Object.entries(counts).map(([k, v]) => `${k} ${v}`).join(', ')}\n`);
       if (paused) process.stdout.write(`queue paused: ${paused}\n`);
-      if (run && flags.wait) {
+      if (run && (flags.wait || flags.watch)) {
         const isPaused = (): Promise<string | undefined> => pausedReason(queue, connection, config.queuePrefix);
-        reportEnd(run.id, await followRun(runs, run.id, (line) => process.stdout.write(`${line}\n`), isPaused));
+        reportEnd(run.id, await followRun(runs, run.id, isPaused));
         return;
       }
       if (!run) {
