@@ -2,7 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { loadConfig, requireApiKey } from '../config.js';
-import { redisConnection, runStore, vectorStore } from '../connections.js';
+import { objectStore, redisConnection, runStore, vectorStore } from '../connections.js';
 import { DashScopeClient } from '../embedder.js';
 import { ConfigError } from '../errors.js';
 import { imageDataUri } from '../media.js';
@@ -10,9 +10,53 @@ import { resolveDimension, resolveModel } from '../models.js';
 import { requestParameters } from '../planner.js';
 import { prepareImageBytes } from '../prepare.js';
 import { buildReport, formatReport } from '../report.js';
-import { positiveInt, withConnectionFlags } from './options.js';
+import { estimateRun } from '../estimate.js';
+import { qwenTokens } from '../tokens.js';
+import { collect, positiveInt, withConnectionFlags } from './options.js';
 
 export function registerReportCommands(program: Command): void {
+  withConnectionFlags(
+    program
+      .command('estimate')
+      .description('scan a bucket without embedding: expected requests, tokens, cost and duration at the rate limit')
+      .requiredOption('--bucket <name>', 'the S3 bucket')
+      .option('--prefix <prefix>', 'only keys under this prefix', '')
+      .requiredOption('--model <name>', 'the embedding model')
+      .option('--include <glob>', 'only keys matching (repeatable)', collect)
+      .option('--exclude <glob>', 'leave out keys matching (repeatable)', collect)
+      .option('--sample <n>', 'texts and images downloaded to measure tokens (default 200)', positiveInt('--sample'))
+      .option('--page-size <n>', 'keys per listing page, as the run will use (default 1000)', positiveInt('--page-size'))
+      .option('--json', 'machine-readable output'),
+  ).action(async (flags: { bucket: string; prefix: string; model: string; include?: string[]; exclude?: string[]; sample?: number; pageSize?: number; json?: boolean }) => {
+    const config = loadConfig(process.env, flags);
+    const spec = resolveModel(flags.model, config.models);
+    const e = await estimateRun(objectStore(config), qwenTokens, spec, {
+      bucket: flags.bucket,
+      prefix: flags.prefix,
+      model: spec,
+      imageMode: config.imageMode,
+      ...(config.chunkTokens !== undefined ? { chunkTokens: config.chunkTokens } : {}),
+      ...(flags.include ? { include: flags.include } : {}),
+      ...(flags.exclude ? { exclude: flags.exclude } : {}),
+      ...(flags.sample !== undefined ? { sample: flags.sample } : {}),
+      ...(flags.pageSize !== undefined ? { pageSize: flags.pageSize } : {}),
+    });
+    if (flags.json) {
+      process.stdout.write(`${JSON.stringify(e, null, 2)}\n`);
+      return;
+    }
+    const n = (x: number): string => Math.round(x).toLocaleString('en-US');
+    process.stdout.write(
+      [
+        `estimate for s3://${flags.bucket}/${flags.prefix} with ${spec.name}:`,
+        `  objects: ${n(e.objects.text)} texts (${n(e.textBytes)} bytes), ${n(e.objects.image)} images, ${n(e.objects.video)} videos, ${n(e.objects.skipped)} skipped`,
+        `  measured on ${e.sampled.texts} texts and ${e.sampled.images} images: ${e.tokensPerByte.toFixed(3)} tokens a byte`,
+        `  ${n(e.inputs)} inputs in about ${n(e.requests)} requests; ${n(e.textTokens)} text tokens, ${n(e.imageTokens)} image tokens (videos not counted)`,
+        `  estimated cost $${e.costUsd.toFixed(4)}; ${e.minutesAtRateLimit === null ? 'no documented rate limit' : `about ${e.minutesAtRateLimit.toFixed(1)} minutes at ${spec.rpm ?? '-'} RPM / ${spec.tpm ?? '-'} TPM`}`,
+      ].join('\n') + '\n',
+    );
+  });
+
   const runsCmd = withConnectionFlags(
     program.command('runs').description('recent runs, newest first').option('--limit <n>', 'how many (default 20)', positiveInt('--limit')).option('--json', 'machine-readable output'),
   ).action(async (flags: { limit?: number; json?: boolean }) => {

@@ -79,6 +79,12 @@ describe('indexing a mixed bucket end to end', () => {
       const started = Date.now();
       const args = ['index', '--bucket', BUCKET, '--collection', collection, '--model', modelName, '--dimension', String(dimension), '--page-size', '50'];
 
+      // 0. an estimate first (no embedding), checked against the real run at the end
+      const estimated = await runCli(['estimate', '--bucket', BUCKET, '--model', modelName, '--page-size', '50', '--sample', '1000', '--json'], env.env);
+      expect(estimated.code).toBe(0);
+      const estimate = JSON.parse(estimated.stdout) as { requests: number; textTokens: number; imageTokens: number };
+      expect(env.sim.stats().requests).toBe(0);
+
       // 1. queue the run with no worker running
       const first = await runCli(args, env.env);
       expect(first.stderr).toBe('');
@@ -176,6 +182,10 @@ describe('indexing a mixed bucket end to end', () => {
       expect(r.imageTokens).toBe(stats.imageTokens);
       expect(r.status).toBe('finished');
       expect(r.costUsd).toBeCloseTo((stats.textTokens * model.priceTextPerMTokens + stats.imageTokens * model.priceImagePerMTokens) / 1e6, 10);
+      // the estimate was within 10% of what the run did
+      expect(Math.abs(estimate.requests - stats.accepted) / stats.accepted).toBeLessThanOrEqual(0.1);
+      expect(Math.abs(estimate.textTokens + estimate.imageTokens - stats.textTokens - stats.imageTokens) / (stats.textTokens + stats.imageTokens)).toBeLessThanOrEqual(0.1);
+      process.stdout.write(`[figures] ${modelName} estimate: ${estimate.requests} requests, ${estimate.textTokens + estimate.imageTokens} tokens; run: ${stats.accepted} requests, ${stats.textTokens + stats.imageTokens} tokens\n`);
       const target = corpus.find((o) => o.key === 'texts/short-042.txt')!;
       const found = await runCli(['search', target.body.toString(), '--collection', collection, '--limit', '3'], env.env);
       expect(found.code).toBe(0);

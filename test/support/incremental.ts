@@ -1,0 +1,83 @@
+/**
+ * Helpers for the incremental-run integration test: a bucket model (key -> text) that
+ * says how many points each object should have, bulk uploads and deletes, reading a
+ * whole collection, and polling.
+ */
+import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { QdrantClient } from '@qdrant/js-client-rest';
+import { pointId } from '../../src/ids.js';
+import { qwenTokens } from '../../src/tokens.js';
+
+const WORDS = ['river', 'mountain', 'engine', 'harbor', 'violet', 'signal', 'garden', 'copper', 'lantern', 'orbit', 'meadow', 'quartz', 'thunder', 'willow', 'canvas', 'falcon'];
+
+/**
+ * Deterministic text of `words` common English words (about one token each, plus a
+ * sentence break every 12 words). The test's own, so its chunk counts do not move when
+ * other fixtures change.
+ */
+export function words(seed: number, count: number): string {
+  let x = (seed * 2654435761) >>> 0;
+  const out: string[] = [];
+  for (let i = 0; i < count; i++) {
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    out.push(WORDS[(x >>> 16) % WORDS.length]!);
+    if (i % 12 === 11) out.push('.\n');
+  }
+  return out.join(' ');
+}
+
+export interface Point {
+  readonly id: string;
+  readonly vector: number[];
+  readonly payload: Record<string, unknown>;
+}
+
+/** Every point of a collection (or alias), with payloads and vectors. */
+export async function allPoints(qdrant: QdrantClient, collection: string): Promise<Point[]> {
+  const points: Point[] = [];
+  let offset: string | number | undefined;
+  do {
+    const page = await qdrant.scroll(collection, { limit: 512, with_payload: true, with_vector: true, ...(offset !== undefined ? { offset } : {}) });
+    for (const p of page.points) points.push({ id: String(p.id), vector: p.vector as number[], payload: p.payload ?? {} });
+    const next = page.next_page_offset;
+    offset = typeof next === 'string' || typeof next === 'number' ? next : undefined;
+  } while (offset !== undefined);
+  return points;
+}
+
+/** Points a text becomes with chunks of at most `chunkTokens` tokens and no overlap (as the planner splits). */
+export function chunkCount(text: string, chunkTokens: number): number {
+  if (qwenTokens.count(text) <= chunkTokens) return 1;
+  return qwenTokens.split(text, chunkTokens, 0).filter((c) => c.text.trim().length > 0).length;
+}
+
+/** The ids of chunks 0..count-1 of a key. */
+export function idsOf(bucket: string, key: string, count: number): string[] {
+  return Array.from({ length: count }, (_, i) => pointId(bucket, key, i));
+}
+
+/** Uploads in parallel batches (s3rver writes each object to disk). */
+export async function putMany(client: S3Client, bucket: string, objects: ReadonlyMap<string, string | Buffer>, batch = 50): Promise<void> {
+  const entries = [...objects];
+  for (let i = 0; i < entries.length; i += batch) {
+    await Promise.all(entries.slice(i, i + batch).map(([key, body]) => client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }))));
+  }
+}
+
+export async function deleteMany(client: S3Client, bucket: string, keys: readonly string[]): Promise<void> {
+  await Promise.all(keys.map((key) => client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }))));
+}
+
+/** Polls `check` until it returns a value other than undefined. */
+export async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 60_000, everyMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+export const runIdOf = (stdout: string): string => /run (\S+): scanning/.exec(stdout)?.[1] ?? '';
