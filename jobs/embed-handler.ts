@@ -14,7 +14,9 @@ import { pointId } from '../src/ids.js';
 import { chunkIds } from '../src/incremental.js';
 import { classifyKey } from '../src/media.js';
 import { resolveModel } from '../src/models.js';
-import type { ModelOverrides } from '../src/models.js';
+import type { ModelOverrides, ModelSpec } from '../src/models.js';
+import { fixImage } from '../src/fixup.js';
+import type { FixupRecord } from '../src/fixup.js';
 import { ObjectStoreError } from '../src/object-store.js';
 import type { ObjectStore } from '../src/object-store.js';
 import { planRequests } from '../src/planner.js';
@@ -68,6 +70,8 @@ interface Prepared {
   readonly etag: string;
   readonly input?: PreparedInput;
   readonly outcome?: ItemOutcome;
+  /** What was done to an image to make it acceptable (recorded in its point's payload). */
+  readonly fixup?: FixupRecord;
 }
 
 /** First bytes of a video, enough to recognise its container. */
@@ -78,7 +82,7 @@ export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => P
   const presignSeconds = deps.presignSeconds ?? 3600;
   const now = deps.now ?? (() => new Date());
 
-  async function prepare(bucket: string, ref: ObjectRef, imageMode: 'inline' | 'url'): Promise<Prepared> {
+  async function prepare(bucket: string, ref: ObjectRef, spec: ModelSpec, imageMode: 'inline' | 'url', maxBodyBytes: number): Promise<Prepared> {
     const skip = (code: string, reason: string, etag = ref.etag): Prepared => ({ ref, etag, outcome: { status: 'skipped', code, reason } });
     try {
       if (ref.modality === 'video') {
@@ -95,9 +99,17 @@ export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => P
         const r = prepareText(ref.key, object.bytes, deps.tokens);
         return 'failure' in r ? skip(r.failure.code, r.failure.reason, object.etag) : { ref, etag: object.etag, input: r.ok };
       }
-      const payload = imageMode === 'url' ? { kind: 'url' as const, url: await deps.store.presign(bucket, ref.key, presignSeconds) } : undefined;
-      const r = prepareImage(ref.key, object.bytes, payload);
-      return 'failure' in r ? skip(r.failure.code, r.failure.reason, object.etag) : { ref, etag: object.etag, input: r.ok };
+      // an image the model cannot take as it is is converted or downscaled (a copy: the
+      // object itself is never changed); URL mode can only send the object as it is
+      const fixed = await fixImage(object.bytes, spec, imageMode === 'inline' ? { maxDataUriBytes: maxBodyBytes - 1024 } : {});
+      if ('skip' in fixed) return skip(fixed.skip.code, fixed.skip.reason, object.etag);
+      if (fixed.fixup && imageMode === 'url') {
+        return skip('needs-fixup', `${fixed.fixup.actions.join(', ')} would be needed, which URL mode cannot send (use IMAGE_MODE=inline)`, object.etag);
+      }
+      const payload = imageMode === 'url' ? { kind: 'url' as const, url: await deps.store.presign(bucket, ref.key, presignSeconds) } : { kind: 'inline' as const, data: fixed.bytes };
+      const r = prepareImage(ref.key, fixed.bytes, payload);
+      if ('failure' in r) return skip(r.failure.code, r.failure.reason, object.etag);
+      return { ref, etag: object.etag, input: r.ok, ...(fixed.fixup ? { fixup: fixed.fixup } : {}) };
     } catch (err) {
       if (err instanceof ObjectStoreError && err.kind === 'gone') return skip('vanished', 'the object was deleted after the scan');
       throw err;
@@ -152,7 +164,7 @@ export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => P
     const before = new Map(
       (await deps.vectors.retrieve(settings.collection, refs.map((r) => pointId(bucket, r.key, 0)))).map((p) => [p.payload.key as string, Number(p.payload.chunk_count ?? 1)]),
     );
-    const prepared = await Promise.all(refs.map((ref) => limit(() => prepare(bucket, ref, settings.imageMode))));
+    const prepared = await Promise.all(refs.map((ref) => limit(() => prepare(bucket, ref, spec, settings.imageMode, settings.maxBodyBytes))));
 
     const outcomes = new Map<string, ItemOutcome>();
     const byKey = new Map<string, Prepared>();
@@ -219,6 +231,7 @@ export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => P
               indexed_at: indexedAt,
               run_id: runId,
               ...(input.charStart !== undefined ? { char_start: input.charStart, char_end: input.charEnd } : {}),
+              ...(p.fixup ? { fixup: p.fixup } : {}),
             };
             return { id: pointId(bucket, p.ref.key, input.chunk), vector, payload };
           });

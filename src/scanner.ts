@@ -11,6 +11,7 @@
 import picomatch from 'picomatch/posix.js';
 import { ConfigError } from './errors.js';
 import { classifyKey } from './media.js';
+import { canConvert } from './fixup.js';
 import type { ImageFormat, ModelSpec, VideoFormat } from './models.js';
 import type { ObjectInfo, ObjectStore } from './object-store.js';
 
@@ -115,10 +116,10 @@ export function classify(object: ObjectInfo, model: ModelSpec): ScannedObject | 
   if (!kind) return skip('unsupported-type', `"${extensionLabel(object.key)}" is not a supported text, image or video type`);
   if (object.size === 0) return skip('zero-bytes', `zero-byte ${kind.modality}: nothing to embed`);
   if (kind.modality === 'image') {
-    // Images over the byte limit are kept: a later step may shrink them. The format
-    // here is the one the key claims, and only the model's list decides.
-    if (!model.imageFormats.includes(kind.format)) {
-      return skip('unsupported-format', `${model.name} does not take ${kind.format} images (it takes ${model.imageFormats.join(', ')})`);
+    // Images over the byte limit, or in a format the model does not take but that can be
+    // converted, are kept: the worker makes them acceptable (fixup.ts).
+    if (!model.imageFormats.includes(kind.format) && !canConvert(kind.format)) {
+      return skip('unsupported-format', `${model.name} does not take ${kind.format} images (it takes ${model.imageFormats.join(', ')}), and they cannot be converted here`);
     }
     return { ...object, ...kind };
   }

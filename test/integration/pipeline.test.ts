@@ -57,7 +57,7 @@ describe('indexing a mixed bucket end to end', () => {
 
   beforeAll(async () => {
     env = await startPipelineEnv();
-    corpus = buildCorpus();
+    corpus = await buildCorpus();
     await createBucket(env.s3client, BUCKET);
     await uploadCorpus(env.s3client, BUCKET, corpus);
     qdrant = new QdrantClient({ url: env.qdrantUrl, checkCompatibility: false });

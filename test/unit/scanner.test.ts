@@ -101,7 +101,6 @@ describe('scanPages', () => {
       ['bin/tool.exe', 10],
       ['bin/Makefile', 10],
       ['empty.txt', 0],
-      ['anim.gif', 100],
       ['clip.webm', 100],
       ['huge.mp4', 50 * MB + 1],
     ]);
@@ -112,7 +111,6 @@ describe('scanPages', () => {
       'bin/tool.exe': ['unsupported-type', expect.stringContaining('".exe" is not a supported')],
       'bin/Makefile': ['unsupported-type', expect.stringContaining('Makefile (no extension)')],
       'empty.txt': ['zero-bytes', 'zero-byte text: nothing to embed'],
-      'anim.gif': ['unsupported-format', expect.stringContaining('qwen3-vl-embedding does not take gif images')],
       'clip.webm': ['unsupported-format', expect.stringContaining('does not take webm videos (it takes mp4, avi, mov)')],
       'huge.mp4': ['too-large', `video of ${50 * MB + 1} bytes is over qwen3-vl-embedding's limit of ${50 * MB} bytes`],
     });
@@ -131,13 +129,13 @@ describe('scanPages', () => {
     expect(keysOf(await scanAll(store))).toEqual(['edge.mp4']);
   });
 
-  it('judges image formats by the model: webp is taken by qwen3 but skipped for tongyi', async () => {
+  it('keeps images the worker can convert and skips those it cannot: webp and gif are kept for tongyi, ico is skipped', async () => {
     const tongyi = resolveModel('tongyi-embedding-vision-plus');
-    const store = new FakeStore([['a.png', 10], ['b.webp', 10]]);
-    expect(keysOf(await scanAll(store))).toEqual(['a.png', 'b.webp']);
+    const store = new FakeStore([['a.png', 10], ['b.webp', 10], ['c.ico', 10], ['d.gif', 10]]);
+    expect(keysOf(await scanAll(store))).toEqual(['a.png', 'b.webp', 'c.ico', 'd.gif']);
     const pages = await scanAll(store, { model: tongyi });
-    expect(keysOf(pages)).toEqual(['a.png']);
-    expect(pages[0]?.skipped.map((s) => [s.object.key, s.code])).toEqual([['b.webp', 'unsupported-format']]);
+    expect(keysOf(pages)).toEqual(['a.png', 'b.webp', 'd.gif']);
+    expect(pages[0]?.skipped.map((s) => [s.object.key, s.code])).toEqual([['c.ico', 'unsupported-format']]);
   });
 
   it('includes by glob against the key relative to the prefix', async () => {
