@@ -54,13 +54,13 @@ describe('images the model cannot take as they are', () => {
     expect(files.get('large-4000x3000.png')!.length).toBeGreaterThan(4_000_000);
     const collection = `images-${env.prefix}`;
     const worker = startCli(['worker'], env.env);
-    let runId = '';
+    let runId: string | undefined;
     try {
       await worker.waitFor(/worker ready/);
       const res = await runCli(['index', '--bucket', BUCKET, '--collection', collection, '--model', 'tongyi-embedding-vision-plus', '--dimension', '64', '--wait'], env.env);
       expect(res.stdout).toMatch(/finished/);
       expect(res.code).toBe(0);
-      runId = /run (\S+): scanning/.exec(res.stdout)?.[1] ?? '';
+      runId = /run (\S+): scanning/.exec(res.stdout)?.[1];
     } finally {
       expect(await worker.stop('SIGTERM')).toBe(0);
     }
@@ -79,7 +79,8 @@ describe('images the model cannot take as they are', () => {
     expect(fix('scan.tiff')?.actions.join('; ')).toMatch(/converted tiff to jpeg/);
     expect(fix('fine.png')).toBeUndefined(); // taken as it is
 
-    const items = await new RunStore(env.redis, env.prefix).items(runId);
+    expect(runId).toBeDefined();
+    const items = await new RunStore(env.redis, env.prefix).items(runId!);
     expect(items.get('thin-1x2000.png')).toMatchObject({ status: 'skipped', code: 'bad-shape' });
     expect(items.get('truncated.jpg')).toMatchObject({ status: 'skipped', code: 'undecodable-image' });
     expect(items.get('thin-1x2000.png')?.reason).toMatch(/under 10 px/);
