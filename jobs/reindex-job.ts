@@ -25,6 +25,8 @@ export const reindexSchema = z
     dimension: z.number().int().positive().optional(),
     mode: z.enum(['incremental', 'full', 'rebuild']).default('incremental'),
     prune: z.boolean().optional(),
+    fps: z.number().min(0).max(1).optional(),
+    instruct: z.string().min(1).max(2000).optional(),
   })
   .strict();
 
@@ -57,6 +59,8 @@ export function parseReindexJob(data: unknown): RunRequest {
     ...(d.keys !== undefined ? { keys: d.keys } : {}),
     ...(d.dimension !== undefined ? { dimension: d.dimension } : {}),
     ...(d.prune !== undefined ? { prune: d.prune } : {}),
+    ...(d.fps !== undefined ? { fps: d.fps } : {}),
+    ...(d.instruct !== undefined ? { instruct: d.instruct } : {}),
   };
 }
 

@@ -64,6 +64,8 @@ const SETTINGS = {
   lockDurationMs: { env: 'LOCK_DURATION_MS', schema: int(1000).default(30_000) },
   /** How long SIGTERM waits for jobs in flight before leaving them to stalled-job recovery. @defaultValue 120000 */
   drainTimeoutMs: { env: 'DRAIN_TIMEOUT_MS', schema: int(0).default(120_000) },
+  /** The worker's Prometheus port (`GET /metrics`); unset: no server; 0: any free port. */
+  metricsPort: { env: 'METRICS_PORT', flag: 'metricsPort', schema: int(0).max(65_535).optional() },
   modelOverrides: { env: 'MODEL_OVERRIDES', flag: 'modelOverrides', schema: z.string().optional() },
   /** @defaultValue info */
   logLevel: { env: 'LOG_LEVEL', flag: 'logLevel', schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') },

@@ -35,6 +35,10 @@ export interface RunRequest {
   readonly minSize?: number;
   readonly maxSize?: number;
   readonly pageSize?: number;
+  /** Video frame sampling in [0, 1], passed to the API. */
+  readonly fps?: number;
+  /** A task description passed to the API; changing it re-embeds (it is in the params hash). */
+  readonly instruct?: string;
   /** Continue this run instead of starting one. */
   readonly runId?: string;
 }
@@ -81,7 +85,10 @@ export async function startRun(deps: RunnerDeps, req: RunRequest): Promise<Start
     imageMode: config.imageMode,
     maxBodyBytes: config.maxRequestBytes,
     ...(config.chunkTokens !== undefined ? { chunkTokens: config.chunkTokens } : {}),
+    ...(req.fps !== undefined ? { fps: req.fps } : {}),
+    ...(req.instruct !== undefined ? { instruct: req.instruct } : {}),
   };
+  if (req.fps !== undefined && !(req.fps >= 0 && req.fps <= 1)) throw new ConfigError('fps', `must be a number in [0, 1], got ${req.fps}`);
   // A collection of another dimension is refused here, before anything is queued.
   await deps.vectors.ensureCollection(target, dimension);
   if (!existing) {

@@ -9,6 +9,7 @@
  */
 import { Worker } from 'bullmq';
 import type { Job } from 'bullmq';
+import { Registry } from 'prom-client';
 import { createEmbedHandler } from '../jobs/embed-handler.js';
 import { EMBED_QUEUE } from '../jobs/embed-job.js';
 import type { EmbedJobData } from '../jobs/embed-job.js';
@@ -19,13 +20,18 @@ import { DashScopeClient } from '../src/embedder.js';
 import { EmbeddingApiError } from '../src/errors.js';
 import { createLogger } from '../src/log.js';
 import { pauseForReason } from '../src/pause.js';
+import { createPrometheusMetrics, startMetricsServer } from '../src/prometheus.js';
+import type { MetricsServer } from '../src/prometheus.js';
 import { OPEN_GATE, SharedRateLimiter } from '../src/rate-limit.js';
 import { finishIfDone } from '../src/runner.js';
 import type { JobResult } from '../src/runs.js';
 import { qwenTokens } from '../src/tokens.js';
+import { reindexQueue } from './reindex-worker.js';
 
 export interface RunningWorker {
   readonly worker: Worker<EmbedJobData, JobResult>;
+  /** The `/metrics` server when `METRICS_PORT` is set (rejects if its port cannot be bound). */
+  readonly metricsServer: Promise<MetricsServer | undefined>;
   /** Stops taking jobs, waits for the ones in flight (up to the drain timeout), closes connections. */
   close(): Promise<void>;
 }
@@ -37,6 +43,18 @@ export function startEmbedWorker(config: Config): RunningWorker {
   const queue = embedQueue(config, connection);
   const runs = runStore(config, connection);
   const vectors = vectorStore(config);
+  // no metrics server, no collection: the default metrics would watch the event loop for nothing
+  const served = config.metricsPort !== undefined;
+  // the reindex queue is only counted here (for the queue gauge), whoever consumes it
+  const controlQueue = served ? reindexQueue(config, connection) : undefined;
+  const registry = new Registry();
+  const metrics = controlQueue ? createPrometheusMetrics(registry, { queues: [queue, controlQueue] }) : undefined;
+  const metricsServer = config.metricsPort === undefined ? Promise.resolve(undefined) : startMetricsServer(config.metricsPort, registry);
+  // handled at once, so a port that cannot be bound is no unhandled rejection before the caller awaits it
+  metricsServer.then(
+    (s) => s && log.info({ url: `http://127.0.0.1:${s.port}/metrics` }, 'metrics server started'),
+    (err: unknown) => log.error({ err: (err as Error).message, port: config.metricsPort }, 'metrics server failed to start'),
+  );
   const handle = createEmbedHandler({
     store: objectStore(config),
     embedder: new DashScopeClient({ apiKey, baseUrl: config.baseUrl, timeoutMs: config.requestTimeoutMs }),
@@ -50,6 +68,7 @@ export function startEmbedWorker(config: Config): RunningWorker {
     modelOverrides: config.models,
     fetchConcurrency: config.fetchConcurrency,
     presignSeconds: config.presignSeconds,
+    ...(metrics ? { metrics } : {}),
   });
 
   const worker: Worker<EmbedJobData, JobResult> = new Worker<EmbedJobData, JobResult>(
@@ -101,6 +120,7 @@ export function startEmbedWorker(config: Config): RunningWorker {
 
   return {
     worker,
+    metricsServer,
     async close() {
       let timer: NodeJS.Timeout | undefined;
       const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), config.drainTimeoutMs)));
@@ -110,6 +130,8 @@ export function startEmbedWorker(config: Config): RunningWorker {
         log.warn({ timeoutMs: config.drainTimeoutMs }, 'drain timed out: jobs in flight are left to stalled-job recovery');
         await worker.close(true);
       }
+      await (await metricsServer.catch(() => undefined))?.close();
+      await controlQueue?.close();
       await queue.close();
       await connection.quit();
       log.flush();

@@ -5,6 +5,7 @@
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../errors.js';
 import { registerSimulateCommand } from '../simulator/cli.js';
+import { registerDashboardCommand } from './dashboard.js';
 import { registerFailureCommands } from './failures.js';
 import { registerModelsCommand } from './models.js';
 import { registerReindexCommands } from './reindex.js';
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
   registerReindexCommands(program);
   registerReportCommands(program);
   registerModelsCommand(program);
+  registerDashboardCommand(program);
   registerSimulateCommand(program);
   return program;
 }

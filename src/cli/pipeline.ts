@@ -29,6 +29,8 @@ interface IndexFlags {
   mode?: string;
   prune?: boolean;
   key?: string[];
+  fps?: number;
+  instruct?: string;
   [flag: string]: unknown;
 }
 
@@ -97,6 +99,8 @@ export function registerPipelineCommands(program: Command): void {
       .option('--run-id <id>', 'continue this run (its scan resumes after the last queued page)')
       .option('--mode <mode>', 'incremental (default: skip objects whose points are current), full (embed everything), rebuild (a new collection behind the alias COLLECTION, switched at the end)')
       .option('--prune', 'after a completed scan, delete the points of objects under the prefix that no longer exist')
+      .option('--fps <rate>', 'video frame sampling in [0, 1] passed to the API (default: the API\'s 1.0)', Number)
+      .option('--instruct <text>', 'a task description passed to the API (English recommended); changing it re-embeds')
       .option('--key <key>', 'index exactly these keys instead of scanning (repeatable); deleted keys lose their points', collect)
       .option('--wait', 'follow the run to its end; exit 1 if anything failed'),
   ).action(async (flags: IndexFlags) => {
@@ -126,6 +130,8 @@ export function registerPipelineCommands(program: Command): void {
           ...(flags.dimension !== undefined ? { dimension: flags.dimension } : {}),
           ...(flags.mode !== undefined ? { mode: flags.mode as IndexMode } : {}),
           ...(flags.prune ? { prune: true } : {}),
+          ...(flags.fps !== undefined ? { fps: flags.fps } : {}),
+          ...(flags.instruct !== undefined ? { instruct: flags.instruct } : {}),
           ...(flags.key ? { keys: flags.key } : {}),
           ...(flags.include ? { include: flags.include } : {}),
           ...(flags.exclude ? { exclude: flags.exclude } : {}),

@@ -1,0 +1,135 @@
+/**
+ * The operator's dashboard: Bull Board for the embed and reindex queues at `/queues`, and
+ * the run reports (the same ones `mm-ingest runs` prints) at `/`, `/runs/:id` and
+ * `/api/runs`. One Redis connection serves both.
+ *
+ * Bull Board can retry, remove and clean jobs, and nothing here asks who is asking: the
+ * server listens on 127.0.0.1 unless told otherwise, and `readOnly` hides those actions.
+ */
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createBullBoard } from '@bull-board/api';
+import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
+import { ExpressAdapter } from '@bull-board/express';
+import express from 'express';
+import type { NextFunction, Request, Response, Router } from 'express';
+import { reindexQueue } from '../../workers/reindex-worker.js';
+import type { Config } from '../config.js';
+import { embedQueue, redisConnection, runStore } from '../connections.js';
+import { buildReport } from '../report.js';
+import type { RunReport } from '../report.js';
+import type { RunStore } from '../runs.js';
+import { notFoundPage, runPage, runsPage } from './html.js';
+
+export interface DashboardOptions {
+  /** 0: any free port. */
+  readonly port: number;
+  /** @defaultValue 127.0.0.1 */
+  readonly host?: string;
+  /** Bull Board without its retry/remove/clean/pause actions. @defaultValue false */
+  readonly readOnly?: boolean;
+  /** Runs listed on `/` and by `/api/runs` without `?limit=`. @defaultValue 50 */
+  readonly runs?: number;
+}
+
+export interface Dashboard {
+  readonly port: number;
+  /** The page to open, e.g. `http://127.0.0.1:3000/`. */
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+/** Most runs one request reads: each is two Redis reads, and the page should stay quick. */
+const MAX_RUNS = 500;
+
+async function recentReports(runs: RunStore, config: Config, limit: number): Promise<RunReport[]> {
+  const reports: RunReport[] = [];
+  for (const id of await runs.latest(limit)) {
+    const run = await runs.get(id);
+    if (run) reports.push(buildReport(run, await runs.items(id), config.models));
+  }
+  return reports;
+}
+
+function limitOf(req: Request, fallback: number): number {
+  const raw = Number(req.query.limit);
+  return Number.isInteger(raw) && raw > 0 ? Math.min(raw, MAX_RUNS) : fallback;
+}
+
+export async function startDashboard(config: Config, options: DashboardOptions): Promise<Dashboard> {
+  const host = options.host ?? '127.0.0.1';
+  const connection = redisConnection(config);
+  const embed = embedQueue(config, connection);
+  const reindex = reindexQueue(config, connection);
+  const runs = runStore(config, connection);
+  const defaultRuns = options.runs ?? 50;
+
+  const board = new ExpressAdapter();
+  board.setBasePath('/queues');
+  const adapterOptions = { readOnlyMode: options.readOnly ?? false, prefix: `${config.queuePrefix}:` };
+  createBullBoard({
+    queues: [
+      new BullMQAdapter(embed, { ...adapterOptions, description: 'embed jobs: one or a few API requests of a run each' }),
+      new BullMQAdapter(reindex, { ...adapterOptions, description: 'reindex requests: one scan each' }),
+    ],
+    serverAdapter: board,
+    options: { uiConfig: { boardTitle: 'mm-ingest', miscLinks: [{ text: 'Runs', url: '/' }] } },
+  });
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.use('/queues', board.getRouter() as Router);
+  app.get('/', async (req, res) => {
+    res.type('html').send(runsPage(await recentReports(runs, config, limitOf(req, defaultRuns)), config.queuePrefix));
+  });
+  app.get('/runs/:id', async (req, res) => {
+    const id = req.params.id ?? '';
+    const run = await runs.get(id);
+    if (!run) {
+      res.status(404).type('html').send(notFoundPage(`run ${id} does not exist`));
+      return;
+    }
+    const items = await runs.items(id);
+    res.type('html').send(runPage(buildReport(run, items, config.models), items));
+  });
+  app.get('/api/runs', async (req, res) => {
+    res.json(await recentReports(runs, config, limitOf(req, defaultRuns)));
+  });
+  app.get('/api/runs/:id', async (req, res) => {
+    const id = req.params.id ?? '';
+    const run = await runs.get(id);
+    if (!run) {
+      res.status(404).json({ error: `run ${id} does not exist` });
+      return;
+    }
+    const items = await runs.items(id);
+    res.json({ report: buildReport(run, items, config.models), items: Object.fromEntries(items) });
+  });
+  // Express 5 passes a rejected handler here; the message only, never a stack trace
+  app.use((err: Error, _req: Request, res: Response, _next: NextFunction) => {
+    res.status(500).type('text').send(`error: ${err.message}\n`);
+  });
+
+  const server = await new Promise<Server>((resolve, reject) => {
+    const s = app.listen(options.port, host, (err?: Error) => (err ? reject(err) : resolve(s)));
+  }).catch(async (err: unknown) => {
+    await Promise.all([embed.close(), reindex.close()]);
+    await connection.quit();
+    throw err;
+  });
+  const port = (server.address() as AddressInfo).port;
+  const shownHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+  return {
+    port,
+    url: `http://${shownHost}:${port}/`,
+    async close() {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        // an open browser tab keeps a keep-alive connection that would hold close() for minutes
+        server.closeAllConnections();
+      });
+      await Promise.all([embed.close(), reindex.close()]);
+      await connection.quit();
+    },
+  };
+}
