@@ -78,7 +78,11 @@ if cur < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], '1', 'PX', ARGV[1]) e
 return 0`;
 
 export interface SharedLimiterOptions {
-  /** Extra length of our windows over the provider's. @defaultValue 50 ms and 500 ms */
+  /**
+   * Extra length of our windows over the provider's. @defaultValue 250 ms and 500 ms
+   * (a request can reach the provider 100+ ms after its admission on a busy machine, so
+   * a 50 ms second-window slack let two requests arrive less than a second apart: 429)
+   */
   readonly secondSlackMs?: number;
   readonly minuteSlackMs?: number;
   /** Fraction of the limits to use. @defaultValue 1 */
@@ -97,7 +101,7 @@ export class SharedRateLimiter implements RequestGate {
     private readonly prefix: string,
     opts: SharedLimiterOptions = {},
   ) {
-    this.secondWindow = 1000 + (opts.secondSlackMs ?? 50);
+    this.secondWindow = 1000 + (opts.secondSlackMs ?? 250);
     this.minuteWindow = 60_000 + (opts.minuteSlackMs ?? 500);
     this.utilization = opts.utilization ?? 1;
   }

@@ -117,6 +117,8 @@ export function startEmbedWorker(config: Config): RunningWorker {
     }
   });
   worker.on('error', (err) => log.warn({ err: err.message }, 'worker error'));
+  // during a Redis outage the queue's connection errors too: log them once, structured
+  queue.on('error', (err) => log.warn({ err: err.message }, 'queue connection error'));
 
   return {
     worker,

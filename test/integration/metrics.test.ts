@@ -55,6 +55,9 @@ describe('the worker serves Prometheus metrics', () => {
     // some 503s, so the error outcome and the retry counter are exercised too
     env = await startPipelineEnv({ faults: { seed: 7, error503Rate: 0.3 }, latency: { fixedMs: 20, jitterMs: 40 } });
     env.env.API_BACKOFF_MS = '20';
+    // every 503 must be retried inside its call for the counts below to match: with 30%
+    // faults, 6 attempts (the default) run out about once in 500 requests; 20 never do
+    env.env.API_ATTEMPTS = '20';
     await createBucket(env.s3client, BUCKET);
     for (let i = 0; i < TEXTS; i++) await putObject(env.s3client, BUCKET, `docs/${String(i).padStart(2, '0')}.txt`, prose(i + 1, 40 + i * 4));
 
