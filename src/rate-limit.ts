@@ -79,7 +79,8 @@ return 0`;
 
 export interface SharedLimiterOptions {
   /**
-   * Extra length of our windows over the provider's. @defaultValue 250 ms and 500 ms
+   * Extra length of our windows over the provider's. @defaultValue 250 ms and 2 s (the minute
+   * window's margin costs nothing while the per-second pace binds, and 3% when RPM does)
    * (a request can reach the provider 100+ ms after its admission on a busy machine, so
    * a 50 ms second-window slack let two requests arrive less than a second apart: 429)
    */
@@ -102,7 +103,7 @@ export class SharedRateLimiter implements RequestGate {
     opts: SharedLimiterOptions = {},
   ) {
     this.secondWindow = 1000 + (opts.secondSlackMs ?? 250);
-    this.minuteWindow = 60_000 + (opts.minuteSlackMs ?? 500);
+    this.minuteWindow = 60_000 + (opts.minuteSlackMs ?? 2000);
     this.utilization = opts.utilization ?? 1;
   }
 
