@@ -14,26 +14,10 @@ import type { CorpusObject } from '../support/corpus.js';
 import { createBucket } from '../support/s3.js';
 import { runCli, startCli, startPipelineEnv } from '../support/pipeline.js';
 import type { BackgroundCli, PipelineEnv } from '../support/pipeline.js';
+import { allPoints } from '../support/qdrant-points.js';
 
 const BUCKET = 'mixed';
 
-interface Point {
-  id: string;
-  vector: number[];
-  payload: Record<string, unknown>;
-}
-
-async function allPoints(qdrant: QdrantClient, collection: string): Promise<Point[]> {
-  const points: Point[] = [];
-  let offset: string | number | undefined;
-  do {
-    const page = await qdrant.scroll(collection, { limit: 256, with_payload: true, with_vector: true, ...(offset !== undefined ? { offset } : {}) });
-    for (const p of page.points) points.push({ id: String(p.id), vector: p.vector as number[], payload: p.payload ?? {} });
-    const next = page.next_page_offset;
-    offset = typeof next === 'string' || typeof next === 'number' ? next : undefined;
-  } while (offset !== undefined);
-  return points;
-}
 
 async function listing(env: PipelineEnv): Promise<Map<string, { etag: string; size: number }>> {
   const out = new Map<string, { etag: string; size: number }>();

@@ -28,6 +28,8 @@ import type { BackgroundCli, CliResult, PipelineEnv } from '../support/pipeline.
 import { startRedisServer } from '../support/redis-server.js';
 import type { RedisServerForTest } from '../support/redis-server.js';
 import { createBucket, putObject } from '../support/s3.js';
+import { allPoints } from '../support/qdrant-points.js';
+import type { Point } from '../support/qdrant-points.js';
 
 const MODEL = 'qwen3-vl-embedding';
 const DIMENSION = 256;
@@ -49,23 +51,6 @@ function content(): CorpusObject[] {
 
 // ---------------------------------------------------------------- points
 
-interface Point {
-  id: string;
-  vector: number[];
-  payload: Record<string, unknown>;
-}
-
-async function allPoints(qdrant: QdrantClient, collection: string): Promise<Point[]> {
-  const points: Point[] = [];
-  let offset: string | number | undefined;
-  do {
-    const page = await qdrant.scroll(collection, { limit: 256, with_payload: true, with_vector: true, ...(offset !== undefined ? { offset } : {}) });
-    for (const p of page.points) points.push({ id: String(p.id), vector: p.vector as number[], payload: p.payload ?? {} });
-    const next = page.next_page_offset;
-    offset = typeof next === 'string' || typeof next === 'number' ? next : undefined;
-  } while (offset !== undefined);
-  return points;
-}
 
 /** A point as it depends on content only: by "key#chunk", its etag and vector. */
 interface Normalized {
