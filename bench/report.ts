@@ -16,7 +16,7 @@ export interface Results {
   startedAt: string;
   wallS: number;
   phasesS: Record<string, number>;
-  machine: { cpu: string; cores: number; memoryGB: number; os: string };
+  machine: { cpu: string; cores: number; memoryGB: number; os: string; busyShare: number; benchCpuS: number; otherCpuS: number };
   versions: Record<string, string>;
   settings: Settings & { qdrant: string; requestModelLimits: { rpm: number; tpm: number; documentedRpm: number; documentedTpm: number } };
   limiter: LimiterProbe[];
@@ -48,6 +48,7 @@ export function summaryRows(r: Results): string[][] {
   const ours = r.peers[0]!;
   const ours429 = r.scale.reduce((a, x) => a + n429(x.throttled429), 0) + n429(r.tokens.throttled429) + r.mixed.reduce((a, x) => a + n429(x.throttled429), 0) + n429(ours.throttled429);
   const retries = r.scale.reduce((a, x) => a + x.runCounters.retries, 0) + r.tokens.runCounters.retries;
+  const paced = [...r.scale.map((x) => x.admissions), r.tokens.admissions, ...(ours.admissions ? [ours.admissions] : [])].every((a) => a.maxIn1s <= a.rps);
   return [
     ['1 request-bound', 'indexed inputs/s (steady)', `${f(ceiling1)} = (${rpm} RPM / 60) x 20`, f(big.drain.steady.inputsPerS), `${pct(s1)}; target >= 95%: ${ok(s1 >= 0.95)}`],
     ['1 request-bound', 'inputs per request', '20', f(big.drain.inputsPerRequest, 2), `target >= 19.5: ${ok(big.drain.inputsPerRequest >= 19.5)}`],
@@ -60,7 +61,7 @@ export function summaryRows(r: Results): string[][] {
     ['5 scale', 'Redis per queued job', '< 2,048 B', r.scale.map((x) => `${f(x.redis.bytesPerJob, 0)} B`).join(' / '), `${ok(big.redis.bytesPerJob < 2048)} (${f(big.redis.bytesPerObject, 0)} B an object)`],
     ['5 scale', 'wall time per object', `${f(1000 / ceiling1, 1)} ms at the ceiling`, r.scale.map((x) => `${f(x.wallMsPerObject, 1)} ms`).join(' / '), ''],
     ['6 peers', 'objects/s, same bucket and quota', `ours ${f(ours.objectsPerS)}`, `LangChain.js ${f(lc?.objectsPerS ?? 0)}; sequential ${f(seq?.objectsPerS ?? 0)}`, `ours x${f(lc?.oursRatio ?? 0, 2)} and x${f(seq?.oursRatio ?? 0, 1)}`],
-    ['all', '429s received by our pipeline', '0', String(ours429), `${ok(ours429 === 0)}; retries ${retries}`],
+    ['all', '429s received by our pipeline', '0', String(ours429), `${ok(ours429 === 0)}; retries ${retries}; our admissions over RPM/60 in any 1 s: ${paced ? 'never' : '**yes**'}`],
     ['all', 'CPU s per 1,000 objects (producer + workers)', '', r.scale.map((x) => f(x.cpuSPer1000Objects, 2)).join(' / '), `${f(big.cpuSPer1000ObjectsAfterStartup, 2)} without worker start-up at ${big.objects.toLocaleString('en-US')}`],
   ];
 }
@@ -104,7 +105,34 @@ function notes(r: Results): string[] {
     `Redis per queued job at ${big.objects.toLocaleString('en-US')} objects: ${f(big.redis.bytesPerJob, 0)} B, of which the job hash ${f(big.redis.jobHashBytes, 0)} B (its data: ${f(big.objects / big.index.jobs, 1)} object references of key, ETag, size, time and modality, the run's settings, the job options) ` +
       `and the deduplication key ${f(big.redis.dedupKeyBytes, 0)} B; the rest (${f(big.redis.otherBytesPerJob, 0)} B) is the wait list, the events stream and the run's set of queued job ids.`,
   );
-  out.push(`Worker VmRSS at 25/50/75/100% of the largest drain: ${big.workers.rssMBAtQuarters.map((x) => f(x, 0)).join(' / ')} MB (peak ${f(big.workers.peakRssMB, 0)} MB).`);
+  const mid = r.scale[r.scale.length - 2];
+  out.push(
+    `Worker VmRSS at 25/50/75/100% of the largest drain: ${big.workers.rssMBAtQuarters.map((x) => f(x, 0)).join(' / ')} MB (peak ${f(big.workers.peakRssMB, 0)} MB)` +
+      (mid ? `; peak ${f(mid.workers.peakRssMB, 0)} MB at ${mid.objects.toLocaleString('en-US')} objects, ${f(big.workers.peakRssMB, 0)} MB at ${big.objects.toLocaleString('en-US')} (${pct(big.workers.peakRssMB / mid.workers.peakRssMB - 1)}).` : '.'),
+  );
+  const where = [
+    ...r.scale.map((x) => [`${x.objects.toLocaleString('en-US')}-object drain`, n429(x.throttled429)] as const),
+    ['scenario 2', n429(r.tokens.throttled429)] as const,
+    ...r.mixed.map((m) => [`scenario 3 ${m.layout}`, n429(m.throttled429)] as const),
+    ['scenario 6 (ours)', n429(r.peers[0]?.throttled429 ?? {})] as const,
+  ].filter(([, k]) => k > 0);
+  const paced = [...r.scale.map((x) => x.admissions), r.tokens.admissions, ...(r.peers[0]?.admissions ? [r.peers[0].admissions] : [])].every((a) => a.maxIn1s <= a.rps);
+  if (where.length > 0 && paced && r.tokens.admissions.maxTokensIn60s <= r.tokens.tpm) {
+    out.push(
+      `429s received by our pipeline: ${where.map(([w, k]) => `${k} in the ${w}`).join(', ')}. Our limiter's admissions stayed within RPM/60 in every second and within TPM in every minute ` +
+        `(most tokens admitted in 60 s in scenario 2: ${r.tokens.admissions.maxTokensIn60s.toLocaleString('en-US')} of ${r.tokens.tpm.toLocaleString('en-US')}), so the provider saw requests bunched by the time between admission and arrival ` +
+        `(more than the limiter's slack: the two cores are shared with S3, the API simulator and Qdrant, and with anything else the machine runs).`,
+    );
+  } else if (where.length > 0) {
+    out.push(`429s received by our pipeline: ${where.map(([w, k]) => `${k} in the ${w}`).join(', ')}; our limiter admitted more than the provider's limits allow (see admissions in results.json).`);
+  }
+  const exit = Math.max(...r.tokens.workerExitAfterSigtermS);
+  if (exit > 5) {
+    out.push(
+      `Scenario 2's workers, stopped with SIGTERM and DRAIN_TIMEOUT_MS=2000 while their jobs waited at the limiter for the next minute's tokens, exited ${r.tokens.workerExitAfterSigtermS.map((x) => f(x, 1)).join(' and ')} s after the signal` +
+        `${exit >= r.tokens.stopGraceS - 0.5 ? ` (killed at ${r.tokens.stopGraceS} s)` : ''}: the drain timeout does not bound the exit; the jobs it gives up on go on sending their requests.`,
+    );
+  }
   return out;
 }
 
@@ -113,7 +141,11 @@ function markdown(r: Results): string {
   const out: string[] = [];
   out.push(`# Benchmark results${s.quick ? ' (--quick)' : ''}`, '');
   out.push(`Run ${r.startedAt}, ${f(r.wallS / 60, 1)} minutes (${Object.entries(r.phasesS).map(([k, v]) => `${k} ${f(v, 0)} s`).join(', ')}). Produced by \`npm run bench${s.quick ? ' -- --quick' : ''}\`; every figure is also in ${s.quick ? 'results-quick.json' : 'results.json'}.`, '');
-  out.push(`Machine: ${r.machine.cpu}, ${r.machine.cores} cores, ${f(r.machine.memoryGB, 1)} GB, ${r.machine.os}. Versions: ${Object.entries(r.versions).map(([k, v]) => `${k} ${v}`).join(', ')}.`, '');
+  out.push(
+    `Machine: ${r.machine.cpu}, ${r.machine.cores} cores, ${f(r.machine.memoryGB, 1)} GB, ${r.machine.os}; busy ${pct(r.machine.busyShare)} of the run: ` +
+      `${f(r.machine.benchCpuS, 0)} CPU s by the benchmark's processes, ${f(r.machine.otherCpuS, 0)} CPU s by other processes on the machine. Versions: ${Object.entries(r.versions).map(([k, v]) => `${k} ${v}`).join(', ')}.`,
+    '',
+  );
   out.push(
     `Settings: simulator latency ${s.latency.fixedMs} ms + ${s.latency.perInputMs} ms an input + jitter up to ${s.latency.jitterMs} ms, rate limits \`documented\`; ` +
       `${s.requestModel}'s documented ${s.requestModelLimits.documentedRpm.toLocaleString('en-US')} RPM / ${s.requestModelLimits.documentedTpm.toLocaleString('en-US')} TPM scaled by ${s.requestModelScale} to **${s.requestModelLimits.rpm} RPM / ${s.requestModelLimits.tpm.toLocaleString('en-US')} TPM** ` +
@@ -148,8 +180,11 @@ function markdown(r: Results): string {
   const t = r.tokens;
   out.push(
     table(
-      ['model', 'texts', 'TPM', 'RPM', 'ceiling tokens/s', 'tokens/s', 'ratio', '60 s windows', 'whole-run tokens/s', 'tokens/request', 'cap', 'requests', 'backlog at stop', '429s'],
-      [[t.model, String(t.texts), t.tpm.toLocaleString('en-US'), String(t.rpm), f(t.ceilingTokensPerS, 1), f(t.tokensPerS, 1), pct(t.ratio), String(t.windows), f(t.wholeRunTokensPerS, 1), f(t.tokensPerRequest, 0), String(t.requestTokenCap), String(t.requests), String(t.backlogAtStop), String(n429(t.throttled429))]],
+      ['model', 'texts', 'TPM', 'RPM', 'ceiling tokens/s', 'tokens/s', 'ratio', '60 s windows', 'whole-run tokens/s', 'tokens/request', 'cap', 'requests', 'most tokens admitted in 60 s', 'backlog at stop', '429s', 'worker exit after SIGTERM s'],
+      [[
+        t.model, String(t.texts), t.tpm.toLocaleString('en-US'), String(t.rpm), f(t.ceilingTokensPerS, 1), f(t.tokensPerS, 1), pct(t.ratio), String(t.windows), f(t.wholeRunTokensPerS, 1), f(t.tokensPerRequest, 0),
+        String(t.requestTokenCap), String(t.requests), t.admissions.maxTokensIn60s.toLocaleString('en-US'), String(t.backlogAtStop), String(n429(t.throttled429)), t.workerExitAfterSigtermS.map((x) => f(x, 1)).join(', '),
+      ]],
     ),
     '',
   );

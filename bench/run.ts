@@ -11,7 +11,7 @@ import { cpus, platform, release, totalmem } from 'node:os';
 import { resolveModel } from '../src/models.js';
 import { startBenchEnv } from './lib/env.js';
 import { clustered, longTexts, mixed, seedBucket, shortTexts, verifyBucket } from './lib/fill.js';
-import { ProcSampler, childPids } from './lib/procs.js';
+import { ProcSampler, childPids, machineCpu, stopChildren } from './lib/procs.js';
 import { summaryText, writeResults } from './report.js';
 import type { Results } from './report.js';
 import { limiterProbes } from './scenarios/limiter.js';
@@ -23,6 +23,10 @@ import { tokenBound } from './scenarios/tokens.js';
 import { benchSettings } from './settings.js';
 
 const quick = process.argv.includes('--quick');
+const benchCpu = (since: NodeJS.CpuUsage): number => {
+  const u = process.cpuUsage(since);
+  return (u.user + u.system) / 1e6;
+};
 const settings = benchSettings(quick);
 const t0 = performance.now();
 const startedAt = new Date().toISOString();
@@ -57,11 +61,22 @@ const requestSpec = resolveModel(settings.requestModel, settings.modelOverrides)
 const documented = resolveModel(settings.requestModel);
 log(`mm-ingest benchmark${quick ? ' (--quick)' : ''}: ${settings.requestModel} at ${requestSpec.rpm} RPM / ${requestSpec.tpm} TPM (documented x ${settings.requestModelScale}), ${settings.tokenModel} at its documented limits`);
 
+const cpuAtStart = machineCpu();
+const benchCpuAtStart = process.cpuUsage();
 const env = await startBenchEnv(settings.latency, JSON.stringify(settings.modelOverrides));
 const sampler = new ProcSampler();
 const servers: Record<string, number> = { simulator: env.sim.pid, redis: childPids('redis-server')[0] ?? 0, s3rver: childPids('s3rver-child')[0] ?? 0 };
 if (env.qdrantProcess) servers['qdrant stand-in'] = env.qdrantProcess.pid;
 for (const pid of Object.values(servers)) if (pid) sampler.track(pid);
+// Ctrl-C or a kill: stop the servers this run started (they would outlive it)
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    log(`${signal}: stopping the servers`);
+    sampler.stop();
+    stopChildren();
+    void env.close().finally(() => process.exit(130));
+  });
+}
 
 let results: Results | undefined;
 try {
@@ -101,11 +116,24 @@ try {
 
   const peers = await phase('scenario 6: peers', () => peersScenario(env, settings, sampler, shortBucket(settings.peersBucket), settings.peersBucket, log));
 
+  sampler.sample();
+  const cpuAtEnd = machineCpu();
+  const own = benchCpu(benchCpuAtStart) + sampler.totalCpu();
+  const busy = cpuAtEnd.busy - cpuAtStart.busy;
   results = {
     startedAt,
     wallS: (performance.now() - t0) / 1000,
     phasesS: phases,
-    machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, memoryGB: totalmem() / 1024 ** 3, os: `${platform()} ${release()}` },
+    machine: {
+      cpu: cpus()[0]?.model ?? 'unknown',
+      cores: cpus().length,
+      memoryGB: totalmem() / 1024 ** 3,
+      os: `${platform()} ${release()}`,
+      // the machine's CPU use during the run: ours (bench, servers, pipeline, peers) and everything else
+      busyShare: busy / (cpuAtEnd.total - cpuAtStart.total),
+      benchCpuS: own,
+      otherCpuS: Math.max(0, busy - own),
+    },
     versions,
     settings: {
       ...settings,
@@ -120,6 +148,7 @@ try {
   };
 } finally {
   sampler.stop();
+  stopChildren();
   await env.close();
 }
 

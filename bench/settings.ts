@@ -24,6 +24,8 @@ export interface Settings {
   /** Scenario 2 measures from its first accepted request for this long, then stops the workers. */
   readonly tokenRunS: number;
   readonly tokenWindowS: number;
+  /** Scenario 2 stops its workers with SIGTERM (DRAIN_TIMEOUT_MS 2000) and kills them after this long. */
+  readonly stopGraceS: number;
   readonly mixedObjects: number;
   readonly imageEvery: number;
   /** Size of the bucket the peers and our pipeline run on (one of scaleSizes). */
@@ -54,11 +56,12 @@ export function benchSettings(quick: boolean): Settings {
     longTexts: quick ? 110 : 200,
     tokenRunS: quick ? 63 : 150,
     tokenWindowS: 60,
+    stopGraceS: quick ? 5 : 60,
     mixedObjects: quick ? 100 : 400,
     imageEvery: 5,
-    peersBucket: quick ? 1000 : 5000,
+    peersBucket: quick ? 300 : 5000,
     sequentialSeconds: quick ? 10 : 30,
     langchain: { batchSize: 100, textsPerRequest: 20, maxConcurrency: 4, maxRetries: 8, fetchConcurrency: 8 },
-    limiterProbeS: quick ? 5 : 8,
+    limiterProbeS: quick ? 4 : 8,
   };
 }

@@ -30,8 +30,18 @@ export interface NodeProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
+/** Every child started here and not yet exited, so a stopped bench leaves none behind. */
+const running = new Set<ChildProcess>();
+
+/** SIGTERM to every child still running (each by its own pid). */
+export function stopChildren(): void {
+  for (const child of running) if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+}
+
 export function spawnNode(file: string, args: readonly string[], env: NodeJS.ProcessEnv, nodeArgs: readonly string[] = []): NodeProcess {
   const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', file, ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  running.add(child);
+  child.once('exit', () => running.delete(child));
   let out = '';
   const lines: { t: number; line: string }[] = [];
   let partial = '';
@@ -71,6 +81,14 @@ export function spawnNode(file: string, args: readonly string[], env: NodeJS.Pro
 
 /** `mm-ingest ARGS` as a child process. */
 export const spawnCli = (args: readonly string[], env: NodeJS.ProcessEnv, nodeArgs: readonly string[] = []): NodeProcess => spawnNode('src/cli/run.ts', args, env, nodeArgs);
+
+/** CPU seconds of the whole machine since boot (from /proc/stat): busy (not idle or iowait) and total. */
+export function machineCpu(): { busy: number; total: number } {
+  const fields = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
+  const total = fields.slice(0, 8).reduce((a, b) => a + b, 0);
+  const idle = (fields[3] ?? 0) + (fields[4] ?? 0);
+  return { busy: (total - idle) / TICKS_PER_SECOND, total: total / TICKS_PER_SECOND };
+}
 
 /** Pids of this process's children whose command line contains `needle`. */
 export function childPids(needle: string): number[] {
@@ -171,6 +189,11 @@ export class ProcSampler {
     const r = this.roots.get(pid);
     if (!r) throw new Error(`pid ${pid} is not tracked`);
     return { ...r, rss: [...r.rss] };
+  }
+
+  /** CPU seconds of every tracked process and its descendants. */
+  totalCpu(): number {
+    return [...this.roots.values()].reduce((a, r) => a + r.cpu, 0);
   }
 
   stop(): void {

@@ -10,7 +10,7 @@ import { newPrefix } from '../lib/env.js';
 import { cost, startIndex, startWorkers, waitRun, indexArgs } from '../lib/pipeline.js';
 import { spawnNode } from '../lib/procs.js';
 import type { ProcSampler } from '../lib/procs.js';
-import { sum, throttles } from '../lib/series.js';
+import { AdmissionLog, maxInWindow, sum, throttles } from '../lib/series.js';
 import { resolveModel } from '../../src/models.js';
 import type { Settings } from '../settings.js';
 
@@ -27,6 +27,8 @@ export interface PeerResult {
   cpuS: number;
   peakRssMB: number;
   note: string;
+  /** Ours only: the most requests our limiter admitted in any 1 s, and RPM/60. */
+  admissions?: { maxIn1s: number; rps: number };
 }
 
 const MB = 1024 * 1024;
@@ -67,9 +69,11 @@ export async function peersScenario(env: BenchEnv, settings: Settings, sampler: 
   const cliEnv = env.cliEnv(prefix, { WORKER_CONCURRENCY: String(settings.concurrency) });
   const workers = await startWorkers(settings.workers, cliEnv, sampler);
   await env.simReset();
+  const admissions = new AdmissionLog(env.redis, `${prefix}:rl:${settings.requestModel}`);
   const started = await startIndex(indexArgs(bucket, 'peers-ours', settings.requestModel), cliEnv, sampler);
   const { run, doneAt } = await waitRun(env.redis, prefix, started.runId, 1800);
   const stats = await env.simStats();
+  const admitted = await admissions.stop();
   await started.process.exited;
   await workers.stop();
   const t0 = started.process.lineTime(/: scanning s3:/) ?? started.spawnedAt;
@@ -87,6 +91,7 @@ export async function peersScenario(env: BenchEnv, settings: Settings, sampler: 
     cpuS: oursCost.cpu,
     peakRssMB: oursCost.hwm / MB,
     note: `all ${n} objects; ${(n / ((doneAt - started.spawnedAt) / 1000)).toFixed(1)} objects/s counting the index process's start-up`,
+    admissions: { maxIn1s: maxInWindow(admitted, 1000).requests, rps: Math.ceil((resolveModel(settings.requestModel, settings.modelOverrides).rpm ?? 0) / 60) },
   };
   log(`  ours: ${ours.objectsPerS.toFixed(1)} objects/s, 429s ${sum(ours.throttled429)}`);
 

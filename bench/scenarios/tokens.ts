@@ -38,6 +38,9 @@ export interface TokenResult {
   limitViolations: number;
   /** Our limiter's admissions: the most requests in any 1 s (against RPM/60) and tokens in any 60 s (against TPM), and the tokens it counted. */
   admissions: { total: number; maxIn1s: number; maxTokensIn60s: number; rps: number; tokens: number };
+  /** Seconds from SIGTERM to exit of each worker (DRAIN_TIMEOUT_MS 2000; killed at stopGraceS). */
+  workerExitAfterSigtermS: number[];
+  stopGraceS: number;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -64,7 +67,18 @@ export async function tokenBound(env: BenchEnv, settings: Settings, sampler: Pro
   const admitted = await admissions.stop();
   const stats = await env.simStats();
   const backlog = await env.redis.llen(`${prefix}:embed:wait`);
-  await workers.stop();
+  // SIGTERM with DRAIN_TIMEOUT_MS=2000: how long the workers take to exit while their jobs
+  // wait at the limiter for the next minute's tokens (SIGKILL after the grace period)
+  const exitS = await Promise.all(
+    workers.processes.map(async (p) => {
+      const t = performance.now();
+      p.child.kill('SIGTERM');
+      const timer = setTimeout(() => p.child.kill('SIGKILL'), settings.stopGraceS * 1000);
+      await p.exited;
+      clearTimeout(timer);
+      return (performance.now() - t) / 1000;
+    }),
+  );
   const run = await runState(env.redis, prefix, index.runId);
   const from = Math.max(0, (first ?? 0) - 0.5);
   const to = from + settings.tokenRunS;
@@ -91,6 +105,8 @@ export async function tokenBound(env: BenchEnv, settings: Settings, sampler: Pro
     runCounters: { retries: run?.counters.retries ?? 0, throttled: run?.counters.throttled ?? 0, requests: run?.counters.requests ?? 0 },
     workersCpuS: cost(sampler, workers.processes).cpu,
     limitViolations: stats.limitViolations,
+    workerExitAfterSigtermS: exitS,
+    stopGraceS: settings.stopGraceS,
     admissions: {
       total: admitted.length,
       maxIn1s: maxInWindow(admitted, 1000).requests,
