@@ -9,6 +9,7 @@
  */
 import pLimit from 'p-limit';
 import pRetry from 'p-retry';
+import { GROUP_PART_MAX, groupParts, groupPointKey, unitEtag } from '../src/compose.js';
 import type { Embedder } from '../src/embedder.js';
 import { pointId } from '../src/ids.js';
 import { chunkIds } from '../src/incremental.js';
@@ -29,8 +30,8 @@ import type { ItemOutcome, JobResult, RunStore } from '../src/runs.js';
 import type { TokenCounter } from '../src/tokens.js';
 import type { PointPayload, PointRecord, VectorStore } from '../src/vector-store.js';
 import { ApiCaller } from './api-call.js';
-import { fromTuple, paramsHash } from './embed-job.js';
-import type { EmbedJobData, ObjectRef } from './embed-job.js';
+import { fromTuple, paramsHash, unitParamsHash } from './embed-job.js';
+import type { EmbedJobData, ObjectRef, UnitTuple } from './embed-job.js';
 
 export interface Logger {
   info(obj: object, msg?: string): void;
@@ -82,7 +83,7 @@ export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => P
   const presignSeconds = deps.presignSeconds ?? 3600;
   const now = deps.now ?? (() => new Date());
 
-  async function prepare(bucket: string, ref: ObjectRef, spec: ModelSpec, imageMode: 'inline' | 'url', maxBodyBytes: number): Promise<Prepared> {
+  async function prepare(bucket: string, ref: ObjectRef, spec: ModelSpec, imageMode: 'inline' | 'url', maxDataUriBytes: number): Promise<Prepared> {
     const skip = (code: string, reason: string, etag = ref.etag): Prepared => ({ ref, etag, outcome: { status: 'skipped', code, reason } });
     try {
       if (ref.modality === 'video') {
@@ -101,7 +102,7 @@ export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => P
       }
       // an image the model cannot take as it is is converted or downscaled (a copy: the
       // object itself is never changed); URL mode can only send the object as it is
-      const fixed = await fixImage(object.bytes, spec, imageMode === 'inline' ? { maxDataUriBytes: maxBodyBytes - 1024 } : {});
+      const fixed = await fixImage(object.bytes, spec, imageMode === 'inline' ? { maxDataUriBytes } : {});
       if ('skip' in fixed) return skip(fixed.skip.code, fixed.skip.reason, object.etag);
       if (fixed.fixup && imageMode === 'url') {
         return skip('needs-fixup', `${fixed.fixup.actions.join(', ')} would be needed, which URL mode cannot send (use IMAGE_MODE=inline)`, object.etag);
@@ -116,28 +117,39 @@ export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => P
     }
   }
 
-  /** The input again with a freshly signed URL (its old one could not be downloaded). */
-  async function resign(bucket: string, input: PlannedInput, byKey: ReadonlyMap<string, Prepared>): Promise<PlannedInput | undefined> {
-    const p = byKey.get(input.source);
+  /** The input again with freshly signed URLs (its old ones could not be downloaded). */
+  async function resign(bucket: string, input: PlannedInput, targets: ReadonlyMap<string, Target>): Promise<PlannedInput | undefined> {
+    const t = targets.get(input.source);
     const c = input.content;
-    if (!p || typeof c === 'string' || (!c.video && !(c.image && !c.image.startsWith('data:')))) return undefined;
-    const url = await deps.store.presign(bucket, p.ref.key, presignSeconds);
-    return { ...input, content: c.video ? { ...c, video: url } : { ...c, image: url } };
+    if (!t || typeof c === 'string') return undefined;
+    const fresh = (m: Prepared | undefined): Promise<string> | undefined => (m ? deps.store.presign(bucket, m.ref.key, presignSeconds) : undefined);
+    const isUrl = (u: string | undefined): u is string => u !== undefined && !u.startsWith('data:');
+    const media = t.members.filter((m) => m.ref.modality !== 'text');
+    const next = { ...c };
+    if (c.video) next.video = (await fresh(media.find((m) => m.ref.modality === 'video'))) ?? c.video;
+    if (isUrl(c.image)) next.image = (await fresh(media.find((m) => m.ref.modality === 'image'))) ?? c.image;
+    if (c.multi_images?.some(isUrl)) next.multi_images = await Promise.all(c.multi_images.map(async (u, j) => (isUrl(u) ? ((await fresh(media[j])) ?? u) : u)));
+    return JSON.stringify(next) === JSON.stringify(c) ? undefined : { ...input, content: next };
   }
 
   /**
-   * Once the new points are written: removes the chunks an object's old version had beyond
-   * its new chunk count, and all points of an object that is now skipped (deleted, or no
-   * longer indexable). Objects whose embedding failed keep their old points.
+   * Once the new points are written: removes the chunks (parts) a slot's old version had
+   * beyond its new count, and all points of a slot now skipped (deleted, no longer
+   * indexable, or a unit left with nothing to embed). A slot with a failed member keeps
+   * its old points.
    */
-  async function removeStale(collection: string, bucket: string, before: ReadonlyMap<string, number>, sent: readonly PlannedInput[], outcomes: ReadonlyMap<string, ItemOutcome>): Promise<void> {
-    const nowCount = new Map(sent.map((i) => [i.source, i.chunkCount]));
+  async function removeStale(collection: string, bucket: string, slots: readonly Slot[], sent: readonly PlannedInput[], targets: ReadonlyMap<string, Target>, outcomes: ReadonlyMap<string, ItemOutcome>): Promise<void> {
+    const before = new Map((await deps.vectors.retrieve(collection, slots.map((s) => pointId(bucket, s.pointKey, 0)))).map((p) => [p.id, Number(p.payload.chunk_count ?? 1)]));
+    const nowCount = new Map<string, number>();
+    for (const i of sent) {
+      const t = targets.get(i.source);
+      if (t) nowCount.set(t.pointKey, t.part ? t.part.count : i.chunkCount);
+    }
     const stale: string[] = [];
-    for (const [key, oldCount] of before) {
-      const outcome = outcomes.get(key);
-      if (outcome?.status === 'failed') continue;
-      const keep = outcome?.status === 'skipped' ? 0 : (nowCount.get(key) ?? oldCount);
-      stale.push(...chunkIds(bucket, key, oldCount, keep));
+    for (const slot of slots) {
+      const oldCount = before.get(pointId(bucket, slot.pointKey, 0));
+      if (oldCount === undefined || slot.members.some((m) => outcomes.get(m.ref.key)?.status === 'failed')) continue;
+      stale.push(...chunkIds(bucket, slot.pointKey, oldCount, nowCount.get(slot.pointKey) ?? 0));
     }
     if (stale.length > 0) await deps.vectors.delete(collection, stale);
   }
@@ -160,18 +172,15 @@ export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => P
     const spec = resolveModel(settings.model, deps.modelOverrides);
     await deps.vectors.ensureCollection(settings.collection, settings.dimension);
     const refs = job.data.objects.map(fromTuple);
-    // chunk counts of the versions already indexed, to remove chunks a new version no longer has
-    const before = new Map(
-      (await deps.vectors.retrieve(settings.collection, refs.map((r) => pointId(bucket, r.key, 0)))).map((p) => [p.payload.key as string, Number(p.payload.chunk_count ?? 1)]),
-    );
-    const prepared = await Promise.all(refs.map((ref) => limit(() => prepare(bucket, ref, spec, settings.imageMode, settings.maxBodyBytes))));
+    const units = job.data.units ?? [];
+    // a group part's images share one request body, so each gets an eighth of it
+    const inGroup = new Set(units.flatMap(([kind, , members]) => (kind === 'g' ? members : [])));
+    const uriCap = (i: number): number => Math.floor((settings.maxBodyBytes - 1024) / (inGroup.has(i) ? GROUP_PART_MAX : 1));
+    const prepared = await Promise.all(refs.map((ref, i) => limit(() => prepare(bucket, ref, spec, settings.imageMode, uriCap(i)))));
 
     const outcomes = new Map<string, ItemOutcome>();
-    const byKey = new Map<string, Prepared>();
-    for (const p of prepared) {
-      byKey.set(p.ref.key, p);
-      if (p.outcome) outcomes.set(p.ref.key, p.outcome);
-    }
+    for (const p of prepared) if (p.outcome) outcomes.set(p.ref.key, p.outcome);
+    const assembled = assemble(prepared, units, outcomes);
     const opts: PlanOptions = {
       model: spec,
       dimension: settings.dimension,
@@ -181,14 +190,17 @@ export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => P
       ...(settings.fps !== undefined ? { fps: settings.fps } : {}),
       ...(settings.instruct !== undefined ? { instruct: settings.instruct } : {}),
     };
-    const plan = planRequests(prepared.flatMap((p) => (p.input ? [p.input] : [])), opts, deps.tokens);
-    for (const r of plan.rejections) outcomes.set(r.source, { status: 'skipped', code: r.code, reason: r.reason });
+    const { targets } = assembled;
+    const plan = planRequests(assembled.inputs, opts, deps.tokens);
+    for (const r of plan.rejections) {
+      for (const m of targets.get(r.source)?.members ?? []) outcomes.set(m.ref.key, { status: 'skipped', code: r.code, reason: r.reason });
+    }
 
     const caller = new ApiCaller(
       {
         embedder: deps.embedder,
         gate: deps.gate ?? OPEN_GATE,
-        resign: (input) => resign(bucket, input, byKey),
+        resign: (input) => resign(bucket, input, targets),
         ...(deps.apiAttempts !== undefined ? { attempts: deps.apiAttempts } : {}),
         ...(deps.apiBackoffMs !== undefined ? { backoffMs: deps.apiBackoffMs } : {}),
         ...(deps.metrics ? { metrics: deps.metrics } : {}),
@@ -197,43 +209,56 @@ export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => P
       opts,
     );
     const stats = caller.stats;
-    const hash = paramsHash(settings);
+    const hashes = { object: paramsHash(settings), unit: unitParamsHash(settings) };
     const indexedAt = now().toISOString();
+    const unitOf = new Map(units.flatMap(([kind, id, members]) => members.map((i) => [i, [kind, id] as const])));
     let points = 0;
     try {
       for (const request of plan.requests) {
         const { done, refused } = await caller.embed(request);
         for (const { input, error } of refused) {
-          const ref = byKey.get(input.source)?.ref;
-          outcomes.set(input.source, {
-            status: 'failed',
-            code: error.code,
-            reason: `${input.chunkCount > 1 ? `chunk ${input.chunk}: ` : ''}${error.providerMessage}`,
-            ...(ref ? { object: job.data.objects.find((o) => o[0] === ref.key) } : {}),
-          });
+          // a refused part fails its whole group, so that retrying it redoes the group whole
+          const t = targets.get(input.source);
+          for (const m of t?.unitMembers ?? t?.members ?? []) {
+            const index = refs.indexOf(m.ref);
+            const unit = unitOf.get(index);
+            outcomes.set(m.ref.key, {
+              status: 'failed',
+              code: error.code,
+              reason: `${t?.part ? `part ${t.part.index + 1} of ${t.part.count}: ` : input.chunkCount > 1 ? `chunk ${input.chunk}: ` : ''}${error.providerMessage}`,
+              object: job.data.objects[index],
+              ...(unit ? { unit: [unit[0], unit[1]] } : {}),
+            });
+          }
         }
         const records: PointRecord[] = done
-          .filter(({ input }) => outcomes.get(input.source)?.status !== 'failed')
+          .filter(({ input }) => !targets.get(input.source)?.members.some((m) => outcomes.get(m.ref.key)?.status === 'failed'))
           .map(({ input, vector }) => {
-            const p = byKey.get(input.source)!;
-            const payload: PointPayload = {
+            const t = targets.get(input.source)!;
+            const chunk = t.part?.index ?? input.chunk;
+            const common = {
               bucket,
-              key: p.ref.key,
-              etag: p.etag,
-              size: p.ref.size,
-              last_modified: p.ref.lastModified,
-              modality: input.kind,
-              chunk: input.chunk,
-              chunk_count: input.chunkCount,
+              chunk,
+              chunk_count: t.part?.count ?? input.chunkCount,
               model: settings.model,
               dimension: settings.dimension,
-              params_hash: hash,
               indexed_at: indexedAt,
               run_id: runId,
-              ...(input.charStart !== undefined ? { char_start: input.charStart, char_end: input.charEnd } : {}),
-              ...(p.fixup ? { fixup: p.fixup } : {}),
             };
-            return { id: pointId(bucket, p.ref.key, input.chunk), vector, payload };
+            const payload: PointPayload = t.unit
+              ? { ...common, ...t.unit, params_hash: hashes.unit }
+              : {
+                  ...common,
+                  key: t.members[0]!.ref.key,
+                  etag: t.members[0]!.etag,
+                  size: t.members[0]!.ref.size,
+                  last_modified: t.members[0]!.ref.lastModified,
+                  modality: input.kind,
+                  params_hash: hashes.object,
+                  ...(input.charStart !== undefined ? { char_start: input.charStart, char_end: input.charEnd } : {}),
+                  ...(t.members[0]!.fixup ? { fixup: t.members[0]!.fixup } : {}),
+                };
+            return { id: pointId(bucket, t.pointKey, chunk), vector, payload };
           });
         await upsert(settings.collection, records);
         points += records.length;
@@ -242,7 +267,7 @@ export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => P
       await deps.runs.addUsage(runId, { requests: stats.requests, inputs: stats.inputs, textTokens: stats.textTokens, imageTokens: stats.imageTokens, retries: stats.retries, throttled: stats.throttled });
     }
 
-    await removeStale(settings.collection, bucket, before, plan.requests.flatMap((r) => r.inputs), outcomes);
+    await removeStale(settings.collection, bucket, assembled.slots, plan.requests.flatMap((r) => r.inputs), targets, outcomes);
     for (const p of prepared) {
       if (p.etag !== p.ref.etag && !outcomes.has(p.ref.key)) {
         outcomes.set(`${p.ref.key}`, { status: 'note', code: 'changed-since-scan', reason: `ETag ${p.ref.etag} at scan, ${p.etag} when fetched: the current version was indexed` });
@@ -259,4 +284,111 @@ export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => P
     );
     return result;
   };
+}
+
+/** Where a planned input's vector goes: its point key, the objects it stands for, and a unit's payload. */
+interface Target {
+  readonly pointKey: string;
+  readonly members: readonly Prepared[];
+  /** A group part: its number and the group's part count (the point's chunk and chunk_count). */
+  readonly part?: { readonly index: number; readonly count: number };
+  /** Every member of the unit the input belongs to (a group's other parts too). */
+  readonly unitMembers?: readonly Prepared[];
+  /** A unit's own payload fields (key, etag, size, modality and what names its members). */
+  readonly unit?: Pick<PointPayload, 'key' | 'etag' | 'size' | 'last_modified' | 'modality'> & Readonly<Record<string, unknown>>;
+}
+
+/** A point key of the job (an object's, or a unit's) and the objects behind it, for stale-point removal. */
+interface Slot {
+  readonly pointKey: string;
+  readonly members: readonly Prepared[];
+}
+
+/** Sources of unit inputs start with NUL: they can never equal an object key. */
+const unitSource = (unit: number, part: number): string => `\u0000u${unit}.${part}`;
+
+/**
+ * Turns the job's prepared objects into planner inputs: an object alone as it is, a
+ * group's usable images as `multi_images` parts of 8, a pair as one fused input. A member
+ * that could not be prepared is recorded (outcomes) and leaves the group without it; a
+ * pair missing either member is skipped whole, with the reason naming the member.
+ */
+function assemble(prepared: readonly Prepared[], units: readonly UnitTuple[], outcomes: Map<string, ItemOutcome>): { inputs: PreparedInput[]; targets: Map<string, Target>; slots: Slot[] } {
+  const inputs: PreparedInput[] = [];
+  const targets = new Map<string, Target>();
+  const slots: Slot[] = [];
+  const inUnit = new Set(units.flatMap(([, , members]) => members));
+  prepared.forEach((p, i) => {
+    if (inUnit.has(i)) return;
+    slots.push({ pointKey: p.ref.key, members: [p] });
+    if (!p.input) return;
+    inputs.push(p.input);
+    targets.set(p.input.source, { pointKey: p.ref.key, members: [p] });
+  });
+  const size = (ms: readonly Prepared[]): number => ms.reduce((n, m) => n + m.ref.size, 0);
+  const latest = (ms: readonly Prepared[]): string => ms.map((m) => m.ref.lastModified).sort().at(-1) ?? '';
+  const fixups = (ms: readonly Prepared[]): object => {
+    const done = ms.filter((m) => m.fixup);
+    return done.length > 0 ? { fixups: Object.fromEntries(done.map((m) => [m.ref.key, m.fixup])) } : {};
+  };
+  units.forEach(([kind, id, indexes], u) => {
+    const members = indexes.map((i) => prepared[i]!);
+    const etag = unitEtag(members.map((m) => ({ key: m.ref.key, etag: m.etag })));
+    if (kind === 'g') {
+      const pointKey = groupPointKey(id);
+      slots.push({ pointKey, members });
+      const usable = members.filter((m) => m.input?.kind === 'image').sort((a, b) => (a.ref.key < b.ref.key ? -1 : 1));
+      const parts = groupParts(usable);
+      parts.forEach((part, index) => {
+        const source = unitSource(u, index);
+        inputs.push({ kind: 'multi_images', source, images: part.map((m) => (m.input as Extract<PreparedInput, { kind: 'image' }>).image) });
+        targets.set(source, {
+          pointKey,
+          members: part,
+          unitMembers: members,
+          part: { index, count: parts.length },
+          unit: { key: id, group: id, members: part.map((m) => m.ref.key), group_members: usable.length, etag, size: size(part), last_modified: latest(part), modality: 'multi_images', ...fixups(part) },
+        });
+      });
+      return;
+    }
+    const media = members.find((m) => m.ref.modality !== 'text');
+    const caption = members.find((m) => m.ref.modality === 'text');
+    if (!media || !caption) return;
+    slots.push({ pointKey: media.ref.key, members });
+    const mediaInput = media.input;
+    const textInput = caption.input;
+    if (!mediaInput || textInput?.kind !== 'text') {
+      const [bad, other] = !mediaInput ? [media, caption] : [caption, media];
+      if (!outcomes.has(other.ref.key)) {
+        outcomes.set(other.ref.key, { status: 'skipped', code: 'partner-skipped', reason: `its fused partner ${bad.ref.key} was skipped: ${outcomes.get(bad.ref.key)?.reason ?? 'not usable'}` });
+      }
+      return;
+    }
+    const source = unitSource(u, 0);
+    const text = { text: textInput.text, tokens: textInput.tokens };
+    inputs.push(
+      mediaInput.kind === 'video'
+        ? { kind: 'fused', source, text, video: mediaInput.video }
+        : { kind: 'fused', source, text, image: (mediaInput as Extract<PreparedInput, { kind: 'image' }>).image },
+    );
+    targets.set(source, {
+      pointKey: media.ref.key,
+      members,
+      unitMembers: members,
+      unit: {
+        key: media.ref.key,
+        sidecar: caption.ref.key,
+        members: [media.ref.key, caption.ref.key],
+        member_etags: [media.etag, caption.etag],
+        etag,
+        size: size(members),
+        last_modified: latest(members),
+        modality: 'fused',
+        media: media.ref.modality,
+        ...(media.fixup ? { fixup: media.fixup } : {}),
+      },
+    });
+  });
+  return { inputs, targets, slots };
 }

@@ -4,8 +4,10 @@
  * and objects as compact tuples.
  */
 import type { JobsOptions } from 'bullmq';
-import type { ScannedObject } from '../src/scanner.js';
+import type { Composition, Entry } from '../src/compose.js';
+import { entryObjects } from '../src/compose.js';
 import { shortHash } from '../src/ids.js';
+import type { ScannedObject } from '../src/scanner.js';
 
 export const EMBED_QUEUE = 'embed';
 
@@ -22,10 +24,15 @@ export interface EmbedSettings {
   /** How images reach the API: base64 in the body, or a presigned URL it downloads. */
   readonly imageMode: 'inline' | 'url';
   readonly maxBodyBytes: number;
+  /** Objects that make one vector together (multi_images groups, fused pairs); unset: one object, one vector. */
+  readonly compose?: Composition;
 }
 
 /** [key, etag, size, lastModified epoch ms, modality letter]. */
 export type ObjectTuple = [string, string, number, number, 't' | 'i' | 'v'];
+
+/** A unit of a job: [g(roup) or f(used pair), its id, the indexes of its members in `objects`]. */
+export type UnitTuple = ['g' | 'f', string, number[]];
 
 export interface EmbedJobData {
   readonly v: 1;
@@ -33,6 +40,8 @@ export interface EmbedJobData {
   readonly bucket: string;
   readonly settings: EmbedSettings;
   readonly objects: ObjectTuple[];
+  /** Objects not in a unit are embedded one by one. */
+  readonly units?: UnitTuple[];
 }
 
 export interface ObjectRef {
@@ -54,9 +63,32 @@ export function fromTuple([key, etag, size, lastModified, letter]: ObjectTuple):
   return { key, etag, size, lastModified: new Date(lastModified).toISOString(), modality: MODALITY[letter] };
 }
 
-/** Hash of the settings that decide a vector (the params_hash of every point). */
+/** Hash of the settings that decide a vector (the params_hash of every point of one object). */
 export function paramsHash(s: EmbedSettings): string {
   return shortHash({ model: s.model, dimension: s.dimension, chunkTokens: s.chunkTokens ?? null, chunkOverlap: s.chunkOverlap, fps: s.fps ?? null, instruct: s.instruct ?? null });
+}
+
+/**
+ * The params_hash of a unit's points: the object settings and the composition rule (which
+ * objects form a unit). What happens to unpaired objects is not in it: it changes no vector.
+ */
+export function unitParamsHash(s: EmbedSettings): string {
+  const c = s.compose;
+  if (!c) return paramsHash(s);
+  const rule = c.kind === 'fused' ? { kind: c.kind, sidecar: c.sidecar } : c;
+  return shortHash({ p: paramsHash(s), rule });
+}
+
+/** The objects and units of one job's entries. */
+export function jobContents(entries: readonly Entry[]): { objects: ObjectTuple[]; units?: UnitTuple[] } {
+  const objects: ObjectTuple[] = [];
+  const units: UnitTuple[] = [];
+  for (const e of entries) {
+    const first = objects.length;
+    objects.push(...entryObjects(e).map(toTuple));
+    if ('unit' in e) units.push([e.unit.kind === 'group' ? 'g' : 'f', e.unit.id, e.unit.members.map((_, i) => first + i)]);
+  }
+  return units.length > 0 ? { objects, units } : { objects };
 }
 
 /**
@@ -64,8 +96,8 @@ export function paramsHash(s: EmbedSettings): string {
  * It is the job's BullMQ deduplication id, so the same work is not queued twice while it
  * is pending, and once it has finished a later run can queue it again.
  */
-export function embedContentId(bucket: string, settings: EmbedSettings, objects: readonly ObjectTuple[]): string {
-  return shortHash({ bucket, c: settings.collection, p: paramsHash(settings), m: settings.imageMode, o: objects.map((o) => [o[0], o[1]]) }, 32);
+export function embedContentId(bucket: string, settings: EmbedSettings, objects: readonly ObjectTuple[], units?: readonly UnitTuple[]): string {
+  return shortHash({ bucket, c: settings.collection, p: unitParamsHash(settings), m: settings.imageMode, o: objects.map((o) => [o[0], o[1]]), ...(units ? { u: units } : {}) }, 32);
 }
 
 /** The job id: unique per run and content, so re-adding within a run is a no-op. */

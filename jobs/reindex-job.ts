@@ -27,6 +27,9 @@ export const reindexSchema = z
     prune: z.boolean().optional(),
     fps: z.number().min(0).max(1).optional(),
     instruct: z.string().min(1).max(2000).optional(),
+    groupImages: z.string().min(1).optional(),
+    fuseSidecar: z.string().min(1).optional(),
+    fuseUnpaired: z.enum(['skip', 'alone']).optional(),
   })
   .strict();
 
@@ -61,6 +64,9 @@ export function parseReindexJob(data: unknown): RunRequest {
     ...(d.prune !== undefined ? { prune: d.prune } : {}),
     ...(d.fps !== undefined ? { fps: d.fps } : {}),
     ...(d.instruct !== undefined ? { instruct: d.instruct } : {}),
+    ...(d.groupImages !== undefined ? { groupImages: d.groupImages } : {}),
+    ...(d.fuseSidecar !== undefined ? { fuseSidecar: d.fuseSidecar } : {}),
+    ...(d.fuseUnpaired !== undefined ? { fuseUnpaired: d.fuseUnpaired } : {}),
   };
 }
 

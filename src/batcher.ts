@@ -7,6 +7,8 @@
  * about 2): an under-estimate makes a job of two requests, an over-estimate an
  * under-filled request, so the middle is the right default.
  */
+import { entryObjects, GROUP_PART_MAX } from './compose.js';
+import type { Entry } from './compose.js';
 import type { ModelSpec } from './models.js';
 import { DEFAULT_MAX_BODY_BYTES } from './planner.js';
 import type { ScannedObject } from './scanner.js';
@@ -48,8 +50,21 @@ export function estimateCost(o: ScannedObject, opts: BatchOptions): Cost {
   return { elements: 1, images: 0, videos: 1, tokens: 0, bytes: URL_BYTES };
 }
 
+/** An entry's cost: its objects', but a unit is one element (a group: one a part of 8). */
+export function entryCost(e: Entry, opts: BatchOptions): Cost {
+  const total: Cost = { elements: 0, images: 0, videos: 0, tokens: 0, bytes: 0 };
+  for (const o of entryObjects(e)) {
+    const c = estimateCost(o, opts);
+    for (const k of Object.keys(total) as (keyof Cost)[]) total[k] += c[k];
+  }
+  if ('unit' in e) total.elements = e.unit.kind === 'group' ? Math.ceil(e.unit.members.length / GROUP_PART_MAX) : 1;
+  return total;
+}
+
+/** Groups entries (objects, or units that stay whole) into jobs of about one request. */
 export class Batcher {
-  private current: ScannedObject[] = [];
+  private current: Entry[] = [];
+  private objects = 0;
   private used: Cost = { elements: 0, images: 0, videos: 0, tokens: 0, bytes: 0 };
   private readonly caps: Cost;
   private readonly maxObjects: number;
@@ -66,24 +81,27 @@ export class Batcher {
     this.maxObjects = opts.maxObjectsPerJob ?? 50;
   }
 
-  /** Adds an object; returns the job it closed, if adding it closed one. */
-  add(o: ScannedObject): ScannedObject[] | undefined {
-    const cost = estimateCost(o, this.opts);
+  /** Adds an entry; returns the job it closed, if adding it closed one. A unit over the caps is a job of its own. */
+  add(e: Entry): Entry[] | undefined {
+    const cost = entryCost(e, this.opts);
+    const count = entryObjects(e).length;
     const fits =
-      this.current.length < this.maxObjects &&
+      this.objects + count <= this.maxObjects &&
       (Object.keys(cost) as (keyof Cost)[]).every((k) => this.used[k] + cost[k] <= this.caps[k]);
-    let closed: ScannedObject[] | undefined;
+    let closed: Entry[] | undefined;
     if (!fits && this.current.length > 0) closed = this.flush();
-    this.current.push(o);
+    this.current.push(e);
+    this.objects += count;
     for (const k of Object.keys(cost) as (keyof Cost)[]) this.used[k] += cost[k];
     return closed;
   }
 
   /** Closes the open job (at the end of a page or of the scan). */
-  flush(): ScannedObject[] | undefined {
+  flush(): Entry[] | undefined {
     if (this.current.length === 0) return undefined;
     const job = this.current;
     this.current = [];
+    this.objects = 0;
     this.used = { elements: 0, images: 0, videos: 0, tokens: 0, bytes: 0 };
     return job;
   }

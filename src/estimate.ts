@@ -9,6 +9,7 @@
  * measured token ratio, job by job, as the worker's planner would split them.
  */
 import { Batcher } from './batcher.js';
+import { entryObjects } from './compose.js';
 import { imageTokens } from './media.js';
 import { estimateCost } from './models.js';
 import type { ModelSpec } from './models.js';
@@ -99,12 +100,12 @@ export async function estimateRun(store: ObjectStore, tokens: TokenCounter, mode
   const jobs: ScannedObject[][] = [];
   for (const page of pages) {
     for (const o of page) {
-      const closed = batcher.add(o);
-      if (closed) jobs.push(closed);
+      const closed = batcher.add({ object: o });
+      if (closed) jobs.push(closed.flatMap(entryObjects));
     }
     // the producer closes its open job at the end of every listing page
     const last = batcher.flush();
-    if (last) jobs.push(last);
+    if (last) jobs.push(last.flatMap(entryObjects));
   }
   let requests = 0;
   let inputs = 0;

@@ -5,8 +5,10 @@
  *   every chunk it announces (`chunk_count`) exists with that ETag too; a crash between
  *   chunks leaves the object incomplete, so it is redone;
  * - after a completed scan, `prune` deletes the points of the objects under the prefix
- *   that the scan did not see (the object is gone), and nothing else.
+ *   that the scan did not see (the object is gone), and nothing else;
+ * - a unit (compose.ts) is checked the same way, under its point key and unit ETag.
  */
+import { groupPointKey } from './compose.js';
 import { pointId } from './ids.js';
 import type { ObjectInfo } from './object-store.js';
 import type { StoredPoint, VectorStore } from './vector-store.js';
@@ -17,7 +19,7 @@ export async function classifyChanges(
   vectors: VectorStore,
   collection: string,
   bucket: string,
-  objects: readonly ObjectInfo[],
+  objects: readonly Pick<ObjectInfo, 'key' | 'etag'>[],
   paramsHash: string,
 ): Promise<Map<string, Change>> {
   const result = new Map<string, Change>();
@@ -25,7 +27,7 @@ export async function classifyChanges(
   const byId = (points: StoredPoint[]): Map<string, Record<string, unknown>> => new Map(points.map((p) => [p.id, p.payload]));
   const first = byId(await vectors.retrieve(collection, objects.map((o) => pointId(bucket, o.key, 0))));
 
-  const needRest: { object: ObjectInfo; ids: string[] }[] = [];
+  const needRest: { object: Pick<ObjectInfo, 'key' | 'etag'>; ids: string[] }[] = [];
   for (const o of objects) {
     const p = first.get(pointId(bucket, o.key, 0));
     if (!p) result.set(o.key, 'new');
@@ -51,6 +53,19 @@ export function chunkIds(bucket: string, key: string, count: number, from = 0): 
   return Array.from({ length: Math.max(0, count - from) }, (_, i) => pointId(bucket, key, from + i));
 }
 
+/** Deletes every point of these keys (their chunk 0 tells how many there are); returns how many keys had points. */
+export async function dropPoints(vectors: VectorStore, collection: string, bucket: string, keys: readonly string[]): Promise<number> {
+  if (keys.length === 0) return 0;
+  const found = await vectors.retrieve(collection, keys.map((k) => pointId(bucket, k, 0)));
+  const byId = new Map(found.map((p) => [p.id, p.payload]));
+  const ids = keys.flatMap((k) => {
+    const p = byId.get(pointId(bucket, k, 0));
+    return p ? chunkIds(bucket, k, typeof p.chunk_count === 'number' ? p.chunk_count : 1) : [];
+  });
+  if (ids.length > 0) await vectors.delete(collection, ids);
+  return found.length;
+}
+
 /**
  * Deletes the points of objects under `prefix` in `bucket` for which `seen` says no.
  * Walks chunk-0 points of the bucket page by page; returns the number of objects pruned.
@@ -65,11 +80,17 @@ export async function prune(
   let pruned = 0;
   let offset: string | undefined;
   do {
-    const page = await vectors.scroll(collection, { bucket, chunk: 0 }, ['key', 'chunk_count'], offset);
-    const candidates = page.points.filter((p) => typeof p.payload.key === 'string' && p.payload.key.startsWith(prefix));
-    const present = await seen(candidates.map((p) => p.payload.key as string));
+    const page = await vectors.scroll(collection, { bucket, chunk: 0 }, ['key', 'chunk_count', 'group', 'members'], offset);
+    // a group's points are stored under its group key, and it is under the prefix when its members are
+    const pointKey = (p: StoredPoint): string => (typeof p.payload.group === 'string' ? groupPointKey(p.payload.group) : (p.payload.key as string));
+    const firstKey = (p: StoredPoint): unknown => (Array.isArray(p.payload.members) ? p.payload.members[0] : p.payload.key);
+    const candidates = page.points.filter((p) => {
+      const k = firstKey(p);
+      return typeof k === 'string' && k.startsWith(prefix);
+    });
+    const present = await seen(candidates.map(pointKey));
     const gone = candidates.filter((_, i) => !present[i]);
-    const ids = gone.flatMap((p) => chunkIds(bucket, p.payload.key as string, typeof p.payload.chunk_count === 'number' ? p.payload.chunk_count : 1));
+    const ids = gone.flatMap((p) => chunkIds(bucket, pointKey(p), typeof p.payload.chunk_count === 'number' ? p.payload.chunk_count : 1));
     if (ids.length > 0) await vectors.delete(collection, ids);
     pruned += gone.length;
     offset = page.next;

@@ -3,17 +3,24 @@
  * (about one API request each), and add them to the queue in bulk. A page's jobs are all
  * queued before the run records the page as done, so a scan restarted with the same run
  * continues from the last recorded page and loses nothing.
+ *
+ * With a composition (compose.ts), objects that may belong to a unit are staged in Redis
+ * as they are listed, and their units are formed and queued once the listing is complete
+ * (a unit's members may be listed pages apart).
  */
 import type { Queue } from 'bullmq';
-import { EMBED_JOB_OPTIONS, embedContentId, embedJobId, paramsHash, toTuple } from '../jobs/embed-job.js';
+import { EMBED_JOB_OPTIONS, embedContentId, embedJobId, jobContents, paramsHash, unitParamsHash } from '../jobs/embed-job.js';
 import type { EmbedJobData, EmbedSettings } from '../jobs/embed-job.js';
 import { Batcher } from './batcher.js';
-import { classifyChanges, prune } from './incremental.js';
+import { alone, entryObjects, formUnits, stageOf, unitPointKey } from './compose.js';
+import type { Composition, Entry } from './compose.js';
+import { classifyChanges, dropPoints, prune } from './incremental.js';
+import type { Change } from './incremental.js';
 import type { ModelSpec } from './models.js';
 import type { ObjectStore } from './object-store.js';
-import type { ItemOutcome, RunStore } from './runs.js';
+import type { ItemOutcome, PageCounts, RunStore } from './runs.js';
 import { scanPages } from './scanner.js';
-import type { ScannedObject } from './scanner.js';
+import type { ScannedObject, SkippedObject } from './scanner.js';
 import type { VectorStore } from './vector-store.js';
 
 /**
@@ -65,14 +72,11 @@ export interface ProduceSummary {
 
 export async function produce(deps: ProduceDeps, opts: ProduceOptions): Promise<ProduceSummary> {
   const total: ProduceSummary = { scanned: 0, skipped: 0, filteredOut: 0, queuedObjects: 0, jobsAdded: 0, jobsDeduplicated: 0, pages: 0, unchanged: 0, new: 0, changed: 0, deleted: 0 };
-  const mode = opts.mode ?? 'incremental';
-  const hash = paramsHash(opts.settings);
-  const batcher = new Batcher({
-    model: opts.model,
-    imageMode: opts.settings.imageMode,
-    maxBodyBytes: opts.settings.maxBodyBytes,
-    ...(opts.settings.chunkTokens !== undefined ? { chunkTokens: opts.settings.chunkTokens } : {}),
-  });
+  const compose = opts.settings.compose;
+  const queueing = entryQueuer(deps, opts);
+  const add = (counts: PageCounts): void => {
+    for (const k of Object.keys(counts) as (keyof PageCounts)[]) total[k] += counts[k] ?? 0;
+  };
   try {
     for await (const page of scanPages(deps.store, {
       bucket: opts.bucket,
@@ -85,42 +89,37 @@ export async function produce(deps: ProduceDeps, opts: ProduceOptions): Promise<
       ...(opts.pageSize !== undefined ? { pageSize: opts.pageSize } : {}),
       ...(opts.resumeToken !== undefined ? { startAfterToken: opts.resumeToken } : {}),
     })) {
-      if (opts.prune) await deps.runs.markSeen(opts.runId, page.listedKeys);
-      const changes = mode === 'incremental' ? await classifyChanges(deps.vectors, opts.settings.collection, opts.bucket, page.objects, hash) : undefined;
-      const toQueue = changes ? page.objects.filter((o) => changes.get(o.key) !== 'unchanged') : page.objects;
-      const count = (c: string): number => (changes ? [...changes.values()].filter((v) => v === c).length : 0);
-      const jobs: ScannedObject[][] = [];
-      for (const o of toQueue) {
-        const closed = batcher.add(o);
-        if (closed) jobs.push(closed);
+      // Objects of composed units wait in the run's stage until the listing is complete;
+      // the others are queued with their page.
+      const entries: Entry[] = [];
+      const skipped = [...page.skipped];
+      const staged: { stage: string; object: ScannedObject }[] = [];
+      for (const o of page.objects) {
+        const stage = compose ? stageOf(o, compose) : undefined;
+        if (stage !== undefined) staged.push({ stage, object: o });
+        else {
+          const f = compose ? alone(o, compose) : { entries: [{ object: o }], skipped: [] };
+          entries.push(...f.entries);
+          skipped.push(...f.skipped);
+        }
       }
-      const last = batcher.flush();
-      if (last) jobs.push(last);
-
-      const queued = await enqueue(deps.queue, opts, jobs);
-      const added = { added: await deps.runs.newJobs(opts.runId, queued.jobIds), deduplicated: queued.deduplicated };
-      const skipped = new Map<string, ItemOutcome>(page.skipped.map((s) => [s.object.key, { status: 'skipped', code: s.code, reason: s.reason }]));
-      await deps.runs.recordItems(opts.runId, skipped);
-      const counts = {
-        scanned: page.objects.length + page.skipped.length,
-        skipped: page.skipped.length,
-        filteredOut: page.filteredOut,
-        queuedObjects: toQueue.length,
-        jobsAdded: added.added,
-        jobsDeduplicated: added.deduplicated,
-        unchanged: count('unchanged'),
-        new: changes ? count('new') : toQueue.length,
-        changed: count('changed'),
-      };
+      await deps.runs.stage(opts.runId, staged);
+      if (opts.prune) {
+        // a staged object is seen through its unit, once the unit is formed
+        const waiting = new Set(staged.map((s) => s.object.key));
+        await deps.runs.markSeen(opts.runId, page.listedKeys.filter((k) => !waiting.has(k) && !skipped.some((s) => s.code === 'unpaired' && s.object.key === k)));
+      }
+      const counts = await queueing(entries, skipped, { scanned: page.objects.length + page.skipped.length, filteredOut: page.filteredOut });
       await deps.runs.pageDone(opts.runId, {
         ...counts,
         ...(page.token !== undefined ? { pageToken: page.token } : {}),
         ...(page.nextToken !== undefined ? { nextToken: page.nextToken } : {}),
       });
-      for (const k of Object.keys(counts) as (keyof typeof counts)[]) total[k] += counts[k];
+      add(counts);
       total.pages += 1;
       deps.onPage?.({ pageNumber: page.pageNumber, scanned: total.scanned, jobsAdded: total.jobsAdded });
     }
+    if (compose) add(await queueStaged(deps, opts, compose, queueing));
   } catch (err) {
     await deps.runs.scanFinished(opts.runId, 'failed', (err as Error).message);
     throw err;
@@ -134,17 +133,120 @@ export async function produce(deps: ProduceDeps, opts: ProduceOptions): Promise<
   return total;
 }
 
+type Queuer = (entries: readonly Entry[], skipped: readonly SkippedObject[], listed: { scanned: number; filteredOut: number }) => Promise<Required<PageCounts>>;
+
+/**
+ * Once the listing is complete, every unit is: walks the stage in order, forms each
+ * stage's units and queues them like a page. Each chunk of the walk is counted once (by
+ * its number), so a producer that crashed during the walk lists and walks again.
+ */
+async function queueStaged(deps: ProduceDeps, opts: ProduceOptions, compose: Composition, queueing: Queuer): Promise<PageCounts> {
+  const total: Required<PageCounts> = { scanned: 0, skipped: 0, filteredOut: 0, queuedObjects: 0, jobsAdded: 0, jobsDeduplicated: 0, unchanged: 0, new: 0, changed: 0 };
+  let open: { stage: string; members: ScannedObject[] } | undefined;
+  let chunk = 0;
+  const form = (stage: string, members: ScannedObject[], into: { entries: Entry[]; skipped: SkippedObject[] }): void => {
+    const f = formUnits(stage, members, compose);
+    into.entries.push(...f.entries);
+    into.skipped.push(...f.skipped);
+  };
+  const flushChunk = async (formed: { entries: Entry[]; skipped: SkippedObject[] }): Promise<void> => {
+    if (opts.prune) {
+      const keys = formed.entries.map((e) => ('unit' in e ? unitPointKey(e.unit) : e.object.key));
+      await deps.runs.markSeen(opts.runId, keys);
+    }
+    const counts = await queueing(formed.entries, formed.skipped, { scanned: 0, filteredOut: 0 });
+    chunk += 1;
+    await deps.runs.pageDone(opts.runId, { ...counts, pageToken: `compose:${chunk}` });
+    for (const k of Object.keys(counts) as (keyof PageCounts)[]) total[k] += counts[k];
+  };
+  for await (const members of deps.runs.staged(opts.runId)) {
+    const formed = { entries: [] as Entry[], skipped: [] as SkippedObject[] };
+    for (const { stage, object } of members) {
+      if (open && open.stage !== stage) {
+        form(open.stage, open.members, formed);
+        open = undefined;
+      }
+      open ??= { stage, members: [] };
+      open.members.push(object as ScannedObject);
+    }
+    // the last stage of a chunk may go on in the next one
+    await flushChunk(formed);
+  }
+  if (open) {
+    const formed = { entries: [] as Entry[], skipped: [] as SkippedObject[] };
+    form(open.stage, open.members, formed);
+    await flushChunk(formed);
+  }
+  return total;
+}
+
+/**
+ * Queues a page's entries: in incremental mode, only those whose points are missing,
+ * incomplete or out of date; records the page's skips (and removes the points of objects
+ * skipped as unpaired, which may have been embedded before).
+ */
+function entryQueuer(deps: ProduceDeps, opts: ProduceOptions): Queuer {
+  const mode = opts.mode ?? 'incremental';
+  const { settings } = opts;
+  const batcher = new Batcher({
+    model: opts.model,
+    imageMode: settings.imageMode,
+    maxBodyBytes: settings.maxBodyBytes,
+    ...(settings.chunkTokens !== undefined ? { chunkTokens: settings.chunkTokens } : {}),
+  });
+  const idOf = (e: Entry): { key: string; etag: string } => ('unit' in e ? { key: unitPointKey(e.unit), etag: e.unit.etag } : e.object);
+  return async (entries, skipped, listed) => {
+    let changes: Map<string, Change> | undefined;
+    if (mode === 'incremental') {
+      const singles = entries.filter((e) => !('unit' in e)).map(idOf);
+      const units = entries.filter((e) => 'unit' in e).map(idOf);
+      const { collection } = settings;
+      changes = new Map([
+        ...(await classifyChanges(deps.vectors, collection, opts.bucket, singles, paramsHash(settings))),
+        ...(await classifyChanges(deps.vectors, collection, opts.bucket, units, unitParamsHash(settings))),
+      ]);
+    }
+    const change = (e: Entry): Change => changes?.get(idOf(e).key) ?? 'new';
+    const objectsOf = (c: Change): number => entries.filter((e) => change(e) === c).reduce((n, e) => n + entryObjects(e).length, 0);
+    const toQueue = entries.filter((e) => change(e) !== 'unchanged');
+    const jobs: Entry[][] = [];
+    for (const e of toQueue) {
+      const closed = batcher.add(e);
+      if (closed) jobs.push(closed);
+    }
+    const last = batcher.flush();
+    if (last) jobs.push(last);
+
+    const queued = await enqueue(deps.queue, opts, jobs);
+    const added = await deps.runs.newJobs(opts.runId, queued.jobIds);
+    await deps.runs.recordItems(opts.runId, new Map<string, ItemOutcome>(skipped.map((s) => [s.object.key, { status: 'skipped', code: s.code, reason: s.reason }])));
+    const lone = skipped.filter((s) => s.code === 'unpaired').map((s) => s.object.key);
+    await dropPoints(deps.vectors, settings.collection, opts.bucket, lone);
+    return {
+      scanned: listed.scanned,
+      skipped: skipped.length,
+      filteredOut: listed.filteredOut,
+      queuedObjects: toQueue.reduce((n, e) => n + entryObjects(e).length, 0),
+      jobsAdded: added,
+      jobsDeduplicated: queued.deduplicated,
+      unchanged: changes ? objectsOf('unchanged') : 0,
+      new: objectsOf('new'),
+      changed: objectsOf('changed'),
+    };
+  };
+}
+
 /**
  * Adds jobs in bulk. A job whose content (settings + keys + ETags) is already pending in
  * the queue, from this run or another, is deduplicated by BullMQ and not added again.
  */
-async function enqueue(queue: Queue<EmbedJobData>, opts: ProduceOptions, jobs: readonly ScannedObject[][]): Promise<{ jobIds: string[]; deduplicated: number }> {
+async function enqueue(queue: Queue<EmbedJobData>, opts: ProduceOptions, jobs: readonly Entry[][]): Promise<{ jobIds: string[]; deduplicated: number }> {
   if (jobs.length === 0) return { jobIds: [], deduplicated: 0 };
-  const bulk = jobs.map((objects) => {
-    const tuples = objects.map(toTuple);
-    const contentId = embedContentId(opts.bucket, opts.settings, tuples);
+  const bulk = jobs.map((entries) => {
+    const contents = jobContents(entries);
+    const contentId = embedContentId(opts.bucket, opts.settings, contents.objects, contents.units);
     const jobId = embedJobId(opts.runId, contentId);
-    const data: EmbedJobData = { v: 1, runId: opts.runId, bucket: opts.bucket, settings: opts.settings, objects: tuples };
+    const data: EmbedJobData = { v: 1, runId: opts.runId, bucket: opts.bucket, settings: opts.settings, ...contents };
     return { name: 'embed', data, opts: { ...EMBED_JOB_OPTIONS, jobId, deduplication: { id: contentId } } };
   });
   const result = await queue.addBulk(bulk);

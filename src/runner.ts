@@ -8,6 +8,8 @@ import type { Queue } from 'bullmq';
 import { EMBED_JOB_OPTIONS, embedContentId, embedJobId, paramsHash, toTuple } from '../jobs/embed-job.js';
 import type { EmbedJobData, EmbedSettings } from '../jobs/embed-job.js';
 import type { Config } from './config.js';
+import { checkComposition, parseGroupRule, parseSidecar } from './compose.js';
+import type { Composition } from './compose.js';
 import { ConfigError } from './errors.js';
 import { newRunId } from './ids.js';
 import { chunkIds, classifyChanges } from './incremental.js';
@@ -39,6 +41,12 @@ export interface RunRequest {
   readonly fps?: number;
   /** A task description passed to the API; changing it re-embeds (it is in the params hash). */
   readonly instruct?: string;
+  /** Group the images of one item into multi_images vectors: `folder` or `pattern:<regex>` (compose.ts). */
+  readonly groupImages?: string;
+  /** Fuse each image or video with its sidecar text of these extensions (`.txt,.md`). */
+  readonly fuseSidecar?: string;
+  /** In a fused run, what objects without a partner become. @defaultValue skip */
+  readonly fuseUnpaired?: 'skip' | 'alone';
   /** Continue this run instead of starting one. */
   readonly runId?: string;
 }
@@ -72,6 +80,11 @@ export async function startRun(deps: RunnerDeps, req: RunRequest): Promise<Start
   }
   const mode = req.mode ?? 'incremental';
   if (mode === 'rebuild' && req.keys) throw new ConfigError('mode', 'a rebuild indexes a whole prefix, not a list of keys');
+  const compose = composition(req);
+  if (compose) checkComposition(compose, model);
+  if (compose && req.keys) {
+    throw new ConfigError(compose.kind === 'fused' ? '--fuse-sidecar' : '--group-images', 'a list of keys cannot be composed into units (a unit needs the listing of its members): index their prefix instead, an incremental run redoes only the units that changed');
+  }
 
   const existing = req.runId ? await deps.runs.get(req.runId) : undefined;
   if (req.runId && !existing) throw new ConfigError('--run-id', `run ${req.runId} does not exist`);
@@ -87,6 +100,7 @@ export async function startRun(deps: RunnerDeps, req: RunRequest): Promise<Start
     ...(config.chunkTokens !== undefined ? { chunkTokens: config.chunkTokens } : {}),
     ...(req.fps !== undefined ? { fps: req.fps } : {}),
     ...(req.instruct !== undefined ? { instruct: req.instruct } : {}),
+    ...(compose ? { compose } : {}),
   };
   if (req.fps !== undefined && !(req.fps >= 0 && req.fps <= 1)) throw new ConfigError('fps', `must be a number in [0, 1], got ${req.fps}`);
   // A collection of another dimension is refused here, before anything is queued.
@@ -129,6 +143,17 @@ export async function startRun(deps: RunnerDeps, req: RunRequest): Promise<Start
       );
   await finishIfDone(deps, runId);
   return { runId, resumed: existing !== undefined, target, summary };
+}
+
+/** The run's composition, from `groupImages` or `fuseSidecar` (not both). */
+function composition(req: RunRequest): Composition | undefined {
+  if (req.groupImages !== undefined && req.fuseSidecar !== undefined) {
+    throw new ConfigError('--group-images', 'cannot be combined with --fuse-sidecar (a vector is a multi_images group or a fused pair, not both)');
+  }
+  if (req.fuseUnpaired !== undefined && req.fuseSidecar === undefined) throw new ConfigError('--fuse-unpaired', 'only applies with --fuse-sidecar');
+  if (req.groupImages !== undefined) return parseGroupRule(req.groupImages);
+  if (req.fuseSidecar !== undefined) return parseSidecar(req.fuseSidecar, req.fuseUnpaired ?? 'skip');
+  return undefined;
 }
 
 /** `keys` mode: each key is looked up; existing ones are queued, deleted ones lose their points. */

@@ -9,6 +9,7 @@
  * - `{p}:run:{id}:queued` set: ids of the jobs the run queued;
  * - `{p}:run:{id}:pages`  hash: listing tokens of the pages already counted;
  * - `{p}:run:{id}:seen`   set: keys the scan listed, kept a week (for --prune);
+ * - `{p}:run:{id}:stage`  sorted set: objects waiting for their unit to be complete (compose.ts);
  * - `{p}:runs`            sorted set of run ids by start time.
  *
  * A run's scan is `scanning` until the producer has listed every page (`complete`) or
@@ -41,6 +42,8 @@ export interface ItemOutcome {
   readonly reason: string;
   /** For failures: the object as the job held it ([key, etag, size, mtime, modality]), so it can be queued again. */
   readonly object?: readonly [string, string, number, number, 't' | 'i' | 'v'];
+  /** For failures of a unit's member: the unit ([g(roup) or f(used pair), id]), queued again whole. */
+  readonly unit?: readonly ['g' | 'f', string];
 }
 
 /** What one job did; summed into the run's counters once per job. */
@@ -173,6 +176,35 @@ export class RunStore {
     if (keys.length === 0) return [];
     const replies = await this.redis.smismember(this.key(id, ':seen'), ...keys);
     return replies.map((r) => r === 1);
+  }
+
+  /**
+   * Stages objects of composed units: `stage NUL object JSON`, so that a range walk meets
+   * each stage's members together. Adding the same object again (a page listed twice) is a no-op.
+   */
+  async stage(id: string, members: readonly { stage: string; object: unknown }[]): Promise<void> {
+    if (members.length === 0) return;
+    const args = members.flatMap((m) => [0, `${m.stage}\u0000${JSON.stringify(m.object)}`]);
+    await this.redis.multi().zadd(this.key(id, ':stage'), ...args).pexpire(this.key(id, ':stage'), 7 * 24 * 3600 * 1000).exec();
+  }
+
+  /** The staged objects in stage order, `count` at a time (a stage may straddle two chunks). */
+  async *staged(id: string, count = 1000): AsyncGenerator<{ stage: string; object: unknown }[]> {
+    let from = '-';
+    for (;;) {
+      const members = await this.redis.zrangebylex(this.key(id, ':stage'), from, '+', 'LIMIT', 0, count);
+      if (members.length === 0) return;
+      yield members.map((m) => {
+        const at = m.indexOf('\u0000');
+        return { stage: m.slice(0, at), object: JSON.parse(m.slice(at + 1)) as unknown };
+      });
+      if (members.length < count) return;
+      from = `(${members[members.length - 1]}`;
+    }
+  }
+
+  async dropStage(id: string): Promise<void> {
+    await this.redis.del(this.key(id, ':stage'));
   }
 
   async addCounter(id: string, field: keyof RunCounters, n: number): Promise<void> {

@@ -50,8 +50,9 @@ export type ScannedObject = ObjectInfo &
  * - `zero-bytes`: nothing to embed.
  * - `unsupported-format`: an image or video format the model does not take.
  * - `too-large`: a video over the model's byte limit (videos cannot be shrunk here).
+ * - `unpaired`: in a fused run, an object with no partner (compose.ts).
  */
-export type SkipCode = 'directory-marker' | 'unsupported-type' | 'zero-bytes' | 'unsupported-format' | 'too-large';
+export type SkipCode = 'directory-marker' | 'unsupported-type' | 'zero-bytes' | 'unsupported-format' | 'too-large' | 'unpaired';
 
 export interface SkippedObject {
   readonly object: ObjectInfo;

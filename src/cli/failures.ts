@@ -7,8 +7,9 @@
  * a bad file that was replaced in the meantime is indexed in its new version.
  */
 import type { Command } from 'commander';
+import type { JobsOptions } from 'bullmq';
 import { EMBED_JOB_OPTIONS, embedContentId, embedJobId } from '../../jobs/embed-job.js';
-import type { EmbedJobData, EmbedSettings, ObjectTuple } from '../../jobs/embed-job.js';
+import type { EmbedJobData, EmbedSettings, ObjectTuple, UnitTuple } from '../../jobs/embed-job.js';
 import { loadConfig } from '../config.js';
 import { embedQueue, redisConnection, runStore } from '../connections.js';
 import { ConfigError } from '../errors.js';
@@ -83,13 +84,31 @@ export function registerFailureCommands(program: Command): void {
       const newId = newRunId();
       await runs.create({ id: newId, bucket: run.bucket, prefix: run.prefix, collection: run.collection, model: run.model, dimension: run.dimension, startedAt: new Date().toISOString(), settings: run.settings, retryOf: runId });
       const tuples = failed.map(([, o]) => [...o.object!] as ObjectTuple);
-      const bulk = [];
-      for (let i = 0; i < tuples.length; i += RETRY_JOB_OBJECTS) {
-        const objects = tuples.slice(i, i + RETRY_JOB_OBJECTS);
-        const contentId = embedContentId(run.bucket, settings, objects);
-        const data: EmbedJobData = { v: 1, runId: newId, bucket: run.bucket, settings, objects };
+      // a unit's members stay together (a group or pair whose request failed failed whole)
+      const entries = new Map<string, { tuples: ObjectTuple[]; unit?: readonly ['g' | 'f', string] }>();
+      failed.forEach(([key, o], i) => {
+        const id = o.unit ? `${o.unit[0]}\u0000${o.unit[1]}` : `\u0001${key}`;
+        const e = entries.get(id) ?? { tuples: [], ...(o.unit ? { unit: o.unit } : {}) };
+        e.tuples.push(tuples[i]!);
+        entries.set(id, e);
+      });
+      const bulk: { name: string; data: EmbedJobData; opts: JobsOptions }[] = [];
+      let job: { objects: ObjectTuple[]; units: UnitTuple[] } = { objects: [], units: [] };
+      const close = (): void => {
+        if (job.objects.length === 0) return;
+        const { objects, units } = job;
+        const contentId = embedContentId(run.bucket, settings, objects, units.length > 0 ? units : undefined);
+        const data: EmbedJobData = { v: 1, runId: newId, bucket: run.bucket, settings, objects, ...(units.length > 0 ? { units } : {}) };
         bulk.push({ name: 'embed', data, opts: { ...EMBED_JOB_OPTIONS, jobId: embedJobId(newId, contentId), deduplication: { id: contentId } } });
+        job = { objects: [], units: [] };
+      };
+      for (const e of entries.values()) {
+        if (job.objects.length + e.tuples.length > RETRY_JOB_OBJECTS) close();
+        const first = job.objects.length;
+        job.objects.push(...e.tuples);
+        if (e.unit) job.units.push([e.unit[0], e.unit[1], e.tuples.map((_, i) => first + i)]);
       }
+      close();
       await queue.addBulk(bulk);
       const retried = new Set(tuples.map((t) => t[0]));
       // the old run's failed jobs are replaced by the new run's

@@ -31,7 +31,15 @@ interface IndexFlags {
   key?: string[];
   fps?: number;
   instruct?: string;
+  groupImages?: string;
+  fuseSidecar?: string;
+  fuseUnpaired?: string;
   [flag: string]: unknown;
+}
+
+function fuseUnpaired(value: string): 'skip' | 'alone' {
+  if (value !== 'skip' && value !== 'alone') throw new ConfigError('--fuse-unpaired', `must be skip or alone, got "${value}"`);
+  return value;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -101,6 +109,9 @@ export function registerPipelineCommands(program: Command): void {
       .option('--prune', 'after a completed scan, delete the points of objects under the prefix that no longer exist')
       .option('--fps <rate>', 'video frame sampling in [0, 1] passed to the API (default: the API\'s 1.0)', Number)
       .option('--instruct <text>', 'a task description passed to the API (English recommended); changing it re-embeds')
+      .option('--group-images <rule>', 'tongyi models: one multi_images vector per item, the item being the image\'s folder ("folder") or a key pattern\'s first capture group ("pattern:<regex>"); items of more than 8 images are split in key order into parts of 8')
+      .option('--fuse-sidecar <exts>', 'qwen3-vl-embedding: one fused vector per image or video and its sidecar text, the same key with one of these extensions (".txt" or ".txt,.md")')
+      .option('--fuse-unpaired <what>', 'with --fuse-sidecar: skip (default) or alone (embed objects without a partner on their own)')
       .option('--key <key>', 'index exactly these keys instead of scanning (repeatable); deleted keys lose their points', collect)
       .option('--wait', 'follow the run to its end; exit 1 if anything failed'),
   ).action(async (flags: IndexFlags) => {
@@ -132,6 +143,9 @@ export function registerPipelineCommands(program: Command): void {
           ...(flags.prune ? { prune: true } : {}),
           ...(flags.fps !== undefined ? { fps: flags.fps } : {}),
           ...(flags.instruct !== undefined ? { instruct: flags.instruct } : {}),
+          ...(flags.groupImages !== undefined ? { groupImages: flags.groupImages } : {}),
+          ...(flags.fuseSidecar !== undefined ? { fuseSidecar: flags.fuseSidecar } : {}),
+          ...(flags.fuseUnpaired !== undefined ? { fuseUnpaired: fuseUnpaired(flags.fuseUnpaired) } : {}),
           ...(flags.key ? { keys: flags.key } : {}),
           ...(flags.include ? { include: flags.include } : {}),
           ...(flags.exclude ? { exclude: flags.exclude } : {}),

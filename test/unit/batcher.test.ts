@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { Batcher } from '../../src/batcher.js';
+import { entryObjects } from '../../src/compose.js';
 import { resolveModel } from '../../src/models.js';
 import type { ScannedObject } from '../../src/scanner.js';
 
@@ -9,11 +10,11 @@ const obj = (key: string, size: number, modality: 'text' | 'image' | 'video'): S
 function batchAll(b: Batcher, objects: ScannedObject[]): ScannedObject[][] {
   const jobs: ScannedObject[][] = [];
   for (const o of objects) {
-    const closed = b.add(o);
-    if (closed) jobs.push(closed);
+    const closed = b.add({ object: o });
+    if (closed) jobs.push(closed.flatMap(entryObjects));
   }
   const last = b.flush();
-  if (last) jobs.push(last);
+  if (last) jobs.push(last.flatMap(entryObjects));
   return jobs;
 }
 

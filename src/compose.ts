@@ -1,0 +1,184 @@
+/**
+ * Composition: when several objects make one vector.
+ * - `multi_images` (tongyi models): the images of one item are one `multi_images` input.
+ *   The item is the image's folder, or the first capture group of a key pattern. An item
+ *   of more than 8 images is split, in key order, into parts of 8 (the last part smaller):
+ *   part p is chunk p of the group's points.
+ * - `fused` (qwen3-vl-embedding): an image or video and its sidecar text (the same key with
+ *   a text extension: `photo.jpg` + `photo.txt`) are one fused input. A media object with
+ *   no sidecar, and a text that is nobody's sidecar, is "unpaired": skipped with its reason
+ *   (the default: fused and plain vectors do not share a space), or embedded alone.
+ *
+ * A unit's ETag is a hash of its members' keys and ETags, so it changes when any member
+ * changes, is added or is removed: incremental runs redo exactly the units that changed.
+ * Pure functions; the producer stages candidates in Redis (runs.ts) so that units whose
+ * members are listed far apart still come together.
+ */
+import { ConfigError } from './errors.js';
+import { extensionOf } from './media.js';
+import type { ModelSpec } from './models.js';
+import { shortHash } from './ids.js';
+import type { ScannedObject, SkippedObject } from './scanner.js';
+
+export type Composition =
+  | { readonly kind: 'multi_images'; readonly rule: 'folder' }
+  | { readonly kind: 'multi_images'; readonly rule: 'pattern'; readonly pattern: string }
+  | { readonly kind: 'fused'; readonly sidecar: readonly string[]; readonly unpaired: 'skip' | 'alone' };
+
+/** A group or a pair: one point (a group of more than 8 images: one point a part). */
+export interface Unit {
+  readonly kind: 'group' | 'pair';
+  /** A group's item name (its folder with a trailing `/`, or the pattern's capture); a pair's media key. */
+  readonly id: string;
+  /** Hash of the members' keys and ETags. */
+  readonly etag: string;
+  /** Sorted by key; a pair's media first, then its sidecar. */
+  readonly members: readonly ScannedObject[];
+}
+
+/** Images a `multi_images` input holds at most (the contract's limit). */
+export const GROUP_PART_MAX = 8;
+
+/** A job entry: one object alone, or a unit. */
+export type Entry = { readonly object: ScannedObject } | { readonly unit: Unit };
+
+export const entryObjects = (e: Entry): readonly ScannedObject[] => ('unit' in e ? e.unit.members : [e.object]);
+
+/**
+ * Parses `--group-images`: `folder`, or `pattern:<regex>` whose first capture group (or the
+ * group named `item`) names the item.
+ */
+export function parseGroupRule(value: string, source = '--group-images'): Composition {
+  if (value === 'folder') return { kind: 'multi_images', rule: 'folder' };
+  if (!value.startsWith('pattern:')) throw new ConfigError(source, `must be "folder" or "pattern:<regex with a capture group>", got "${value}"`);
+  const pattern = value.slice('pattern:'.length);
+  let re: RegExp;
+  try {
+    re = new RegExp(pattern);
+  } catch (err) {
+    throw new ConfigError(source, `invalid regular expression: ${(err as Error).message}`);
+  }
+  // a regex matching the empty string with one more alternative tells its group count
+  const groups = (new RegExp(`${re.source}|`).exec('') ?? []).length - 1;
+  if (groups < 1) throw new ConfigError(source, `the pattern "${pattern}" has no capture group to name the item`);
+  return { kind: 'multi_images', rule: 'pattern', pattern };
+}
+
+/** Parses `--fuse-sidecar`: a comma-separated list of text extensions (`.txt,.md`). */
+export function parseSidecar(value: string, unpaired: 'skip' | 'alone' = 'skip', source = '--fuse-sidecar'): Composition {
+  const exts = value.split(',').map((s) => s.trim().replace(/^\./, '').toLowerCase()).filter((s) => s !== '');
+  if (exts.length === 0) throw new ConfigError(source, `must list text extensions such as ".txt", got "${value}"`);
+  for (const e of exts) if (!/^[a-z0-9]+$/.test(e)) throw new ConfigError(source, `"${e}" is not a file extension`);
+  return { kind: 'fused', sidecar: exts, unpaired };
+}
+
+/** Refuses a composition the model cannot embed, naming the option. */
+export function checkComposition(c: Composition, model: ModelSpec): void {
+  if (c.kind === 'multi_images' && model.multiImagesMax === 0) {
+    throw new ConfigError('--group-images', `${model.name} has no multi_images input (tongyi-embedding-vision-plus and -flash have)`);
+  }
+  if (c.kind === 'fused' && !model.fused) {
+    throw new ConfigError('--fuse-sidecar', `${model.name} has no fused embeddings (qwen3-vl-embedding has)`);
+  }
+}
+
+function stem(key: string): string {
+  const ext = extensionOf(key);
+  return ext === '' ? key : key.slice(0, key.length - ext.length - 1);
+}
+
+const patterns = new Map<string, RegExp>();
+function compiled(pattern: string): RegExp {
+  let re = patterns.get(pattern);
+  if (!re) patterns.set(pattern, (re = new RegExp(pattern)));
+  return re;
+}
+
+/**
+ * The stage a scanned object waits in until its unit is complete, or undefined when it is
+ * embedded on its own (a text or video under `multi_images`, an image no pattern matches,
+ * a text with another extension than the sidecars').
+ */
+export function stageOf(o: ScannedObject, c: Composition): string | undefined {
+  if (c.kind === 'multi_images') {
+    if (o.modality !== 'image') return undefined;
+    if (c.rule === 'folder') return o.key.slice(0, o.key.lastIndexOf('/') + 1);
+    const m = compiled(c.pattern).exec(o.key);
+    const item = m?.groups?.item ?? m?.[1];
+    return item === undefined || item === '' ? undefined : item;
+  }
+  if (o.modality === 'text' && !c.sidecar.includes(extensionOf(o.key))) return undefined;
+  return stem(o.key);
+}
+
+export function unitEtag(members: readonly { key: string; etag: string }[]): string {
+  return shortHash([...members].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)).map((m) => [m.key, m.etag]), 24);
+}
+
+const byKey = (a: ScannedObject, b: ScannedObject): number => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+
+export interface Formed {
+  readonly entries: Entry[];
+  readonly skipped: SkippedObject[];
+}
+
+/** What an object no unit takes becomes: an entry of its own, or a skip. */
+export function unpaired(o: ScannedObject, c: Composition, why: string): Formed {
+  if (c.kind === 'fused' && c.unpaired === 'skip') return { entries: [], skipped: [{ object: o, code: 'unpaired', reason: `${why}; fused runs skip unpaired objects (--fuse-unpaired alone embeds them alone)` }] };
+  return { entries: [{ object: o }], skipped: [] };
+}
+
+/** What an object that waits for no unit becomes (see `stageOf`). */
+export function alone(o: ScannedObject, c: Composition): Formed {
+  return c.kind === 'fused' ? unpaired(o, c, `a text whose extension is not one of --fuse-sidecar's (${c.sidecar.map((e) => `.${e}`).join(', ')})`) : { entries: [{ object: o }], skipped: [] };
+}
+
+/** Forms the units of one stage from all its members. */
+export function formUnits(stage: string, members: readonly ScannedObject[], c: Composition): Formed {
+  const sorted = [...members].sort(byKey);
+  if (c.kind === 'multi_images') {
+    return { entries: [{ unit: { kind: 'group', id: stage, etag: unitEtag(sorted), members: sorted } }], skipped: [] };
+  }
+  const media = sorted.filter((o) => o.modality !== 'text');
+  const texts = sorted.filter((o) => o.modality === 'text');
+  // the first sidecar extension in the configured order wins; other texts are unpaired
+  const caption = c.sidecar.map((ext) => texts.find((t) => extensionOf(t.key) === ext)).find((t) => t !== undefined);
+  const out: Formed = { entries: [], skipped: [] };
+  const push = (f: Formed): void => {
+    out.entries.push(...f.entries);
+    out.skipped.push(...f.skipped);
+  };
+  for (const m of media) {
+    if (caption) {
+      const pair = [m, caption];
+      out.entries.push({ unit: { kind: 'pair', id: m.key, etag: unitEtag(pair), members: pair } });
+    } else {
+      push(unpaired(m, c, `no sidecar text (${c.sidecar.map((e) => `${stem(m.key)}.${e}`).join(' or ')}) beside it`));
+    }
+  }
+  for (const t of texts) {
+    if (t === caption && media.length > 0) continue;
+    push(unpaired(t, c, t === caption ? 'no image or video with the same name' : `${stem(t.key)} has a sidecar in an earlier extension of --fuse-sidecar`));
+  }
+  return out;
+}
+
+/**
+ * The key a unit's points are stored under, for point ids: a pair's is its media key (a
+ * pair replaces the media's plain point); a group's cannot be an object key (NUL never
+ * occurs in S3 keys), so a group never collides with an object.
+ */
+export function unitPointKey(u: Pick<Unit, 'kind' | 'id'>): string {
+  return u.kind === 'group' ? groupPointKey(u.id) : u.id;
+}
+
+export function groupPointKey(groupId: string): string {
+  return `\u0000group\u0000${groupId}`;
+}
+
+/** A group's parts: its images in key order, 8 a part. */
+export function groupParts<T>(members: readonly T[]): T[][] {
+  const parts: T[][] = [];
+  for (let i = 0; i < members.length; i += GROUP_PART_MAX) parts.push(members.slice(i, i + GROUP_PART_MAX));
+  return parts;
+}
