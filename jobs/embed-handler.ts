@@ -138,8 +138,7 @@ export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => P
    * indexable, or a unit left with nothing to embed). A slot with a failed member keeps
    * its old points.
    */
-  async function removeStale(collection: string, bucket: string, slots: readonly Slot[], sent: readonly PlannedInput[], targets: ReadonlyMap<string, Target>, outcomes: ReadonlyMap<string, ItemOutcome>): Promise<void> {
-    const before = new Map((await deps.vectors.retrieve(collection, slots.map((s) => pointId(bucket, s.pointKey, 0)))).map((p) => [p.id, Number(p.payload.chunk_count ?? 1)]));
+  async function removeStale(collection: string, bucket: string, slots: readonly Slot[], before: ReadonlyMap<string, number>, sent: readonly PlannedInput[], targets: ReadonlyMap<string, Target>, outcomes: ReadonlyMap<string, ItemOutcome>): Promise<void> {
     const nowCount = new Map<string, number>();
     for (const i of sent) {
       const t = targets.get(i.source);
@@ -191,6 +190,10 @@ export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => P
       ...(settings.instruct !== undefined ? { instruct: settings.instruct } : {}),
     };
     const { targets } = assembled;
+    // the chunk (part) counts of the versions indexed now, read before anything is written
+    const before = new Map(
+      (await deps.vectors.retrieve(settings.collection, assembled.slots.map((slot) => pointId(bucket, slot.pointKey, 0)))).map((p) => [p.id, Number(p.payload.chunk_count ?? 1)]),
+    );
     const plan = planRequests(assembled.inputs, opts, deps.tokens);
     for (const r of plan.rejections) {
       for (const m of targets.get(r.source)?.members ?? []) outcomes.set(m.ref.key, { status: 'skipped', code: r.code, reason: r.reason });
@@ -267,7 +270,7 @@ export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => P
       await deps.runs.addUsage(runId, { requests: stats.requests, inputs: stats.inputs, textTokens: stats.textTokens, imageTokens: stats.imageTokens, retries: stats.retries, throttled: stats.throttled });
     }
 
-    await removeStale(settings.collection, bucket, assembled.slots, plan.requests.flatMap((r) => r.inputs), targets, outcomes);
+    await removeStale(settings.collection, bucket, assembled.slots, before, plan.requests.flatMap((r) => r.inputs), targets, outcomes);
     for (const p of prepared) {
       if (p.etag !== p.ref.etag && !outcomes.has(p.ref.key)) {
         outcomes.set(`${p.ref.key}`, { status: 'note', code: 'changed-since-scan', reason: `ETag ${p.ref.etag} at scan, ${p.etag} when fetched: the current version was indexed` });

@@ -1,7 +1,8 @@
 /**
  * Composition: when several objects make one vector.
  * - `multi_images` (tongyi models): the images of one item are one `multi_images` input.
- *   The item is the image's folder, or the first capture group of a key pattern. An item
+ *   The item is the image's folder (an image at the top of the bucket is embedded alone),
+ *   or the first capture group of a key pattern (an image it does not match: alone). An item
  *   of more than 8 images is split, in key order, into parts of 8 (the last part smaller):
  *   part p is chunk p of the group's points.
  * - `fused` (qwen3-vl-embedding): an image or video and its sidecar text (the same key with
@@ -102,7 +103,8 @@ function compiled(pattern: string): RegExp {
 export function stageOf(o: ScannedObject, c: Composition): string | undefined {
   if (c.kind === 'multi_images') {
     if (o.modality !== 'image') return undefined;
-    if (c.rule === 'folder') return o.key.slice(0, o.key.lastIndexOf('/') + 1);
+    // an image at the top of the bucket has no folder: it is an item of its own
+    if (c.rule === 'folder') return o.key.includes('/') ? o.key.slice(0, o.key.lastIndexOf('/') + 1) : undefined;
     const m = compiled(c.pattern).exec(o.key);
     const item = m?.groups?.item ?? m?.[1];
     return item === undefined || item === '' ? undefined : item;
