@@ -184,3 +184,25 @@ export function groupParts<T>(members: readonly T[]): T[][] {
   for (let i = 0; i < members.length; i += GROUP_PART_MAX) parts.push(members.slice(i, i + GROUP_PART_MAX));
   return parts;
 }
+
+/**
+ * Reads a stage walk (members in stage order, in chunks) and yields, for each chunk, the
+ * stages it completed with all their members. A stage that goes on past the end of a chunk
+ * is carried into the next; the last yield holds the final stage.
+ */
+export async function* completeStages<T>(chunks: AsyncIterable<readonly { stage: string; object: T }[]>): AsyncGenerator<{ stage: string; members: T[] }[]> {
+  let open: { stage: string; members: T[] } | undefined;
+  for await (const chunk of chunks) {
+    const done: { stage: string; members: T[] }[] = [];
+    for (const { stage, object } of chunk) {
+      if (open && open.stage !== stage) {
+        done.push(open);
+        open = undefined;
+      }
+      open ??= { stage, members: [] };
+      open.members.push(object);
+    }
+    yield done;
+  }
+  if (open) yield [open];
+}

@@ -12,7 +12,7 @@ import type { Queue } from 'bullmq';
 import { EMBED_JOB_OPTIONS, embedContentId, embedJobId, jobContents, paramsHash, unitParamsHash } from '../jobs/embed-job.js';
 import type { EmbedJobData, EmbedSettings } from '../jobs/embed-job.js';
 import { Batcher } from './batcher.js';
-import { alone, entryObjects, formUnits, stageOf, unitPointKey } from './compose.js';
+import { alone, completeStages, entryObjects, formUnits, stageOf, unitPointKey } from './compose.js';
 import type { Composition, Entry } from './compose.js';
 import { classifyChanges, dropPoints, prune } from './incremental.js';
 import type { Change } from './incremental.js';
@@ -142,40 +142,20 @@ type Queuer = (entries: readonly Entry[], skipped: readonly SkippedObject[], lis
  */
 async function queueStaged(deps: ProduceDeps, opts: ProduceOptions, compose: Composition, queueing: Queuer): Promise<PageCounts> {
   const total: Required<PageCounts> = { scanned: 0, skipped: 0, filteredOut: 0, queuedObjects: 0, jobsAdded: 0, jobsDeduplicated: 0, unchanged: 0, new: 0, changed: 0 };
-  let open: { stage: string; members: ScannedObject[] } | undefined;
   let chunk = 0;
-  const form = (stage: string, members: ScannedObject[], into: { entries: Entry[]; skipped: SkippedObject[] }): void => {
-    const f = formUnits(stage, members, compose);
-    into.entries.push(...f.entries);
-    into.skipped.push(...f.skipped);
-  };
-  const flushChunk = async (formed: { entries: Entry[]; skipped: SkippedObject[] }): Promise<void> => {
-    if (opts.prune) {
-      const keys = formed.entries.map((e) => ('unit' in e ? unitPointKey(e.unit) : e.object.key));
-      await deps.runs.markSeen(opts.runId, keys);
+  for await (const stages of completeStages(deps.runs.staged(opts.runId))) {
+    const entries: Entry[] = [];
+    const skipped: SkippedObject[] = [];
+    for (const { stage, members } of stages) {
+      const f = formUnits(stage, members as ScannedObject[], compose);
+      entries.push(...f.entries);
+      skipped.push(...f.skipped);
     }
-    const counts = await queueing(formed.entries, formed.skipped, { scanned: 0, filteredOut: 0 });
+    if (opts.prune) await deps.runs.markSeen(opts.runId, entries.map((e) => ('unit' in e ? unitPointKey(e.unit) : e.object.key)));
+    const counts = await queueing(entries, skipped, { scanned: 0, filteredOut: 0 });
     chunk += 1;
     await deps.runs.pageDone(opts.runId, { ...counts, pageToken: `compose:${chunk}` });
     for (const k of Object.keys(counts) as (keyof PageCounts)[]) total[k] += counts[k];
-  };
-  for await (const members of deps.runs.staged(opts.runId)) {
-    const formed = { entries: [] as Entry[], skipped: [] as SkippedObject[] };
-    for (const { stage, object } of members) {
-      if (open && open.stage !== stage) {
-        form(open.stage, open.members, formed);
-        open = undefined;
-      }
-      open ??= { stage, members: [] };
-      open.members.push(object as ScannedObject);
-    }
-    // the last stage of a chunk may go on in the next one
-    await flushChunk(formed);
-  }
-  if (open) {
-    const formed = { entries: [] as Entry[], skipped: [] as SkippedObject[] };
-    form(open.stage, open.members, formed);
-    await flushChunk(formed);
   }
   return total;
 }

@@ -13,6 +13,7 @@ import sharp from 'sharp';
 import { groupPointKey } from '../../src/compose.js';
 import { pointId } from '../../src/ids.js';
 import { RunStore } from '../../src/runs.js';
+import { DATA_INSPECTION_MARKER } from '../../src/simulator/refusals.js';
 import { mp4 } from '../support/media-fixtures.js';
 import { allPoints } from '../support/qdrant-points.js';
 import type { Point } from '../support/qdrant-points.js';
@@ -126,6 +127,24 @@ describe('multi_images groups (tongyi-embedding-vision-plus, --group-images fold
     expect(last.size).toBe(3); // item a, notes.txt, logo.png
   }, 300_000);
 
+  it('groups by a key pattern across listing pages: the views of one item in different folders are one vector', async () => {
+    const views = ['front', 'side', 'top'];
+    for (const v of views) for (const item of ['boot', 'hat']) if (!(v === 'top' && item === 'hat')) await putObject(env.s3client, BUCKET, `views/${v}/${item}.jpg`, await photo(views.indexOf(v) * 2 + item.length));
+    const collection = `pattern-${env.prefix}`;
+    // two keys a page: boot's three views are listed on pages 1, 2 and 3
+    const res = await index(env, ['--bucket', BUCKET, '--prefix', 'views/', '--page-size', '2', '--collection', collection, '--model', 'tongyi-embedding-vision-plus', '--dimension', '64', '--group-images', 'pattern:^views/[^/]+/(\\w+)\\.jpg$']);
+    expect(res.code).toBe(0);
+    const qdrant = new QdrantClient({ url: env.qdrantUrl, checkCompatibility: false });
+    const points = await allPoints(qdrant, collection);
+    expect(points.map((p) => [p.payload.group, p.payload.members]).sort()).toEqual([
+      ['boot', ['views/front/boot.jpg', 'views/side/boot.jpg', 'views/top/boot.jpg']],
+      ['hat', ['views/front/hat.jpg', 'views/side/hat.jpg']],
+    ]);
+    const run = await new RunStore(env.redis, env.prefix).get(res.runId);
+    expect(run?.pages).toBeGreaterThanOrEqual(3);
+    expect(run?.counters).toMatchObject({ scanned: 5, queuedObjects: 5, objectsIndexed: 5 });
+  }, 120_000);
+
   it('refuses --group-images for a model without multi_images, before anything is queued', async () => {
     const res = await runCli(['index', '--bucket', BUCKET, '--collection', `refused-${env.prefix}`, '--model', 'qwen3-vl-embedding', '--group-images', 'folder'], env.env);
     expect(res.code).not.toBe(0);
@@ -211,5 +230,38 @@ describe('fused pairs (qwen3-vl-embedding, --fuse-sidecar .txt)', () => {
     const last = byId(await allPoints(qdrant, collection));
     expect(last.has(pointId(BUCKET, 'photos/p2.jpg', 0))).toBe(false);
     expect(last.size).toBe(3);
+  }, 300_000);
+
+  it('a pair the API refuses fails whole, with both members, and retry-failed queues it again as a pair', async () => {
+    await putObject(env.s3client, BUCKET, 'flagged/f.jpg', await photo(40));
+    await putObject(env.s3client, BUCKET, 'flagged/f.txt', `a caption ${DATA_INSPECTION_MARKER} the provider refuses`);
+    await putObject(env.s3client, BUCKET, 'flagged/g.jpg', await photo(41));
+    await putObject(env.s3client, BUCKET, 'flagged/g.txt', 'a caption that is fine');
+    const collection = `fused-failed-${env.prefix}`;
+    const first = await index(env, ['--bucket', BUCKET, '--prefix', 'flagged/', '--collection', collection, '--model', 'qwen3-vl-embedding', '--dimension', '256', '--fuse-sidecar', '.txt']);
+    expect(first.code).toBe(1);
+    expect(first.stdout).toMatch(/finished with 2 failed objects/);
+    const runs = new RunStore(env.redis, env.prefix);
+    const items = await runs.items(first.runId);
+    for (const key of ['flagged/f.jpg', 'flagged/f.txt']) expect(items.get(key)).toMatchObject({ status: 'failed', code: 'DataInspectionFailed', unit: ['f', 'flagged/f.jpg'] });
+    const qdrant = new QdrantClient({ url: env.qdrantUrl, checkCompatibility: false });
+    expect((await allPoints(qdrant, collection)).map((p) => p.payload.key)).toEqual(['flagged/g.jpg']);
+
+    await putObject(env.s3client, BUCKET, 'flagged/f.txt', 'a caption that is fine now');
+    const retry = await runCli(['retry-failed', '--run', first.runId], env.env);
+    expect(retry.code).toBe(0);
+    const retryId = /run (\S+): retrying 2 failed objects/.exec(retry.stdout)?.[1];
+    expect(retryId).toBeDefined();
+    const worker = startCli(['worker'], env.env);
+    try {
+      await worker.waitFor(/worker ready/);
+      const s = await runCli(['status', '--run', retryId!, '--wait'], env.env);
+      expect(s.code).toBe(0);
+    } finally {
+      expect(await worker.stop('SIGTERM')).toBe(0);
+    }
+    const points = await allPoints(qdrant, collection);
+    expect(points.map((p) => p.payload.key).sort()).toEqual(['flagged/f.jpg', 'flagged/g.jpg']);
+    expect(points.find((p) => p.payload.key === 'flagged/f.jpg')?.payload).toMatchObject({ modality: 'fused', sidecar: 'flagged/f.txt', run_id: retryId });
   }, 300_000);
 });
