@@ -10,6 +10,7 @@
  *   cause it; a URL the service could not download is signed again once;
  * - a fatal error (key, entitlement, model) is thrown for the worker to pause the run.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import pRetry from 'p-retry';
 import type { Embedder } from '../src/embedder.js';
 import { EmbeddingApiError } from '../src/errors.js';
@@ -43,6 +44,11 @@ export interface CallDeps {
   readonly backoffMs?: number;
   /** @defaultValue no metrics */
   readonly metrics?: PipelineMetrics;
+  /**
+   * Aborted when the worker stops: no request is sent after it (one in flight is awaited,
+   * its vectors are paid for), so a job left to another worker is not paid for twice.
+   */
+  readonly signal?: AbortSignal;
 }
 
 export interface Embedded {
@@ -50,7 +56,6 @@ export interface Embedded {
   readonly refused: { input: PlannedInput; error: EmbeddingApiError }[];
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Backoff after the n-th consecutive 429 of a call: 1 s doubling to 30 s, with jitter. */
 function throttleBackoff(n: number): number {
@@ -87,8 +92,11 @@ export class ApiCaller {
     const name = this.model.name;
     return pRetry(
       async () => {
+        const { signal } = this.deps;
         for (let throttled = 0; ; throttled++) {
-          const { waitedMs } = await this.deps.gate.acquire(name, limits, tokens);
+          signal?.throwIfAborted();
+          const { waitedMs } = await this.deps.gate.acquire(name, limits, tokens, signal);
+          signal?.throwIfAborted();
           if (waitedMs > 0) metrics.rateLimitWait(name, waitedMs / 1000);
           const sent = performance.now();
           try {
@@ -109,7 +117,7 @@ export class ApiCaller {
             const wait = e.retryAfterSeconds !== undefined ? e.retryAfterSeconds * 1000 : throttleBackoff(throttled);
             await this.deps.gate.penalize(name, wait);
             metrics.rateLimitWait(name, wait / 1000);
-            await sleep(wait);
+            await sleep(wait, undefined, signal ? { signal } : {});
           }
         }
       },
@@ -119,6 +127,7 @@ export class ApiCaller {
         factor: 2,
         maxTimeout: 20_000,
         randomize: true,
+        ...(this.deps.signal ? { signal: this.deps.signal } : {}),
         shouldRetry: ({ error }) => error instanceof EmbeddingApiError && error.decision === 'retryable',
         onFailedAttempt: ({ error, retriesLeft }) => {
           if (retriesLeft > 0 && error instanceof EmbeddingApiError && error.decision === 'retryable') {

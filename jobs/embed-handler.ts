@@ -64,6 +64,8 @@ export interface EmbedHandlerDeps {
 export interface EmbedJob {
   readonly id?: string | undefined;
   readonly data: EmbedJobData;
+  /** Aborted when the worker gives up the job (drain timeout): no further API request is sent. */
+  readonly signal?: AbortSignal;
 }
 
 interface Prepared {
@@ -207,6 +209,7 @@ export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => P
         ...(deps.apiAttempts !== undefined ? { attempts: deps.apiAttempts } : {}),
         ...(deps.apiBackoffMs !== undefined ? { backoffMs: deps.apiBackoffMs } : {}),
         ...(deps.metrics ? { metrics: deps.metrics } : {}),
+        ...(job.signal ? { signal: job.signal } : {}),
       },
       spec,
       opts,

@@ -17,6 +17,7 @@
  * leave a few milliseconds apart can't arrive inside one of its windows.
  */
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 
 export interface RateLimits {
@@ -26,8 +27,8 @@ export interface RateLimits {
 
 /** What the embed handler needs: permission to send, and a way to slow everyone down. */
 export interface RequestGate {
-  /** Resolves when a request of `tokens` input tokens may be sent now (and counts it). */
-  acquire(model: string, limits: RateLimits, tokens: number): Promise<{ waitedMs: number }>;
+  /** Resolves when a request of `tokens` input tokens may be sent now (and counts it); rejects once `signal` aborts. */
+  acquire(model: string, limits: RateLimits, tokens: number, signal?: AbortSignal): Promise<{ waitedMs: number }>;
   /** After a 429: every worker waits `ms` before its next request of this model. */
   penalize(model: string, ms: number): Promise<void>;
 }
@@ -90,7 +91,6 @@ export interface SharedLimiterOptions {
   readonly utilization?: number;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export class SharedRateLimiter implements RequestGate {
   private readonly secondWindow: number;
@@ -107,7 +107,7 @@ export class SharedRateLimiter implements RequestGate {
     this.utilization = opts.utilization ?? 1;
   }
 
-  async acquire(model: string, limits: RateLimits, tokens: number): Promise<{ waitedMs: number }> {
+  async acquire(model: string, limits: RateLimits, tokens: number, signal?: AbortSignal): Promise<{ waitedMs: number }> {
     if (limits.rpm === null && limits.tpm === null) return { waitedMs: 0 };
     const rpm = limits.rpm === null ? 0 : Math.max(1, Math.floor(limits.rpm * this.utilization));
     // the provider's per-second limit is RPM/60 rounded up; ours must not exceed it
@@ -116,6 +116,7 @@ export class SharedRateLimiter implements RequestGate {
     const member = randomUUID();
     let waited = 0;
     for (;;) {
+      signal?.throwIfAborted();
       const wait = Number(
         await this.redis.eval(ADMIT, 2, this.key(model), `${this.key(model)}:hold`, rps, rpm, tpm, Math.max(0, Math.round(tokens)), member, this.secondWindow, this.minuteWindow),
       );
@@ -124,7 +125,7 @@ export class SharedRateLimiter implements RequestGate {
       // early), with a little random extra so waiting workers do not ask all at once
       const pause = Math.min(wait, 1000) + Math.floor(Math.random() * 15);
       waited += pause;
-      await sleep(pause);
+      await sleep(pause, undefined, signal ? { signal } : {});
     }
   }
 

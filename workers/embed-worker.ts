@@ -1,13 +1,14 @@
 /**
  * The worker process: builds the real clients from configuration, runs embed jobs with
  * BullMQ, and drains on SIGTERM/SIGINT (takes no new job, lets the jobs in flight finish
- * within the drain timeout, then exits; a job still running then is left to stalled-job
- * recovery and redone by another worker, with the same point ids).
+ * within the drain timeout; then a job still running sends no further API request, waits
+ * for the one in flight, and goes back to the queue for another worker, without using an
+ * attempt; the points it wrote stay, the same ids are overwritten when it is redone).
  *
  * A fatal API error pauses the queue for every worker and puts the job back untouched:
  * `Worker.RateLimitError` returns it to the queue without using an attempt.
  */
-import { Worker } from 'bullmq';
+import { DelayedError, Worker } from 'bullmq';
 import type { Job } from 'bullmq';
 import { Registry } from 'prom-client';
 import { createEmbedHandler } from '../jobs/embed-handler.js';
@@ -24,7 +25,7 @@ import { createPrometheusMetrics, startMetricsServer } from '../src/prometheus.j
 import type { MetricsServer } from '../src/prometheus.js';
 import { OPEN_GATE, SharedRateLimiter } from '../src/rate-limit.js';
 import { finishIfDone } from '../src/runner.js';
-import type { JobResult } from '../src/runs.js';
+import type { ItemOutcome, JobResult } from '../src/runs.js';
 import { qwenTokens } from '../src/tokens.js';
 import { reindexQueue } from './reindex-worker.js';
 
@@ -71,16 +72,25 @@ export function startEmbedWorker(config: Config): RunningWorker {
     ...(metrics ? { metrics } : {}),
   });
 
+  // aborted when the drain timeout passes: jobs still running send no further request
+  const stopping = new AbortController();
   const worker: Worker<EmbedJobData, JobResult> = new Worker<EmbedJobData, JobResult>(
     EMBED_QUEUE,
-    async (job: Job<EmbedJobData, JobResult>) => {
+    async (job: Job<EmbedJobData, JobResult>, token?: string) => {
       try {
-        const result = await handle({ id: job.id, data: job.data });
+        const result = await handle({ id: job.id, data: job.data, signal: stopping.signal });
         await runs.recordJob(job.data.runId, job.id ?? '', result);
         // the run's last job finishes it (a rebuild switches its alias here)
         await finishIfDone({ runs, vectors }, job.data.runId);
         return result;
       } catch (err) {
+        if (stopping.signal.aborted && token) {
+          // back to the queue at once for another worker, without using an attempt; the
+          // requests it already made are paid, the points they gave written
+          log.warn({ runId: job.data.runId, jobId: job.id }, 'job given back: the worker is stopping');
+          await job.moveToDelayed(Date.now(), token);
+          throw new DelayedError();
+        }
         if (err instanceof EmbeddingApiError && err.decision === 'fatal') {
           const reason = `${err.status} ${err.code}: ${err.providerMessage}`;
           log.error({ runId: job.data.runId, jobId: job.id, code: err.code, requestId: err.requestId }, `queue paused: ${reason}`);
@@ -109,8 +119,14 @@ export function startEmbedWorker(config: Config): RunningWorker {
     if (final) {
       const objects = job.data.objects.length;
       const code = (err as { code?: string }).code ?? 'job-failed';
+      // a unit's members carry their unit, so that retry-failed queues it again whole
+      const unitOf = new Map((job.data.units ?? []).flatMap(([kind, id, members]) => members.map((i) => [i, [kind, id] as const])));
+      const failures = job.data.objects.map((o, i): [string, ItemOutcome] => {
+        const unit = unitOf.get(i);
+        return [o[0], { status: 'failed', code, reason: err.message, object: o, ...(unit ? { unit } : {}) }];
+      });
       void runs
-        .recordItems(job.data.runId, new Map(job.data.objects.map((o) => [o[0], { status: 'failed' as const, code, reason: err.message, object: o }])))
+        .recordItems(job.data.runId, new Map(failures))
         .then(() => runs.recordJob(job.data.runId, job.id ?? '', { status: 'failed', objects, indexed: 0, skipped: 0, failed: objects, points: 0, error: err.message }))
         .then(() => finishIfDone({ runs, vectors }, job.data.runId))
         .catch((e: unknown) => log.warn({ err: (e as Error).message }, 'could not record a failed job'));
@@ -126,11 +142,15 @@ export function startEmbedWorker(config: Config): RunningWorker {
     async close() {
       let timer: NodeJS.Timeout | undefined;
       const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), config.drainTimeoutMs)));
-      const drained = await Promise.race([worker.close().then(() => 'drained' as const), timedOut]);
+      const closing = worker.close();
+      const drained = await Promise.race([closing.then(() => 'drained' as const), timedOut]);
       clearTimeout(timer);
       if (drained === 'timeout') {
-        log.warn({ timeoutMs: config.drainTimeoutMs }, 'drain timed out: jobs in flight are left to stalled-job recovery');
-        await worker.close(true);
+        // BullMQ's close(true) cannot cut a close already under way short; instead the jobs
+        // stop sending requests and give themselves back, and the close completes
+        log.warn({ timeoutMs: config.drainTimeoutMs }, 'drain timed out: jobs in flight send no further request and go back to the queue');
+        stopping.abort(new Error('the worker is stopping (drain timeout)'));
+        await closing;
       }
       await (await metricsServer.catch(() => undefined))?.close();
       await controlQueue?.close();
