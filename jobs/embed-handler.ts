@@ -135,6 +135,31 @@ export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => P
   }
 
   /**
+   * The slots whose points this run already wrote completely, for the content at hand (same
+   * ETag and params hash, every chunk or part present): an earlier attempt of this job got
+   * that far before its worker died or gave it back. Only this run's points count, so a
+   * `full` run still re-embeds what earlier runs indexed.
+   */
+  async function doneThisRun(
+    collection: string,
+    bucket: string,
+    runId: string,
+    slots: readonly Slot[],
+    stored: ReadonlyMap<string, Record<string, unknown>>,
+    hashes: { object: string; unit: string },
+  ): Promise<Set<string>> {
+    const candidates = slots.filter((slot) => {
+      const p = stored.get(pointId(bucket, slot.pointKey, 0));
+      return p?.run_id === runId && p.etag === slot.etag && p.params_hash === (slot.unit ? hashes.unit : hashes.object);
+    });
+    const count = (slot: Slot): number => Number(stored.get(pointId(bucket, slot.pointKey, 0))?.chunk_count ?? 1);
+    const rest = candidates.flatMap((slot) => chunkIds(bucket, slot.pointKey, count(slot), 1));
+    const found = new Map(rest.length > 0 ? (await deps.vectors.retrieve(collection, rest)).map((p) => [p.id, p.payload]) : []);
+    const complete = candidates.filter((slot) => chunkIds(bucket, slot.pointKey, count(slot), 1).every((id) => found.get(id)?.run_id === runId && found.get(id)?.etag === slot.etag));
+    return new Set(complete.map((slot) => slot.pointKey));
+  }
+
+  /**
    * Once the new points are written: removes the chunks (parts) a slot's old version had
    * beyond its new count, and all points of a slot now skipped (deleted, no longer
    * indexable, or a unit left with nothing to embed). A slot with a failed member keeps
@@ -193,10 +218,16 @@ export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => P
     };
     const { targets } = assembled;
     // the chunk (part) counts of the versions indexed now, read before anything is written
-    const before = new Map(
-      (await deps.vectors.retrieve(settings.collection, assembled.slots.map((slot) => pointId(bucket, slot.pointKey, 0)))).map((p) => [p.id, Number(p.payload.chunk_count ?? 1)]),
+    const stored = new Map((await deps.vectors.retrieve(settings.collection, assembled.slots.map((slot) => pointId(bucket, slot.pointKey, 0)))).map((p) => [p.id, p.payload]));
+    const before = new Map([...stored].map(([id, p]) => [id, Number(p.chunk_count ?? 1)]));
+    const hashes = { object: paramsHash(settings), unit: unitParamsHash(settings) };
+    // a job redone after a crash or a drain: what this run already wrote is not bought again
+    const done = await doneThisRun(settings.collection, bucket, runId, assembled.slots, stored, hashes);
+    const plan = planRequests(
+      assembled.inputs.filter((i) => !done.has(targets.get(i.source)?.pointKey ?? '')),
+      opts,
+      deps.tokens,
     );
-    const plan = planRequests(assembled.inputs, opts, deps.tokens);
     for (const r of plan.rejections) {
       for (const m of targets.get(r.source)?.members ?? []) outcomes.set(m.ref.key, { status: 'skipped', code: r.code, reason: r.reason });
     }
@@ -215,10 +246,10 @@ export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => P
       opts,
     );
     const stats = caller.stats;
-    const hashes = { object: paramsHash(settings), unit: unitParamsHash(settings) };
     const indexedAt = now().toISOString();
     const unitOf = new Map(units.flatMap(([kind, id, members]) => members.map((i) => [i, [kind, id] as const])));
-    let points = 0;
+    // points an earlier attempt wrote count as this job's: the run counts each point once
+    let points = assembled.slots.filter((slot) => done.has(slot.pointKey)).reduce((n, slot) => n + (before.get(pointId(bucket, slot.pointKey, 0)) ?? 1), 0);
     try {
       for (const request of plan.requests) {
         const { done, refused } = await caller.embed(request);
@@ -273,7 +304,7 @@ export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => P
       await deps.runs.addUsage(runId, { requests: stats.requests, inputs: stats.inputs, textTokens: stats.textTokens, imageTokens: stats.imageTokens, retries: stats.retries, throttled: stats.throttled });
     }
 
-    await removeStale(settings.collection, bucket, assembled.slots, before, plan.requests.flatMap((r) => r.inputs), targets, outcomes);
+    await removeStale(settings.collection, bucket, assembled.slots.filter((slot) => !done.has(slot.pointKey)), before, plan.requests.flatMap((r) => r.inputs), targets, outcomes);
     for (const p of prepared) {
       if (p.etag !== p.ref.etag && !outcomes.has(p.ref.key)) {
         outcomes.set(`${p.ref.key}`, { status: 'note', code: 'changed-since-scan', reason: `ETag ${p.ref.etag} at scan, ${p.etag} when fetched: the current version was indexed` });
@@ -308,6 +339,9 @@ interface Target {
 interface Slot {
   readonly pointKey: string;
   readonly members: readonly Prepared[];
+  /** The ETag its points carry once indexed (an object's, or its unit's hash). */
+  readonly etag: string;
+  readonly unit: boolean;
 }
 
 /** Sources of unit inputs start with NUL: they can never equal an object key. */
@@ -326,7 +360,7 @@ function assemble(prepared: readonly Prepared[], units: readonly UnitTuple[], ou
   const inUnit = new Set(units.flatMap(([, , members]) => members));
   prepared.forEach((p, i) => {
     if (inUnit.has(i)) return;
-    slots.push({ pointKey: p.ref.key, members: [p] });
+    slots.push({ pointKey: p.ref.key, members: [p], etag: p.etag, unit: false });
     if (!p.input) return;
     inputs.push(p.input);
     targets.set(p.input.source, { pointKey: p.ref.key, members: [p] });
@@ -342,7 +376,7 @@ function assemble(prepared: readonly Prepared[], units: readonly UnitTuple[], ou
     const etag = unitEtag(members.map((m) => ({ key: m.ref.key, etag: m.etag })));
     if (kind === 'g') {
       const pointKey = groupPointKey(id);
-      slots.push({ pointKey, members });
+      slots.push({ pointKey, members, etag, unit: true });
       const usable = members.filter((m) => m.input?.kind === 'image').sort((a, b) => (a.ref.key < b.ref.key ? -1 : 1));
       const parts = groupParts(usable);
       parts.forEach((part, index) => {
@@ -361,7 +395,7 @@ function assemble(prepared: readonly Prepared[], units: readonly UnitTuple[], ou
     const media = members.find((m) => m.ref.modality !== 'text');
     const caption = members.find((m) => m.ref.modality === 'text');
     if (!media || !caption) return;
-    slots.push({ pointKey: media.ref.key, members });
+    slots.push({ pointKey: media.ref.key, members, etag, unit: true });
     const mediaInput = media.input;
     const textInput = caption.input;
     if (!mediaInput || textInput?.kind !== 'text') {

@@ -75,4 +75,39 @@ describe('stopping a worker whose jobs wait at the rate limiter', () => {
     expect((await runs.get(runId))?.counters).toMatchObject({ objectsIndexed: TEXTS, objectsFailed: 0, jobsDone: 10 });
     await queue.close();
   }, 240_000);
+
+  it('a job given back after its first request buys only the requests it had not made', async () => {
+    // 900 digits are 900 tokens but look like 300 to the producer's estimate: three in one
+    // job, which tongyi's 1,024-token requests split into three requests
+    const digits = (seed: number): string => Array.from({ length: 900 }, (_, i) => String((i * 7 + seed) % 10)).join('');
+    await putMany(env.s3client, BUCKET, new Map([0, 1, 2].map((i) => [`digits/d${i}.txt`, digits(i)])));
+    env.sim.reset();
+    const collection = `drain-digits-${env.prefix}`;
+    const args = ['index', '--bucket', BUCKET, '--prefix', 'digits/', '--collection', collection, '--model', 'tongyi-embedding-vision-plus', '--dimension', '64'];
+    const index = await runCli(args, env.env);
+    expect(index.code).toBe(0);
+    const runId = runIdOf(index.stdout);
+    const runs = new RunStore(env.redis, env.prefix);
+    expect((await runs.get(runId))?.counters.jobsAdded).toBe(1);
+
+    // 1,000 tokens a minute: after the first request the job waits at the limiter
+    const first = startCli(['worker'], { ...env.env, MODEL_OVERRIDES: '{"tongyi-embedding-vision-plus":{"tpm":1000}}', DRAIN_TIMEOUT_MS: '1000' });
+    await first.waitFor(/worker ready/);
+    await until('the first request', async () => (env.sim.stats().accepted >= 1 ? true : undefined), 60_000);
+    expect(await first.stop('SIGTERM')).toBe(0);
+    expect(first.output()).toMatch(/job given back/);
+    expect(env.sim.stats().requests).toBe(1);
+
+    const second = startCli(['worker'], env.env);
+    try {
+      await second.waitFor(/worker ready/);
+      expect((await runCli(['status', '--run', runId, '--wait'], env.env)).code).toBe(0);
+    } finally {
+      expect(await second.stop('SIGTERM')).toBe(0);
+    }
+    // three texts, three requests in all: the redone job skipped the text already written
+    expect(env.sim.stats()).toMatchObject({ requests: 3, inputs: 3 });
+    expect((await runs.get(runId))?.counters).toMatchObject({ objectsIndexed: 3, points: 3 });
+  }, 240_000);
 });
+
