@@ -1,11 +1,10 @@
 /**
  * Helpers for the incremental-run integration test: a bucket model (key -> text) that
  * says how many points each object should have, bulk uploads and deletes, reading a
- * whole collection, and polling.
+ * whole collection (qdrant-points.ts), and polling.
  */
 import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import type { S3Client } from '@aws-sdk/client-s3';
-import type { QdrantClient } from '@qdrant/js-client-rest';
 import { pointId } from '../../src/ids.js';
 import { qwenTokens } from '../../src/tokens.js';
 
@@ -27,24 +26,8 @@ export function words(seed: number, count: number): string {
   return out.join(' ');
 }
 
-export interface Point {
-  readonly id: string;
-  readonly vector: number[];
-  readonly payload: Record<string, unknown>;
-}
-
-/** Every point of a collection (or alias), with payloads and vectors. */
-export async function allPoints(qdrant: QdrantClient, collection: string): Promise<Point[]> {
-  const points: Point[] = [];
-  let offset: string | number | undefined;
-  do {
-    const page = await qdrant.scroll(collection, { limit: 512, with_payload: true, with_vector: true, ...(offset !== undefined ? { offset } : {}) });
-    for (const p of page.points) points.push({ id: String(p.id), vector: p.vector as number[], payload: p.payload ?? {} });
-    const next = page.next_page_offset;
-    offset = typeof next === 'string' || typeof next === 'number' ? next : undefined;
-  } while (offset !== undefined);
-  return points;
-}
+export { allPoints } from './qdrant-points.js';
+export type { Point } from './qdrant-points.js';
 
 /** Points a text becomes with chunks of at most `chunkTokens` tokens and no overlap (as the planner splits). */
 export function chunkCount(text: string, chunkTokens: number): number {
