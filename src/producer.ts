@@ -130,6 +130,7 @@ export async function produce(deps: ProduceDeps, opts: ProduceOptions): Promise<
     await deps.runs.addCounter(opts.runId, 'deleted', total.deleted);
   }
   await deps.runs.scanFinished(opts.runId, 'complete');
+  if (compose) await deps.runs.dropStage(opts.runId);
   return total;
 }
 

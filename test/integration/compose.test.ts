@@ -74,6 +74,8 @@ describe('multi_images groups (tongyi-embedding-vision-plus, --group-images fold
     const args = ['--bucket', BUCKET, '--collection', collection, '--model', 'tongyi-embedding-vision-plus', '--dimension', '64', '--group-images', 'folder'];
     const first = await index(env, args);
     expect(first.code).toBe(0);
+    // the run's stage is gone once its scan completed
+    expect(await env.redis.exists(`${env.prefix}:run:${first.runId}:stage`)).toBe(0);
 
     const qdrant = new QdrantClient({ url: env.qdrantUrl, checkCompatibility: false });
     const points = byId(await allPoints(qdrant, collection));
