@@ -20,14 +20,10 @@ import type { PlannedInput, PlannedRequest, PlanOptions } from '../src/planner.j
 import { NO_METRICS } from '../src/metrics.js';
 import type { PipelineMetrics } from '../src/metrics.js';
 import type { RequestGate } from '../src/rate-limit.js';
+import type { RunCounters } from '../src/runs.js';
 
-export interface CallStats {
-  requests: number;
-  inputs: number;
-  textTokens: number;
-  imageTokens: number;
-  retries: number;
-  throttled: number;
+/** What one job's calls cost, added to the run's counters of the same names. */
+export interface CallStats extends Pick<RunCounters, 'requests' | 'inputs' | 'textTokens' | 'imageTokens' | 'retries' | 'throttled'> {
   requestIds: string[];
 }
 

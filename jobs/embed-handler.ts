@@ -30,7 +30,7 @@ import type { ItemOutcome, JobResult, RunStore } from '../src/runs.js';
 import type { TokenCounter } from '../src/tokens.js';
 import type { PointPayload, PointRecord, VectorStore } from '../src/vector-store.js';
 import { ApiCaller } from './api-call.js';
-import { fromTuple, paramsHash, unitParamsHash } from './embed-job.js';
+import { fromTuple, paramsHash, unitParamsHash, unitsByObject } from './embed-job.js';
 import type { EmbedJobData, ObjectRef, UnitTuple } from './embed-job.js';
 
 export interface Logger {
@@ -247,7 +247,8 @@ export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => P
     );
     const stats = caller.stats;
     const indexedAt = now().toISOString();
-    const unitOf = new Map(units.flatMap(([kind, id, members]) => members.map((i) => [i, [kind, id] as const])));
+    const unitOf = unitsByObject(job.data);
+    const indexOf = new Map(refs.map((r, i) => [r, i]));
     // points an earlier attempt wrote count as this job's: the run counts each point once
     let points = assembled.slots.filter((slot) => done.has(slot.pointKey)).reduce((n, slot) => n + (before.get(pointId(bucket, slot.pointKey, 0)) ?? 1), 0);
     try {
@@ -257,14 +258,14 @@ export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => P
           // a refused part fails its whole group, so that retrying it redoes the group whole
           const t = targets.get(input.source);
           for (const m of t?.unitMembers ?? t?.members ?? []) {
-            const index = refs.indexOf(m.ref);
+            const index = indexOf.get(m.ref) ?? -1;
             const unit = unitOf.get(index);
             outcomes.set(m.ref.key, {
               status: 'failed',
               code: error.code,
               reason: `${t?.part ? `part ${t.part.index + 1} of ${t.part.count}: ` : input.chunkCount > 1 ? `chunk ${input.chunk}: ` : ''}${error.providerMessage}`,
               object: job.data.objects[index],
-              ...(unit ? { unit: [unit[0], unit[1]] } : {}),
+              ...(unit ? { unit } : {}),
             });
           }
         }

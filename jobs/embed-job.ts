@@ -79,6 +79,11 @@ export function unitParamsHash(s: EmbedSettings): string {
   return shortHash({ p: paramsHash(s), rule });
 }
 
+/** For each object of a job that belongs to a unit: the unit, as failures record it ([kind, id]). */
+export function unitsByObject(data: Pick<EmbedJobData, 'units'>): Map<number, readonly ['g' | 'f', string]> {
+  return new Map((data.units ?? []).flatMap(([kind, id, members]) => members.map((i) => [i, [kind, id] as const])));
+}
+
 /** The objects and units of one job's entries. */
 export function jobContents(entries: readonly Entry[]): { objects: ObjectTuple[]; units?: UnitTuple[] } {
   const objects: ObjectTuple[] = [];

@@ -56,22 +56,16 @@ export interface ProduceDeps {
   readonly onPage?: (page: { pageNumber: number; scanned: number; jobsAdded: number }) => void;
 }
 
-export interface ProduceSummary {
-  scanned: number;
-  skipped: number;
-  filteredOut: number;
-  queuedObjects: number;
-  jobsAdded: number;
-  jobsDeduplicated: number;
+/** What a scan did: its pages' counts, its pages, and the objects pruned. */
+export interface ProduceSummary extends Required<PageCounts> {
   pages: number;
-  unchanged: number;
-  new: number;
-  changed: number;
   deleted: number;
 }
 
+export const emptySummary = (): ProduceSummary => ({ scanned: 0, skipped: 0, filteredOut: 0, queuedObjects: 0, jobsAdded: 0, jobsDeduplicated: 0, pages: 0, unchanged: 0, new: 0, changed: 0, deleted: 0 });
+
 export async function produce(deps: ProduceDeps, opts: ProduceOptions): Promise<ProduceSummary> {
-  const total: ProduceSummary = { scanned: 0, skipped: 0, filteredOut: 0, queuedObjects: 0, jobsAdded: 0, jobsDeduplicated: 0, pages: 0, unchanged: 0, new: 0, changed: 0, deleted: 0 };
+  const total = emptySummary();
   const compose = opts.settings.compose;
   const queueing = entryQueuer(deps, opts);
   const add = (counts: PageCounts): void => {
@@ -105,9 +99,9 @@ export async function produce(deps: ProduceDeps, opts: ProduceOptions): Promise<
       }
       await deps.runs.stage(opts.runId, staged);
       if (opts.prune) {
-        // a staged object is seen through its unit, once the unit is formed
-        const waiting = new Set(staged.map((s) => s.object.key));
-        await deps.runs.markSeen(opts.runId, page.listedKeys.filter((k) => !waiting.has(k) && !skipped.some((s) => s.code === 'unpaired' && s.object.key === k)));
+        // a staged object is seen through its unit, once the unit is formed; an unpaired one not at all
+        const unseen = new Set([...staged.map((s) => s.object.key), ...skipped.filter((s) => s.code === 'unpaired').map((s) => s.object.key)]);
+        await deps.runs.markSeen(opts.runId, page.listedKeys.filter((k) => !unseen.has(k)));
       }
       const counts = await queueing(entries, skipped, { scanned: page.objects.length + page.skipped.length, filteredOut: page.filteredOut });
       await deps.runs.pageDone(opts.runId, {
@@ -119,7 +113,7 @@ export async function produce(deps: ProduceDeps, opts: ProduceOptions): Promise<
       total.pages += 1;
       deps.onPage?.({ pageNumber: page.pageNumber, scanned: total.scanned, jobsAdded: total.jobsAdded });
     }
-    if (compose) add(await queueStaged(deps, opts, compose, queueing));
+    if (compose) await queueStaged(deps, opts, compose, queueing, add);
   } catch (err) {
     await deps.runs.scanFinished(opts.runId, 'failed', (err as Error).message);
     throw err;
@@ -134,15 +128,14 @@ export async function produce(deps: ProduceDeps, opts: ProduceOptions): Promise<
   return total;
 }
 
-type Queuer = (entries: readonly Entry[], skipped: readonly SkippedObject[], listed: { scanned: number; filteredOut: number }) => Promise<Required<PageCounts>>;
+export type Queuer = (entries: readonly Entry[], skipped: readonly SkippedObject[], listed: { scanned: number; filteredOut: number }) => Promise<Required<PageCounts>>;
 
 /**
  * Once the listing is complete, every unit is: walks the stage in order, forms each
  * stage's units and queues them like a page. Each chunk of the walk is counted once (by
  * its number), so a producer that crashed during the walk lists and walks again.
  */
-async function queueStaged(deps: ProduceDeps, opts: ProduceOptions, compose: Composition, queueing: Queuer): Promise<PageCounts> {
-  const total: Required<PageCounts> = { scanned: 0, skipped: 0, filteredOut: 0, queuedObjects: 0, jobsAdded: 0, jobsDeduplicated: 0, unchanged: 0, new: 0, changed: 0 };
+async function queueStaged(deps: ProduceDeps, opts: ProduceOptions, compose: Composition, queueing: Queuer, add: (counts: PageCounts) => void): Promise<void> {
   let chunk = 0;
   for await (const stages of completeStages(deps.runs.staged(opts.runId))) {
     const entries: Entry[] = [];
@@ -156,17 +149,17 @@ async function queueStaged(deps: ProduceDeps, opts: ProduceOptions, compose: Com
     const counts = await queueing(entries, skipped, { scanned: 0, filteredOut: 0 });
     chunk += 1;
     await deps.runs.pageDone(opts.runId, { ...counts, pageToken: `compose:${chunk}` });
-    for (const k of Object.keys(counts) as (keyof PageCounts)[]) total[k] += counts[k];
+    add(counts);
   }
-  return total;
 }
 
 /**
- * Queues a page's entries: in incremental mode, only those whose points are missing,
- * incomplete or out of date; records the page's skips (and removes the points of objects
- * skipped as unpaired, which may have been embedded before).
+ * Queues a page's entries (a scan's page, a stage walk's chunk, a list of keys): in
+ * incremental mode, only those whose points are missing, incomplete or out of date;
+ * records the page's skips (and removes the points of objects skipped as unpaired, which
+ * may have been embedded before). Returns the page's counts; the caller records the page.
  */
-function entryQueuer(deps: ProduceDeps, opts: ProduceOptions): Queuer {
+export function entryQueuer(deps: Omit<ProduceDeps, 'onPage'>, opts: Pick<ProduceOptions, 'runId' | 'bucket' | 'model' | 'settings' | 'mode'>): Queuer {
   const mode = opts.mode ?? 'incremental';
   const { settings } = opts;
   const batcher = new Batcher({
@@ -221,7 +214,7 @@ function entryQueuer(deps: ProduceDeps, opts: ProduceOptions): Queuer {
  * Adds jobs in bulk. A job whose content (settings + keys + ETags) is already pending in
  * the queue, from this run or another, is deduplicated by BullMQ and not added again.
  */
-async function enqueue(queue: Queue<EmbedJobData>, opts: ProduceOptions, jobs: readonly Entry[][]): Promise<{ jobIds: string[]; deduplicated: number }> {
+async function enqueue(queue: Queue<EmbedJobData>, opts: Pick<ProduceOptions, 'runId' | 'bucket' | 'settings'>, jobs: readonly Entry[][]): Promise<{ jobIds: string[]; deduplicated: number }> {
   if (jobs.length === 0) return { jobIds: [], deduplicated: 0 };
   const bulk = jobs.map((entries) => {
     const contents = jobContents(entries);

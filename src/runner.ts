@@ -5,24 +5,25 @@
  * the alias to the new collection and drop the old one, only when nothing failed).
  */
 import type { Queue } from 'bullmq';
-import { EMBED_JOB_OPTIONS, embedContentId, embedJobId, paramsHash, toTuple } from '../jobs/embed-job.js';
 import type { EmbedJobData, EmbedSettings } from '../jobs/embed-job.js';
 import type { Config } from './config.js';
 import { checkComposition, parseGroupRule, parseSidecar } from './compose.js';
 import type { Composition } from './compose.js';
 import { ConfigError } from './errors.js';
 import { newRunId } from './ids.js';
-import { chunkIds, classifyChanges } from './incremental.js';
+import { dropPoints } from './incremental.js';
 import { resolveDimension, resolveModel } from './models.js';
 import type { ObjectStore } from './object-store.js';
-import { produce } from './producer.js';
+import { entryQueuer, produce } from './producer.js';
 import type { IndexMode, ProduceSummary } from './producer.js';
 import { isFinished } from './runs.js';
 import type { RunState, RunStore } from './runs.js';
 import { classify } from './scanner.js';
+import type { ScanOptions } from './scanner.js';
 import type { VectorStore } from './vector-store.js';
 
-export interface RunRequest {
+/** A run: what to scan (the filters mean what they mean to the scanner), where, and how to embed it. */
+export interface RunRequest extends Pick<ScanOptions, 'include' | 'exclude' | 'minSize' | 'maxSize' | 'pageSize'> {
   readonly bucket: string;
   readonly prefix?: string;
   /** Index exactly these keys (deleted ones have their points removed) instead of a scan. */
@@ -32,11 +33,6 @@ export interface RunRequest {
   readonly dimension?: number;
   readonly mode?: IndexMode;
   readonly prune?: boolean;
-  readonly include?: readonly string[];
-  readonly exclude?: readonly string[];
-  readonly minSize?: number;
-  readonly maxSize?: number;
-  readonly pageSize?: number;
   /** Video frame sampling in [0, 1], passed to the API. */
   readonly fps?: number;
   /** A task description passed to the API; changing it re-embeds (it is in the params hash). */
@@ -159,44 +155,20 @@ function composition(req: RunRequest): Composition | undefined {
 /** `keys` mode: each key is looked up; existing ones are queued, deleted ones lose their points. */
 async function queueKeys(deps: RunnerDeps, runId: string, bucket: string, keys: readonly string[], settings: EmbedSettings, mode: IndexMode): Promise<ProduceSummary> {
   const model = resolveModel(settings.model, deps.config.models);
-  const total: ProduceSummary = { scanned: 0, skipped: 0, filteredOut: 0, queuedObjects: 0, jobsAdded: 0, jobsDeduplicated: 0, pages: 1, unchanged: 0, new: 0, changed: 0, deleted: 0 };
   const found = [];
+  const gone = [];
   for (const key of keys) {
     const info = await deps.store.head(bucket, key);
-    if (info) {
-      found.push(info);
-      continue;
-    }
-    const [first] = await deps.vectors.retrieve(settings.collection, chunkIds(bucket, key, 1));
-    if (first) {
-      await deps.vectors.delete(settings.collection, chunkIds(bucket, key, Number(first.payload.chunk_count ?? 1)));
-      total.deleted += 1;
-    }
+    if (info) found.push(info);
+    else gone.push(key);
   }
   const classified = found.map((o) => classify(o, model));
-  const objects = classified.flatMap((c) => ('code' in c ? [] : [c]));
+  const entries = classified.flatMap((c) => ('code' in c ? [] : [{ object: c }]));
   const skipped = classified.flatMap((c) => ('code' in c ? [c] : []));
-  const changes = mode === 'incremental' ? await classifyChanges(deps.vectors, settings.collection, bucket, objects, paramsHash(settings)) : undefined;
-  const toQueue = changes ? objects.filter((o) => changes.get(o.key) !== 'unchanged') : objects;
-  const bulk = toQueue.map((o) => {
-    const tuples = [toTuple(o)];
-    const contentId = embedContentId(bucket, settings, tuples);
-    const data: EmbedJobData = { v: 1, runId, bucket, settings, objects: tuples };
-    return { name: 'embed', data, opts: { ...EMBED_JOB_OPTIONS, jobId: embedJobId(runId, contentId), deduplication: { id: contentId } } };
-  });
-  // one object a job: a keys request is small, and its keys are unrelated
-  const added = bulk.length > 0 ? await deps.queue.addBulk(bulk) : [];
-  const jobIds = added.flatMap((j, i) => (j.id !== undefined && j.id === bulk[i]?.opts.jobId ? [j.id] : []));
-  total.scanned = keys.length;
-  total.skipped = skipped.length;
-  total.queuedObjects = toQueue.length;
-  total.jobsAdded = await deps.runs.newJobs(runId, jobIds);
-  total.jobsDeduplicated = bulk.length - jobIds.length;
-  total.unchanged = changes ? objects.length - toQueue.length : 0;
-  total.new = changes ? [...changes.values()].filter((c) => c === 'new').length : toQueue.length;
-  total.changed = changes ? [...changes.values()].filter((c) => c === 'changed').length : 0;
-  await deps.runs.recordItems(runId, new Map(skipped.map((s) => [s.object.key, { status: 'skipped' as const, code: s.code, reason: s.reason }])));
-  await deps.runs.pageDone(runId, { ...total, pageToken: 'keys' });
+  // queued like one listing page
+  const counts = await entryQueuer(deps, { runId, bucket, model, settings, mode })(entries, skipped, { scanned: keys.length, filteredOut: 0 });
+  const total: ProduceSummary = { ...counts, pages: 1, deleted: await dropPoints(deps.vectors, settings.collection, bucket, gone) };
+  await deps.runs.pageDone(runId, { ...counts, pageToken: 'keys' });
   await deps.runs.addCounter(runId, 'deleted', total.deleted);
   await deps.runs.scanFinished(runId, 'complete');
   return total;

@@ -12,7 +12,7 @@ import { DelayedError, Worker } from 'bullmq';
 import type { Job } from 'bullmq';
 import { Registry } from 'prom-client';
 import { createEmbedHandler } from '../jobs/embed-handler.js';
-import { EMBED_QUEUE } from '../jobs/embed-job.js';
+import { EMBED_QUEUE, unitsByObject } from '../jobs/embed-job.js';
 import type { EmbedJobData } from '../jobs/embed-job.js';
 import { requireApiKey } from '../src/config.js';
 import type { Config } from '../src/config.js';
@@ -120,7 +120,7 @@ export function startEmbedWorker(config: Config): RunningWorker {
       const objects = job.data.objects.length;
       const code = (err as { code?: string }).code ?? 'job-failed';
       // a unit's members carry their unit, so that retry-failed queues it again whole
-      const unitOf = new Map((job.data.units ?? []).flatMap(([kind, id, members]) => members.map((i) => [i, [kind, id] as const])));
+      const unitOf = unitsByObject(job.data);
       const failures = job.data.objects.map((o, i): [string, ItemOutcome] => {
         const unit = unitOf.get(i);
         return [o[0], { status: 'failed', code, reason: err.message, object: o, ...(unit ? { unit } : {}) }];
