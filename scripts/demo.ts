@@ -2,7 +2,7 @@
  * `npm run demo`: the main job end to end on a fresh machine. Whatever is not configured
  * is stood in for, and said so:
  * - Redis: REDIS_URL, else a `redis-server` it starts (if one is on PATH);
- * - S3: S3_ENDPOINT + DEMO_BUCKET, else a local s3rver seeded with a small sample corpus;
+ * - S3: S3_ENDPOINT + DEMO_BUCKET, else a local MinIO (when `npm run setup` built it) or s3rver, seeded with a small sample corpus;
  * - the API: DASHSCOPE_API_KEY, else the local simulator;
  * - Qdrant: QDRANT_URL if it answers, else the in-process Qdrant stand-in.
  * It indexes with a worker in this process, prints the run report and ends with a search.
@@ -19,7 +19,9 @@ import { startSimulator } from '../src/simulator/index.js';
 import { startEmbedWorker } from '../workers/embed-worker.js';
 import { jpeg, mp4, png } from '../test/support/media-fixtures.js';
 import { startQdrantStandin } from '../test/support/qdrant-standin.js';
-import { createBucket, putObject, startS3rver, testS3Client } from '../test/support/s3.js';
+import { startMinio, minioBinary } from '../test/support/minio.js';
+import { createBucket, putObject, s3Env, testS3Client } from '../test/support/s3.js';
+import { startS3rver } from '../test/support/s3rver.js';
 
 const say = (line: string): void => void process.stdout.write(`demo: ${line}\n`);
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -93,17 +95,18 @@ async function run(): Promise<number> {
   let bucket = process.env.DEMO_BUCKET ?? '';
   const env: Record<string, string> = { REDIS_URL: redisUrl, QUEUE_PREFIX: process.env.QUEUE_PREFIX ?? `mm-ingest-demo-${Date.now()}`, LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn' };
   if (!process.env.S3_ENDPOINT || !bucket) {
-    const s3 = await startS3rver();
+    // MinIO when `npm run setup` has built it; s3rver (a weaker stand-in) otherwise
+    const s3 = minioBinary() ? await startMinio() : await startS3rver();
     cleanups.push(() => s3.close());
     bucket = 'demo';
-    const client = testS3Client(s3.endpoint);
+    const client = testS3Client(s3);
     await createBucket(client, bucket);
     for (const [key, text] of Object.entries(SAMPLE)) await putObject(client, bucket, key, text);
     await putObject(client, bucket, 'images/sunset.png', png(320, 200, 180));
     await putObject(client, bucket, 'images/portrait.jpg', jpeg(120, 160));
     await putObject(client, bucket, 'videos/clip.mp4', mp4(4, 4000));
-    Object.assign(env, { S3_ENDPOINT: s3.endpoint, S3_FORCE_PATH_STYLE: 'true', AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER' });
-    say(`no S3_ENDPOINT/DEMO_BUCKET: started a local S3 server (s3rver) at ${s3.endpoint} with ${Object.keys(SAMPLE).length} texts in 6 languages, 2 images and a video in bucket "demo"`);
+    Object.assign(env, s3Env(s3));
+    say(`no S3_ENDPOINT/DEMO_BUCKET: started a local S3 server (${s3.kind}) at ${s3.endpoint} with ${Object.keys(SAMPLE).length} texts in 6 languages, 2 images and a video in bucket "demo"`);
   }
   // the API
   if (!process.env.DASHSCOPE_API_KEY) {

@@ -42,8 +42,11 @@ export function createS3Store(opts: S3StoreOptions = {}): ObjectStore {
     credentials: opts.credentials ? { accessKeyId: opts.credentials.accessKeyId, secretAccessKey: opts.credentials.secretAccessKey } : undefined,
     retryMode: 'standard',
     maxAttempts,
-    // The SDK's default CRC checksums (since 3.729) are mishandled by s3rver and many
-    // S3-compatible stores; S3 itself does not need them for these calls.
+    // Not an s3rver workaround (MinIO takes the SDK's defaults): these calls only read, and
+    // the SDK's default integrity mode (since 3.729) signs GetObject with
+    // `x-amz-checksum-mode: ENABLED`, so a presigned GET would need that header from whoever
+    // downloads it (the embedding API does not send it; aws-sdk-js-v3#6994), and stores such
+    // as Cloudflare R2, GCS's S3 API or Dell ECS refuse the checksum headers (aws-sdk-js-v3#6810).
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
     // On AWS a bucket in another region answers 301; follow it rather than fail the run.

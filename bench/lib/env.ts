@@ -11,8 +11,9 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { SimulatorStats } from '../../src/simulator/stats.js';
 import { startRedisServer } from '../../test/support/redis-server.js';
 import type { RedisServerForTest } from '../../test/support/redis-server.js';
-import { startS3rver, testS3Client } from '../../test/support/s3.js';
-import type { S3rverForTest } from '../../test/support/s3.js';
+import { s3Env, testS3Client } from '../../test/support/s3.js';
+import { startS3rver } from '../../test/support/s3rver.js';
+import type { S3rverForTest } from '../../test/support/s3rver.js';
 import { spawnCli, spawnNode } from './procs.js';
 import type { NodeProcess } from './procs.js';
 
@@ -78,7 +79,7 @@ export async function startBenchEnv(latency: Latency, modelOverrides: string): P
   const qdrantApiKey = process.env.QDRANT_API_KEY || undefined;
   return {
     s3,
-    s3client: testS3Client(s3.endpoint),
+    s3client: testS3Client(s3),
     redisServer,
     redis,
     simUrl,
@@ -95,11 +96,7 @@ export async function startBenchEnv(latency: Latency, modelOverrides: string): P
       QUEUE_PREFIX: prefix,
       QDRANT_URL: qdrantUrl,
       ...(qdrantApiKey ? { QDRANT_API_KEY: qdrantApiKey } : {}),
-      S3_ENDPOINT: s3.endpoint,
-      S3_FORCE_PATH_STYLE: 'true',
-      AWS_REGION: 'us-east-1',
-      AWS_ACCESS_KEY_ID: 'S3RVER',
-      AWS_SECRET_ACCESS_KEY: 'S3RVER',
+      ...s3Env(s3),
       ...extra,
     }),
     async simStats() {

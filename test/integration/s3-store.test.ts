@@ -2,14 +2,16 @@ import { describe, it, expect, beforeAll, afterAll } from '@jest/globals';
 import { createHash, randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { CompleteMultipartUploadCommand, CreateMultipartUploadCommand, UploadPartCommand } from '@aws-sdk/client-s3';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { ObjectStoreError } from '../../src/object-store.js';
 import type { ObjectInfo, ObjectStore } from '../../src/object-store.js';
 import { createS3Store } from '../../src/s3-store.js';
-import { createBucket, putObject, startS3rver, testS3Client } from '../support/s3.js';
-import type { S3rverForTest } from '../support/s3.js';
+import { startMinio } from '../support/minio.js';
+import { createBucket, putObject, testS3Client } from '../support/s3.js';
+import type { S3ForTest } from '../support/s3.js';
 
-let s3: S3rverForTest;
+let s3: S3ForTest;
 let client: S3Client;
 let store: ObjectStore;
 const bucket = `store-${randomUUID().slice(0, 8)}`;
@@ -46,9 +48,9 @@ async function errorOf(promise: Promise<unknown>): Promise<ObjectStoreError> {
 }
 
 beforeAll(async () => {
-  s3 = await startS3rver();
-  client = testS3Client(s3.endpoint);
-  store = createS3Store({ endpoint: s3.endpoint, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' }, maxAttempts: 1 });
+  s3 = await startMinio();
+  client = testS3Client(s3);
+  store = createS3Store({ endpoint: s3.endpoint, credentials: s3.credentials, maxAttempts: 1 });
   await createBucket(client, bucket);
   for (const key of [...PAGED, ...AWKWARD]) await putObject(client, bucket, key, `content of ${key}`, 'text/plain');
   await putObject(client, bucket, 'media/photo.bin', PHOTO, 'application/octet-stream');
@@ -59,7 +61,7 @@ afterAll(async () => {
   await s3?.close();
 });
 
-describe('the S3 store against s3rver', () => {
+describe('the S3 store against MinIO', () => {
   it('lists seven keys in three pages of at most three, in key order, with a token between pages', async () => {
     const { pages, tokens } = await listAll('paged/', 3);
     expect(pages.map((p) => p.map((o) => o.key))).toEqual([PAGED.slice(0, 3), PAGED.slice(3, 6), PAGED.slice(6)]);
@@ -157,6 +159,59 @@ describe('the S3 store against s3rver', () => {
     expect(afterGet).toEqual({ ...afterList, get: afterList.get + 1 });
   });
 
+  it('gives a multipart upload the store\'s ETag (MD5 of the part MD5s, then -N) in listing and get alike', async () => {
+    const part1 = Buffer.alloc(5 * 1024 * 1024, 7);
+    const part2 = Buffer.from('the last part');
+    const key = 'etag/multipart.bin';
+    const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }));
+    const parts = [];
+    for (const [i, body] of [part1, part2].entries()) {
+      const out = await client.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: i + 1, Body: body }));
+      parts.push({ PartNumber: i + 1, ETag: out.ETag });
+    }
+    await client.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts: parts } }));
+    const expected = `${createHash('md5').update(Buffer.concat([createHash('md5').update(part1).digest(), createHash('md5').update(part2).digest()])).digest('hex')}-2`;
+    const listed = (await store.listPage(bucket, key)).objects;
+    expect(listed.map((o) => [o.etag, o.size])).toEqual([[expected, part1.length + part2.length]]);
+    expect((await store.head(bucket, key))?.etag).toBe(expected);
+    expect((await store.get(bucket, key, [0, 3])).etag).toBe(expected);
+  });
+
+  it('pages a listing of 1,003 keys at the store\'s own page size of 1,000', async () => {
+    const keys = Array.from({ length: 1003 }, (_, i) => `many/${String(i).padStart(4, '0')}.txt`);
+    for (let i = 0; i < keys.length; i += 50) await Promise.all(keys.slice(i, i + 50).map((k) => putObject(client, bucket, k, 'x')));
+    const { pages, tokens } = await listAll('many/', 1000);
+    expect(pages.map((p) => p.length)).toEqual([1000, 3]);
+    expect(pages.flat().map((o) => o.key)).toEqual(keys);
+    expect(tokens[1]).toBeUndefined();
+  });
+
+  it('turns a wrong secret into a denied SignatureDoesNotMatch without leaking the secret', async () => {
+    const wrong = createS3Store({ endpoint: s3.endpoint, credentials: { accessKeyId: s3.credentials.accessKeyId, secretAccessKey: 'not-the-secret-0123' }, maxAttempts: 1 });
+    const err = await errorOf(wrong.listPage(bucket, 'paged/'));
+    expect(err.kind).toBe('denied');
+    expect(err.code).toBe('SignatureDoesNotMatch');
+    expect(err.message).toContain(`s3://${bucket}/paged/`);
+    expect(err.message).not.toContain('not-the-secret-0123');
+  });
+
+  it('turns an unknown access key into a denied InvalidAccessKeyId', async () => {
+    const stranger = createS3Store({ endpoint: s3.endpoint, credentials: { accessKeyId: 'NOSUCHKEY123', secretAccessKey: 'whatever-secret' }, maxAttempts: 1 });
+    const err = await errorOf(stranger.get(bucket, 'paged/a.txt'));
+    expect(err.kind).toBe('denied');
+    expect(err.code).toBe('InvalidAccessKeyId');
+  });
+
+  it('presigns URLs that the store refuses once they expire', async () => {
+    const url = await store.presign(bucket, 'paged/a.txt', 1);
+    await new Promise((r) => setTimeout(r, 2_100));
+    const response = await fetch(url);
+    const body = await response.text();
+    expect(response.status).toBe(403);
+    expect(body).toContain('<Code>AccessDenied</Code>');
+    expect(body).toContain('expired');
+  });
+
   it('classifies a refused connection as transient after the configured attempts', async () => {
     const down = createS3Store({ endpoint: 'http://127.0.0.1:1', credentials: { accessKeyId: 'x', secretAccessKey: 'y' }, maxAttempts: 2 });
     const err = await errorOf(down.get(bucket, 'paged/a.txt'));
@@ -166,7 +221,7 @@ describe('the S3 store against s3rver', () => {
   });
 });
 
-// s3rver cannot throttle or refuse, so these answer like S3 does from a scripted server.
+// MinIO cannot be told to throttle or fail one call, so these answer like S3 does from a scripted server.
 describe('the S3 store against scripted S3 errors', () => {
   const SECRET = 'secret-that-must-not-leak';
   let answers: { status: number; code: string }[] = [];

@@ -1,5 +1,5 @@
 /**
- * A whole pipeline environment for an integration test: s3rver (S3 protocol), the API
+ * A whole pipeline environment for an integration test: MinIO (S3 protocol), the API
  * simulator (real HTTP), the Qdrant stand-in (or QDRANT_URL), the machine's Redis with a
  * queue prefix of the test's own, and the CLI run as real child processes.
  */
@@ -13,14 +13,15 @@ import { startSimulator } from '../../src/simulator/index.js';
 import type { Simulator } from '../../src/simulator/index.js';
 import type { SimulatorOptionsInput } from '../../src/simulator/options.js';
 import { qdrantForTest } from './qdrant.js';
-import { startS3rver, testS3Client } from './s3.js';
-import type { S3rverForTest } from './s3.js';
+import { startMinio } from './minio.js';
+import { s3Env, testS3Client } from './s3.js';
+import type { S3ForTest } from './s3.js';
 
 export const TEST_API_KEY = 'sk-test-pipeline-0123456789abcdef';
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 export interface PipelineEnv {
-  readonly s3: S3rverForTest;
+  readonly s3: S3ForTest;
   readonly s3client: S3Client;
   readonly sim: Simulator;
   readonly qdrantUrl: string;
@@ -32,7 +33,7 @@ export interface PipelineEnv {
 }
 
 export async function startPipelineEnv(sim: Partial<SimulatorOptionsInput> = {}): Promise<PipelineEnv> {
-  const s3 = await startS3rver();
+  const s3 = await startMinio();
   const simulator = await startSimulator({ apiKey: TEST_API_KEY, port: 0, rateLimits: 'off', ...sim });
   const qdrant = await qdrantForTest();
   const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -47,11 +48,7 @@ export async function startPipelineEnv(sim: Partial<SimulatorOptionsInput> = {})
     QUEUE_PREFIX: prefix,
     QDRANT_URL: qdrant.url,
     ...(qdrant.apiKey ? { QDRANT_API_KEY: qdrant.apiKey } : {}),
-    S3_ENDPOINT: s3.endpoint,
-    S3_FORCE_PATH_STYLE: 'true',
-    AWS_REGION: 'us-east-1',
-    AWS_ACCESS_KEY_ID: 'S3RVER',
-    AWS_SECRET_ACCESS_KEY: 'S3RVER',
+    ...s3Env(s3),
     LOG_LEVEL: 'warn',
     CI: 'true',
     // the SDK's notice that its 2027 releases need Node 22: true, but noise in assertions on stderr
@@ -59,7 +56,7 @@ export async function startPipelineEnv(sim: Partial<SimulatorOptionsInput> = {})
   };
   return {
     s3,
-    s3client: testS3Client(s3.endpoint),
+    s3client: testS3Client(s3),
     sim: simulator,
     qdrantUrl: qdrant.url,
     redis,

@@ -1,140 +1,50 @@
-// An s3rver 3.7.1 for a test: a child process (see s3rver-child.cjs for why) on a free
-// port with its own temporary directory, plus a client and helpers to fill it.
-// Each test file starts its own server, so buckets never collide across files.
-
-import { fork } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+/**
+ * An S3 server for a test or the demo, and helpers to fill it. Tests run against MinIO
+ * (test/support/minio.ts), a real S3-compatible server; s3rver (test/support/s3rver.ts)
+ * remains only as the demo's and the benchmark's fallback when no MinIO binary is built.
+ * Each test file starts its own server, so buckets and request counts never mix.
+ */
 import { CreateBucketCommand, DeleteObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 
 export interface RequestCounts {
   /** GetObject, presigned GETs included. */
   get: number;
-  /** Bucket-level GETs: ListObjects(V2). */
+  /** ListObjects(V2). */
   list: number;
   head: number;
 }
 
-export interface S3rverForTest {
+export interface S3ForTest {
   /** `http://127.0.0.1:<port>`; use path-style addressing. */
-  endpoint: string;
-  /** The directory s3rver stores objects in; removed by close(). */
-  dir: string;
+  readonly endpoint: string;
+  readonly credentials: { readonly accessKeyId: string; readonly secretAccessKey: string };
+  readonly kind: 'minio' | 's3rver';
   requestCount(): Promise<RequestCounts>;
+  /** Everything the server printed (for a failing test's message). */
+  output(): string;
   close(): Promise<void>;
 }
 
-type ChildMessage =
-  | { type: 'ready'; port: number }
-  | { type: 'failed'; message: string }
-  | { type: 'count'; id: number; counts: RequestCounts };
-
-const CHILD_SCRIPT = fileURLToPath(new URL('./s3rver-child.cjs', import.meta.url));
-const START_TIMEOUT_MS = 15_000;
-
-export async function startS3rver(): Promise<S3rverForTest> {
-  const dir = await mkdtemp(join(tmpdir(), 's3rver-test-'));
-  const child = fork(CHILD_SCRIPT, [dir], {
-    // execArgv: [] so jest's --experimental-vm-modules does not reach the child.
-    execArgv: [],
-    env: { ...process.env, NODE_OPTIONS: '--openssl-legacy-provider' },
-    stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
-  });
-  let stderr = '';
-  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-
-  let port: number;
-  try {
-    port = await waitForReady(child, () => stderr);
-    await waitUntilAnswering(`http://127.0.0.1:${port}/`);
-  } catch (err) {
-    child.kill('SIGKILL');
-    await exited;
-    await rm(dir, { recursive: true, force: true });
-    throw err;
-  }
-
-  let nextId = 0;
-  const pending = new Map<number, (counts: RequestCounts) => void>();
-  child.on('message', (msg: ChildMessage) => {
-    if (msg.type !== 'count') return;
-    pending.get(msg.id)?.(msg.counts);
-    pending.delete(msg.id);
-  });
-
+/** The variables that point a CLI process at this server. */
+export function s3Env(s3: S3ForTest): Record<string, string> {
   return {
-    endpoint: `http://127.0.0.1:${port}`,
-    dir,
-    requestCount: () =>
-      new Promise<RequestCounts>((resolve, reject) => {
-        const id = ++nextId;
-        pending.set(id, resolve);
-        child.send({ type: 'count', id }, (err) => {
-          if (err) {
-            pending.delete(id);
-            reject(err);
-          }
-        });
-      }),
-    close: async () => {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.send({ type: 'close' });
-        // A child that does not exit on its own within 5 s is killed: a test must not hang here.
-        const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-        await exited;
-        clearTimeout(timer);
-      }
-      await rm(dir, { recursive: true, force: true });
-    },
+    S3_ENDPOINT: s3.endpoint,
+    S3_FORCE_PATH_STYLE: 'true',
+    AWS_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: s3.credentials.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: s3.credentials.secretAccessKey,
   };
 }
 
-function waitForReady(child: ChildProcess, stderr: () => string): Promise<number> {
-  return new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => fail(`s3rver did not start within ${START_TIMEOUT_MS} ms`), START_TIMEOUT_MS);
-    function fail(message: string): void {
-      clearTimeout(timer);
-      child.off('message', onMessage);
-      child.off('exit', onExit);
-      const output = stderr().trim();
-      reject(new Error(output ? `${message}\n${output}` : message));
-    }
-    function onMessage(msg: ChildMessage): void {
-      if (msg.type === 'failed') return fail(`s3rver failed to start: ${msg.message}`);
-      if (msg.type !== 'ready') return;
-      clearTimeout(timer);
-      child.off('message', onMessage);
-      child.off('exit', onExit);
-      resolve(msg.port);
-    }
-    function onExit(code: number | null): void {
-      fail(`s3rver exited with code ${String(code)} before it was ready`);
-    }
-    child.on('message', onMessage);
-    child.once('exit', onExit);
-  });
-}
-
-/** The child says it listens; one real HTTP answer proves it serves (ListBuckets, not counted). */
-async function waitUntilAnswering(url: string): Promise<void> {
-  const response = await fetch(url, { signal: AbortSignal.timeout(START_TIMEOUT_MS) });
-  await response.arrayBuffer();
-  if (response.status !== 200) throw new Error(`s3rver answered GET / with ${response.status}`);
-}
-
-export function testS3Client(endpoint: string): S3Client {
+export function testS3Client(s3: Pick<S3ForTest, 'endpoint' | 'credentials' | 'kind'>): S3Client {
   return new S3Client({
-    endpoint,
+    endpoint: s3.endpoint,
     region: 'us-east-1',
     forcePathStyle: true,
-    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
-    // s3rver stores a streamed upload's chunk framing when the SDK adds default checksums.
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
+    credentials: { ...s3.credentials },
+    // s3rver stores a streamed upload's chunk framing when the SDK adds default checksums;
+    // MinIO takes the SDK's defaults as S3 does.
+    ...(s3.kind === 's3rver' ? { requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' } : {}),
   });
 }
 
