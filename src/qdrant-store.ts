@@ -18,6 +18,24 @@ export interface QdrantStoreOptions {
   parallel?: number;
 }
 
+/** The distance of every collection this tool creates. */
+export const VECTOR_DISTANCE = 'Cosine';
+
+/**
+ * How a collection stores its vectors, as far as this tool cares: one unnamed dense
+ * vector (what it creates and writes), named vectors, or no dense vector at all.
+ */
+export type CollectionLayout =
+  | { readonly vectors: 'unnamed'; readonly size: number; readonly distance: string }
+  | { readonly vectors: 'named'; readonly names: readonly string[] }
+  | { readonly vectors: 'none' };
+
+/** A VectorStore that can also describe a collection (for `mm-ingest doctor`). */
+export interface QdrantStore extends VectorStore {
+  /** The collection's (or alias's) vector layout; undefined when neither exists. */
+  describeCollection(name: string): Promise<CollectionLayout | undefined>;
+}
+
 /** Ids per retrieve or delete request: ids are small, so larger batches than upserts. */
 const ID_BATCH = 256;
 
@@ -118,7 +136,16 @@ function positiveInt(value: number | undefined, fallback: number, setting: strin
   return value;
 }
 
-export function createQdrantStore(opts: QdrantStoreOptions): VectorStore {
+function layoutOf(info: Schemas['CollectionInfo']): CollectionLayout {
+  const vectors = info.config.params.vectors;
+  if (isRecord(vectors) && typeof vectors.size === 'number') {
+    return { vectors: 'unnamed', size: vectors.size, distance: String(vectors.distance) };
+  }
+  const names = isRecord(vectors) ? Object.keys(vectors) : [];
+  return names.length > 0 ? { vectors: 'named', names } : { vectors: 'none' };
+}
+
+export function createQdrantStore(opts: QdrantStoreOptions): QdrantStore {
   const batchSize = positiveInt(opts.batchSize, 128, 'qdrant batchSize');
   const parallel = positiveInt(opts.parallel, 2, 'qdrant parallel');
   const apiKey = opts.apiKey === '' ? undefined : opts.apiKey;
@@ -178,10 +205,9 @@ export function createQdrantStore(opts: QdrantStoreOptions): VectorStore {
   }
 
   function vectorSize(name: string, info: Schemas['CollectionInfo']): number {
-    const vectors = info.config.params.vectors;
-    if (isRecord(vectors) && typeof vectors.size === 'number') return vectors.size;
-    const names = isRecord(vectors) ? Object.keys(vectors) : [];
-    const has = names.length > 0 ? `named vectors (${names.join(', ')})` : 'no dense vector';
+    const layout = layoutOf(info);
+    if (layout.vectors === 'unnamed') return layout.size;
+    const has = layout.vectors === 'named' ? `named vectors (${layout.names.join(', ')})` : 'no dense vector';
     throw new ConfigError(
       'collection',
       `"${name}" has ${has}; this tool writes one unnamed vector per point (use another collection)`,
@@ -212,7 +238,7 @@ export function createQdrantStore(opts: QdrantStoreOptions): VectorStore {
     let info = await describe(name);
     if (info === undefined) {
       try {
-        await client.createCollection(name, { vectors: { size: dimension, distance: 'Cosine' } });
+        await client.createCollection(name, { vectors: { size: dimension, distance: VECTOR_DISTANCE } });
       } catch (error) {
         // Another worker created it between our read and our create: its dimension decides.
         const f = describeFailure(error);
@@ -303,6 +329,11 @@ export function createQdrantStore(opts: QdrantStoreOptions): VectorStore {
     async search(collection, vector, limit) {
       const res = await call('query', collection, () => client.query(collection, { query: [...vector], limit, with_payload: true, with_vector: false }));
       return res.points.map((p) => ({ id: String(p.id), score: p.score, payload: { ...p.payload } }));
+    },
+
+    async describeCollection(name) {
+      const info = await describe(name);
+      return info === undefined ? undefined : layoutOf(info);
     },
 
     async deleteCollection(name) {
