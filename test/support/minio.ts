@@ -104,10 +104,11 @@ export async function startMinio(): Promise<S3ForTest> {
     kind: 'minio',
     async requestCount(): Promise<RequestCounts> {
       // MinIO bumps a counter just after it has sent the answer, so a read right after a
-      // call can miss that call: read until two reads 100 ms apart agree.
+      // call can miss that call, and a request a killed client left in flight is counted
+      // when MinIO has answered it: read until two reads 300 ms apart agree.
       let last = await readCounts();
       for (;;) {
-        await new Promise((r) => setTimeout(r, 100));
+        await new Promise((r) => setTimeout(r, 300));
         const now = await readCounts();
         if (now.get === last.get && now.list === last.list && now.head === last.head) return now;
         last = now;
