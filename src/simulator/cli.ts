@@ -33,6 +33,7 @@ export interface SimulateFlags {
   readonly maxBodyBytes?: string;
   readonly downloadTimeoutMs?: string;
   readonly modelOverrides?: string;
+  readonly captureRequests?: string;
 }
 
 export const DEFAULT_SIMULATOR_PORT = 8787;
@@ -98,6 +99,8 @@ export function simulatorOptionsFromFlags(flags: SimulateFlags, env: NodeJS.Proc
   const overridesSource = flags.modelOverrides === undefined ? 'MODEL_OVERRIDES' : '--model-overrides';
   const maxBodyBytes = numberFlag('--max-body-bytes', flags.maxBodyBytes, 'positive integer');
   const downloadTimeoutMs = numberFlag('--download-timeout-ms', flags.downloadTimeoutMs, 'positive integer');
+  const captureRequests = numberFlag('--capture-requests', flags.captureRequests, 'integer');
+  if (captureRequests !== undefined && captureRequests < 0) throw new ConfigError('--capture-requests', `must be 0 or more, got "${flags.captureRequests}"`);
   return resolveSimulatorOptions(
     {
       apiKey,
@@ -109,6 +112,7 @@ export function simulatorOptionsFromFlags(flags: SimulateFlags, env: NodeJS.Proc
       faults,
       ...(maxBodyBytes === undefined ? {} : { maxBodyBytes }),
       ...(downloadTimeoutMs === undefined ? {} : { downloadTimeoutMs }),
+      ...(captureRequests === undefined ? {} : { captureRequests }),
     },
     'simulate flags',
   );
@@ -138,6 +142,7 @@ export function registerSimulateCommand(program: Command): Command {
     .option('--max-body-bytes <n>', 'largest request body (default 6291456)')
     .option('--download-timeout-ms <n>', 'time allowed to download a media URL (default 30000)')
     .option('--model-overrides <json>', 'per-model catalog overrides (default: $MODEL_OVERRIDES)')
+    .option('--capture-requests <n>', 'keep the last n requests (key redacted) for GET /_sim/requests (default 0: off)')
     .action(async (flags: SimulateFlags, cmd: Command) => {
       let options: SimulatorOptions;
       try {

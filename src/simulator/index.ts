@@ -21,6 +21,8 @@ export type {
   VideoTokenRule,
 } from './options.js';
 export type { ModelStats, SimulatorStats } from './stats.js';
+export { ABBREVIATE_OVER, abbreviate, redactAuthorization } from './capture.js';
+export type { CapturedRequest } from './capture.js';
 export type { FaultKind } from './faults.js';
 export type { LimitKind, Refusal } from './refusals.js';
 export { DATA_INSPECTION_MARKER, INTERNAL_ERROR_MARKER } from './refusals.js';

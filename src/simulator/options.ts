@@ -71,6 +71,12 @@ export interface SimulatorOptions {
   /** A URL that has not downloaded in this time is a failed download. */
   readonly downloadTimeoutMs: number;
   readonly videoTokenRule: VideoTokenRule;
+  /**
+   * How many of the latest requests on the API paths to keep in the request log
+   * (`requests()`, `GET /_sim/requests`): method, path, headers with the key redacted,
+   * body with long strings abbreviated, and the answer. 0: no log.
+   */
+  readonly captureRequests: number;
 }
 
 export interface SimulatorPatch {
@@ -133,6 +139,7 @@ const optionsSchema = z
     maxBodyBytes: z.number().int().positive(),
     maxDataUriBytes: z.number().int().positive(),
     downloadTimeoutMs: z.number().int().positive(),
+    captureRequests: z.number().int().min(0),
     videoTokenRule: z
       .object({ bytesPerSecond: z.number().int().positive(), maxFrames: z.number().int().positive(), tokensPerFrame: z.number().int().positive() })
       .partial()
@@ -183,6 +190,7 @@ export function resolveSimulatorOptions(input: SimulatorOptionsInput, source = '
     faults,
     downloadTimeoutMs: v.downloadTimeoutMs ?? 30_000,
     videoTokenRule: { ...DEFAULT_VIDEO_TOKEN_RULE, ...v.videoTokenRule },
+    captureRequests: v.captureRequests ?? 0,
   };
 }
 

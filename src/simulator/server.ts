@@ -10,7 +10,8 @@
  * model (404) -> injected fault -> content validation (downloads included) -> rate
  * limits with the request's own usage -> vectors -> latency -> 200. Latency is held
  * before successes and injected 500/503 answers only: refusals answer at once.
- * The key is compared, never logged or echoed.
+ * The key is compared, never logged or echoed. With `captureRequests` set, requests on
+ * the API paths and their answers are kept in a log with the key redacted (capture.ts).
  */
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { createServer } from 'node:http';
@@ -26,6 +27,8 @@ import { parseEnvelope } from './contents.js';
 import type { Envelope } from './contents.js';
 import { FaultInjector } from './faults.js';
 import { Latency } from './latency.js';
+import { RequestLog } from './capture.js';
+import type { CapturedRequest } from './capture.js';
 import { applyPatch, rateLimitFor, resolveSimulatorOptions } from './options.js';
 import type { RateLimit, SimulatorOptions, SimulatorOptionsInput, SimulatorPatch } from './options.js';
 import { RateLimiter } from './ratelimit.js';
@@ -51,6 +54,8 @@ export interface Simulator {
   configure(patch: SimulatorPatch): void;
   /** The options in force, without the key. */
   config(): SimulatorConfigView;
+  /** The request log, oldest first (empty unless `captureRequests` is set); `reset` clears it. */
+  requests(): CapturedRequest[];
 }
 
 export type SimulatorConfigView = Omit<SimulatorOptions, 'apiKey'> & { readonly rateLimitsInForce: Record<string, RateLimit> };
@@ -110,6 +115,13 @@ export async function startSimulator(input: SimulatorOptionsInput): Promise<Simu
   const faults = new FaultInjector(options.faults);
   const latency = new Latency(options.latency, options.faults.seed);
   const hung = new Set<NodeJS.Timeout>();
+  const log = new RequestLog(options.captureRequests, options.apiKey);
+  /** An answer on the API paths: sent, and noted in the request log. */
+  const answer = (res: ServerResponse, status: number, body: unknown): void => {
+    if (res.headersSent || res.destroyed) return;
+    sendJson(res, status, body);
+    log.answered(res, status, body);
+  };
 
   const authorized = (header: string | undefined): boolean =>
     header !== undefined && timingSafeEqual(createHash('sha256').update(header).digest(), keyDigest);
@@ -122,6 +134,7 @@ export async function startSimulator(input: SimulatorOptionsInput): Promise<Simu
   };
   const reset = (): void => {
     stats.reset();
+    log.reset();
     limiter.reset();
     faults.reset();
     latency.reset();
@@ -136,10 +149,11 @@ export async function startSimulator(input: SimulatorOptionsInput): Promise<Simu
     stats.entered();
     res.on('close', () => stats.left());
     const body = await readBody(req, options.maxBodyBytes);
+    log.record(req, res, body.bytes, body.total);
     const requestId = randomUUID();
     const refuse = (r: Refusal, model?: string): void => {
       stats.refused(r, model);
-      sendJson(res, r.status, { code: r.code, message: r.message, request_id: requestId } satisfies ApiErrorBody);
+      answer(res, r.status, { code: r.code, message: r.message, request_id: requestId } satisfies ApiErrorBody);
     };
 
     if (!authorized(req.headers.authorization)) return refuse(INVALID_API_KEY);
@@ -207,12 +221,13 @@ export async function startSimulator(input: SimulatorOptionsInput): Promise<Simu
     const embeddings = valid.elements.map((e) => ({ index: e.index, embedding: embedParts(spec.name, valid.dimension, elementParts(e)), type: e.type }));
     await sleep(latency.delayMs(valid.elements.length));
     stats.accepted(spec.name, valid.elements.length, counts);
-    sendJson(res, 200, { output: { embeddings }, usage: usageBody(counts), request_id: requestId } satisfies ApiSuccessBody);
+    answer(res, 200, { output: { embeddings }, usage: usageBody(counts), request_id: requestId } satisfies ApiSuccessBody);
   }
 
   async function control(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
     if (req.method === 'GET' && path === '/_sim/stats') return sendJson(res, 200, stats.snapshot());
     if (req.method === 'GET' && path === '/_sim/config') return sendJson(res, 200, config());
+    if (req.method === 'GET' && path === '/_sim/requests') return sendJson(res, 200, { capacity: log.capacity, requests: log.list() });
     if (req.method === 'POST' && path === '/_sim/reset') {
       await readBody(req, CONTROL_BODY_MAX);
       reset();
@@ -233,14 +248,13 @@ export async function startSimulator(input: SimulatorOptionsInput): Promise<Simu
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = new URL(req.url ?? '/', 'http://sim').pathname;
-    if (path === EMBEDDING_PATH) {
-      if (req.method === 'POST') return embedding(req, res);
-      await readBody(req, CONTROL_BODY_MAX).catch(() => undefined);
-      return sendJson(res, 405, { code: 'MethodNotAllowed', message: `Use POST for ${EMBEDDING_PATH}.`, request_id: randomUUID() });
-    }
     if (path.startsWith('/_sim/')) return control(req, res, path);
-    await readBody(req, CONTROL_BODY_MAX).catch(() => undefined);
-    sendJson(res, 404, { code: 'NotFound', message: `No ${req.method ?? ''} ${path} on the simulator.`, request_id: randomUUID() });
+    if (path === EMBEDDING_PATH && req.method === 'POST') return embedding(req, res);
+    // Anything else is logged too: a client on the wrong path or method shows up in the log.
+    const body = await readBody(req, CONTROL_BODY_MAX).catch(() => undefined);
+    if (body) log.record(req, res, body.bytes, body.total);
+    if (path === EMBEDDING_PATH) return answer(res, 405, { code: 'MethodNotAllowed', message: `Use POST for ${EMBEDDING_PATH}.`, request_id: randomUUID() });
+    answer(res, 404, { code: 'NotFound', message: `No ${req.method ?? ''} ${path} on the simulator.`, request_id: randomUUID() });
   }
 
   const server = createServer((req, res) => {
@@ -248,7 +262,7 @@ export async function startSimulator(input: SimulatorOptionsInput): Promise<Simu
       // A client that went away needs no answer; anything else is a simulator bug.
       if (req.complete && !res.headersSent && !res.destroyed) {
         process.stderr.write(`simulator: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-        sendJson(res, 500, { code: INTERNAL_ERROR.code, message: INTERNAL_ERROR.message, request_id: randomUUID() });
+        answer(res, 500, { code: INTERNAL_ERROR.code, message: INTERNAL_ERROR.message, request_id: randomUUID() });
       }
     });
   });
@@ -270,6 +284,7 @@ export async function startSimulator(input: SimulatorOptionsInput): Promise<Simu
     reset,
     configure: (patch) => configure(patch),
     config,
+    requests: () => log.list(),
     close: () =>
       new Promise<void>((resolve, reject) => {
         for (const timer of hung) clearTimeout(timer);
