@@ -28,10 +28,26 @@ const SETTINGS = {
   baseUrl: { env: 'DASHSCOPE_BASE_URL', flag: 'baseUrl', schema: url.default(DEFAULT_BASE_URL) },
   /** @defaultValue 120000 */
   requestTimeoutMs: { env: 'REQUEST_TIMEOUT_MS', schema: int(1000).default(120_000) },
-  /** @defaultValue redis://127.0.0.1:6379 */
-  redisUrl: { env: 'REDIS_URL', flag: 'redisUrl', schema: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').default('redis://127.0.0.1:6379') },
-  /** @defaultValue mm-ingest */
-  queuePrefix: { env: 'QUEUE_PREFIX', flag: 'queuePrefix', schema: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only').default('mm-ingest') },
+  /**
+   * One Redis URL; with `redisCluster`, one or more seed nodes of the cluster, comma-separated
+   * (any one is enough to discover the others). @defaultValue redis://127.0.0.1:6379
+   */
+  redisUrl: {
+    env: 'REDIS_URL',
+    flag: 'redisUrl',
+    schema: z.string().regex(/^rediss?:\/\/[^,\s]+(,rediss?:\/\/[^,\s]+)*$/, 'must be a redis:// or rediss:// URL (for a cluster: several, comma-separated)').default('redis://127.0.0.1:6379'),
+  },
+  /** `true`: REDIS_URL names nodes of a Redis Cluster (ioredis `Cluster`); QUEUE_PREFIX then needs a hash tag. @defaultValue false */
+  redisCluster: { env: 'REDIS_CLUSTER', flag: 'redisCluster', schema: bool.default(false) },
+  /**
+   * Prefix of every Redis key; may hold one hash tag (`{mm-ingest}`), which a cluster
+   * requires so that every key of a queue and of a run lands in one slot. @defaultValue mm-ingest
+   */
+  queuePrefix: {
+    env: 'QUEUE_PREFIX',
+    flag: 'queuePrefix',
+    schema: z.string().regex(/^[A-Za-z0-9_.-]*(\{[A-Za-z0-9_.-]+\})?[A-Za-z0-9_.-]*$/, 'letters, digits, _ . - and at most one hash tag such as {mm-ingest}').refine((s) => s.length > 0, 'must not be empty').default('mm-ingest'),
+  },
   /** @defaultValue http://127.0.0.1:6333 */
   qdrantUrl: { env: 'QDRANT_URL', flag: 'qdrantUrl', schema: url.default('http://127.0.0.1:6333') },
   qdrantApiKey: { env: 'QDRANT_API_KEY', schema: z.string().min(1).optional() },
@@ -85,6 +101,8 @@ export const CONFIG_VARIABLES = Object.values(SETTINGS).map((s) => s.env);
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: Readonly<Record<string, unknown>> = {}): Config {
   const out: Record<string, unknown> = {};
+  const sources: Record<string, string> = {};
+  const defaulted = new Set<string>();
   for (const [name, setting] of Object.entries(SETTINGS) as [string, Setting<unknown>][]) {
     const fromFlag = setting.flag !== undefined ? flags[setting.flag] : undefined;
     const raw = fromFlag !== undefined ? String(fromFlag) : env[setting.env];
@@ -92,9 +110,37 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: Readonly
     const parsed = setting.schema.safeParse(raw === '' && setting.env !== 'S3_ENDPOINT' ? undefined : raw);
     if (!parsed.success) throw new ConfigError(source, `${parsed.error.issues[0]?.message ?? 'invalid'} (got "${raw}")`);
     out[name] = parsed.data;
+    sources[name] = source;
+    if (raw === undefined || raw === '') defaulted.add(name);
   }
+  checkRedisTopology(out, sources, defaulted);
   const models = parseModelOverrides(out.modelOverrides as string | undefined, flags.modelOverrides !== undefined ? '--model-overrides' : 'MODEL_OVERRIDES');
   return Object.freeze({ ...out, models }) as Config;
+}
+
+/** True when the prefix holds a Redis hash tag: `{`, at least one character, `}`. */
+export function hasHashTag(prefix: string): boolean {
+  return /\{[^{}]+\}/.test(prefix);
+}
+
+/**
+ * Settings that only make sense together. Several seed nodes are a cluster. On a cluster,
+ * BullMQ's scripts and ours touch several keys of a queue or a run at once, which a cluster
+ * allows only within one slot: the prefix's hash tag puts them all in one.
+ */
+function checkRedisTopology(out: Record<string, unknown>, sources: Readonly<Record<string, string>>, defaulted: ReadonlySet<string>): void {
+  const url = out.redisUrl as string;
+  const prefix = out.queuePrefix as string;
+  if (!out.redisCluster) {
+    if (url.includes(',')) throw new ConfigError(sources.redisUrl ?? 'REDIS_URL', `lists several nodes; for a Redis Cluster set REDIS_CLUSTER=true (got "${url}")`);
+    return;
+  }
+  if (!hasHashTag(prefix)) {
+    throw new ConfigError(
+      sources.queuePrefix ?? 'QUEUE_PREFIX',
+      `on a Redis Cluster (${sources.redisCluster ?? 'REDIS_CLUSTER'}) the prefix needs a hash tag so that every key of a queue and of a run lands in one slot: use "{${prefix.replace(/[{}]/g, '')}}" (got "${prefix}"${defaulted.has('queuePrefix') ? ', the default' : ''})`,
+    );
+  }
 }
 
 /** The API key, or a ConfigError saying where to put it. */

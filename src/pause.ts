@@ -5,22 +5,22 @@
  * lifts it once the cause is fixed.
  */
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 
 const reasonKey = (prefix: string): string => `${prefix}:embed:paused-reason`;
 
-export async function pauseForReason(queue: Queue, redis: Redis, prefix: string, reason: string): Promise<void> {
+export async function pauseForReason(queue: Queue, redis: Redis | Cluster, prefix: string, reason: string): Promise<void> {
   // the first reason wins: later jobs fail the same way and would only repeat it
   await redis.set(reasonKey(prefix), reason, 'NX');
   await queue.pause();
 }
 
-export async function pausedReason(queue: Queue, redis: Redis, prefix: string): Promise<string | undefined> {
+export async function pausedReason(queue: Queue, redis: Redis | Cluster, prefix: string): Promise<string | undefined> {
   if (!(await queue.isPaused())) return undefined;
   return (await redis.get(reasonKey(prefix))) ?? 'paused by an operator';
 }
 
-export async function resume(queue: Queue, redis: Redis, prefix: string): Promise<void> {
+export async function resume(queue: Queue, redis: Redis | Cluster, prefix: string): Promise<void> {
   await redis.del(reasonKey(prefix));
   await queue.resume();
 }

@@ -18,7 +18,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 
 export interface RateLimits {
   readonly rpm: number | null;
@@ -98,7 +98,7 @@ export class SharedRateLimiter implements RequestGate {
   private readonly utilization: number;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: Redis | Cluster,
     private readonly prefix: string,
     opts: SharedLimiterOptions = {},
   ) {

@@ -16,7 +16,7 @@
  * gave up (`failed`). The run is finished when its scan is complete and every job it
  * added has a result (done or failed).
  */
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 
 export interface RunInfo {
   readonly id: string;
@@ -123,7 +123,7 @@ return 1`;
 
 export class RunStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: Redis | Cluster,
     private readonly prefix: string,
   ) {}
 
