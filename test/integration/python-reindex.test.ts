@@ -67,9 +67,10 @@ describe('reindex requests from Python (BullMQ\'s Python client)', () => {
   /** The job once it is completed or failed. */
   const finished = (id: string) =>
     until(`reindex job ${id} to finish`, async () => {
-      const job = await queue.getJob(id);
-      const state = await job?.getState();
-      return job && (state === 'completed' || state === 'failed') ? { job, state } : undefined;
+      const state = await queue.getJobState(id);
+      // read once finished: a job read before it completed has no return value yet
+      const job = state === 'completed' || state === 'failed' ? await queue.getJob(id) : undefined;
+      return job ? { job, state } : undefined;
     }, 60_000, 100);
   const runEnd = (runId: string): Promise<RunState> => until(`run ${runId} to finish`, async () => {
     const r = await runs.get(runId);
