@@ -6,6 +6,7 @@ import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../errors.js';
 import { registerSimulateCommand } from '../simulator/cli.js';
 import { registerDashboardCommand } from './dashboard.js';
+import { registerDoctorCommand } from './doctor.js';
 import { registerFailureCommands } from './failures.js';
 import { registerModelsCommand } from './models.js';
 import { registerReindexCommands } from './reindex.js';
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
   registerReportCommands(program);
   registerModelsCommand(program);
   registerDashboardCommand(program);
+  registerDoctorCommand(program);
   registerSimulateCommand(program);
   return program;
 }

@@ -7,6 +7,8 @@
  * `stop()` sends SIGTERM (Redis writes and fsyncs its AOF, then exits) and waits for the
  * exit; `start()` starts it again and resolves once it accepts connections (after it has
  * loaded the AOF); `close()` stops it (SIGKILL if it lingers) and removes the directory.
+ * `extraArgs` come after the defaults, so they override them (redis-server applies its
+ * options in order): `['--maxmemory-policy', 'allkeys-lru']`, `['--appendonly', 'no']`.
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -35,9 +37,14 @@ export interface RedisServerForTest {
   output(): string;
 }
 
+export interface RedisServerOptions {
+  /** redis-server options after the defaults (which they override). @defaultValue [] */
+  readonly extraArgs?: readonly string[];
+}
+
 const START_TIMEOUT_MS = 15_000;
 
-export async function startRedisServer(): Promise<RedisServerForTest> {
+export async function startRedisServer(opts: RedisServerOptions = {}): Promise<RedisServerForTest> {
   const dir = await mkdtemp(join(tmpdir(), 'redis-test-'));
   const port = await freePort();
   let child: ChildProcess | undefined;
@@ -55,6 +62,7 @@ export async function startRedisServer(): Promise<RedisServerForTest> {
     '--daemonize', 'no',
     '--protected-mode', 'no',
     '--loglevel', 'notice',
+    ...(opts.extraArgs ?? []),
   ];
 
   async function start(): Promise<void> {
