@@ -207,7 +207,8 @@ async function checkBucket(objects: DoctorClients['objects'], t: DoctorTarget): 
       row('object read', 'skip', 'not checked: no object to read'),
     ];
   }
-  const rows = [row('bucket', 'ok', `${where} lists (${listed} objects on the first page)`, '', { listed: page.objects.length })];
+  const objectsWord = listed === '1' ? 'object' : 'objects';
+  const rows = [row('bucket', 'ok', `${where} lists (${listed} ${objectsWord} on the first page)`, '', { listed: page.objects.length })];
   // One byte of the first non-empty object; a range on an empty one is a 416.
   const target = page.objects.find((o) => o.size > 0) ?? page.objects[0]!;
   try {
