@@ -110,6 +110,11 @@ export function embedJobId(runId: string, contentId: string): string {
   return `${runId}.${contentId}`;
 }
 
+/** The run that added a job, from its id (run ids hold no dot). */
+export function runOfJobId(jobId: string): string {
+  return jobId.slice(0, jobId.indexOf('.'));
+}
+
 /**
  * Default options of embed jobs. Attempts cover transient failures (network, 5xx) with
  * exponential backoff; completed jobs are trimmed so Redis does not fill up, failed

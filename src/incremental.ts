@@ -67,7 +67,9 @@ export async function dropPoints(vectors: VectorStore, collection: string, bucke
 }
 
 /**
- * Deletes the points of objects under `prefix` in `bucket` for which `seen` says no.
+ * Deletes the points of objects under `prefix` in `bucket` for which `seen` says no and
+ * that were indexed before `before` (the scan's start: a point indexed since was written by
+ * a concurrent run or a keys job, for an object this scan may have listed before it existed).
  * Walks chunk-0 points of the bucket page by page; returns the number of objects pruned.
  */
 export async function prune(
@@ -75,18 +77,19 @@ export async function prune(
   collection: string,
   bucket: string,
   prefix: string,
+  before: string,
   seen: (keys: string[]) => Promise<boolean[]>,
 ): Promise<number> {
   let pruned = 0;
   let offset: string | undefined;
   do {
-    const page = await vectors.scroll(collection, { bucket, chunk: 0 }, ['key', 'chunk_count', 'group', 'members'], offset);
+    const page = await vectors.scroll(collection, { bucket, chunk: 0 }, ['key', 'chunk_count', 'group', 'members', 'indexed_at'], offset);
     // a group's points are stored under its group key, and it is under the prefix when its members are
     const pointKey = (p: StoredPoint): string => (typeof p.payload.group === 'string' ? groupPointKey(p.payload.group) : (p.payload.key as string));
     const firstKey = (p: StoredPoint): unknown => (Array.isArray(p.payload.members) ? p.payload.members[0] : p.payload.key);
     const candidates = page.points.filter((p) => {
       const k = firstKey(p);
-      return typeof k === 'string' && k.startsWith(prefix);
+      return typeof k === 'string' && k.startsWith(prefix) && String(p.payload.indexed_at ?? '') < before;
     });
     const present = await seen(candidates.map(pointKey));
     const gone = candidates.filter((_, i) => !present[i]);

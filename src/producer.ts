@@ -9,7 +9,7 @@
  * (a unit's members may be listed pages apart).
  */
 import type { Queue } from 'bullmq';
-import { EMBED_JOB_OPTIONS, embedContentId, embedJobId, jobContents, paramsHash, unitParamsHash } from '../jobs/embed-job.js';
+import { EMBED_JOB_OPTIONS, embedContentId, embedJobId, jobContents, paramsHash, runOfJobId, unitParamsHash } from '../jobs/embed-job.js';
 import type { EmbedJobData, EmbedSettings } from '../jobs/embed-job.js';
 import { Batcher } from './batcher.js';
 import { alone, completeStages, entryObjects, formUnits, stageOf, unitPointKey } from './compose.js';
@@ -25,7 +25,7 @@ import type { VectorStore } from './vector-store.js';
 
 /**
  * `incremental`: objects whose points are complete and current are not queued;
- * `full`: everything is queued; `rebuild`: everything, into a new collection (see rebuild.ts).
+ * `full`: everything is queued; `rebuild`: everything, into a new collection (rebuild.ts).
  */
 export type IndexMode = 'incremental' | 'full' | 'rebuild';
 
@@ -46,6 +46,8 @@ export interface ProduceOptions {
   readonly mode?: IndexMode;
   /** After a completed scan, delete the points of objects under the prefix that are gone. */
   readonly prune?: boolean;
+  /** When the run started (ISO): prune never deletes a point indexed since (a concurrent run wrote it). */
+  readonly startedAt?: string;
 }
 
 export interface ProduceDeps {
@@ -62,7 +64,7 @@ export interface ProduceSummary extends Required<PageCounts> {
   deleted: number;
 }
 
-export const emptySummary = (): ProduceSummary => ({ scanned: 0, skipped: 0, filteredOut: 0, queuedObjects: 0, jobsAdded: 0, jobsDeduplicated: 0, pages: 0, unchanged: 0, new: 0, changed: 0, deleted: 0 });
+export const emptySummary = (): ProduceSummary => ({ scanned: 0, skipped: 0, filteredOut: 0, queuedObjects: 0, jobsAdded: 0, jobsDeduplicated: 0, pages: 0, unchanged: 0, new: 0, changed: 0, deleted: 0, seenMarked: 0 });
 
 export async function produce(deps: ProduceDeps, opts: ProduceOptions): Promise<ProduceSummary> {
   const total = emptySummary();
@@ -98,12 +100,15 @@ export async function produce(deps: ProduceDeps, opts: ProduceOptions): Promise<
         }
       }
       await deps.runs.stage(opts.runId, staged);
+      let seenMarked = 0;
       if (opts.prune) {
         // a staged object is seen through its unit, once the unit is formed; an unpaired one not at all
         const unseen = new Set([...staged.map((s) => s.object.key), ...skipped.filter((s) => s.code === 'unpaired').map((s) => s.object.key)]);
-        await deps.runs.markSeen(opts.runId, page.listedKeys.filter((k) => !unseen.has(k)));
+        const seen = page.listedKeys.filter((k) => !unseen.has(k));
+        await deps.runs.markSeen(opts.runId, seen);
+        seenMarked = seen.length;
       }
-      const counts = await queueing(entries, skipped, { scanned: page.objects.length + page.skipped.length, filteredOut: page.filteredOut });
+      const counts = { ...(await queueing(entries, skipped, { scanned: page.objects.length + page.skipped.length, filteredOut: page.filteredOut })), seenMarked };
       await deps.runs.pageDone(opts.runId, {
         ...counts,
         ...(page.token !== undefined ? { pageToken: page.token } : {}),
@@ -118,10 +123,26 @@ export async function produce(deps: ProduceDeps, opts: ProduceOptions): Promise<
     await deps.runs.scanFinished(opts.runId, 'failed', (err as Error).message);
     throw err;
   }
+  const run = await deps.runs.get(opts.runId);
+  if (opts.mode === 'rebuild' && (run?.counters.scanned ?? total.scanned) === 0) {
+    // a mistyped prefix must not replace a live index with an empty one
+    const reason = `nothing listed under the prefix: s3://${opts.bucket}/${opts.prefix} has no object to index`;
+    await deps.runs.scanFinished(opts.runId, 'failed', reason);
+    return total;
+  }
   // Only a scan that listed everything may prune: an interrupted one never gets here.
   if (opts.prune) {
-    total.deleted = await prune(deps.vectors, opts.settings.collection, opts.bucket, opts.prefix, (keys) => deps.runs.seen(opts.runId, keys));
-    await deps.runs.addCounter(opts.runId, 'deleted', total.deleted);
+    const marked = run?.counters.seenMarked ?? total.seenMarked;
+    const held = await deps.runs.seenCount(opts.runId);
+    if (held < marked) {
+      // the seen-set expired or was lost: pruning with it would delete live objects' points
+      await deps.runs.note(opts.runId, 'prune', `not pruned: the run's seen-set holds ${held} of the ${marked} keys it listed (expired or lost); nothing was deleted, run a new --prune scan`);
+    } else {
+      const before = opts.startedAt ?? run?.startedAt ?? new Date().toISOString();
+      total.deleted = await prune(deps.vectors, opts.settings.collection, opts.bucket, opts.prefix, before, (keys) => deps.runs.seen(opts.runId, keys));
+      await deps.runs.addCounter(opts.runId, 'deleted', total.deleted);
+      await deps.runs.dropSeen(opts.runId);
+    }
   }
   await deps.runs.scanFinished(opts.runId, 'complete');
   if (compose) await deps.runs.dropStage(opts.runId);
@@ -145,8 +166,9 @@ async function queueStaged(deps: ProduceDeps, opts: ProduceOptions, compose: Com
       entries.push(...f.entries);
       skipped.push(...f.skipped);
     }
-    if (opts.prune) await deps.runs.markSeen(opts.runId, entries.map((e) => ('unit' in e ? unitPointKey(e.unit) : e.object.key)));
-    const counts = await queueing(entries, skipped, { scanned: 0, filteredOut: 0 });
+    const seen = opts.prune ? entries.map((e) => ('unit' in e ? unitPointKey(e.unit) : e.object.key)) : [];
+    await deps.runs.markSeen(opts.runId, seen);
+    const counts = { ...(await queueing(entries, skipped, { scanned: 0, filteredOut: 0 })), seenMarked: seen.length };
     chunk += 1;
     await deps.runs.pageDone(opts.runId, { ...counts, pageToken: `compose:${chunk}` });
     add(counts);
@@ -193,19 +215,22 @@ export function entryQueuer(deps: Omit<ProduceDeps, 'onPage'>, opts: Pick<Produc
 
     const queued = await enqueue(deps.queue, opts, jobs);
     const added = await deps.runs.newJobs(opts.runId, queued.jobIds);
+    await follow(deps.runs, opts.runId, queued.followed);
     await deps.runs.recordItems(opts.runId, new Map<string, ItemOutcome>(skipped.map((s) => [s.object.key, { status: 'skipped', code: s.code, reason: s.reason }])));
-    const lone = skipped.filter((s) => s.code === 'unpaired').map((s) => s.object.key);
-    await dropPoints(deps.vectors, settings.collection, opts.bucket, lone);
+    // an object skipped now (emptied, no longer supported, too large, unpaired) may have
+    // been indexed before: its old points no longer stand for it
+    await dropPoints(deps.vectors, settings.collection, opts.bucket, skipped.map((s) => s.object.key));
     return {
       scanned: listed.scanned,
       skipped: skipped.length,
       filteredOut: listed.filteredOut,
       queuedObjects: toQueue.reduce((n, e) => n + entryObjects(e).length, 0),
       jobsAdded: added,
-      jobsDeduplicated: queued.deduplicated,
+      jobsDeduplicated: queued.followed.length,
       unchanged: changes ? objectsOf('unchanged') : 0,
       new: objectsOf('new'),
       changed: objectsOf('changed'),
+      seenMarked: 0,
     };
   };
 }
@@ -214,8 +239,8 @@ export function entryQueuer(deps: Omit<ProduceDeps, 'onPage'>, opts: Pick<Produc
  * Adds jobs in bulk. A job whose content (settings + keys + ETags) is already pending in
  * the queue, from this run or another, is deduplicated by BullMQ and not added again.
  */
-async function enqueue(queue: Queue<EmbedJobData>, opts: Pick<ProduceOptions, 'runId' | 'bucket' | 'settings'>, jobs: readonly Entry[][]): Promise<{ jobIds: string[]; deduplicated: number }> {
-  if (jobs.length === 0) return { jobIds: [], deduplicated: 0 };
+async function enqueue(queue: Queue<EmbedJobData>, opts: Pick<ProduceOptions, 'runId' | 'bucket' | 'settings'>, jobs: readonly Entry[][]): Promise<{ jobIds: string[]; followed: { jobId: string; runId: string }[] }> {
+  if (jobs.length === 0) return { jobIds: [], followed: [] };
   const bulk = jobs.map((entries) => {
     const contents = jobContents(entries);
     const contentId = embedContentId(opts.bucket, opts.settings, contents.objects, contents.units);
@@ -226,5 +251,21 @@ async function enqueue(queue: Queue<EmbedJobData>, opts: Pick<ProduceOptions, 'r
   const result = await queue.addBulk(bulk);
   // A deduplicated add returns the pending job of the same content, with its own id.
   const jobIds = result.flatMap((job, i) => (job.id !== undefined && job.id === bulk[i]?.opts.jobId ? [job.id] : []));
-  return { jobIds, deduplicated: bulk.length - jobIds.length };
+  // (the returned job carries this add's data: the pending job's run is in its id)
+  const followed = result.flatMap((job, i) => (job.id !== undefined && job.id !== bulk[i]?.opts.jobId ? [{ jobId: job.id, runId: runOfJobId(job.id) }] : []));
+  return { jobIds, followed };
+}
+
+/**
+ * The run waits for the pending jobs of other runs that hold its objects, and counts what
+ * they did. A job that ended before this run started following it is recorded here from
+ * its own run's record (the worker that ended it records it in every follower it saw).
+ */
+async function follow(runs: RunStore, runId: string, followed: readonly { jobId: string; runId: string }[]): Promise<void> {
+  const own = followed.filter((f) => f.runId !== runId);
+  if ((await runs.follow(runId, own.map((f) => f.jobId))) === 0) return;
+  for (const f of own) {
+    const result = await runs.jobResult(f.runId, f.jobId);
+    if (result) await runs.recordJob(runId, f.jobId, result);
+  }
 }

@@ -308,6 +308,29 @@ export function createQdrantStore(opts: QdrantStoreOptions): QdrantStore {
       };
     },
 
+    async count(collection, match = {}) {
+      const must = Object.entries(match).map(([key, value]) => ({ key, match: { value } }));
+      const res = await call('count', collection, () => client.count(collection, { exact: true, ...(must.length > 0 ? { filter: { must } } : {}) }));
+      return res.count;
+    },
+
+    async scrollIndexedSince(collection, since, offset) {
+      const page = await call('scroll', collection, () =>
+        client.scroll(collection, {
+          filter: { must: [{ key: 'indexed_at', range: { gte: since } }] },
+          limit: ID_BATCH,
+          with_payload: true,
+          with_vector: true,
+          ...(offset !== undefined ? { offset } : {}),
+        }),
+      );
+      const next = page.next_page_offset;
+      return {
+        points: page.points.map((p) => ({ id: String(p.id), vector: p.vector as number[], payload: { ...p.payload } as PointRecord['payload'] })),
+        ...(typeof next === 'string' || typeof next === 'number' ? { next: String(next) } : {}),
+      };
+    },
+
     async aliasTarget(alias) {
       const { aliases } = await call('getAliases', alias, () => client.getAliases());
       return aliases.find((a) => a.alias_name === alias)?.collection_name;

@@ -2,7 +2,7 @@
  * Starting (or continuing) a run, the same way from the CLI and from the reindex queue:
  * validate the request against the model, create the run, scan and queue (a prefix, or a
  * list of keys), and finish the run once every job has a result (for `rebuild`: switch
- * the alias to the new collection and drop the old one, only when nothing failed).
+ * the alias to the new collection when it is complete: rebuild.ts).
  */
 import type { Queue } from 'bullmq';
 import type { EmbedJobData, EmbedSettings } from '../jobs/embed-job.js';
@@ -12,12 +12,13 @@ import type { Composition } from './compose.js';
 import { ConfigError } from './errors.js';
 import { newRunId } from './ids.js';
 import { dropPoints } from './incremental.js';
+import { checkRebuildScope, finishRebuild } from './rebuild.js';
 import { resolveDimension, resolveModel } from './models.js';
 import type { ObjectStore } from './object-store.js';
 import { entryQueuer, produce } from './producer.js';
 import type { IndexMode, ProduceSummary } from './producer.js';
 import { isFinished } from './runs.js';
-import type { RunState, RunStore } from './runs.js';
+import type { JobResult, RunState, RunStore } from './runs.js';
 import { classify } from './scanner.js';
 import type { ScanOptions } from './scanner.js';
 import type { VectorStore } from './vector-store.js';
@@ -67,8 +68,13 @@ export interface Started {
 }
 
 /** Checks a request and starts (or continues) its run; returns once everything is queued. */
-export async function startRun(deps: RunnerDeps, req: RunRequest): Promise<Started> {
+export async function startRun(deps: RunnerDeps, request: RunRequest): Promise<Started> {
   const { config } = deps;
+  const found = request.runId ? await deps.runs.get(request.runId) : undefined;
+  if (request.runId && !found) throw new ConfigError('--run-id', `run ${request.runId} does not exist`);
+  // a resumed run scans, prunes and embeds as it started: its record decides
+  const existing = found ? withRecordedScope(found, request) : undefined;
+  const req = existing?.request ?? request;
   const model = resolveModel(req.model, config.models);
   const dimension = resolveDimension(model, req.dimension);
   if (config.chunkTokens !== undefined && config.chunkTokens > model.textTokenLimit) {
@@ -76,31 +82,34 @@ export async function startRun(deps: RunnerDeps, req: RunRequest): Promise<Start
   }
   const mode = req.mode ?? 'incremental';
   if (mode === 'rebuild' && req.keys) throw new ConfigError('mode', 'a rebuild indexes a whole prefix, not a list of keys');
-  const compose = composition(req);
+  const compose = existing ? undefined : composition(req);
   if (compose) checkComposition(compose, model);
   if (compose && req.keys) {
     throw new ConfigError(compose.kind === 'fused' ? '--fuse-sidecar' : '--group-images', 'a list of keys cannot be composed into units (a unit needs the listing of its members): index their prefix instead, an incremental run redoes only the units that changed');
   }
 
-  const existing = req.runId ? await deps.runs.get(req.runId) : undefined;
-  if (req.runId && !existing) throw new ConfigError('--run-id', `run ${req.runId} does not exist`);
-  const runId = existing?.id ?? newRunId();
-  const target = existing ? (JSON.parse(existing.settings ?? '{}') as Partial<EmbedSettings>).collection ?? req.collection : mode === 'rebuild' ? `${req.collection}--${runId.toLowerCase()}` : req.collection;
-  const settings: EmbedSettings = {
-    collection: target,
-    model: model.name,
-    dimension,
-    chunkOverlap: config.chunkOverlap,
-    imageMode: config.imageMode,
-    maxBodyBytes: config.maxRequestBytes,
-    ...(config.chunkTokens !== undefined ? { chunkTokens: config.chunkTokens } : {}),
-    ...(req.fps !== undefined ? { fps: req.fps } : {}),
-    ...(req.instruct !== undefined ? { instruct: req.instruct } : {}),
-    ...(compose ? { compose } : {}),
-  };
+  const runId = existing?.run.id ?? newRunId();
+  const target = mode === 'rebuild' ? `${req.collection}--${runId.toLowerCase()}` : req.collection;
+  const settings: EmbedSettings = existing
+    ? (JSON.parse(existing.run.settings ?? '{}') as EmbedSettings)
+    : {
+        collection: target,
+        model: model.name,
+        dimension,
+        chunkOverlap: config.chunkOverlap,
+        imageMode: config.imageMode,
+        maxBodyBytes: config.maxRequestBytes,
+        ...(config.chunkTokens !== undefined ? { chunkTokens: config.chunkTokens } : {}),
+        ...(req.fps !== undefined ? { fps: req.fps } : {}),
+        ...(req.instruct !== undefined ? { instruct: req.instruct } : {}),
+        ...(compose ? { compose } : {}),
+      };
   if (req.fps !== undefined && !(req.fps >= 0 && req.fps <= 1)) throw new ConfigError('fps', `must be a number in [0, 1], got ${req.fps}`);
+  const startedAt = new Date().toISOString();
+  const scope = { prefix: req.prefix ?? '', include: req.include ?? [], exclude: req.exclude ?? [], ...(req.minSize !== undefined ? { minSize: req.minSize } : {}), ...(req.maxSize !== undefined ? { maxSize: req.maxSize } : {}) };
+  if (mode === 'rebuild' && !existing) await checkRebuildScope(deps.vectors, req.collection, req.bucket, scope);
   // A collection of another dimension is refused here, before anything is queued.
-  await deps.vectors.ensureCollection(target, dimension);
+  await deps.vectors.ensureCollection(settings.collection, dimension);
   if (!existing) {
     await deps.runs.create({
       id: runId,
@@ -109,17 +118,21 @@ export async function startRun(deps: RunnerDeps, req: RunRequest): Promise<Start
       collection: req.collection,
       model: model.name,
       dimension,
-      startedAt: new Date().toISOString(),
+      startedAt,
       settings: JSON.stringify(settings),
       mode,
+      scope: JSON.stringify(scope),
+      ...(req.prune === true && mode !== 'rebuild' ? { prune: '1' } : {}),
     });
   }
-  deps.onStart?.({ runId, target, resumed: existing !== undefined });
-  if (existing?.scanStatus === 'complete') return { runId, resumed: true, target };
+  deps.onStart?.({ runId, target: settings.collection, resumed: existing !== undefined });
+  if (existing?.run.scanStatus === 'complete') return { runId, resumed: true, target: settings.collection };
+  // a scan that failed starts again where it stopped; the run's end is decided anew
+  if (existing) await deps.runs.reopen(runId);
 
-  const summary = req.keys
-    ? await queueKeys(deps, runId, req.bucket, req.keys, settings, mode)
-    : await produce(
+  const scanning = req.keys
+    ? queueKeys(deps, runId, req.bucket, req.keys, settings, mode)
+    : produce(
         { store: deps.store, queue: deps.queue, runs: deps.runs, vectors: deps.vectors, ...(deps.onPage ? { onPage: deps.onPage } : {}) },
         {
           runId,
@@ -129,16 +142,25 @@ export async function startRun(deps: RunnerDeps, req: RunRequest): Promise<Start
           settings,
           mode,
           prune: req.prune === true && mode !== 'rebuild',
+          startedAt: existing?.run.startedAt ?? startedAt,
           ...(req.include ? { include: req.include } : {}),
           ...(req.exclude ? { exclude: req.exclude } : {}),
           ...(req.minSize !== undefined ? { minSize: req.minSize } : {}),
           ...(req.maxSize !== undefined ? { maxSize: req.maxSize } : {}),
           ...(req.pageSize !== undefined ? { pageSize: req.pageSize } : {}),
-          ...(existing?.lastToken !== undefined ? { resumeToken: existing.lastToken } : {}),
+          ...(existing?.run.lastToken !== undefined ? { resumeToken: existing.run.lastToken } : {}),
         },
       );
+  let summary: ProduceSummary;
+  try {
+    summary = await scanning;
+  } catch (err) {
+    // a failed scan ends the run once its queued jobs are done, which may already be so
+    await finishIfDone(deps, runId);
+    throw err;
+  }
   await finishIfDone(deps, runId);
-  return { runId, resumed: existing !== undefined, target, summary };
+  return { runId, resumed: existing !== undefined, target: settings.collection, summary };
 }
 
 /** The run's composition, from `groupImages` or `fuseSidecar` (not both). */
@@ -184,21 +206,65 @@ export async function finishIfDone(deps: Pick<RunnerDeps, 'runs' | 'vectors'>, r
   if (!run || !isFinished(run)) return undefined;
   if (!(await deps.runs.claimFinish(runId))) return run;
   if (run.mode === 'rebuild') {
-    const target = (JSON.parse(run.settings ?? '{}') as Partial<EmbedSettings>).collection;
-    const failures = run.counters.objectsFailed + run.counters.jobsFailed;
-    if (!target || failures > 0) {
-      await deps.runs.note(runId, 'rebuild', failures > 0 ? `not switched: ${failures} failures; ${target} kept for inspection` : 'no target');
-    } else {
-      const old = await deps.vectors.aliasTarget(run.collection);
-      if (old === undefined && (await deps.vectors.collectionExists(run.collection))) {
-        // the first rebuild of a plain collection: its name must become the alias
-        await deps.vectors.deleteCollection(run.collection);
-      }
-      await deps.vectors.switchAlias(run.collection, target);
-      if (old !== undefined && old !== target) await deps.vectors.deleteCollection(old);
-      await deps.runs.note(runId, 'rebuild', `alias ${run.collection} -> ${target}${old ? ` (dropped ${old})` : ''}`);
-    }
+    const { note } = await finishRebuild(deps.vectors, run);
+    await deps.runs.note(runId, 'rebuild', note);
   }
   await deps.runs.markFinished(runId);
-  return run;
+  return (await deps.runs.get(runId)) ?? run;
+}
+
+/**
+ * Records a job's result in its run and in every run following it (runs whose own adds
+ * were deduplicated into it), and finishes each of them that is now done.
+ */
+export async function recordJobResult(deps: Pick<RunnerDeps, 'runs' | 'vectors'>, runId: string, jobId: string, result: JobResult): Promise<void> {
+  await deps.runs.recordJob(runId, jobId, result);
+  await finishIfDone(deps, runId);
+  for (const follower of await deps.runs.followers(jobId)) {
+    if (follower === runId) continue;
+    await deps.runs.recordJob(follower, jobId, result);
+    await finishIfDone(deps, follower);
+  }
+}
+
+/** The scope and filters a run was started with; a differing value asked for now is an error naming it. */
+const RECORDED = ['bucket', 'collection', 'model', 'mode', 'prune', 'prefix', 'include', 'exclude', 'minSize', 'maxSize', 'dimension', 'fps', 'instruct'] as const;
+
+function withRecordedScope(run: RunState, req: RunRequest): { run: RunState; request: RunRequest } {
+  const scope = JSON.parse(run.scope ?? '{}') as { prefix?: string; include?: string[]; exclude?: string[]; minSize?: number; maxSize?: number };
+  const settings = JSON.parse(run.settings ?? '{}') as Partial<EmbedSettings>;
+  const recorded: RunRequest = {
+    bucket: run.bucket,
+    collection: run.collection,
+    model: run.model,
+    dimension: run.dimension,
+    mode: (run.mode ?? 'incremental') as IndexMode,
+    prune: run.prune === '1',
+    prefix: scope.prefix ?? run.prefix,
+    include: scope.include ?? [],
+    exclude: scope.exclude ?? [],
+    ...(scope.minSize !== undefined ? { minSize: scope.minSize } : {}),
+    ...(scope.maxSize !== undefined ? { maxSize: scope.maxSize } : {}),
+    ...(settings.fps !== undefined ? { fps: settings.fps } : {}),
+    ...(settings.instruct !== undefined ? { instruct: settings.instruct } : {}),
+    ...(req.pageSize !== undefined ? { pageSize: req.pageSize } : {}),
+    runId: run.id,
+  };
+  const empty = (v: unknown): boolean => v === undefined || v === false || v === '' || (Array.isArray(v) && v.length === 0);
+  for (const field of RECORDED) {
+    const asked: unknown = req[field];
+    const was: unknown = recorded[field];
+    if (empty(asked) || JSON.stringify(asked) === JSON.stringify(was)) continue;
+    if (field === 'mode' && asked === 'incremental' && was === undefined) continue;
+    throw new ConfigError(
+      `--${field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`,
+      `run ${run.id} was started with ${field} ${empty(was) ? '(not set)' : JSON.stringify(was)}, and a resumed run keeps what it started with (asked now: ${JSON.stringify(asked)}); leave it out, or start a new run`,
+    );
+  }
+  const composedAs = settings.compose?.kind === 'fused' ? '--fuse-sidecar' : settings.compose ? '--group-images' : undefined;
+  for (const flag of [req.groupImages !== undefined ? '--group-images' : undefined, req.fuseSidecar !== undefined ? '--fuse-sidecar' : undefined]) {
+    if (flag !== undefined && flag !== composedAs) throw new ConfigError(flag, `run ${run.id} was started ${composedAs ? `with ${composedAs}` : 'without a composition'}, and a resumed run keeps its settings; leave it out, or start a new run`);
+  }
+  if (req.keys) throw new ConfigError('--key', `run ${run.id} is resumed as it started; a list of keys is a new run`);
+  return { run, request: recorded };
 }

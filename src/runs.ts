@@ -10,6 +10,8 @@
  * - `{p}:run:{id}:pages`  hash: listing tokens of the pages already counted;
  * - `{p}:run:{id}:seen`   set: keys the scan listed, kept a week (for --prune);
  * - `{p}:run:{id}:stage`  sorted set: objects waiting for their unit to be complete (compose.ts);
+ * - `{p}:run:{id}:followed` set: ids of other runs' jobs this run waits for (deduplicated adds);
+ * - `{p}:followers:{job}` set: the runs following a job, told its result when it ends;
  * - `{p}:runs`            sorted set of run ids by start time.
  *
  * A run's scan is `scanning` until the producer has listed every page (`complete`) or
@@ -26,6 +28,9 @@ export interface RunInfo {
   readonly retryOf?: string;
   /** incremental, full or rebuild. */
   readonly mode?: string;
+  /** What the scan lists (JSON of prefix, include, exclude, minSize, maxSize) and whether it prunes: a resumed run keeps them. */
+  readonly scope?: string;
+  readonly prune?: string;
   readonly bucket: string;
   readonly prefix: string;
   readonly collection: string;
@@ -82,6 +87,10 @@ export interface RunCounters {
   new: number;
   changed: number;
   deleted: number;
+  /** Keys the scan marked seen (for --prune), counted once per page: the seen-set must hold at least this many. */
+  seenMarked: number;
+  /** Jobs of other runs this run waits for: its objects were already pending in them (deduplicated). */
+  jobsFollowed: number;
 }
 
 export interface RunState extends RunInfo {
@@ -98,7 +107,7 @@ export interface RunState extends RunInfo {
 const COUNTERS: readonly (keyof RunCounters)[] = [
   'scanned', 'skipped', 'filteredOut', 'queuedObjects', 'jobsAdded', 'jobsDeduplicated', 'jobsDone', 'jobsFailed',
   'objectsIndexed', 'objectsSkipped', 'objectsFailed', 'points', 'requests', 'inputs', 'textTokens', 'imageTokens', 'retries', 'throttled',
-  'unchanged', 'new', 'changed', 'deleted',
+  'unchanged', 'new', 'changed', 'deleted', 'seenMarked', 'jobsFollowed',
 ];
 
 // Records a job's result once: a job processed twice (a stalled job picked up again)
@@ -109,7 +118,7 @@ if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return 0 end
 for i = 3, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
 return 1`;
 
-const PAGE_COUNTERS = ['scanned', 'skipped', 'filteredOut', 'queuedObjects', 'jobsAdded', 'jobsDeduplicated', 'unchanged', 'new', 'changed'] as const;
+const PAGE_COUNTERS = ['scanned', 'skipped', 'filteredOut', 'queuedObjects', 'jobsAdded', 'jobsDeduplicated', 'unchanged', 'new', 'changed', 'seenMarked'] as const;
 export type PageCounts = { [K in (typeof PAGE_COUNTERS)[number]]?: number };
 
 // KEYS: run hash, pages-done hash. ARGV: page token, next token ('' at the end), then
@@ -170,6 +179,50 @@ export class RunStore {
   async markSeen(id: string, keys: readonly string[]): Promise<void> {
     if (keys.length === 0) return;
     await this.redis.multi().sadd(this.key(id, ':seen'), ...keys).pexpire(this.key(id, ':seen'), 7 * 24 * 3600 * 1000).exec();
+  }
+
+  /** How many keys the seen-set holds (0 once it expired or was dropped). */
+  async seenCount(id: string): Promise<number> {
+    return this.redis.scard(this.key(id, ':seen'));
+  }
+
+  async dropSeen(id: string): Promise<void> {
+    await this.redis.del(this.key(id, ':seen'));
+  }
+
+  /**
+   * This run waits for jobs of other runs that hold its objects (BullMQ deduplicated its own
+   * adds into them); returns how many are new to it. Each job id maps to the runs following
+   * it, so the worker that finishes the job records its result in them too.
+   */
+  async follow(id: string, jobIds: readonly string[]): Promise<number> {
+    if (jobIds.length === 0) return 0;
+    const m = this.redis.multi();
+    for (const j of jobIds) m.sadd(this.key(id, ':followed'), j);
+    for (const j of jobIds) m.sadd(`${this.prefix}:followers:${j}`, id).pexpire(`${this.prefix}:followers:${j}`, 7 * 24 * 3600 * 1000);
+    const replies = (await m.exec()) ?? [];
+    const added = replies.slice(0, jobIds.length).reduce((n, [, r]) => n + (r === 1 ? 1 : 0), 0);
+    if (added) await this.redis.hincrby(this.key(id), 'jobsFollowed', added);
+    return added;
+  }
+
+  /** The runs following a job (see follow). */
+  async followers(jobId: string): Promise<string[]> {
+    return this.redis.smembers(`${this.prefix}:followers:${jobId}`);
+  }
+
+  /** A job's result as recorded in a run, if it has one. */
+  async jobResult(id: string, jobId: string): Promise<JobResult | undefined> {
+    const raw = await this.redis.hget(this.key(id, ':jobs'), jobId);
+    return raw ? (JSON.parse(raw) as JobResult) : undefined;
+  }
+
+  /**
+   * A run whose scan starts again (a resume): scanning, and no longer finished, so that its
+   * end (a rebuild's switch) is decided again once the scan completes.
+   */
+  async reopen(id: string): Promise<void> {
+    await this.redis.multi().hset(this.key(id), 'scanStatus', 'scanning').hdel(this.key(id), 'scanError', 'finishing', 'finishedAt', 'note.rebuild').exec();
   }
 
   async seen(id: string, keys: readonly string[]): Promise<boolean[]> {
@@ -268,6 +321,8 @@ export class RunStore {
       ...(h.settings ? { settings: h.settings } : {}),
       ...(h.retryOf ? { retryOf: h.retryOf } : {}),
       ...(h.mode ? { mode: h.mode } : {}),
+      ...(h.scope ? { scope: h.scope } : {}),
+      ...(h.prune ? { prune: h.prune } : {}),
       notes: Object.fromEntries(Object.entries(h).filter(([k]) => k.startsWith('note.')).map(([k, v]) => [k.slice(5), v])),
       scanStatus: (h.scanStatus ?? 'scanning') as ScanStatus,
       ...(h.scanError ? { scanError: h.scanError } : {}),
@@ -288,7 +343,10 @@ export class RunStore {
   }
 }
 
-/** A run is finished when its scan completed (or failed) and every added job has a result. */
+/**
+ * A run is finished when its scan completed (or failed) and every job it added, and every
+ * job of another run it follows, has a result.
+ */
 export function isFinished(run: RunState): boolean {
-  return run.scanStatus !== 'scanning' && run.counters.jobsDone + run.counters.jobsFailed >= run.counters.jobsAdded;
+  return run.scanStatus !== 'scanning' && run.counters.jobsDone + run.counters.jobsFailed >= run.counters.jobsAdded + run.counters.jobsFollowed;
 }

@@ -143,6 +143,13 @@ function extensionLabel(key: string): string {
   return dot <= 0 ? `${base} (no extension)` : base.slice(dot);
 }
 
+/** The scope of a scan as a predicate: would it list and keep this key of this size? */
+export function inScope(opts: Pick<ScanOptions, 'prefix' | 'include' | 'exclude' | 'minSize' | 'maxSize'>): (key: string, size: number) => boolean {
+  const prefix = opts.prefix ?? '';
+  const keep = keyFilter(prefix, opts.include ?? [], opts.exclude ?? []);
+  return (key, size) => key.startsWith(prefix) && keep(key) && withinSize(size, opts);
+}
+
 function keyFilter(prefix: string, include: readonly string[], exclude: readonly string[]): (key: string) => boolean {
   const options = { dot: true };
   const included = include.length > 0 ? picomatch([...include], options) : () => true;
@@ -154,7 +161,7 @@ function keyFilter(prefix: string, include: readonly string[], exclude: readonly
   return (key) => matches(included, key) && !matches(excluded, key);
 }
 
-function withinSize(size: number, opts: ScanOptions): boolean {
+function withinSize(size: number, opts: Pick<ScanOptions, 'minSize' | 'maxSize'>): boolean {
   return (opts.minSize === undefined || size >= opts.minSize) && (opts.maxSize === undefined || size <= opts.maxSize);
 }
 

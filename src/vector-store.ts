@@ -56,6 +56,13 @@ export interface VectorStore {
    * payload fields asked for; `offset` is the previous page's `next`.
    */
   scroll(collection: string, match: Readonly<Record<string, string | number>>, fields: readonly string[], offset?: string): Promise<{ points: StoredPoint[]; next?: string }>;
+  /** Exact number of points (of those whose payload matches every `match` field, when given). */
+  count(collection: string, match?: Readonly<Record<string, string | number>>): Promise<number>;
+  /**
+   * One page of whole points (vector and payload) indexed at or after `since` (ISO time,
+   * the payload's `indexed_at`): what was written to a collection after a moment.
+   */
+  scrollIndexedSince(collection: string, since: string, offset?: string): Promise<{ points: PointRecord[]; next?: string }>;
   /** The collection an alias points to, if the alias exists. */
   aliasTarget(alias: string): Promise<string | undefined>;
   /** Whether a collection (not an alias) of that name exists. */

@@ -12,7 +12,7 @@ import { DelayedError, Worker } from 'bullmq';
 import type { Job } from 'bullmq';
 import { Registry } from 'prom-client';
 import { createEmbedHandler } from '../jobs/embed-handler.js';
-import { EMBED_QUEUE, unitsByObject } from '../jobs/embed-job.js';
+import { EMBED_QUEUE, paramsHash, unitsByObject } from '../jobs/embed-job.js';
 import type { EmbedJobData } from '../jobs/embed-job.js';
 import { requireApiKey } from '../src/config.js';
 import type { Config } from '../src/config.js';
@@ -24,7 +24,8 @@ import { pauseForReason } from '../src/pause.js';
 import { createPrometheusMetrics, startMetricsServer } from '../src/prometheus.js';
 import type { MetricsServer } from '../src/prometheus.js';
 import { OPEN_GATE, SharedRateLimiter } from '../src/rate-limit.js';
-import { finishIfDone } from '../src/runner.js';
+import { classifyChanges } from '../src/incremental.js';
+import { recordJobResult } from '../src/runner.js';
 import type { ItemOutcome, JobResult } from '../src/runs.js';
 import { qwenTokens } from '../src/tokens.js';
 import { reindexQueue } from './reindex-worker.js';
@@ -79,9 +80,9 @@ export function startEmbedWorker(config: Config): RunningWorker {
     async (job: Job<EmbedJobData, JobResult>, token?: string) => {
       try {
         const result = await handle({ id: job.id, data: job.data, signal: stopping.signal });
-        await runs.recordJob(job.data.runId, job.id ?? '', result);
-        // the run's last job finishes it (a rebuild switches its alias here)
-        await finishIfDone({ runs, vectors }, job.data.runId);
+        // the run's last job finishes it (a rebuild switches its alias here), and so for
+        // the runs that wait for this job too
+        await recordJobResult({ runs, vectors }, job.data.runId, job.id ?? '', result);
         return result;
       } catch (err) {
         if (stopping.signal.aborted && token) {
@@ -117,21 +118,31 @@ export function startEmbedWorker(config: Config): RunningWorker {
     const final = err.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1);
     log.warn({ runId: job.data.runId, jobId: job.id, attempt: job.attemptsMade, final, err: err.message }, 'embed job failed');
     if (final) {
-      const objects = job.data.objects.length;
-      const code = (err as { code?: string }).code ?? 'job-failed';
-      // a unit's members carry their unit, so that retry-failed queues it again whole
-      const unitOf = unitsByObject(job.data);
-      const failures = job.data.objects.map((o, i): [string, ItemOutcome] => {
-        const unit = unitOf.get(i);
-        return [o[0], { status: 'failed', code, reason: err.message, object: o, ...(unit ? { unit } : {}) }];
-      });
-      void runs
-        .recordItems(job.data.runId, new Map(failures))
-        .then(() => runs.recordJob(job.data.runId, job.id ?? '', { status: 'failed', objects, indexed: 0, skipped: 0, failed: objects, points: 0, error: err.message }))
-        .then(() => finishIfDone({ runs, vectors }, job.data.runId))
-        .catch((e: unknown) => log.warn({ err: (e as Error).message }, 'could not record a failed job'));
+      void recordFailedJob(job, err).catch((e: unknown) => log.warn({ err: (e as Error).message }, 'could not record a failed job'));
     }
   });
+  /**
+   * A job failed for good: its objects whose points an attempt already wrote in full (same
+   * ETag and params hash) are indexed, not failed, so retry-failed does not buy them again.
+   */
+  async function recordFailedJob(job: Job<EmbedJobData, JobResult>, err: Error): Promise<void> {
+    const { data } = job;
+    const code = (err as { code?: string }).code ?? 'job-failed';
+    const unitOf = unitsByObject(data);
+    const singles = data.objects.filter((_, i) => !unitOf.has(i)).map((o) => ({ key: o[0], etag: o[1] }));
+    const written = await classifyChanges(vectors, data.settings.collection, data.bucket, singles, paramsHash(data.settings)).catch(() => new Map<string, string>());
+    // a unit's members carry their unit, so that retry-failed queues it again whole
+    const failures = data.objects.flatMap((o, i): [string, ItemOutcome][] => {
+      if (written.get(o[0]) === 'unchanged') return [];
+      const unit = unitOf.get(i);
+      return [[o[0], { status: 'failed', code, reason: err.message, object: o, ...(unit ? { unit } : {}) }]];
+    });
+    const objects = data.objects.length;
+    const indexed = objects - failures.length;
+    await runs.recordItems(data.runId, new Map(failures));
+    await recordJobResult({ runs, vectors }, data.runId, job.id ?? '', { status: 'failed', objects, indexed, skipped: 0, failed: failures.length, points: 0, error: err.message });
+  }
+
   worker.on('error', (err) => log.warn({ err: err.message }, 'worker error'));
   // during a Redis outage the queue's connection errors too: log them once, structured
   queue.on('error', (err) => log.warn({ err: err.message }, 'queue connection error'));

@@ -43,22 +43,33 @@ function fuseUnpaired(value: string): 'skip' | 'alone' {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** How long a follower waits for another process to finish a finished run's end (a rebuild's switch). */
+const FINISH_WAIT_MS = 120_000;
 
 /**
  * Follows a run to its end, printing a line when it changes. Stops early, with the
  * reason, if the queue is paused by a fatal error (nothing would move until `resume`).
  */
-export async function followRun(runs: RunStore, runId: string, paused: () => Promise<string | undefined>, pollMs = 1000): Promise<{ run: RunState; paused?: string }> {
+export async function followRun(runs: RunStore, runId: string, paused: () => Promise<string | undefined>, finish: () => Promise<unknown>, pollMs = 1000): Promise<{ run: RunState; paused?: string }> {
   const progress = createProgress((line) => process.stdout.write(`${line}\n`), process.stdout.isTTY === true);
+  let finishing: number | undefined;
   try {
     for (;;) {
       const run = await runs.get(runId);
       if (!run) throw new Error(`run ${runId} does not exist`);
       if (isFinished(run)) {
-        await runs.markFinished(runId);
-        const final = (await runs.get(runId)) ?? run;
-        progress.update(final);
-        return { run: final };
+        // the run's end (a rebuild's switch) is done by whoever claims it: this process, or
+        // a worker still at it; its outcome is known once the run is marked finished
+        if (finishing === undefined) {
+          finishing = Date.now();
+          await finish();
+        }
+        if (run.finishedAt || Date.now() - finishing > FINISH_WAIT_MS) {
+          progress.update(run);
+          return { run };
+        }
+        await sleep(Math.min(pollMs, 200));
+        continue;
       }
       progress.update(run);
       const reason = await paused();
@@ -78,8 +89,15 @@ function reportEnd(runId: string, end: { run: RunState; paused?: string }): void
     return;
   }
   const failures = end.run.counters.objectsFailed + end.run.counters.jobsFailed;
-  if (failures > 0) {
+  const rebuild = end.run.notes.rebuild;
+  if (end.run.scanStatus === 'failed') {
+    process.stdout.write(`run ${runId}: its scan failed: ${end.run.scanError ?? 'no reason recorded'} (continue it with: mm-ingest index --run-id ${runId} ...)\n`);
+    process.exitCode = 1;
+  } else if (failures > 0) {
     process.stdout.write(`run ${runId}: finished with ${end.run.counters.objectsFailed} failed objects (mm-ingest failures --run ${runId} lists them)\n`);
+    process.exitCode = 1;
+  } else if (rebuild?.startsWith('not switched')) {
+    process.stdout.write(`run ${runId}: rebuild ${rebuild}\n`);
     process.exitCode = 1;
   } else {
     process.stdout.write(`run ${runId}: finished\n`);
@@ -92,7 +110,7 @@ export function registerPipelineCommands(program: Command): void {
       .command('index')
       .description('scan a bucket and queue its objects for embedding into a Qdrant collection')
       .requiredOption('--bucket <name>', 'the S3 bucket')
-      .option('--prefix <prefix>', 'only keys under this prefix', '')
+      .option('--prefix <prefix>', 'only keys under this prefix (default: the whole bucket)')
       .requiredOption('--collection <name>', 'the Qdrant collection (created if missing)')
       .requiredOption('--model <name>', 'the embedding model')
       .option('--dimension <n>', 'vector dimension (default: the model\'s)', positiveInt('--dimension'))
@@ -135,7 +153,7 @@ export function registerPipelineCommands(program: Command): void {
         },
         {
           bucket: flags.bucket,
-          prefix: flags.prefix ?? '',
+          ...(flags.prefix !== undefined ? { prefix: flags.prefix } : {}),
           collection: flags.collection,
           model: flags.model,
           ...(flags.dimension !== undefined ? { dimension: flags.dimension } : {}),
@@ -165,11 +183,11 @@ export function registerPipelineCommands(program: Command): void {
       }
       if (flags.wait) {
         const paused = (): Promise<string | undefined> => pausedReason(queue, connection, config.queuePrefix);
-        const end = await followRun(runs, runId, paused);
-        const finished = await finishIfDone({ runs, vectors }, runId);
-        const note = (finished ?? end.run).notes.rebuild;
-        if (note) process.stdout.write(`run ${runId}: rebuild ${note}\n`);
-        reportEnd(runId, end);
+        const end = await followRun(runs, runId, paused, () => finishIfDone({ runs, vectors }, runId));
+        const run = end.run;
+        if (run.notes.rebuild && !run.notes.rebuild.startsWith('not switched')) process.stdout.write(`run ${runId}: rebuild ${run.notes.rebuild}\n`);
+        if (run.notes.prune) process.stdout.write(`run ${runId}: ${run.notes.prune}\n`);
+        reportEnd(runId, { ...end, run });
       }
     } finally {
       await queue.close();
@@ -236,7 +254,8 @@ export function registerPipelineCommands(program: Command): void {
       if (paused) process.stdout.write(`queue paused: ${paused}\n`);
       if (run && (flags.wait || flags.watch)) {
         const isPaused = (): Promise<string | undefined> => pausedReason(queue, connection, config.queuePrefix);
-        reportEnd(run.id, await followRun(runs, run.id, isPaused));
+        const vectors = vectorStore(config);
+        reportEnd(run.id, await followRun(runs, run.id, isPaused, () => finishIfDone({ runs, vectors }, run.id)));
         return;
       }
       if (!run) {

@@ -105,6 +105,8 @@ export interface BackgroundCli {
   waitFor(pattern: RegExp, timeoutMs?: number): Promise<void>;
   /** Sends a signal and resolves with the exit code. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
+  /** Resolves with the exit code once the process ends on its own. */
+  exited(): Promise<number | null>;
 }
 
 /** Starts `mm-ingest ARGS` in the background (a worker). */
@@ -129,5 +131,6 @@ export function startCli(args: readonly string[], env: NodeJS.ProcessEnv): Backg
       if (child.exitCode === null) child.kill(signal);
       return exited;
     },
+    exited: () => exited,
   };
 }

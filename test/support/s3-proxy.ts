@@ -1,0 +1,81 @@
+/**
+ * An HTTP proxy in front of a test's S3 server, for a producer that must meet a store
+ * that goes away or stalls at a known point of its listing: it forwards every request
+ * as it is (the Host header too, so signatures stay valid) and counts listings, and the
+ * test can
+ * - `holdAfterLists(n)`: let n listings through, then keep the next ones waiting (the
+ *   scanner is then blocked between two pages, at a known place) until `release()`;
+ * - `dieAfterLists(n)`: after n listings, reset every new connection (the endpoint is
+ *   gone) until `revive()`.
+ */
+import { createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface S3Proxy {
+  /** `http://127.0.0.1:<port>`: use it as S3_ENDPOINT. */
+  readonly endpoint: string;
+  /** Listing requests forwarded so far. */
+  lists(): number;
+  /** Listing requests waiting at a hold. */
+  held(): number;
+  holdAfterLists(n: number): void;
+  release(): void;
+  dieAfterLists(n: number): void;
+  revive(): void;
+  close(): Promise<void>;
+}
+
+const isList = (method: string | undefined, url: string | undefined): boolean => {
+  const path = (url ?? '/').split('?')[0] ?? '/';
+  return method === 'GET' && path.split('/').filter((s) => s !== '').length === 1;
+};
+
+export async function startS3Proxy(target: string): Promise<S3Proxy> {
+  const upstream = new URL(target);
+  let lists = 0;
+  let dieAfter = Infinity;
+  let holdAfter = Infinity;
+  const waiting: (() => void)[] = [];
+
+  const server = createServer((req, res) => {
+    const list = isList(req.method, req.url);
+    if (lists >= dieAfter) {
+      req.socket.destroy();
+      return;
+    }
+    const forward = (): void => {
+      if (list) lists += 1;
+      const out = request(
+        { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
+        (answer) => {
+          res.writeHead(answer.statusCode ?? 502, answer.headers);
+          answer.pipe(res);
+        },
+      );
+      out.on('error', () => res.destroy());
+      req.pipe(out);
+    };
+    if (list && lists >= holdAfter) waiting.push(forward);
+    else forward();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    lists: () => lists,
+    held: () => waiting.length,
+    holdAfterLists: (n) => void (holdAfter = n),
+    release: () => {
+      holdAfter = Infinity;
+      for (const go of waiting.splice(0)) go();
+    },
+    dieAfterLists: (n) => void (dieAfter = n),
+    revive: () => void (dieAfter = Infinity),
+    close: async () => {
+      holdAfter = Infinity;
+      waiting.splice(0);
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
