@@ -8,7 +8,9 @@
  * - a request refused because of its inputs is split in halves until the culprits are
  *   alone (bisection); so is one that keeps failing with 500, since a single input can
  *   cause it; a URL the service could not download is signed again once;
- * - a fatal error (key, entitlement, model) is thrown for the worker to pause the run.
+ * - a fatal error (key, entitlement, model, a quota gone for good or 429s without end) is
+ *   thrown for the worker to pause the run;
+ * - an answer whose vectors do not fit was billed: its inputs fail, it is not sent again.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import pRetry from 'p-retry';
@@ -45,6 +47,18 @@ export interface CallDeps {
    * its vectors are paid for), so a job left to another worker is not paid for twice.
    */
   readonly signal?: AbortSignal;
+  /**
+   * How long one request may keep meeting 429s before the quota is taken to be gone for
+   * hours (a TPM or allocation that does not come back): the call then stops the run with
+   * the reason instead of holding its job in a 429 loop. @defaultValue 30 minutes
+   */
+  readonly quotaPauseAfterMs?: number;
+  /**
+   * Answers of the wrong shape seen so far, shared by the calls of one worker: the first
+   * fails its request's inputs (`bad-response`), a repeat stops the run (the collection's
+   * dimension and what the model returns disagree).
+   */
+  readonly badResponses?: { count: number };
 }
 
 export interface Embedded {
@@ -59,7 +73,8 @@ function throttleBackoff(n: number): number {
   return base / 2 + Math.random() * (base / 2);
 }
 
-function subRequest(inputs: readonly PlannedInput[]): PlannedRequest {
+/** A request of these inputs (a part of a planned one, so within the same limits). */
+export function requestOf(inputs: readonly PlannedInput[]): PlannedRequest {
   const sum = (f: (i: PlannedInput) => number): number => inputs.reduce((s, i) => s + f(i), 0);
   return {
     inputs,
@@ -89,6 +104,7 @@ export class ApiCaller {
     return pRetry(
       async () => {
         const { signal } = this.deps;
+        const throttledSince = Date.now();
         for (let throttled = 0; ; throttled++) {
           signal?.throwIfAborted();
           const { waitedMs } = await this.deps.gate.acquire(name, limits, tokens, signal);
@@ -110,6 +126,13 @@ export class ApiCaller {
             metrics.request(name, e?.decision ?? 'error', e?.code ?? 'unknown', (performance.now() - sent) / 1000);
             if (!e || e.decision !== 'rate-limited') throw err;
             this.stats.throttled += 1;
+            const quotaMs = this.deps.quotaPauseAfterMs ?? 30 * 60_000;
+            if (Date.now() - throttledSince >= quotaMs) {
+              throw new EmbeddingApiError(
+                { status: e.status, code: e.code, message: `refused with 429 for ${Math.round((Date.now() - throttledSince) / 1000)} s without a break (${e.providerMessage}): the account's quota looks gone; check it in the provider's console`, requestId: e.requestId },
+                'fatal',
+              );
+            }
             const wait = e.retryAfterSeconds !== undefined ? e.retryAfterSeconds * 1000 : throttleBackoff(throttled);
             await this.deps.gate.penalize(name, wait);
             metrics.rateLimitWait(name, wait / 1000);
@@ -142,19 +165,29 @@ export class ApiCaller {
       return { done: request.inputs.map((input, i) => ({ input, vector: vectors[i] ?? [] })), refused: [] };
     } catch (err) {
       if (!(err instanceof EmbeddingApiError)) throw err;
+      if (err.decision === 'bad-response') {
+        // billed: its inputs fail rather than being bought again; twice means the
+        // collection and the model disagree, and nothing more should be bought
+        const seen = this.deps.badResponses ?? { count: 0 };
+        seen.count += 1;
+        if (seen.count >= 2) {
+          throw new EmbeddingApiError({ status: 200, code: 'bad-response', message: `${seen.count} answers did not fit their requests (last: ${err.providerMessage}): the collection's dimension ${this.opts.dimension} and what ${this.model.name} returns disagree`, requestId: err.requestId }, 'fatal');
+        }
+        return { done: [], refused: request.inputs.map((input) => ({ input, error: err })) };
+      }
       const poison500 = err.decision === 'retryable' && err.status === 500;
       const isolatable = err.decision === 'input' || err.decision === 'split' || err.decision === 'redownload' || poison500;
       if (!isolatable) throw err;
       if (request.inputs.length > 1) {
         const mid = Math.ceil(request.inputs.length / 2);
-        const a = await this.embed(subRequest(request.inputs.slice(0, mid)), resigned);
-        const b = await this.embed(subRequest(request.inputs.slice(mid)), resigned);
+        const a = await this.embed(requestOf(request.inputs.slice(0, mid)), resigned);
+        const b = await this.embed(requestOf(request.inputs.slice(mid)), resigned);
         return { done: [...a.done, ...b.done], refused: [...a.refused, ...b.refused] };
       }
       const input = request.inputs[0]!;
       if (err.decision === 'redownload' && !resigned) {
         const fresh = await this.deps.resign(input);
-        if (fresh) return this.embed(subRequest([fresh]), true);
+        if (fresh) return this.embed(requestOf([fresh]), true);
       }
       return { done: [], refused: [{ input, error: err }] };
     }

@@ -22,6 +22,7 @@ import { ObjectStoreError } from '../src/object-store.js';
 import type { ObjectStore } from '../src/object-store.js';
 import { planRequests } from '../src/planner.js';
 import type { PipelineMetrics } from '../src/metrics.js';
+import type { ParkedVectors } from '../src/parked.js';
 import { OPEN_GATE } from '../src/rate-limit.js';
 import type { RequestGate } from '../src/rate-limit.js';
 import type { PlannedInput, PlanOptions, PreparedInput } from '../src/planner.js';
@@ -29,7 +30,7 @@ import { prepareImage, prepareText, prepareVideo } from '../src/prepare.js';
 import type { ItemOutcome, JobResult, RunStore } from '../src/runs.js';
 import type { TokenCounter } from '../src/tokens.js';
 import type { PointPayload, PointRecord, VectorStore } from '../src/vector-store.js';
-import { ApiCaller } from './api-call.js';
+import { ApiCaller, requestOf } from './api-call.js';
 import { fromTuple, paramsHash, unitParamsHash, unitsByObject } from './embed-job.js';
 import type { EmbedJobData, ObjectRef, UnitTuple } from './embed-job.js';
 
@@ -50,9 +51,13 @@ export interface EmbedHandlerDeps {
   /** Attempts of one API request for transient failures, and the first backoff. */
   readonly apiAttempts?: number;
   readonly apiBackoffMs?: number;
+  /** 429s for this long without a break pause the run (the quota is gone). @defaultValue 30 minutes */
+  readonly quotaPauseAfterMs?: number;
   /** Attempts of a Qdrant write before the job fails (vectors already paid for are worth waiting for). @defaultValue 8 */
   readonly upsertAttempts?: number;
   readonly metrics?: PipelineMetrics;
+  /** Where vectors whose write was refused for good are kept. @defaultValue none (a retry buys them again) */
+  readonly parked?: ParkedVectors;
   readonly modelOverrides?: ModelOverrides;
   /** Objects fetched at once within a job. @defaultValue 8 */
   readonly fetchConcurrency?: number;
@@ -84,6 +89,8 @@ export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => P
   const limit = pLimit(deps.fetchConcurrency ?? 8);
   const presignSeconds = deps.presignSeconds ?? 3600;
   const now = deps.now ?? (() => new Date());
+  // answers of the wrong shape this worker has seen: a repeat stops the run (api-call.ts)
+  const badResponses = { count: 0 };
 
   async function prepare(bucket: string, ref: ObjectRef, spec: ModelSpec, imageMode: 'inline' | 'url', maxDataUriBytes: number): Promise<Prepared> {
     const skip = (code: string, reason: string, etag = ref.etag): Prepared => ({ ref, etag, outcome: { status: 'skipped', code, reason } });
@@ -134,29 +141,49 @@ export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => P
     return JSON.stringify(next) === JSON.stringify(c) ? undefined : { ...input, content: next };
   }
 
+  /** The point an input's vector becomes, and the ETag and params hash that point carries. */
+  function pointOf(bucket: string, input: PlannedInput, t: Target, hashes: { object: string; unit: string }): { id: string; etag: string; paramsHash: string; chunkCount: number } {
+    return {
+      id: pointId(bucket, t.pointKey, t.part?.index ?? input.chunk),
+      etag: t.unit ? String(t.unit.etag) : t.members[0]!.etag,
+      paramsHash: t.unit ? hashes.unit : hashes.object,
+      chunkCount: t.part?.count ?? input.chunkCount,
+    };
+  }
+
   /**
-   * The slots whose points this run already wrote completely, for the content at hand (same
-   * ETag and params hash, every chunk or part present): an earlier attempt of this job got
-   * that far before its worker died or gave it back. Only this run's points count, so a
-   * `full` run still re-embeds what earlier runs indexed.
+   * The planned inputs whose points are already there for the content at hand (same ETag,
+   * params hash and chunk count), chunk by chunk, so nothing is bought twice:
+   * - written by this run: an earlier attempt of this job got that far before its worker
+   *   died or gave it back (a text cut between two requests redoes only the chunks not
+   *   written). Only this run's points count, so a `full` run still re-embeds;
+   * - kept after Qdrant refused their write (parked.ts): written now, from the kept vector.
    */
-  async function doneThisRun(
-    collection: string,
-    bucket: string,
-    runId: string,
-    slots: readonly Slot[],
-    stored: ReadonlyMap<string, Record<string, unknown>>,
-    hashes: { object: string; unit: string },
-  ): Promise<Set<string>> {
-    const candidates = slots.filter((slot) => {
-      const p = stored.get(pointId(bucket, slot.pointKey, 0));
-      return p?.run_id === runId && p.etag === slot.etag && p.params_hash === (slot.unit ? hashes.unit : hashes.object);
+  async function alreadyPaid(collection: string, bucket: string, runId: string, inputs: readonly PlannedInput[], targets: ReadonlyMap<string, Target>, hashes: { object: string; unit: string }, indexedAt: string): Promise<Set<PlannedInput>> {
+    const planned = inputs.flatMap((input) => {
+      const t = targets.get(input.source);
+      return t ? [{ input, point: pointOf(bucket, input, t, hashes) }] : [];
     });
-    const count = (slot: Slot): number => Number(stored.get(pointId(bucket, slot.pointKey, 0))?.chunk_count ?? 1);
-    const rest = candidates.flatMap((slot) => chunkIds(bucket, slot.pointKey, count(slot), 1));
-    const found = new Map(rest.length > 0 ? (await deps.vectors.retrieve(collection, rest)).map((p) => [p.id, p.payload]) : []);
-    const complete = candidates.filter((slot) => chunkIds(bucket, slot.pointKey, count(slot), 1).every((id) => found.get(id)?.run_id === runId && found.get(id)?.etag === slot.etag));
-    return new Set(complete.map((slot) => slot.pointKey));
+    const fits = (payload: Record<string, unknown>, point: ReturnType<typeof pointOf>): boolean =>
+      payload.etag === point.etag && payload.params_hash === point.paramsHash && payload.chunk_count === point.chunkCount;
+    const found = new Map((await deps.vectors.retrieve(collection, planned.map((p) => p.point.id))).map((p) => [p.id, p.payload]));
+    const paid = new Set(planned.filter(({ point }) => found.get(point.id)?.run_id === runId && fits(found.get(point.id)!, point)).map((p) => p.input));
+    if (deps.parked) {
+      const open = planned.filter((p) => !paid.has(p.input));
+      const kept = new Map((await deps.parked.find(collection, open.map((p) => p.point.id))).map((r) => [r.id, r]));
+      const usable = open.filter(({ point }) => kept.has(point.id) && fits(kept.get(point.id)!.payload, point));
+      const records = usable.map(({ point }) => {
+        const r = kept.get(point.id)!;
+        return { ...r, payload: { ...r.payload, run_id: runId, indexed_at: indexedAt } };
+      });
+      if (records.length > 0) {
+        await upsert(collection, records);
+        await deps.parked.drop(collection, records.map((r) => r.id));
+        deps.log.info({ collection, points: records.length }, 'kept vectors written: not bought again');
+        for (const p of usable) paid.add(p.input);
+      }
+    }
+    return paid;
   }
 
   /**
@@ -180,7 +207,20 @@ export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => P
     if (stale.length > 0) await deps.vectors.delete(collection, stale);
   }
 
-  /** Writes points, retrying while Qdrant is unreachable: the vectors are paid for. */
+  /**
+   * Writes points, retrying while Qdrant is unreachable: the vectors are paid for. When it
+   * refuses for good, they are kept (parked.ts) for the job's retry, and the error thrown.
+   */
+  async function upsertOrPark(collection: string, records: PointRecord[]): Promise<void> {
+    try {
+      await upsert(collection, records);
+    } catch (err) {
+      const kept = (await deps.parked?.park(collection, records).catch(() => 0)) ?? 0;
+      deps.log.warn({ collection, points: records.length, kept, err: (err as Error).message }, 'write refused: vectors kept for the retry');
+      throw err;
+    }
+  }
+
   async function upsert(collection: string, records: PointRecord[]): Promise<void> {
     await pRetry(() => deps.vectors.upsert(collection, records), {
       retries: (deps.upsertAttempts ?? 8) - 1,
@@ -221,13 +261,12 @@ export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => P
     const stored = new Map((await deps.vectors.retrieve(settings.collection, assembled.slots.map((slot) => pointId(bucket, slot.pointKey, 0)))).map((p) => [p.id, p.payload]));
     const before = new Map([...stored].map(([id, p]) => [id, Number(p.chunk_count ?? 1)]));
     const hashes = { object: paramsHash(settings), unit: unitParamsHash(settings) };
-    // a job redone after a crash or a drain: what this run already wrote is not bought again
-    const done = await doneThisRun(settings.collection, bucket, runId, assembled.slots, stored, hashes);
-    const plan = planRequests(
-      assembled.inputs.filter((i) => !done.has(targets.get(i.source)?.pointKey ?? '')),
-      opts,
-      deps.tokens,
-    );
+    const plan = planRequests(assembled.inputs, opts, deps.tokens);
+    const planned = plan.requests.flatMap((r) => r.inputs);
+    const indexedAt = now().toISOString();
+    // a job redone after a crash or a drain, or after a refused write: what is paid for is not bought again
+    const paid = await alreadyPaid(settings.collection, bucket, runId, planned, targets, hashes, indexedAt);
+    const requests = plan.requests.map((r) => requestOf(r.inputs.filter((i) => !paid.has(i)))).filter((r) => r.inputs.length > 0);
     for (const r of plan.rejections) {
       for (const m of targets.get(r.source)?.members ?? []) outcomes.set(m.ref.key, { status: 'skipped', code: r.code, reason: r.reason });
     }
@@ -239,6 +278,8 @@ export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => P
         resign: (input) => resign(bucket, input, targets),
         ...(deps.apiAttempts !== undefined ? { attempts: deps.apiAttempts } : {}),
         ...(deps.apiBackoffMs !== undefined ? { backoffMs: deps.apiBackoffMs } : {}),
+        ...(deps.quotaPauseAfterMs !== undefined ? { quotaPauseAfterMs: deps.quotaPauseAfterMs } : {}),
+        badResponses,
         ...(deps.metrics ? { metrics: deps.metrics } : {}),
         ...(job.signal ? { signal: job.signal } : {}),
       },
@@ -246,13 +287,12 @@ export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => P
       opts,
     );
     const stats = caller.stats;
-    const indexedAt = now().toISOString();
     const unitOf = unitsByObject(job.data);
     const indexOf = new Map(refs.map((r, i) => [r, i]));
     // points an earlier attempt wrote count as this job's: the run counts each point once
-    let points = assembled.slots.filter((slot) => done.has(slot.pointKey)).reduce((n, slot) => n + (before.get(pointId(bucket, slot.pointKey, 0)) ?? 1), 0);
+    let points = paid.size;
     try {
-      for (const request of plan.requests) {
+      for (const request of requests) {
         const { done, refused } = await caller.embed(request);
         for (const { input, error } of refused) {
           // a refused part fails its whole group, so that retrying it redoes the group whole
@@ -298,14 +338,14 @@ export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => P
                 };
             return { id: pointId(bucket, t.pointKey, chunk), vector, payload };
           });
-        await upsert(settings.collection, records);
+        await upsertOrPark(settings.collection, records);
         points += records.length;
       }
     } finally {
       await deps.runs.addUsage(runId, { requests: stats.requests, inputs: stats.inputs, textTokens: stats.textTokens, imageTokens: stats.imageTokens, retries: stats.retries, throttled: stats.throttled });
     }
 
-    await removeStale(settings.collection, bucket, assembled.slots.filter((slot) => !done.has(slot.pointKey)), before, plan.requests.flatMap((r) => r.inputs), targets, outcomes);
+    await removeStale(settings.collection, bucket, assembled.slots, before, planned, targets, outcomes);
     for (const p of prepared) {
       if (p.etag !== p.ref.etag && !outcomes.has(p.ref.key)) {
         outcomes.set(`${p.ref.key}`, { status: 'note', code: 'changed-since-scan', reason: `ETag ${p.ref.etag} at scan, ${p.etag} when fetched: the current version was indexed` });

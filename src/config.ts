@@ -76,6 +76,8 @@ const SETTINGS = {
   apiAttempts: { env: 'API_ATTEMPTS', schema: int(1).default(6) },
   /** First backoff between those attempts; doubles, randomized. @defaultValue 500 */
   apiBackoffMs: { env: 'API_BACKOFF_MS', schema: int(1).default(500) },
+  /** How long one request may keep meeting 429s before the run is paused as out of quota. @defaultValue 1800000 (30 minutes) */
+  quotaPauseAfterMs: { env: 'QUOTA_PAUSE_AFTER_MS', schema: int(1000).default(30 * 60_000) },
   /** How long a job's lock lives without renewal: a crashed worker's jobs are picked up again after it. @defaultValue 30000 */
   lockDurationMs: { env: 'LOCK_DURATION_MS', schema: int(1000).default(30_000) },
   /** How long SIGTERM waits for jobs in flight before leaving them to stalled-job recovery. @defaultValue 120000 */

@@ -66,12 +66,20 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null;
 }
 
-/** Checks a 200 body against the request; a mismatch is a retryable BadResponse. */
+/**
+ * Checks a 200 body against the request. A body that is no embedding answer at all is a
+ * retryable BadResponse (a gateway's page, a cut connection); embeddings that do not fit
+ * the request (how many, how long, which index) were computed and billed: `bad-response`,
+ * not sent again.
+ */
 export function checkResponse(body: unknown, request: EmbedRequest): EmbedResult {
+  const billed = (body as { request_id?: unknown } | undefined)?.request_id;
   const bad = (why: string): never => {
-    throw networkError('BadResponse', `embedding response ${why}`);
+    throw new EmbeddingApiError({ status: 200, code: 'bad-response', message: `embedding response ${why}`, requestId: typeof billed === 'string' ? billed : undefined }, 'bad-response');
   };
-  if (!isObject(body) || !isObject(body.output) || !Array.isArray(body.output.embeddings)) return bad('has no output.embeddings');
+  if (!isObject(body) || !isObject(body.output) || !Array.isArray(body.output.embeddings)) {
+    throw networkError('BadResponse', 'embedding response has no output.embeddings');
+  }
   const success = body as unknown as ApiSuccessBody;
   const n = request.contents.length;
   const list = success.output.embeddings;

@@ -22,9 +22,12 @@ export class ConfigError extends Error {
  * - `input`: one of the request's inputs is refused; isolate it, the others are fine.
  * - `redownload`: the service could not download a URL: re-sign it once, then `input`.
  * - `split`: the request as a whole is too large; send its inputs in smaller requests.
- * - `fatal`: nothing will work for this run (key, entitlement, model): stop and say why.
+ * - `bad-response`: a 200 whose vectors do not fit the request (count or length): it was
+ *   billed, so it is not sent again; its inputs fail, and a repeat stops the run.
+ * - `fatal`: nothing will work for this run (key, entitlement, model, a quota that is
+ *   gone): stop and say why.
  */
-export type RetryDecision = 'rate-limited' | 'retryable' | 'input' | 'redownload' | 'split' | 'fatal';
+export type RetryDecision = 'rate-limited' | 'retryable' | 'input' | 'redownload' | 'split' | 'bad-response' | 'fatal';
 
 export interface ApiErrorFields {
   readonly status: number;
@@ -43,7 +46,7 @@ export class EmbeddingApiError extends Error {
   readonly retryAfterSeconds: number | undefined;
   readonly decision: RetryDecision;
 
-  constructor(fields: ApiErrorFields, decision: RetryDecision = classifyApiError(fields.status, fields.code)) {
+  constructor(fields: ApiErrorFields, decision: RetryDecision = classifyApiError(fields.status, fields.code, fields.message)) {
     super(`${fields.status} ${fields.code}: ${fields.message}${fields.requestId ? ` (request ${fields.requestId})` : ''}`);
     this.status = fields.status;
     this.code = fields.code;
@@ -68,9 +71,17 @@ const FATAL_CODES = new Set([
   'ModelNotFound',
 ]);
 
-/** The contract's error table as a function of (HTTP status, provider code). */
-export function classifyApiError(status: number, code: string): RetryDecision {
-  if (FATAL_CODES.has(code) || status === 401 || status === 403 || status === 404) return 'fatal';
+/**
+ * A refusal that waiting does not cure: the free quota used up, or the account in arrears
+ * (the provider answers these with 429 or 403 too; retrying would loop until morning).
+ */
+export function isQuotaGone(code: string, message: string): boolean {
+  return code === 'Arrearage' || /free (allocated )?quota (is )?(exceeded|exhausted|used up)|allocated quota exceeded.*free|in arrears|overdue/i.test(message);
+}
+
+/** The contract's error table as a function of (HTTP status, provider code, and for quotas the message). */
+export function classifyApiError(status: number, code: string, message = ''): RetryDecision {
+  if (FATAL_CODES.has(code) || status === 401 || status === 403 || status === 404 || isQuotaGone(code, message)) return 'fatal';
   if (status === 429 || code.startsWith('Throttling')) return 'rate-limited';
   if (status === 413 || code === 'BadRequest.TooLarge') return 'split';
   if (code === 'InternalError.Algo.InvalidParameter') return 'redownload';

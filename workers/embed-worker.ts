@@ -20,6 +20,7 @@ import { embedQueue, objectStore, redisConnection, runStore, vectorStore } from 
 import { DashScopeClient } from '../src/embedder.js';
 import { EmbeddingApiError } from '../src/errors.js';
 import { createLogger } from '../src/log.js';
+import { RedisParkedVectors } from '../src/parked.js';
 import { pauseForReason } from '../src/pause.js';
 import { createPrometheusMetrics, startMetricsServer } from '../src/prometheus.js';
 import type { MetricsServer } from '../src/prometheus.js';
@@ -67,6 +68,8 @@ export function startEmbedWorker(config: Config): RunningWorker {
     gate: config.rateLimit === 'shared' ? new SharedRateLimiter(connection, config.queuePrefix) : OPEN_GATE,
     apiAttempts: config.apiAttempts,
     apiBackoffMs: config.apiBackoffMs,
+    quotaPauseAfterMs: config.quotaPauseAfterMs,
+    parked: new RedisParkedVectors(connection, config.queuePrefix),
     modelOverrides: config.models,
     fetchConcurrency: config.fetchConcurrency,
     presignSeconds: config.presignSeconds,
