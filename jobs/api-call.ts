@@ -107,7 +107,7 @@ export class ApiCaller {
         const throttledSince = Date.now();
         for (let throttled = 0; ; throttled++) {
           signal?.throwIfAborted();
-          const { waitedMs } = await this.deps.gate.acquire(name, limits, tokens, signal);
+          const { waitedMs, ticket } = await this.deps.gate.acquire(name, limits, tokens, signal);
           signal?.throwIfAborted();
           if (waitedMs > 0) metrics.rateLimitWait(name, waitedMs / 1000);
           const sent = performance.now();
@@ -120,6 +120,9 @@ export class ApiCaller {
             this.stats.textTokens += result.usage.textTokens;
             this.stats.imageTokens += result.usage.imageTokens;
             this.stats.requestIds.push(result.requestId);
+            // the budget held the estimate (videos are estimated from their size): now the real cost
+            // (best effort: a failure here must not fail a request that was answered and paid)
+            if (ticket !== undefined) await this.deps.gate.settle?.(name, ticket, result.usage.textTokens + result.usage.imageTokens).catch(() => undefined);
             return result.vectors;
           } catch (err) {
             const e = err instanceof EmbeddingApiError ? err : undefined;

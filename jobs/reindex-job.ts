@@ -1,7 +1,8 @@
 /**
  * The `reindex` control queue: any BullMQ client (Node, Python) asks for a run by adding
  * a job whose data is
- *   { bucket, prefix?, keys?, collection, model, dimension?, mode?, prune? }
+ *   { bucket, prefix?, keys?, collection, model, dimension?, mode?, prune?, ... }
+ * (and `runId`, which the worker adds once the run exists, so that a retried attempt resumes it)
  * A long-lived worker (in `mm-ingest worker`) runs the scan; the job's progress says how
  * far it got. A malformed job fails at once with a reason naming the field, and the
  * worker goes on serving.
@@ -30,8 +31,21 @@ export const reindexSchema = z
     groupImages: z.string().min(1).optional(),
     fuseSidecar: z.string().min(1).optional(),
     fuseUnpaired: z.enum(['skip', 'alone']).optional(),
+    /** Set by the worker as soon as the job's run exists: a retried or stalled job resumes that run. */
+    runId: z.string().min(1).optional(),
   })
   .strict();
+
+/**
+ * Options for reindex jobs added by this project (the CLI, schedules): a crashed or failed
+ * attempt is retried with backoff, and resumes its run (the run id is in the job's data).
+ */
+export const REINDEX_JOB_OPTIONS = {
+  attempts: 5,
+  backoff: { type: 'exponential', delay: 10_000 },
+  removeOnComplete: { count: 1000 },
+  removeOnFail: { count: 1000 },
+} as const;
 
 export type ReindexJobData = z.input<typeof reindexSchema>;
 
@@ -67,6 +81,7 @@ export function parseReindexJob(data: unknown): RunRequest {
     ...(d.groupImages !== undefined ? { groupImages: d.groupImages } : {}),
     ...(d.fuseSidecar !== undefined ? { fuseSidecar: d.fuseSidecar } : {}),
     ...(d.fuseUnpaired !== undefined ? { fuseUnpaired: d.fuseUnpaired } : {}),
+    ...(d.runId !== undefined ? { runId: d.runId } : {}),
   };
 }
 
@@ -75,7 +90,15 @@ export function createReindexHandler(deps: Omit<RunnerDeps, 'onPage' | 'onStart'
     const request = parseReindexJob(job.data);
     try {
       const started = await startRun(
-        { ...deps, onPage: (p) => void job.updateProgress({ pages: p.pageNumber, scanned: p.scanned, jobsAdded: p.jobsAdded }) },
+        {
+          ...deps,
+          onPage: (p) => void job.updateProgress({ pages: p.pageNumber, scanned: p.scanned, jobsAdded: p.jobsAdded }),
+          // recorded before the scan: if this attempt dies, the next one resumes the same run
+          // (a half-built rebuild is finished, not orphaned by a new one)
+          onStart: async ({ runId }) => {
+            if (request.runId === undefined) await job.updateData({ ...(job.data as object), runId });
+          },
+        },
         request,
       );
       const s = started.summary;

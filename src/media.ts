@@ -108,6 +108,20 @@ export function imageTokens(width: number, height: number): number {
   return Math.min(IMAGE_MAX_TOKENS, Math.max(IMAGE_MIN_TOKENS, tokens));
 }
 
+/**
+ * Tokens a video will cost, estimated before the request for the TPM budget (the
+ * provider publishes no formula, and the worker reads only a video's first bytes):
+ * its length from its size at an assumed 1 Mbit/s (a low bitrate, so the estimate
+ * errs long), frames sampled at `fps` and capped at 64 as the provider caps them, and
+ * 256 tokens a frame. The answer's `usage` corrects the budget afterwards.
+ */
+export const VIDEO_ESTIMATE = { bytesPerSecond: 125_000, maxFrames: 64, tokensPerFrame: 256 } as const;
+export function videoTokensEstimate(bytes: number, fps = 1): number {
+  const seconds = Math.max(1, Math.ceil(bytes / VIDEO_ESTIMATE.bytesPerSecond));
+  const frames = Math.min(VIDEO_ESTIMATE.maxFrames, Math.max(1, Math.round(fps * seconds)));
+  return frames * VIDEO_ESTIMATE.tokensPerFrame;
+}
+
 /** The provider-wide rule for vision inputs: each side >= 10 px, aspect ratio <= 200:1. */
 export function imageShapeProblem(width: number, height: number): string | undefined {
   if (width < 10 || height < 10) return `image side under 10 px (${width}x${height})`;

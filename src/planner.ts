@@ -9,7 +9,7 @@
  * as the limits allow (the scarce resources, media and tokens, are placed first).
  */
 import type { ApiContent, ApiParameters, ApiRequestBody } from './api.js';
-import { dataUriLength, imageShapeProblem, imageTokens } from './media.js';
+import { dataUriLength, imageShapeProblem, imageTokens, videoTokensEstimate } from './media.js';
 import type { ImageFormat, ModelSpec, VideoFormat } from './models.js';
 import type { TokenCounter } from './tokens.js';
 
@@ -259,7 +259,7 @@ function expand(input: PreparedInput, opts: PlanOptions, limits: Limits, tokens:
       const bad = reject(videoProblem(model, input.video));
       if (bad) return bad;
       const content = { video: input.video.url };
-      return [{ input: { ...base, content, videos: 1, bodyBytes: utf8Bytes(content) } }];
+      return [{ input: { ...base, content, videos: 1, usageTokens: videoTokensEstimate(input.video.bytes, opts.fps), bodyBytes: utf8Bytes(content) } }];
     }
     case 'fused': {
       if (!model.fused) return reject({ code: 'modality-not-supported', reason: `${model.name} has no fused embeddings` })!;
@@ -285,7 +285,7 @@ function expand(input: PreparedInput, opts: PlanOptions, limits: Limits, tokens:
           content,
           textTokens,
           limitTokens: textTokens + imageTok,
-          usageTokens: textTokens + pixels,
+          usageTokens: textTokens + pixels + (input.video ? videoTokensEstimate(input.video.bytes, opts.fps) : 0),
           images: input.image ? 1 : 0,
           videos: input.video ? 1 : 0,
           bodyBytes: utf8Bytes(content),

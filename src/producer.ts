@@ -8,7 +8,7 @@
  * as they are listed, and their units are formed and queued once the listing is complete
  * (a unit's members may be listed pages apart).
  */
-import type { Queue } from 'bullmq';
+import type { JobsOptions, Queue } from 'bullmq';
 import { EMBED_JOB_OPTIONS, embedContentId, embedJobId, jobContents, paramsHash, runOfJobId, unitParamsHash } from '../jobs/embed-job.js';
 import type { EmbedJobData, EmbedSettings } from '../jobs/embed-job.js';
 import { Batcher } from './batcher.js';
@@ -241,19 +241,42 @@ export function entryQueuer(deps: Omit<ProduceDeps, 'onPage'>, opts: Pick<Produc
  */
 async function enqueue(queue: Queue<EmbedJobData>, opts: Pick<ProduceOptions, 'runId' | 'bucket' | 'settings'>, jobs: readonly Entry[][]): Promise<{ jobIds: string[]; followed: { jobId: string; runId: string }[] }> {
   if (jobs.length === 0) return { jobIds: [], followed: [] };
-  const bulk = jobs.map((entries) => {
-    const contents = jobContents(entries);
-    const contentId = embedContentId(opts.bucket, opts.settings, contents.objects, contents.units);
-    const jobId = embedJobId(opts.runId, contentId);
-    const data: EmbedJobData = { v: 1, runId: opts.runId, bucket: opts.bucket, settings: opts.settings, ...contents };
-    return { name: 'embed', data, opts: { ...EMBED_JOB_OPTIONS, jobId, deduplication: { id: contentId } } };
-  });
-  const result = await queue.addBulk(bulk);
+  const bulk = jobs.map((entries) => embedJob(opts.runId, opts.bucket, opts.settings, jobContents(entries)));
+  return addBulk(queue, bulk);
+}
+
+export interface BulkJob {
+  readonly name: 'embed';
+  readonly data: EmbedJobData;
+  readonly opts: JobsOptions & { jobId: string };
+}
+
+/** The embed job of these contents, with its id and deduplication id. */
+export function embedJob(runId: string, bucket: string, settings: EmbedSettings, contents: Pick<EmbedJobData, 'objects' | 'units'>): BulkJob {
+  const contentId = embedContentId(bucket, settings, contents.objects, contents.units);
+  const data: EmbedJobData = { v: 1, runId, bucket, settings, objects: contents.objects, ...(contents.units ? { units: contents.units } : {}) };
+  return { name: 'embed', data, opts: { ...EMBED_JOB_OPTIONS, jobId: embedJobId(runId, contentId), deduplication: { id: contentId } } };
+}
+
+async function addBulk(queue: Queue<EmbedJobData>, bulk: readonly BulkJob[]): Promise<{ jobIds: string[]; followed: { jobId: string; runId: string }[] }> {
+  const result = await queue.addBulk([...bulk]);
   // A deduplicated add returns the pending job of the same content, with its own id.
   const jobIds = result.flatMap((job, i) => (job.id !== undefined && job.id === bulk[i]?.opts.jobId ? [job.id] : []));
   // (the returned job carries this add's data: the pending job's run is in its id)
   const followed = result.flatMap((job, i) => (job.id !== undefined && job.id !== bulk[i]?.opts.jobId ? [{ jobId: job.id, runId: runOfJobId(job.id) }] : []));
   return { jobIds, followed };
+}
+
+/**
+ * Queues ready-made jobs for a run (retry-failed's): adds them, counts the new ones, and
+ * follows those deduplicated into other runs' pending jobs. Returns both counts.
+ */
+export async function queueJobs(deps: Pick<ProduceDeps, 'queue' | 'runs'>, runId: string, bulk: readonly BulkJob[]): Promise<{ added: number; followed: number }> {
+  if (bulk.length === 0) return { added: 0, followed: 0 };
+  const queued = await addBulk(deps.queue, bulk);
+  const added = await deps.runs.newJobs(runId, queued.jobIds);
+  await follow(deps.runs, runId, queued.followed);
+  return { added, followed: queued.followed.length };
 }
 
 /**

@@ -27,8 +27,13 @@ export interface RateLimits {
 
 /** What the embed handler needs: permission to send, and a way to slow everyone down. */
 export interface RequestGate {
-  /** Resolves when a request of `tokens` input tokens may be sent now (and counts it); rejects once `signal` aborts. */
-  acquire(model: string, limits: RateLimits, tokens: number, signal?: AbortSignal): Promise<{ waitedMs: number }>;
+  /**
+   * Resolves when a request of `tokens` input tokens (an estimate) may be sent now, and
+   * counts it; rejects once `signal` aborts. The ticket names what was counted.
+   */
+  acquire(model: string, limits: RateLimits, tokens: number, signal?: AbortSignal): Promise<{ waitedMs: number; ticket?: string }>;
+  /** Corrects an admitted request's tokens to what the answer's usage says it cost. */
+  settle?(model: string, ticket: string, tokens: number): Promise<void>;
   /** After a 429: every worker waits `ms` before its next request of this model. */
   penalize(model: string, ms: number): Promise<void>;
 }
@@ -73,6 +78,14 @@ redis.call('ZADD', KEYS[1], now, ARGV[5] .. ':' .. tokens)
 redis.call('PEXPIRE', KEYS[1], minw * 2)
 return 0`;
 
+// KEYS: log. ARGV: the admitted member (id:tokens), the corrected member. Keeps its time.
+const SETTLE = `
+local at = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not at then return 0 end
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[1], at, ARGV[2])
+return 1`;
+
 const HOLD = `
 local cur = redis.call('PTTL', KEYS[1])
 if cur < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], '1', 'PX', ARGV[1]) end
@@ -107,7 +120,7 @@ export class SharedRateLimiter implements RequestGate {
     this.utilization = opts.utilization ?? 1;
   }
 
-  async acquire(model: string, limits: RateLimits, tokens: number, signal?: AbortSignal): Promise<{ waitedMs: number }> {
+  async acquire(model: string, limits: RateLimits, tokens: number, signal?: AbortSignal): Promise<{ waitedMs: number; ticket?: string }> {
     if (limits.rpm === null && limits.tpm === null) return { waitedMs: 0 };
     const rpm = limits.rpm === null ? 0 : Math.max(1, Math.floor(limits.rpm * this.utilization));
     // the provider's per-second limit is RPM/60 rounded up; ours must not exceed it
@@ -120,13 +133,20 @@ export class SharedRateLimiter implements RequestGate {
       const wait = Number(
         await this.redis.eval(ADMIT, 2, this.key(model), `${this.key(model)}:hold`, rps, rpm, tpm, Math.max(0, Math.round(tokens)), member, this.secondWindow, this.minuteWindow),
       );
-      if (wait <= 0) return { waitedMs: waited };
+      // the script stores `member:tokens`, tokens capped at the TPM
+      if (wait <= 0) return { waitedMs: waited, ticket: `${member}:${tpm > 0 ? Math.min(Math.max(0, Math.round(tokens)), tpm) : Math.max(0, Math.round(tokens))}` };
       // ask again within a second at most (a penalty may be lifted, a window may empty
       // early), with a little random extra so waiting workers do not ask all at once
       const pause = Math.min(wait, 1000) + Math.floor(Math.random() * 15);
       waited += pause;
       await sleep(pause, undefined, signal ? { signal } : {});
     }
+  }
+
+  async settle(model: string, ticket: string, tokens: number): Promise<void> {
+    const member = ticket.slice(0, ticket.lastIndexOf(':'));
+    const corrected = `${member}:${Math.max(0, Math.round(tokens))}`;
+    if (corrected !== ticket) await this.redis.eval(SETTLE, 1, this.key(model), ticket, corrected);
   }
 
   async penalize(model: string, ms: number): Promise<void> {

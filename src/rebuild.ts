@@ -67,7 +67,7 @@ async function refusal(vectors: VectorStore, run: RunState, target: string): Pro
   if (run.scanStatus !== 'complete') return `the scan did not complete (${run.scanError ?? run.scanStatus})`;
   const failures = run.counters.objectsFailed + run.counters.jobsFailed;
   if (failures > 0) return `${run.counters.objectsFailed} objects and ${run.counters.jobsFailed} jobs failed`;
-  if (run.counters.objectsIndexed === 0) return 'no object was indexed';
+  if (run.counters.objectsIndexed + run.counters.unchanged === 0) return 'no object was indexed';
   const held = await vectors.count(target);
   if (held < run.counters.points) return `${target} holds ${held} points, fewer than the ${run.counters.points} the run wrote`;
   return undefined;
@@ -93,9 +93,10 @@ async function carryOver(vectors: VectorStore, from: string, to: string, since: 
 
 /**
  * The end of a finished rebuild run: switches the alias when the new collection may
- * replace the live one, and says what it did (the run's `rebuild` note).
+ * replace the live one, and says what it did (the run's `rebuild` note). `since` is when
+ * the build began (for a retry-failed run of a rebuild, its first run's start).
  */
-export async function finishRebuild(vectors: VectorStore, run: RunState): Promise<{ switched: boolean; note: string }> {
+export async function finishRebuild(vectors: VectorStore, run: RunState, since = run.startedAt): Promise<{ switched: boolean; note: string }> {
   const target = (JSON.parse(run.settings ?? '{}') as Partial<EmbedSettings>).collection;
   if (!target) return { switched: false, note: 'not switched: the run has no target collection' };
   const why = await refusal(vectors, run, target);
@@ -105,7 +106,7 @@ export async function finishRebuild(vectors: VectorStore, run: RunState): Promis
   const live = old ?? ((await vectors.collectionExists(alias)) ? alias : undefined);
   let carried = 0;
   const secondPassFrom = new Date().toISOString();
-  if (live !== undefined) carried += await carryOver(vectors, live, target, run.startedAt);
+  if (live !== undefined) carried += await carryOver(vectors, live, target, since);
   if (old === undefined && live !== undefined) {
     // the first rebuild of a plain collection: its name must become the alias
     await vectors.deleteCollection(alias);

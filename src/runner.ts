@@ -55,8 +55,8 @@ export interface RunnerDeps {
   readonly queue: Queue<EmbedJobData>;
   readonly runs: RunStore;
   readonly onPage?: (page: { pageNumber: number; scanned: number; jobsAdded: number }) => void;
-  /** Called once the run exists, before its scan. */
-  readonly onStart?: (run: { runId: string; target: string; resumed: boolean }) => void;
+  /** Called once the run exists, before its scan (awaited). */
+  readonly onStart?: (run: { runId: string; target: string; resumed: boolean }) => void | Promise<void>;
 }
 
 export interface Started {
@@ -125,7 +125,7 @@ export async function startRun(deps: RunnerDeps, request: RunRequest): Promise<S
       ...(req.prune === true && mode !== 'rebuild' ? { prune: '1' } : {}),
     });
   }
-  deps.onStart?.({ runId, target: settings.collection, resumed: existing !== undefined });
+  await deps.onStart?.({ runId, target: settings.collection, resumed: existing !== undefined });
   if (existing?.run.scanStatus === 'complete') return { runId, resumed: true, target: settings.collection };
   // a scan that failed starts again where it stopped; the run's end is decided anew
   if (existing) await deps.runs.reopen(runId);
@@ -206,7 +206,9 @@ export async function finishIfDone(deps: Pick<RunnerDeps, 'runs' | 'vectors'>, r
   if (!run || !isFinished(run)) return undefined;
   if (!(await deps.runs.claimFinish(runId))) return run;
   if (run.mode === 'rebuild') {
-    const { note } = await finishRebuild(deps.vectors, run);
+    // a retry-failed run of a rebuild finishes that build, begun when the first run began
+    const origin = run.retryOf ? await deps.runs.get(run.retryOf) : undefined;
+    const { note } = await finishRebuild(deps.vectors, run, origin?.startedAt ?? run.startedAt);
     await deps.runs.note(runId, 'rebuild', note);
   }
   await deps.runs.markFinished(runId);

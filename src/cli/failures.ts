@@ -7,26 +7,29 @@
  * a bad file that was replaced in the meantime is indexed in its new version.
  */
 import type { Command } from 'commander';
-import type { JobsOptions } from 'bullmq';
-import { EMBED_JOB_OPTIONS, embedContentId, embedJobId } from '../../jobs/embed-job.js';
-import type { EmbedJobData, EmbedSettings, ObjectTuple, UnitTuple } from '../../jobs/embed-job.js';
+import { paramsHash } from '../../jobs/embed-job.js';
+import type { EmbedSettings, ObjectTuple, UnitTuple } from '../../jobs/embed-job.js';
 import { loadConfig } from '../config.js';
-import { embedQueue, redisConnection, runStore } from '../connections.js';
+import { embedQueue, redisConnection, runStore, vectorStore } from '../connections.js';
 import { ConfigError } from '../errors.js';
 import { newRunId } from '../ids.js';
+import { classifyChanges } from '../incremental.js';
 import { pausedReason, resume } from '../pause.js';
+import { embedJob, queueJobs } from '../producer.js';
+import type { BulkJob } from '../producer.js';
+import { finishIfDone } from '../runner.js';
 import type { ItemOutcome } from '../runs.js';
 import { withConnectionFlags } from './options.js';
 
 /** Objects a retry job holds: retried objects are few, and each may be a poison one. */
 const RETRY_JOB_OBJECTS = 10;
 
-async function withQueue<T>(flags: Record<string, unknown>, fn: (ctx: { queue: ReturnType<typeof embedQueue>; runs: ReturnType<typeof runStore>; redis: ReturnType<typeof redisConnection>; prefix: string }) => Promise<T>): Promise<T> {
+async function withQueue<T>(flags: Record<string, unknown>, fn: (ctx: { queue: ReturnType<typeof embedQueue>; runs: ReturnType<typeof runStore>; redis: ReturnType<typeof redisConnection>; prefix: string; vectors: ReturnType<typeof vectorStore> }) => Promise<T>): Promise<T> {
   const config = loadConfig(process.env, flags);
   const redis = redisConnection(config);
   const queue = embedQueue(config, redis);
   try {
-    return await fn({ queue, runs: runStore(config, redis), redis, prefix: config.queuePrefix });
+    return await fn({ queue, runs: runStore(config, redis), redis, prefix: config.queuePrefix, vectors: vectorStore(config) });
   } finally {
     await queue.close();
     await redis.quit();
@@ -71,7 +74,7 @@ export function registerFailureCommands(program: Command): void {
       .option('--run <id>', 'the run whose failures to retry')
       .option('--code <code>', 'only failures with this code (e.g. InvalidParameter)'),
   ).action(async (flags: { run?: string; code?: string }) => {
-    await withQueue(flags, async ({ queue, runs }) => {
+    await withQueue(flags, async ({ queue, runs, vectors }) => {
       const runId = await pickRun(runs, flags.run);
       const run = await runs.get(runId);
       if (!run?.settings) throw new ConfigError('--run', `run ${runId} has no recorded settings to retry with`);
@@ -81,25 +84,33 @@ export function registerFailureCommands(program: Command): void {
         process.stdout.write(`run ${runId}: no failed objects${flags.code ? ` with code ${flags.code}` : ''} to retry\n`);
         return;
       }
+      // objects whose points an attempt did write (same ETag and params hash) are not bought again
+      const singles = failed.filter(([, o]) => !o.unit).map(([key, o]) => ({ key, etag: o.object![1] }));
+      const state = await classifyChanges(vectors, settings.collection, run.bucket, singles, paramsHash(settings));
+      const written = failed.filter(([key, o]) => !o.unit && state.get(key) === 'unchanged');
+      const retry = failed.filter(([key, o]) => o.unit || state.get(key) !== 'unchanged');
+      const allFailures = [...(await runs.items(runId))].filter(([, o]) => o.status === 'failed').length;
+      // a rebuild retried whole finishes as a rebuild: its alias moves once nothing failed
+      const rebuild = run.mode === 'rebuild' && retry.length + written.length === allFailures;
       const newId = newRunId();
-      await runs.create({ id: newId, bucket: run.bucket, prefix: run.prefix, collection: run.collection, model: run.model, dimension: run.dimension, startedAt: new Date().toISOString(), settings: run.settings, retryOf: runId });
-      const tuples = failed.map(([, o]) => [...o.object!] as ObjectTuple);
+      await runs.create({
+        id: newId, bucket: run.bucket, prefix: run.prefix, collection: run.collection, model: run.model, dimension: run.dimension,
+        startedAt: new Date().toISOString(), settings: run.settings, retryOf: runId, ...(rebuild ? { mode: 'rebuild' } : {}),
+      });
+      const tuples = retry.map(([, o]) => [...o.object!] as ObjectTuple);
       // a unit's members stay together (a group or pair whose request failed failed whole)
       const entries = new Map<string, { tuples: ObjectTuple[]; unit?: readonly ['g' | 'f', string] }>();
-      failed.forEach(([key, o], i) => {
+      retry.forEach(([key, o], i) => {
         const id = o.unit ? `${o.unit[0]}\u0000${o.unit[1]}` : `\u0001${key}`;
         const e = entries.get(id) ?? { tuples: [], ...(o.unit ? { unit: o.unit } : {}) };
         e.tuples.push(tuples[i]!);
         entries.set(id, e);
       });
-      const bulk: { name: string; data: EmbedJobData; opts: JobsOptions }[] = [];
+      const bulk: BulkJob[] = [];
       let job: { objects: ObjectTuple[]; units: UnitTuple[] } = { objects: [], units: [] };
       const close = (): void => {
         if (job.objects.length === 0) return;
-        const { objects, units } = job;
-        const contentId = embedContentId(run.bucket, settings, objects, units.length > 0 ? units : undefined);
-        const data: EmbedJobData = { v: 1, runId: newId, bucket: run.bucket, settings, objects, ...(units.length > 0 ? { units } : {}) };
-        bulk.push({ name: 'embed', data, opts: { ...EMBED_JOB_OPTIONS, jobId: embedJobId(newId, contentId), deduplication: { id: contentId } } });
+        bulk.push(embedJob(newId, run.bucket, settings, { objects: job.objects, ...(job.units.length > 0 ? { units: job.units } : {}) }));
         job = { objects: [], units: [] };
       };
       for (const e of entries.values()) {
@@ -109,17 +120,24 @@ export function registerFailureCommands(program: Command): void {
         if (e.unit) job.units.push([e.unit[0], e.unit[1], e.tuples.map((_, i) => first + i)]);
       }
       close();
-      await queue.addBulk(bulk);
-      const retried = new Set(tuples.map((t) => t[0]));
+      const queued = await queueJobs({ queue, runs }, newId, bulk);
+      const retried = new Set(failed.map(([key]) => key));
       // the old run's failed jobs are replaced by the new run's
       for (const job of await queue.getFailed()) {
         if (job.data.runId === runId && job.data.objects.every((o) => retried.has(o[0]))) await job.remove();
       }
-      await runs.pageDone(newId, { scanned: tuples.length, skipped: 0, filteredOut: 0, queuedObjects: tuples.length, jobsAdded: bulk.length, jobsDeduplicated: 0 });
+      await runs.pageDone(newId, { scanned: failed.length, skipped: 0, filteredOut: 0, queuedObjects: tuples.length, unchanged: written.length, jobsAdded: queued.added, jobsDeduplicated: queued.followed });
       await runs.scanFinished(newId, 'complete');
-      const marks = new Map<string, ItemOutcome>(failed.map(([key, o]) => [key, { ...o, status: 'retried', reason: `${o.reason} (retried in run ${newId})` }]));
+      const marks = new Map<string, ItemOutcome>([
+        ...retry.map(([key, o]): [string, ItemOutcome] => [key, { ...o, status: 'retried', reason: `${o.reason} (retried in run ${newId})` }]),
+        ...written.map(([key, o]): [string, ItemOutcome] => [key, { ...o, status: 'retried', reason: `${o.reason} (its points were written after all: not queued again)` }]),
+      ]);
       await runs.recordItems(runId, marks);
-      process.stdout.write(`run ${newId}: retrying ${tuples.length} failed objects of run ${runId} in ${bulk.length} jobs (follow it with: mm-ingest status --run ${newId} --wait)\n`);
+      // nothing queued (everything was written after all): the run is done now
+      await finishIfDone({ runs, vectors }, newId);
+      process.stdout.write(
+        `run ${newId}: retrying ${tuples.length} failed objects of run ${runId} in ${bulk.length} jobs${written.length > 0 ? ` (${written.length} others have their points already: not queued again)` : ''}${rebuild ? '; the rebuild switches its alias when this run ends with nothing failed' : ''} (follow it with: mm-ingest status --run ${newId} --wait)\n`,
+      );
     });
   });
 

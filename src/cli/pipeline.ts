@@ -149,7 +149,7 @@ export function registerPipelineCommands(program: Command): void {
           vectors,
           queue,
           runs,
-          onStart: ({ runId, target }) => process.stdout.write(`run ${runId}: scanning s3://${flags.bucket}/${flags.prefix ?? ''} into ${target} with ${flags.model}\n`),
+          onStart: ({ runId, target }) => void process.stdout.write(`run ${runId}: scanning s3://${flags.bucket}/${flags.prefix ?? ''} into ${target} with ${flags.model}\n`),
         },
         {
           bucket: flags.bucket,

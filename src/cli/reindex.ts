@@ -3,7 +3,7 @@
  * (a BullMQ job scheduler that puts one there on a cron pattern, for nightly runs).
  */
 import type { Command } from 'commander';
-import { parseReindexJob } from '../../jobs/reindex-job.js';
+import { parseReindexJob, REINDEX_JOB_OPTIONS } from '../../jobs/reindex-job.js';
 import type { ReindexJobData } from '../../jobs/reindex-job.js';
 import { reindexQueue } from '../../workers/reindex-worker.js';
 import { loadConfig } from '../config.js';
@@ -71,7 +71,7 @@ export function registerReindexCommands(program: Command): void {
     async (flags: RequestFlags) => {
       const data = requestData(flags);
       await withReindexQueue(flags as unknown as Record<string, unknown>, async (queue) => {
-        const job = await queue.add('reindex', data, { removeOnComplete: { count: 1000 }, removeOnFail: { count: 1000 } });
+        const job = await queue.add('reindex', data, REINDEX_JOB_OPTIONS);
         process.stdout.write(`reindex job ${job.id} queued on ${queue.qualifiedName}\n`);
       });
     },
@@ -91,7 +91,7 @@ export function registerReindexCommands(program: Command): void {
     const data = requestData(flags);
     await withReindexQueue(flags as unknown as Record<string, unknown>, async (queue) => {
       try {
-        await queue.upsertJobScheduler(flags.name, { pattern: flags.cron, tz: flags.tz ?? 'UTC' }, { name: 'reindex', data, opts: { removeOnComplete: { count: 100 }, removeOnFail: { count: 100 } } });
+        await queue.upsertJobScheduler(flags.name, { pattern: flags.cron, tz: flags.tz ?? 'UTC' }, { name: 'reindex', data, opts: { ...REINDEX_JOB_OPTIONS, removeOnComplete: { count: 100 }, removeOnFail: { count: 100 } } });
       } catch (err) {
         throw new ConfigError('--cron', `"${flags.cron}" is not a valid schedule (${(err as Error).message})`);
       }

@@ -17,7 +17,11 @@ async def main() -> None:
             "bucket": os.environ.get("BUCKET", "docs"),
             "collection": os.environ.get("COLLECTION", "docs"),
             "model": "qwen3-vl-embedding",
-        }, {"removeOnComplete": 1000, "removeOnFail": 1000})
+        }, {
+            # a failed or crashed attempt is retried and resumes its run
+            "attempts": 5, "backoff": {"type": "exponential", "delay": 10000},
+            "removeOnComplete": 1000, "removeOnFail": 1000,
+        })
         print(job.id)
     finally:
         await queue.close()
