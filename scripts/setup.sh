@@ -11,8 +11,9 @@
 #   - a Python virtual environment (test/python/.venv) with the pinned packages of
 #     test/python/requirements.txt: the provider's SDK and BullMQ's Python client.
 # Anything that cannot be installed gets one line naming it and how to get it; the exit
-# code is then 1.
+# code is then 1. `setup.sh redis` sets up Redis alone (what `npm run demo` needs).
 set -uo pipefail
+only=${1:-all}
 cd "$(dirname "$0")/.."
 
 # MinIO's community edition is distributed as source. The Go module proxy serves this
@@ -47,7 +48,7 @@ apt_install() {
 
 need_debian=()
 command -v redis-server >/dev/null && command -v redis-cli >/dev/null || need_debian+=(redis-server)
-command -v chromium >/dev/null || need_debian+=(chromium)
+[ "$only" = redis ] || command -v chromium >/dev/null || need_debian+=(chromium)
 if [ ${#need_debian[@]} -gt 0 ]; then
   if ! apt_install "${need_debian[@]}"; then
     for p in "${need_debian[@]}"; do cannot "$p" "install it with: sudo apt-get install -y $p (apt-get's output: /tmp/mm-ingest-apt.log)"; done
@@ -67,6 +68,8 @@ if command -v redis-cli >/dev/null; then
     redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 || cannot "Redis on port $REDIS_PORT" "redis-server did not start; see /tmp/mm-ingest-redis/redis.log"
   fi
 fi
+
+[ "$only" = redis ] && exit $missing
 
 # MinIO from its Go module, cached in GOPATH/bin.
 if command -v go >/dev/null; then

@@ -23,7 +23,15 @@ export function startReindexWorker(config: Config): RunningReindexWorker {
   const connection = redisConnection(config);
   const queue = embedQueue(config, connection);
   const handle = createReindexHandler({ config, store: objectStore(config), vectors: vectorStore(config), queue, runs: runStore(config, connection) });
-  const worker = new Worker<unknown, ReindexResult>(REINDEX_QUEUE, handle, { connection, prefix: config.queuePrefix, concurrency: 1 });
+  // a crashed worker's scan is picked up again after the lock lapses, and resumes its run
+  const worker = new Worker<unknown, ReindexResult>(REINDEX_QUEUE, handle, {
+    connection,
+    prefix: config.queuePrefix,
+    concurrency: 1,
+    lockDuration: config.lockDurationMs,
+    stalledInterval: config.lockDurationMs,
+    maxStalledCount: 5,
+  });
   worker.on('completed', (job, result) => log.info({ jobId: job.id, ...result }, 'reindex queued'));
   worker.on('failed', (job, err) => log.warn({ jobId: job?.id, err: err.message }, 'reindex job failed'));
   worker.on('error', (err) => log.warn({ err: err.message }, 'reindex worker error'));

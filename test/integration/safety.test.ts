@@ -9,6 +9,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { QdrantClient } from '@qdrant/js-client-rest';
+import { Queue } from 'bullmq';
 import { pointId } from '../../src/ids.js';
 import { RunStore } from '../../src/runs.js';
 import { deleteMany, putMany, runIdOf, until, words } from '../support/incremental.js';
@@ -75,7 +76,7 @@ describe('never lose the live index, never delete a current point, account for e
     for (const cli of [...extra, ...(worker ? [worker] : [])]) await stopProcess(cli);
     await proxy?.close();
     // the other deployments' keys (env.close removes the test's own prefix)
-    for (const name of ['b', 'c']) {
+    for (const name of ['b', 'c', 'd']) {
       const found = await env.redis.keys(`${env.prefix}-${name}:*`);
       if (found.length > 0) await env.redis.del(...found);
     }
@@ -247,6 +248,39 @@ describe('never lose the live index, never delete a current point, account for e
     expect(run?.counters.jobsFollowed).toBeGreaterThan(0);
     expect(run?.counters.jobsDone).toBe(run?.counters.jobsFollowed);
     await stopProcess(otherWorker);
+  }, 180_000);
+
+  it('resumes the run of a reindex job whose worker was killed mid-scan instead of starting over', async () => {
+    const other = { ...otherDeployment('d'), LOCK_DURATION_MS: '3000' };
+    proxy.holdAfterLists(proxy.lists() + 1);
+    const first = startCli(['worker'], { ...other, S3_ENDPOINT: proxy.endpoint });
+    extra.push(first);
+    await first.waitFor(/worker ready/);
+    const added = await runCli(['reindex', '--bucket', BUCKET, '--collection', 'requeue', '--model', MODEL, '--dimension', '256', '--mode', 'rebuild', '--page-size', '5'], other);
+    expect(exit(added)).toMatchObject({ code: 0 });
+    await until('the reindex scan to stall at its second page', async () => (proxy.held() > 0 ? true : undefined));
+    await first.stop('SIGKILL');
+    proxy.release();
+    const queue = new Queue('reindex', { connection: env.redis, prefix: `${env.prefix}-d` });
+    const [job] = await queue.getJobs(['active', 'waiting', 'delayed']);
+    await queue.close();
+    const runId = String((job?.data as { runId?: string } | undefined)?.runId);
+    expect(runId).toMatch(/^\d{8}T\d{6}Z-[0-9a-f]{6}$/);
+
+    const second = startCli(['worker'], other);
+    extra.push(second);
+    const otherRuns = new RunStore(env.redis, `${env.prefix}-d`);
+    const run = await until('the resumed rebuild to finish', async () => {
+      const r = await otherRuns.get(runId);
+      return r?.finishedAt ? r : undefined;
+    }, 90_000);
+    expect(run.notes.rebuild).toMatch(/^alias requeue -> /);
+    expect(await aliasTarget('requeue')).toBe(`requeue--${runId.toLowerCase()}`);
+    const builds = (await qdrant.getCollections()).collections.map((c) => c.name).filter((n) => n.startsWith('requeue--'));
+    expect(builds).toEqual([`requeue--${runId.toLowerCase()}`]);
+    expect(await count('requeue')).toBe(keys.size);
+    expect(await otherRuns.latest(10)).toEqual([runId]);
+    await stopProcess(second);
   }, 180_000);
 
   it('removes the old point of an object that is skipped at scan now', async () => {

@@ -1,0 +1,86 @@
+/**
+ * An HTTP proxy in front of a real test server (the API simulator, the Qdrant stand-in),
+ * for faults the server itself does not make: it forwards every request as it is, and a
+ * test's `intercept` may answer a request itself instead (a quota the provider says is
+ * gone, a write Qdrant refuses), or `rewrite` may change a forwarded answer's body (an
+ * answer of the wrong shape). Both see the request's method, path and JSON body.
+ */
+import { createServer, request } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface SeenRequest {
+  readonly method: string;
+  readonly path: string;
+  readonly body: unknown;
+}
+
+export interface ProxyAnswer {
+  readonly status: number;
+  readonly body: unknown;
+}
+
+export interface HttpProxy {
+  readonly url: string;
+  /** Answers a request instead of the server when it returns an answer. */
+  intercept: (req: SeenRequest) => ProxyAnswer | undefined;
+  /** Changes the body of a forwarded answer (JSON). */
+  rewrite: (req: SeenRequest, status: number, body: unknown) => unknown;
+  /** Requests answered by `intercept`. */
+  intercepted(): number;
+  close(): Promise<void>;
+}
+
+function json(raw: Buffer): unknown {
+  try {
+    return JSON.parse(raw.toString('utf8')) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function startHttpProxy(target: string): Promise<HttpProxy> {
+  const upstream = new URL(target);
+  let intercepted = 0;
+  const proxy: HttpProxy = {
+    url: '',
+    intercept: () => undefined,
+    rewrite: (_req, _status, body) => body,
+    intercepted: () => intercepted,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const raw = Buffer.concat(chunks);
+      const seen: SeenRequest = { method: req.method ?? 'GET', path: (req.url ?? '/').split('?')[0] ?? '/', body: json(raw) };
+      const answer = proxy.intercept(seen);
+      if (answer) {
+        intercepted += 1;
+        res.writeHead(answer.status, { 'content-type': 'application/json' }).end(JSON.stringify(answer.body));
+        return;
+      }
+      const headers: IncomingHttpHeaders = { ...req.headers, host: upstream.host };
+      const out = request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers }, (answerStream) => {
+        const parts: Buffer[] = [];
+        answerStream.on('data', (c: Buffer) => parts.push(c));
+        answerStream.on('end', () => {
+          const body = Buffer.concat(parts);
+          const parsed = json(body);
+          const changed = parsed === undefined ? body : Buffer.from(JSON.stringify(proxy.rewrite(seen, answerStream.statusCode ?? 502, parsed)));
+          const h = { ...answerStream.headers, 'content-length': String(changed.length) };
+          delete h['transfer-encoding'];
+          res.writeHead(answerStream.statusCode ?? 502, h).end(changed);
+        });
+      });
+      out.on('error', () => res.destroy());
+      out.end(raw);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return Object.assign(proxy, { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` });
+}
