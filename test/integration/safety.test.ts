@@ -252,13 +252,14 @@ describe('never lose the live index, never delete a current point, account for e
 
   it('resumes the run of a reindex job whose worker was killed mid-scan instead of starting over', async () => {
     const other = { ...otherDeployment('d'), LOCK_DURATION_MS: '3000' };
-    proxy.holdAfterLists(proxy.lists() + 1);
+    // the scan stalls at its first listing: the run exists, nothing is queued yet
+    proxy.holdAfterLists(proxy.lists());
     const first = startCli(['worker'], { ...other, S3_ENDPOINT: proxy.endpoint });
     extra.push(first);
     await first.waitFor(/worker ready/);
-    const added = await runCli(['reindex', '--bucket', BUCKET, '--collection', 'requeue', '--model', MODEL, '--dimension', '256', '--mode', 'rebuild', '--page-size', '5'], other);
+    const added = await runCli(['reindex', '--bucket', BUCKET, '--collection', 'requeue', '--model', MODEL, '--dimension', '256', '--mode', 'rebuild'], other);
     expect(exit(added)).toMatchObject({ code: 0 });
-    await until('the reindex scan to stall at its second page', async () => (proxy.held() > 0 ? true : undefined));
+    await until('the reindex scan to stall at its first page', async () => (proxy.held() > 0 ? true : undefined));
     await first.stop('SIGKILL');
     proxy.release();
     const queue = new Queue('reindex', { connection: env.redis, prefix: `${env.prefix}-d` });
