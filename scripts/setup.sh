@@ -71,7 +71,9 @@ fi
 
 [ "$only" = redis ] && exit $missing
 
-# MinIO from its Go module, cached in GOPATH/bin.
+# MinIO from its Go module, cached in GOPATH/bin. (Go's own install puts it in
+# /usr/local/go/bin, which a non-login shell may not have on its PATH.)
+command -v go >/dev/null || { [ -x /usr/local/go/bin/go ] && export PATH="$PATH:/usr/local/go/bin"; }
 if command -v go >/dev/null; then
   gobin="$(go env GOPATH)/bin"
   built=""
