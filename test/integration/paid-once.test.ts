@@ -127,6 +127,29 @@ describe('nothing paid for twice, no run stuck on a quota', () => {
     await stopWorkers();
   }, 240_000);
 
+  it('finishes a rebuild through retry-failed: the alias moves once the retried objects are indexed', async () => {
+    await putObject(env.s3client, BUCKET, 'rb/good-1.txt', 'a first good text');
+    await putObject(env.s3client, BUCKET, 'rb/good-2.txt', 'a second good text');
+    await putObject(env.s3client, BUCKET, 'rb/bad.txt', 'refused by moderation [[sim:DataInspectionFailed]]');
+    await worker({});
+    const rebuild = await runCli(['index', '--bucket', BUCKET, '--prefix', 'rb/', '--collection', 'rb', '--model', 'qwen3-vl-embedding', '--dimension', '256', '--mode', 'rebuild', '--wait'], env.env);
+    expect(exit(rebuild)).toMatchObject({ code: 1 });
+    const runId = runIdOf(rebuild.stdout);
+    expect((await runs.get(runId))?.notes.rebuild).toMatch(/^not switched: 1 objects and 0 jobs failed/);
+    expect((await qdrant.getAliases()).aliases.some((a) => a.alias_name === 'rb')).toBe(false);
+
+    await putObject(env.s3client, BUCKET, 'rb/bad.txt', 'a third text, fixed');
+    const retry = await runCli(['retry-failed', '--run', runId], env.env);
+    expect(exit(retry)).toMatchObject({ code: 0 });
+    expect(retry.stdout).toContain('the rebuild switches its alias when this run ends with nothing failed');
+    const retryId = /run (\S+): retrying/.exec(retry.stdout)?.[1] ?? '';
+    const done = await runCli(['status', '--run', retryId, '--wait'], env.env);
+    expect(exit(done)).toMatchObject({ code: 0 });
+    expect((await qdrant.getAliases()).aliases.find((a) => a.alias_name === 'rb')?.collection_name).toBe(`rb--${runId.toLowerCase()}`);
+    expect(await count('rb')).toBe(3);
+    await stopWorkers();
+  }, 180_000);
+
   it('fails the inputs of an answer of the wrong shape without sending it again, and pauses the run when one comes again', async () => {
     await putObject(env.s3client, BUCKET, 'shape/one.txt', 'the first text');
     await putObject(env.s3client, BUCKET, 'shape/two.txt', 'the second text');
