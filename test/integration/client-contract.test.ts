@@ -569,11 +569,21 @@ describe('the client checks what a server answers, not only its status', () => {
     { what: 'a repeated index', answer: (r) => success(embeddingsFor(r).map((e, i) => (i === 2 ? { ...e, index: 0 } : e))) },
     { what: 'a component that is not a number', answer: (r) => success(embeddingsFor(r).map((e, i) => (i === 0 ? { ...e, embedding: [1, null, 0, 0] } : e))) },
     { what: 'an entry that is not an object', answer: (r) => success(embeddingsFor(r).map((e, i) => (i === 1 ? null : e))) },
+  ];
+
+  // computed and billed: sent again, it would be paid again (the run fails its inputs instead)
+  it.each(malformed)('refuses a 200 with $what as a bad-response that is not retried, naming its request', async ({ answer: give }) => {
+    answer = give;
+    await expectApiError(client.embed(three), { status: 200, code: 'bad-response', decision: 'bad-response', requestId: true });
+  });
+
+  const notAnAnswer: { what: string; answer: (r: Received) => Answer }[] = [
     { what: 'no output.embeddings', answer: () => ({ status: 200, body: JSON.stringify({ output: {}, request_id: 'req-fake' }) }) },
     { what: 'a body that is not JSON', answer: () => ({ status: 200, headers: { 'content-type': 'text/html' }, body: '<html>OK</html>' }) },
   ];
 
-  it.each(malformed)('refuses a 200 with $what as a retryable BadResponse', async ({ answer: give }) => {
+  // no embedding answer at all (a gateway's page, a cut body): nothing was computed
+  it.each(notAnAnswer)('refuses a 200 with $what as a retryable BadResponse', async ({ answer: give }) => {
     answer = give;
     await expectApiError(client.embed(three), { status: 0, code: 'BadResponse', decision: 'retryable', requestId: false });
   });
