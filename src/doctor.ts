@@ -246,9 +246,11 @@ async function checkQdrant(vectors: DoctorClients['vectors'], t: DoctorTarget): 
     rows.push(
       row('collection', 'fail', `${name} holds ${layout.size}-dim vectors; ${makes}`, `use ${takes}another --collection, or --mode rebuild`, { exists: true, size: layout.size, distance: layout.distance }),
     );
+  } else if (layout.sparse !== undefined) {
+    rows.push(row('collection', 'fail', `${name} has sparse vectors (${layout.sparse.join(', ')}); this tool writes one unnamed dense vector a point`, 'use another --collection', { exists: true, size: layout.size, distance: layout.distance }));
   } else if (layout.distance !== VECTOR_DISTANCE) {
     rows.push(
-      row('collection', 'warn', `${name} holds ${layout.size}-dim vectors with ${layout.distance} distance; this tool creates ${VECTOR_DISTANCE} collections`, `search scores will not be cosine similarities: use another --collection for ${VECTOR_DISTANCE}`, { exists: true, size: layout.size, distance: layout.distance }),
+      row('collection', 'fail', `${name} holds ${layout.size}-dim vectors with ${layout.distance} distance; this tool writes ${VECTOR_DISTANCE} vectors (index refuses the collection)`, `use another --collection for ${VECTOR_DISTANCE}`, { exists: true, size: layout.size, distance: layout.distance }),
     );
   } else {
     rows.push(row('collection', 'ok', `${name} holds ${layout.size}-dim ${layout.distance} vectors, as ${t.model.name} makes`, '', { exists: true, size: layout.size, distance: layout.distance }));

@@ -311,18 +311,18 @@ describe('mm-ingest doctor', () => {
     ]);
   }, TEST_TIMEOUT);
 
-  it('warns about a collection of the right size with another distance', async () => {
+  it('fails a collection of the right size with another distance, which index refuses', async () => {
     const collection = collectionName();
     await qdrant('PUT', `/collections/${collection}`, { vectors: { size: 256, distance: 'Dot' } });
     const { code, out } = await doctorJson(['--bucket', bucket, '--collection', collection, '--model', MODEL, '--dimension', '256', '--no-api']);
-    expect(code).toBe(0);
+    expect(code).toBe(1);
     expect(rowsOf(out).slice(5)).toEqual([
       ok('qdrant', `answers at ${env.qdrantUrl}`),
       {
         check: 'collection',
-        status: 'warn',
-        detail: `"${collection}" holds 256-dim vectors with Dot distance; this tool creates Cosine collections`,
-        action: 'search scores will not be cosine similarities: use another --collection for Cosine',
+        status: 'fail',
+        detail: `"${collection}" holds 256-dim vectors with Dot distance; this tool writes Cosine vectors (index refuses the collection)`,
+        action: 'use another --collection for Cosine',
       },
       { check: 'api key', status: 'skip', detail: 'not checked (--no-api): no request sent', action: '' },
     ]);
