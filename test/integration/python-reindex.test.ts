@@ -112,8 +112,9 @@ describe('reindex requests from Python (BullMQ\'s Python client)', () => {
     expect(id).toMatch(/^\d+$/);
     const { job, state } = await finished(id);
     expect({ state, failedReason: job.failedReason }).toEqual({ state: 'completed', failedReason: undefined });
-    expect(job.data).toEqual({ bucket: BUCKET, collection: collection(), model: 'qwen3-vl-embedding' });
     const result = job.returnvalue as { runId: string; target: string; scanned: number; queuedObjects: number };
+    // the job as Python added it, and the run id the worker wrote into it once the run existed
+    expect(job.data).toEqual({ bucket: BUCKET, collection: collection(), model: 'qwen3-vl-embedding', runId: result.runId });
     expect(result).toMatchObject({ target: collection(), scanned: OBJECTS.size, queuedObjects: OBJECTS.size });
 
     const end = await runEnd(result.runId);

@@ -46,7 +46,7 @@ describe('the shared rate limiter in Redis', () => {
 
   it('keeps the tokens of the last minute under TPM', async () => {
     const l = new SharedRateLimiter(redis, prefix);
-    await expect(l.acquire('m-tpm', { rpm: null, tpm: 1000 }, 600)).resolves.toEqual({ waitedMs: 0 });
+    await expect(l.acquire('m-tpm', { rpm: null, tpm: 1000 }, 600)).resolves.toEqual({ waitedMs: 0, ticket: expect.stringMatching(/^[0-9a-f-]{36}:600$/) });
     // 600 + 600 > 1000: the second must wait for the first to leave the window (about a minute)
     const waited = l.acquire('m-tpm', { rpm: null, tpm: 1000 }, 600);
     const raced = await Promise.race([waited.then(() => 'admitted'), new Promise((r) => setTimeout(() => r('waiting'), 1500))]);

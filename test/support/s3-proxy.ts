@@ -16,6 +16,8 @@ export interface S3Proxy {
   readonly endpoint: string;
   /** Listing requests forwarded so far. */
   lists(): number;
+  /** How many keys each forwarded listing answered with (its KeyCount), in order. */
+  listKeyCounts(): number[];
   /** Listing requests waiting at a hold. */
   held(): number;
   holdAfterLists(n: number): void;
@@ -33,6 +35,7 @@ const isList = (method: string | undefined, url: string | undefined): boolean =>
 export async function startS3Proxy(target: string): Promise<S3Proxy> {
   const upstream = new URL(target);
   let lists = 0;
+  const keyCounts: number[] = [];
   let dieAfter = Infinity;
   let holdAfter = Infinity;
   const waiting: (() => void)[] = [];
@@ -49,6 +52,11 @@ export async function startS3Proxy(target: string): Promise<S3Proxy> {
         { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
         (answer) => {
           res.writeHead(answer.statusCode ?? 502, answer.headers);
+          if (list) {
+            const parts: Buffer[] = [];
+            answer.on('data', (c: Buffer) => parts.push(c));
+            answer.on('end', () => keyCounts.push(Number(/<KeyCount>(\d+)<\/KeyCount>/.exec(Buffer.concat(parts).toString('utf8'))?.[1] ?? -1)));
+          }
           answer.pipe(res);
         },
       );
@@ -63,6 +71,7 @@ export async function startS3Proxy(target: string): Promise<S3Proxy> {
   return {
     endpoint: `http://127.0.0.1:${port}`,
     lists: () => lists,
+    listKeyCounts: () => [...keyCounts],
     held: () => waiting.length,
     holdAfterLists: (n) => void (holdAfter = n),
     release: () => {
