@@ -15,15 +15,19 @@ interface Setting<T> {
   readonly env: string;
   readonly flag?: string;
   readonly schema: z.ZodType<T>;
+  /** A key or token: a malformed value is described by its length, never echoed. */
+  readonly secret?: boolean;
 }
 
 const bool = z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => v === 'true' || v === '1' || v === 'yes');
 const int = (min: number) => z.coerce.number().int().min(min);
 const url = z.string().url();
+/** A host name, an IPv4 or an IPv6 address (without brackets). */
+const host = z.string().regex(/^([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*)$/, 'must be a host name or an IP address, such as 127.0.0.1 or 0.0.0.0');
 
 const SETTINGS = {
   /** The API key; only processes that call the API need it. */
-  apiKey: { env: 'DASHSCOPE_API_KEY', schema: z.string().min(1).optional() },
+  apiKey: { env: 'DASHSCOPE_API_KEY', schema: z.string().min(1).optional(), secret: true },
   /** @defaultValue https://dashscope.aliyuncs.com (Beijing) */
   baseUrl: { env: 'DASHSCOPE_BASE_URL', flag: 'baseUrl', schema: url.default(DEFAULT_BASE_URL) },
   /** @defaultValue 120000 */
@@ -50,7 +54,7 @@ const SETTINGS = {
   },
   /** @defaultValue http://127.0.0.1:6333 */
   qdrantUrl: { env: 'QDRANT_URL', flag: 'qdrantUrl', schema: url.default('http://127.0.0.1:6333') },
-  qdrantApiKey: { env: 'QDRANT_API_KEY', schema: z.string().min(1).optional() },
+  qdrantApiKey: { env: 'QDRANT_API_KEY', schema: z.string().min(1).optional(), secret: true },
   /** Empty means AWS itself. */
   s3Endpoint: { env: 'S3_ENDPOINT', flag: 's3Endpoint', schema: z.union([z.literal(''), url]).default('') },
   awsRegion: { env: 'AWS_REGION', schema: z.string().min(1).default('us-east-1') },
@@ -84,6 +88,22 @@ const SETTINGS = {
   drainTimeoutMs: { env: 'DRAIN_TIMEOUT_MS', schema: int(0).default(120_000) },
   /** The worker's Prometheus port (`GET /metrics`); unset: no server; 0: any free port. */
   metricsPort: { env: 'METRICS_PORT', flag: 'metricsPort', schema: int(0).max(65_535).optional() },
+  /** The interface the metrics server listens on; 0.0.0.0 for every one (a Prometheus on another machine). @defaultValue 127.0.0.1 */
+  metricsHost: { env: 'METRICS_HOST', flag: 'metricsHost', schema: host.default('127.0.0.1') },
+  /**
+   * The dashboard's token: required of every request when set, and to listen beyond
+   * loopback at all (Bull Board can remove and retry jobs). @defaultValue none
+   */
+  dashboardToken: { env: 'DASHBOARD_TOKEN', schema: z.string().min(16, 'must be at least 16 characters').optional(), secret: true },
+  /** Host names (`name` or `name:port`) the dashboard answers besides its own address, comma-separated. @defaultValue none */
+  dashboardAllowedHosts: {
+    env: 'DASHBOARD_ALLOWED_HOSTS',
+    schema: z
+      .string()
+      .regex(/^[A-Za-z0-9.:[\]_-]+(,[A-Za-z0-9.:[\]_-]+)*$/, 'must be host names or host:port, comma-separated')
+      .transform((v) => v.split(','))
+      .optional(),
+  },
   modelOverrides: { env: 'MODEL_OVERRIDES', flag: 'modelOverrides', schema: z.string().optional() },
   /** @defaultValue info */
   logLevel: { env: 'LOG_LEVEL', flag: 'logLevel', schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') },
@@ -110,7 +130,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: Readonly
     const raw = fromFlag !== undefined ? String(fromFlag) : env[setting.env];
     const source = fromFlag !== undefined ? `--${kebab(setting.flag ?? name)}` : setting.env;
     const parsed = setting.schema.safeParse(raw === '' && setting.env !== 'S3_ENDPOINT' ? undefined : raw);
-    if (!parsed.success) throw new ConfigError(source, `${parsed.error.issues[0]?.message ?? 'invalid'} (got "${raw}")`);
+    if (!parsed.success) {
+      const got = setting.secret ? `${raw?.length ?? 0} characters` : `"${raw}"`;
+      throw new ConfigError(source, `${parsed.error.issues[0]?.message ?? 'invalid'} (got ${got})`);
+    }
     out[name] = parsed.data;
     sources[name] = source;
     if (raw === undefined || raw === '') defaulted.add(name);

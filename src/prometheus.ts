@@ -99,14 +99,18 @@ export function createPrometheusMetrics(registry: Registry, options: PrometheusO
 
 export interface MetricsServer {
   readonly port: number;
+  /** The address it listens on. */
+  readonly host: string;
   close(): Promise<void>;
 }
 
 /**
- * Serves `GET /metrics` on `port` (0: any free port) on every interface, since the
- * Prometheus server scraping it is usually on another machine.
+ * Serves `GET /metrics` on `port` (0: any free port) on `host`: loopback unless told
+ * otherwise, since the metrics name queues, models and volumes, and nothing asks who
+ * scrapes them; a Prometheus on another machine needs `METRICS_HOST` (0.0.0.0, or the
+ * interface it reaches).
  */
-export async function startMetricsServer(port: number, registry: Registry, host?: string): Promise<MetricsServer> {
+export async function startMetricsServer(port: number, registry: Registry, host = '127.0.0.1'): Promise<MetricsServer> {
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path !== '/metrics' || (req.method !== 'GET' && req.method !== 'HEAD')) {
@@ -127,6 +131,7 @@ export async function startMetricsServer(port: number, registry: Registry, host?
   });
   return {
     port: (server.address() as AddressInfo).port,
+    host,
     close: () =>
       new Promise<void>((resolve, reject) => {
         server.close((err) => (err ? reject(err) : resolve()));

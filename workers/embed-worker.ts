@@ -52,10 +52,10 @@ export function startEmbedWorker(config: Config): RunningWorker {
   const controlQueue = served ? reindexQueue(config, connection) : undefined;
   const registry = new Registry();
   const metrics = controlQueue ? createPrometheusMetrics(registry, { queues: [queue, controlQueue] }) : undefined;
-  const metricsServer = config.metricsPort === undefined ? Promise.resolve(undefined) : startMetricsServer(config.metricsPort, registry);
+  const metricsServer = config.metricsPort === undefined ? Promise.resolve(undefined) : startMetricsServer(config.metricsPort, registry, config.metricsHost);
   // handled at once, so a port that cannot be bound is no unhandled rejection before the caller awaits it
   metricsServer.then(
-    (s) => s && log.info({ url: `http://127.0.0.1:${s.port}/metrics` }, 'metrics server started'),
+    (s) => s && log.info({ host: s.host, port: s.port }, 'metrics server started'),
     (err: unknown) => log.error({ err: (err as Error).message, port: config.metricsPort }, 'metrics server failed to start'),
   );
   const handle = createEmbedHandler({

@@ -27,7 +27,7 @@ export function registerDashboardCommand(program: Command): void {
       .command('dashboard')
       .description('serve Bull Board (the queues) and the run reports in a browser until stopped')
       .option('--port <n>', `port (default ${DEFAULT_DASHBOARD_PORT}; 0: any free port)`, port)
-      .option('--host <host>', 'interface to listen on (default 127.0.0.1: Bull Board can remove and retry jobs, and asks no password)')
+      .option('--host <host>', 'interface to listen on (default 127.0.0.1; any other needs DASHBOARD_TOKEN: Bull Board can remove and retry jobs)')
       .option('--read-only', "hide Bull Board's actions (retry, remove, clean, pause)"),
   ).action(async (flags: DashboardFlags) => {
     const config = loadConfig(process.env, flags);
@@ -36,7 +36,8 @@ export function registerDashboardCommand(program: Command): void {
       ...(flags.host !== undefined ? { host: flags.host } : {}),
       readOnly: flags.readOnly === true,
     });
-    process.stdout.write(`dashboard on ${dashboard.url} (queues: ${dashboard.url}queues)\n`);
+    const token = dashboard.tokenRequired ? '; DASHBOARD_TOKEN required: open the page once with ?token=TOKEN, or send Authorization: Bearer TOKEN' : '';
+    process.stdout.write(`dashboard on ${dashboard.url} (queues: ${dashboard.url}queues${token})\n`);
     await new Promise<void>((resolve) => {
       const stop = (): void => void dashboard.close().then(resolve);
       process.once('SIGTERM', stop);

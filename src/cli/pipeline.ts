@@ -81,6 +81,13 @@ export async function followRun(runs: RunStore, runId: string, paused: () => Pro
   }
 }
 
+/** Where to scrape the metrics from this machine; a wildcard address says that it listens on every interface. */
+function metricsUrl(server: { host: string; port: number }): string {
+  const wildcard = server.host === '0.0.0.0' || server.host === '::';
+  const shown = wildcard ? '127.0.0.1' : server.host.includes(':') ? `[${server.host}]` : server.host;
+  return `http://${shown}:${server.port}/metrics${wildcard ? ` (listening on ${server.host})` : ''}`;
+}
+
 /** Prints how a followed run ended and sets the exit code: 0 done, 1 failures, 3 paused. */
 function reportEnd(runId: string, end: { run: RunState; paused?: string }): void {
   if (end.paused) {
@@ -201,7 +208,8 @@ export function registerPipelineCommands(program: Command): void {
       .description('run embed jobs from the queue until stopped (SIGTERM/SIGINT drain: jobs in flight finish)')
       .option('--concurrency <n>', 'jobs at once in this process (WORKER_CONCURRENCY; default 4)')
       .option('--no-reindex', 'do not also consume the reindex control queue')
-      .option('--metrics-port <n>', 'serve Prometheus metrics at /metrics on this port (METRICS_PORT; 0: any free port; default: off)'),
+      .option('--metrics-port <n>', 'serve Prometheus metrics at /metrics on this port (METRICS_PORT; 0: any free port; default: off)')
+      .option('--metrics-host <host>', 'the interface the metrics server listens on (METRICS_HOST; default 127.0.0.1; 0.0.0.0: every interface)'),
   ).action(async (flags: Record<string, unknown>) => {
     const config = loadConfig(process.env, flags);
     const embed = startEmbedWorker(config);
@@ -214,7 +222,7 @@ export function registerPipelineCommands(program: Command): void {
       throw new ConfigError('--metrics-port', `cannot serve metrics on port ${config.metricsPort ?? ''}: ${(err as Error).message}`);
     });
     process.stdout.write(`worker ready: queue ${config.queuePrefix}:embed, concurrency ${config.concurrency}${reindex ? `; queue ${config.queuePrefix}:reindex` : ''}\n`);
-    if (metricsServer) process.stdout.write(`metrics on http://127.0.0.1:${metricsServer.port}/metrics\n`);
+    if (metricsServer) process.stdout.write(`metrics on ${metricsUrl(metricsServer)}\n`);
     await new Promise<void>((resolve) => {
       const stop = (signal: string): void => {
         process.stdout.write(`worker: ${signal}, draining (no new jobs; the ones in flight finish)\n`);

@@ -3,8 +3,10 @@
  * the run reports (the same ones `mm-ingest runs` prints) at `/`, `/runs/:id` and
  * `/api/runs`. One Redis connection serves both.
  *
- * Bull Board can retry, remove and clean jobs, and nothing here asks who is asking: the
- * server listens on 127.0.0.1 unless told otherwise, and `readOnly` hides those actions.
+ * Bull Board can retry, remove and clean jobs: the server listens on 127.0.0.1 unless told
+ * otherwise, answers only the Host names it is known by, refuses write actions from other
+ * sites' pages, and with DASHBOARD_TOKEN (required beyond loopback) asks every request for
+ * it (guard.ts); `readOnly` hides those actions.
  */
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -19,6 +21,7 @@ import { embedQueue, redisConnection, runStore } from '../connections.js';
 import { buildReport } from '../report.js';
 import type { RunReport } from '../report.js';
 import type { RunStore } from '../runs.js';
+import { checkExposure, dashboardGuard } from './guard.js';
 import { notFoundPage, runPage, runsPage } from './html.js';
 
 export interface DashboardOptions {
@@ -36,6 +39,8 @@ export interface Dashboard {
   readonly port: number;
   /** The page to open, e.g. `http://127.0.0.1:3000/`. */
   readonly url: string;
+  /** True when every request must carry DASHBOARD_TOKEN. */
+  readonly tokenRequired: boolean;
   close(): Promise<void>;
 }
 
@@ -58,6 +63,8 @@ function limitOf(req: Request, fallback: number): number {
 
 export async function startDashboard(config: Config, options: DashboardOptions): Promise<Dashboard> {
   const host = options.host ?? '127.0.0.1';
+  // before any connection: a refused start must leave nothing open
+  checkExposure(host, config.dashboardToken);
   const connection = redisConnection(config);
   const embed = embedQueue(config, connection);
   const reindex = reindexQueue(config, connection);
@@ -78,6 +85,9 @@ export async function startDashboard(config: Config, options: DashboardOptions):
 
   const app = express();
   app.disable('x-powered-by');
+  // the port is known once listening (0: any free port); requests come only after that
+  const guard: { check?: ReturnType<typeof dashboardGuard> } = {};
+  app.use((req, res, next) => (guard.check ? guard.check(req, res, next) : res.status(503).end()));
   app.use('/queues', board.getRouter() as Router);
   app.get('/', async (req, res) => {
     res.type('html').send(runsPage(await recentReports(runs, config, limitOf(req, defaultRuns)), config.queuePrefix));
@@ -118,10 +128,12 @@ export async function startDashboard(config: Config, options: DashboardOptions):
     throw err;
   });
   const port = (server.address() as AddressInfo).port;
+  guard.check = dashboardGuard({ host, port, token: config.dashboardToken, allowedHosts: config.dashboardAllowedHosts });
   const shownHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
   return {
     port,
     url: `http://${shownHost}:${port}/`,
+    tokenRequired: config.dashboardToken !== undefined,
     async close() {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
