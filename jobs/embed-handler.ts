@@ -9,6 +9,8 @@
  */
 import pLimit from 'p-limit';
 import pRetry from 'p-retry';
+import { DEFAULT_BOUNDS, grewPastBound } from '../src/bounds.js';
+import type { ReadBounds } from '../src/bounds.js';
 import { GROUP_PART_MAX, groupParts, groupPointKey, unitEtag } from '../src/compose.js';
 import type { Embedder } from '../src/embedder.js';
 import { pointId } from '../src/ids.js';
@@ -20,13 +22,13 @@ import { fixImage } from '../src/fixup.js';
 import type { FixupRecord } from '../src/fixup.js';
 import { ObjectStoreError } from '../src/object-store.js';
 import type { ObjectStore } from '../src/object-store.js';
-import { planRequests } from '../src/planner.js';
+import { planRequests, textChunking } from '../src/planner.js';
 import type { PipelineMetrics } from '../src/metrics.js';
 import type { ParkedVectors } from '../src/parked.js';
 import { OPEN_GATE } from '../src/rate-limit.js';
 import type { RequestGate } from '../src/rate-limit.js';
-import type { PlannedInput, PlanOptions, PreparedInput } from '../src/planner.js';
-import { prepareImage, prepareText, prepareVideo } from '../src/prepare.js';
+import type { PlannedInput, PlanOptions, PreparedInput, TextChunking } from '../src/planner.js';
+import { prepareImage, prepareTextInSlices, prepareVideo } from '../src/prepare.js';
 import type { ItemOutcome, JobResult, RunStore } from '../src/runs.js';
 import type { TokenCounter } from '../src/tokens.js';
 import type { PointPayload, PointRecord, VectorStore } from '../src/vector-store.js';
@@ -63,6 +65,8 @@ export interface EmbedHandlerDeps {
   readonly fetchConcurrency?: number;
   /** Lifetime of presigned URLs: long enough for the provider to download. @defaultValue 3600 */
   readonly presignSeconds?: number;
+  /** Most of a text or image read (MAX_TEXT_BYTES, MAX_IMAGE_BYTES). @defaultValue DEFAULT_BOUNDS (bounds.ts) */
+  readonly bounds?: ReadBounds;
   readonly now?: () => Date;
 }
 
@@ -88,11 +92,27 @@ const VIDEO_HEAD_BYTES = 64;
 export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => Promise<JobResult> {
   const limit = pLimit(deps.fetchConcurrency ?? 8);
   const presignSeconds = deps.presignSeconds ?? 3600;
+  const bounds = deps.bounds ?? DEFAULT_BOUNDS;
   const now = deps.now ?? (() => new Date());
   // answers of the wrong shape this worker has seen: a repeat stops the run (api-call.ts)
   const badResponses = { count: 0 };
 
-  async function prepare(bucket: string, ref: ObjectRef, spec: ModelSpec, imageMode: 'inline' | 'url', maxDataUriBytes: number): Promise<Prepared> {
+  /**
+   * An object's bytes, never more than its bound plus one (an object that grew past it
+   * after the scan is not read whole); `over` when it is over the bound. An object that
+   * became empty answers a range with InvalidRange: it is read as zero bytes.
+   */
+  async function fetchBounded(bucket: string, ref: ObjectRef, maxBytes: number): Promise<{ bytes: Uint8Array; etag: string; over: boolean }> {
+    try {
+      const object = await deps.store.get(bucket, ref.key, [0, maxBytes]);
+      return { bytes: object.bytes, etag: object.etag, over: object.bytes.length > maxBytes };
+    } catch (err) {
+      if (err instanceof ObjectStoreError && err.code === 'InvalidRange') return { bytes: new Uint8Array(0), etag: ref.etag, over: false };
+      throw err;
+    }
+  }
+
+  async function prepare(bucket: string, ref: ObjectRef, spec: ModelSpec, imageMode: 'inline' | 'url', maxDataUriBytes: number, chunking: TextChunking): Promise<Prepared> {
     const skip = (code: string, reason: string, etag = ref.etag): Prepared => ({ ref, etag, outcome: { status: 'skipped', code, reason } });
     try {
       if (ref.modality === 'video') {
@@ -104,9 +124,11 @@ export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => P
         const r = prepareVideo(ref.key, ref.size, kind.format, url, head.bytes);
         return 'failure' in r ? skip(r.failure.code, r.failure.reason, head.etag) : { ref, etag: head.etag, input: r.ok };
       }
-      const object = await deps.store.get(bucket, ref.key);
+      const modality = ref.modality === 'text' ? 'text' : 'image';
+      const object = await fetchBounded(bucket, ref, modality === 'text' ? bounds.maxTextBytes : bounds.maxImageBytes);
+      if (object.over) return skip('too-large', grewPastBound(modality, bounds), object.etag);
       if (ref.modality === 'text') {
-        const r = prepareText(ref.key, object.bytes, deps.tokens);
+        const r = await prepareTextInSlices(ref.key, object.bytes, deps.tokens, chunking);
         return 'failure' in r ? skip(r.failure.code, r.failure.reason, object.etag) : { ref, etag: object.etag, input: r.ok };
       }
       // an image the model cannot take as it is is converted or downscaled (a copy: the
@@ -242,11 +264,6 @@ export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => P
     // a group part's images share one request body, so each gets an eighth of it
     const inGroup = new Set(units.flatMap(([kind, , members]) => (kind === 'g' ? members : [])));
     const uriCap = (i: number): number => Math.floor((settings.maxBodyBytes - 1024) / (inGroup.has(i) ? GROUP_PART_MAX : 1));
-    const prepared = await Promise.all(refs.map((ref, i) => limit(() => prepare(bucket, ref, spec, settings.imageMode, uriCap(i)))));
-
-    const outcomes = new Map<string, ItemOutcome>();
-    for (const p of prepared) if (p.outcome) outcomes.set(p.ref.key, p.outcome);
-    const assembled = assemble(prepared, units, outcomes);
     const opts: PlanOptions = {
       model: spec,
       dimension: settings.dimension,
@@ -256,6 +273,13 @@ export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => P
       ...(settings.fps !== undefined ? { fps: settings.fps } : {}),
       ...(settings.instruct !== undefined ? { instruct: settings.instruct } : {}),
     };
+    // texts are chunked as they are prepared, for the plan's chunking (in slices: tokens.ts)
+    const chunking = textChunking(opts);
+    const prepared = await Promise.all(refs.map((ref, i) => limit(() => prepare(bucket, ref, spec, settings.imageMode, uriCap(i), chunking))));
+
+    const outcomes = new Map<string, ItemOutcome>();
+    for (const p of prepared) if (p.outcome) outcomes.set(p.ref.key, p.outcome);
+    const assembled = assemble(prepared, units, outcomes);
     const { targets } = assembled;
     // the chunk (part) counts of the versions indexed now, read before anything is written
     const stored = new Map((await deps.vectors.retrieve(settings.collection, assembled.slots.map((slot) => pointId(bucket, slot.pointKey, 0)))).map((p) => [p.id, p.payload]));

@@ -5,6 +5,8 @@
  */
 import { z } from 'zod';
 import { DEFAULT_BASE_URL } from './api.js';
+import { DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_TEXT_BYTES } from './bounds.js';
+import type { ReadBounds } from './bounds.js';
 import { ConfigError } from './errors.js';
 import { parseModelOverrides } from './models.js';
 import type { ModelOverrides } from './models.js';
@@ -66,6 +68,10 @@ const SETTINGS = {
   presignSeconds: { env: 'PRESIGN_SECONDS', schema: int(60).default(3600) },
   /** @defaultValue 6291456 (6 MiB) */
   maxRequestBytes: { env: 'MAX_REQUEST_BYTES', schema: int(1024).default(DEFAULT_MAX_BODY_BYTES) },
+  /** Largest text read: bigger ones are skipped at scan (`too-large`). @defaultValue 16777216 (16 MiB; bounds.ts says why) */
+  maxTextBytes: { env: 'MAX_TEXT_BYTES', schema: int(1).default(DEFAULT_MAX_TEXT_BYTES) },
+  /** Largest image read: bigger ones are skipped at scan (`too-large`). @defaultValue 67108864 (64 MiB; bounds.ts says why) */
+  maxImageBytes: { env: 'MAX_IMAGE_BYTES', schema: int(1).default(DEFAULT_MAX_IMAGE_BYTES) },
   /** Largest text chunk in tokens; default: the model's text limit. */
   chunkTokens: { env: 'CHUNK_TOKENS', flag: 'chunkTokens', schema: int(16).optional() },
   /** @defaultValue 0 */
@@ -141,6 +147,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: Readonly
   checkRedisTopology(out, sources, defaulted);
   const models = parseModelOverrides(out.modelOverrides as string | undefined, flags.modelOverrides !== undefined ? '--model-overrides' : 'MODEL_OVERRIDES');
   return Object.freeze({ ...out, models }) as Config;
+}
+
+/** The read bounds of a configuration (MAX_TEXT_BYTES, MAX_IMAGE_BYTES). */
+export function readBounds(config: Pick<Config, 'maxTextBytes' | 'maxImageBytes'>): ReadBounds {
+  return { maxTextBytes: config.maxTextBytes, maxImageBytes: config.maxImageBytes };
 }
 
 /** True when the prefix holds a Redis hash tag: `{`, at least one character, `}`. */

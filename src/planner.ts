@@ -11,7 +11,7 @@
 import type { ApiContent, ApiParameters, ApiRequestBody } from './api.js';
 import { dataUriLength, imageShapeProblem, imageTokens, videoTokensEstimate } from './media.js';
 import type { ImageFormat, ModelSpec, VideoFormat } from './models.js';
-import type { TokenCounter } from './tokens.js';
+import type { TextChunk, TokenCounter } from './tokens.js';
 
 /** An image ready to send: inline bytes (sent as a data URI) or a URL the API downloads. */
 export type ImagePayload = { kind: 'inline'; data: Uint8Array } | { kind: 'url'; url: string };
@@ -34,7 +34,23 @@ export interface PreparedVideo {
 
 export interface PreparedText {
   readonly text: string;
+  /** Tokens of the text; for a text chunked beforehand, the sum of its chunks'. */
   readonly tokens: number;
+  /**
+   * Chunks made beforehand for `maxTokens` and `overlap` (a worker chunks long texts in
+   * slices that yield to the event loop: prepare.ts). The planner uses them when its own
+   * chunking is the same, and splits the text itself otherwise.
+   */
+  readonly chunks?: TextChunks;
+}
+
+export interface TextChunking {
+  readonly maxTokens: number;
+  readonly overlap: number;
+}
+
+export interface TextChunks extends TextChunking {
+  readonly list: readonly TextChunk[];
 }
 
 /** `source` is the caller's id for the object the input came from (opaque here). */
@@ -214,6 +230,15 @@ function limitsOf(opts: PlanOptions): Limits {
   };
 }
 
+/** How the planner chunks texts under `opts`: the chunk size and the overlap it uses. */
+export function textChunking(opts: PlanOptions): TextChunking {
+  return chunkingOf(opts, limitsOf(opts));
+}
+
+function chunkingOf(opts: PlanOptions, limits: Limits): TextChunking {
+  return { maxTokens: limits.maxTextTokens, overlap: Math.min(opts.chunkOverlap ?? 0, Math.floor(limits.maxTextTokens / 2)) };
+}
+
 type Planned = { input: PlannedInput } | { rejection: Rejection };
 
 /** Turns one prepared input into planned elements (several for a split text) or a rejection. */
@@ -228,10 +253,14 @@ function expand(input: PreparedInput, opts: PlanOptions, limits: Limits, tokens:
       const bad = reject(textProblem(input.text));
       if (bad) return bad;
       // A chunk of only whitespace would be refused by the API and means nothing: drop it.
-      const chunks =
-        input.tokens <= limits.maxTextTokens
+      const chunking = chunkingOf(opts, limits);
+      const made = input.chunks?.maxTokens === chunking.maxTokens && input.chunks.overlap === chunking.overlap ? input.chunks.list : undefined;
+      const chunks = (
+        made ??
+        (input.tokens <= limits.maxTextTokens
           ? [{ text: input.text, tokens: input.tokens, charStart: 0, charEnd: input.text.length }]
-          : tokens.split(input.text, limits.maxTextTokens, Math.min(opts.chunkOverlap ?? 0, Math.floor(limits.maxTextTokens / 2))).filter((c) => c.text.trim().length > 0);
+          : tokens.split(input.text, chunking.maxTokens, chunking.overlap))
+      ).filter((c) => c.text.trim().length > 0);
       return chunks.map((c, index) => ({
         input: {
           ...base,

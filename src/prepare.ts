@@ -4,7 +4,7 @@
  */
 import { sniffImage, sniffVideo } from './media.js';
 import type { VideoFormat } from './models.js';
-import type { ImagePayload, PreparedImage, PreparedInput, PreparedVideo } from './planner.js';
+import type { ImagePayload, PreparedImage, PreparedInput, PreparedVideo, TextChunking } from './planner.js';
 import type { TokenCounter } from './tokens.js';
 
 export type PrepareCode = 'invalid-utf8' | 'binary-content' | 'empty-text' | 'zero-bytes' | 'not-an-image' | 'not-a-video';
@@ -38,6 +38,22 @@ export function prepareText(source: string, bytes: Uint8Array, tokens: TokenCoun
   const decoded = decodeText(source, bytes);
   if ('failure' in decoded) return decoded;
   return { ok: { kind: 'text', source, text: decoded.ok, tokens: tokens.count(decoded.ok) } };
+}
+
+/**
+ * `prepareText` for a worker, for texts of any size up to MAX_TEXT_BYTES: the text is
+ * chunked here for the planner's `chunking` (planner.ts `textChunking`) in slices that
+ * yield to the event loop (tokens.ts `splitInSlices`), so a 16 MB text does not hold up
+ * the lock renewals and requests of the worker's other jobs; the planner then uses these
+ * chunks instead of tokenizing the text again.
+ */
+export async function prepareTextInSlices(source: string, bytes: Uint8Array, tokens: TokenCounter, chunking: TextChunking): Promise<Prepared<PreparedInput>> {
+  const decoded = decodeText(source, bytes);
+  if ('failure' in decoded) return decoded;
+  const text = decoded.ok;
+  const list = tokens.splitInSlices ? await tokens.splitInSlices(text, chunking.maxTokens, chunking.overlap) : tokens.split(text, chunking.maxTokens, chunking.overlap);
+  const count = list.reduce((n, c) => n + c.tokens, 0);
+  return { ok: { kind: 'text', source, text, tokens: count, chunks: { ...chunking, list } } };
 }
 
 /**

@@ -12,6 +12,7 @@ import type { JobsOptions, Queue } from 'bullmq';
 import { EMBED_JOB_OPTIONS, embedContentId, embedJobId, jobContents, paramsHash, runOfJobId, unitParamsHash } from '../jobs/embed-job.js';
 import type { EmbedJobData, EmbedSettings } from '../jobs/embed-job.js';
 import { Batcher } from './batcher.js';
+import type { ReadBounds } from './bounds.js';
 import { alone, completeStages, entryObjects, formUnits, stageOf, unitPointKey } from './compose.js';
 import type { Composition, Entry } from './compose.js';
 import { classifyChanges, dropPoints, prune } from './incremental.js';
@@ -39,6 +40,8 @@ export interface ProduceOptions {
   readonly maxSize?: number;
   readonly pageSize?: number;
   readonly model: ModelSpec;
+  /** Texts and images over these are skipped at scan. @defaultValue DEFAULT_BOUNDS (bounds.ts) */
+  readonly bounds?: ReadBounds;
   readonly settings: EmbedSettings;
   /** Continue listing after this token (a resumed run). */
   readonly resumeToken?: string;
@@ -78,6 +81,7 @@ export async function produce(deps: ProduceDeps, opts: ProduceOptions): Promise<
       bucket: opts.bucket,
       prefix: opts.prefix,
       model: opts.model,
+      ...(opts.bounds ? { bounds: opts.bounds } : {}),
       ...(opts.include ? { include: opts.include } : {}),
       ...(opts.exclude ? { exclude: opts.exclude } : {}),
       ...(opts.minSize !== undefined ? { minSize: opts.minSize } : {}),

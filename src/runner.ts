@@ -6,6 +6,7 @@
  */
 import type { Queue } from 'bullmq';
 import type { EmbedJobData, EmbedSettings } from '../jobs/embed-job.js';
+import { readBounds } from './config.js';
 import type { Config } from './config.js';
 import { checkComposition, parseGroupRule, parseSidecar } from './compose.js';
 import type { Composition } from './compose.js';
@@ -139,6 +140,7 @@ export async function startRun(deps: RunnerDeps, request: RunRequest): Promise<S
           bucket: req.bucket,
           prefix: req.prefix ?? '',
           model,
+          bounds: readBounds(config),
           settings,
           mode,
           prune: req.prune === true && mode !== 'rebuild',
@@ -184,7 +186,8 @@ async function queueKeys(deps: RunnerDeps, runId: string, bucket: string, keys: 
     if (info) found.push(info);
     else gone.push(key);
   }
-  const classified = found.map((o) => classify(o, model));
+  const bounds = readBounds(deps.config);
+  const classified = found.map((o) => classify(o, model, bounds));
   const entries = classified.flatMap((c) => ('code' in c ? [] : [{ object: c }]));
   const skipped = classified.flatMap((c) => ('code' in c ? [c] : []));
   // queued like one listing page

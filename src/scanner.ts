@@ -9,6 +9,8 @@
  * page's `token` lets a stopped scan resume at that page.
  */
 import picomatch from 'picomatch/posix.js';
+import { DEFAULT_BOUNDS, overBound } from './bounds.js';
+import type { ReadBounds } from './bounds.js';
 import { ConfigError } from './errors.js';
 import { classifyKey } from './media.js';
 import { canConvert } from './fixup.js';
@@ -39,6 +41,8 @@ export interface ScanOptions {
   readonly startAfterToken?: string;
   /** The model whose formats and byte limits decide what is skipped. */
   readonly model: ModelSpec;
+  /** Texts and images over these are skipped (`too-large`), never read. @defaultValue DEFAULT_BOUNDS (bounds.ts) */
+  readonly bounds?: ReadBounds;
 }
 
 export type ScannedObject = ObjectInfo &
@@ -49,7 +53,8 @@ export type ScannedObject = ObjectInfo &
  * - `unsupported-type`: the extension is not a known text, image or video type.
  * - `zero-bytes`: nothing to embed.
  * - `unsupported-format`: an image or video format the model does not take.
- * - `too-large`: a video over the model's byte limit (videos cannot be shrunk here).
+ * - `too-large`: a text or image over the read bounds (MAX_TEXT_BYTES, MAX_IMAGE_BYTES:
+ *   bounds.ts), or a video over the model's byte limit (videos cannot be shrunk here).
  * - `unpaired`: in a fused run, an object with no partner (compose.ts).
  */
 export type SkipCode = 'directory-marker' | 'unsupported-type' | 'zero-bytes' | 'unsupported-format' | 'too-large' | 'unpaired';
@@ -92,7 +97,7 @@ export async function* scanPages(store: ObjectStore, opts: ScanOptions): AsyncGe
         filteredOut += 1;
         continue;
       }
-      const verdict = classify(object, opts.model);
+      const verdict = classify(object, opts.model, opts.bounds);
       if ('code' in verdict) skipped.push(verdict);
       else objects.push(verdict);
     }
@@ -110,12 +115,17 @@ export async function* scanPages(store: ObjectStore, opts: ScanOptions): AsyncGe
 }
 
 /** What one listed object is to the run: something to embed, or a skip with its reason. */
-export function classify(object: ObjectInfo, model: ModelSpec): ScannedObject | SkippedObject {
+export function classify(object: ObjectInfo, model: ModelSpec, bounds: ReadBounds = DEFAULT_BOUNDS): ScannedObject | SkippedObject {
   const skip = (code: SkipCode, reason: string): SkippedObject => ({ object, code, reason });
   if (object.key.endsWith('/')) return skip('directory-marker', 'key ends in "/": a folder placeholder, not a file');
   const kind = classifyKey(object.key);
   if (!kind) return skip('unsupported-type', `"${extensionLabel(object.key)}" is not a supported text, image or video type`);
   if (object.size === 0) return skip('zero-bytes', `zero-byte ${kind.modality}: nothing to embed`);
+  if (kind.modality !== 'video') {
+    // over what one worker should hold: skipped from the listing's size, never downloaded
+    const over = overBound(kind.modality, object.size, bounds);
+    if (over) return skip('too-large', over);
+  }
   if (kind.modality === 'image') {
     // Images over the byte limit, or in a format the model does not take but that can be
     // converted, are kept: the worker makes them acceptable (fixup.ts).

@@ -26,6 +26,11 @@ export interface TokenCounter {
   count(text: string): number;
   /** Token-bounded chunks covering `text`; consecutive chunks share about `overlap` tokens. */
   split(text: string, maxTokens: number, overlap: number): TextChunk[];
+  /**
+   * The same chunks for a text of any size, yielding to the event loop between slices
+   * (a worker's other jobs keep their locks). @defaultValue `split`, at once
+   */
+  splitInSlices?(text: string, maxTokens: number, overlap: number): Promise<TextChunk[]>;
 }
 
 interface QwenTokenizer {
@@ -143,10 +148,59 @@ export function splitByTokens(text: string, maxTokens: number, overlap: number, 
   return chunks;
 }
 
+/** Lets timers (lock renewals) and I/O run: a macrotask, not a microtask. */
+const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/**
+ * Characters tokenized in one go by `splitInSlices`: 16 chunks' worth at 1 character a
+ * token (a 32,000-token chunk of English is about 130,000 characters, of Chinese about
+ * 48,000), at least 128 Ki. At about 2 MB/s, 512 Ki characters hold the event loop about
+ * half a second, far under any job lock.
+ */
+export function sliceChars(maxTokens: number): number {
+  return Math.max(128 * 1024, maxTokens * 16);
+}
+
+/**
+ * `splitByTokens` for texts of any size without holding the event loop for long: the text
+ * is tokenized a window of `sliceChars` characters at a time, with a macrotask between
+ * windows. A window's last chunk may be cut by the window's end, so it is dropped and the
+ * next window starts where it started: every chunk kept is one `splitByTokens` made and
+ * counted whole, the chunks cover the text in order, and consecutive chunks share about
+ * `overlap` tokens as before. A text of one window is split exactly as `splitByTokens`.
+ */
+export async function splitInSlices(text: string, maxTokens: number, overlap: number, count = countTokens, windowChars = sliceChars(maxTokens)): Promise<TextChunk[]> {
+  if (text.length <= windowChars) return splitByTokens(text, maxTokens, overlap, count);
+  const chunks: TextChunk[] = [];
+  let start = 0;
+  let window = windowChars;
+  for (;;) {
+    let end = Math.min(text.length, start + window);
+    // never cut a surrogate pair
+    const high = text.charCodeAt(end - 1);
+    if (end < text.length && high >= 0xd800 && high <= 0xdbff) end -= 1;
+    const last = end >= text.length;
+    const part = splitByTokens(text.slice(start, end), maxTokens, overlap, count);
+    if (!last && part.length < 2) {
+      // fewer than two chunks in the window (very long tokens): take a larger window
+      window *= 2;
+      await yieldToEventLoop();
+      continue;
+    }
+    const keep = last ? part : part.slice(0, -1);
+    for (const c of keep) chunks.push({ index: chunks.length, text: c.text, tokens: c.tokens, charStart: start + c.charStart, charEnd: start + c.charEnd });
+    if (last) return chunks;
+    start += part[part.length - 1]!.charStart;
+    window = windowChars;
+    await yieldToEventLoop();
+  }
+}
+
 /** The Qwen tokenizer as the planner's TokenCounter. */
 export const qwenTokens: TokenCounter = {
   count: countTokens,
   split: (text, maxTokens, overlap) => splitByTokens(text, maxTokens, overlap),
+  splitInSlices: (text, maxTokens, overlap) => splitInSlices(text, maxTokens, overlap),
 };
 
 /** Reassembles chunks (with overlap) into the source text; the inverse of splitByTokens. */

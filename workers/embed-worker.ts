@@ -14,7 +14,7 @@ import { Registry } from 'prom-client';
 import { createEmbedHandler } from '../jobs/embed-handler.js';
 import { EMBED_QUEUE, paramsHash, unitsByObject } from '../jobs/embed-job.js';
 import type { EmbedJobData } from '../jobs/embed-job.js';
-import { requireApiKey } from '../src/config.js';
+import { readBounds, requireApiKey } from '../src/config.js';
 import type { Config } from '../src/config.js';
 import { embedQueue, objectStore, redisConnection, runStore, vectorStore } from '../src/connections.js';
 import { DashScopeClient } from '../src/embedder.js';
@@ -73,6 +73,7 @@ export function startEmbedWorker(config: Config): RunningWorker {
     modelOverrides: config.models,
     fetchConcurrency: config.fetchConcurrency,
     presignSeconds: config.presignSeconds,
+    bounds: readBounds(config),
     ...(metrics ? { metrics } : {}),
   });
 

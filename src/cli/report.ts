@@ -1,7 +1,7 @@
 /** `mm-ingest runs`, `runs show ID` and `search`: what last night did, and whether the index works. */
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { loadConfig, requireApiKey } from '../config.js';
+import { loadConfig, readBounds, requireApiKey } from '../config.js';
 import { objectStore, redisConnection, runStore, vectorStore } from '../connections.js';
 import { DashScopeClient } from '../embedder.js';
 import { ConfigError } from '../errors.js';
@@ -34,6 +34,7 @@ export function registerReportCommands(program: Command): void {
       bucket: flags.bucket,
       prefix: flags.prefix,
       model: spec,
+      bounds: readBounds(config),
       imageMode: config.imageMode,
       ...(config.chunkTokens !== undefined ? { chunkTokens: config.chunkTokens } : {}),
       ...(flags.include ? { include: flags.include } : {}),
