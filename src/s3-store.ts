@@ -60,20 +60,27 @@ export function createS3Store(opts: S3StoreOptions = {}): ObjectStore {
         throw new ConfigError('pageSize', `must be an integer from 1 to ${MAX_PAGE_SIZE}, got ${pageSize}`);
       }
       try {
+        // Keys come URL-encoded: XML 1.0 cannot carry most control characters, and stores
+        // put U+FFFD in their place (MinIO does for ESC and U+FFFE), so the key listed would
+        // not be the object's. The SDK does not decode them; only the values S3 encodes
+        // (Key here; Prefix, StartAfter, Delimiter, unused) are: the request's Prefix and the
+        // continuation token (opaque) go as they are.
         const out = await client.send(
           new ListObjectsV2Command({
             Bucket: bucket,
             Prefix: prefix === '' ? undefined : prefix,
             ContinuationToken: continuationToken,
             MaxKeys: pageSize,
+            EncodingType: 'url',
           }),
         );
+        const encoded = out.EncodingType === 'url';
         const objects: ObjectInfo[] = [];
         for (const item of out.Contents ?? []) {
           if (item.Key === undefined) continue;
           objects.push({
             bucket,
-            key: item.Key,
+            key: encoded ? decodeListedKey(item.Key) : item.Key,
             etag: unquote(item.ETag),
             size: item.Size ?? 0,
             lastModified: (item.LastModified ?? new Date(0)).toISOString(),
@@ -124,6 +131,19 @@ export function createS3Store(opts: S3StoreOptions = {}): ObjectStore {
       }
     },
   };
+}
+
+/**
+ * A key of a listing made with `EncodingType=url`: S3 and MinIO encode it as a query
+ * value (a space as `+`, a `+` as `%2B`), so `+` is a space before percent-decoding.
+ */
+export function decodeListedKey(key: string): string {
+  try {
+    return decodeURIComponent(key.replace(/\+/g, ' '));
+  } catch {
+    // a store that says it encoded but did not (a bare `%`): the key as sent is the best guess
+    return key;
+  }
 }
 
 function unquote(etag: string | undefined): string {

@@ -20,6 +20,7 @@ import type { BulkJob } from '../producer.js';
 import { finishIfDone } from '../runner.js';
 import type { ItemOutcome } from '../runs.js';
 import { withConnectionFlags } from './options.js';
+import { printable } from './terminal.js';
 
 /** Objects a retry job holds: retried objects are few, and each may be a poison one. */
 const RETRY_JOB_OBJECTS = 10;
@@ -60,10 +61,10 @@ export function registerFailureCommands(program: Command): void {
         process.stdout.write(`${JSON.stringify({ run: runId, paused: paused ?? null, jobs, items: Object.fromEntries(items) }, null, 2)}\n`);
         return;
       }
-      if (paused) process.stdout.write(`queue paused: ${paused}\n`);
+      if (paused) process.stdout.write(`queue paused: ${printable(paused)}\n`);
       process.stdout.write(`run ${runId}: ${failedJobs.length} failed jobs, ${items.length} failed objects\n`);
-      for (const j of failedJobs) process.stdout.write(`  job ${j.id} (${j.data.objects.length} objects, ${j.attemptsMade} attempts): ${j.failedReason}\n`);
-      for (const [key, o] of items) process.stdout.write(`  ${o.code.padEnd(24)} ${key}: ${o.reason}\n`);
+      for (const j of failedJobs) process.stdout.write(`  job ${j.id} (${j.data.objects.length} objects, ${j.attemptsMade} attempts): ${printable(j.failedReason)}\n`);
+      for (const [key, o] of items) process.stdout.write(`  ${printable(o.code).padEnd(24)} ${printable(`${key}: ${o.reason}`)}\n`);
     });
   });
 

@@ -9,6 +9,7 @@ import type { IndexMode } from '../producer.js';
 import { finishIfDone, startRun } from '../runner.js';
 import { pausedReason } from '../pause.js';
 import { createProgress, progressLine } from './progress.js';
+import { printable } from './terminal.js';
 import { isFinished } from '../runs.js';
 import type { RunState, RunStore } from '../runs.js';
 import { collect, positiveInt, withConnectionFlags } from './options.js';
@@ -91,14 +92,14 @@ function metricsUrl(server: { host: string; port: number }): string {
 /** Prints how a followed run ended and sets the exit code: 0 done, 1 failures, 3 paused. */
 function reportEnd(runId: string, end: { run: RunState; paused?: string }): void {
   if (end.paused) {
-    process.stdout.write(`run ${runId}: stopped, the queue is paused: ${end.paused} (fix it, then: mm-ingest resume)\n`);
+    process.stdout.write(`run ${runId}: stopped, the queue is paused: ${printable(end.paused)} (fix it, then: mm-ingest resume)\n`);
     process.exitCode = 3;
     return;
   }
   const failures = end.run.counters.objectsFailed + end.run.counters.jobsFailed;
   const rebuild = end.run.notes.rebuild;
   if (end.run.scanStatus === 'failed') {
-    process.stdout.write(`run ${runId}: its scan failed: ${end.run.scanError ?? 'no reason recorded'} (continue it with: mm-ingest index --run-id ${runId} ...)\n`);
+    process.stdout.write(`run ${runId}: its scan failed: ${printable(end.run.scanError ?? 'no reason recorded')} (continue it with: mm-ingest index --run-id ${runId} ...)\n`);
     process.exitCode = 1;
   } else if (failures > 0) {
     process.stdout.write(`run ${runId}: finished with ${end.run.counters.objectsFailed} failed objects (mm-ingest failures --run ${runId} lists them)\n`);
@@ -156,7 +157,7 @@ export function registerPipelineCommands(program: Command): void {
           vectors,
           queue,
           runs,
-          onStart: ({ runId, target }) => void process.stdout.write(`run ${runId}: scanning s3://${flags.bucket}/${flags.prefix ?? ''} into ${target} with ${flags.model}\n`),
+          onStart: ({ runId, target }) => void process.stdout.write(`${printable(`run ${runId}: scanning s3://${flags.bucket}/${flags.prefix ?? ''} into ${target} with ${flags.model}`)}\n`),
         },
         {
           bucket: flags.bucket,
@@ -259,7 +260,7 @@ export function registerPipelineCommands(program: Command): void {
         return;
       }
       process.stdout.write(`queue ${config.queuePrefix}:embed: ${Object.entries(counts).map(([k, v]) => `${k} ${v}`).join(', ')}\n`);
-      if (paused) process.stdout.write(`queue paused: ${paused}\n`);
+      if (paused) process.stdout.write(`queue paused: ${printable(paused)}\n`);
       if (run && (flags.wait || flags.watch)) {
         const isPaused = (): Promise<string | undefined> => pausedReason(queue, connection, config.queuePrefix);
         const vectors = vectorStore(config);
@@ -271,7 +272,7 @@ export function registerPipelineCommands(program: Command): void {
         return;
       }
       process.stdout.write(`${progressLine(run)}${isFinished(run) ? ' [finished]' : ''}\n`);
-      for (const [key, o] of items) process.stdout.write(`  ${o.status.padEnd(7)} ${o.code.padEnd(22)} ${key}: ${o.reason}\n`);
+      for (const [key, o] of items) process.stdout.write(`  ${o.status.padEnd(7)} ${o.code.padEnd(22)} ${printable(`${key}: ${o.reason}`)}\n`);
     } finally {
       await queue.close();
       await connection.quit();

@@ -13,6 +13,7 @@ import { buildReport, formatReport } from '../report.js';
 import { estimateRun } from '../estimate.js';
 import { qwenTokens } from '../tokens.js';
 import { collect, positiveInt, withConnectionFlags } from './options.js';
+import { printable } from './terminal.js';
 
 export function registerReportCommands(program: Command): void {
   withConnectionFlags(
@@ -147,7 +148,7 @@ export function registerReportCommands(program: Command): void {
     for (const h of hits) {
       const p = h.payload;
       const chunk = Number(p.chunk_count ?? 1) > 1 ? ` chunk ${String(p.chunk)}/${String(p.chunk_count)}` : '';
-      process.stdout.write(`${h.score.toFixed(4)}  ${String(p.modality).padEnd(6)} ${String(p.key)}${chunk}\n`);
+      process.stdout.write(`${h.score.toFixed(4)}  ${String(p.modality).padEnd(6)} ${printable(String(p.key))}${chunk}\n`);
     }
   });
 }
