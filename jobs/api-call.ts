@@ -8,6 +8,9 @@
  * - a request refused because of its inputs is split in halves until the culprits are
  *   alone (bisection); so is one that keeps failing with 500, since a single input can
  *   cause it; a URL the service could not download is signed again once;
+ * - a request refused for one of its parameters (errors.ts `request`: a dimension the
+ *   model does not take, say) is not split: every half would be refused the same way, 2n-1
+ *   requests for nothing; its inputs fail at once with the provider's code;
  * - a fatal error (key, entitlement, model, a quota gone for good or 429s without end) is
  *   thrown for the worker to pause the run;
  * - an answer whose vectors do not fit was billed: its inputs fail, it is not sent again.
@@ -177,6 +180,13 @@ export class ApiCaller {
           throw new EmbeddingApiError({ status: 200, code: 'bad-response', message: `${seen.count} answers did not fit their requests (last: ${err.providerMessage}): the collection's dimension ${this.opts.dimension} and what ${this.model.name} returns disagree`, requestId: err.requestId }, 'fatal');
         }
         return { done: [], refused: request.inputs.map((input) => ({ input, error: err })) };
+      }
+      if (err.decision === 'request') {
+        const whole = new EmbeddingApiError(
+          { status: err.status, code: err.code, message: `${err.providerMessage} (the API refused the whole request for a parameter, not for an input: not split into smaller requests)`, requestId: err.requestId },
+          'request',
+        );
+        return { done: [], refused: request.inputs.map((input) => ({ input, error: whole })) };
       }
       const poison500 = err.decision === 'retryable' && err.status === 500;
       const isolatable = err.decision === 'input' || err.decision === 'split' || err.decision === 'redownload' || poison500;

@@ -22,12 +22,15 @@ export class ConfigError extends Error {
  * - `input`: one of the request's inputs is refused; isolate it, the others are fine.
  * - `redownload`: the service could not download a URL: re-sign it once, then `input`.
  * - `split`: the request as a whole is too large; send its inputs in smaller requests.
+ * - `request`: the request as a whole is refused for one of its parameters (a dimension or
+ *   an fps the model does not take, a bad instruct): no input causes it, so splitting
+ *   cannot help (bisection would send 2n-1 requests); its inputs fail with the code.
  * - `bad-response`: a 200 whose vectors do not fit the request (count or length): it was
  *   billed, so it is not sent again; its inputs fail, and a repeat stops the run.
  * - `fatal`: nothing will work for this run (key, entitlement, model, a quota that is
  *   gone): stop and say why.
  */
-export type RetryDecision = 'rate-limited' | 'retryable' | 'input' | 'redownload' | 'split' | 'bad-response' | 'fatal';
+export type RetryDecision = 'rate-limited' | 'retryable' | 'input' | 'redownload' | 'split' | 'request' | 'bad-response' | 'fatal';
 
 export interface ApiErrorFields {
   readonly status: number;
@@ -79,12 +82,29 @@ export function isQuotaGone(code: string, message: string): boolean {
   return code === 'Arrearage' || /free (allocated )?quota (is )?(exceeded|exhausted|used up)|allocated quota exceeded.*free|in arrears|overdue/i.test(message);
 }
 
+/** The request's `parameters` (contract: dimension, output_type, fps, instruct). */
+const PARAMETER = /\b(dimension|output_type|fps|instruct)\b/i;
+/** Words of an element's problem: a message that names one is about an input, not the request. */
+const ELEMENT = /\b(image|video|text|contents?|elements?|url|frames?|pixels?|multi_images)\b|\[\d+\]/i;
+
+/**
+ * Whether a 400's message refuses one of the request's parameters rather than an input:
+ * it names a parameter and no element. The provider does not publish these messages, so
+ * this reads what it and the simulator say ("dimension 3072 is not supported by ...",
+ * "fps must be a number in [0, 1]"); a message that names an image's dimensions is an
+ * input's refusal and is still isolated.
+ */
+export function refusesParameter(message: string): boolean {
+  return PARAMETER.test(message) && !ELEMENT.test(message);
+}
+
 /** The contract's error table as a function of (HTTP status, provider code, and for quotas the message). */
 export function classifyApiError(status: number, code: string, message = ''): RetryDecision {
   if (FATAL_CODES.has(code) || status === 401 || status === 403 || status === 404 || isQuotaGone(code, message)) return 'fatal';
   if (status === 429 || code.startsWith('Throttling')) return 'rate-limited';
   if (status === 413 || code === 'BadRequest.TooLarge') return 'split';
   if (code === 'InternalError.Algo.InvalidParameter') return 'redownload';
+  if (status === 400 && refusesParameter(message)) return 'request';
   if (status === 400) return 'input';
   if (status === 408 || status >= 500) return 'retryable';
   return 'input';

@@ -356,7 +356,7 @@ describe('the client turns every answer the simulator refuses with into a typed 
   });
 
   const PNG_URI = dataUri('png', PNG);
-  const invalid: { what: string; req: () => EmbedRequest; message: RegExp }[] = [
+  const invalid: { what: string; req: () => EmbedRequest; message: RegExp; decision?: 'input' | 'request' }[] = [
     { what: 'more elements than qwen3-vl-embedding takes', req: () => request('qwen3-vl-embedding', Array.from({ length: 21 }, (_, i) => `text ${i}`)), message: /21 elements.*limit of 20/ },
     { what: 'more images than qwen3-vl-embedding takes', req: () => request('qwen3-vl-embedding', [{ image: PNG_URI }, { image: PNG_URI }]), message: /2 images.*limit of 1 /s },
     {
@@ -377,15 +377,17 @@ describe('the client turns every answer the simulator refuses with into a typed 
       what: 'the dimension parameter on multimodal-embedding-v1',
       req: () => request('multimodal-embedding-v1', ['hello'], { dimension: 1024 }),
       message: /does not accept the dimension parameter/,
+      // a parameter, not an input: the whole request is refused, splitting it cannot help
+      decision: 'request',
     },
-    { what: 'a dimension the model does not have', req: () => request('qwen3-vl-embedding', ['hello'], { dimension: 100 }), message: /dimension 100 is not supported/ },
+    { what: 'a dimension the model does not have', req: () => request('qwen3-vl-embedding', ['hello'], { dimension: 100 }), message: /dimension 100 is not supported/, decision: 'request' },
     { what: 'a blank text', req: () => request('qwen3-vl-embedding', ['hello', '   ']), message: /contents\[1\] is empty/ },
     { what: 'multi_images on qwen3-vl-embedding', req: () => request('qwen3-vl-embedding', [{ multi_images: [PNG_URI] }]), message: /does not support multi_images/ },
     { what: 'a fused element on tongyi-embedding-vision-plus', req: () => request('tongyi-embedding-vision-plus', [{ text: 'hello', image: PNG_URI }]), message: /does not support fused elements/ },
   ];
 
-  it.each(invalid)('refuses $what with 400 InvalidParameter, an input error', async ({ req, message }) => {
-    await expectApiError(client.embed(req()), { status: 400, code: 'InvalidParameter', decision: 'input', requestId: true, message });
+  it.each(invalid)('refuses $what with 400 InvalidParameter, an input error (or the request\'s, for a parameter)', async ({ req, message, decision }) => {
+    await expectApiError(client.embed(req()), { status: 400, code: 'InvalidParameter', decision: decision ?? 'input', requestId: true, message });
   });
 
   it('refuses content the moderation marker flags with 400 DataInspectionFailed, an input error', async () => {

@@ -111,6 +111,41 @@ describe('sending a planned request', () => {
     expect(embedder.calls).toEqual([['only'], ['fresh']]);
     expect(result.refused).toHaveLength(1);
   });
+
+  it('fails every input of a request refused for a parameter after one request, without bisecting it', async () => {
+    const refusal = new EmbeddingApiError({ status: 400, code: 'InvalidParameter', message: 'dimension 3072 is not supported by qwen3-vl-embedding (supported: 2560, 2048, 1536, 1024, 768, 512, 256).', requestId: 'r' });
+    expect(refusal.decision).toBe('request');
+    const embedder = new ScriptedEmbedder(() => refusal);
+    const texts = Array.from({ length: 20 }, (_, i) => `text ${i}`);
+    const result = await caller(embedder).embed(request(texts));
+    expect(embedder.calls).toHaveLength(1);
+    expect(result.done).toHaveLength(0);
+    expect(result.refused).toHaveLength(20);
+    for (const r of result.refused) {
+      expect(r.error).toMatchObject({ code: 'InvalidParameter', decision: 'request' });
+      expect(r.error.providerMessage).toBe('dimension 3072 is not supported by qwen3-vl-embedding (supported: 2560, 2048, 1536, 1024, 768, 512, 256). (the API refused the whole request for a parameter, not for an input: not split into smaller requests)');
+    }
+  });
+});
+
+describe('which 400s refuse the request rather than an input', () => {
+  const decision = (message: string, code = 'InvalidParameter'): string => new EmbeddingApiError({ status: 400, code, message }).decision;
+
+  it('takes a message naming a request parameter and no element as the whole request refused', () => {
+    expect(decision('dimension 3072 is not supported by qwen3-vl-embedding (supported: 2560, 2048).')).toBe('request');
+    expect(decision('multimodal-embedding-v1 does not accept the dimension parameter (its vectors have 1024 dimensions).')).toBe('request');
+    expect(decision('fps must be a number in [0, 1], got 2.')).toBe('request');
+    expect(decision('instruct must be a string.')).toBe('request');
+    expect(decision('output_type "sparse" is not supported (only "dense").')).toBe('request');
+  });
+
+  it('keeps refusals of an element, or naming none, as an input to isolate', () => {
+    expect(decision('contents[3]: image of 9x9 pixels: each side must be at least 10 px.')).toBe('input');
+    expect(decision('The image dimension is too small.')).toBe('input');
+    expect(decision('url error, please check url!')).toBe('input');
+    expect(decision('Input data may contain inappropriate content.', 'DataInspectionFailed')).toBe('input');
+    expect(decision('Failed to download multimodal content', 'InternalError.Algo.InvalidParameter')).toBe('redownload');
+  });
 });
 
 /** Makes setTimeout immediate for the 429 backoff sleeps of one test. */
