@@ -170,4 +170,35 @@ describe('objects over the size bounds, and a large text beside a small one', ()
       await eventsConnection.quit();
     }
   }, 300_000);
+
+  it('reads no more than the bound of an object that grew past it after the scan, and an object emptied meanwhile as zero bytes', async () => {
+    const bucket = 'bounds-grew';
+    await createBucket(env.s3client, bucket);
+    await putObject(env.s3client, bucket, 'grew.txt', prose(11, 20));
+    await putObject(env.s3client, bucket, 'emptied.txt', prose(12, 20));
+    await putObject(env.s3client, bucket, 'grew.png', png(30, 30, 10));
+    await putObject(env.s3client, bucket, 'kept.txt', prose(13, 20));
+    const prefix = `${env.prefix}-c`;
+    const e = { ...env.env, QUEUE_PREFIX: prefix, RATE_LIMIT: 'off', MAX_TEXT_BYTES: '100000', MAX_IMAGE_BYTES: '100000' };
+    // scanned and queued with no worker running; then the objects change before a worker reads them
+    const queued = await runBounded(['index', '--bucket', bucket, '--collection', `grew-${env.prefix}`, '--model', MODEL, '--dimension', '256'], e);
+    expectExit(queued, 0);
+    await putObject(env.s3client, bucket, 'grew.txt', bigText(5 * MB, 3));
+    await putObject(env.s3client, bucket, 'emptied.txt', '');
+    await putObject(env.s3client, bucket, 'grew.png', Buffer.concat([png(30, 30, 10), randomBytes(MB)]));
+    const worker = startCli(['worker', '--concurrency', '2'], e);
+    workers.push(worker);
+    await worker.waitFor(/worker ready/);
+    const runId = runIdOf(queued.stdout);
+    const waited = await runBounded(['status', '--run', runId, '--wait'], e);
+    expectExit(waited, 0);
+    const items = await new RunStore(env.redis, prefix).items(runId);
+    expect(Object.fromEntries([...items].map(([k, o]) => [k, `${o.code}: ${o.reason}`]))).toEqual({
+      'grew.txt': 'too-large: text grew past MAX_TEXT_BYTES (100000 bytes) after the scan: not read further; raise MAX_TEXT_BYTES to index it',
+      'grew.png': 'too-large: image grew past MAX_IMAGE_BYTES (100000 bytes) after the scan: not read further; raise MAX_IMAGE_BYTES to index it',
+      'emptied.txt': 'zero-bytes: zero-byte text',
+    });
+    const points = await allPoints(qdrant, `grew-${env.prefix}`);
+    expect(points.map((p) => p.payload.key)).toEqual(['kept.txt']);
+  }, 180_000);
 });
