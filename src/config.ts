@@ -54,6 +54,12 @@ const SETTINGS = {
     flag: 'queuePrefix',
     schema: z.string().regex(/^[A-Za-z0-9_.-]*(\{[A-Za-z0-9_.-]+\})?[A-Za-z0-9_.-]*$/, 'letters, digits, _ . - and at most one hash tag such as {mm-ingest}').refine((s) => s.length > 0, 'must not be empty').default('mm-ingest'),
   },
+  /**
+   * How long a command waits for Redis, S3 or Qdrant to answer before it gives up (exit 2,
+   * one line naming the service); a worker logs a lost Redis once per this interval while
+   * it retries. @defaultValue 10000
+   */
+  connectTimeoutMs: { env: 'CONNECT_TIMEOUT_MS', schema: int(100).default(10_000) },
   /** @defaultValue http://127.0.0.1:6333 */
   qdrantUrl: { env: 'QDRANT_URL', flag: 'qdrantUrl', schema: url.default('http://127.0.0.1:6333') },
   qdrantApiKey: { env: 'QDRANT_API_KEY', schema: z.string().min(1).optional(), secret: true },

@@ -4,12 +4,16 @@
  */
 import { Queue } from 'bullmq';
 import { Cluster, Redis } from 'ioredis';
+import type { RedisOptions } from 'ioredis';
 import { EMBED_QUEUE } from '../jobs/embed-job.js';
 import type { EmbedJobData } from '../jobs/embed-job.js';
 import type { Config } from './config.js';
 import { createQdrantStore } from './qdrant-store.js';
+import { serviceLabel } from './reach.js';
+import type { ServiceLabel } from './reach.js';
 import { RunStore } from './runs.js';
 import { createS3Store } from './s3-store.js';
+import type { S3Store } from './s3-store.js';
 
 /** A single Redis or a cluster: every caller uses only commands both answer alike. */
 export type RedisClient = Redis | Cluster;
@@ -21,8 +25,10 @@ export type RedisClient = Redis | Cluster;
  * tag (config.ts refuses a cluster prefix without one), so multi-key commands, MULTI and
  * scripts all stay within one slot.
  */
-export function redisConnection(config: Config): RedisClient {
-  if (!config.redisCluster) return new Redis(config.redisUrl, { maxRetriesPerRequest: null });
+export function redisConnection(config: Config, options: Pick<RedisOptions, 'retryStrategy'> = {}): RedisClient {
+  // a TCP connect that hangs (a firewall dropping packets) errors after the same bound as a silent server
+  const common = { maxRetriesPerRequest: null, connectTimeout: config.connectTimeoutMs };
+  if (!config.redisCluster) return new Redis(config.redisUrl, { ...common, ...options });
   const seeds = config.redisUrl.split(',').map((u) => new URL(u));
   const first = seeds[0] ?? new URL('redis://127.0.0.1:6379');
   const tls = first.protocol === 'rediss:';
@@ -30,7 +36,7 @@ export function redisConnection(config: Config): RedisClient {
     seeds.map((u) => ({ host: u.hostname, port: Number(u.port || 6379) })),
     {
       redisOptions: {
-        maxRetriesPerRequest: null,
+        ...common,
         ...(first.username ? { username: decodeURIComponent(first.username) } : {}),
         ...(first.password ? { password: decodeURIComponent(first.password) } : {}),
         ...(tls ? { tls: {} } : {}),
@@ -42,7 +48,20 @@ export function redisConnection(config: Config): RedisClient {
   );
 }
 
-export function objectStore(config: Config) {
+/** How Redis is named in messages: its URL (a cluster's seeds) with passwords masked. */
+export function redisLabel(config: Config): ServiceLabel {
+  return serviceLabel(config.redisCluster ? 'Redis Cluster' : 'Redis', config.redisUrl);
+}
+
+export function s3Label(config: Config): ServiceLabel {
+  return serviceLabel('S3', config.s3Endpoint === '' ? `AWS S3 (${config.awsRegion})` : config.s3Endpoint, [process.env.AWS_SECRET_ACCESS_KEY]);
+}
+
+export function qdrantLabel(config: Config): ServiceLabel {
+  return serviceLabel('Qdrant', config.qdrantUrl, [config.qdrantApiKey]);
+}
+
+export function objectStore(config: Config): S3Store {
   return createS3Store({
     ...(config.s3Endpoint ? { endpoint: config.s3Endpoint } : {}),
     region: config.awsRegion,
@@ -55,7 +74,18 @@ export function vectorStore(config: Config) {
 }
 
 export function embedQueue(config: Config, connection: RedisClient): Queue<EmbedJobData> {
-  return new Queue<EmbedJobData>(EMBED_QUEUE, { connection, prefix: config.queuePrefix });
+  const queue = new Queue<EmbedJobData>(EMBED_QUEUE, { connection, prefix: config.queuePrefix });
+  quiet(queue);
+  return queue;
+}
+
+/**
+ * A queue repeats its connection's errors, which whoever watches the connection reports (a
+ * command's check, a worker's outage log); without a listener BullMQ prints each one with
+ * its stack trace, once per reconnection attempt.
+ */
+export function quiet(queue: { on(event: 'error', listener: (err: Error) => void): unknown }): void {
+  queue.on('error', () => {});
 }
 
 export function runStore(config: Config, connection: RedisClient): RunStore {

@@ -16,6 +16,21 @@ export class ConfigError extends Error {
 }
 
 /**
+ * Redis, S3 or Qdrant did not answer a command's first request (refused, unresolvable, or
+ * silent for CONNECT_TIMEOUT_MS). `url` has its password masked; `reason` is what failed.
+ */
+export class ServiceUnreachableError extends Error {
+  override readonly name = 'ServiceUnreachableError';
+  constructor(
+    readonly service: string,
+    readonly url: string,
+    readonly reason: string,
+  ) {
+    super(`cannot reach ${service} at ${url}: ${reason}`);
+  }
+}
+
+/**
  * What a caller does with a failed embedding request:
  * - `rate-limited`: slow every worker down, retry later; does not use an attempt.
  * - `retryable`: transient (network, timeout, 408, 5xx); retry with backoff.

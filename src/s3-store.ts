@@ -5,7 +5,7 @@
  * quota, throttling and 5xx and network errors): when a call still fails, the error is
  * mapped once, here, to an ObjectStoreError whose kind tells the caller what to do.
  */
-import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import type { S3ClientConfig } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { ConfigError } from './errors.js';
@@ -25,11 +25,21 @@ export interface S3StoreOptions {
   readonly maxAttempts?: number;
 }
 
+/** An ObjectStore that can also say whether its endpoint answers at all (for a command's start). */
+export interface S3Store extends ObjectStore {
+  /**
+   * One HeadBucket within `timeoutMs`: undefined once the endpoint answered anything (the
+   * bucket may still be missing or refused, which the command then meets itself), else
+   * why no answer came (refused, unresolvable, silent).
+   */
+  answers(bucket: string, timeoutMs: number): Promise<string | undefined>;
+}
+
 const DEFAULT_MAX_ATTEMPTS = 5;
 /** S3 never returns more than 1,000 keys per page. */
 const MAX_PAGE_SIZE = 1000;
 
-export function createS3Store(opts: S3StoreOptions = {}): ObjectStore {
+export function createS3Store(opts: S3StoreOptions = {}): S3Store {
   const endpoint = opts.endpoint?.trim() ? opts.endpoint.trim() : undefined;
   const maxAttempts = opts.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
   if (!Number.isInteger(maxAttempts) || maxAttempts < 1) {
@@ -120,6 +130,22 @@ export function createS3Store(opts: S3StoreOptions = {}): ObjectStore {
         // HEAD answers have no body: a missing key is a bare 404 ("NotFound")
         if (e.kind === 'gone' || (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return undefined;
         throw e;
+      }
+    },
+
+    async answers(bucket: string, timeoutMs: number): Promise<string | undefined> {
+      try {
+        await client.send(new HeadBucketCommand({ Bucket: bucket }), { abortSignal: AbortSignal.timeout(timeoutMs) });
+        return undefined;
+      } catch (err) {
+        const e = (typeof err === 'object' && err !== null ? err : {}) as SdkErrorShape;
+        if (typeof e.$metadata?.httpStatusCode === 'number') return undefined; // 403, 404, 301: an answer
+        if (e.name === 'AbortError' || e.name === 'TimeoutError') return `no answer within ${timeoutMs} ms (CONNECT_TIMEOUT_MS)`;
+        const failed = toStoreError(err, 'HeadBucket', `s3://${bucket}`);
+        // missing credentials are not the endpoint's doing: the command says so itself
+        if (failed.kind !== 'transient') return undefined;
+        const message = typeof e.message === 'string' && e.message !== '' ? e.message : failed.code;
+        return redact(message);
       }
     },
 

@@ -16,7 +16,7 @@ import { EMBED_QUEUE, paramsHash, unitsByObject } from '../jobs/embed-job.js';
 import type { EmbedJobData } from '../jobs/embed-job.js';
 import { readBounds, requireApiKey } from '../src/config.js';
 import type { Config } from '../src/config.js';
-import { embedQueue, objectStore, redisConnection, runStore, vectorStore } from '../src/connections.js';
+import { embedQueue, objectStore, redisConnection, redisLabel, runStore, vectorStore } from '../src/connections.js';
 import { DashScopeClient } from '../src/embedder.js';
 import { EmbeddingApiError } from '../src/errors.js';
 import { createLogger } from '../src/log.js';
@@ -25,6 +25,8 @@ import { pauseForReason } from '../src/pause.js';
 import { createPrometheusMetrics, startMetricsServer } from '../src/prometheus.js';
 import type { MetricsServer } from '../src/prometheus.js';
 import { OPEN_GATE, SharedRateLimiter } from '../src/rate-limit.js';
+import { redisOutageLog } from '../src/reach.js';
+import type { RedisOutageLog } from '../src/reach.js';
 import { classifyChanges } from '../src/incremental.js';
 import { recordJobResult } from '../src/runner.js';
 import type { ItemOutcome, JobResult } from '../src/runs.js';
@@ -35,14 +37,19 @@ export interface RunningWorker {
   readonly worker: Worker<EmbedJobData, JobResult>;
   /** The `/metrics` server when `METRICS_PORT` is set (rejects if its port cannot be bound). */
   readonly metricsServer: Promise<MetricsServer | undefined>;
+  /** The log of Redis outages, for other workers of the process to share. */
+  readonly outage: RedisOutageLog;
   /** Stops taking jobs, waits for the ones in flight (up to the drain timeout), closes connections. */
   close(): Promise<void>;
 }
 
-export function startEmbedWorker(config: Config): RunningWorker {
+export function startEmbedWorker(config: Config, opts: { readonly outage?: RedisOutageLog } = {}): RunningWorker {
   const apiKey = requireApiKey(config); // before any connection: a missing key must not leave one open
   const log = createLogger(config.logLevel, 'mm-ingest-worker');
   const connection = redisConnection(config);
+  // a lost Redis is retried forever (BullMQ reconnects); it is logged once per CONNECT_TIMEOUT_MS
+  const outage = opts.outage ?? redisOutageLog({ label: redisLabel(config), intervalMs: config.connectTimeoutMs, log });
+  outage.watch(connection);
   const queue = embedQueue(config, connection);
   const runs = runStore(config, connection);
   const vectors = vectorStore(config);
@@ -147,13 +154,14 @@ export function startEmbedWorker(config: Config): RunningWorker {
     await recordJobResult({ runs, vectors }, data.runId, job.id ?? '', { status: 'failed', objects, indexed, skipped: 0, failed: failures.length, points: 0, error: err.message });
   }
 
-  worker.on('error', (err) => log.warn({ err: err.message }, 'worker error'));
-  // during a Redis outage the queue's connection errors too: log them once, structured
-  queue.on('error', (err) => log.warn({ err: err.message }, 'queue connection error'));
+  // during a Redis outage every client on the connection errors at each attempt: the outage log says it once
+  worker.on('error', (err) => outage.error(err, (e) => log.warn({ err: e.message }, 'worker error')));
+  queue.on('error', (err) => outage.error(err, (e) => log.warn({ err: e.message }, 'queue error')));
 
   return {
     worker,
     metricsServer,
+    outage,
     async close() {
       let timer: NodeJS.Timeout | undefined;
       const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), config.drainTimeoutMs)));

@@ -6,8 +6,10 @@ import { Queue, Worker } from 'bullmq';
 import { REINDEX_QUEUE, createReindexHandler } from '../jobs/reindex-job.js';
 import type { ReindexResult } from '../jobs/reindex-job.js';
 import type { Config } from '../src/config.js';
-import { embedQueue, objectStore, redisConnection, runStore, vectorStore } from '../src/connections.js';
+import { embedQueue, objectStore, quiet, redisConnection, redisLabel, runStore, vectorStore } from '../src/connections.js';
 import { createLogger } from '../src/log.js';
+import { redisOutageLog } from '../src/reach.js';
+import type { RedisOutageLog } from '../src/reach.js';
 
 export interface RunningReindexWorker {
   readonly worker: Worker<unknown, ReindexResult>;
@@ -15,12 +17,17 @@ export interface RunningReindexWorker {
 }
 
 export function reindexQueue(config: Config, connection: ReturnType<typeof redisConnection>): Queue {
-  return new Queue(REINDEX_QUEUE, { connection, prefix: config.queuePrefix });
+  const queue = new Queue(REINDEX_QUEUE, { connection, prefix: config.queuePrefix });
+  quiet(queue);
+  return queue;
 }
 
-export function startReindexWorker(config: Config): RunningReindexWorker {
+/** `outage`: the process's log of Redis outages (the embed worker's), so that one outage is one line per interval. */
+export function startReindexWorker(config: Config, opts: { readonly outage?: RedisOutageLog } = {}): RunningReindexWorker {
   const log = createLogger(config.logLevel, 'mm-ingest-reindex');
   const connection = redisConnection(config);
+  const outage = opts.outage ?? redisOutageLog({ label: redisLabel(config), intervalMs: config.connectTimeoutMs, log });
+  outage.watch(connection);
   const queue = embedQueue(config, connection);
   const handle = createReindexHandler({ config, store: objectStore(config), vectors: vectorStore(config), queue, runs: runStore(config, connection) });
   // a crashed worker's scan is picked up again after the lock lapses, and resumes its run
@@ -34,7 +41,7 @@ export function startReindexWorker(config: Config): RunningReindexWorker {
   });
   worker.on('completed', (job, result) => log.info({ jobId: job.id, ...result }, 'reindex queued'));
   worker.on('failed', (job, err) => log.warn({ jobId: job?.id, err: err.message }, 'reindex job failed'));
-  worker.on('error', (err) => log.warn({ err: err.message }, 'reindex worker error'));
+  worker.on('error', (err) => outage.error(err, (e) => log.warn({ err: e.message }, 'reindex worker error')));
   return {
     worker,
     async close() {

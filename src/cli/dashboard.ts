@@ -3,6 +3,7 @@ import { InvalidArgumentError } from 'commander';
 import type { Command } from 'commander';
 import { loadConfig } from '../config.js';
 import { startDashboard } from '../dashboard/server.js';
+import { commandRedis } from './connect.js';
 import { positiveInt, withConnectionFlags } from './options.js';
 
 /** @see README "Metrics and dashboard" */
@@ -31,6 +32,8 @@ export function registerDashboardCommand(program: Command): void {
       .option('--read-only', "hide Bull Board's actions (retry, remove, clean, pause)"),
   ).action(async (flags: DashboardFlags) => {
     const config = loadConfig(process.env, flags);
+    // a Redis that cannot be reached is said at start in one line (exit 2), not by every page
+    (await commandRedis(config)).disconnect();
     const dashboard = await startDashboard(config, {
       port: flags.port ?? DEFAULT_DASHBOARD_PORT,
       ...(flags.host !== undefined ? { host: flags.host } : {}),

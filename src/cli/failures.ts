@@ -10,7 +10,8 @@ import type { Command } from 'commander';
 import { paramsHash } from '../../jobs/embed-job.js';
 import type { EmbedSettings, ObjectTuple, UnitTuple } from '../../jobs/embed-job.js';
 import { loadConfig } from '../config.js';
-import { embedQueue, redisConnection, runStore, vectorStore } from '../connections.js';
+import { embedQueue, runStore, vectorStore } from '../connections.js';
+import type { RedisClient } from '../connections.js';
 import { ConfigError } from '../errors.js';
 import { newRunId } from '../ids.js';
 import { classifyChanges } from '../incremental.js';
@@ -19,18 +20,21 @@ import { embedJob, queueJobs } from '../producer.js';
 import type { BulkJob } from '../producer.js';
 import { finishIfDone } from '../runner.js';
 import type { ItemOutcome } from '../runs.js';
+import { commandRedis } from './connect.js';
 import { withConnectionFlags } from './options.js';
 import { printable } from './terminal.js';
 
 /** Objects a retry job holds: retried objects are few, and each may be a poison one. */
 const RETRY_JOB_OBJECTS = 10;
 
-async function withQueue<T>(flags: Record<string, unknown>, fn: (ctx: { queue: ReturnType<typeof embedQueue>; runs: ReturnType<typeof runStore>; redis: ReturnType<typeof redisConnection>; prefix: string; vectors: ReturnType<typeof vectorStore> }) => Promise<T>): Promise<T> {
+/** `qdrant`: the command reads or writes points (checked with Redis before it starts). */
+async function withQueue<T>(flags: Record<string, unknown>, needs: { qdrant?: boolean }, fn: (ctx: { queue: ReturnType<typeof embedQueue>; runs: ReturnType<typeof runStore>; redis: RedisClient; prefix: string; vectors: ReturnType<typeof vectorStore> }) => Promise<T>): Promise<T> {
   const config = loadConfig(process.env, flags);
-  const redis = redisConnection(config);
+  const vectors = vectorStore(config);
+  const redis = await commandRedis(config, needs.qdrant ? { qdrant: vectors } : {});
   const queue = embedQueue(config, redis);
   try {
-    return await fn({ queue, runs: runStore(config, redis), redis, prefix: config.queuePrefix, vectors: vectorStore(config) });
+    return await fn({ queue, runs: runStore(config, redis), redis, prefix: config.queuePrefix, vectors });
   } finally {
     await queue.close();
     await redis.quit();
@@ -51,7 +55,7 @@ export function registerFailureCommands(program: Command): void {
       .option('--run <id>', 'the run')
       .option('--json', 'machine-readable output'),
   ).action(async (flags: { run?: string; json?: boolean }) => {
-    await withQueue(flags, async ({ queue, runs, redis, prefix }) => {
+    await withQueue(flags, {}, async ({ queue, runs, redis, prefix }) => {
       const runId = await pickRun(runs, flags.run);
       const failedJobs = (await queue.getFailed()).filter((j) => j.data.runId === runId);
       const items = [...(await runs.items(runId))].filter(([, o]) => o.status === 'failed');
@@ -75,7 +79,7 @@ export function registerFailureCommands(program: Command): void {
       .option('--run <id>', 'the run whose failures to retry')
       .option('--code <code>', 'only failures with this code (e.g. InvalidParameter)'),
   ).action(async (flags: { run?: string; code?: string }) => {
-    await withQueue(flags, async ({ queue, runs, vectors }) => {
+    await withQueue(flags, { qdrant: true }, async ({ queue, runs, vectors }) => {
       const runId = await pickRun(runs, flags.run);
       const run = await runs.get(runId);
       if (!run?.settings) throw new ConfigError('--run', `run ${runId} has no recorded settings to retry with`);
@@ -143,7 +147,7 @@ export function registerFailureCommands(program: Command): void {
   });
 
   withConnectionFlags(program.command('resume').description('resume a queue paused by a fatal API error, once its cause is fixed')).action(async (flags: Record<string, unknown>) => {
-    await withQueue(flags, async ({ queue, redis, prefix }) => {
+    await withQueue(flags, {}, async ({ queue, redis, prefix }) => {
       const reason = await pausedReason(queue, redis, prefix);
       await resume(queue, redis, prefix);
       process.stdout.write(reason ? `queue resumed (it was paused: ${reason})\n` : 'queue was not paused\n');

@@ -3,10 +3,10 @@
  * itself here; this file only builds the program and turns errors into one clear line.
  */
 import { Command, CommanderError } from 'commander';
-import { ConfigError } from '../errors.js';
 import { registerSimulateCommand } from '../simulator/cli.js';
 import { registerDashboardCommand } from './dashboard.js';
 import { registerDoctorCommand } from './doctor.js';
+import { exitWithError } from './exit.js';
 import { registerFailureCommands } from './failures.js';
 import { registerModelsCommand } from './models.js';
 import { registerReindexCommands } from './reindex.js';
@@ -41,13 +41,6 @@ export async function main(argv: readonly string[] = process.argv): Promise<void
       process.exitCode = err.exitCode;
       return;
     }
-    // Exit now: a failed command may hold connections (Redis reconnects forever) that
-    // would otherwise keep the process alive after its one-line error.
-    if (err instanceof ConfigError) {
-      process.stderr.write(`mm-ingest: configuration error: ${err.message}\n`);
-      process.exit(2);
-    }
-    process.stderr.write(`mm-ingest: ${(err as Error).message}\n`);
-    process.exit(1);
+    exitWithError(err);
   }
 }

@@ -3,15 +3,17 @@ import type { Command } from 'commander';
 import { startEmbedWorker } from '../../workers/embed-worker.js';
 import { startReindexWorker } from '../../workers/reindex-worker.js';
 import { loadConfig } from '../config.js';
-import { embedQueue, objectStore, redisConnection, runStore, vectorStore } from '../connections.js';
+import { embedQueue, objectStore, runStore, vectorStore } from '../connections.js';
 import { ConfigError } from '../errors.js';
 import type { IndexMode } from '../producer.js';
+import { resolveModel } from '../models.js';
 import { finishIfDone, startRun } from '../runner.js';
 import { pausedReason } from '../pause.js';
 import { createProgress, progressLine } from './progress.js';
 import { printable } from './terminal.js';
 import { isFinished } from '../runs.js';
 import type { RunState, RunStore } from '../runs.js';
+import { commandRedis } from './connect.js';
 import { collect, positiveInt, withConnectionFlags } from './options.js';
 
 interface IndexFlags {
@@ -145,15 +147,17 @@ export function registerPipelineCommands(program: Command): void {
     if (flags.mode !== undefined && !['incremental', 'full', 'rebuild'].includes(flags.mode)) {
       throw new ConfigError('--mode', `must be incremental, full or rebuild, got "${flags.mode}"`);
     }
-    const connection = redisConnection(config);
+    resolveModel(flags.model, config.models); // a configuration error before any connection
+    const vectors = vectorStore(config);
+    const store = objectStore(config);
+    const connection = await commandRedis(config, { s3: { store, bucket: flags.bucket }, qdrant: vectors });
     const queue = embedQueue(config, connection);
     const runs = runStore(config, connection);
-    const vectors = vectorStore(config);
     try {
       const started = await startRun(
         {
           config,
-          store: objectStore(config),
+          store,
           vectors,
           queue,
           runs,
@@ -214,24 +218,34 @@ export function registerPipelineCommands(program: Command): void {
   ).action(async (flags: Record<string, unknown>) => {
     const config = loadConfig(process.env, flags);
     const embed = startEmbedWorker(config);
-    const reindex = flags.reindex === false ? undefined : startReindexWorker(config);
+    // one outage log for the process: a lost Redis is one line per interval, not one per worker
+    const reindex = flags.reindex === false ? undefined : startReindexWorker(config, { outage: embed.outage });
     const running = { close: async () => void (await Promise.all([embed.close(), reindex?.close()])) };
-    await embed.worker.waitUntilReady();
-    await reindex?.worker.waitUntilReady();
+    // a worker started while Redis is down waits for it (its outage log says so) and can be stopped meanwhile
+    const signalled = new Promise<string>((resolve) => {
+      process.once('SIGTERM', () => resolve('SIGTERM'));
+      process.once('SIGINT', () => resolve('SIGINT'));
+    });
+    let started = false;
+    const ready = Promise.all([embed.worker.waitUntilReady().then(() => void (started = true)), reindex?.worker.waitUntilReady()]).then(() => undefined);
+    ready.catch(() => {});
+    const early = await Promise.race([ready, signalled]);
+    if (early !== undefined) {
+      // no job was taken without Redis: nothing to drain, and a close would wait for Redis
+      process.stdout.write(`worker: ${early} before Redis answered, stopping\n`);
+      if (started) await running.close();
+      process.stdout.write('worker: stopped\n');
+      process.exit(0);
+    }
     const metricsServer = await embed.metricsServer.catch(async (err: unknown) => {
       await running.close();
       throw new ConfigError('--metrics-port', `cannot serve metrics on port ${config.metricsPort ?? ''}: ${(err as Error).message}`);
     });
     process.stdout.write(`worker ready: queue ${config.queuePrefix}:embed, concurrency ${config.concurrency}${reindex ? `; queue ${config.queuePrefix}:reindex` : ''}\n`);
     if (metricsServer) process.stdout.write(`metrics on ${metricsUrl(metricsServer)}\n`);
-    await new Promise<void>((resolve) => {
-      const stop = (signal: string): void => {
-        process.stdout.write(`worker: ${signal}, draining (no new jobs; the ones in flight finish)\n`);
-        void running.close().then(resolve);
-      };
-      process.once('SIGTERM', () => stop('SIGTERM'));
-      process.once('SIGINT', () => stop('SIGINT'));
-    });
+    const signal = await signalled;
+    process.stdout.write(`worker: ${signal}, draining (no new jobs; the ones in flight finish)\n`);
+    await running.close();
     process.stdout.write('worker: stopped\n');
   });
 
@@ -245,7 +259,10 @@ export function registerPipelineCommands(program: Command): void {
       .option('--json', 'machine-readable output'),
   ).action(async (flags: { run?: string; json?: boolean; wait?: boolean; watch?: boolean }) => {
     const config = loadConfig(process.env, flags);
-    const connection = redisConnection(config);
+    const following = flags.wait === true || flags.watch === true;
+    // a follower may finish the run it follows (a rebuild's switch): Qdrant too
+    const vectors = vectorStore(config);
+    const connection = await commandRedis(config, following ? { qdrant: vectors } : {});
     const queue = embedQueue(config, connection);
     const runs = runStore(config, connection);
     try {
@@ -261,9 +278,8 @@ export function registerPipelineCommands(program: Command): void {
       }
       process.stdout.write(`queue ${config.queuePrefix}:embed: ${Object.entries(counts).map(([k, v]) => `${k} ${v}`).join(', ')}\n`);
       if (paused) process.stdout.write(`queue paused: ${printable(paused)}\n`);
-      if (run && (flags.wait || flags.watch)) {
+      if (run && following) {
         const isPaused = (): Promise<string | undefined> => pausedReason(queue, connection, config.queuePrefix);
-        const vectors = vectorStore(config);
         reportEnd(run.id, await followRun(runs, run.id, isPaused, () => finishIfDone({ runs, vectors }, run.id)));
         return;
       }

@@ -7,8 +7,10 @@ import { parseReindexJob, REINDEX_JOB_OPTIONS } from '../../jobs/reindex-job.js'
 import type { ReindexJobData } from '../../jobs/reindex-job.js';
 import { reindexQueue } from '../../workers/reindex-worker.js';
 import { loadConfig } from '../config.js';
-import { redisConnection } from '../connections.js';
+import type { Config } from '../config.js';
 import { ConfigError } from '../errors.js';
+import { resolveDimension, resolveModel } from '../models.js';
+import { commandRedis } from './connect.js';
 import { collect, positiveInt, withConnectionFlags } from './options.js';
 
 interface RequestFlags {
@@ -34,8 +36,8 @@ function withRequestFlags(cmd: Command): Command {
     .option('--prune', 'delete the points of objects that no longer exist (after a completed scan)');
 }
 
-/** The job data, checked the way the reindex worker will check it. */
-function requestData(flags: RequestFlags): ReindexJobData {
+/** The job data, checked the way the reindex worker will check it (its model and dimension too). */
+function requestData(flags: RequestFlags, config: Config): ReindexJobData {
   const data: ReindexJobData = {
     bucket: flags.bucket,
     collection: flags.collection,
@@ -51,15 +53,18 @@ function requestData(flags: RequestFlags): ReindexJobData {
   } catch (err) {
     throw new ConfigError('reindex', (err as Error).message);
   }
+  resolveDimension(resolveModel(flags.model, config.models), flags.dimension);
   return data;
 }
 
-async function withReindexQueue<T>(flags: Record<string, unknown>, fn: (queue: ReturnType<typeof reindexQueue>) => Promise<T>): Promise<T> {
+/** Runs `fn` with the reindex queue; `check` refuses a wrong request (by its configuration) before Redis is reached. */
+async function withReindexQueue<T>(flags: Record<string, unknown>, fn: (queue: ReturnType<typeof reindexQueue>, config: Config) => Promise<T>, check?: (config: Config) => void): Promise<T> {
   const config = loadConfig(process.env, flags);
-  const connection = redisConnection(config);
+  check?.(config);
+  const connection = await commandRedis(config);
   const queue = reindexQueue(config, connection);
   try {
-    return await fn(queue);
+    return await fn(queue, config);
   } finally {
     await queue.close();
     await connection.quit();
@@ -69,11 +74,14 @@ async function withReindexQueue<T>(flags: Record<string, unknown>, fn: (queue: R
 export function registerReindexCommands(program: Command): void {
   withConnectionFlags(withRequestFlags(program.command('reindex').description('ask the workers for a reindex through the control queue'))).action(
     async (flags: RequestFlags) => {
-      const data = requestData(flags);
-      await withReindexQueue(flags as unknown as Record<string, unknown>, async (queue) => {
-        const job = await queue.add('reindex', data, REINDEX_JOB_OPTIONS);
-        process.stdout.write(`reindex job ${job.id} queued on ${queue.qualifiedName}\n`);
-      });
+      await withReindexQueue(
+        flags as unknown as Record<string, unknown>,
+        async (queue, config) => {
+          const job = await queue.add('reindex', requestData(flags, config), REINDEX_JOB_OPTIONS);
+          process.stdout.write(`reindex job ${job.id} queued on ${queue.qualifiedName}\n`);
+        },
+        (config) => void requestData(flags, config),
+      );
     },
   );
 
@@ -88,8 +96,8 @@ export function registerReindexCommands(program: Command): void {
         .option('--tz <zone>', 'time zone of the pattern (default UTC)'),
     ),
   ).action(async (flags: RequestFlags & { name: string; cron: string; tz?: string }) => {
-    const data = requestData(flags);
-    await withReindexQueue(flags as unknown as Record<string, unknown>, async (queue) => {
+    await withReindexQueue(flags as unknown as Record<string, unknown>, async (queue, config) => {
+      const data = requestData(flags, config);
       try {
         await queue.upsertJobScheduler(flags.name, { pattern: flags.cron, tz: flags.tz ?? 'UTC' }, { name: 'reindex', data, opts: { ...REINDEX_JOB_OPTIONS, removeOnComplete: { count: 100 }, removeOnFail: { count: 100 } } });
       } catch (err) {
@@ -97,7 +105,7 @@ export function registerReindexCommands(program: Command): void {
       }
       const [entry] = (await queue.getJobSchedulers()).filter((s) => s.key === flags.name || s.id === flags.name);
       process.stdout.write(`schedule ${flags.name}: "${flags.cron}"${flags.tz ? ` ${flags.tz}` : ''}; next run ${entry?.next ? new Date(entry.next).toISOString() : 'unknown'}\n`);
-    });
+    }, (config) => void requestData(flags, config));
   });
 
   withConnectionFlags(schedule.command('list').description('list the schedules').option('--json', 'machine-readable output')).action(async (flags: { json?: boolean }) => {

@@ -2,7 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { loadConfig, readBounds, requireApiKey } from '../config.js';
-import { objectStore, redisConnection, runStore, vectorStore } from '../connections.js';
+import { objectStore, runStore, vectorStore } from '../connections.js';
 import { DashScopeClient } from '../embedder.js';
 import { ConfigError } from '../errors.js';
 import { imageDataUri } from '../media.js';
@@ -12,6 +12,7 @@ import { prepareImageBytes } from '../prepare.js';
 import { buildReport, formatReport } from '../report.js';
 import { estimateRun } from '../estimate.js';
 import { qwenTokens } from '../tokens.js';
+import { checkServices, commandRedis } from './connect.js';
 import { collect, positiveInt, withConnectionFlags } from './options.js';
 import { printable } from './terminal.js';
 
@@ -31,7 +32,9 @@ export function registerReportCommands(program: Command): void {
   ).action(async (flags: { bucket: string; prefix: string; model: string; include?: string[]; exclude?: string[]; sample?: number; pageSize?: number; json?: boolean }) => {
     const config = loadConfig(process.env, flags);
     const spec = resolveModel(flags.model, config.models);
-    const e = await estimateRun(objectStore(config), qwenTokens, spec, {
+    const store = objectStore(config);
+    await checkServices(config, { s3: { store, bucket: flags.bucket } });
+    const e = await estimateRun(store, qwenTokens, spec, {
       bucket: flags.bucket,
       prefix: flags.prefix,
       model: spec,
@@ -63,7 +66,7 @@ export function registerReportCommands(program: Command): void {
     program.command('runs').description('recent runs, newest first').option('--limit <n>', 'how many (default 20)', positiveInt('--limit')).option('--json', 'machine-readable output'),
   ).action(async (flags: { limit?: number; json?: boolean }) => {
     const config = loadConfig(process.env, flags);
-    const redis = redisConnection(config);
+    const redis = await commandRedis(config);
     try {
       const runs = runStore(config, redis);
       const reports = [];
@@ -89,7 +92,7 @@ export function registerReportCommands(program: Command): void {
       // `--json` after `show` is parsed by `runs` too (it has the same option): read both
       const flags = cmd.optsWithGlobals<{ json?: boolean }>();
       const config = loadConfig(process.env, flags);
-      const redis = redisConnection(config);
+      const redis = await commandRedis(config);
       try {
         const runs = runStore(config, redis);
         const run = await runs.get(id);
@@ -116,7 +119,10 @@ export function registerReportCommands(program: Command): void {
   ).action(async (text: string | undefined, flags: { collection: string; image?: string; model?: string; dimension?: number; limit?: number; json?: boolean }) => {
     const config = loadConfig(process.env, flags);
     if (!text && !flags.image) throw new ConfigError('search', 'give a query text or --image PATH');
+    // a model named on the command line is checked before anything is asked of Qdrant
+    if (flags.model !== undefined) resolveModel(flags.model, config.models);
     const vectors = vectorStore(config);
+    await checkServices(config, { qdrant: vectors });
     let model = flags.model;
     let dimension = flags.dimension;
     if (!model || !dimension) {
