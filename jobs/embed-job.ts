@@ -3,6 +3,7 @@
  * every queued job, so it holds references only (never bytes, vectors, URLs or secrets)
  * and objects as compact tuples.
  */
+import { UnrecoverableError } from 'bullmq';
 import type { JobsOptions } from 'bullmq';
 import type { Composition, Entry } from '../src/compose.js';
 import { entryObjects } from '../src/compose.js';
@@ -53,14 +54,17 @@ export interface ObjectRef {
 }
 
 const LETTER = { text: 't', image: 'i', video: 'v' } as const;
-const MODALITY = { t: 'text', i: 'image', v: 'video' } as const;
+const MODALITY: ReadonlyMap<string, ObjectRef['modality']> = new Map([['t', 'text'], ['i', 'image'], ['v', 'video']]);
 
 export function toTuple(o: ScannedObject): ObjectTuple {
   return [o.key, o.etag, o.size, Date.parse(o.lastModified), LETTER[o.modality]];
 }
 
 export function fromTuple([key, etag, size, lastModified, letter]: ObjectTuple): ObjectRef {
-  return { key, etag, size, lastModified: new Date(lastModified).toISOString(), modality: MODALITY[letter] };
+  // job data is whatever a Redis writer put there: a letter that is no modality is refused by name
+  const modality = MODALITY.get(letter);
+  if (modality === undefined) throw new UnrecoverableError(`malformed embed job: object ${JSON.stringify(key)} has modality "${String(letter)}" (t, i or v)`);
+  return { key, etag, size, lastModified: new Date(lastModified).toISOString(), modality };
 }
 
 /** Hash of the settings that decide a vector (the params_hash of every point of one object). */

@@ -7,16 +7,18 @@ import type { ImageFormat, VideoFormat } from './models.js';
 
 export type Modality = 'text' | 'image' | 'video';
 
-const IMAGE_EXTENSIONS: Readonly<Record<string, ImageFormat>> = {
+// Maps, not object literals: an extension comes from a key, and `photo.constructor` must
+// not find Object's constructor (a property every object literal inherits).
+const IMAGE_EXTENSIONS: ReadonlyMap<string, ImageFormat> = new Map(Object.entries({
   jpg: 'jpeg', jpeg: 'jpeg', jpe: 'jpeg', png: 'png', webp: 'webp', bmp: 'bmp', dib: 'dib',
   tif: 'tiff', tiff: 'tiff', ico: 'ico', icns: 'icns', sgi: 'sgi', rgb: 'sgi', rgba: 'sgi',
   gif: 'gif', heic: 'heic', heif: 'heic', avif: 'avif',
-};
+} satisfies Record<string, ImageFormat>));
 
-const VIDEO_EXTENSIONS: Readonly<Record<string, VideoFormat>> = {
+const VIDEO_EXTENSIONS: ReadonlyMap<string, VideoFormat> = new Map(Object.entries({
   mp4: 'mp4', m4v: 'mp4', mpeg: 'mpeg', mpg: 'mpg', avi: 'avi', mov: 'mov', qt: 'mov',
   webm: 'webm', flv: 'flv', mkv: 'mkv',
-};
+} satisfies Record<string, VideoFormat>));
 
 const TEXT_EXTENSIONS = new Set(['txt', 'md', 'markdown', 'csv', 'tsv', 'json', 'jsonl', 'html', 'htm', 'xml', 'rst', 'log', 'yaml', 'yml']);
 
@@ -29,9 +31,9 @@ export function extensionOf(key: string): string {
 /** What a key (and optionally its Content-Type) says an object is; undefined: not a supported kind. */
 export function classifyKey(key: string, contentType?: string): { modality: 'text' } | { modality: 'image'; format: ImageFormat } | { modality: 'video'; format: VideoFormat } | undefined {
   const ext = extensionOf(key);
-  const image = IMAGE_EXTENSIONS[ext];
+  const image = IMAGE_EXTENSIONS.get(ext);
   if (image) return { modality: 'image', format: image };
-  const video = VIDEO_EXTENSIONS[ext];
+  const video = VIDEO_EXTENSIONS.get(ext);
   if (video) return { modality: 'video', format: video };
   if (TEXT_EXTENSIONS.has(ext)) return { modality: 'text' };
   if (ext === '' && contentType?.startsWith('text/')) return { modality: 'text' };
@@ -44,10 +46,10 @@ export interface ImageFacts {
   readonly height: number;
 }
 
-const SIZE_TYPES: Readonly<Record<string, ImageFormat>> = {
+const SIZE_TYPES: ReadonlyMap<string, ImageFormat> = new Map(Object.entries({
   jpg: 'jpeg', png: 'png', webp: 'webp', bmp: 'bmp', tiff: 'tiff', ico: 'ico', cur: 'ico',
   icns: 'icns', gif: 'gif', heif: 'heic',
-};
+} satisfies Record<string, ImageFormat>));
 
 /** The real format and pixel size of image bytes, or a reason they are not a usable image. */
 export function sniffImage(bytes: Uint8Array): ImageFacts | { error: string } {
@@ -59,7 +61,7 @@ export function sniffImage(bytes: Uint8Array): ImageFacts | { error: string } {
   }
   try {
     const r = imageSize(bytes);
-    const format = r.type ? SIZE_TYPES[r.type] : undefined;
+    const format = r.type ? SIZE_TYPES.get(r.type) : undefined;
     if (!format) return { error: `not a supported image (detected ${r.type ?? 'nothing'})` };
     if (!r.width || !r.height) return { error: 'image has no pixel size' };
     // EXIF orientations 5-8 rotate by 90 degrees: the API sees the rotated size.

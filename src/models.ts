@@ -237,17 +237,27 @@ export function parseModelOverrides(text: string | undefined, source = 'MODEL_OV
     const where = issue ? issue.path.join('.') : '';
     throw new ConfigError(source, `${where}: ${issue?.message ?? 'invalid'}`);
   }
-  for (const name of Object.keys(parsed.data)) {
-    if (!(name in BUILTIN_MODELS)) throw new ConfigError(source, `names unknown model "${name}" (known: ${MODEL_NAMES.join(', ')})`);
+  // the JSON's own keys, read before the schema: zod builds its record with plain assignments,
+  // so a "__proto__" key would become the record's prototype and vanish from its keys
+  for (const name of typeof raw === 'object' && raw !== null ? Object.keys(raw) : []) {
+    if (!isModelName(name)) throw new ConfigError(source, `names unknown model "${name}" (known: ${MODEL_NAMES.join(', ')})`);
   }
   return parsed.data;
 }
 
+/**
+ * True for a model of the catalog. An own property: a name such as `constructor` or
+ * `__proto__`, which every object inherits, is an unknown model like any other.
+ */
+export function isModelName(name: string): boolean {
+  return Object.hasOwn(BUILTIN_MODELS, name);
+}
+
 /** The catalog entry for `name` with the overrides applied; throws a ConfigError naming the model. */
 export function resolveModel(name: string, overrides: ModelOverrides = {}): ModelSpec {
-  const base = BUILTIN_MODELS[name];
+  const base = isModelName(name) ? BUILTIN_MODELS[name] : undefined;
   if (!base) throw new ConfigError('model', `"${name}" is not a known model (known: ${MODEL_NAMES.join(', ')})`);
-  const spec: ModelSpec = { ...base, ...overrides[name] };
+  const spec: ModelSpec = { ...base, ...(Object.hasOwn(overrides, name) ? overrides[name] : {}) };
   if (!spec.dimensions.includes(spec.defaultDimension)) {
     throw new ConfigError('model', `${name}: defaultDimension ${spec.defaultDimension} is not one of its dimensions`);
   }

@@ -41,12 +41,16 @@ export interface RunReport {
 
 export function buildReport(run: RunState, items: ReadonlyMap<string, ItemOutcome>, overrides: ModelOverrides = {}, now = new Date()): RunReport {
   const c = run.counters;
-  const skippedByReason: Record<string, number> = {};
-  const failuresByCode: Record<string, number> = {};
+  // counted in Maps: a code is the provider's or the store's word (`constructor` is a
+  // property of every object, `__proto__` its prototype), then made own properties
+  const skipped = new Map<string, number>();
+  const failures = new Map<string, number>();
   for (const o of items.values()) {
-    if (o.status === 'skipped') skippedByReason[o.code] = (skippedByReason[o.code] ?? 0) + 1;
-    if (o.status === 'failed') failuresByCode[o.code] = (failuresByCode[o.code] ?? 0) + 1;
+    if (o.status === 'skipped') skipped.set(o.code, (skipped.get(o.code) ?? 0) + 1);
+    if (o.status === 'failed') failures.set(o.code, (failures.get(o.code) ?? 0) + 1);
   }
+  const skippedByReason: Record<string, number> = Object.fromEntries(skipped);
+  const failuresByCode: Record<string, number> = Object.fromEntries(failures);
   const end = run.finishedAt ? Date.parse(run.finishedAt) : now.getTime();
   const durationSeconds = Math.max(0, (end - Date.parse(run.startedAt)) / 1000);
   let costUsd: number;

@@ -270,8 +270,8 @@ export class RunStore {
 
   async recordItems(id: string, items: ReadonlyMap<string, ItemOutcome>): Promise<void> {
     if (items.size === 0) return;
-    const fields: Record<string, string> = {};
-    for (const [k, v] of items) fields[k] = JSON.stringify(v);
+    // a Map, not an object: a key named `__proto__` would be lost assigned to an object
+    const fields = new Map([...items].map(([k, v]) => [k, JSON.stringify(v)]));
     await this.redis.hset(this.key(id, ':items'), fields);
   }
 
