@@ -10,6 +10,7 @@
 import { UnrecoverableError } from 'bullmq';
 import type { Job } from 'bullmq';
 import { z } from 'zod';
+import { parseGroupRule, parseSidecar } from '../src/compose.js';
 import { ConfigError } from '../src/errors.js';
 import { startRun } from '../src/runner.js';
 import type { RunnerDeps, RunRequest } from '../src/runner.js';
@@ -67,6 +68,14 @@ export function parseReindexJob(data: unknown): RunRequest {
     throw new UnrecoverableError(`malformed reindex job: ${field}: ${issue?.message ?? 'invalid'}`);
   }
   const d = parsed.data;
+  // a pattern is refused here, by the field's name, before it is compiled for the scan
+  try {
+    if (d.groupImages !== undefined) parseGroupRule(d.groupImages, 'groupImages');
+    if (d.fuseSidecar !== undefined) parseSidecar(d.fuseSidecar, d.fuseUnpaired, 'fuseSidecar');
+  } catch (err) {
+    if (err instanceof ConfigError) throw new UnrecoverableError(`malformed reindex job: ${err.message}`);
+    throw err;
+  }
   return {
     bucket: d.bucket,
     collection: d.collection,

@@ -9,6 +9,7 @@ import { DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_TEXT_BYTES } from './bounds.js';
 import type { ReadBounds } from './bounds.js';
 import { ConfigError } from './errors.js';
 import { parseModelOverrides } from './models.js';
+import { redact, rememberSecrets, urlPassword } from './redact.js';
 import type { ModelOverrides } from './models.js';
 import { DEFAULT_MAX_BODY_BYTES } from './planner.js';
 
@@ -143,13 +144,25 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: Readonly
     const source = fromFlag !== undefined ? `--${kebab(setting.flag ?? name)}` : setting.env;
     const parsed = setting.schema.safeParse(raw === '' && setting.env !== 'S3_ENDPOINT' ? undefined : raw);
     if (!parsed.success) {
-      const got = setting.secret ? `${raw?.length ?? 0} characters` : `"${raw}"`;
+      const got = setting.secret ? `${raw?.length ?? 0} characters` : `"${redact(raw ?? '')}"`;
       throw new ConfigError(source, `${parsed.error.issues[0]?.message ?? 'invalid'} (got ${got})`);
     }
     out[name] = parsed.data;
     sources[name] = source;
     if (raw === undefined || raw === '') defaulted.add(name);
   }
+  // every message from now on is cleaned of them (redact.ts), whoever writes it
+  rememberSecrets(
+    out.apiKey as string | undefined,
+    out.qdrantApiKey as string | undefined,
+    out.dashboardToken as string | undefined,
+    env.AWS_SECRET_ACCESS_KEY,
+    env.AWS_SESSION_TOKEN,
+    ...urlPassword(out.redisUrl as string),
+    ...urlPassword(out.qdrantUrl as string),
+    ...urlPassword(out.s3Endpoint as string),
+    ...urlPassword(out.baseUrl as string),
+  );
   checkRedisTopology(out, sources, defaulted);
   const models = parseModelOverrides(out.modelOverrides as string | undefined, flags.modelOverrides !== undefined ? '--model-overrides' : 'MODEL_OVERRIDES');
   return Object.freeze({ ...out, models }) as Config;
@@ -174,7 +187,7 @@ function checkRedisTopology(out: Record<string, unknown>, sources: Readonly<Reco
   const url = out.redisUrl as string;
   const prefix = out.queuePrefix as string;
   if (!out.redisCluster) {
-    if (url.includes(',')) throw new ConfigError(sources.redisUrl ?? 'REDIS_URL', `lists several nodes; for a Redis Cluster set REDIS_CLUSTER=true (got "${url}")`);
+    if (url.includes(',')) throw new ConfigError(sources.redisUrl ?? 'REDIS_URL', `lists several nodes; for a Redis Cluster set REDIS_CLUSTER=true (got "${redact(url)}")`);
     return;
   }
   if (!hasHashTag(prefix)) {

@@ -15,6 +15,7 @@ import type { ObjectStore } from './object-store.js';
 import { requestParameters } from './planner.js';
 import { VECTOR_DISTANCE } from './qdrant-store.js';
 import type { QdrantStore } from './qdrant-store.js';
+import { maskUrl, redact, urlPassword } from './redact.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skip';
 
@@ -315,41 +316,14 @@ export async function runDoctor(clients: DoctorClients, target: DoctorTarget): P
   return [...redis, ...bucket, ...qdrant, api];
 }
 
-/** Replaces every secret in every row by `***`: whatever an error message carried. */
+/** Replaces every secret in every row by `***` (redact.ts): whatever an error message carried. */
 export function redactRows(rows: readonly CheckRow[], secrets: readonly (string | undefined)[]): CheckRow[] {
   const known = secrets.filter((s): s is string => s !== undefined && s.length >= 4);
-  const clean = (s: string): string => known.reduce((acc, secret) => acc.split(secret).join('***'), s);
-  return rows.map((r) => ({ ...r, detail: clean(r.detail), action: clean(r.action) }));
+  return rows.map((r) => ({ ...r, detail: redact(r.detail, known), action: redact(r.action, known) }));
 }
 
-/** A URL (or a comma-separated list of them: cluster seeds) with any password replaced by `***`. */
-export function maskUrl(url: string): string {
-  return url.split(',').map(maskOne).join(',');
-}
-
-function maskOne(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password === '') return url;
-    u.password = '***';
-    const masked = u.toString();
-    return url.endsWith('/') || !masked.endsWith('/') ? masked : masked.slice(0, -1);
-  } catch {
-    return url.replace(/\/\/([^/@]*?):[^/]*@/, '//$1:***@');
-  }
-}
-
-/** The passwords in a URL or URL list, as written and decoded (so either spelling is redacted). */
-export function urlPassword(url: string): string[] {
-  return url.split(',').flatMap((one) => {
-    try {
-      const p = new URL(one).password;
-      return p === '' ? [] : [p, decodeURIComponent(p)];
-    } catch {
-      return [];
-    }
-  });
-}
+/** Where the checks print a service's URL: its password masked (kept here for the command and reach.ts). */
+export { maskUrl, urlPassword };
 
 export function doctorCounts(rows: readonly CheckRow[]): Record<CheckStatus, number> {
   const counts: Record<CheckStatus, number> = { ok: 0, warn: 0, fail: 0, skip: 0 };

@@ -8,6 +8,7 @@
 import { DEFAULT_BASE_URL, EMBEDDING_PATH } from './api.js';
 import type { ApiContent, ApiErrorBody, ApiParameters, ApiSuccessBody, EmbeddingType } from './api.js';
 import { EmbeddingApiError, networkError } from './errors.js';
+import { redact as redactText } from './redact.js';
 
 export interface EmbedRequest {
   readonly model: string;
@@ -136,8 +137,9 @@ export class DashScopeClient implements Embedder {
     }
     if (!response.ok) {
       const e = isObject(parsed) ? (parsed as Partial<ApiErrorBody>) : {};
-      // A server or gateway may echo the Authorization header back: never let the key into the error.
-      const redact = (s: string): string => s.split(this.options.apiKey).join('[redacted]');
+      // A server or gateway may echo the Authorization header back, a provider the presigned
+      // URL it could not download: neither the key nor a signature goes into the error.
+      const redact = (s: string): string => redactText(s, [this.options.apiKey]);
       throw new EmbeddingApiError({
         status: response.status,
         code: typeof e.code === 'string' && e.code ? e.code : `HTTP${response.status}`,

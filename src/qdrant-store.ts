@@ -7,6 +7,7 @@ import { QdrantClient, type Schemas } from '@qdrant/js-client-rest';
 import pLimit from 'p-limit';
 
 import { ConfigError } from './errors.js';
+import { redact } from './redact.js';
 import { INDEXED_FIELDS, type PointRecord, type StoredPoint, type VectorStore } from './vector-store.js';
 
 export interface QdrantStoreOptions {
@@ -157,9 +158,8 @@ export function createQdrantStore(opts: QdrantStoreOptions): QdrantStore {
 
   function fail(operation: string, collection: string, error: unknown): VectorStoreError {
     const f = describeFailure(error);
-    let message = `Qdrant ${operation} on collection "${collection}" failed: ${f.status === 0 ? '' : `${f.status} `}${f.detail}`;
-    // Belt and braces: no client error we know of echoes request headers, but a key in a log is a leak.
-    if (apiKey !== undefined && apiKey.length > 0) message = message.replaceAll(apiKey, '[api key]');
+    // Qdrant or a proxy in front of it may echo a URL, a header, the key: none goes into the error
+    const message = redact(`Qdrant ${operation} on collection "${collection}" failed: ${f.status === 0 ? '' : `${f.status} `}${f.detail}`, [apiKey]);
     // A collection deleted behind our back must be re-created by the next ensureCollection.
     if (f.status === 404) ensured.delete(collection);
     return new VectorStoreError(message, f.status, f.retryable, collection, f.retryAfterSeconds);

@@ -19,6 +19,7 @@
  * added has a result (done or failed).
  */
 import type { Cluster, Redis } from 'ioredis';
+import { redact } from './redact.js';
 
 export interface RunInfo {
   readonly id: string;
@@ -265,13 +266,14 @@ export class RunStore {
   }
 
   async scanFinished(id: string, status: 'complete' | 'failed', error?: string): Promise<void> {
-    await this.redis.hset(this.key(id), { scanStatus: status, ...(error ? { scanError: error } : {}) });
+    await this.redis.hset(this.key(id), { scanStatus: status, ...(error ? { scanError: redact(error) } : {}) });
   }
 
   async recordItems(id: string, items: ReadonlyMap<string, ItemOutcome>): Promise<void> {
     if (items.size === 0) return;
     // a Map, not an object: a key named `__proto__` would be lost assigned to an object
-    const fields = new Map([...items].map(([k, v]) => [k, JSON.stringify(v)]));
+    // reasons are often an outside system's message: stored without their secrets
+    const fields = new Map([...items].map(([k, v]) => [k, redact(JSON.stringify(v))]));
     await this.redis.hset(this.key(id, ':items'), fields);
   }
 
@@ -289,7 +291,7 @@ export class RunStore {
     if (result.skipped) incr.push('objectsSkipped', result.skipped);
     if (result.failed) incr.push('objectsFailed', result.failed);
     if (result.points) incr.push('points', result.points);
-    const added = await this.redis.eval(RECORD_JOB, 2, this.key(id), this.key(id, ':jobs'), jobId, JSON.stringify(result), ...incr);
+    const added = await this.redis.eval(RECORD_JOB, 2, this.key(id), this.key(id, ':jobs'), jobId, redact(JSON.stringify(result)), ...incr);
     return added === 1;
   }
 
@@ -299,7 +301,7 @@ export class RunStore {
   }
 
   async note(id: string, name: string, text: string): Promise<void> {
-    await this.redis.hset(this.key(id), `note.${name}`, text);
+    await this.redis.hset(this.key(id), `note.${name}`, redact(text));
   }
 
   async markFinished(id: string, at = new Date()): Promise<void> {

@@ -10,6 +10,7 @@ import type { S3ClientConfig } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { ConfigError } from './errors.js';
 import { ObjectStoreError } from './object-store.js';
+import { redact } from './redact.js';
 import type { FetchedObject, ListPage, ObjectInfo, ObjectStore, ObjectStoreErrorKind } from './object-store.js';
 
 export interface S3StoreOptions {
@@ -226,9 +227,4 @@ function toStoreError(err: unknown, operation: string, where: string): ObjectSto
 function networkCodeIn(message: string): string | undefined {
   const found = /\b(E[A-Z]{3,}|UND_ERR_[A-Z_]+)\b/.exec(message)?.[1];
   return found !== undefined && TRANSIENT_CODES.has(found) ? found : undefined;
-}
-
-/** Signature query parameters must never reach a log, whatever message carried them. */
-function redact(message: string): string {
-  return message.replace(/(X-Amz-(?:Signature|Credential|Security-Token)=)[^&\s"']*/gi, '$1[redacted]');
 }

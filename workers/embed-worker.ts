@@ -21,6 +21,7 @@ import { DashScopeClient } from '../src/embedder.js';
 import { EmbeddingApiError } from '../src/errors.js';
 import { createLogger } from '../src/log.js';
 import { RedisParkedVectors } from '../src/parked.js';
+import { redactError } from '../src/redact.js';
 import { pauseForReason } from '../src/pause.js';
 import { createPrometheusMetrics, startMetricsServer } from '../src/prometheus.js';
 import type { MetricsServer } from '../src/prometheus.js';
@@ -110,7 +111,9 @@ export function startEmbedWorker(config: Config, opts: { readonly outage?: Redis
           await worker.rateLimit(1000);
           throw Worker.RateLimitError();
         }
-        throw err;
+        // BullMQ stores the message and the stack (failed reason, stack trace, events): both
+        // without the secrets an outside system's message may hold
+        throw redactError(err);
       }
     },
     {

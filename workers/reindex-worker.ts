@@ -8,6 +8,7 @@ import type { ReindexResult } from '../jobs/reindex-job.js';
 import type { Config } from '../src/config.js';
 import { embedQueue, objectStore, quiet, redisConnection, redisLabel, runStore, vectorStore } from '../src/connections.js';
 import { createLogger } from '../src/log.js';
+import { redactError } from '../src/redact.js';
 import { redisOutageLog } from '../src/reach.js';
 import type { RedisOutageLog } from '../src/reach.js';
 
@@ -31,7 +32,8 @@ export function startReindexWorker(config: Config, opts: { readonly outage?: Red
   const queue = embedQueue(config, connection);
   const handle = createReindexHandler({ config, store: objectStore(config), vectors: vectorStore(config), queue, runs: runStore(config, connection) });
   // a crashed worker's scan is picked up again after the lock lapses, and resumes its run
-  const worker = new Worker<unknown, ReindexResult>(REINDEX_QUEUE, handle, {
+  // BullMQ stores a failure's message and stack: without the secrets a store's message may hold
+  const worker = new Worker<unknown, ReindexResult>(REINDEX_QUEUE, (job) => handle(job).catch((err: unknown) => Promise.reject(redactError(err))), {
     connection,
     prefix: config.queuePrefix,
     concurrency: 1,

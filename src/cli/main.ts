@@ -3,6 +3,7 @@
  * itself here; this file only builds the program and turns errors into one clear line.
  */
 import { Command, CommanderError } from 'commander';
+import { redactWrites } from '../redact.js';
 import { registerSimulateCommand } from '../simulator/cli.js';
 import { registerDashboardCommand } from './dashboard.js';
 import { registerDoctorCommand } from './doctor.js';
@@ -33,6 +34,9 @@ export async function main(argv: readonly string[] = process.argv): Promise<void
   // The AWS SDK warns on every S3 client that its 2027 releases need Node 22: true, and said
   // once in the README (Node 20.19+, 22 and 24 are supported), not on every command's stderr.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  // whatever a command prints, its error line included, shows no secret (redact.ts)
+  redactWrites(process.stdout);
+  redactWrites(process.stderr);
   const program = buildProgram().exitOverride();
   try {
     await program.parseAsync(argv as string[]);

@@ -21,6 +21,7 @@ import { embedQueue, redisConnection, runStore } from '../connections.js';
 import { buildReport } from '../report.js';
 import type { RunReport } from '../report.js';
 import type { RunStore } from '../runs.js';
+import { redact } from '../redact.js';
 import { checkExposure, dashboardGuard } from './guard.js';
 import { notFoundPage, runPage, runsPage } from './html.js';
 
@@ -88,6 +89,13 @@ export async function startDashboard(config: Config, options: DashboardOptions):
   // the port is known once listening (0: any free port); requests come only after that
   const guard: { check?: ReturnType<typeof dashboardGuard> } = {};
   app.use((req, res, next) => (guard.check ? guard.check(req, res, next) : res.status(503).end()));
+  // every answer (run reports, Bull Board's jobs and their errors) without the secrets a
+  // stored message may hold, whoever stored it; res.json sends through res.send
+  app.use((_req, res, next) => {
+    const send = res.send.bind(res);
+    res.send = ((body?: unknown) => send(typeof body === 'string' ? redact(body) : body)) as Response['send'];
+    next();
+  });
   app.use('/queues', board.getRouter() as Router);
   app.get('/', async (req, res) => {
     res.type('html').send(runsPage(await recentReports(runs, config, limitOf(req, defaultRuns)), config.queuePrefix));

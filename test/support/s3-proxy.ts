@@ -6,10 +6,18 @@
  * - `holdAfterLists(n)`: let n listings through, then keep the next ones waiting (the
  *   scanner is then blocked between two pages, at a known place) until `release()`;
  * - `dieAfterLists(n)`: after n listings, reset every new connection (the endpoint is
- *   gone) until `revive()`.
+ *   gone) until `revive()`;
+ * - `respond`: answer a request itself (an error the store would send, as S3 sends it).
  */
 import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
+
+/** An answer the proxy sends instead of the store's. */
+export interface S3Answer {
+  readonly status: number;
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly body: string;
+}
 
 export interface S3Proxy {
   /** `http://127.0.0.1:<port>`: use it as S3_ENDPOINT. */
@@ -24,6 +32,10 @@ export interface S3Proxy {
   release(): void;
   dieAfterLists(n: number): void;
   revive(): void;
+  /** Answers a request (method, path, query string) instead of the store when it returns an answer. */
+  respond: (method: string, path: string, query: string) => S3Answer | undefined;
+  /** Requests answered by `respond`. */
+  responded(): number;
   close(): Promise<void>;
 }
 
@@ -39,9 +51,19 @@ export async function startS3Proxy(target: string): Promise<S3Proxy> {
   let dieAfter = Infinity;
   let holdAfter = Infinity;
   const waiting: (() => void)[] = [];
+  let responded = 0;
+  const hooks = { respond: (() => undefined) as S3Proxy['respond'] };
 
   const server = createServer((req, res) => {
     const list = isList(req.method, req.url);
+    const [path = '/', query = ''] = (req.url ?? '/').split('?');
+    const answer = hooks.respond(req.method ?? 'GET', decodeURIComponent(path), query);
+    if (answer) {
+      responded += 1;
+      req.resume();
+      res.writeHead(answer.status, { 'content-type': 'application/xml', ...answer.headers }).end(answer.body);
+      return;
+    }
     if (lists >= dieAfter) {
       req.socket.destroy();
       return;
@@ -70,6 +92,13 @@ export async function startS3Proxy(target: string): Promise<S3Proxy> {
   const { port } = server.address() as AddressInfo;
   return {
     endpoint: `http://127.0.0.1:${port}`,
+    get respond() {
+      return hooks.respond;
+    },
+    set respond(fn) {
+      hooks.respond = fn;
+    },
+    responded: () => responded,
     lists: () => lists,
     listKeyCounts: () => [...keyCounts],
     held: () => waiting.length,
