@@ -143,6 +143,29 @@ describe('commands whose Redis, S3 or Qdrant cannot be reached', () => {
     expectOneLine(hung, new RegExp(`^mm-ingest: cannot reach Qdrant at http://127\\.0\\.0\\.1:${silent.port}: no answer within ${CONNECT_TIMEOUT_MS} ms \\(CONNECT_TIMEOUT_MS\\)$`));
   }, 240_000);
 
+  it('a follower (status --wait) that loses Redis for longer than the connect timeout says so in one line and exits 2', async () => {
+    const redis = await startRedisServer();
+    const e = { ...baseEnv(), REDIS_URL: redis.url, QUEUE_PREFIX: `${env.prefix}-f` };
+    try {
+      // no worker: the run stays open, and the follower follows it
+      const queued = await runCli(['index', '--bucket', BUCKET, '--collection', `follow-${env.prefix}`, '--model', MODEL, '--dimension', '256'], e);
+      expect({ code: queued.code, stderr: queued.stderr }).toEqual({ code: 0, stderr: '' });
+      const follower = startCli(['status', '--wait'], e);
+      try {
+        await follower.waitFor(/queue \S+:embed: /);
+        const mark = follower.output().length;
+        await redis.stop();
+        const code = await follower.exited();
+        const lines = follower.output().slice(mark).split('\n').filter((l) => l.trim() !== '');
+        expect({ code, lines }).toEqual({ code: 2, lines: [expect.stringMatching(new RegExp(`^mm-ingest: cannot reach Redis at redis://127\\.0\\.0\\.1:${redis.port}: lost for ${CONNECT_TIMEOUT_MS} ms \\(CONNECT_TIMEOUT_MS\\): .*ECONNREFUSED`))] });
+      } finally {
+        await follower.stop('SIGKILL');
+      }
+    } finally {
+      await redis.close();
+    }
+  }, 120_000);
+
   it('a worker keeps retrying a Redis it cannot reach, one line per interval without stack traces, and goes on once it is back', async () => {
     const password = 'w0rker-redis-pw';
     const redis = await startRedisServer({ extraArgs: ['--requirepass', password] });
