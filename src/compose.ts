@@ -50,7 +50,7 @@ export const entryObjects = (e: Entry): readonly ScannedObject[] => ('unit' in e
 export const PATTERN_MAX_LENGTH = 1000;
 /**
  * Largest compiled pattern, in RE2's measure of its cost (instructions): matching a key
- * takes time proportional to it times the key's length. 200 is about 3 ms on a 1 KiB key
+ * takes time proportional to it times the key's length. 200 is about 1 ms on a 1 KiB key
  * here, at worst; the README's example has 21.
  */
 export const PATTERN_MAX_PROGRAM = 200;
