@@ -17,7 +17,7 @@
  * attempt and no stack trace is printed.
  */
 import type { EventEmitter } from 'node:events';
-import { maskUrl, urlPassword } from './doctor.js';
+import { maskUrl, urlPassword } from './redact.js';
 import { ServiceUnreachableError } from './errors.js';
 import type { Logger } from './log.js';
 import type { VectorStore } from './vector-store.js';
