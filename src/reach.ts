@@ -22,8 +22,12 @@ import { ServiceUnreachableError } from './errors.js';
 import type { Logger } from './log.js';
 import type { VectorStore } from './vector-store.js';
 
-/** Socket-level failures: no answer came from the service (Node's codes, undici's, ioredis's words). */
-const NO_ANSWER = /\b(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|ECONNABORTED|UND_ERR_[A-Z_]+)\b|Connection is closed|Stream isn't writeable|Failed to refresh slots cache|None of startup nodes is available/;
+/**
+ * Socket-level failures: no answer came from the service (Node's codes, undici's, ioredis's
+ * words); and Redis's own "not yet" answers while it restarts (LOADING its AOF) or a
+ * cluster settles, which pass like the outage they end.
+ */
+const NO_ANSWER = /\b(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|ECONNABORTED|UND_ERR_[A-Z_]+)\b|Connection is closed|Stream isn't writeable|Failed to refresh slots cache|None of startup nodes is available|^(LOADING|TRYAGAIN|CLUSTERDOWN|MASTERDOWN) /;
 
 interface ErrorShape {
   readonly message?: unknown;
@@ -38,8 +42,8 @@ const shape = (err: unknown): ErrorShape => (typeof err === 'object' && err !== 
 /** True for an error that says the connection failed, not that the service answered. Duck-typed: errors cross realms. */
 export function isConnectionError(err: unknown): boolean {
   const e = shape(err);
-  const text = `${typeof e.code === 'string' ? e.code : ''} ${typeof e.message === 'string' ? e.message : ''}`;
-  return NO_ANSWER.test(text) || (e.cause !== undefined && e.cause !== err && isConnectionError(e.cause));
+  const said = (v: unknown): boolean => typeof v === 'string' && NO_ANSWER.test(v);
+  return said(e.code) || said(e.message) || (e.cause !== undefined && e.cause !== err && isConnectionError(e.cause));
 }
 
 /**

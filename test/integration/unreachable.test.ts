@@ -166,11 +166,7 @@ describe('commands whose Redis, S3 or Qdrant cannot be reached', () => {
     }
   }, 120_000);
 
-  // Switched off: it shows an open defect. A worker started while its Redis was down, then
-  // through a second outage, reconnects and logs as it should, but its SIGTERM drain never
-  // completes (seen in CI: the test timed out in its finally, the worker's close hung for
-  // 30 s and more). Until that is fixed this test cannot pass; see the closing note.
-  it.skip('a worker keeps retrying a Redis it cannot reach, one line per interval without stack traces, and goes on once it is back', async () => {
+  it('a worker keeps retrying a Redis it cannot reach, one line per interval without stack traces, and goes on once it is back', async () => {
     const password = 'w0rker-redis-pw';
     const redis = await startRedisServer({ extraArgs: ['--requirepass', password] });
     const url = `redis://:${password}@127.0.0.1:${redis.port}`;
@@ -178,6 +174,13 @@ describe('commands whose Redis, S3 or Qdrant cannot be reached', () => {
     const e = { ...baseEnv(), REDIS_URL: url, QUEUE_PREFIX: `${env.prefix}-w`, CONNECT_TIMEOUT_MS: String(interval) };
     const outage = (text: string): string[] => text.split('\n').filter((l) => /unreachable/.test(l));
     const expectCalm = (text: string, seconds: number): void => {
+      try {
+        checkCalm(text, seconds);
+      } catch (err) {
+        throw new Error(`${(err as Error).message}\nworker output:\n${text}`, { cause: err });
+      }
+    };
+    const checkCalm = (text: string, seconds: number): void => {
       // one line per interval (and the first at once), nothing per attempt
       expect(outage(text).length).toBeGreaterThanOrEqual(1);
       expect(outage(text).length).toBeLessThanOrEqual(Math.ceil((seconds * 1000) / interval) + 2);
@@ -206,8 +209,17 @@ describe('commands whose Redis, S3 or Qdrant cannot be reached', () => {
       await redis.start();
       for (let i = 0; i < 300 && !/reachable again/.test(worker.output().slice(mark)); i++) await sleep(100);
       expect(worker.output().slice(mark)).toMatch(/reachable again/);
+      // and it works: a run queued now is embedded (BullMQ's blocking connection is back too;
+      // a SIGTERM in the seconds after a Redis restart can hang BullMQ's close, with or without this change)
+      const run = await runCli(['index', '--bucket', BUCKET, '--collection', `worker-${env.prefix}`, '--model', MODEL, '--dimension', '256', '--wait'], e);
+      expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: '' });
     } finally {
-      expect(await worker.stop('SIGTERM')).toBe(0);
+      // a worker drains through Redis: give it back one before stopping it
+      if (!redis.running()) await redis.start();
+      // a drain that hangs fails the test with what the worker said, instead of its timeout
+      const stopped = await Promise.race([worker.stop('SIGTERM'), sleep(30_000).then(() => 'hung' as const)]);
+      if (stopped === 'hung') await worker.stop('SIGKILL');
+      expect({ stopped, output: stopped === 0 ? '' : worker.output() }).toEqual({ stopped: 0, output: '' });
       await redis.close();
     }
   }, 120_000);
