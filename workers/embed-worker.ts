@@ -10,6 +10,7 @@
  */
 import { DelayedError, Worker } from 'bullmq';
 import type { Job } from 'bullmq';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Registry } from 'prom-client';
 import { createEmbedHandler } from '../jobs/embed-handler.js';
 import { EMBED_QUEUE, paramsHash, unitsByObject } from '../jobs/embed-job.js';
@@ -43,6 +44,9 @@ export interface RunningWorker {
   /** Stops taking jobs, waits for the ones in flight (up to the drain timeout), closes connections. */
   close(): Promise<void>;
 }
+
+/** How long a stopping worker with no job in flight waits for BullMQ's close before it disconnects. */
+const CLOSE_IDLE_GRACE_MS = 5000;
 
 export function startEmbedWorker(config: Config, opts: { readonly outage?: RedisOutageLog } = {}): RunningWorker {
   const apiKey = requireApiKey(config); // before any connection: a missing key must not leave one open
@@ -87,9 +91,12 @@ export function startEmbedWorker(config: Config, opts: { readonly outage?: Redis
 
   // aborted when the drain timeout passes: jobs still running send no further request
   const stopping = new AbortController();
+  // jobs in this process's hands: a close with none left has nothing to wait for
+  let inFlight = 0;
   const worker: Worker<EmbedJobData, JobResult> = new Worker<EmbedJobData, JobResult>(
     EMBED_QUEUE,
     async (job: Job<EmbedJobData, JobResult>, token?: string) => {
+      inFlight++;
       try {
         const result = await handle({ id: job.id, data: job.data, signal: stopping.signal });
         // the run's last job finishes it (a rebuild switches its alias here), and so for
@@ -114,6 +121,8 @@ export function startEmbedWorker(config: Config, opts: { readonly outage?: Redis
         // BullMQ stores the message and the stack (failed reason, stack trace, events): both
         // without the secrets an outside system's message may hold
         throw redactError(err);
+      } finally {
+        inFlight--;
       }
     },
     {
@@ -166,17 +175,32 @@ export function startEmbedWorker(config: Config, opts: { readonly outage?: Redis
     metricsServer,
     outage,
     async close() {
-      let timer: NodeJS.Timeout | undefined;
-      const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), config.drainTimeoutMs)));
       const closing = worker.close();
-      const drained = await Promise.race([closing.then(() => 'drained' as const), timedOut]);
-      clearTimeout(timer);
-      if (drained === 'timeout') {
-        // BullMQ's close(true) cannot cut a close already under way short; instead the jobs
-        // stop sending requests and give themselves back, and the close completes
-        log.warn({ timeoutMs: config.drainTimeoutMs }, 'drain timed out: jobs in flight send no further request and go back to the queue');
-        stopping.abort(new Error('the worker is stopping (drain timeout)'));
-        await closing;
+      let closed = false;
+      void closing.then(() => (closed = true), () => (closed = true));
+      const drainDeadline = Date.now() + config.drainTimeoutMs;
+      let idleSince: number | undefined;
+      let aborted = false;
+      // BullMQ's close waits for the jobs in flight and for its blocking connection; after a
+      // Redis restart that connection can wait for ever with no job left, so a close with
+      // nothing in flight for CLOSE_IDLE_GRACE_MS disconnects instead of waiting
+      while (!closed) {
+        const now = Date.now();
+        if (inFlight > 0) idleSince = undefined;
+        else idleSince ??= now;
+        if (idleSince !== undefined && now - idleSince >= CLOSE_IDLE_GRACE_MS) {
+          log.warn({ graceMs: CLOSE_IDLE_GRACE_MS }, 'no job in flight but the queue connection did not close: disconnecting');
+          await worker.disconnect().catch(() => undefined);
+          break;
+        }
+        if (!aborted && now >= drainDeadline) {
+          // BullMQ's close(true) cannot cut a close already under way short; instead the jobs
+          // stop sending requests and give themselves back, and the close completes
+          log.warn({ timeoutMs: config.drainTimeoutMs }, 'drain timed out: jobs in flight send no further request and go back to the queue');
+          stopping.abort(new Error('the worker is stopping (drain timeout)'));
+          aborted = true;
+        }
+        await sleep(100);
       }
       await (await metricsServer.catch(() => undefined))?.close();
       await controlQueue?.close();

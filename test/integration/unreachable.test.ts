@@ -223,4 +223,34 @@ describe('commands whose Redis, S3 or Qdrant cannot be reached', () => {
       await redis.close();
     }
   }, 120_000);
+
+  it('a worker told to stop in the seconds after a Redis restart exits within its drain timeout', async () => {
+    const redis = await startRedisServer();
+    const drainMs = 3000;
+    const e = { ...baseEnv(), REDIS_URL: `redis://127.0.0.1:${redis.port}`, QUEUE_PREFIX: `${env.prefix}-r`, CONNECT_TIMEOUT_MS: '1000', DRAIN_TIMEOUT_MS: String(drainMs) };
+    // started while Redis is down, then two outages: the path where the hang was seen
+    await redis.stop();
+    const worker = startCli(['worker'], e);
+    try {
+      await sleep(2000);
+      await redis.start();
+      await worker.waitFor(/worker ready/, 30_000);
+      for (let round = 0; round < 2; round++) {
+        const mark = worker.output().length;
+        await redis.stop();
+        await sleep(2500);
+        await redis.start();
+        for (let i = 0; i < 300 && !/reachable again/.test(worker.output().slice(mark)); i++) await sleep(100);
+        expect(worker.output().slice(mark)).toMatch(/reachable again/);
+      }
+      // the window where BullMQ's own close used to wait for ever
+      await sleep(1500);
+      const stopped = await Promise.race([worker.stop('SIGTERM'), sleep(drainMs + 15_000).then(() => 'hung' as const)]);
+      if (stopped === 'hung') await worker.stop('SIGKILL');
+      expect({ stopped, output: stopped === 0 ? '' : worker.output() }).toEqual({ stopped: 0, output: '' });
+    } finally {
+      await worker.stop('SIGKILL');
+      await redis.close();
+    }
+  }, 120_000);
 });
