@@ -33,8 +33,8 @@ import type { ItemOutcome, JobResult, RunStore } from '../src/runs.js';
 import type { TokenCounter } from '../src/tokens.js';
 import type { PointPayload, PointRecord, VectorStore } from '../src/vector-store.js';
 import { ApiCaller, requestOf } from './api-call.js';
-import { fromTuple, paramsHash, unitParamsHash, unitsByObject } from './embed-job.js';
-import type { EmbedJobData, ObjectRef, UnitTuple } from './embed-job.js';
+import { fromTuple, paramsHash, unitParamsHash, unitsByObject } from '../src/embed-job.js';
+import type { EmbedJobData, ObjectRef, UnitTuple } from '../src/embed-job.js';
 
 export interface Logger {
   info(obj: object, msg?: string): void;

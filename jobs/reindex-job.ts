@@ -15,8 +15,6 @@ import { ConfigError } from '../src/errors.js';
 import { startRun } from '../src/runner.js';
 import type { RunnerDeps, RunRequest } from '../src/runner.js';
 
-export const REINDEX_QUEUE = 'reindex';
-
 export const reindexSchema = z
   .object({
     bucket: z.string().min(3, 'a bucket name has at least 3 characters'),

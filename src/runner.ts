@@ -5,7 +5,7 @@
  * the alias to the new collection when it is complete: rebuild.ts).
  */
 import type { Queue } from 'bullmq';
-import type { EmbedJobData, EmbedSettings } from '../jobs/embed-job.js';
+import type { EmbedJobData, EmbedSettings } from './embed-job.js';
 import { readBounds } from './config.js';
 import type { Config } from './config.js';
 import { checkComposition, parseGroupRule, parseSidecar } from './compose.js';

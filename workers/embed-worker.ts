@@ -13,11 +13,11 @@ import type { Job } from 'bullmq';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Registry } from 'prom-client';
 import { createEmbedHandler } from '../jobs/embed-handler.js';
-import { EMBED_QUEUE, paramsHash, unitsByObject } from '../jobs/embed-job.js';
-import type { EmbedJobData } from '../jobs/embed-job.js';
+import { EMBED_QUEUE, paramsHash, unitsByObject } from '../src/embed-job.js';
+import type { EmbedJobData } from '../src/embed-job.js';
 import { readBounds, requireApiKey } from '../src/config.js';
 import type { Config } from '../src/config.js';
-import { embedQueue, objectStore, redisConnection, redisLabel, runStore, vectorStore } from '../src/connections.js';
+import { embedQueue, objectStore, redisConnection, redisLabel, reindexQueue, runStore, vectorStore } from '../src/connections.js';
 import { DashScopeClient } from '../src/embedder.js';
 import { EmbeddingApiError } from '../src/errors.js';
 import { createLogger } from '../src/log.js';
@@ -33,7 +33,6 @@ import { classifyChanges } from '../src/incremental.js';
 import { recordJobResult } from '../src/runner.js';
 import type { ItemOutcome, JobResult } from '../src/runs.js';
 import { qwenTokens } from '../src/tokens.js';
-import { reindexQueue } from './reindex-worker.js';
 
 export interface RunningWorker {
   readonly worker: Worker<EmbedJobData, JobResult>;

@@ -2,11 +2,11 @@
  * The reindex worker: consumes the `reindex` control queue (one scan at a time per
  * process) and queues embed jobs for the embed workers. Started by `mm-ingest worker`.
  */
-import { Queue, Worker } from 'bullmq';
-import { REINDEX_QUEUE, createReindexHandler } from '../jobs/reindex-job.js';
+import { Worker } from 'bullmq';
+import { createReindexHandler } from '../jobs/reindex-job.js';
 import type { ReindexResult } from '../jobs/reindex-job.js';
 import type { Config } from '../src/config.js';
-import { embedQueue, objectStore, quiet, redisConnection, redisLabel, runStore, vectorStore } from '../src/connections.js';
+import { REINDEX_QUEUE, embedQueue, objectStore, redisConnection, redisLabel, runStore, vectorStore } from '../src/connections.js';
 import { createLogger } from '../src/log.js';
 import { redactError } from '../src/redact.js';
 import { redisOutageLog } from '../src/reach.js';
@@ -15,12 +15,6 @@ import type { RedisOutageLog } from '../src/reach.js';
 export interface RunningReindexWorker {
   readonly worker: Worker<unknown, ReindexResult>;
   close(): Promise<void>;
-}
-
-export function reindexQueue(config: Config, connection: ReturnType<typeof redisConnection>): Queue {
-  const queue = new Queue(REINDEX_QUEUE, { connection, prefix: config.queuePrefix });
-  quiet(queue);
-  return queue;
 }
 
 /** `outage`: the process's log of Redis outages (the embed worker's), so that one outage is one line per interval. */

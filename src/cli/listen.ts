@@ -4,16 +4,17 @@
  * turned into `reindex` jobs with `keys` for the workers (src/listen/).
  */
 import type { Command } from 'commander';
-import { Queue } from 'bullmq';
+import type { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { Registry } from 'prom-client';
-import { REINDEX_QUEUE } from '../../jobs/reindex-job.js';
-import type { ReindexJobData, ReindexResult } from '../../jobs/reindex-job.js';
+import { REINDEX_JOB_OPTIONS } from '../../jobs/reindex-job.js';
+import type { ReindexResult } from '../../jobs/reindex-job.js';
 import { loadConfig } from '../config.js';
-import { quiet, redisConnection, runStore } from '../connections.js';
+import { redisConnection, reindexQueue, runStore } from '../connections.js';
 import { ConfigError } from '../errors.js';
 import { createLogger } from '../log.js';
 import { Listener } from '../listen/listener.js';
+import type { BatchQueue } from '../listen/listener.js';
 import { mapTargets } from '../listen/map.js';
 import { registerListenerMetrics } from '../listen/metrics.js';
 import { ListenerState } from '../listen/state.js';
@@ -70,9 +71,8 @@ export function registerListenCommand(program: Command): void {
     const connection = await commandRedis(config);
     const state = new ListenerState(connection, config.queuePrefix);
     await state.register(targets);
-    const queue = new Queue<ReindexJobData, ReindexResult>(REINDEX_QUEUE, { connection, prefix: config.queuePrefix });
-    quiet(queue);
-    const listener = new Listener({ state, queue, runs: runStore(config, connection), log }, { targets, maxKeys: config.listenBatchKeys, maxWaitMs: config.listenBatchSeconds * 1000 });
+    const queue = reindexQueue(config, connection);
+    const listener = new Listener({ state, queue: batchQueue(queue), runs: runStore(config, connection), log }, { targets, maxKeys: config.listenBatchKeys, maxWaitMs: config.listenBatchSeconds * 1000 });
 
     const sources: RunningSource[] = [];
     const closers: (() => Promise<unknown>)[] = [];
@@ -128,4 +128,22 @@ export function registerListenCommand(program: Command): void {
     await shutdown();
     process.stdout.write('listen: stopped\n');
   });
+}
+
+/** The reindex queue for the listener: its batches are reindex jobs with the usual options, under the batch's id. */
+function batchQueue(queue: Queue): BatchQueue {
+  return {
+    async add(id, job) {
+      await queue.add('reindex', { ...job, keys: [...job.keys] }, { ...REINDEX_JOB_OPTIONS, jobId: id });
+    },
+    async state(id) {
+      const job = await queue.getJob(id);
+      if (!job) return { state: 'missing' };
+      const state = await job.getState();
+      if (state === 'failed') return { state: 'failed', reason: job.failedReason || 'the reindex job failed' };
+      if (state !== 'completed') return { state: 'pending' };
+      const runId = (job.returnvalue as ReindexResult | undefined)?.runId;
+      return { state: 'completed', ...(runId ? { runId } : {}) };
+    },
+  };
 }

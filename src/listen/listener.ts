@@ -7,9 +7,6 @@
  * incrementally, so an unchanged one costs nothing; a missing one loses its points), and
  * follows the batch until its run is finished, then lets its keys into the next batch.
  */
-import type { Queue } from 'bullmq';
-import { REINDEX_JOB_OPTIONS } from '../../jobs/reindex-job.js';
-import type { ReindexJobData, ReindexResult } from '../../jobs/reindex-job.js';
 import type { Logger } from '../log.js';
 import { isFinished } from '../runs.js';
 import type { RunStore } from '../runs.js';
@@ -27,9 +24,28 @@ export interface ListenerOptions {
   readonly tickMs?: number;
 }
 
+/** A batch as a reindex job's data (a `keys` job, incremental). */
+export interface KeysJob {
+  readonly bucket: string;
+  readonly collection: string;
+  readonly model: string;
+  readonly dimension?: number;
+  readonly keys: readonly string[];
+}
+
+/** Where a batch's job stands in the reindex queue. */
+export type BatchJobState = { readonly state: 'missing' } | { readonly state: 'pending' } | { readonly state: 'failed'; readonly reason: string } | { readonly state: 'completed'; readonly runId?: string };
+
+/** The reindex queue as the listener uses it (the CLI gives it BullMQ's, with the reindex jobs' options). */
+export interface BatchQueue {
+  /** Adds the batch's job under `id`; adding an id already queued adds nothing. */
+  add(id: string, job: KeysJob): Promise<void>;
+  state(id: string): Promise<BatchJobState>;
+}
+
 export interface ListenerDeps {
   readonly state: ListenerState;
-  readonly queue: Queue<ReindexJobData, ReindexResult>;
+  readonly queue: BatchQueue;
   readonly runs: RunStore;
   readonly log: Logger;
 }
@@ -116,9 +132,9 @@ export class Listener {
   }
 
   private async enqueue(batch: BatchRecord): Promise<void> {
-    const data: ReindexJobData = { bucket: batch.target.bucket, collection: batch.target.collection, model: batch.target.model, ...(batch.target.dimension !== undefined ? { dimension: batch.target.dimension } : {}), keys: batch.keys };
+    const data: KeysJob = { bucket: batch.target.bucket, collection: batch.target.collection, model: batch.target.model, ...(batch.target.dimension !== undefined ? { dimension: batch.target.dimension } : {}), keys: batch.keys };
     // the batch's id is the job's: adding it again after a crash is the same job
-    await this.deps.queue.add('reindex', data, { ...REINDEX_JOB_OPTIONS, jobId: batch.id });
+    await this.deps.queue.add(batch.id, data);
     await this.deps.state.markQueued(batch.id);
     await this.deps.state.count({ batchesQueued: 1, keysQueued: batch.keys.length });
     this.deps.log.info({ batch: batch.id, bucket: batch.target.bucket, collection: batch.target.collection, keys: batch.keys.length, waitedMs: Date.now() - batch.oldest }, 'batch queued');
@@ -135,17 +151,15 @@ export class Listener {
         continue;
       }
       let runId = batch.runId;
-      const job = await queue.getJob(id);
-      if (job) {
-        const jobState = await job.getState();
-        if (jobState === 'failed') {
-          const reason = job.failedReason || 'the reindex job failed';
-          await state.release(batch, { failure: reason, counts: { batchesFailed: 1, keysFailed: batch.keys.length } });
-          log.warn({ batch: id, keys: batch.keys.length, reason }, 'batch failed: its keys were not reindexed');
-          continue;
-        }
-        if (jobState !== 'completed') continue;
-        runId ??= job.returnvalue?.runId;
+      const job = await queue.state(id);
+      if (job.state === 'failed') {
+        await state.release(batch, { failure: job.reason, counts: { batchesFailed: 1, keysFailed: batch.keys.length } });
+        log.warn({ batch: id, keys: batch.keys.length, reason: job.reason }, 'batch failed: its keys were not reindexed');
+        continue;
+      }
+      if (job.state === 'pending') continue;
+      if (job.state === 'completed') {
+        runId ??= job.runId;
         if (runId && !batch.runId) await state.noteRun(id, runId);
       } else if (!runId) {
         const reason = 'its reindex job no longer exists (removed before it completed)';

@@ -5,10 +5,10 @@
  */
 import { UnrecoverableError } from 'bullmq';
 import type { JobsOptions } from 'bullmq';
-import type { Composition, Entry } from '../src/compose.js';
-import { entryObjects } from '../src/compose.js';
-import { shortHash } from '../src/ids.js';
-import type { ScannedObject } from '../src/scanner.js';
+import type { Composition, Entry } from './compose.js';
+import { entryObjects } from './compose.js';
+import { shortHash } from './ids.js';
+import type { ScannedObject } from './scanner.js';
 
 export const EMBED_QUEUE = 'embed';
 
