@@ -20,6 +20,7 @@ import { resolveModel } from '../src/models.js';
 import type { ModelOverrides, ModelSpec } from '../src/models.js';
 import { fixImage } from '../src/fixup.js';
 import type { FixupRecord } from '../src/fixup.js';
+import { ServiceError } from '../src/errors.js';
 import { ObjectStoreError } from '../src/object-store.js';
 import type { ObjectStore } from '../src/object-store.js';
 import { planRequests, textChunking } from '../src/planner.js';
@@ -143,7 +144,7 @@ export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => P
       if ('failure' in r) return skip(r.failure.code, r.failure.reason, object.etag);
       return { ref, etag: object.etag, input: r.ok, ...(fixed.fixup ? { fixup: fixed.fixup } : {}) };
     } catch (err) {
-      if (err instanceof ObjectStoreError && err.kind === 'gone') return skip('vanished', 'the object was deleted after the scan');
+      if (err instanceof ObjectStoreError && err.decision === 'gone') return skip('vanished', 'the object was deleted after the scan');
       throw err;
     }
   }
@@ -249,7 +250,7 @@ export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => P
       minTimeout: 1000,
       maxTimeout: 30_000,
       randomize: true,
-      shouldRetry: ({ error }) => (error as { retryable?: boolean }).retryable === true,
+      shouldRetry: ({ error }) => error instanceof ServiceError && error.retryable,
       onFailedAttempt: ({ error, retriesLeft }) => deps.log.warn({ collection, err: error.message, retriesLeft }, 'upsert failed'),
     });
   }

@@ -8,9 +8,9 @@ import type { ReindexResult } from '../jobs/reindex-job.js';
 import type { Config } from '../src/config.js';
 import { REINDEX_QUEUE, embedQueue, objectStore, redisConnection, redisLabel, runStore, vectorStore } from '../src/connections.js';
 import { createLogger } from '../src/log.js';
-import { redactError } from '../src/redact.js';
 import { redisOutageLog } from '../src/reach.js';
 import type { RedisOutageLog } from '../src/reach.js';
+import { inBullmqTerms } from './job-errors.js';
 
 export interface RunningReindexWorker {
   readonly worker: Worker<unknown, ReindexResult>;
@@ -27,7 +27,7 @@ export function startReindexWorker(config: Config, opts: { readonly outage?: Red
   const handle = createReindexHandler({ config, store: objectStore(config), vectors: vectorStore(config), queue, runs: runStore(config, connection) });
   // a crashed worker's scan is picked up again after the lock lapses, and resumes its run
   // BullMQ stores a failure's message and stack: without the secrets a store's message may hold
-  const worker = new Worker<unknown, ReindexResult>(REINDEX_QUEUE, (job) => handle(job).catch((err: unknown) => Promise.reject(redactError(err))), {
+  const worker: Worker<unknown, ReindexResult> = new Worker<unknown, ReindexResult>(REINDEX_QUEUE, async (job, token) => handle(job).catch(async (err: unknown) => Promise.reject(await inBullmqTerms(err, { job, token, stopping: false }))), {
     connection,
     prefix: config.queuePrefix,
     concurrency: 1,
