@@ -5,8 +5,8 @@
 import { Queue } from 'bullmq';
 import { Cluster, Redis } from 'ioredis';
 import type { RedisOptions } from 'ioredis';
-import { EMBED_QUEUE } from '../jobs/embed-job.js';
-import type { EmbedJobData } from '../jobs/embed-job.js';
+import { EMBED_QUEUE } from './embed-job.js';
+import type { EmbedJobData } from './embed-job.js';
 import type { Config } from './config.js';
 import { createQdrantStore } from './qdrant-store.js';
 import { serviceLabel } from './reach.js';
@@ -71,6 +71,15 @@ export function objectStore(config: Config): S3Store {
 
 export function vectorStore(config: Config) {
   return createQdrantStore({ url: config.qdrantUrl, ...(config.qdrantApiKey ? { apiKey: config.qdrantApiKey } : {}) });
+}
+
+/** The control queue that reindex requests go to (`mm-ingest reindex`, the dashboard, any BullMQ client). */
+export const REINDEX_QUEUE = 'reindex';
+
+export function reindexQueue(config: Config, connection: RedisClient): Queue {
+  const queue = new Queue(REINDEX_QUEUE, { connection, prefix: config.queuePrefix });
+  quiet(queue);
+  return queue;
 }
 
 export function embedQueue(config: Config, connection: RedisClient): Queue<EmbedJobData> {

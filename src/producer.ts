@@ -9,8 +9,8 @@
  * (a unit's members may be listed pages apart).
  */
 import type { JobsOptions, Queue } from 'bullmq';
-import { EMBED_JOB_OPTIONS, embedContentId, embedJobId, jobContents, paramsHash, runOfJobId, unitParamsHash } from '../jobs/embed-job.js';
-import type { EmbedJobData, EmbedSettings } from '../jobs/embed-job.js';
+import { EMBED_JOB_OPTIONS, embedContentId, embedJobId, jobContents, paramsHash, runOfJobId, unitParamsHash } from './embed-job.js';
+import type { EmbedJobData, EmbedSettings } from './embed-job.js';
 import { NO_BOUND } from './backpressure.js';
 import type { QueueRoom } from './backpressure.js';
 import { Batcher } from './batcher.js';

@@ -7,7 +7,7 @@
 import type { Queue } from 'bullmq';
 import { defaultQueueBound, queueRoom } from './backpressure.js';
 import type { QueueRoom } from './backpressure.js';
-import type { EmbedJobData, EmbedSettings } from '../jobs/embed-job.js';
+import type { EmbedJobData, EmbedSettings } from './embed-job.js';
 import { readBounds } from './config.js';
 import type { Config } from './config.js';
 import { checkComposition, parseGroupRule, parseSidecar } from './compose.js';
