@@ -17,8 +17,7 @@ import { EMBED_QUEUE, paramsHash, unitsByObject } from '../src/embed-job.js';
 import type { EmbedJobData } from '../src/embed-job.js';
 import { readBounds, requireApiKey } from '../src/config.js';
 import type { Config } from '../src/config.js';
-import { embedQueue, objectStore, redisConnection, redisLabel, reindexQueue, runStore, vectorStore } from '../src/connections.js';
-import { DashScopeClient } from '../src/embedder.js';
+import { embedQueue, embeddingClient, objectStore, redisConnection, redisLabel, reindexQueue, runStore, vectorStore } from '../src/connections.js';
 import { createLogger } from '../src/log.js';
 import { RedisParkedVectors } from '../src/parked.js';
 import { pauseForReason } from '../src/pause.js';
@@ -70,7 +69,7 @@ export function startEmbedWorker(config: Config, opts: { readonly outage?: Redis
   );
   const handle = createEmbedHandler({
     store: objectStore(config),
-    embedder: new DashScopeClient({ apiKey, baseUrl: config.baseUrl, timeoutMs: config.requestTimeoutMs }),
+    embedder: embeddingClient(config, { apiKey }),
     vectors,
     tokens: qwenTokens,
     runs,
