@@ -85,6 +85,12 @@ const SETTINGS = {
   chunkOverlap: { env: 'CHUNK_OVERLAP', flag: 'chunkOverlap', schema: int(0).default(0) },
   /** Jobs a worker process runs at once. @defaultValue 4 */
   concurrency: { env: 'WORKER_CONCURRENCY', flag: 'concurrency', schema: int(1).default(4) },
+  /**
+   * Most jobs the embed queue holds waiting before the producer pauses its listing (it
+   * goes on as the workers take them); 0: no bound. @defaultValue half a minute of the
+   * model's requests at its rate limit, at least 4 x WORKER_CONCURRENCY and at least 100 (backpressure.ts)
+   */
+  maxQueuedJobs: { env: 'MAX_QUEUED_JOBS', schema: int(0).optional() },
   /** Objects fetched at once inside a job. @defaultValue 8 */
   fetchConcurrency: { env: 'FETCH_CONCURRENCY', schema: int(1).default(8) },
   /** `shared`: every worker paces its requests through the limiter in Redis; `off`: none. @defaultValue shared */

@@ -163,6 +163,12 @@ export function registerPipelineCommands(program: Command): void {
           vectors,
           queue,
           runs,
+          onWait: (w) =>
+            void process.stdout.write(
+              'waiting' in w
+                ? `run ${w.runId}: listing paused: the queue holds ${w.waiting} jobs waiting (MAX_QUEUED_JOBS ${w.bound}); it goes on as workers take them\n`
+                : `run ${w.runId}: listing goes on (waited ${(w.waitedMs / 1000).toFixed(1)} s)\n`,
+            ),
           onStart: ({ runId, target }) => void process.stdout.write(`${printable(`run ${runId}: scanning s3://${flags.bucket}/${flags.prefix ?? ''} into ${target} with ${flags.model}`)}\n`),
         },
         {
