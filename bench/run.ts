@@ -15,6 +15,7 @@ import { ProcSampler, childPids, machineCpu, stopChildren } from './lib/procs.js
 import { summaryText, writeResults } from './report.js';
 import type { Results } from './report.js';
 import { limiterProbes } from './scenarios/limiter.js';
+import { listenScenario } from './scenarios/listen.js';
 import { mixedScenario } from './scenarios/mixed.js';
 import { peersScenario } from './scenarios/peers.js';
 import { runPacing } from './scenarios/pacing-suite.js';
@@ -24,6 +25,12 @@ import { tokenBound } from './scenarios/tokens.js';
 import { benchSettings } from './settings.js';
 
 const quick = process.argv.includes('--quick');
+if (process.argv.includes('--bucket-scale')) {
+  // the bucket-scale scenario alone, with servers of its own (bench/scenarios/bucket-scale.ts)
+  const { bucketScaleMain } = await import('./scenarios/bucket-scale.js');
+  await bucketScaleMain(process.argv);
+  process.exit(0);
+}
 const benchCpu = (since: NodeJS.CpuUsage): number => {
   const u = process.cpuUsage(since);
   return (u.user + u.system) / 1e6;
@@ -118,9 +125,11 @@ try {
   ];
   const mixedResults = await phase('scenario 3: images and texts', () => mixedScenario(env, settings, sampler, 'bench-mixed', layouts, log));
 
-  const pacing = await phase('scenario 7: pacing', () => runPacing(env, settings, sampler, 'bench-pacing', 'bench-long', log, tokens));
+  const pacing = await phase('scenario 8: pacing', () => runPacing(env, settings, sampler, 'bench-pacing', 'bench-long', log, tokens));
 
   const peers = await phase('scenario 6: peers', () => peersScenario(env, settings, sampler, shortBucket(settings.peersBucket), settings.peersBucket, log));
+
+  const listen = await phase('scenario 7: bucket events', () => listenScenario(env, settings, sampler, log, quick ? 300 : 1000));
 
   sampler.sample();
   const cpuAtEnd = machineCpu();
@@ -152,6 +161,7 @@ try {
     mixed: mixedResults,
     peers,
     pacing,
+    listen,
   };
 } finally {
   sampler.stop();

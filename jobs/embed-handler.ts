@@ -20,6 +20,7 @@ import { resolveModel } from '../src/models.js';
 import type { ModelOverrides, ModelSpec } from '../src/models.js';
 import { fixImage } from '../src/fixup.js';
 import type { FixupRecord } from '../src/fixup.js';
+import { ServiceError } from '../src/errors.js';
 import { ObjectStoreError } from '../src/object-store.js';
 import type { ObjectStore } from '../src/object-store.js';
 import { planRequests, textChunking } from '../src/planner.js';
@@ -33,8 +34,8 @@ import type { ItemOutcome, JobResult, RunStore } from '../src/runs.js';
 import type { TokenCounter } from '../src/tokens.js';
 import type { PointPayload, PointRecord, VectorStore } from '../src/vector-store.js';
 import { ApiCaller, requestOf } from './api-call.js';
-import { fromTuple, paramsHash, unitParamsHash, unitsByObject } from './embed-job.js';
-import type { EmbedJobData, ObjectRef, UnitTuple } from './embed-job.js';
+import { fromTuple, paramsHash, unitParamsHash, unitsByObject } from '../src/embed-job.js';
+import type { EmbedJobData, ObjectRef, UnitTuple } from '../src/embed-job.js';
 
 export interface Logger {
   info(obj: object, msg?: string): void;
@@ -143,7 +144,7 @@ export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => P
       if ('failure' in r) return skip(r.failure.code, r.failure.reason, object.etag);
       return { ref, etag: object.etag, input: r.ok, ...(fixed.fixup ? { fixup: fixed.fixup } : {}) };
     } catch (err) {
-      if (err instanceof ObjectStoreError && err.kind === 'gone') return skip('vanished', 'the object was deleted after the scan');
+      if (err instanceof ObjectStoreError && err.decision === 'gone') return skip('vanished', 'the object was deleted after the scan');
       throw err;
     }
   }
@@ -249,7 +250,7 @@ export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => P
       minTimeout: 1000,
       maxTimeout: 30_000,
       randomize: true,
-      shouldRetry: ({ error }) => (error as { retryable?: boolean }).retryable === true,
+      shouldRetry: ({ error }) => error instanceof ServiceError && error.retryable,
       onFailedAttempt: ({ error, retriesLeft }) => deps.log.warn({ collection, err: error.message, retriesLeft }, 'upsert failed'),
     });
   }

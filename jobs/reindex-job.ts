@@ -7,15 +7,12 @@
  * far it got. A malformed job fails at once with a reason naming the field, and the
  * worker goes on serving.
  */
-import { UnrecoverableError } from 'bullmq';
 import type { Job } from 'bullmq';
 import { z } from 'zod';
 import { parseGroupRule, parseSidecar } from '../src/compose.js';
-import { ConfigError } from '../src/errors.js';
+import { ConfigError, UnprocessableJobError } from '../src/errors.js';
 import { startRun } from '../src/runner.js';
 import type { RunnerDeps, RunRequest } from '../src/runner.js';
-
-export const REINDEX_QUEUE = 'reindex';
 
 export const reindexSchema = z
   .object({
@@ -65,7 +62,7 @@ export function parseReindexJob(data: unknown): RunRequest {
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const field = issue?.path.join('.') || '(data)';
-    throw new UnrecoverableError(`malformed reindex job: ${field}: ${issue?.message ?? 'invalid'}`);
+    throw new UnprocessableJobError(`malformed reindex job: ${field}: ${issue?.message ?? 'invalid'}`);
   }
   const d = parsed.data;
   // a pattern is refused here, by the field's name, before it is compiled for the scan
@@ -73,7 +70,7 @@ export function parseReindexJob(data: unknown): RunRequest {
     if (d.groupImages !== undefined) parseGroupRule(d.groupImages, 'groupImages');
     if (d.fuseSidecar !== undefined) parseSidecar(d.fuseSidecar, d.fuseUnpaired, 'fuseSidecar');
   } catch (err) {
-    if (err instanceof ConfigError) throw new UnrecoverableError(`malformed reindex job: ${err.message}`);
+    if (err instanceof ConfigError) throw new UnprocessableJobError(`malformed reindex job: ${err.message}`);
     throw err;
   }
   return {
@@ -116,7 +113,7 @@ export function createReindexHandler(deps: Omit<RunnerDeps, 'onPage' | 'onStart'
       return result;
     } catch (err) {
       // a request that can never work (unknown model, wrong dimension) is not retried
-      if (err instanceof ConfigError) throw new UnrecoverableError(`reindex job refused: ${err.message}`);
+      if (err instanceof ConfigError) throw new UnprocessableJobError(`reindex job refused: ${err.message}`);
       throw err;
     }
   };

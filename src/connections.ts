@@ -5,9 +5,11 @@
 import { Queue } from 'bullmq';
 import { Cluster, Redis } from 'ioredis';
 import type { RedisOptions } from 'ioredis';
-import { EMBED_QUEUE } from '../jobs/embed-job.js';
-import type { EmbedJobData } from '../jobs/embed-job.js';
+import { EMBED_QUEUE } from './embed-job.js';
+import type { EmbedJobData } from './embed-job.js';
+import { requireApiKey } from './config.js';
 import type { Config } from './config.js';
+import { DashScopeClient } from './embedder.js';
 import { createQdrantStore } from './qdrant-store.js';
 import { serviceLabel } from './reach.js';
 import type { ServiceLabel } from './reach.js';
@@ -71,6 +73,23 @@ export function objectStore(config: Config): S3Store {
 
 export function vectorStore(config: Config) {
   return createQdrantStore({ url: config.qdrantUrl, ...(config.qdrantApiKey ? { apiKey: config.qdrantApiKey } : {}) });
+}
+
+/** The control queue that reindex requests go to (`mm-ingest reindex`, the dashboard, any BullMQ client). */
+export const REINDEX_QUEUE = 'reindex';
+
+export function reindexQueue(config: Config, connection: RedisClient): Queue {
+  const queue = new Queue(REINDEX_QUEUE, { connection, prefix: config.queuePrefix });
+  quiet(queue);
+  return queue;
+}
+
+/**
+ * The embedding API client (the worker's, `search`'s, `doctor`'s): one place builds it.
+ * `timeoutMs` defaults to REQUEST_TIMEOUT_MS; doctor bounds its probe by CONNECT_TIMEOUT_MS.
+ */
+export function embeddingClient(config: Config, opts: { readonly apiKey?: string; readonly timeoutMs?: number } = {}): DashScopeClient {
+  return new DashScopeClient({ apiKey: opts.apiKey ?? requireApiKey(config), baseUrl: config.baseUrl, timeoutMs: opts.timeoutMs ?? config.requestTimeoutMs });
 }
 
 export function embedQueue(config: Config, connection: RedisClient): Queue<EmbedJobData> {

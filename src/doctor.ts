@@ -180,10 +180,10 @@ function s3Failure(check: string, err: unknown, t: DoctorTarget, permission: str
   if (err.code === 'NoSuchBucket') {
     return row(check, 'fail', `bucket "${t.bucket}" does not exist at ${t.s3Endpoint} (NoSuchBucket)`, 'check --bucket, S3_ENDPOINT and AWS_REGION');
   }
-  switch (err.kind) {
-    case 'denied':
+  switch (err.decision) {
+    case 'fatal':
       return row(check, 'fail', `refused: ${err.code}`, `check the credentials (AWS_ACCESS_KEY_ID / AWS_PROFILE ...) and that they allow ${permission} on ${t.bucket}`);
-    case 'transient':
+    case 'retryable':
       // Node's network codes (ECONNREFUSED, UND_ERR_SOCKET) against the store's own (SlowDown, 5xx)
       return /^(E[A-Z]+|UND_ERR_\w+)$/.test(err.code)
         ? row(check, 'fail', `no answer from ${t.s3Endpoint}: ${err.code}`, 'check S3_ENDPOINT / --s3-endpoint and the network')

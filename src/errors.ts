@@ -1,7 +1,9 @@
 /**
- * Errors are typed once, at the boundary where they arise, and carry what the caller
- * must do about them. The job layer turns `decision` into BullMQ behaviour (retry,
- * rate-limit wait, isolate an input, pause the run); nothing downstream parses messages.
+ * Errors are typed once, at the adapter where they arise, and carry what the caller must do
+ * about them: every outside system (the embedding API, the object store, the vector store)
+ * fails with a `ServiceError` whose `decision` is one word of one vocabulary. Callers check
+ * them with `instanceof` and act on `decision`; the workers turn it into BullMQ's terms in
+ * one place (`workers/job-errors.ts`); nothing downstream parses messages.
  */
 
 /** A configuration value that is missing or wrong; `name` is the variable, flag or field. */
@@ -31,21 +33,59 @@ export class ServiceUnreachableError extends Error {
 }
 
 /**
- * What a caller does with a failed embedding request:
- * - `rate-limited`: slow every worker down, retry later; does not use an attempt.
- * - `retryable`: transient (network, timeout, 408, 5xx); retry with backoff.
+ * What a caller does with a failure of an outside system.
+ * Any system:
+ * - `retryable`: transient (network, timeout, 408, 5xx, a store's SlowDown); retry with backoff.
+ * - `rate-limited`: slow down and retry later; for the embedding API every worker slows
+ *   down and the wait does not use an attempt.
+ * - `fatal`: nothing will work for this run (a key, a permission, an entitlement, a model,
+ *   a quota that is gone): stop and say why.
+ * - `request`: the call is refused as made (a parameter, a missing bucket or collection, a
+ *   vector of the wrong length): the same call fails the same way, and for the embedding
+ *   API no single input causes it, so splitting cannot help (bisection would send 2n-1
+ *   requests); its inputs fail with the code.
+ * The object store:
+ * - `gone`: the object no longer exists.
+ * The embedding API:
  * - `input`: one of the request's inputs is refused; isolate it, the others are fine.
  * - `redownload`: the service could not download a URL: re-sign it once, then `input`.
  * - `split`: the request as a whole is too large; send its inputs in smaller requests.
- * - `request`: the request as a whole is refused for one of its parameters (a dimension or
- *   an fps the model does not take, a bad instruct): no input causes it, so splitting
- *   cannot help (bisection would send 2n-1 requests); its inputs fail with the code.
  * - `bad-response`: a 200 whose vectors do not fit the request (count or length): it was
  *   billed, so it is not sent again; its inputs fail, and a repeat stops the run.
- * - `fatal`: nothing will work for this run (key, entitlement, model, a quota that is
- *   gone): stop and say why.
  */
-export type RetryDecision = 'rate-limited' | 'retryable' | 'input' | 'redownload' | 'split' | 'request' | 'bad-response' | 'fatal';
+export type Decision = 'retryable' | 'rate-limited' | 'fatal' | 'request' | 'gone' | 'input' | 'redownload' | 'split' | 'bad-response';
+/** The decisions an embedding request can get. */
+export type RetryDecision = Exclude<Decision, 'gone'>;
+
+export type ServiceName = 'embedding API' | 'object store' | 'vector store';
+
+/** A failure of an outside system, with what to do about it decided by its adapter. */
+export abstract class ServiceError extends Error {
+  abstract readonly service: ServiceName;
+  constructor(
+    message: string,
+    /** The system's own code (a provider code, an S3 error code, a Node network code, `HTTP400`). */
+    readonly code: string,
+    readonly decision: Decision,
+    /** Seconds from the system's Retry-After, where it sent one. */
+    readonly retryAfterSeconds?: number,
+  ) {
+    super(message);
+  }
+
+  /** Whether a later attempt of the same call may succeed. */
+  get retryable(): boolean {
+    return this.decision === 'retryable' || this.decision === 'rate-limited';
+  }
+}
+
+/**
+ * Job data that no attempt can process: malformed (a field a Redis writer got wrong) or
+ * refused (a model that does not exist). The worker fails it at once, without retries.
+ */
+export class UnprocessableJobError extends Error {
+  override readonly name = 'UnprocessableJobError';
+}
 
 export interface ApiErrorFields {
   readonly status: number;
@@ -56,27 +96,20 @@ export interface ApiErrorFields {
   readonly retryAfterSeconds?: number | undefined;
 }
 
-export class EmbeddingApiError extends Error {
+export class EmbeddingApiError extends ServiceError {
   override readonly name = 'EmbeddingApiError';
+  readonly service = 'embedding API';
   readonly status: number;
-  readonly code: string;
   readonly requestId: string | undefined;
-  readonly retryAfterSeconds: number | undefined;
-  readonly decision: RetryDecision;
+  /** The provider's message, without our status and code around it. */
+  readonly providerMessage: string;
+  declare readonly decision: RetryDecision;
 
   constructor(fields: ApiErrorFields, decision: RetryDecision = classifyApiError(fields.status, fields.code, fields.message)) {
-    super(`${fields.status} ${fields.code}: ${fields.message}${fields.requestId ? ` (request ${fields.requestId})` : ''}`);
+    super(`${fields.status} ${fields.code}: ${fields.message}${fields.requestId ? ` (request ${fields.requestId})` : ''}`, fields.code, decision, fields.retryAfterSeconds);
     this.status = fields.status;
-    this.code = fields.code;
     this.requestId = fields.requestId;
-    this.retryAfterSeconds = fields.retryAfterSeconds;
-    this.decision = decision;
-  }
-
-  /** The provider's message without our status/code prefix. */
-  get providerMessage(): string {
-    const m = /^\d+ [^:]+: (.*?)( \(request [^)]*\))?$/s.exec(this.message);
-    return m?.[1] ?? this.message;
+    this.providerMessage = fields.message;
   }
 }
 

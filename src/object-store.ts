@@ -3,6 +3,8 @@
  * bytes), and presign a GET. The S3 implementation lives in `s3-store.ts`; unit tests
  * use a fake behind this interface.
  */
+import { ServiceError } from './errors.js';
+import type { Decision } from './errors.js';
 
 export interface ObjectInfo {
   readonly bucket: string;
@@ -27,21 +29,19 @@ export interface FetchedObject {
 }
 
 /**
- * `gone`: the object no longer exists (NoSuchKey). `transient`: throttling (503 SlowDown),
- * 5xx or network: retry. `denied`: credentials or permissions. `other`: anything else.
+ * A failed object store call. Its decision (see `Decision`): `gone` (NoSuchKey), `retryable`
+ * (throttling such as 503 SlowDown, 5xx, network), `fatal` (credentials or permissions) or
+ * `request` (anything else: a missing bucket, a bad range).
  */
-export type ObjectStoreErrorKind = 'gone' | 'transient' | 'denied' | 'other';
-
-export class ObjectStoreError extends Error {
+export class ObjectStoreError extends ServiceError {
   override readonly name = 'ObjectStoreError';
-  constructor(
-    readonly kind: ObjectStoreErrorKind,
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
+  readonly service = 'object store';
+  constructor(decision: ObjectStoreDecision, code: string, message: string) {
+    super(message, code, decision);
   }
 }
+
+export type ObjectStoreDecision = Extract<Decision, 'gone' | 'retryable' | 'fatal' | 'request'>;
 
 export interface ObjectStore {
   /** One page of ListObjectsV2 under `prefix`, in key order. */

@@ -6,7 +6,7 @@
 import { QdrantClient, type Schemas } from '@qdrant/js-client-rest';
 import pLimit from 'p-limit';
 
-import { ConfigError } from './errors.js';
+import { ConfigError, ServiceError } from './errors.js';
 import { redact } from './redact.js';
 import { INDEXED_FIELDS, type PointRecord, type StoredPoint, type VectorStore } from './vector-store.js';
 
@@ -47,21 +47,22 @@ const NETWORK_CODES = new Set([
 ]);
 
 /**
- * A failed Qdrant request. `status` is the HTTP status, 0 when no answer came. `retryable`
- * is what the job layer acts on: a later attempt may succeed (network, 5xx, 429), or it
- * will fail the same way (any other 4xx, and failures we cannot classify).
+ * A failed Qdrant request. `status` is the HTTP status, 0 when no answer came. Its decision
+ * (see `Decision`): `rate-limited` (429), `retryable` (network, timeout, 5xx: a later
+ * attempt may succeed), or `request` (any other 4xx, and failures we cannot classify: a
+ * later attempt fails the same way).
  */
-export class VectorStoreError extends Error {
+export class VectorStoreError extends ServiceError {
   override readonly name = 'VectorStoreError';
+  readonly service = 'vector store';
   constructor(
     message: string,
     readonly status: number,
-    readonly retryable: boolean,
+    retryable: boolean,
     readonly collection: string,
-    /** Seconds from Qdrant's Retry-After, when it rate-limits. */
-    readonly retryAfterSeconds?: number,
+    retryAfterSeconds?: number,
   ) {
-    super(message);
+    super(message, status === 0 ? 'NetworkError' : `HTTP${status}`, !retryable ? 'request' : status === 429 ? 'rate-limited' : 'retryable', retryAfterSeconds);
   }
 }
 

@@ -11,7 +11,7 @@
  *   are carried over into the new one, before the switch and once more after it, unless
  *   the rebuild wrote a newer version of the same point.
  */
-import type { EmbedSettings } from '../jobs/embed-job.js';
+import type { EmbedSettings } from './embed-job.js';
 import { ConfigError } from './errors.js';
 import type { RunState } from './runs.js';
 import { inScope } from './scanner.js';

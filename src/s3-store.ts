@@ -3,7 +3,7 @@
  *
  * Retries are the SDK's own (standard mode: exponential backoff with jitter, a retry
  * quota, throttling and 5xx and network errors): when a call still fails, the error is
- * mapped once, here, to an ObjectStoreError whose kind tells the caller what to do.
+ * mapped once, here, to an ObjectStoreError whose decision tells the caller what to do.
  */
 import { GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import type { S3ClientConfig } from '@aws-sdk/client-s3';
@@ -11,7 +11,7 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { ConfigError } from './errors.js';
 import { ObjectStoreError } from './object-store.js';
 import { redact } from './redact.js';
-import type { FetchedObject, ListPage, ObjectInfo, ObjectStore, ObjectStoreErrorKind } from './object-store.js';
+import type { FetchedObject, ListPage, ObjectInfo, ObjectStore, ObjectStoreDecision } from './object-store.js';
 
 export interface S3StoreOptions {
   /** An S3-compatible endpoint (`http://127.0.0.1:9000`). @defaultValue undefined: AWS S3 */
@@ -94,7 +94,7 @@ export function createS3Store(opts: S3StoreOptions = {}): S3Store {
             key: encoded ? decodeListedKey(item.Key) : item.Key,
             etag: unquote(item.ETag),
             size: item.Size ?? 0,
-            lastModified: (item.LastModified ?? new Date(0)).toISOString(),
+            lastModified: wholeSeconds(item.LastModified),
           });
         }
         // Some stores send a token on the last page; IsTruncated is what says "more".
@@ -107,7 +107,7 @@ export function createS3Store(opts: S3StoreOptions = {}): S3Store {
 
     async get(bucket: string, key: string, range?: readonly [number, number]): Promise<FetchedObject> {
       if (range && !(Number.isInteger(range[0]) && Number.isInteger(range[1]) && range[0] >= 0 && range[1] >= range[0])) {
-        throw new ObjectStoreError('other', 'InvalidRange', `GetObject s3://${bucket}/${key}: invalid range [${range[0]}, ${range[1]}]`);
+        throw new ObjectStoreError('request', 'InvalidRange', `GetObject s3://${bucket}/${key}: invalid range [${range[0]}, ${range[1]}]`);
       }
       try {
         const out = await client.send(
@@ -125,11 +125,11 @@ export function createS3Store(opts: S3StoreOptions = {}): S3Store {
     async head(bucket: string, key: string): Promise<ObjectInfo | undefined> {
       try {
         const out = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
-        return { bucket, key, etag: unquote(out.ETag), size: out.ContentLength ?? 0, lastModified: (out.LastModified ?? new Date(0)).toISOString() };
+        return { bucket, key, etag: unquote(out.ETag), size: out.ContentLength ?? 0, lastModified: wholeSeconds(out.LastModified) };
       } catch (err) {
         const e = toStoreError(err, 'HeadObject', `s3://${bucket}/${key}`);
         // HEAD answers have no body: a missing key is a bare 404 ("NotFound")
-        if (e.kind === 'gone' || (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return undefined;
+        if (e.decision === 'gone' || (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return undefined;
         throw e;
       }
     },
@@ -144,7 +144,7 @@ export function createS3Store(opts: S3StoreOptions = {}): S3Store {
         if (e.name === 'AbortError' || e.name === 'TimeoutError') return `no answer within ${timeoutMs} ms (CONNECT_TIMEOUT_MS)`;
         const failed = toStoreError(err, 'HeadBucket', `s3://${bucket}`);
         // missing credentials are not the endpoint's doing: the command says so itself
-        if (failed.kind !== 'transient') return undefined;
+        if (failed.decision !== 'retryable') return undefined;
         const message = typeof e.message === 'string' && e.message !== '' ? e.message : failed.code;
         return redact(message);
       }
@@ -195,14 +195,14 @@ interface SdkErrorShape {
   $metadata?: { httpStatusCode?: unknown; requestId?: unknown };
 }
 
-/** The kind of a failed call, from the S3 error code, the HTTP status or the Node network code. */
-export function classifyS3Error(code: string, status: number | undefined): ObjectStoreErrorKind {
+/** The decision for a failed call, from the S3 error code, the HTTP status or the Node network code. */
+export function classifyS3Error(code: string, status: number | undefined): ObjectStoreDecision {
   // A missing bucket is a configuration problem for the whole run, not a deleted object.
-  if (code === 'NoSuchBucket') return 'other';
+  if (code === 'NoSuchBucket') return 'request';
   if (code === 'NoSuchKey' || code === 'NotFound' || status === 404) return 'gone';
-  if (DENIED_CODES.has(code) || status === 403 || status === 401) return 'denied';
-  if (TRANSIENT_CODES.has(code) || status === 429 || (status !== undefined && status >= 500)) return 'transient';
-  return 'other';
+  if (DENIED_CODES.has(code) || status === 403 || status === 401) return 'fatal';
+  if (TRANSIENT_CODES.has(code) || status === 429 || (status !== undefined && status >= 500)) return 'retryable';
+  return 'request';
 }
 
 function toStoreError(err: unknown, operation: string, where: string): ObjectStoreError {
@@ -213,10 +213,10 @@ function toStoreError(err: unknown, operation: string, where: string): ObjectSto
   const nodeCode = typeof e.code === 'string' ? e.code : status === undefined ? networkCodeIn(message) : undefined;
   const name = typeof e.name === 'string' && e.name !== 'Error' ? e.name : undefined;
   const code = nodeCode ?? name ?? (status !== undefined ? `HTTP${status}` : 'Unknown');
-  const kind = classifyS3Error(code, status);
+  const decision = classifyS3Error(code, status);
   const requestId = typeof e.$metadata?.requestId === 'string' ? ` (request ${e.$metadata.requestId})` : '';
   const detail = redact(message);
-  return new ObjectStoreError(kind, code, `${operation} ${where} failed: ${code}${status ? ` ${status}` : ''}: ${detail}${requestId}`);
+  return new ObjectStoreError(decision, code, `${operation} ${where} failed: ${code}${status ? ` ${status}` : ''}: ${detail}${requestId}`);
 }
 
 /**
@@ -227,4 +227,14 @@ function toStoreError(err: unknown, operation: string, where: string): ObjectSto
 function networkCodeIn(message: string): string | undefined {
   const found = /\b(E[A-Z]{3,}|UND_ERR_[A-Z_]+)\b/.exec(message)?.[1];
   return found !== undefined && TRANSIENT_CODES.has(found) ? found : undefined;
+}
+
+/**
+ * An object's Last-Modified to the second: a listing gives milliseconds (MinIO) but HEAD an
+ * HTTP date, so a key indexed from an event (HEAD) and the same key indexed by a scan carry
+ * the same value.
+ */
+function wholeSeconds(date: Date | undefined): string {
+  const ms = (date ?? new Date(0)).getTime();
+  return new Date(ms - (((ms % 1000) + 1000) % 1000)).toISOString();
 }

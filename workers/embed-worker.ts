@@ -8,21 +8,18 @@
  * A fatal API error pauses the queue for every worker and puts the job back untouched:
  * `Worker.RateLimitError` returns it to the queue without using an attempt.
  */
-import { DelayedError, Worker } from 'bullmq';
+import { Worker } from 'bullmq';
 import type { Job } from 'bullmq';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Registry } from 'prom-client';
 import { createEmbedHandler } from '../jobs/embed-handler.js';
-import { EMBED_QUEUE, paramsHash, unitsByObject } from '../jobs/embed-job.js';
-import type { EmbedJobData } from '../jobs/embed-job.js';
+import { EMBED_QUEUE, paramsHash, unitsByObject } from '../src/embed-job.js';
+import type { EmbedJobData } from '../src/embed-job.js';
 import { readBounds, requireApiKey } from '../src/config.js';
 import type { Config } from '../src/config.js';
-import { embedQueue, objectStore, redisConnection, redisLabel, runStore, vectorStore } from '../src/connections.js';
-import { DashScopeClient } from '../src/embedder.js';
-import { EmbeddingApiError } from '../src/errors.js';
+import { embedQueue, embeddingClient, objectStore, redisConnection, redisLabel, reindexQueue, runStore, vectorStore } from '../src/connections.js';
 import { createLogger } from '../src/log.js';
 import { RedisParkedVectors } from '../src/parked.js';
-import { redactError } from '../src/redact.js';
 import { pauseForReason } from '../src/pause.js';
 import { createPrometheusMetrics, startMetricsServer } from '../src/prometheus.js';
 import type { MetricsServer } from '../src/prometheus.js';
@@ -33,7 +30,7 @@ import { classifyChanges } from '../src/incremental.js';
 import { recordJobResult } from '../src/runner.js';
 import type { ItemOutcome, JobResult } from '../src/runs.js';
 import { qwenTokens } from '../src/tokens.js';
-import { reindexQueue } from './reindex-worker.js';
+import { inBullmqTerms, isFinalFailure } from './job-errors.js';
 
 export interface RunningWorker {
   readonly worker: Worker<EmbedJobData, JobResult>;
@@ -78,7 +75,7 @@ export function startEmbedWorker(config: Config, opts: { readonly outage?: Redis
     config.rateLimit === 'shared' ? new SharedRateLimiter(connection, { apiKey, baseUrl: config.baseUrl }, { onState: (model, st) => metrics?.rateLimitState?.(model, st.learnedRpm, st.margin) }) : OPEN_GATE;
   const handle = createEmbedHandler({
     store: objectStore(config),
-    embedder: new DashScopeClient({ apiKey, baseUrl: config.baseUrl, timeoutMs: config.requestTimeoutMs }),
+    embedder: embeddingClient(config, { apiKey }),
     vectors,
     tokens: qwenTokens,
     runs,
@@ -110,23 +107,17 @@ export function startEmbedWorker(config: Config, opts: { readonly outage?: Redis
         await recordJobResult({ runs, vectors }, job.data.runId, job.id ?? '', result);
         return result;
       } catch (err) {
-        if (stopping.signal.aborted && token) {
-          // back to the queue at once for another worker, without using an attempt; the
-          // requests it already made are paid, the points they gave written
-          log.warn({ runId: job.data.runId, jobId: job.id }, 'job given back: the worker is stopping');
-          await job.moveToDelayed(Date.now(), token);
-          throw new DelayedError();
-        }
-        if (err instanceof EmbeddingApiError && err.decision === 'fatal') {
-          const reason = `${err.status} ${err.code}: ${err.providerMessage}`;
-          log.error({ runId: job.data.runId, jobId: job.id, code: err.code, requestId: err.requestId }, `queue paused: ${reason}`);
-          await pauseForReason(queue, connection, config.queuePrefix, reason);
-          await worker.rateLimit(1000);
-          throw Worker.RateLimitError();
-        }
-        // BullMQ stores the message and the stack (failed reason, stack trace, events): both
-        // without the secrets an outside system's message may hold
-        throw redactError(err);
+        if (stopping.signal.aborted && token) log.warn({ runId: job.data.runId, jobId: job.id }, 'job given back: the worker is stopping');
+        throw await inBullmqTerms(err, {
+          job,
+          token,
+          stopping: stopping.signal.aborted,
+          worker,
+          pause: async (reason, e) => {
+            log.error({ runId: job.data.runId, jobId: job.id, code: e.code, requestId: e.requestId }, `queue paused: ${reason}`);
+            await pauseForReason(queue, connection, config.queuePrefix, reason);
+          },
+        });
       } finally {
         inFlight--;
       }
@@ -144,7 +135,7 @@ export function startEmbedWorker(config: Config, opts: { readonly outage?: Redis
 
   worker.on('failed', (job, err) => {
     if (!job || err.name === 'RateLimitError') return;
-    const final = err.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1);
+    const final = isFinalFailure(job, err);
     log.warn({ runId: job.data.runId, jobId: job.id, attempt: job.attemptsMade, final, err: err.message }, 'embed job failed');
     if (final) {
       void recordFailedJob(job, err).catch((e: unknown) => log.warn({ err: (e as Error).message }, 'could not record a failed job'));

@@ -2,25 +2,19 @@
  * The reindex worker: consumes the `reindex` control queue (one scan at a time per
  * process) and queues embed jobs for the embed workers. Started by `mm-ingest worker`.
  */
-import { Queue, Worker } from 'bullmq';
-import { REINDEX_QUEUE, createReindexHandler } from '../jobs/reindex-job.js';
+import { Worker } from 'bullmq';
+import { createReindexHandler } from '../jobs/reindex-job.js';
 import type { ReindexResult } from '../jobs/reindex-job.js';
 import type { Config } from '../src/config.js';
-import { embedQueue, objectStore, quiet, redisConnection, redisLabel, runStore, vectorStore } from '../src/connections.js';
+import { REINDEX_QUEUE, embedQueue, objectStore, redisConnection, redisLabel, runStore, vectorStore } from '../src/connections.js';
 import { createLogger } from '../src/log.js';
-import { redactError } from '../src/redact.js';
 import { redisOutageLog } from '../src/reach.js';
 import type { RedisOutageLog } from '../src/reach.js';
+import { inBullmqTerms } from './job-errors.js';
 
 export interface RunningReindexWorker {
   readonly worker: Worker<unknown, ReindexResult>;
   close(): Promise<void>;
-}
-
-export function reindexQueue(config: Config, connection: ReturnType<typeof redisConnection>): Queue {
-  const queue = new Queue(REINDEX_QUEUE, { connection, prefix: config.queuePrefix });
-  quiet(queue);
-  return queue;
 }
 
 /** `outage`: the process's log of Redis outages (the embed worker's), so that one outage is one line per interval. */
@@ -33,7 +27,7 @@ export function startReindexWorker(config: Config, opts: { readonly outage?: Red
   const handle = createReindexHandler({ config, store: objectStore(config), vectors: vectorStore(config), queue, runs: runStore(config, connection) });
   // a crashed worker's scan is picked up again after the lock lapses, and resumes its run
   // BullMQ stores a failure's message and stack: without the secrets a store's message may hold
-  const worker = new Worker<unknown, ReindexResult>(REINDEX_QUEUE, (job) => handle(job).catch((err: unknown) => Promise.reject(redactError(err))), {
+  const worker: Worker<unknown, ReindexResult> = new Worker<unknown, ReindexResult>(REINDEX_QUEUE, async (job, token) => handle(job).catch(async (err: unknown) => Promise.reject(await inBullmqTerms(err, { job, token, stopping: false }))), {
     connection,
     prefix: config.queuePrefix,
     concurrency: 1,

@@ -6,10 +6,9 @@
 import { InvalidArgumentError } from 'commander';
 import type { Command } from 'commander';
 import { loadConfig } from '../config.js';
-import { objectStore, redisConnection, vectorStore } from '../connections.js';
+import { embeddingClient, objectStore, redisConnection, vectorStore } from '../connections.js';
 import { doctorCounts, formatDoctor, maskUrl, redactRows, runDoctor, urlPassword } from '../doctor.js';
 import type { DoctorRedis } from '../doctor.js';
-import { DashScopeClient } from '../embedder.js';
 import { resolveDimension, resolveModel } from '../models.js';
 import { positiveInt, withConnectionFlags } from './options.js';
 
@@ -86,7 +85,7 @@ export function registerDoctorCommand(program: Command): void {
           redis: redisProbe(connection),
           objects: objectStore(config),
           vectors: vectorStore(config),
-          embedder: config.apiKey ? new DashScopeClient({ apiKey: config.apiKey, baseUrl: config.baseUrl, timeoutMs }) : undefined,
+          embedder: config.apiKey ? embeddingClient(config, { apiKey: config.apiKey, timeoutMs }) : undefined,
         },
         {
           redisUrl: maskUrl(config.redisUrl),

@@ -7,8 +7,8 @@
  * a bad file that was replaced in the meantime is indexed in its new version.
  */
 import type { Command } from 'commander';
-import { paramsHash } from '../../jobs/embed-job.js';
-import type { EmbedSettings, ObjectTuple, UnitTuple } from '../../jobs/embed-job.js';
+import { paramsHash } from '../embed-job.js';
+import type { EmbedSettings, ObjectTuple, UnitTuple } from '../embed-job.js';
 import { loadConfig } from '../config.js';
 import { embedQueue, runStore, vectorStore } from '../connections.js';
 import type { RedisClient } from '../connections.js';

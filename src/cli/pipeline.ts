@@ -15,6 +15,8 @@ import { isFinished } from '../runs.js';
 import { formatPacing, pacingView } from '../rate-limit.js';
 import type { RunState, RunStore } from '../runs.js';
 import { commandRedis } from './connect.js';
+import { listenerLines } from './listen-status.js';
+import { ListenerState } from '../listen/state.js';
 import { collect, positiveInt, withConnectionFlags } from './options.js';
 
 interface IndexFlags {
@@ -171,6 +173,12 @@ export function registerPipelineCommands(program: Command): void {
           vectors,
           queue,
           runs,
+          onWait: (w) =>
+            void process.stdout.write(
+              'waiting' in w
+                ? `run ${w.runId}: listing paused: the queue holds ${w.waiting} jobs waiting (MAX_QUEUED_JOBS ${w.bound}); it goes on as workers take them\n`
+                : `run ${w.runId}: listing goes on (waited ${(w.waitedMs / 1000).toFixed(1)} s)\n`,
+            ),
           onStart: ({ runId, target }) => void process.stdout.write(`${printable(`run ${runId}: scanning s3://${flags.bucket}/${flags.prefix ?? ''} into ${target} with ${flags.model}`)}\n`),
         },
         {
@@ -285,11 +293,15 @@ export function registerPipelineCommands(program: Command): void {
       // what the shared limiter has learned of the run's model for this key (none without a key)
       const spec = run ? knownModel(run.model, config.models) : undefined;
       const pacing = spec ? await pacingView(connection, config, spec.name, { rpm: spec.rpm, tpm: spec.tpm }) : undefined;
+      // the listener's lag and counts, when one ever ran under this prefix
+      const listenerState = new ListenerState(connection, config.queuePrefix);
+      const listener = (await listenerState.exists()) ? await listenerState.snapshot() : undefined;
       if (flags.json) {
-        process.stdout.write(`${JSON.stringify({ queue: counts, paused: paused ?? null, run: run ?? null, items: Object.fromEntries(items), rateLimit: pacing ?? null }, null, 2)}\n`);
+        process.stdout.write(`${JSON.stringify({ queue: counts, paused: paused ?? null, run: run ?? null, items: Object.fromEntries(items), listener: listener ?? null, rateLimit: pacing ?? null }, null, 2)}\n`);
         return;
       }
       process.stdout.write(`queue ${config.queuePrefix}:embed: ${Object.entries(counts).map(([k, v]) => `${k} ${v}`).join(', ')}\n`);
+      if (listener) for (const line of listenerLines(listener)) process.stdout.write(`${line}\n`);
       if (paused) process.stdout.write(`queue paused: ${printable(paused)}\n`);
       if (pacing) process.stdout.write(`${formatPacing(pacing)}\n`);
       if (run && following) {

@@ -5,11 +5,11 @@
 import type { Command } from 'commander';
 import { parseReindexJob, REINDEX_JOB_OPTIONS } from '../../jobs/reindex-job.js';
 import type { ReindexJobData } from '../../jobs/reindex-job.js';
-import { reindexQueue } from '../../workers/reindex-worker.js';
 import { loadConfig } from '../config.js';
 import type { Config } from '../config.js';
 import { ConfigError } from '../errors.js';
 import { resolveDimension, resolveModel } from '../models.js';
+import { reindexQueue } from '../connections.js';
 import { commandRedis } from './connect.js';
 import { collect, positiveInt, withConnectionFlags } from './options.js';
 

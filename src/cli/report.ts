@@ -1,9 +1,8 @@
 /** `mm-ingest runs`, `runs show ID` and `search`: what last night did, and whether the index works. */
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { loadConfig, readBounds, requireApiKey } from '../config.js';
-import { objectStore, runStore, vectorStore } from '../connections.js';
-import { DashScopeClient } from '../embedder.js';
+import { loadConfig, readBounds } from '../config.js';
+import { embeddingClient, objectStore, runStore, vectorStore } from '../connections.js';
 import { ConfigError } from '../errors.js';
 import { imageDataUri } from '../media.js';
 import { resolveDimension, resolveModel } from '../models.js';
@@ -152,7 +151,7 @@ export function registerReportCommands(program: Command): void {
     } else {
       content = text!;
     }
-    const client = new DashScopeClient({ apiKey: requireApiKey(config), baseUrl: config.baseUrl, timeoutMs: config.requestTimeoutMs });
+    const client = embeddingClient(config);
     const result = await client.embed({ model: spec.name, contents: [content], parameters: requestParameters({ model: spec, dimension: dim }), dimension: dim });
     const hits = await vectors.search(flags.collection, result.vectors[0] ?? [], flags.limit ?? 10);
     if (flags.json) {

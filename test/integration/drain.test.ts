@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Queue } from 'bullmq';
-import { EMBED_QUEUE } from '../../jobs/embed-job.js';
+import { EMBED_QUEUE } from '../../src/embed-job.js';
 import { RunStore } from '../../src/runs.js';
 import { prose } from '../support/corpus.js';
 import { putMany, runIdOf, until } from '../support/incremental.js';

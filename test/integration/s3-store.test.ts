@@ -124,18 +124,18 @@ describe('the S3 store against MinIO', () => {
 
   it('turns a missing key into a gone error that names bucket and key', async () => {
     const err = await errorOf(store.get(bucket, 'paged/missing.txt'));
-    expect(err.kind).toBe('gone');
+    expect(err.decision).toBe('gone');
     expect(err.code).toBe('NoSuchKey');
     expect(err.message).toContain(`s3://${bucket}/paged/missing.txt`);
   });
 
   it('turns a missing bucket into an other error, not gone, for listing and reading', async () => {
     const listErr = await errorOf(store.listPage('no-such-bucket-here', ''));
-    expect(listErr.kind).toBe('other');
+    expect(listErr.decision).toBe('request');
     expect(listErr.code).toBe('NoSuchBucket');
     expect(listErr.message).toContain('no-such-bucket-here');
     const getErr = await errorOf(store.get('no-such-bucket-here', 'a.txt'));
-    expect(getErr.kind).toBe('other');
+    expect(getErr.decision).toBe('request');
     expect(getErr.code).toBe('NoSuchBucket');
   });
 
@@ -189,7 +189,7 @@ describe('the S3 store against MinIO', () => {
   it('turns a wrong secret into a denied SignatureDoesNotMatch without leaking the secret', async () => {
     const wrong = createS3Store({ endpoint: s3.endpoint, credentials: { accessKeyId: s3.credentials.accessKeyId, secretAccessKey: 'not-the-secret-0123' }, maxAttempts: 1 });
     const err = await errorOf(wrong.listPage(bucket, 'paged/'));
-    expect(err.kind).toBe('denied');
+    expect(err.decision).toBe('fatal');
     expect(err.code).toBe('SignatureDoesNotMatch');
     expect(err.message).toContain(`s3://${bucket}/paged/`);
     expect(err.message).not.toContain('not-the-secret-0123');
@@ -198,7 +198,7 @@ describe('the S3 store against MinIO', () => {
   it('turns an unknown access key into a denied InvalidAccessKeyId', async () => {
     const stranger = createS3Store({ endpoint: s3.endpoint, credentials: { accessKeyId: 'NOSUCHKEY123', secretAccessKey: 'whatever-secret' }, maxAttempts: 1 });
     const err = await errorOf(stranger.get(bucket, 'paged/a.txt'));
-    expect(err.kind).toBe('denied');
+    expect(err.decision).toBe('fatal');
     expect(err.code).toBe('InvalidAccessKeyId');
   });
 
@@ -215,7 +215,7 @@ describe('the S3 store against MinIO', () => {
   it('classifies a refused connection as transient after the configured attempts', async () => {
     const down = createS3Store({ endpoint: 'http://127.0.0.1:1', credentials: { accessKeyId: 'x', secretAccessKey: 'y' }, maxAttempts: 2 });
     const err = await errorOf(down.get(bucket, 'paged/a.txt'));
-    expect(err.kind).toBe('transient');
+    expect(err.decision).toBe('retryable');
     expect(err.code).toBe('ECONNREFUSED');
     expect(err.message).toContain(`s3://${bucket}/paged/a.txt`);
   });
@@ -263,7 +263,7 @@ describe('the S3 store against scripted S3 errors', () => {
     answers = [{ status: 503, code: 'SlowDown' }, { status: 503, code: 'SlowDown' }, { status: 503, code: 'SlowDown' }];
     hits = 0;
     const err = await errorOf(scripted(2).get('b', 'k.txt'));
-    expect(err.kind).toBe('transient');
+    expect(err.decision).toBe('retryable');
     expect(err.code).toBe('SlowDown');
     expect(hits).toBe(2);
   });
@@ -272,7 +272,7 @@ describe('the S3 store against scripted S3 errors', () => {
     answers = [{ status: 403, code: 'AccessDenied' }];
     hits = 0;
     const err = await errorOf(scripted(5).get('b', 'k.txt'));
-    expect(err.kind).toBe('denied');
+    expect(err.decision).toBe('fatal');
     expect(err.code).toBe('AccessDenied');
     expect(err.message).toContain('s3://b/k.txt');
     expect(err.message).not.toContain(SECRET);
@@ -282,7 +282,7 @@ describe('the S3 store against scripted S3 errors', () => {
   it('turns InvalidAccessKeyId on a listing into a denied error', async () => {
     answers = [{ status: 403, code: 'InvalidAccessKeyId' }];
     const err = await errorOf(scripted(1).listPage('b', 'docs/'));
-    expect(err.kind).toBe('denied');
+    expect(err.decision).toBe('fatal');
     expect(err.code).toBe('InvalidAccessKeyId');
     expect(err.message).toContain('s3://b/docs/');
   });
@@ -290,7 +290,7 @@ describe('the S3 store against scripted S3 errors', () => {
   it('turns an internal error into a transient error naming the request id', async () => {
     answers = [{ status: 500, code: 'InternalError' }];
     const err = await errorOf(scripted(1).get('b', 'k.txt'));
-    expect(err.kind).toBe('transient');
+    expect(err.decision).toBe('retryable');
     expect(err.message).toContain('req-1');
   });
 });

@@ -105,7 +105,7 @@ describe('doctor checks', () => {
   });
 
   it('fails a listing the credentials may not make', async () => {
-    const denied = (): Promise<never> => Promise.reject(new ObjectStoreError('denied', 'AccessDenied', 'ListObjectsV2 s3://b/ failed: AccessDenied 403: Access Denied.'));
+    const denied = (): Promise<never> => Promise.reject(new ObjectStoreError('fatal', 'AccessDenied', 'ListObjectsV2 s3://b/ failed: AccessDenied 403: Access Denied.'));
     const rows = await runDoctor(clients({ list: denied }), target());
     expect(rows.slice(3, 5)).toEqual([
       { check: 'bucket', status: 'fail', detail: 'refused: AccessDenied', action: 'check the credentials (AWS_ACCESS_KEY_ID / AWS_PROFILE ...) and that they allow s3:ListBucket on b' },

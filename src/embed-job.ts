@@ -3,12 +3,12 @@
  * every queued job, so it holds references only (never bytes, vectors, URLs or secrets)
  * and objects as compact tuples.
  */
-import { UnrecoverableError } from 'bullmq';
 import type { JobsOptions } from 'bullmq';
-import type { Composition, Entry } from '../src/compose.js';
-import { entryObjects } from '../src/compose.js';
-import { shortHash } from '../src/ids.js';
-import type { ScannedObject } from '../src/scanner.js';
+import type { Composition, Entry } from './compose.js';
+import { entryObjects } from './compose.js';
+import { UnprocessableJobError } from './errors.js';
+import { shortHash } from './ids.js';
+import type { ScannedObject } from './scanner.js';
 
 export const EMBED_QUEUE = 'embed';
 
@@ -63,7 +63,7 @@ export function toTuple(o: ScannedObject): ObjectTuple {
 export function fromTuple([key, etag, size, lastModified, letter]: ObjectTuple): ObjectRef {
   // job data is whatever a Redis writer put there: a letter that is no modality is refused by name
   const modality = MODALITY.get(letter);
-  if (modality === undefined) throw new UnrecoverableError(`malformed embed job: object ${JSON.stringify(key)} has modality "${String(letter)}" (t, i or v)`);
+  if (modality === undefined) throw new UnprocessableJobError(`malformed embed job: object ${JSON.stringify(key)} has modality "${String(letter)}" (t, i or v)`);
   return { key, etag, size, lastModified: new Date(lastModified).toISOString(), modality };
 }
 
