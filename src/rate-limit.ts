@@ -320,6 +320,7 @@ export class SharedRateLimiter implements RequestGate {
   ) {
     if (!owner.apiKey) throw new Error('SharedRateLimiter needs the API key (its hash names the shared quota)');
     this.tuning = { ...LIMITER_TUNING, ...opts.tuning };
+    if (this.tuning.marginMax < this.tuning.marginStart) this.tuning = { ...this.tuning, marginMax: this.tuning.marginStart };
     this.flushAfterMs = opts.flushAfterMs ?? 1000;
   }
 

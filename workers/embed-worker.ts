@@ -72,7 +72,7 @@ export function startEmbedWorker(config: Config, opts: { readonly outage?: Redis
   qwenTokens.count('warm up');
   // one limiter per API key (a hash of it), whatever the queue prefix: the quota is the account's
   const gate =
-    config.rateLimit === 'shared' ? new SharedRateLimiter(connection, { apiKey, baseUrl: config.baseUrl }, { onState: (model, st) => metrics?.rateLimitState?.(model, st.learnedRpm, st.margin) }) : OPEN_GATE;
+    config.rateLimit === 'shared' ? new SharedRateLimiter(connection, { apiKey, baseUrl: config.baseUrl }, { tuning: { marginStart: config.rateLimitMargin, marginMin: config.rateLimitMargin }, onState: (model, st) => metrics?.rateLimitState?.(model, st.learnedRpm, st.margin) }) : OPEN_GATE;
   const handle = createEmbedHandler({
     store: objectStore(config),
     embedder: embeddingClient(config, { apiKey }),

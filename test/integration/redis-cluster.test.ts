@@ -71,6 +71,10 @@ describe('the pipeline on a Redis Cluster of three masters', () => {
       REDIS_CLUSTER: 'true',
       QUEUE_PREFIX: prefix,
       RATE_LIMIT: 'shared',
+      // this test checks that the limiter is shared across the cluster, not how near the
+      // ceiling it paces (npm run bench does): at the default 3% a 1 s window leaves 31 ms
+      // for arrival jitter, which a loaded CI machine's in-process simulator exceeds
+      RATE_LIMIT_MARGIN: '0.2',
       MODEL_OVERRIDES: JSON.stringify({ [MODEL]: { rpm: RPM } }),
       LOG_LEVEL: 'info',
     };
