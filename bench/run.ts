@@ -23,6 +23,12 @@ import { tokenBound } from './scenarios/tokens.js';
 import { benchSettings } from './settings.js';
 
 const quick = process.argv.includes('--quick');
+if (process.argv.includes('--bucket-scale')) {
+  // the bucket-scale scenario alone, with servers of its own (bench/scenarios/bucket-scale.ts)
+  const { bucketScaleMain } = await import('./scenarios/bucket-scale.js');
+  await bucketScaleMain(process.argv);
+  process.exit(0);
+}
 const benchCpu = (since: NodeJS.CpuUsage): number => {
   const u = process.cpuUsage(since);
   return (u.user + u.system) / 1e6;

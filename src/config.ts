@@ -85,6 +85,12 @@ const SETTINGS = {
   chunkOverlap: { env: 'CHUNK_OVERLAP', flag: 'chunkOverlap', schema: int(0).default(0) },
   /** Jobs a worker process runs at once. @defaultValue 4 */
   concurrency: { env: 'WORKER_CONCURRENCY', flag: 'concurrency', schema: int(1).default(4) },
+  /**
+   * Most jobs the embed queue holds waiting before the producer pauses its listing (it
+   * goes on as the workers take them); 0: no bound. @defaultValue half a minute of the
+   * model's requests at its rate limit, at least 4 x WORKER_CONCURRENCY and at least 100 (backpressure.ts)
+   */
+  maxQueuedJobs: { env: 'MAX_QUEUED_JOBS', schema: int(0).optional() },
   /** Objects fetched at once inside a job. @defaultValue 8 */
   fetchConcurrency: { env: 'FETCH_CONCURRENCY', schema: int(1).default(8) },
   /** `shared`: every worker paces its requests through the limiter in Redis; `off`: none. @defaultValue shared */
@@ -117,6 +123,12 @@ const SETTINGS = {
       .transform((v) => v.split(','))
       .optional(),
   },
+  /** The bearer token MinIO's webhook target must send to `mm-ingest listen --webhook-port` (required with it). */
+  listenWebhookToken: { env: 'LISTEN_WEBHOOK_TOKEN', schema: z.string().min(16, 'must be at least 16 characters').optional(), secret: true },
+  /** The listener's batches hold at most this many keys (one reindex job each). @defaultValue 500 */
+  listenBatchKeys: { env: 'LISTEN_BATCH_KEYS', flag: 'batchKeys', schema: int(1).max(10_000).default(500) },
+  /** A pending key waits at most this many seconds for others to join its batch. @defaultValue 2 */
+  listenBatchSeconds: { env: 'LISTEN_BATCH_SECONDS', flag: 'batchSeconds', schema: z.coerce.number().min(0).max(3600).default(2) },
   modelOverrides: { env: 'MODEL_OVERRIDES', flag: 'modelOverrides', schema: z.string().optional() },
   /** @defaultValue info */
   logLevel: { env: 'LOG_LEVEL', flag: 'logLevel', schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') },
@@ -156,6 +168,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: Readonly
     out.apiKey as string | undefined,
     out.qdrantApiKey as string | undefined,
     out.dashboardToken as string | undefined,
+    out.listenWebhookToken as string | undefined,
     env.AWS_SECRET_ACCESS_KEY,
     env.AWS_SESSION_TOKEN,
     ...urlPassword(out.redisUrl as string),

@@ -11,6 +11,8 @@
 import type { JobsOptions, Queue } from 'bullmq';
 import { EMBED_JOB_OPTIONS, embedContentId, embedJobId, jobContents, paramsHash, runOfJobId, unitParamsHash } from './embed-job.js';
 import type { EmbedJobData, EmbedSettings } from './embed-job.js';
+import { NO_BOUND } from './backpressure.js';
+import type { QueueRoom } from './backpressure.js';
 import { Batcher } from './batcher.js';
 import type { ReadBounds } from './bounds.js';
 import { alone, completeStages, entryObjects, formUnits, stageOf, unitPointKey } from './compose.js';
@@ -58,6 +60,8 @@ export interface ProduceDeps {
   readonly queue: Queue<EmbedJobData>;
   readonly runs: RunStore;
   readonly vectors: VectorStore;
+  /** Room in the queue: jobs are queued only while it holds fewer than its bound (backpressure.ts). @defaultValue no bound */
+  readonly room?: QueueRoom;
   readonly onPage?: (page: { pageNumber: number; scanned: number; jobsAdded: number }) => void;
 }
 
@@ -217,6 +221,8 @@ export function entryQueuer(deps: Omit<ProduceDeps, 'onPage'>, opts: Pick<Produc
     const last = batcher.flush();
     if (last) jobs.push(last);
 
+    // backpressure: the page's jobs wait for room in the queue (and the listing with them)
+    await (deps.room ?? NO_BOUND).wait(jobs.length);
     const queued = await enqueue(deps.queue, opts, jobs);
     const added = await deps.runs.newJobs(opts.runId, queued.jobIds);
     await follow(deps.runs, opts.runId, queued.followed);

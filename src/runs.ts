@@ -92,12 +92,17 @@ export interface RunCounters {
   seenMarked: number;
   /** Jobs of other runs this run waits for: its objects were already pending in them (deduplicated). */
   jobsFollowed: number;
+  /** Milliseconds the scan waited for room in the queue (backpressure), and how many times. */
+  scanWaitMs: number;
+  scanWaits: number;
 }
 
 export interface RunState extends RunInfo {
   readonly scanStatus: ScanStatus;
   readonly scanError?: string;
   readonly lastToken?: string;
+  /** Set while the scan waits for room in the queue (backpressure): jobs waiting then, the bound, since when. */
+  readonly scanWaiting?: { readonly waiting: number; readonly bound: number; readonly since: string };
   readonly pages: number;
   readonly finishedAt?: string;
   readonly counters: RunCounters;
@@ -108,7 +113,7 @@ export interface RunState extends RunInfo {
 const COUNTERS: readonly (keyof RunCounters)[] = [
   'scanned', 'skipped', 'filteredOut', 'queuedObjects', 'jobsAdded', 'jobsDeduplicated', 'jobsDone', 'jobsFailed',
   'objectsIndexed', 'objectsSkipped', 'objectsFailed', 'points', 'requests', 'inputs', 'textTokens', 'imageTokens', 'retries', 'throttled',
-  'unchanged', 'new', 'changed', 'deleted', 'seenMarked', 'jobsFollowed',
+  'unchanged', 'new', 'changed', 'deleted', 'seenMarked', 'jobsFollowed', 'scanWaitMs', 'scanWaits',
 ];
 
 // Records a job's result once: a job processed twice (a stalled job picked up again)
@@ -223,7 +228,7 @@ export class RunStore {
    * end (a rebuild's switch) is decided again once the scan completes.
    */
   async reopen(id: string): Promise<void> {
-    await this.redis.multi().hset(this.key(id), 'scanStatus', 'scanning').hdel(this.key(id), 'scanError', 'finishing', 'finishedAt', 'note.rebuild').exec();
+    await this.redis.multi().hset(this.key(id), 'scanStatus', 'scanning').hdel(this.key(id), 'scanError', 'finishing', 'finishedAt', 'note.rebuild', 'scanWaiting').exec();
   }
 
   async seen(id: string, keys: readonly string[]): Promise<boolean[]> {
@@ -265,8 +270,17 @@ export class RunStore {
     if (n) await this.redis.hincrby(this.key(id), field, n);
   }
 
+  /** The scan waits for room in the queue (info), or goes on (undefined: how long it waited is counted). */
+  async scanWait(id: string, info: { waiting: number; bound: number } | { waitedMs: number }): Promise<void> {
+    if ('waiting' in info) {
+      await this.redis.multi().hset(this.key(id), 'scanWaiting', JSON.stringify({ ...info, since: new Date().toISOString() })).hincrby(this.key(id), 'scanWaits', 1).exec();
+    } else {
+      await this.redis.multi().hdel(this.key(id), 'scanWaiting').hincrby(this.key(id), 'scanWaitMs', Math.round(info.waitedMs)).exec();
+    }
+  }
+
   async scanFinished(id: string, status: 'complete' | 'failed', error?: string): Promise<void> {
-    await this.redis.hset(this.key(id), { scanStatus: status, ...(error ? { scanError: redact(error) } : {}) });
+    await this.redis.multi().hset(this.key(id), { scanStatus: status, ...(error ? { scanError: redact(error) } : {}) }).hdel(this.key(id), 'scanWaiting').exec();
   }
 
   async recordItems(id: string, items: ReadonlyMap<string, ItemOutcome>): Promise<void> {
@@ -329,6 +343,7 @@ export class RunStore {
       scanStatus: (h.scanStatus ?? 'scanning') as ScanStatus,
       ...(h.scanError ? { scanError: h.scanError } : {}),
       ...(h.lastToken ? { lastToken: h.lastToken } : {}),
+      ...(h.scanWaiting ? { scanWaiting: JSON.parse(h.scanWaiting) as NonNullable<RunState['scanWaiting']> } : {}),
       ...(h.finishedAt ? { finishedAt: h.finishedAt } : {}),
       pages: Number(h.pages ?? 0),
       counters,

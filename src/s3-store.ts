@@ -94,7 +94,7 @@ export function createS3Store(opts: S3StoreOptions = {}): S3Store {
             key: encoded ? decodeListedKey(item.Key) : item.Key,
             etag: unquote(item.ETag),
             size: item.Size ?? 0,
-            lastModified: (item.LastModified ?? new Date(0)).toISOString(),
+            lastModified: wholeSeconds(item.LastModified),
           });
         }
         // Some stores send a token on the last page; IsTruncated is what says "more".
@@ -125,7 +125,7 @@ export function createS3Store(opts: S3StoreOptions = {}): S3Store {
     async head(bucket: string, key: string): Promise<ObjectInfo | undefined> {
       try {
         const out = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
-        return { bucket, key, etag: unquote(out.ETag), size: out.ContentLength ?? 0, lastModified: (out.LastModified ?? new Date(0)).toISOString() };
+        return { bucket, key, etag: unquote(out.ETag), size: out.ContentLength ?? 0, lastModified: wholeSeconds(out.LastModified) };
       } catch (err) {
         const e = toStoreError(err, 'HeadObject', `s3://${bucket}/${key}`);
         // HEAD answers have no body: a missing key is a bare 404 ("NotFound")
@@ -227,4 +227,14 @@ function toStoreError(err: unknown, operation: string, where: string): ObjectSto
 function networkCodeIn(message: string): string | undefined {
   const found = /\b(E[A-Z]{3,}|UND_ERR_[A-Z_]+)\b/.exec(message)?.[1];
   return found !== undefined && TRANSIENT_CODES.has(found) ? found : undefined;
+}
+
+/**
+ * An object's Last-Modified to the second: a listing gives milliseconds (MinIO) but HEAD an
+ * HTTP date, so a key indexed from an event (HEAD) and the same key indexed by a scan carry
+ * the same value.
+ */
+function wholeSeconds(date: Date | undefined): string {
+  const ms = (date ?? new Date(0)).getTime();
+  return new Date(ms - (((ms % 1000) + 1000) % 1000)).toISOString();
 }

@@ -9,6 +9,7 @@ import { registerDashboardCommand } from './dashboard.js';
 import { registerDoctorCommand } from './doctor.js';
 import { exitWithError } from './exit.js';
 import { registerFailureCommands } from './failures.js';
+import { registerListenCommand } from './listen.js';
 import { registerModelsCommand } from './models.js';
 import { registerReindexCommands } from './reindex.js';
 import { registerReportCommands } from './report.js';
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   registerPipelineCommands(program);
   registerFailureCommands(program);
   registerReindexCommands(program);
+  registerListenCommand(program);
   registerReportCommands(program);
   registerModelsCommand(program);
   registerDashboardCommand(program);

@@ -14,6 +14,8 @@ import { printable } from './terminal.js';
 import { isFinished } from '../runs.js';
 import type { RunState, RunStore } from '../runs.js';
 import { commandRedis } from './connect.js';
+import { listenerLines } from './listen-status.js';
+import { ListenerState } from '../listen/state.js';
 import { collect, positiveInt, withConnectionFlags } from './options.js';
 
 interface IndexFlags {
@@ -161,6 +163,12 @@ export function registerPipelineCommands(program: Command): void {
           vectors,
           queue,
           runs,
+          onWait: (w) =>
+            void process.stdout.write(
+              'waiting' in w
+                ? `run ${w.runId}: listing paused: the queue holds ${w.waiting} jobs waiting (MAX_QUEUED_JOBS ${w.bound}); it goes on as workers take them\n`
+                : `run ${w.runId}: listing goes on (waited ${(w.waitedMs / 1000).toFixed(1)} s)\n`,
+            ),
           onStart: ({ runId, target }) => void process.stdout.write(`${printable(`run ${runId}: scanning s3://${flags.bucket}/${flags.prefix ?? ''} into ${target} with ${flags.model}`)}\n`),
         },
         {
@@ -272,11 +280,15 @@ export function registerPipelineCommands(program: Command): void {
       if (flags.run && !run) throw new ConfigError('--run', `run ${flags.run} does not exist`);
       const items = run ? await runs.items(run.id) : new Map();
       const paused = await pausedReason(queue, connection, config.queuePrefix);
+      // the listener's lag and counts, when one ever ran under this prefix
+      const listenerState = new ListenerState(connection, config.queuePrefix);
+      const listener = (await listenerState.exists()) ? await listenerState.snapshot() : undefined;
       if (flags.json) {
-        process.stdout.write(`${JSON.stringify({ queue: counts, paused: paused ?? null, run: run ?? null, items: Object.fromEntries(items) }, null, 2)}\n`);
+        process.stdout.write(`${JSON.stringify({ queue: counts, paused: paused ?? null, run: run ?? null, items: Object.fromEntries(items), listener: listener ?? null }, null, 2)}\n`);
         return;
       }
       process.stdout.write(`queue ${config.queuePrefix}:embed: ${Object.entries(counts).map(([k, v]) => `${k} ${v}`).join(', ')}\n`);
+      if (listener) for (const line of listenerLines(listener)) process.stdout.write(`${line}\n`);
       if (paused) process.stdout.write(`queue paused: ${printable(paused)}\n`);
       if (run && following) {
         const isPaused = (): Promise<string | undefined> => pausedReason(queue, connection, config.queuePrefix);

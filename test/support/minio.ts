@@ -39,7 +39,8 @@ export function minioBinary(): string | undefined {
   return undefined;
 }
 
-export async function startMinio(): Promise<S3ForTest> {
+/** `env`: more of MinIO's variables (a test's notification targets: MINIO_NOTIFY_WEBHOOK_*, MINIO_NOTIFY_REDIS_*). */
+export async function startMinio(opts: { readonly env?: Readonly<Record<string, string>> } = {}): Promise<S3ForTest> {
   const bin = minioBinary();
   if (!bin) throw new Error('no MinIO binary: run `npm run setup` (it builds MinIO with go install), or set MINIO_BIN');
   const dir = await mkdtemp(join(tmpdir(), 'minio-test-'));
@@ -56,6 +57,7 @@ export async function startMinio(): Promise<S3ForTest> {
       MINIO_PROMETHEUS_AUTH_TYPE: 'public',
       MINIO_BROWSER: 'off',
       MINIO_UPDATE: 'off',
+      ...opts.env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

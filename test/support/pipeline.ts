@@ -32,8 +32,9 @@ export interface PipelineEnv {
   close(): Promise<void>;
 }
 
-export async function startPipelineEnv(sim: Partial<SimulatorOptionsInput> = {}): Promise<PipelineEnv> {
-  const s3 = await startMinio();
+/** `minioEnv`: more of MinIO's variables (notification targets). */
+export async function startPipelineEnv(sim: Partial<SimulatorOptionsInput> = {}, opts: { readonly minioEnv?: Readonly<Record<string, string>> } = {}): Promise<PipelineEnv> {
+  const s3 = await startMinio(opts.minioEnv ? { env: opts.minioEnv } : {});
   const simulator = await startSimulator({ apiKey: TEST_API_KEY, port: 0, rateLimits: 'off', ...sim });
   const qdrant = await qdrantForTest();
   const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
