@@ -63,7 +63,8 @@ async function row(env: BenchEnv, settings: Settings, sampler: ProcSampler, buck
   const believedRpm = spec.rpm ?? 0;
   const quotaRpm = Math.round(believedRpm * quotaScale);
   const prefix = newPrefix(`pacing-${id}`);
-  const cliEnv = env.cliEnv(prefix, { WORKER_CONCURRENCY: String(concurrency) });
+  // the whole bucket is queued before the workers start (no backpressure bound): the rate is that of a full queue
+  const cliEnv = env.cliEnv(prefix, { WORKER_CONCURRENCY: String(concurrency), MAX_QUEUED_JOBS: '0' });
   await hooks.resetLimiter?.();
   await env.simReset();
   if (quotaScale !== 1) await simConfig(env, { rateLimits: { [model]: { rpm: quotaRpm, tpm: Math.round((spec.tpm ?? 0) * quotaScale) } } });
