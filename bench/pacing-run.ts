@@ -1,5 +1,5 @@
 /**
- * `npm run bench:pacing` (`-- --quick` for a shorter token-bound row): scenario 7 alone
+ * `npm run bench:pacing` (`-- --quick` for a shorter token-bound row): scenario 8 alone
  * (bench/scenarios/pacing.ts), the token-bound scenario 2 and the limiter's cost in
  * Redis, on servers of their own as `npm run bench` starts them; writes
  * bench/results-pacing.md and bench/results-pacing.json. `npm run bench` runs the same
@@ -37,7 +37,7 @@ try {
   const results = { startedAt: new Date().toISOString(), quick, ...(await runPacing(env, settings, sampler, 'bench-pacing', 'bench-long', log)), wallS: 0 };
   results.wallS = (performance.now() - t0) / 1000;
   writeFileSync(join(ROOT, 'bench', 'results-pacing.json'), `${JSON.stringify(results, null, 2)}\n`);
-  writeFileSync(join(ROOT, 'bench', 'results-pacing.md'), `# Pacing (scenario 7), run alone\n\nRun ${results.startedAt}, ${(results.wallS / 60).toFixed(1)} minutes, by \`npm run bench:pacing${quick ? ' -- --quick' : ''}\`.\n\n${pacingMarkdown(results)}\n`);
+  writeFileSync(join(ROOT, 'bench', 'results-pacing.md'), `# Pacing (scenario 8), run alone\n\nRun ${results.startedAt}, ${(results.wallS / 60).toFixed(1)} minutes, by \`npm run bench:pacing${quick ? ' -- --quick' : ''}\`.\n\n${pacingMarkdown(results)}\n`);
   process.stdout.write(`\n${pacingMarkdown(results)}\n`);
 } finally {
   sampler.stop();

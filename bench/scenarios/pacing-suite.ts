@@ -1,5 +1,5 @@
 /**
- * Scenario 7 and the figures issue 15 asks for, in one place for `npm run bench` and
+ * Scenario 8 and the figures issue 15 asks for, in one place for `npm run bench` and
  * `npm run bench:pacing`: the pacing rows (pacing.ts), the token-bound row (scenario 2,
  * tokens.ts) and the limiter's cost in Redis (limiter-cost.ts), and their table.
  */

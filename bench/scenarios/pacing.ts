@@ -1,5 +1,5 @@
 /**
- * Scenario 7: pacing. How much of the paid request quota becomes indexed inputs, on a
+ * Scenario 8: pacing. How much of the paid request quota becomes indexed inputs, on a
  * bucket of short texts (20 a request, so every run is request-bound):
  * - `told`: the simulator's quota is the one the workers believe (MODEL_OVERRIDES), one
  *   worker process, then two on separate connections sharing it;
