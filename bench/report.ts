@@ -5,6 +5,8 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LimiterProbe } from './scenarios/limiter.js';
+import { listenMarkdown } from './scenarios/listen.js';
+import type { ListenResult } from './scenarios/listen.js';
 import type { MixedLayoutResult } from './scenarios/mixed.js';
 import type { PeerResult } from './scenarios/peers.js';
 import type { ScaleResult } from './scenarios/scale.js';
@@ -24,6 +26,7 @@ export interface Results {
   tokens: TokenResult;
   mixed: MixedLayoutResult[];
   peers: PeerResult[];
+  listen?: ListenResult;
 }
 
 const f = (x: number, d = 1): string => (Number.isFinite(x) ? x.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d }) : String(x));
@@ -61,6 +64,9 @@ export function summaryRows(r: Results): string[][] {
     ['5 scale', 'Redis per queued job', '< 2,048 B', r.scale.map((x) => `${f(x.redis.bytesPerJob, 0)} B`).join(' / '), `${ok(big.redis.bytesPerJob < 2048)} (${f(big.redis.bytesPerObject, 0)} B an object)`],
     ['5 scale', 'wall time per object', `${f(1000 / ceiling1, 1)} ms at the ceiling`, r.scale.map((x) => `${f(x.wallMsPerObject, 1)} ms`).join(' / '), ''],
     ['6 peers', 'objects/s, same bucket and quota', `ours ${f(ours.objectsPerS)}`, `LangChain.js ${f(lc?.objectsPerS ?? 0)}; sequential ${f(seq?.objectsPerS ?? 0)}`, `ours x${f(lc?.oursRatio ?? 0, 2)} and x${f(seq?.oursRatio ?? 0, 1)}`],
+    ...(r.listen && !r.listen.skipped
+      ? [['7 listen', `event-to-point p50 / p95, ${r.listen.objects.toLocaleString('en-US')}-PUT burst`, `drain ${f(r.listen.ceilingDrainS, 1)} s at the ceiling`, `${f(r.listen.latencyMs.p50 / 1000, 2)} s / ${f(r.listen.latencyMs.p95 / 1000, 2)} s`, `requests/event ${r.listen.bursts.map((b) => f(b.requestsPerEvent, 3)).join(', then unchanged ')}; lag after drain ${f(r.listen.lagAfterDrainS, 1)} s`]]
+      : []),
     ['all', '429s received by our pipeline', '0', String(ours429), `${ok(ours429 === 0)}; retries ${retries}; our admissions over RPM/60 in any 1 s: ${paced ? 'never' : '**yes**'}`],
     ['all', 'CPU s per 1,000 objects (producer + workers)', '', r.scale.map((x) => f(x.cpuSPer1000Objects, 2)).join(' / '), `${f(big.cpuSPer1000ObjectsAfterStartup, 2)} without worker start-up at ${big.objects.toLocaleString('en-US')}`],
   ];
@@ -208,6 +214,7 @@ function markdown(r: Results): string {
     `LangChain.js settings: index() batchSize ${s.langchain.batchSize}, cleanup incremental, ${s.langchain.textsPerRequest} texts a request, AsyncCaller maxConcurrency ${s.langchain.maxConcurrency}, maxRetries ${s.langchain.maxRetries}, a 429 retried after max(1 s, AsyncCaller's backoff); its loader reads ${s.langchain.fetchConcurrency} objects at once.`,
     '',
   );
+  out.push(...listenMarkdown(r.listen));
   return out.join('\n');
 }
 

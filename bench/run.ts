@@ -15,6 +15,7 @@ import { ProcSampler, childPids, machineCpu, stopChildren } from './lib/procs.js
 import { summaryText, writeResults } from './report.js';
 import type { Results } from './report.js';
 import { limiterProbes } from './scenarios/limiter.js';
+import { listenScenario } from './scenarios/listen.js';
 import { mixedScenario } from './scenarios/mixed.js';
 import { peersScenario } from './scenarios/peers.js';
 import { scaleSize } from './scenarios/scale.js';
@@ -122,6 +123,8 @@ try {
 
   const peers = await phase('scenario 6: peers', () => peersScenario(env, settings, sampler, shortBucket(settings.peersBucket), settings.peersBucket, log));
 
+  const listen = await phase('scenario 7: bucket events', () => listenScenario(env, settings, sampler, log, quick ? 300 : 1000));
+
   sampler.sample();
   const cpuAtEnd = machineCpu();
   const own = benchCpu(benchCpuAtStart) + sampler.totalCpu();
@@ -151,6 +154,7 @@ try {
     tokens,
     mixed: mixedResults,
     peers,
+    listen,
   };
 } finally {
   sampler.stop();
