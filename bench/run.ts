@@ -18,6 +18,7 @@ import { limiterProbes } from './scenarios/limiter.js';
 import { listenScenario } from './scenarios/listen.js';
 import { mixedScenario } from './scenarios/mixed.js';
 import { peersScenario } from './scenarios/peers.js';
+import { runPacing } from './scenarios/pacing-suite.js';
 import { scaleSize } from './scenarios/scale.js';
 import type { ScaleResult } from './scenarios/scale.js';
 import { tokenBound } from './scenarios/tokens.js';
@@ -101,6 +102,9 @@ try {
     await seedBucket(env.s3client, env.s3.dir, 'bench-mixed', mix);
     await seedBucket(env.s3client, env.s3.dir, 'bench-mixed', clustered(mix), false);
     await verifyBucket(env.s3client, 'bench-mixed', [...mix, ...clustered(mix)]);
+    const pacingTexts = shortTexts(settings.pacingTexts);
+    await seedBucket(env.s3client, env.s3.dir, 'bench-pacing', pacingTexts);
+    await verifyBucket(env.s3client, 'bench-pacing', pacingTexts);
   });
 
   const limiter = await phase('limiter alone', () => limiterProbes(env.redis, settings, log));
@@ -120,6 +124,8 @@ try {
     { layout: 'clustered', prefix: 'clustered', images, texts: settings.mixedObjects - images },
   ];
   const mixedResults = await phase('scenario 3: images and texts', () => mixedScenario(env, settings, sampler, 'bench-mixed', layouts, log));
+
+  const pacing = await phase('scenario 8: pacing', () => runPacing(env, settings, sampler, 'bench-pacing', 'bench-long', log, tokens));
 
   const peers = await phase('scenario 6: peers', () => peersScenario(env, settings, sampler, shortBucket(settings.peersBucket), settings.peersBucket, log));
 
@@ -154,6 +160,7 @@ try {
     tokens,
     mixed: mixedResults,
     peers,
+    pacing,
     listen,
   };
 } finally {

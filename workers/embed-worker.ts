@@ -67,6 +67,12 @@ export function startEmbedWorker(config: Config, opts: { readonly outage?: Redis
     (s) => s && log.info({ host: s.host, port: s.port }, 'metrics server started'),
     (err: unknown) => log.error({ err: (err as Error).message, port: config.metricsPort }, 'metrics server failed to start'),
   );
+  // load the tokenizer now (about half a second of blocked event loop), not while the
+  // first jobs sleep until their reserved send times: woken late, they would bunch up
+  qwenTokens.count('warm up');
+  // one limiter per API key (a hash of it), whatever the queue prefix: the quota is the account's
+  const gate =
+    config.rateLimit === 'shared' ? new SharedRateLimiter(connection, { apiKey, baseUrl: config.baseUrl }, { tuning: { marginStart: config.rateLimitMargin, marginMin: config.rateLimitMargin }, onState: (model, st) => metrics?.rateLimitState?.(model, st.learnedRpm, st.margin) }) : OPEN_GATE;
   const handle = createEmbedHandler({
     store: objectStore(config),
     embedder: embeddingClient(config, { apiKey }),
@@ -74,7 +80,7 @@ export function startEmbedWorker(config: Config, opts: { readonly outage?: Redis
     tokens: qwenTokens,
     runs,
     log,
-    gate: config.rateLimit === 'shared' ? new SharedRateLimiter(connection, config.queuePrefix) : OPEN_GATE,
+    gate,
     apiAttempts: config.apiAttempts,
     apiBackoffMs: config.apiBackoffMs,
     quotaPauseAfterMs: config.quotaPauseAfterMs,
@@ -193,6 +199,8 @@ export function startEmbedWorker(config: Config, opts: { readonly outage?: Redis
         }
         await sleep(100);
       }
+      // the token corrections and successes still waiting for a reservation to carry them
+      await gate.flush?.().catch(() => undefined);
       await (await metricsServer.catch(() => undefined))?.close();
       await controlQueue?.close();
       await queue.close();
