@@ -10,6 +10,8 @@
 import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { jobObjects } from '../src/embed-job.js';
+import type { EmbedJobData } from '../src/embed-job.js';
 import { RunStore } from '../src/runs.js';
 import { recordJobResult } from '../src/runner.js';
 import type { VectorStore } from '../src/vector-store.js';
@@ -22,9 +24,9 @@ const vectors = {} as VectorStore;
 const worker = new Worker(
   'embed',
   async (job) => {
-    const data = job.data as { runId: string; objects: unknown[] };
+    const data = job.data as EmbedJobData;
     if (Number(jobMs) > 0) await sleep(Number(jobMs));
-    const n = data.objects.length;
+    const n = jobObjects(data).length;
     const result = { status: 'done' as const, objects: n, indexed: n, skipped: 0, failed: 0, points: n };
     await recordJobResult({ runs, vectors }, data.runId, job.id ?? '', result);
     return result;

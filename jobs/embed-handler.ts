@@ -14,7 +14,7 @@ import pLimit from 'p-limit';
 import { assemble } from '../src/assemble.js';
 import type { ReadBounds } from '../src/bounds.js';
 import { GROUP_PART_MAX } from '../src/compose.js';
-import { fromTuple, paramsHash, unitParamsHash, unitsByObject } from '../src/embed-job.js';
+import { fromTuple, paramsHash, resolveEmbedJob, unitParamsHash, unitsByObject } from '../src/embed-job.js';
 import type { EmbedJobData } from '../src/embed-job.js';
 import type { Embedder } from '../src/embedder.js';
 import { pointId } from '../src/ids.js';
@@ -43,7 +43,7 @@ export interface Logger {
 }
 
 /** What the handler records in the run: usage, and every object's outcome. */
-export type RunRecorder = Pick<RunStore, 'addUsage' | 'recordItems'>;
+export type RunRecorder = Pick<RunStore, 'addUsage' | 'recordItems' | 'jobSettings'>;
 
 export interface EmbedHandlerDeps {
   readonly store: ObjectStore;
@@ -92,12 +92,14 @@ export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => P
   const write = (collection: string, records: PointRecord[]): Promise<void> => upsertRetrying(deps.vectors, collection, records, { attempts: deps.upsertAttempts ?? 8, log });
 
   return async function handleEmbedJob(job: EmbedJob): Promise<JobResult> {
-    const { runId, bucket, settings } = job.data;
+    // format 2 reads its run's bucket and settings from the run record; format 1 carries them
+    const resolved = await resolveEmbedJob(job.data, (id) => deps.runs.jobSettings(id));
+    const { runId, bucket, settings } = resolved;
     const started = Date.now();
     const spec = resolveModel(settings.model, deps.modelOverrides);
     await deps.vectors.ensureCollection(settings.collection, settings.dimension);
-    const refs = job.data.objects.map(fromTuple);
-    const units = job.data.units ?? [];
+    const refs = resolved.objects.map(fromTuple);
+    const units = resolved.units ?? [];
     // a group part's images share one request body, so each gets an eighth of it
     const inGroup = new Set(units.flatMap(([kind, , members]) => (kind === 'g' ? members : [])));
     const uriCap = (i: number): number => Math.floor((settings.maxBodyBytes - 1024) / (inGroup.has(i) ? GROUP_PART_MAX : 1));
@@ -150,7 +152,7 @@ export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => P
       opts,
     );
     const stats = caller.stats;
-    const unitOf = unitsByObject(job.data);
+    const unitOf = unitsByObject(resolved);
     const indexOf = new Map(refs.map((r, i) => [r, i]));
     // points an earlier attempt wrote count as this job's: the run counts each point once
     let points = paid.size;
@@ -167,7 +169,7 @@ export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => P
               status: 'failed',
               code: error.code,
               reason: `${t?.part ? `part ${t.part.index + 1} of ${t.part.count}: ` : input.chunkCount > 1 ? `chunk ${input.chunk}: ` : ''}${error.providerMessage}`,
-              object: job.data.objects[index],
+              object: resolved.objects[index],
               ...(unit ? { unit } : {}),
             });
           }

@@ -2,7 +2,8 @@
  * Backpressure: the producer queues a page's jobs only while the embed queue has room for
  * them, so the Redis memory a run takes is bounded by the queue's bound, not by the
  * bucket's size. While the queue holds too many jobs waiting, the producer waits (and its
- * listing with it: at most one page is listed ahead), and goes on as the workers take them.
+ * listing with it: it holds the page that waits and at most one page listed ahead), and
+ * goes on as the workers take them.
  *
  * Waiting happens between pages, after the previous page is recorded (runs.ts pageDone),
  * so a producer killed while it waits resumes after the last recorded page and queues

@@ -91,6 +91,8 @@ const SETTINGS = {
    * model's requests at its rate limit, at least 4 x WORKER_CONCURRENCY and at least 100 (backpressure.ts)
    */
   maxQueuedJobs: { env: 'MAX_QUEUED_JOBS', schema: int(0).optional() },
+  /** Days a finished run's records (counters, failures, skips) are kept in Redis. @defaultValue 30 */
+  runRetentionDays: { env: 'RUN_RETENTION_DAYS', schema: int(1).default(30) },
   /** Objects fetched at once inside a job. @defaultValue 8 */
   fetchConcurrency: { env: 'FETCH_CONCURRENCY', schema: int(1).default(8) },
   /** `shared`: every worker paces its requests through the limiter in Redis; `off`: none. @defaultValue shared */

@@ -13,7 +13,7 @@ import type { Job } from 'bullmq';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Registry } from 'prom-client';
 import { createEmbedHandler } from '../jobs/embed-handler.js';
-import { EMBED_QUEUE, paramsHash, unitsByObject } from '../src/embed-job.js';
+import { EMBED_QUEUE, paramsHash, resolveEmbedJob, unitsByObject } from '../src/embed-job.js';
 import type { EmbedJobData } from '../src/embed-job.js';
 import { readBounds, requireApiKey } from '../src/config.js';
 import type { Config } from '../src/config.js';
@@ -146,7 +146,8 @@ export function startEmbedWorker(config: Config, opts: { readonly outage?: Redis
    * ETag and params hash) are indexed, not failed, so retry-failed does not buy them again.
    */
   async function recordFailedJob(job: Job<EmbedJobData, JobResult>, err: Error): Promise<void> {
-    const { data } = job;
+    // a job that cannot be read (unknown format, run record gone) has nothing to record
+    const data = await resolveEmbedJob(job.data, (id) => runs.jobSettings(id));
     const code = (err as { code?: string }).code ?? 'job-failed';
     const unitOf = unitsByObject(data);
     const singles = data.objects.filter((_, i) => !unitOf.has(i)).map((o) => ({ key: o[0], etag: o[1] }));

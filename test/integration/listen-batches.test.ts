@@ -15,6 +15,7 @@ import type { Target } from '../../src/listen/state.js';
 import { createLogger } from '../../src/log.js';
 import type { RunState } from '../../src/runs.js';
 import type { ParsedNotification } from '../../src/listen/events.js';
+import { runCli } from '../support/pipeline.js';
 
 const TARGET: Target = { bucket: 'photos', collection: 'photo-index', model: 'qwen3-vl-embedding' };
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -149,4 +150,20 @@ describe('the listener batches', () => {
     expect(s.pendingKeys).toBe(0);
     expect(s.counts).toMatchObject({ 'ignored:unmapped-bucket': 1, 'ignored:test-event': 1, 'ignored:other-event': 1, 'ignored:malformed': 1, 'deliveries:webhook': 1 });
   });
+});
+
+// (a malformed --map entry, an unknown model or dimension: listen-events.test.ts)
+describe('mm-ingest listen refuses bad input before it starts', () => {
+  const env = { PATH: process.env.PATH, HOME: process.env.HOME, REDIS_URL: 'redis://127.0.0.1:6399', CI: 'true', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' };
+  const cases: [string[], NodeJS.ProcessEnv, RegExp][] = [
+    [['--redis-list', 'events'], {}, /configuration error: --map: no bucket is mapped/],
+    [['--map', 'photos=idx:qwen3-vl-embedding'], {}, /configuration error: listen: no source of events: give --sqs-queue-url, --webhook-port or --redis-list/],
+    [['--map', 'photos=idx:qwen3-vl-embedding', '--webhook-port', '9811'], {}, /configuration error: LISTEN_WEBHOOK_TOKEN: is not set/],
+    [['--map', 'photos=idx:qwen3-vl-embedding', '--sqs-queue-url', 'photos-events'], {}, /configuration error: --sqs-queue-url: "photos-events" is not a queue URL/],
+  ];
+  it.each(cases)('listen %j', async (args, extra, message) => {
+    // Redis at 6399 answers nothing: every one of these is refused before a connection
+    const out = await runCli(['listen', ...args], { ...env, ...extra });
+    expect({ code: out.code, stderr: out.stderr.trim() }).toEqual({ code: 2, stderr: expect.stringMatching(message) });
+  }, 30_000);
 });
