@@ -5,10 +5,14 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LimiterProbe } from './scenarios/limiter.js';
+import { listenMarkdown } from './scenarios/listen.js';
+import type { ListenResult } from './scenarios/listen.js';
 import type { MixedLayoutResult } from './scenarios/mixed.js';
 import type { PeerResult } from './scenarios/peers.js';
 import type { ScaleResult } from './scenarios/scale.js';
 import type { TokenResult } from './scenarios/tokens.js';
+import { pacingMarkdown } from './scenarios/pacing-suite.js';
+import type { PacingResults } from './scenarios/pacing-suite.js';
 import type { Settings } from './settings.js';
 import { ROOT } from './lib/procs.js';
 
@@ -24,6 +28,9 @@ export interface Results {
   tokens: TokenResult;
   mixed: MixedLayoutResult[];
   peers: PeerResult[];
+  /** Scenario 8 (absent from results written before it existed). */
+  pacing?: PacingResults;
+  listen?: ListenResult;
 }
 
 const f = (x: number, d = 1): string => (Number.isFinite(x) ? x.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d }) : String(x));
@@ -48,6 +55,8 @@ export function summaryRows(r: Results): string[][] {
   const ours = r.peers[0]!;
   const ours429 = r.scale.reduce((a, x) => a + n429(x.throttled429), 0) + n429(r.tokens.throttled429) + r.mixed.reduce((a, x) => a + n429(x.throttled429), 0) + n429(ours.throttled429);
   const retries = r.scale.reduce((a, x) => a + x.runCounters.retries, 0) + r.tokens.runCounters.retries;
+  // the admission log was the old limiter's sorted set; the reservation limiter keeps none
+  const logged = [...r.scale.map((x) => x.admissions), r.tokens.admissions].some((a) => a.total > 0);
   const paced = [...r.scale.map((x) => x.admissions), r.tokens.admissions, ...(ours.admissions ? [ours.admissions] : [])].every((a) => a.maxIn1s <= a.rps);
   return [
     ['1 request-bound', 'indexed inputs/s (steady)', `${f(ceiling1)} = (${rpm} RPM / 60) x 20`, f(big.drain.steady.inputsPerS), `${pct(s1)}; target >= 95%: ${ok(s1 >= 0.95)}`],
@@ -61,7 +70,10 @@ export function summaryRows(r: Results): string[][] {
     ['5 scale', 'Redis per queued job', '< 2,048 B', r.scale.map((x) => `${f(x.redis.bytesPerJob, 0)} B`).join(' / '), `${ok(big.redis.bytesPerJob < 2048)} (${f(big.redis.bytesPerObject, 0)} B an object)`],
     ['5 scale', 'wall time per object', `${f(1000 / ceiling1, 1)} ms at the ceiling`, r.scale.map((x) => `${f(x.wallMsPerObject, 1)} ms`).join(' / '), ''],
     ['6 peers', 'objects/s, same bucket and quota', `ours ${f(ours.objectsPerS)}`, `LangChain.js ${f(lc?.objectsPerS ?? 0)}; sequential ${f(seq?.objectsPerS ?? 0)}`, `ours x${f(lc?.oursRatio ?? 0, 2)} and x${f(seq?.oursRatio ?? 0, 1)}`],
-    ['all', '429s received by our pipeline', '0', String(ours429), `${ok(ours429 === 0)}; retries ${retries}; our admissions over RPM/60 in any 1 s: ${paced ? 'never' : '**yes**'}`],
+    ...(r.listen && !r.listen.skipped
+      ? [['7 listen', `event-to-point p50 / p95, ${r.listen.objects.toLocaleString('en-US')}-PUT burst`, `drain ${f(r.listen.ceilingDrainS, 1)} s at the ceiling`, `${f(r.listen.latencyMs.p50 / 1000, 2)} s / ${f(r.listen.latencyMs.p95 / 1000, 2)} s`, `requests/event ${r.listen.bursts.map((b) => f(b.requestsPerEvent, 3)).join(', then unchanged ')}; lag after drain ${f(r.listen.lagAfterDrainS, 1)} s`]]
+      : []),
+    ['all', '429s received by our pipeline', '0', String(ours429), `${ok(ours429 === 0)}; retries ${retries}; our admissions over RPM/60 in any 1 s: ${logged ? (paced ? 'never' : '**yes**') : 'not logged (the limiter reserves slots, it keeps no log)'}`],
     ['all', 'CPU s per 1,000 objects (producer + workers)', '', r.scale.map((x) => f(x.cpuSPer1000Objects, 2)).join(' / '), `${f(big.cpuSPer1000ObjectsAfterStartup, 2)} without worker start-up at ${big.objects.toLocaleString('en-US')}`],
   ];
 }
@@ -80,15 +92,12 @@ function notes(r: Results): string[] {
   const out: string[] = [];
   const big = r.scale[r.scale.length - 1]!;
   const ceiling1 = (r.settings.requestModelLimits.rpm / 60) * 20;
-  const asBuilt = r.limiter.find((l) => l.label === 'as-built');
-  const slack50 = r.limiter.find((l) => l.label === 'slack-50ms');
+  const asBuilt = r.limiter[0];
   if (asBuilt) {
     out.push(
       `Scenario 1: ${pct(big.drain.steady.inputsPerS / ceiling1)} of the ceiling; the shared limiter alone admits ${pct(asBuilt.ratio)} of RPM/60 ` +
         `(${f(asBuilt.requestsPerS, 2)} of ${f(asBuilt.ceilingRequestsPerS, 2)} requests/s), so the pipeline reaches ${pct(big.drain.steady.requestsPerS / asBuilt.requestsPerS)} of what its limiter lets through. ` +
-        `The limiter allows RPM/60 requests per second window of 1,000 ms + its slack (1/(1 + slack/1000) of the ceiling at most)` +
-        (slack50 ? `; with a 50 ms slack it admits ${pct(slack50.ratio)}.` : '.') +
-        ` Its admissions never exceeded RPM/60 in any second (most in 1 s: ${big.admissions.maxIn1s} of ${big.admissions.rps}).`,
+        `The limiter hands out send times 1 / (RPM/60 x (1 - margin)) apart (margin ${pct(asBuilt.margin)} at the start), so it allows ${pct(1 - asBuilt.margin)} of the ceiling at most.`,
     );
   }
   if (big.index.fullMode) {
@@ -156,7 +165,7 @@ function markdown(r: Results): string {
   out.push('## Summary', '', table(SUMMARY_HEADER, summaryRows(r)), '');
   out.push('## What binds', '', ...notes(r).map((n) => `- ${n}`), '');
   out.push('## The shared rate limiter alone', '', 'src/rate-limit.ts against the bench Redis, no API: as many waiters as job slots, each holding its admission for the mean simulated latency.', '');
-  out.push(table(['limiter', 'second-window slack', 'RPM', 'waiters', 'admitted/s', 'RPM/60', 'ratio'], r.limiter.map((l) => [l.label, String(l.secondSlackMs), String(l.rpm), String(l.waiters), f(l.requestsPerS, 2), f(l.ceilingRequestsPerS, 2), pct(l.ratio)])), '');
+  out.push(table(['limiter', 'margin', 'RPM', 'waiters', 'admitted/s', 'RPM/60', 'ratio'], r.limiter.map((l) => [l.label, pct(l.margin), String(l.rpm), String(l.waiters), f(l.requestsPerS, 2), f(l.ceilingRequestsPerS, 2), pct(l.ratio)])), '');
   out.push('## Scenarios 1, 4, 5: short texts at three sizes', '');
   out.push(
     table(
@@ -196,6 +205,7 @@ function markdown(r: Results): string {
     ),
     '',
   );
+  if (r.pacing) out.push('## Scenario 8: pacing at the told quota and at half of it', '', pacingMarkdown(r.pacing), '');
   out.push('## Scenario 6: peers on the same bucket, at the same quota', '');
   out.push(
     table(
@@ -208,6 +218,7 @@ function markdown(r: Results): string {
     `LangChain.js settings: index() batchSize ${s.langchain.batchSize}, cleanup incremental, ${s.langchain.textsPerRequest} texts a request, AsyncCaller maxConcurrency ${s.langchain.maxConcurrency}, maxRetries ${s.langchain.maxRetries}, a 429 retried after max(1 s, AsyncCaller's backoff); its loader reads ${s.langchain.fetchConcurrency} objects at once.`,
     '',
   );
+  out.push(...listenMarkdown(r.listen));
   return out.join('\n');
 }
 

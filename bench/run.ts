@@ -15,14 +15,22 @@ import { ProcSampler, childPids, machineCpu, stopChildren } from './lib/procs.js
 import { summaryText, writeResults } from './report.js';
 import type { Results } from './report.js';
 import { limiterProbes } from './scenarios/limiter.js';
+import { listenScenario } from './scenarios/listen.js';
 import { mixedScenario } from './scenarios/mixed.js';
 import { peersScenario } from './scenarios/peers.js';
+import { runPacing } from './scenarios/pacing-suite.js';
 import { scaleSize } from './scenarios/scale.js';
 import type { ScaleResult } from './scenarios/scale.js';
 import { tokenBound } from './scenarios/tokens.js';
 import { benchSettings } from './settings.js';
 
 const quick = process.argv.includes('--quick');
+if (process.argv.includes('--bucket-scale')) {
+  // the bucket-scale scenario alone, with servers of its own (bench/scenarios/bucket-scale.ts)
+  const { bucketScaleMain } = await import('./scenarios/bucket-scale.js');
+  await bucketScaleMain(process.argv);
+  process.exit(0);
+}
 const benchCpu = (since: NodeJS.CpuUsage): number => {
   const u = process.cpuUsage(since);
   return (u.user + u.system) / 1e6;
@@ -94,6 +102,9 @@ try {
     await seedBucket(env.s3client, env.s3.dir, 'bench-mixed', mix);
     await seedBucket(env.s3client, env.s3.dir, 'bench-mixed', clustered(mix), false);
     await verifyBucket(env.s3client, 'bench-mixed', [...mix, ...clustered(mix)]);
+    const pacingTexts = shortTexts(settings.pacingTexts);
+    await seedBucket(env.s3client, env.s3.dir, 'bench-pacing', pacingTexts);
+    await verifyBucket(env.s3client, 'bench-pacing', pacingTexts);
   });
 
   const limiter = await phase('limiter alone', () => limiterProbes(env.redis, settings, log));
@@ -114,7 +125,11 @@ try {
   ];
   const mixedResults = await phase('scenario 3: images and texts', () => mixedScenario(env, settings, sampler, 'bench-mixed', layouts, log));
 
+  const pacing = await phase('scenario 8: pacing', () => runPacing(env, settings, sampler, 'bench-pacing', 'bench-long', log, tokens));
+
   const peers = await phase('scenario 6: peers', () => peersScenario(env, settings, sampler, shortBucket(settings.peersBucket), settings.peersBucket, log));
+
+  const listen = await phase('scenario 7: bucket events', () => listenScenario(env, settings, sampler, log, quick ? 300 : 1000));
 
   sampler.sample();
   const cpuAtEnd = machineCpu();
@@ -145,6 +160,8 @@ try {
     tokens,
     mixed: mixedResults,
     peers,
+    pacing,
+    listen,
   };
 } finally {
   sampler.stop();

@@ -34,6 +34,8 @@ export interface Settings {
   readonly sequentialSeconds: number;
   readonly langchain: { readonly batchSize: number; readonly textsPerRequest: number; readonly maxConcurrency: number; readonly maxRetries: number; readonly fetchConcurrency: number };
   readonly limiterProbeS: number;
+  /** Short texts of scenario 7 (pacing): 20 a request, so 300 requests and more a row. */
+  readonly pacingTexts: number;
 }
 
 export function benchSettings(quick: boolean): Settings {
@@ -63,5 +65,6 @@ export function benchSettings(quick: boolean): Settings {
     sequentialSeconds: quick ? 10 : 30,
     langchain: { batchSize: 100, textsPerRequest: 20, maxConcurrency: 4, maxRetries: 8, fetchConcurrency: 8 },
     limiterProbeS: quick ? 4 : 8,
+    pacingTexts: 6000,
   };
 }

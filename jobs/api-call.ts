@@ -1,8 +1,9 @@
 /**
  * Sending one planned request, the way an overnight run needs it:
  * - every attempt first passes the shared rate limiter (all workers, all machines);
- * - a 429 holds every worker back (shared penalty) and the same request is sent again:
- *   it uses no attempt, neither of this call nor of the job;
+ * - a 429 is reported to the limiter (which widens its margin or lowers the shared rate,
+ *   src/rate-limit.ts) and the same request asks for a new slot: it uses no attempt,
+ *   neither of this call nor of the job;
  * - transient failures (network, timeout, 408, 5xx) are retried here with exponential
  *   backoff and jitter, so one flaky answer does not redo (and re-pay) the whole job;
  * - a request refused because of its inputs is split in halves until the culprits are
@@ -104,6 +105,11 @@ export class ApiCaller {
     const limits = { rpm: this.model.rpm, tpm: this.model.tpm };
     const metrics = this.deps.metrics ?? NO_METRICS;
     const name = this.model.name;
+    const embedRequest = { model: body.model, contents: body.input.contents, parameters: body.parameters ?? {}, dimension: this.opts.dimension };
+    // bind late: the body is serialized before the send time is reserved, so the request
+    // leaves at its slot (the embedder keeps its connections alive)
+    const { embedder } = this.deps;
+    const call = embedder.prepare ? embedder.prepare(embedRequest) : { send: () => embedder.embed(embedRequest) };
     return pRetry(
       async () => {
         const { signal } = this.deps;
@@ -115,7 +121,7 @@ export class ApiCaller {
           if (waitedMs > 0) metrics.rateLimitWait(name, waitedMs / 1000);
           const sent = performance.now();
           try {
-            const result = await this.deps.embedder.embed({ model: body.model, contents: body.input.contents, parameters: body.parameters ?? {}, dimension: this.opts.dimension });
+            const result = await call.send();
             metrics.request(name, 'ok', '', (performance.now() - sent) / 1000);
             metrics.embedded(name, request.inputs.length, result.usage.textTokens, result.usage.imageTokens);
             this.stats.requests += 1;
@@ -123,7 +129,7 @@ export class ApiCaller {
             this.stats.textTokens += result.usage.textTokens;
             this.stats.imageTokens += result.usage.imageTokens;
             this.stats.requestIds.push(result.requestId);
-            // the budget held the estimate (videos are estimated from their size): now the real cost
+            // the reservation held the estimate (videos are estimated from their size): now the real cost
             // (best effort: a failure here must not fail a request that was answered and paid)
             if (ticket !== undefined) await this.deps.gate.settle?.(name, ticket, result.usage.textTokens + result.usage.imageTokens).catch(() => undefined);
             return result.vectors;
@@ -139,10 +145,17 @@ export class ApiCaller {
                 'fatal',
               );
             }
-            const wait = e.retryAfterSeconds !== undefined ? e.retryAfterSeconds * 1000 : throttleBackoff(throttled);
-            await this.deps.gate.penalize(name, wait);
-            metrics.rateLimitWait(name, wait / 1000);
-            await sleep(wait, undefined, signal ? { signal } : {});
+            const retryAfterMs = e.retryAfterSeconds !== undefined ? e.retryAfterSeconds * 1000 : undefined;
+            // the shared limiter learns from the 429 (a wider margin or a lower rate, for every worker)
+            await this.deps.gate.throttled(name, ticket, retryAfterMs);
+            // an adaptive limiter's next slot already waits its turn: the first 429 of a
+            // request asks again at once, a repeat backs off (1 s doubling to 30 s)
+            const first = throttled === 0 && this.deps.gate.adaptive === true;
+            const wait = retryAfterMs ?? (first ? 0 : throttleBackoff(this.deps.gate.adaptive === true ? throttled - 1 : throttled));
+            if (wait > 0) {
+              metrics.rateLimitWait(name, wait / 1000);
+              await sleep(wait, undefined, signal ? { signal } : {});
+            }
           }
         }
       },

@@ -8,6 +8,9 @@
 #   - MinIO, built from its Go module into GOPATH/bin (only the first run pays the build);
 #     each test file starts its own MinIO on a free port (test/support/minio.ts);
 #   - Chromium (Debian) for the dashboard test;
+#   - ElasticMQ (an SQS-compatible server) from Maven Central, run on the machine's Java by
+#     the listener's SQS test (test/support/elasticmq.ts): Maven resolves it and its
+#     dependencies (scripts/elasticmq/pom.xml) and the classpath goes to .tmp/;
 #   - a Python virtual environment (test/python/.venv) with the pinned packages of
 #     test/python/requirements.txt: the provider's SDK and BullMQ's Python client.
 # Anything that cannot be installed gets one line naming it and how to get it; the exit
@@ -91,6 +94,30 @@ if command -v go >/dev/null; then
   fi
 else
   cannot "Go" "MinIO is built with Go: install Go 1.24 or later (https://go.dev/doc/install) and run npm test again"
+fi
+
+# ElasticMQ for the listener's SQS test: Maven puts the jars in its local repository and
+# writes their classpath; the test starts org.elasticmq.server.Main with it.
+ELASTICMQ_CLASSPATH=.tmp/elasticmq.classpath
+if command -v java >/dev/null && command -v mvn >/dev/null; then
+  have_all=0
+  if [ -s "$ELASTICMQ_CLASSPATH" ]; then
+    have_all=1
+    for jar in $(tr ':' ' ' <"$ELASTICMQ_CLASSPATH"); do [ -f "$jar" ] || have_all=0; done
+  fi
+  if [ "$have_all" = 1 ] && [ "$ELASTICMQ_CLASSPATH" -nt scripts/elasticmq/pom.xml ]; then
+    say "ElasticMQ is resolved ($ELASTICMQ_CLASSPATH)"
+  else
+    say "resolving ElasticMQ from Maven Central (scripts/elasticmq/pom.xml)"
+    mkdir -p .tmp
+    if mvn -q -B -f scripts/elasticmq/pom.xml dependency:build-classpath -Dmdep.outputFile="$PWD/$ELASTICMQ_CLASSPATH" >/tmp/mm-ingest-elasticmq.log 2>&1; then
+      say "ElasticMQ resolved"
+    else
+      cannot "ElasticMQ" "mvn could not resolve org.elasticmq:elasticmq-server_3; see /tmp/mm-ingest-elasticmq.log"
+    fi
+  fi
+else
+  cannot "Java and Maven" "the SQS test runs ElasticMQ on Java: sudo apt-get install -y default-jre-headless maven"
 fi
 
 # Python packages for the cross-language tests, pinned, in a virtual environment.

@@ -91,10 +91,23 @@ const SETTINGS = {
   chunkOverlap: { env: 'CHUNK_OVERLAP', flag: 'chunkOverlap', schema: int(0).default(0) },
   /** Jobs a worker process runs at once. @defaultValue 4 */
   concurrency: { env: 'WORKER_CONCURRENCY', flag: 'concurrency', schema: int(1).default(4) },
+  /**
+   * Most jobs the embed queue holds waiting before the producer pauses its listing (it
+   * goes on as the workers take them); 0: no bound. @defaultValue half a minute of the
+   * model's requests at its rate limit, at least 4 x WORKER_CONCURRENCY and at least 100 (backpressure.ts)
+   */
+  maxQueuedJobs: { env: 'MAX_QUEUED_JOBS', schema: int(0).optional() },
+  /** Days a finished run's records (counters, failures, skips) are kept in Redis. @defaultValue 30 */
+  runRetentionDays: { env: 'RUN_RETENTION_DAYS', schema: int(1).default(30) },
   /** Objects fetched at once inside a job. @defaultValue 8 */
   fetchConcurrency: { env: 'FETCH_CONCURRENCY', schema: int(1).default(8) },
   /** `shared`: every worker paces its requests through the limiter in Redis; `off`: none. @defaultValue shared */
   rateLimit: { env: 'RATE_LIMIT', flag: 'rateLimit', schema: z.enum(['shared', 'off']).default('shared') },
+  /**
+   * The shared limiter's starting (and narrowest) margin under the learned rate: 0.03 leaves
+   * a 1 s window 31 ms for the requests' arrival jitter. @defaultValue 0.03
+   */
+  rateLimitMargin: { env: 'RATE_LIMIT_MARGIN', schema: z.coerce.number().min(0).max(0.5).default(0.03) },
   /** Attempts of one API request for transient failures. @defaultValue 6 */
   apiAttempts: { env: 'API_ATTEMPTS', schema: int(1).default(6) },
   /** First backoff between those attempts; doubles, randomized. @defaultValue 500 */

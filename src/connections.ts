@@ -108,5 +108,5 @@ export function quiet(queue: { on(event: 'error', listener: (err: Error) => void
 }
 
 export function runStore(config: Config, connection: RedisClient): RunStore {
-  return new RunStore(connection, config.queuePrefix);
+  return new RunStore(connection, config.queuePrefix, config.runRetentionDays * 24 * 3600 * 1000);
 }

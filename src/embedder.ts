@@ -32,9 +32,20 @@ export interface EmbedResult {
   readonly requestId: string;
 }
 
+/** A request made ready to go (its body serialized): sending it does nothing more before the bytes leave. */
+export interface PreparedEmbed {
+  send(signal?: AbortSignal): Promise<EmbedResult>;
+}
+
 /** What the pipeline needs from an embedding service (a fake implements it in unit tests). */
 export interface Embedder {
   embed(request: EmbedRequest, signal?: AbortSignal): Promise<EmbedResult>;
+  /**
+   * Serializes the request now, so the caller can reserve its send time afterwards and
+   * the request leaves right at it (the rate limiter's slot). Optional: `embed` is used
+   * when absent.
+   */
+  prepare?(request: EmbedRequest): PreparedEmbed;
 }
 
 export interface ClientOptions {
@@ -110,8 +121,17 @@ export class DashScopeClient implements Embedder {
     this.timeoutMs = options.timeoutMs ?? 120_000;
   }
 
-  async embed(request: EmbedRequest, signal?: AbortSignal): Promise<EmbedResult> {
+  embed(request: EmbedRequest, signal?: AbortSignal): Promise<EmbedResult> {
+    return this.prepare(request).send(signal);
+  }
+
+  prepare(request: EmbedRequest): PreparedEmbed {
     const body = JSON.stringify({ model: request.model, input: { contents: request.contents }, parameters: request.parameters ?? {} });
+    return { send: (signal) => this.post(request, body, signal) };
+  }
+
+  /** Node's fetch keeps connections alive between requests, so a request's send is not a TCP handshake. */
+  private async post(request: EmbedRequest, body: string, signal?: AbortSignal): Promise<EmbedResult> {
     const timeout = AbortSignal.timeout(this.timeoutMs);
     let response: Response;
     let text: string;

@@ -8,10 +8,14 @@
  *   that the scan did not see (the object is gone), and nothing else;
  * - a unit (compose.ts) is checked the same way, under its point key and unit ETag.
  */
+import type { Slot, Target } from './assemble.js';
 import { groupPointKey } from './compose.js';
 import { pointId } from './ids.js';
 import type { ObjectInfo } from './object-store.js';
-import type { StoredPoint, VectorStore } from './vector-store.js';
+import type { ParkedVectors } from './parked.js';
+import type { PlannedInput } from './planner.js';
+import type { ItemOutcome } from './runs.js';
+import type { PointRecord, StoredPoint, VectorStore } from './vector-store.js';
 
 export type Change = 'new' | 'changed' | 'unchanged';
 
@@ -99,4 +103,95 @@ export async function prune(
     offset = page.next;
   } while (offset !== undefined);
   return pruned;
+}
+
+/** The params hashes of a job's points: an object's, and a unit's (which adds its composition rule). */
+export interface PointHashes {
+  readonly object: string;
+  readonly unit: string;
+}
+
+/** The point an input's vector becomes, and the ETag, params hash and chunk count that point carries. */
+export function pointOf(bucket: string, input: PlannedInput, t: Target, hashes: PointHashes): { id: string; etag: string; paramsHash: string; chunkCount: number } {
+  return {
+    id: pointId(bucket, t.pointKey, t.part?.index ?? input.chunk),
+    etag: t.unit ? String(t.unit.etag) : t.members[0]!.etag,
+    paramsHash: t.unit ? hashes.unit : hashes.object,
+    chunkCount: t.part?.count ?? input.chunkCount,
+  };
+}
+
+export interface PaidDeps {
+  readonly vectors: VectorStore;
+  readonly parked?: ParkedVectors | undefined;
+  /** Writes points (retrying while the store is away). */
+  write(collection: string, records: PointRecord[]): Promise<void>;
+  readonly log: { info(obj: object, msg?: string): void };
+}
+
+/** What one job is about to buy: its planned inputs, where each goes, and the run writing them. */
+export interface PlannedWrites {
+  readonly collection: string;
+  readonly bucket: string;
+  readonly runId: string;
+  readonly inputs: readonly PlannedInput[];
+  readonly targets: ReadonlyMap<string, Target>;
+  readonly hashes: PointHashes;
+  readonly indexedAt: string;
+}
+
+/**
+ * The planned inputs whose points are already there for the content at hand (same ETag,
+ * params hash and chunk count), chunk by chunk, so nothing is bought twice:
+ * - written by this run: an earlier attempt of this job got that far before its worker
+ *   died or gave it back (a text cut between two requests redoes only the chunks not
+ *   written). Only this run's points count, so a `full` run still re-embeds;
+ * - kept after Qdrant refused their write (parked.ts): written now, from the kept vector.
+ */
+export async function alreadyPaid(deps: PaidDeps, w: PlannedWrites): Promise<Set<PlannedInput>> {
+  const planned = w.inputs.flatMap((input) => {
+    const t = w.targets.get(input.source);
+    return t ? [{ input, point: pointOf(w.bucket, input, t, w.hashes) }] : [];
+  });
+  const fits = (payload: Record<string, unknown>, point: ReturnType<typeof pointOf>): boolean =>
+    payload.etag === point.etag && payload.params_hash === point.paramsHash && payload.chunk_count === point.chunkCount;
+  const found = new Map((await deps.vectors.retrieve(w.collection, planned.map((p) => p.point.id))).map((p) => [p.id, p.payload]));
+  const paid = new Set(planned.filter(({ point }) => found.get(point.id)?.run_id === w.runId && fits(found.get(point.id)!, point)).map((p) => p.input));
+  if (deps.parked) {
+    const open = planned.filter((p) => !paid.has(p.input));
+    const kept = new Map((await deps.parked.find(w.collection, open.map((p) => p.point.id))).map((r) => [r.id, r]));
+    const usable = open.filter(({ point }) => kept.has(point.id) && fits(kept.get(point.id)!.payload, point));
+    const records = usable.map(({ point }) => {
+      const r = kept.get(point.id)!;
+      return { ...r, payload: { ...r.payload, run_id: w.runId, indexed_at: w.indexedAt } };
+    });
+    if (records.length > 0) {
+      await deps.write(w.collection, records);
+      await deps.parked.drop(w.collection, records.map((r) => r.id));
+      deps.log.info({ collection: w.collection, points: records.length }, 'kept vectors written: not bought again');
+      for (const p of usable) paid.add(p.input);
+    }
+  }
+  return paid;
+}
+
+/**
+ * Once the new points are written: the chunks (parts) a slot's old version had beyond its
+ * new count, and all points of a slot now skipped (deleted, no longer indexable, or a unit
+ * left with nothing to embed). A slot with a failed member keeps its old points.
+ * `before`: chunk 0's id -> the chunk count stored before the job wrote anything.
+ */
+export function staleChunks(bucket: string, slots: readonly Slot[], before: ReadonlyMap<string, number>, sent: readonly PlannedInput[], targets: ReadonlyMap<string, Target>, outcomes: ReadonlyMap<string, ItemOutcome>): string[] {
+  const nowCount = new Map<string, number>();
+  for (const i of sent) {
+    const t = targets.get(i.source);
+    if (t) nowCount.set(t.pointKey, t.part ? t.part.count : i.chunkCount);
+  }
+  const stale: string[] = [];
+  for (const slot of slots) {
+    const oldCount = before.get(pointId(bucket, slot.pointKey, 0));
+    if (oldCount === undefined || slot.members.some((m) => outcomes.get(m.ref.key)?.status === 'failed')) continue;
+    stale.push(...chunkIds(bucket, slot.pointKey, oldCount, nowCount.get(slot.pointKey) ?? 0));
+  }
+  return stale;
 }

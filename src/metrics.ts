@@ -11,6 +11,8 @@ export interface PipelineMetrics {
   retry(model: string): void;
   /** Time spent waiting for the shared rate limiter (or after a 429). */
   rateLimitWait(model: string, seconds: number): void;
+  /** The shared limiter's learned requests per minute and margin for a model, as it last reported them. */
+  rateLimitState?(model: string, learnedRpm: number, margin: number): void;
 }
 
 export const NO_METRICS: PipelineMetrics = {

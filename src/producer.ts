@@ -9,8 +9,10 @@
  * (a unit's members may be listed pages apart).
  */
 import type { JobsOptions, Queue } from 'bullmq';
-import { EMBED_JOB_OPTIONS, embedContentId, embedJobId, jobContents, paramsHash, runOfJobId, unitParamsHash } from './embed-job.js';
-import type { EmbedJobData, EmbedSettings } from './embed-job.js';
+import { EMBED_JOB_OPTIONS, embedContentId, embedJobId, jobContents, packObjects, paramsHash, runOfJobId, unitParamsHash } from './embed-job.js';
+import type { EmbedJobData, EmbedSettings, ObjectTuple, UnitTuple } from './embed-job.js';
+import { NO_BOUND } from './backpressure.js';
+import type { QueueRoom } from './backpressure.js';
 import { Batcher } from './batcher.js';
 import type { ReadBounds } from './bounds.js';
 import { alone, completeStages, entryObjects, formUnits, stageOf, unitPointKey } from './compose.js';
@@ -58,6 +60,8 @@ export interface ProduceDeps {
   readonly queue: Queue<EmbedJobData>;
   readonly runs: RunStore;
   readonly vectors: VectorStore;
+  /** Room in the queue: jobs are queued only while it holds fewer than its bound (backpressure.ts). @defaultValue no bound */
+  readonly room?: QueueRoom;
   readonly onPage?: (page: { pageNumber: number; scanned: number; jobsAdded: number }) => void;
 }
 
@@ -217,6 +221,8 @@ export function entryQueuer(deps: Omit<ProduceDeps, 'onPage'>, opts: Pick<Produc
     const last = batcher.flush();
     if (last) jobs.push(last);
 
+    // backpressure: the page's jobs wait for room in the queue (and the listing with them)
+    await (deps.room ?? NO_BOUND).wait(jobs.length);
     const queued = await enqueue(deps.queue, opts, jobs);
     const added = await deps.runs.newJobs(opts.runId, queued.jobIds);
     await follow(deps.runs, opts.runId, queued.followed);
@@ -256,9 +262,10 @@ export interface BulkJob {
 }
 
 /** The embed job of these contents, with its id and deduplication id. */
-export function embedJob(runId: string, bucket: string, settings: EmbedSettings, contents: Pick<EmbedJobData, 'objects' | 'units'>): BulkJob {
+export function embedJob(runId: string, bucket: string, settings: EmbedSettings, contents: { objects: ObjectTuple[]; units?: UnitTuple[] }): BulkJob {
   const contentId = embedContentId(bucket, settings, contents.objects, contents.units);
-  const data: EmbedJobData = { v: 1, runId, bucket, settings, objects: contents.objects, ...(contents.units ? { units: contents.units } : {}) };
+  // the bucket and settings are the run record's: the job holds the run id and its objects, packed
+  const data: EmbedJobData = { v: 2, runId, o: packObjects(contents.objects), ...(contents.units ? { units: contents.units } : {}) };
   return { name: 'embed', data, opts: { ...EMBED_JOB_OPTIONS, jobId: embedJobId(runId, contentId), deduplication: { id: contentId } } };
 }
 

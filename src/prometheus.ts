@@ -57,6 +57,14 @@ export function createPrometheusMetrics(registry: Registry, options: PrometheusO
     registers,
   });
 
+  const learned = new Gauge({
+    name: 'mm_ingest_rate_limit_learned_rpm',
+    help: "Requests per minute the shared limiter paces a model at before its margin: the believed (configured or documented) RPM, or less when 429s showed the account's quota lower",
+    labelNames: ['model'] as const,
+    registers,
+  });
+  const margin = new Gauge({ name: 'mm_ingest_rate_limit_margin', help: "The shared limiter's margin under the learned rate (0.03 = 3%)", labelNames: ['model'] as const, registers });
+
   const queues = options.queues ?? [];
   if (queues.length > 0) {
     new Gauge({
@@ -93,6 +101,10 @@ export function createPrometheusMetrics(registry: Registry, options: PrometheusO
     },
     rateLimitWait(model, seconds) {
       waits.inc({ model }, seconds);
+    },
+    rateLimitState(model, rpm, m) {
+      learned.set({ model }, rpm);
+      margin.set({ model }, m);
     },
   };
 }

@@ -5,6 +5,8 @@
 import { estimateCost, resolveModel } from './models.js';
 import type { ModelOverrides } from './models.js';
 import type { ItemOutcome, RunState } from './runs.js';
+import { formatPacing } from './rate-limit.js';
+import type { PacingView } from './rate-limit.js';
 
 export interface RunReport {
   readonly id: string;
@@ -37,6 +39,8 @@ export interface RunReport {
   readonly costUsd: number;
   readonly objectsPerSecond: number;
   readonly notes: Readonly<Record<string, string>>;
+  /** The shared limiter's pacing of the run's model, when known (`runs show` adds it). */
+  readonly rateLimit?: PacingView;
 }
 
 export function buildReport(run: RunState, items: ReadonlyMap<string, ItemOutcome>, overrides: ModelOverrides = {}, now = new Date()): RunReport {
@@ -108,6 +112,7 @@ export function formatReport(r: RunReport): string {
     `  failed: ${counts(r.failuresByCode)}`,
     `  ${n(r.points)} points from ${n(r.requests)} requests (${r.inputsPerRequest.toFixed(2)} inputs a request), ${n(r.retries)} retries, ${n(r.throttled)} 429s`,
     `  tokens: ${n(r.textTokens)} text, ${n(r.imageTokens)} image; estimated cost $${Number.isNaN(r.costUsd) ? '?' : r.costUsd.toFixed(4)}`,
+    ...(r.rateLimit ? [`  ${formatPacing(r.rateLimit)}`] : []),
     ...Object.entries(r.notes).map(([k, v]) => `  ${k}: ${v}`),
   ].join('\n');
 }

@@ -5,6 +5,8 @@
  * the alias to the new collection when it is complete: rebuild.ts).
  */
 import type { Queue } from 'bullmq';
+import { defaultQueueBound, queueRoom } from './backpressure.js';
+import type { QueueRoom } from './backpressure.js';
 import type { EmbedJobData, EmbedSettings } from './embed-job.js';
 import { readBounds } from './config.js';
 import type { ReadBounds } from './bounds.js';
@@ -58,6 +60,8 @@ export interface RunnerDeps {
   readonly queue: Queue<EmbedJobData>;
   readonly runs: RunStore;
   readonly onPage?: (page: { pageNumber: number; scanned: number; jobsAdded: number }) => void;
+  /** Called when the scan starts waiting for room in the queue (backpressure) and when it goes on. */
+  readonly onWait?: (info: { runId: string; waiting: number; bound: number } | { runId: string; waitedMs: number }) => void;
   /** Called once the run exists, before its scan (awaited). */
   readonly onStart?: (run: { runId: string; target: string; resumed: boolean }) => void | Promise<void>;
 }
@@ -140,10 +144,22 @@ export async function startRun(deps: RunnerDeps, request: RunRequest): Promise<S
   // a scan that failed starts again where it stopped; the run's end is decided anew
   if (existing) await deps.runs.reopen(runId);
 
+  // backpressure: pages are queued while the queue has room (MAX_QUEUED_JOBS, backpressure.ts)
+  const room = queueRoom(deps.queue, {
+    bound: config.maxQueuedJobs ?? defaultQueueBound(model, config.concurrency),
+    onPause: async (info) => {
+      await deps.runs.scanWait(runId, info);
+      deps.onWait?.({ runId, ...info });
+    },
+    onResume: async (info) => {
+      await deps.runs.scanWait(runId, info);
+      deps.onWait?.({ runId, ...info });
+    },
+  });
   const scanning = req.keys
-    ? queueKeys(deps, runId, req.bucket, req.keys, settings, mode, bounds)
+    ? queueKeys({ ...deps, room }, runId, req.bucket, req.keys, settings, mode, bounds)
     : produce(
-        { store: deps.store, queue: deps.queue, runs: deps.runs, vectors: deps.vectors, ...(deps.onPage ? { onPage: deps.onPage } : {}) },
+        { store: deps.store, queue: deps.queue, runs: deps.runs, vectors: deps.vectors, room, ...(deps.onPage ? { onPage: deps.onPage } : {}) },
         {
           runId,
           bucket: req.bucket,
@@ -186,7 +202,7 @@ function composition(req: RunRequest): Composition | undefined {
 }
 
 /** `keys` mode: each key is looked up; existing ones are queued, deleted ones lose their points. */
-async function queueKeys(deps: RunnerDeps, runId: string, bucket: string, keys: readonly string[], settings: EmbedSettings, mode: IndexMode, bounds: ReadBounds): Promise<ProduceSummary> {
+async function queueKeys(deps: RunnerDeps & { room: QueueRoom }, runId: string, bucket: string, keys: readonly string[], settings: EmbedSettings, mode: IndexMode, bounds: ReadBounds): Promise<ProduceSummary> {
   const model = resolveModel(settings.model, deps.config.models);
   const found = [];
   const gone = [];

@@ -19,6 +19,7 @@
  * added has a result (done or failed).
  */
 import type { Cluster, Redis } from 'ioredis';
+import type { EmbedSettings } from './embed-job.js';
 import { redact } from './redact.js';
 
 export interface RunInfo {
@@ -92,12 +93,17 @@ export interface RunCounters {
   seenMarked: number;
   /** Jobs of other runs this run waits for: its objects were already pending in them (deduplicated). */
   jobsFollowed: number;
+  /** Milliseconds the scan waited for room in the queue (backpressure), and how many times. */
+  scanWaitMs: number;
+  scanWaits: number;
 }
 
 export interface RunState extends RunInfo {
   readonly scanStatus: ScanStatus;
   readonly scanError?: string;
   readonly lastToken?: string;
+  /** Set while the scan waits for room in the queue (backpressure): jobs waiting then, the bound, since when. */
+  readonly scanWaiting?: { readonly waiting: number; readonly bound: number; readonly since: string };
   readonly pages: number;
   readonly finishedAt?: string;
   readonly counters: RunCounters;
@@ -108,7 +114,7 @@ export interface RunState extends RunInfo {
 const COUNTERS: readonly (keyof RunCounters)[] = [
   'scanned', 'skipped', 'filteredOut', 'queuedObjects', 'jobsAdded', 'jobsDeduplicated', 'jobsDone', 'jobsFailed',
   'objectsIndexed', 'objectsSkipped', 'objectsFailed', 'points', 'requests', 'inputs', 'textTokens', 'imageTokens', 'retries', 'throttled',
-  'unchanged', 'new', 'changed', 'deleted', 'seenMarked', 'jobsFollowed',
+  'unchanged', 'new', 'changed', 'deleted', 'seenMarked', 'jobsFollowed', 'scanWaitMs', 'scanWaits',
 ];
 
 // Records a job's result once: a job processed twice (a stalled job picked up again)
@@ -131,11 +137,36 @@ end
 if ARGV[2] == '' then redis.call('HDEL', KEYS[1], 'lastToken') else redis.call('HSET', KEYS[1], 'lastToken', ARGV[2]) end
 return 1`;
 
+export const DEFAULT_RUN_RETENTION_DAYS = 30;
+const DAY_MS = 24 * 3600 * 1000;
+/** The keys of one run (`{p}:run:{id}` and these suffixes). */
+const RUN_PARTS = ['', ':items', ':jobs', ':queued', ':pages', ':followed', ':seen', ':stage'] as const;
+
 export class RunStore {
   constructor(
     private readonly redis: Redis | Cluster,
     private readonly prefix: string,
+    /** How long a run's records are kept once it is finished (RUN_RETENTION_DAYS). @defaultValue 30 days */
+    private readonly retentionMs = DEFAULT_RUN_RETENTION_DAYS * DAY_MS,
   ) {}
+
+  /** Bucket and settings of runs, as their jobs read them: a run's never change once it exists. */
+  private readonly settingsMemo = new Map<string, { bucket: string; settings: EmbedSettings }>();
+
+  /**
+   * The bucket and embed settings of a run (what a format-2 job leaves out), read once per
+   * run and process; undefined when the run has no record (expired or deleted).
+   */
+  async jobSettings(id: string): Promise<{ bucket: string; settings: EmbedSettings } | undefined> {
+    const known = this.settingsMemo.get(id);
+    if (known) return known;
+    const [bucket, settings] = await this.redis.hmget(this.key(id), 'bucket', 'settings');
+    if (bucket === null || bucket === undefined || !settings) return undefined;
+    const found = { bucket, settings: JSON.parse(settings) as EmbedSettings };
+    if (this.settingsMemo.size >= 256) this.settingsMemo.delete(this.settingsMemo.keys().next().value ?? '');
+    this.settingsMemo.set(id, found);
+    return found;
+  }
 
   private key(id: string, part = ''): string {
     return `${this.prefix}:run:${id}${part}`;
@@ -144,6 +175,8 @@ export class RunStore {
   async create(run: RunInfo): Promise<void> {
     await this.redis
       .multi()
+      // the index forgets runs past the retention (their records have expired)
+      .zremrangebyscore(`${this.prefix}:runs`, '-inf', Date.parse(run.startedAt) - this.retentionMs - DAY_MS)
       .hset(this.key(run.id), { ...run, dimension: String(run.dimension), scanStatus: 'scanning', pages: '0' })
       .zadd(`${this.prefix}:runs`, Date.parse(run.startedAt), run.id)
       .exec();
@@ -223,7 +256,9 @@ export class RunStore {
    * end (a rebuild's switch) is decided again once the scan completes.
    */
   async reopen(id: string): Promise<void> {
-    await this.redis.multi().hset(this.key(id), 'scanStatus', 'scanning').hdel(this.key(id), 'scanError', 'finishing', 'finishedAt', 'note.rebuild').exec();
+    const m = this.redis.multi().hset(this.key(id), 'scanStatus', 'scanning').hdel(this.key(id), 'scanError', 'finishing', 'finishedAt', 'note.rebuild', 'scanWaiting');
+    for (const part of RUN_PARTS) if (part !== ':seen' && part !== ':stage') m.persist(this.key(id, part));
+    await m.exec();
   }
 
   async seen(id: string, keys: readonly string[]): Promise<boolean[]> {
@@ -265,8 +300,19 @@ export class RunStore {
     if (n) await this.redis.hincrby(this.key(id), field, n);
   }
 
+  /** The scan waits for room in the queue (info), or goes on (undefined: how long it waited is counted). */
+  async scanWait(id: string, info: { waiting: number; bound: number } | { waitedMs: number }): Promise<void> {
+    if ('waiting' in info) {
+      await this.redis.multi().hset(this.key(id), 'scanWaiting', JSON.stringify({ ...info, since: new Date().toISOString() })).hincrby(this.key(id), 'scanWaits', 1).exec();
+    } else {
+      await this.redis.multi().hdel(this.key(id), 'scanWaiting').hincrby(this.key(id), 'scanWaitMs', Math.round(info.waitedMs)).exec();
+    }
+  }
+
   async scanFinished(id: string, status: 'complete' | 'failed', error?: string): Promise<void> {
-    await this.redis.hset(this.key(id), { scanStatus: status, ...(error ? { scanError: redact(error) } : {}) });
+    await this.redis.multi().hset(this.key(id), { scanStatus: status, ...(error ? { scanError: redact(error) } : {}) }).hdel(this.key(id), 'scanWaiting').exec();
+    // a failed scan may never be resumed: its records expire like a finished run's
+    if (status === 'failed') await this.expireRun(id);
   }
 
   async recordItems(id: string, items: ReadonlyMap<string, ItemOutcome>): Promise<void> {
@@ -306,6 +352,20 @@ export class RunStore {
 
   async markFinished(id: string, at = new Date()): Promise<void> {
     await this.redis.hsetnx(this.key(id), 'finishedAt', at.toISOString());
+    await this.expireRun(id);
+  }
+
+  /**
+   * A finished run (or one whose scan failed) is kept for the retention, then its records
+   * go: the hash with its counters, its items, jobs, pages and sets. Resuming or retrying
+   * it in the meantime keeps it (reopen clears the expiry). Older entries of the runs index
+   * are dropped as new runs are created.
+   */
+  private async expireRun(id: string): Promise<void> {
+    const m = this.redis.multi();
+    // (the seen-set and the stage keep their own week: they are dropped once used)
+    for (const part of RUN_PARTS) if (part !== ':seen' && part !== ':stage') m.pexpire(this.key(id, part), this.retentionMs);
+    await m.exec();
   }
 
   async get(id: string): Promise<RunState | undefined> {
@@ -329,6 +389,7 @@ export class RunStore {
       scanStatus: (h.scanStatus ?? 'scanning') as ScanStatus,
       ...(h.scanError ? { scanError: h.scanError } : {}),
       ...(h.lastToken ? { lastToken: h.lastToken } : {}),
+      ...(h.scanWaiting ? { scanWaiting: JSON.parse(h.scanWaiting) as NonNullable<RunState['scanWaiting']> } : {}),
       ...(h.finishedAt ? { finishedAt: h.finishedAt } : {}),
       pages: Number(h.pages ?? 0),
       counters,
@@ -341,7 +402,13 @@ export class RunStore {
   }
 
   async latest(limit = 20): Promise<string[]> {
-    return this.redis.zrevrange(`${this.prefix}:runs`, 0, limit - 1);
+    const ids = await this.redis.zrevrange(`${this.prefix}:runs`, 0, limit - 1);
+    if (ids.length === 0) return ids;
+    // a run whose records expired (RUN_RETENTION_DAYS) is no longer listed
+    const m = this.redis.multi();
+    for (const id of ids) m.exists(this.key(id));
+    const live = (await m.exec()) ?? [];
+    return ids.filter((_, i) => live[i]?.[1] === 1);
   }
 }
 

@@ -5,8 +5,9 @@
  * - skipped: objects the run cannot embed, each with a code and a reason for the report;
  * - filtered out: objects the user's globs or size bounds leave out; only counted.
  *
- * One page is held at a time, so a bucket of any size scans in constant memory, and a
- * page's `token` lets a stopped scan resume at that page.
+ * At most two pages are held at a time (the one yielded and the next, listed meanwhile),
+ * so a bucket of any size scans in constant memory, and a page's `token` lets a stopped
+ * scan resume at that page.
  */
 import picomatch from 'picomatch/posix.js';
 import { DEFAULT_BOUNDS, overBound } from './bounds.js';
@@ -88,8 +89,17 @@ export async function* scanPages(store: ObjectStore, opts: ScanOptions): AsyncGe
   const keep = keyFilter(prefix, opts.include ?? [], opts.exclude ?? []);
   let token = opts.startAfterToken;
   let pageNumber = 0;
+  const list = (t: string | undefined): Promise<Awaited<ReturnType<ObjectStore['listPage']>>> => store.listPage(opts.bucket, prefix, t, opts.pageSize);
+  let listing = list(token);
   do {
-    const listed = await store.listPage(opts.bucket, prefix, token, opts.pageSize);
+    const listed = await listing;
+    // the next page is listed while this one is classified, looked up and queued (at most
+    // one page ahead: a producer waiting for room in the queue holds it, lists no further)
+    if (listed.nextToken !== undefined) {
+      listing = list(listed.nextToken);
+      // a scan stopped before it reads the page it listed ahead must not leave a rejection unheard
+      listing.catch(() => undefined);
+    }
     pageNumber += 1;
     const objects: ScannedObject[] = [];
     const skipped: SkippedObject[] = [];

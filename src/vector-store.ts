@@ -2,6 +2,8 @@
  * The vector store as the pipeline sees it. The Qdrant implementation lives in
  * `qdrant-store.ts`; unit tests use a fake behind this interface.
  */
+import pRetry from 'p-retry';
+import { ServiceError } from './errors.js';
 
 /** Payload of every point; see the README for the meaning of each field. */
 export interface PointPayload {
@@ -72,4 +74,19 @@ export interface VectorStore {
   deleteCollection(name: string): Promise<void>;
   /** The nearest points to `vector` (cosine), best first. */
   search(collection: string, vector: readonly number[], limit: number): Promise<(StoredPoint & { score: number })[]>;
+}
+
+/**
+ * Upserts, retrying with backoff while the store's errors are transient (unreachable, 5xx,
+ * 429): the vectors are paid for and worth waiting for. A refusal is thrown at once.
+ */
+export async function upsertRetrying(vectors: VectorStore, collection: string, records: readonly PointRecord[], opts: { readonly attempts: number; readonly log: { warn(obj: object, msg?: string): void } }): Promise<void> {
+  await pRetry(() => vectors.upsert(collection, records), {
+    retries: opts.attempts - 1,
+    minTimeout: 1000,
+    maxTimeout: 30_000,
+    randomize: true,
+    shouldRetry: ({ error }) => error instanceof ServiceError && error.retryable,
+    onFailedAttempt: ({ error, retriesLeft }) => opts.log.warn({ collection, err: error.message, retriesLeft }, 'upsert failed'),
+  });
 }

@@ -13,7 +13,7 @@ import type { Job } from 'bullmq';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Registry } from 'prom-client';
 import { createEmbedHandler } from '../jobs/embed-handler.js';
-import { EMBED_QUEUE, paramsHash, unitsByObject } from '../src/embed-job.js';
+import { EMBED_QUEUE, paramsHash, resolveEmbedJob, unitsByObject } from '../src/embed-job.js';
 import type { EmbedJobData } from '../src/embed-job.js';
 import { readBounds, requireApiKey } from '../src/config.js';
 import type { Config } from '../src/config.js';
@@ -67,6 +67,12 @@ export function startEmbedWorker(config: Config, opts: { readonly outage?: Redis
     (s) => s && log.info({ host: s.host, port: s.port }, 'metrics server started'),
     (err: unknown) => log.error({ err: (err as Error).message, port: config.metricsPort }, 'metrics server failed to start'),
   );
+  // load the tokenizer now (about half a second of blocked event loop), not while the
+  // first jobs sleep until their reserved send times: woken late, they would bunch up
+  qwenTokens.count('warm up');
+  // one limiter per API key (a hash of it), whatever the queue prefix: the quota is the account's
+  const gate =
+    config.rateLimit === 'shared' ? new SharedRateLimiter(connection, { apiKey, baseUrl: config.baseUrl }, { tuning: { marginStart: config.rateLimitMargin, marginMin: config.rateLimitMargin }, onState: (model, st) => metrics?.rateLimitState?.(model, st.learnedRpm, st.margin) }) : OPEN_GATE;
   const handle = createEmbedHandler({
     store: objectStore(config),
     embedder: embeddingClient(config, { apiKey }),
@@ -74,7 +80,7 @@ export function startEmbedWorker(config: Config, opts: { readonly outage?: Redis
     tokens: qwenTokens,
     runs,
     log,
-    gate: config.rateLimit === 'shared' ? new SharedRateLimiter(connection, config.queuePrefix) : OPEN_GATE,
+    gate,
     apiAttempts: config.apiAttempts,
     apiBackoffMs: config.apiBackoffMs,
     quotaPauseAfterMs: config.quotaPauseAfterMs,
@@ -140,7 +146,8 @@ export function startEmbedWorker(config: Config, opts: { readonly outage?: Redis
    * ETag and params hash) are indexed, not failed, so retry-failed does not buy them again.
    */
   async function recordFailedJob(job: Job<EmbedJobData, JobResult>, err: Error): Promise<void> {
-    const { data } = job;
+    // a job that cannot be read (unknown format, run record gone) has nothing to record
+    const data = await resolveEmbedJob(job.data, (id) => runs.jobSettings(id));
     const code = (err as { code?: string }).code ?? 'job-failed';
     const unitOf = unitsByObject(data);
     const singles = data.objects.filter((_, i) => !unitOf.has(i)).map((o) => ({ key: o[0], etag: o[1] }));
@@ -193,6 +200,8 @@ export function startEmbedWorker(config: Config, opts: { readonly outage?: Redis
         }
         await sleep(100);
       }
+      // the token corrections and successes still waiting for a reservation to carry them
+      await gate.flush?.().catch(() => undefined);
       await (await metricsServer.catch(() => undefined))?.close();
       await controlQueue?.close();
       await queue.close();

@@ -79,7 +79,8 @@ export async function scaleSize(
   const bare = median(listings);
 
   const prefix = newPrefix(`scale${n}`);
-  const cliEnv = env.cliEnv(prefix, { WORKER_CONCURRENCY: String(settings.concurrency) });
+  // the scan and enqueue are measured with no worker running: no backpressure bound, or it would wait for one
+  const cliEnv = env.cliEnv(prefix, { WORKER_CONCURRENCY: String(settings.concurrency), MAX_QUEUED_JOBS: '0' });
   const before = await usedMemory(env.redis);
   const index = await runIndex(indexArgs(bucket, `scale-${n}`, model), cliEnv, sampler);
   const after = await usedMemory(env.redis);
@@ -90,7 +91,7 @@ export async function scaleSize(
   // a prefix of its own that no worker serves: how much of the scan the incremental lookup costs
   let fullMode: ScaleResult['index']['fullMode'];
   if (probeFullMode) {
-    const full = await runIndex(indexArgs(bucket, `scale-${n}-full`, model, ['--mode', 'full']), env.cliEnv(newPrefix(`full${n}`)), sampler);
+    const full = await runIndex(indexArgs(bucket, `scale-${n}-full`, model, ['--mode', 'full']), env.cliEnv(newPrefix(`full${n}`), { MAX_QUEUED_JOBS: '0' }), sampler);
     fullMode = { scanS: full.scanS, objectsPerS: n / full.scanS, ratioToBare: bare / full.scanS };
   }
   log(`  ${n} objects: listing ${(n / bare).toFixed(0)}/s, index ${(n / index.scanS).toFixed(0)}/s (${index.jobs} jobs), Redis ${(delta / index.jobs).toFixed(0)} B/job`);

@@ -7,7 +7,7 @@
  * a bad file that was replaced in the meantime is indexed in its new version.
  */
 import type { Command } from 'commander';
-import { paramsHash } from '../embed-job.js';
+import { jobObjects, paramsHash } from '../embed-job.js';
 import type { EmbedSettings, ObjectTuple, UnitTuple } from '../embed-job.js';
 import { loadConfig } from '../config.js';
 import { embedQueue, runStore, vectorStore } from '../connections.js';
@@ -61,13 +61,13 @@ export function registerFailureCommands(program: Command): void {
       const items = [...(await runs.items(runId))].filter(([, o]) => o.status === 'failed');
       const paused = await pausedReason(queue, redis, prefix);
       if (flags.json) {
-        const jobs = failedJobs.map((j) => ({ id: j.id, reason: j.failedReason, attempts: j.attemptsMade, objects: j.data.objects.map((o) => o[0]) }));
+        const jobs = failedJobs.map((j) => ({ id: j.id, reason: j.failedReason, attempts: j.attemptsMade, objects: jobObjects(j.data).map((o) => o[0]) }));
         process.stdout.write(`${JSON.stringify({ run: runId, paused: paused ?? null, jobs, items: Object.fromEntries(items) }, null, 2)}\n`);
         return;
       }
       if (paused) process.stdout.write(`queue paused: ${printable(paused)}\n`);
       process.stdout.write(`run ${runId}: ${failedJobs.length} failed jobs, ${items.length} failed objects\n`);
-      for (const j of failedJobs) process.stdout.write(`  job ${j.id} (${j.data.objects.length} objects, ${j.attemptsMade} attempts): ${printable(j.failedReason)}\n`);
+      for (const j of failedJobs) process.stdout.write(`  job ${j.id} (${jobObjects(j.data).length} objects, ${j.attemptsMade} attempts): ${printable(j.failedReason)}\n`);
       for (const [key, o] of items) process.stdout.write(`  ${printable(o.code).padEnd(24)} ${printable(`${key}: ${o.reason}`)}\n`);
     });
   });
@@ -129,7 +129,7 @@ export function registerFailureCommands(program: Command): void {
       const retried = new Set(failed.map(([key]) => key));
       // the old run's failed jobs are replaced by the new run's
       for (const job of await queue.getFailed()) {
-        if (job.data.runId === runId && job.data.objects.every((o) => retried.has(o[0]))) await job.remove();
+        if (job.data.runId === runId && jobObjects(job.data).every((o) => retried.has(o[0]))) await job.remove();
       }
       await runs.pageDone(newId, { scanned: failed.length, skipped: 0, filteredOut: 0, queuedObjects: tuples.length, unchanged: written.length, jobsAdded: queued.added, jobsDeduplicated: queued.followed });
       await runs.scanFinished(newId, 'complete');

@@ -12,6 +12,7 @@ import { pausedReason } from '../pause.js';
 import { createProgress, progressLine } from './progress.js';
 import { printable } from './terminal.js';
 import { isFinished } from '../runs.js';
+import { formatPacing, pacingView } from '../rate-limit.js';
 import type { RunState, RunStore } from '../runs.js';
 import { commandRedis } from './connect.js';
 import { listenerLines } from './listen-status.js';
@@ -94,6 +95,15 @@ function metricsUrl(server: { host: string; port: number }): string {
 }
 
 /** Prints how a followed run ended and sets the exit code: 0 done, 1 failures, 3 paused. */
+/** The model's spec, or undefined for a model no longer in the catalog. */
+function knownModel(name: string, overrides: Parameters<typeof resolveModel>[1]): ReturnType<typeof resolveModel> | undefined {
+  try {
+    return resolveModel(name, overrides);
+  } catch {
+    return undefined;
+  }
+}
+
 function reportEnd(runId: string, end: { run: RunState; paused?: string }): void {
   if (end.paused) {
     process.stdout.write(`run ${runId}: stopped, the queue is paused: ${printable(end.paused)} (fix it, then: mm-ingest resume)\n`);
@@ -163,6 +173,12 @@ export function registerPipelineCommands(program: Command): void {
           vectors,
           queue,
           runs,
+          onWait: (w) =>
+            void process.stdout.write(
+              'waiting' in w
+                ? `run ${w.runId}: listing paused: the queue holds ${w.waiting} jobs waiting (MAX_QUEUED_JOBS ${w.bound}); it goes on as workers take them\n`
+                : `run ${w.runId}: listing goes on (waited ${(w.waitedMs / 1000).toFixed(1)} s)\n`,
+            ),
           onStart: ({ runId, target }) => void process.stdout.write(`${printable(`run ${runId}: scanning s3://${flags.bucket}/${flags.prefix ?? ''} into ${target} with ${flags.model}`)}\n`),
         },
         {
@@ -274,16 +290,20 @@ export function registerPipelineCommands(program: Command): void {
       if (flags.run && !run) throw new ConfigError('--run', `run ${flags.run} does not exist`);
       const items = run ? await runs.items(run.id) : new Map();
       const paused = await pausedReason(queue, connection, config.queuePrefix);
+      // what the shared limiter has learned of the run's model for this key (none without a key)
+      const spec = run ? knownModel(run.model, config.models) : undefined;
+      const pacing = spec ? await pacingView(connection, config, spec.name, { rpm: spec.rpm, tpm: spec.tpm }) : undefined;
       // the listener's lag and counts, when one ever ran under this prefix
       const listenerState = new ListenerState(connection, config.queuePrefix);
       const listener = (await listenerState.exists()) ? await listenerState.snapshot() : undefined;
       if (flags.json) {
-        process.stdout.write(`${JSON.stringify({ queue: counts, paused: paused ?? null, run: run ?? null, items: Object.fromEntries(items), listener: listener ?? null }, null, 2)}\n`);
+        process.stdout.write(`${JSON.stringify({ queue: counts, paused: paused ?? null, run: run ?? null, items: Object.fromEntries(items), listener: listener ?? null, rateLimit: pacing ?? null }, null, 2)}\n`);
         return;
       }
       process.stdout.write(`queue ${config.queuePrefix}:embed: ${Object.entries(counts).map(([k, v]) => `${k} ${v}`).join(', ')}\n`);
       if (listener) for (const line of listenerLines(listener)) process.stdout.write(`${line}\n`);
       if (paused) process.stdout.write(`queue paused: ${printable(paused)}\n`);
+      if (pacing) process.stdout.write(`${formatPacing(pacing)}\n`);
       if (run && following) {
         const isPaused = (): Promise<string | undefined> => pausedReason(queue, connection, config.queuePrefix);
         reportEnd(run.id, await followRun(runs, run.id, isPaused, () => finishIfDone({ runs, vectors }, run.id)));

@@ -34,7 +34,7 @@ export function progressLine(run: RunState, samples: Sample[] = []): string {
   const c = run.counters;
   const f = figures(run, samples);
   return (
-    `run ${run.id}: ${run.scanStatus === 'scanning' ? 'scanning, ' : ''}objects ${f.done}/${f.total} ` +
+    `run ${run.id}: ${run.scanStatus === 'scanning' ? (run.scanWaiting ? `scanning (paused: ${run.scanWaiting.waiting} jobs waiting, bound ${run.scanWaiting.bound}), ` : 'scanning, ') : ''}objects ${f.done}/${f.total} ` +
     `(${c.objectsIndexed} indexed, ${c.unchanged} unchanged, ${c.objectsSkipped} skipped, ${c.objectsFailed} failed), ` +
     `${c.inputs} inputs, ${c.requests} requests, ${f.rate.toFixed(1)} objects/s, ETA ${f.eta}`
   );

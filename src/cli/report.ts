@@ -9,6 +9,7 @@ import { resolveDimension, resolveModel } from '../models.js';
 import { requestParameters } from '../planner.js';
 import { prepareImageBytes } from '../prepare.js';
 import { buildReport, formatReport } from '../report.js';
+import { pacingView } from '../rate-limit.js';
 import { estimateRun } from '../estimate.js';
 import { qwenTokens } from '../tokens.js';
 import { checkServices, commandRedis } from './connect.js';
@@ -96,7 +97,15 @@ export function registerReportCommands(program: Command): void {
         const runs = runStore(config, redis);
         const run = await runs.get(id);
         if (!run) throw new ConfigError('run', `run ${id} does not exist`);
-        const report = buildReport(run, await runs.items(id), config.models);
+        const built = buildReport(run, await runs.items(id), config.models);
+        let spec;
+        try {
+          spec = resolveModel(run.model, config.models);
+        } catch {
+          spec = undefined; // a model no longer in the catalog: no pacing to show
+        }
+        const pacing = spec ? await pacingView(redis, config, spec.name, { rpm: spec.rpm, tpm: spec.tpm }) : undefined;
+        const report = pacing ? { ...built, rateLimit: pacing } : built;
         process.stdout.write(flags.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatReport(report)}\n`);
       } finally {
         await redis.quit();

@@ -46,7 +46,7 @@ export interface BatchQueue {
 export interface ListenerDeps {
   readonly state: ListenerState;
   readonly queue: BatchQueue;
-  readonly runs: RunStore;
+  readonly runs: Pick<RunStore, 'get'>;
   readonly log: Logger;
 }
 

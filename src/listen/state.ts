@@ -2,7 +2,8 @@
  * The listener's state in Redis, beside the queues (same prefix, so a cluster's hash tag
  * keeps it in one slot):
  * - `{p}:listen:targets`            hash: target id -> JSON target (bucket, collection, model);
- * - `{p}:listen:pending:{target}`   sorted set: key -> time of its oldest unprocessed event (ms);
+ * - `{p}:listen:pending:{target}`   sorted set: key -> when its oldest unprocessed event arrived (ms);
+ * - `{p}:listen:events:{target}`    sorted set: key -> when that event happened, as the store says (ms; the lag);
  * - `{p}:listen:inflight:{target}`  hash: key -> batch id, while a batch holding the key is not done;
  * - `{p}:listen:batches`            sorted set: batch id -> oldest event time of its keys;
  * - `{p}:listen:batch:{id}`         hash: target, oldest, flushedAt, queued, runId; `...:keys` list: its keys;
@@ -66,8 +67,9 @@ export interface BatchFailure {
   readonly sample: string[];
 }
 
-// KEYS: pending, inflight, batches, batch hash, batch keys list.
-// ARGV: max keys, cutoff (ms: a key pending since before it is due), batch id, now, target id.
+// KEYS: pending, inflight, batches, batch hash, batch keys list, event times.
+// ARGV: max keys, cutoff (ms: a key that arrived before it is due), batch id, now, target id.
+// (A key's wait counts from its arrival: events a store delivers late must still coalesce.)
 // Takes up to N pending keys that no unfinished batch holds, oldest first, when N of them
 // are waiting or the oldest has waited long enough; returns the number taken (0: nothing due).
 const TAKE = `
@@ -88,9 +90,10 @@ if eligible == 0 then return 0 end
 if eligible < max and oldest > tonumber(ARGV[2]) then return 0 end
 local first = nil
 for i = 1, #take do
-  local score = tonumber(redis.call('ZSCORE', KEYS[1], take[i]))
+  local score = tonumber(redis.call('ZSCORE', KEYS[6], take[i]) or redis.call('ZSCORE', KEYS[1], take[i]))
   if first == nil or score < first then first = score end
   redis.call('ZREM', KEYS[1], take[i])
+  redis.call('ZREM', KEYS[6], take[i])
   redis.call('HSET', KEYS[2], take[i], ARGV[3])
 end
 for i = 1, #take, 500 do
@@ -138,11 +141,14 @@ export class ListenerState {
    * Records a delivery's events in the pending sets of their targets, with its counts, in one
    * transaction: once it returns, the delivery may be acknowledged.
    */
-  async record(source: Source, events: readonly (BucketEvent & { readonly targets: readonly Target[] })[], counts: Readonly<Record<string, number>>): Promise<void> {
+  async record(source: Source, events: readonly (BucketEvent & { readonly targets: readonly Target[] })[], counts: Readonly<Record<string, number>>, arrived = Date.now()): Promise<void> {
     const multi = this.redis.multi();
     for (const e of events) {
-      // LT: a key keeps the time of its oldest unprocessed event (a new key is added)
-      for (const t of e.targets) multi.zadd(this.k(`pending:${targetId(t)}`), 'LT', e.time, e.key);
+      // LT: a key keeps the arrival and the time of its oldest unprocessed event (a new key is added)
+      for (const t of e.targets) {
+        multi.zadd(this.k(`pending:${targetId(t)}`), 'LT', arrived, e.key);
+        multi.zadd(this.k(`events:${targetId(t)}`), 'LT', e.time, e.key);
+      }
     }
     for (const [name, n] of Object.entries(counts)) if (n > 0) multi.hincrby(this.k('stats'), name, n);
     multi.hincrby(this.k('stats'), `deliveries:${source}`, 1);
@@ -156,7 +162,7 @@ export class ListenerState {
     const tid = targetId(target);
     const id = `listen-${now.toString(36)}-${randomBytes(6).toString('hex')}`;
     const taken = Number(
-      await this.redis.eval(TAKE, 5, this.k(`pending:${tid}`), this.k(`inflight:${tid}`), this.k('batches'), this.k(`batch:${id}`), this.k(`batch:${id}:keys`), maxKeys, now - maxWaitMs, id, now, tid),
+      await this.redis.eval(TAKE, 6, this.k(`pending:${tid}`), this.k(`inflight:${tid}`), this.k('batches'), this.k(`batch:${id}`), this.k(`batch:${id}:keys`), this.k(`events:${tid}`), maxKeys, now - maxWaitMs, id, now, tid),
     );
     if (taken === 0) return undefined;
     return this.batch(id);
@@ -217,7 +223,7 @@ export class ListenerState {
         const [pending, inFlight, first] = await Promise.all([
           this.redis.zcard(this.k(`pending:${tid}`)),
           this.redis.hlen(this.k(`inflight:${tid}`)),
-          this.redis.zrange(this.k(`pending:${tid}`), '0', '0', 'WITHSCORES'),
+          this.redis.zrange(this.k(`events:${tid}`), '0', '0', 'WITHSCORES'),
         ]);
         return { ...t, pending, inFlight, oldest: first[1] !== undefined ? Number(first[1]) : undefined };
       }),

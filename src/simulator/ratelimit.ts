@@ -1,6 +1,9 @@
 /**
  * Per-model sliding windows of admitted requests, enforcing requests per minute,
  * requests per second (RPM/60, rounded up, at least 1) and input tokens per minute.
+ * A request is counted at the time it arrived; requests are admitted when their contents
+ * have been checked, so not always in the order they arrived: each is filed at its time,
+ * and one that arrived earlier than requests already admitted counts them too.
  *
  * State: for each model, the admitted requests of the last 60 s (time and tokens, in
  * arrival order) and their token sum. `admit` drops what has left the window, then
@@ -37,7 +40,7 @@ export class RateLimiter {
     this.windows.clear();
   }
 
-  /** Admits (and records) a request of `tokens` input tokens, or says why not. */
+  /** Admits (and records) a request of `tokens` input tokens that arrived at `now`, or says why not. */
   admit(model: string, tokens: number, now: number): Refusal | undefined {
     const { rpm, tpm } = this.limitsOf(model);
     if (rpm === null && tpm === null) return undefined;
@@ -51,8 +54,11 @@ export class RateLimiter {
       if (lastSecond + 1 > rps) return RATE_QUOTA;
     }
     if (tpm !== null && w.tokenSum + tokens > tpm) return ALLOCATION_QUOTA;
-    w.times.push(now);
-    w.tokens.push(tokens);
+    // filed in time order (nearly always at the end)
+    let at = w.times.length;
+    while (at > w.head && (w.times[at - 1] ?? 0) > now) at--;
+    w.times.splice(at, 0, now);
+    w.tokens.splice(at, 0, tokens);
     w.tokenSum += tokens;
     return undefined;
   }

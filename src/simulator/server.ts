@@ -145,6 +145,9 @@ export async function startSimulator(input: SimulatorOptionsInput): Promise<Simu
   };
 
   async function embedding(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // the provider counts a request against its rate limits when it arrives, not once its
+    // body is read and its contents validated (downloads included)
+    const arrivedAt = performance.now();
     stats.entered();
     res.on('close', () => stats.left());
     const body = await readBody(req, options.maxBodyBytes);
@@ -214,7 +217,7 @@ export async function startSimulator(input: SimulatorOptionsInput): Promise<Simu
       throw err;
     }
     const counts = usageCounts(valid, options.videoTokenRule);
-    const throttled = limiter.admit(model, counts.textTokens + counts.imageTokens, performance.now());
+    const throttled = limiter.admit(model, counts.textTokens + counts.imageTokens, arrivedAt);
     if (throttled) return refuse(throttled, model);
 
     const spec = valid.spec;

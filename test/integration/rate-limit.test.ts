@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { SharedRateLimiter } from '../../src/rate-limit.js';
+import { LIMITER_TUNING, SharedRateLimiter, accountId, limiterKey } from '../../src/rate-limit.js';
+import type { LimiterTuning, RateLimits } from '../../src/rate-limit.js';
 
 /** Largest number of times in any window of `windowMs` (closed on the right, as the simulator counts). */
 function maxInWindow(times: number[], windowMs: number): number {
@@ -15,54 +16,223 @@ function maxInWindow(times: number[], windowMs: number): number {
   return best;
 }
 
-describe('the shared rate limiter in Redis', () => {
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+describe('the shared rate limiter in Redis (reservations)', () => {
   let redis: Redis;
-  const prefix = `test-rl-${randomUUID().slice(0, 8)}`;
+  let other: Redis;
+  // a key (and so an account) of this test run alone
+  const apiKey = `sk-test-rl-${randomUUID()}`;
+  const owner = { apiKey, baseUrl: 'http://limiter.test' };
+  const limiter = (tuning: Partial<LimiterTuning> = {}, connection?: Redis): SharedRateLimiter => new SharedRateLimiter(connection ?? redis, owner, { tuning });
+  let models = 0;
+  /** A model name of its own for each test: the state is per account and model. */
+  const fresh = (): string => `m${++models}`;
 
   beforeAll(() => {
-    redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', { maxRetriesPerRequest: null });
+    const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+    redis = new Redis(url, { maxRetriesPerRequest: null });
+    other = new Redis(url, { maxRetriesPerRequest: null });
   });
   afterAll(async () => {
-    const keys = await redis.keys(`${prefix}:*`);
+    const keys = await redis.keys(`mm-ingest:rl:${accountId(owner)}:*`);
     if (keys.length) await redis.del(...keys);
     await redis.quit();
+    await other.quit();
   });
 
-  it('lets no more than RPM/60 requests through in any second, across limiters sharing the Redis', async () => {
-    // two limiters stand for two worker processes
-    const a = new SharedRateLimiter(redis, prefix);
-    const b = new SharedRateLimiter(redis, prefix);
+  it('hands out request slots 1 / (RPM/60 x (1 - margin)) apart, in the order asked, one round trip each', async () => {
+    const l = limiter();
+    const model = fresh();
+    const limits: RateLimits = { rpm: 600, tpm: null };
+    const before = Number(/calls=(\d+)/.exec((await redis.info('commandstats')).split('\n').find((x) => x.startsWith('cmdstat_evalsha')) ?? '')?.[1] ?? 0);
+    const slots = [];
+    for (let i = 0; i < 8; i++) slots.push(await l.reserve(model, limits, 1));
+    const interval = 1000 / (10 * (1 - LIMITER_TUNING.marginStart));
+    for (let i = 1; i < slots.length; i++) expect(slots[i]!.slotMs - slots[i - 1]!.slotMs).toBeCloseTo(interval, 2);
+    // the first is due at once, the others later and later
+    expect(slots[0]!.waitMs).toBe(0);
+    expect(slots[7]!.waitMs).toBeGreaterThan(slots[1]!.waitMs);
+    expect(slots.every((s) => s.learnedRpm === 600 && Math.abs(s.margin - LIMITER_TUNING.marginStart) < 1e-9)).toBe(true);
+    const after = Number(/calls=(\d+)/.exec((await redis.info('commandstats')).split('\n').find((x) => x.startsWith('cmdstat_evalsha')) ?? '')?.[1] ?? 0);
+    // one script call a reservation (other tests share this Redis: at least, not at most)
+    expect(after - before).toBeGreaterThanOrEqual(8);
+    expect((await l.state(model, limits))?.reservations).toBe(8);
+  });
+
+  it('shares one schedule between limiters on separate connections with the same key, whatever their queue prefix, and not with another key', async () => {
+    const model = fresh();
+    const limits: RateLimits = { rpm: 600, tpm: null };
+    const a = limiter();
+    const b = limiter({}, other);
+    const stranger = new SharedRateLimiter(redis, { apiKey: `${apiKey}-other`, baseUrl: owner.baseUrl });
+    const first = await a.reserve(model, limits, 1);
+    const second = await b.reserve(model, limits, 1);
+    expect(second.slotMs - first.slotMs).toBeCloseTo(1000 / (10 * 0.97), 2);
+    const elsewhere = await stranger.reserve(model, limits, 1);
+    expect(elsewhere.waitMs).toBe(0);
+    // the key holds a digest, never the API key
+    expect(limiterKey(owner, model)).not.toContain(apiKey);
+    expect(await redis.exists(limiterKey(owner, model))).toBe(1);
+    await redis.del(limiterKey({ apiKey: `${apiKey}-other`, baseUrl: owner.baseUrl }, model));
+  });
+
+  it('lets no more than RPM/60 requests through in any second, across limiters that sleep until their slots', async () => {
+    const model = fresh();
+    const a = limiter();
+    const b = limiter({}, other);
     const times: number[] = [];
     const take = async (l: SharedRateLimiter): Promise<void> => {
-      for (let i = 0; i < 15; i++) {
-        await l.acquire('m-rps', { rpm: 600, tpm: null }, 1);
-        times.push(Date.now());
+      for (let i = 0; i < 10; i++) {
+        await l.acquire(model, { rpm: 1200, tpm: null }, 1);
+        times.push(performance.now());
       }
     };
     await Promise.all([take(a), take(b), take(a)]);
-    expect(times).toHaveLength(45);
-    expect(maxInWindow(times, 1000)).toBeLessThanOrEqual(10);
+    expect(times).toHaveLength(30);
+    expect(maxInWindow(times, 1000)).toBeLessThanOrEqual(20);
   }, 30_000);
 
-  it('keeps the tokens of the last minute under TPM', async () => {
-    const l = new SharedRateLimiter(redis, prefix);
-    await expect(l.acquire('m-tpm', { rpm: null, tpm: 1000 }, 600)).resolves.toEqual({ waitedMs: 0, ticket: expect.stringMatching(/^[0-9a-f-]{36}:600$/) });
-    // 600 + 600 > 1000: the second must wait for the first to leave the window (about a minute)
-    const waited = l.acquire('m-tpm', { rpm: null, tpm: 1000 }, 600);
-    const raced = await Promise.race([waited.then(() => 'admitted'), new Promise((r) => setTimeout(() => r('waiting'), 1500))]);
-    expect(raced).toBe('waiting');
-    // let it go: clear the window so the pending acquire resolves
-    await redis.del(`${prefix}:rl:m-tpm`);
-    await expect(waited).resolves.toMatchObject({ waitedMs: expect.any(Number) });
-  }, 90_000);
+  it('paces tokens at TPM/60 x (1 - margin) a second, and a refund or debit moves the next slot by the tokens corrected', async () => {
+    const model = fresh();
+    const limits: RateLimits = { rpm: null, tpm: 60_000 };
+    const l = limiter();
+    const rho = (60_000 / 60) * 0.97; // tokens a second
+    const r1 = await l.reserve(model, limits, 970);
+    const r2 = await l.reserve(model, limits, 970);
+    const r3 = await l.reserve(model, limits, 970);
+    // from the third on, each request waits for the tokens before it: 970 / rho seconds apart
+    expect(r3.slotMs - r2.slotMs).toBeCloseTo((970 / rho) * 1000, 2);
+    expect(r2.slotMs).toBeGreaterThan(r1.slotMs);
+    // the third cost 485 tokens, not 970: a refund, carried by the next reservation
+    await l.settle(model, r3.ticket, 485);
+    expect((await l.state(model, limits))?.tokens).toBe(970 * 3);
+    const r4 = await l.reserve(model, limits, 970);
+    expect(r4.slotMs - r3.slotMs).toBeCloseTo((485 / rho) * 1000, 2);
+    expect((await l.state(model, limits))?.tokens).toBe(970 * 3 - 485 + 970);
+    // the fourth cost 1,455: a debit, sent within the flush delay when no reservation comes
+    await l.settle(model, r4.ticket, 1455);
+    await l.flush();
+    expect((await l.state(model, limits))?.tokens).toBe(970 * 3 - 485 + 1455);
+    const r5 = await l.reserve(model, limits, 970);
+    expect(r5.slotMs - r4.slotMs).toBeCloseTo((1455 / rho) * 1000, 2);
+  });
 
-  it('holds every limiter back after a 429 penalty', async () => {
-    const a = new SharedRateLimiter(redis, prefix);
-    const b = new SharedRateLimiter(redis, prefix);
-    await a.penalize('m-hold', 800);
-    const t0 = Date.now();
-    const { waitedMs } = await b.acquire('m-hold', { rpm: 6000, tpm: null }, 1);
-    expect(waitedMs).toBeGreaterThanOrEqual(500);
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(500);
+  it('widens the margin after a 429 at the believed rate, ignores 429s of earlier reservations, and narrows it again while none come', async () => {
+    const model = fresh();
+    const limits: RateLimits = { rpm: 600, tpm: null };
+    const l = limiter({ marginNarrowEveryMs: 300 });
+    const a = await l.reserve(model, limits, 1);
+    const b = await l.reserve(model, limits, 1);
+    await l.throttled(model, a.ticket);
+    let s = await l.state(model, limits);
+    expect(s?.margin).toBeCloseTo(0.05, 4);
+    expect(s?.learnedRpm).toBe(600);
+    // b was reserved before the margin widened: its 429 is the same event, not a second one
+    await l.throttled(model, b.ticket);
+    s = await l.state(model, limits);
+    expect(s?.margin).toBeCloseTo(0.05, 4);
+    expect(s?.learnedRpm).toBe(600);
+    const c = await l.reserve(model, limits, 1);
+    expect(c.margin).toBeCloseTo(0.05, 4);
+    await sleep(700);
+    // two narrowing periods have passed: half a point each, never below the start
+    const d = await l.reserve(model, limits, 1);
+    expect(d.margin).toBeGreaterThanOrEqual(LIMITER_TUNING.marginMin);
+    expect(d.margin).toBeLessThanOrEqual(0.04 + 1e-9);
+    await sleep(700);
+    expect((await l.reserve(model, limits, 1)).margin).toBeCloseTo(LIMITER_TUNING.marginMin, 4);
+  });
+
+  it('lowers the shared rate to what was accepted when 429s keep coming (AIMD), at most by half, probes back up and never above the believed rate', async () => {
+    const model = fresh();
+    const limits: RateLimits = { rpm: 6000, tpm: null };
+    const l = limiter({ probeHoldMs: 400, probeEveryMs: 200, probeStep: 0.1 });
+    const other2 = limiter({ probeHoldMs: 400, probeEveryMs: 200, probeStep: 0.1 }, other);
+    // 10 requests answered within the first second: the provider accepted 10 a second
+    for (let i = 0; i < 10; i++) await l.settle(model, (await l.reserve(model, limits, 1)).ticket, 1);
+    // the first two 429s (fewer than 3 in the minute) are taken for our own margin
+    await l.throttled(model, (await l.reserve(model, limits, 1)).ticket);
+    await other2.throttled(model, (await other2.reserve(model, limits, 1)).ticket);
+    expect((await l.state(model, limits))?.learnedRpm).toBe(6000);
+    expect((await l.state(model, limits))?.margin).toBeCloseTo(0.07, 4);
+    // a third, with 3 of 13 answers refused (over 20%): the quota
+    const t2 = await other2.reserve(model, limits, 1);
+    await other2.throttled(model, t2.ticket);
+    const s = await l.state(model, limits);
+    // 10 accepted over (at least) one second is 600 RPM, under half of 6,000: halved, not more
+    expect(s?.learnedRpm).toBeCloseTo(3000, 1);
+    // every limiter on the key paces at the learned rate
+    const n1 = await l.reserve(model, limits, 1);
+    const n2 = await other2.reserve(model, limits, 1);
+    expect(n1.learnedRpm).toBeCloseTo(3000, 1);
+    expect(n2.slotMs - n1.slotMs).toBeCloseTo(1000 / (50 * (1 - n1.margin)), 2);
+    // a 429 of a request reserved before the decrease changes nothing more
+    await l.throttled(model, t2.ticket);
+    expect((await l.state(model, limits))?.learnedRpm).toBeCloseTo(3000, 1);
+    // after the hold, +10% of the believed rate each period, up to the believed rate and no further
+    await sleep(1300);
+    const up = await l.reserve(model, limits, 1);
+    expect(up.learnedRpm).toBeGreaterThan(3000);
+    await sleep(1500);
+    expect((await l.reserve(model, limits, 1)).learnedRpm).toBe(6000);
+    // a lower configured rate caps what was learned
+    expect((await l.reserve(model, { rpm: 1200, tpm: null }, 1)).learnedRpm).toBe(1200);
+  }, 20_000);
+
+  it('takes the decrease from the successes of the last minute when they are above half', async () => {
+    const model = fresh();
+    const limits: RateLimits = { rpm: 1200, tpm: null };
+    const l = limiter();
+    for (let i = 0; i < 14; i++) await l.settle(model, (await l.reserve(model, limits, 1)).ticket, 1);
+    // three taken for the margin (fewer than 20% of the answers), the fourth for the quota
+    for (let i = 0; i < 4; i++) await l.throttled(model, (await l.reserve(model, limits, 1)).ticket);
+    const learned = (await l.state(model, limits))?.learnedRpm ?? 0;
+    // 14 accepted within the first second or so: 840 RPM (less if this took longer than a second)
+    expect(learned).toBeLessThanOrEqual(840 + 1e-6);
+    expect(learned).toBeGreaterThanOrEqual(600);
+  });
+
+  it('takes a few 429s among many answers for its own margin, not for a lower quota', async () => {
+    const model = fresh();
+    const limits: RateLimits = { rpm: 6000, tpm: null };
+    const l = limiter();
+    for (let i = 0; i < 100; i++) await l.settle(model, (await l.reserve(model, limits, 1)).ticket, 1);
+    for (let i = 0; i < 4; i++) await l.throttled(model, (await l.reserve(model, limits, 1)).ticket);
+    const s = await l.state(model, limits);
+    // 4 of 104 answers: under 20%, so four widenings and the believed rate kept
+    expect(s?.learnedRpm).toBe(6000);
+    expect(s?.margin).toBeCloseTo(0.03 + 4 * 0.02, 4);
+  });
+
+  it('leaves a slot unused and takes another when the worker wakes up too late for it', async () => {
+    const model = fresh();
+    const limits: RateLimits = { rpm: 600, tpm: null };
+    let late = 0;
+    const l = new SharedRateLimiter(redis, owner, { onLate: () => void late++ });
+    // the next slot is 100 ms away (one reservation ahead of it)
+    await l.reserve(model, limits, 1);
+    // a busy event loop: 150 ms of synchronous work while the acquire sleeps
+    setTimeout(() => {
+      const until = performance.now() + 150;
+      while (performance.now() < until);
+    }, 20);
+    await l.acquire(model, limits, 1);
+    expect(late).toBe(1);
+    const s = await l.state(model, limits);
+    expect(s?.reservations).toBe(3);
+    // the unused slot's token was refunded with the reservation that replaced it
+    expect(s?.tokens).toBe(2);
+  });
+
+  it('holds every limiter on the key until a Retry-After has passed', async () => {
+    const model = fresh();
+    const limits: RateLimits = { rpm: 6000, tpm: null };
+    const a = limiter();
+    const b = limiter({}, other);
+    const t = await a.reserve(model, limits, 1);
+    await a.throttled(model, t.ticket, 800);
+    const next = await b.reserve(model, limits, 1);
+    expect(next.waitMs).toBeGreaterThanOrEqual(700);
   });
 });

@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { QdrantClient } from '@qdrant/js-client-rest';
 import { Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
-import { EMBED_QUEUE } from '../../src/embed-job.js';
+import { EMBED_QUEUE, jobObjects } from '../../src/embed-job.js';
 import type { EmbedJobData } from '../../src/embed-job.js';
 import { RunStore } from '../../src/runs.js';
 import { prose } from '../support/corpus.js';
@@ -152,7 +152,7 @@ describe('objects over the size bounds, and a large text beside a small one', ()
       const run = await new RunStore(env.redis, prefix).get(runIdOf(result.stdout));
       expect(run?.counters).toMatchObject({ objectsIndexed: 2, objectsFailed: 0, objectsSkipped: 0 });
       const completed = await queue.getJobs(['completed']);
-      expect(completed.map((j) => j.data.objects.map((o) => o[0])).flat().sort()).toEqual(['a/small.txt', 'b/big.txt']);
+      expect(completed.map((j) => jobObjects(j.data).map((o) => o[0])).flat().sort()).toEqual(['a/small.txt', 'b/big.txt']);
       expect(await queue.getJobCounts('failed', 'active', 'wait', 'delayed')).toEqual({ failed: 0, active: 0, wait: 0, delayed: 0 });
 
       // the big text's chunks cover it end to end, in order, without a gap

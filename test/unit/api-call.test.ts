@@ -2,6 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { ApiCaller } from '../../jobs/api-call.js';
 import type { EmbedRequest, EmbedResult, Embedder } from '../../src/embedder.js';
 import { EmbeddingApiError } from '../../src/errors.js';
+import { NO_METRICS } from '../../src/metrics.js';
 import { resolveModel } from '../../src/models.js';
 import { planRequests } from '../../src/planner.js';
 import type { PlannedInput, PlannedRequest, PreparedInput } from '../../src/planner.js';
@@ -35,13 +36,19 @@ class ScriptedEmbedder implements Embedder {
 
 class CountingGate implements RequestGate {
   acquired = 0;
-  penalties: number[] = [];
-  acquire(_m: string, _l: RateLimits, _t: number): Promise<{ waitedMs: number }> {
+  /** The ticket of each refused reservation, and the Retry-After it came with. */
+  throttles: { ticket: string | undefined; retryAfterMs: number | undefined }[] = [];
+  /** What happened, in order: `acquire:N`, `throttled:N`. */
+  readonly events: string[] = [];
+  constructor(readonly adaptive = false) {}
+  acquire(_m: string, _l: RateLimits, _t: number): Promise<{ waitedMs: number; ticket: string }> {
     this.acquired += 1;
-    return Promise.resolve({ waitedMs: 0 });
+    this.events.push(`acquire:${this.acquired}`);
+    return Promise.resolve({ waitedMs: 0, ticket: `t${this.acquired}` });
   }
-  penalize(_m: string, ms: number): Promise<void> {
-    this.penalties.push(ms);
+  throttled(_m: string, ticket: string | undefined, retryAfterMs?: number): Promise<void> {
+    this.throttles.push({ ticket, retryAfterMs });
+    this.events.push(`throttled:${ticket ?? ''}`);
     return Promise.resolve();
   }
 }
@@ -82,8 +89,47 @@ describe('sending a planned request', () => {
     sleeps.restore();
     expect(result.done).toHaveLength(2);
     expect(c.stats.throttled).toBe(5);
-    expect(gate.penalties).toHaveLength(5);
+    expect(gate.throttles).toHaveLength(5);
     expect(gate.acquired).toBe(6);
+  });
+
+  it('reports each 429 with the ticket of the refused reservation; with an adaptive gate the first asks again at once, a repeat backs off', async () => {
+    const gate = new CountingGate(true);
+    const embedder = new ScriptedEmbedder((_t, call) => (call <= 3 ? apiError(429, 'Throttling.RateQuota') : undefined));
+    // the waits after a 429 are reported to the metrics as they are slept
+    const waits: number[] = [];
+    const metrics = { ...NO_METRICS, rateLimitWait: (_m: string, s: number) => void waits.push(s) };
+    const c = new ApiCaller({ embedder, gate, resign: () => Promise.resolve(undefined), attempts: 2, backoffMs: 1, metrics }, model, opts);
+    const result = await c.embed(request(['a', 'b']));
+    expect(result.done).toHaveLength(2);
+    expect(gate.events).toEqual(['acquire:1', 'throttled:t1', 'acquire:2', 'throttled:t2', 'acquire:3', 'throttled:t3', 'acquire:4']);
+    expect(gate.throttles.every((t) => t.retryAfterMs === undefined)).toBe(true);
+    // no wait after the first 429; then 0.5-1 s and 1-2 s (1 s doubling, with jitter)
+    expect(waits).toHaveLength(2);
+    expect(waits[0]).toBeGreaterThanOrEqual(0.5);
+    expect(waits[0]).toBeLessThanOrEqual(1);
+    expect(waits[1]).toBeGreaterThanOrEqual(1);
+    expect(waits[1]).toBeLessThanOrEqual(2);
+  });
+
+  it('serializes the request before it reserves its send time (bind late)', async () => {
+    const gate = new CountingGate();
+    const order: string[] = [];
+    const inner = new ScriptedEmbedder(() => undefined);
+    const embedder: Embedder = {
+      embed: (req) => inner.embed(req),
+      prepare: (req) => {
+        order.push(`prepare:${gate.acquired}`);
+        return {
+          send: () => {
+            order.push(`send:${gate.acquired}`);
+            return inner.embed(req);
+          },
+        };
+      },
+    };
+    await new ApiCaller({ embedder, gate, resign: () => Promise.resolve(undefined) }, model, opts).embed(request(['a', 'b']));
+    expect(order).toEqual(['prepare:0', 'send:1']);
   });
 
   it('isolates an input that keeps causing 500s once the retries are spent', async () => {

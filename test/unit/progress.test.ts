@@ -5,7 +5,7 @@ import type { RunCounters, RunState } from '../../src/runs.js';
 const zero: RunCounters = {
   scanned: 0, skipped: 0, filteredOut: 0, queuedObjects: 0, jobsAdded: 0, jobsDeduplicated: 0, jobsDone: 0, jobsFailed: 0,
   objectsIndexed: 0, objectsSkipped: 0, objectsFailed: 0, points: 0, requests: 0, inputs: 0, textTokens: 0, imageTokens: 0,
-  retries: 0, throttled: 0, unchanged: 0, new: 0, changed: 0, deleted: 0, seenMarked: 0, jobsFollowed: 0,
+  retries: 0, throttled: 0, unchanged: 0, new: 0, changed: 0, deleted: 0, seenMarked: 0, jobsFollowed: 0, scanWaitMs: 0, scanWaits: 0,
 };
 
 function run(counters: Partial<RunCounters>, extra: Partial<RunState> = {}): RunState {

@@ -65,14 +65,14 @@ describe('scanPages', () => {
     expect(store.listCalls.map((c) => c.pageSize)).toEqual([3, 3, 3]);
   });
 
-  it('streams: the second page is not listed until the first has been consumed', async () => {
+  it('streams one page ahead: the second page is listed while the first is consumed, the third not until the second is', async () => {
     const store = new FakeStore(['a.txt', 'b.txt', 'c.txt'].map((k) => [k, 10] as const));
     const scan = scanPages(store, { bucket: 'bkt', model: qwen3, pageSize: 1 });
     const first = await scan.next();
     expect(first.done).toBe(false);
-    expect(store.listCalls).toHaveLength(1);
+    expect(store.listCalls.map((c) => c.token)).toEqual([undefined, 'tok-1']);
     await scan.return(undefined);
-    expect(store.listCalls).toHaveLength(1);
+    expect(store.listCalls).toHaveLength(2);
   });
 
   it('resumes from startAfterToken and reports it as the first page token', async () => {

@@ -17,6 +17,17 @@ describe('the simulator rate limiter', () => {
     expect(l.admit('m', 1, 1_001)).toBeUndefined();
   });
 
+  it('counts requests at their arrival, also when one that arrived earlier is admitted after later ones', () => {
+    const l = limiter({ rpm: 120, tpm: null });
+    expect(l.admit('m', 1, 500)).toBeUndefined();
+    expect(l.admit('m', 1, 600)).toBeUndefined();
+    // arrived at 450 (its contents took longer to check): the two after it share its second
+    expect(l.admit('m', 1, 450)?.code).toBe('Throttling.RateQuota');
+    // filed in time order: at 1,550 only the one of 600 is within the second
+    expect(l.admit('m', 1, 1_550)).toBeUndefined();
+    expect(l.admit('m', 1, 1_560)?.code).toBe('Throttling.RateQuota');
+  });
+
   it('refuses over RPM within a sliding minute and admits again once the oldest leaves', () => {
     const l = limiter({ rpm: 3, tpm: null });
     for (const t of [0, 2_000, 4_000]) expect(l.admit('m', 1, t)).toBeUndefined();

@@ -1,0 +1,318 @@
+/**
+ * The bucket-scale scenario (`npm run bench -- --bucket-scale [--sizes 10000,100000]
+ * [--pipeline-sizes 10000] [--profile DIR]`): what a run costs in Redis, memory and CPU as
+ * the bucket grows to a million objects.
+ *
+ * The buckets are generated (bench/gen-s3-child.ts serves `gen-<n>`: short texts made from
+ * their number), so a million objects need no fill. At each size:
+ * - a bare ListObjectsV2 loop over the bucket;
+ * - `mm-ingest index` while a stand-in consumer (bench/drain-child.ts: takes each job and
+ *   records it done, no API call) drains the queue at a fixed pace: scan + enqueue rate,
+ *   Redis peak, waiting-jobs peak, MEMORY USAGE of queued job hashes, producer peak RSS
+ *   and CPU, and the run's counters (every object counted once);
+ * - `mm-ingest index` with nothing draining the queue for up to `HOLD_S`: how many jobs
+ *   and bytes sit in Redis (a producer that never looks at the queue queues the whole
+ *   bucket; one with backpressure pauses at its bound).
+ * At the pipeline sizes, the whole pipeline (two `mm-ingest worker` processes, the API
+ * simulator at 300 RPM, the Qdrant stand-in) on the generated bucket and on MinIO with the
+ * same objects: wall time per object against the rate limit's ceiling, worker peak RSS,
+ * CPU per 1,000 objects, and every object indexed exactly once (simulator inputs, points).
+ *
+ * Writes bench/results-bucket-scale.json and prints a table.
+ */
+import { writeFileSync } from 'node:fs';
+import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { Redis } from 'ioredis';
+import { startRedisServer } from '../../test/support/redis-server.js';
+import { startMinio } from '../../test/support/minio.js';
+import { createBucket, s3Env, testS3Client } from '../../test/support/s3.js';
+import { BENCH_API_KEY, newPrefix, usedMemory } from '../lib/env.js';
+import { genBody, genBucket, genKey } from '../lib/gen-store.js';
+import { cost, indexArgs, startIndex, startWorkers, waitRun } from '../lib/pipeline.js';
+import { ProcSampler, ROOT, spawnCli, spawnNode, stopChildren } from '../lib/procs.js';
+import type { NodeProcess } from '../lib/procs.js';
+
+const MB = 1024 * 1024;
+const MODEL = 'qwen3-vl-embedding';
+const OVERRIDES = JSON.stringify({ [MODEL]: { rpm: 300, tpm: 150_000 } });
+/** The stand-in consumer: 8 jobs at once, 20 ms each (at most 400 jobs/s, 8,000 objects/s). */
+const DRAIN = { concurrency: 8, jobMs: 20 };
+const HOLD_S = 40;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export interface ProducerPoint {
+  objects: number;
+  bareListing: { seconds: number; objectsPerS: number };
+  index: { scanS: number; wallS: number; objectsPerS: number; ratioToBare: number; exitCode: number | null };
+  redis: { baseline: number; peakDelta: number; peakWaiting: number; jobHashBytes: number; jobHashSamples: number };
+  producer: { peakRssMB: number; cpuS: number; cpuSPer1000: number };
+  counters: { scanned: number; queuedObjects: number; jobsAdded: number; jobsDone: number; objectsIndexed: number };
+  held: { seconds: number; waiting: number; usedMemoryDelta: number; bytesPerQueuedJob: number; exited: boolean };
+}
+
+export interface PipelinePoint {
+  store: 'generated' | 'minio';
+  objects: number;
+  wallS: number;
+  wallMsPerObject: number;
+  ceilingMsPerObject: number;
+  producer: { peakRssMB: number; cpuS: number };
+  workers: { peakRssMB: number; cpuS: number; startupCpuS: number };
+  cpuSPer1000: number;
+  cpuSPer1000AfterStartup: number;
+  redisPeakDelta: number;
+  simulatorInputs: number;
+  points: number;
+  objectsIndexed: number;
+  objectsFailed: number;
+}
+
+interface Env {
+  redis: Redis;
+  redisUrl: string;
+  genUrl: string;
+  simUrl: string;
+  qdrantUrl: string;
+  base: NodeJS.ProcessEnv;
+  cliEnv(prefix: string, s3: Record<string, string>, extra?: NodeJS.ProcessEnv): NodeJS.ProcessEnv;
+}
+
+const genS3Env = (url: string): Record<string, string> => ({ S3_ENDPOINT: url, S3_FORCE_PATH_STYLE: 'true', AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'bench', AWS_SECRET_ACCESS_KEY: 'bench-secret' });
+
+async function bareListing(client: S3Client, bucket: string): Promise<{ keys: number; seconds: number }> {
+  const t0 = performance.now();
+  let token: string | undefined;
+  let keys = 0;
+  do {
+    const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, ContinuationToken: token, MaxKeys: 1000 }));
+    keys += page.Contents?.length ?? 0;
+    token = page.NextContinuationToken;
+  } while (token);
+  return { keys, seconds: (performance.now() - t0) / 1000 };
+}
+
+/** Samples Redis while a run goes: used_memory and waiting jobs (peaks), and a few job hashes. */
+class RedisWatch {
+  peak = 0;
+  peakWaiting = 0;
+  private readonly hashBytes: number[] = [];
+  private stopped = false;
+  private readonly done: Promise<void>;
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+  ) {
+    this.done = this.loop();
+  }
+  private async loop(): Promise<void> {
+    let tick = 0;
+    while (!this.stopped) {
+      this.peak = Math.max(this.peak, await usedMemory(this.redis));
+      const wait = `${this.prefix}:embed:wait`;
+      this.peakWaiting = Math.max(this.peakWaiting, await this.redis.llen(wait));
+      if (tick++ % 8 === 0 && this.hashBytes.length < 200) {
+        for (const id of await this.redis.lrange(wait, 0, 4)) {
+          const bytes = Number((await this.redis.memory('USAGE', `${this.prefix}:embed:${id}`, 'SAMPLES', '0')) ?? 0);
+          if (bytes > 0) this.hashBytes.push(bytes);
+        }
+      }
+      await sleep(250);
+    }
+  }
+  async stop(): Promise<{ peak: number; peakWaiting: number; jobHashBytes: number; samples: number }> {
+    this.stopped = true;
+    await this.done;
+    const n = this.hashBytes.length;
+    return { peak: this.peak, peakWaiting: this.peakWaiting, jobHashBytes: n ? this.hashBytes.reduce((a, b) => a + b, 0) / n : 0, samples: n };
+  }
+}
+
+async function producerPoint(env: Env, sampler: ProcSampler, n: number, log: (s: string) => void): Promise<ProducerPoint> {
+  const bucket = genBucket(n);
+  const client = testS3Client({ endpoint: env.genUrl, credentials: { accessKeyId: 'bench', secretAccessKey: 'bench-secret' }, kind: 'minio' });
+  const bare = await bareListing(client, bucket);
+  if (bare.keys !== n) throw new Error(`${bucket} listed ${bare.keys} keys`);
+  client.destroy();
+
+  const prefix = newPrefix(`bscale${n}`);
+  const drain = spawnNode('bench/drain-child.ts', [env.redisUrl, prefix, String(DRAIN.concurrency), String(DRAIN.jobMs)], env.base);
+  await drain.waitFor(/drain ready/);
+  const baseline = await usedMemory(env.redis);
+  const watch = new RedisWatch(env.redis, prefix);
+  const spawned = performance.now();
+  const { process: indexProc, runId } = await startIndex(indexArgs(bucket, `bscale-${n}`, MODEL), env.cliEnv(prefix, genS3Env(env.genUrl)), sampler);
+  const exitCode = await indexProc.exited;
+  const wallS = (performance.now() - spawned) / 1000;
+  sampler.sample();
+  const { run } = await waitRun(env.redis, prefix, runId, 3600, 500);
+  const r = await watch.stop();
+  await drain.stop();
+  const start = indexProc.lineTime(/: scanning s3:/) ?? spawned;
+  const end = indexProc.lineTime(/: scanned \d+ objects/) ?? performance.now();
+  const scanS = (end - start) / 1000;
+  const p = cost(sampler, [indexProc]);
+  if (exitCode !== 0) log(indexProc.output().slice(-2000));
+
+  // nothing drains: what sits in Redis after HOLD_S (or once the producer is done)
+  const heldPrefix = newPrefix(`bhold${n}`);
+  const before = await usedMemory(env.redis);
+  const held = await startIndex(indexArgs(bucket, `bhold-${n}`, MODEL), env.cliEnv(heldPrefix, genS3Env(env.genUrl)), sampler);
+  const heldStart = performance.now();
+  let exited = false;
+  void held.process.exited.then(() => (exited = true));
+  while (!exited && performance.now() - heldStart < HOLD_S * 1000) await sleep(250);
+  const waiting = await env.redis.llen(`${heldPrefix}:embed:wait`);
+  const after = await usedMemory(env.redis);
+  const sampleIds = await env.redis.lrange(`${heldPrefix}:embed:wait`, 0, 49);
+  const sizes = await Promise.all(sampleIds.map(async (id) => Number((await env.redis.memory('USAGE', `${heldPrefix}:embed:${id}`, 'SAMPLES', '0')) ?? 0)));
+  const jobHashBytes = sizes.length ? sizes.reduce((a, b) => a + b, 0) / sizes.length : 0;
+  await held.process.stop('SIGKILL');
+  const heldS = (performance.now() - heldStart) / 1000;
+  // the held run's keys go, so that the next size starts from the same Redis
+  await env.redis.eval(`for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('UNLINK', k) end return 1`, 0, `${heldPrefix}:*`);
+  await env.redis.eval(`for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('UNLINK', k) end return 1`, 0, `${prefix}:*`);
+
+  const point: ProducerPoint = {
+    objects: n,
+    bareListing: { seconds: bare.seconds, objectsPerS: n / bare.seconds },
+    index: { scanS, wallS, objectsPerS: n / scanS, ratioToBare: bare.seconds / scanS, exitCode },
+    redis: { baseline, peakDelta: r.peak - baseline, peakWaiting: r.peakWaiting, jobHashBytes, jobHashSamples: sizes.length },
+    producer: { peakRssMB: p.hwm / MB, cpuS: p.cpu, cpuSPer1000: (p.cpu / n) * 1000 },
+    counters: { scanned: run.counters.scanned, queuedObjects: run.counters.queuedObjects, jobsAdded: run.counters.jobsAdded, jobsDone: run.counters.jobsDone, objectsIndexed: run.counters.objectsIndexed },
+    held: { seconds: heldS, waiting, usedMemoryDelta: after - before, bytesPerQueuedJob: waiting ? (after - before) / waiting : 0, exited },
+  };
+  log(`  ${n}: listing ${point.bareListing.objectsPerS.toFixed(0)}/s, scan+enqueue ${point.index.objectsPerS.toFixed(0)}/s (${(point.index.ratioToBare * 100).toFixed(0)}%), Redis peak +${(point.redis.peakDelta / MB).toFixed(1)} MB, ${point.redis.peakWaiting} waiting at most, job hash ${point.redis.jobHashBytes.toFixed(0)} B, producer ${point.producer.peakRssMB.toFixed(0)} MB / ${point.producer.cpuSPer1000.toFixed(2)} CPU s per 1k; held: ${waiting} jobs, ${point.held.bytesPerQueuedJob.toFixed(0)} B/job`);
+  return point;
+}
+
+async function countPoints(qdrantUrl: string, collection: string): Promise<number> {
+  const r = await fetch(`${qdrantUrl}/collections/${collection}/points/count`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ exact: true }) });
+  const body = (await r.json()) as { result?: { count?: number } };
+  return body.result?.count ?? -1;
+}
+
+async function pipelinePoint(env: Env, sampler: ProcSampler, n: number, store: 'generated' | 'minio', s3: Record<string, string>, bucket: string, profileDir: string | undefined, log: (s: string) => void): Promise<PipelinePoint> {
+  await fetch(`${env.simUrl}/_sim/reset`, { method: 'POST' }).then((r) => r.arrayBuffer());
+  const prefix = newPrefix(`bpipe${n}`);
+  const collection = `bpipe-${store}-${n}`;
+  const cliEnv = env.cliEnv(prefix, s3, { WORKER_CONCURRENCY: '6' });
+  const nodeArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+  const workers = await startWorkers(2, cliEnv, sampler, nodeArgs);
+  const baseline = await usedMemory(env.redis);
+  const watch = new RedisWatch(env.redis, prefix);
+  const t0 = performance.now();
+  const index = spawnCli(indexArgs(bucket, collection, MODEL), cliEnv, nodeArgs);
+  sampler.track(index.pid);
+  const runId = (await index.waitFor(/^run (\S+): scanning/m, 120_000))[1] ?? '';
+  const { run, doneAt } = await waitRun(env.redis, prefix, runId, 3600, 200);
+  await index.exited;
+  const r = await watch.stop();
+  sampler.sample();
+  const w = cost(sampler, workers.processes);
+  const p = cost(sampler, [index]);
+  await workers.stop();
+  const stats = (await (await fetch(`${env.simUrl}/_sim/stats`)).json()) as { inputs: number };
+  const points = await countPoints(env.qdrantUrl, collection);
+  const wallS = (doneAt - t0) / 1000;
+  const point: PipelinePoint = {
+    store,
+    objects: n,
+    wallS,
+    wallMsPerObject: (wallS * 1000) / n,
+    ceilingMsPerObject: 1000 / ((300 / 60) * 20),
+    producer: { peakRssMB: p.hwm / MB, cpuS: p.cpu },
+    workers: { peakRssMB: w.hwm / MB, cpuS: w.cpu, startupCpuS: workers.startupCpu },
+    cpuSPer1000: ((p.cpu + w.cpu) / n) * 1000,
+    cpuSPer1000AfterStartup: ((p.cpu + w.cpu - workers.startupCpu) / n) * 1000,
+    redisPeakDelta: r.peak - baseline,
+    simulatorInputs: stats.inputs,
+    points,
+    objectsIndexed: run.counters.objectsIndexed,
+    objectsFailed: run.counters.objectsFailed,
+  };
+  log(`  pipeline ${store} ${n}: ${wallS.toFixed(1)} s (${point.wallMsPerObject.toFixed(2)} ms/object, ceiling ${point.ceilingMsPerObject} ms), workers ${point.workers.peakRssMB.toFixed(0)} MB, ${point.cpuSPer1000.toFixed(2)} CPU s/1k (${point.cpuSPer1000AfterStartup.toFixed(2)} after start-up), Redis peak +${(point.redisPeakDelta / MB).toFixed(1)} MB, inputs ${stats.inputs}, points ${points}, indexed ${point.objectsIndexed}, failed ${point.objectsFailed}`);
+  await env.redis.eval(`for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('UNLINK', k) end return 1`, 0, `${prefix}:*`);
+  return point;
+}
+
+/** Fills a MinIO bucket with the generated bucket's objects (PutObject, 16 at a time). */
+async function fillMinio(client: S3Client, bucket: string, n: number): Promise<void> {
+  await createBucket(client, bucket);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 16 }, async () => {
+      while (next < n) {
+        const i = next++;
+        await client.send(new PutObjectCommand({ Bucket: bucket, Key: genKey(i), Body: genBody(i), ContentType: 'text/plain' }));
+      }
+    }),
+  );
+}
+
+export async function bucketScale(opts: { sizes: number[]; pipelineSizes: number[]; profileDir?: string; label: string }, log: (s: string) => void): Promise<{ producer: ProducerPoint[]; pipeline: PipelinePoint[] }> {
+  const sampler = new ProcSampler();
+  const redisServer = await startRedisServer();
+  const redis = new Redis(redisServer.url, { maxRetriesPerRequest: null });
+  const base: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, DASHSCOPE_API_KEY: BENCH_API_KEY, LOG_LEVEL: 'warn', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', MODEL_OVERRIDES: OVERRIDES };
+  const gen = spawnNode('bench/gen-s3-child.ts', [], base);
+  const sim = spawnCli(['simulate', '--port', '0', '--api-key', BENCH_API_KEY, '--rate-limits', 'documented', '--latency-ms', '150', '--latency-per-input-ms', '2', '--jitter-ms', '50'], base);
+  const qdrant = spawnNode('bench/qdrant-child.ts', [], base);
+  const children: NodeProcess[] = [gen, sim, qdrant];
+  let minio: Awaited<ReturnType<typeof startMinio>> | undefined;
+  try {
+    const genUrl = (await gen.waitFor(/gen-s3 listening on (\S+)/))[1] ?? '';
+    const simUrl = (await sim.waitFor(/simulator listening on (http:\/\/\S+)/))[1] ?? '';
+    const qdrantUrl = (await qdrant.waitFor(/listening on (http:\/\/\S+)/))[1] ?? '';
+    const env: Env = {
+      redis,
+      redisUrl: redisServer.url,
+      genUrl,
+      simUrl,
+      qdrantUrl,
+      base,
+      cliEnv: (prefix, s3, extra = {}) => ({ ...base, DASHSCOPE_BASE_URL: simUrl, REDIS_URL: redisServer.url, QUEUE_PREFIX: prefix, QDRANT_URL: qdrantUrl, ...s3, ...extra }),
+    };
+    const producer: ProducerPoint[] = [];
+    for (const n of opts.sizes) producer.push(await producerPoint(env, sampler, n, log));
+    const pipeline: PipelinePoint[] = [];
+    for (const n of opts.pipelineSizes) {
+      pipeline.push(await pipelinePoint(env, sampler, n, 'generated', genS3Env(genUrl), genBucket(n), opts.profileDir, log));
+      minio = await startMinio();
+      const client = testS3Client(minio);
+      await fillMinio(client, `minio-${n}`, n);
+      client.destroy();
+      pipeline.push(await pipelinePoint(env, sampler, n, 'minio', s3Env(minio), `minio-${n}`, undefined, log));
+      await minio.close();
+      minio = undefined;
+    }
+    const results = { label: opts.label, at: new Date().toISOString(), drain: DRAIN, holdS: HOLD_S, producer, pipeline };
+    writeFileSync(`${ROOT}/bench/results-bucket-scale-${opts.label}.json`, `${JSON.stringify(results, null, 2)}\n`);
+    return { producer, pipeline };
+  } finally {
+    sampler.stop();
+    for (const c of children) await c.stop();
+    stopChildren();
+    await minio?.close();
+    await redis.quit().catch(() => undefined);
+    await redisServer.close();
+  }
+}
+
+const argValue = (argv: readonly string[], name: string): string | undefined => {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1] : undefined;
+};
+
+/** `npm run bench -- --bucket-scale [--sizes A,B] [--pipeline-sizes A] [--profile DIR] [--label NAME]`. */
+export async function bucketScaleMain(argv: readonly string[]): Promise<void> {
+  const list = (v: string | undefined, d: number[]): number[] => (v === undefined ? d : v === '' ? [] : v.split(',').map(Number));
+  const t0 = performance.now();
+  const log = (s: string): void => void process.stdout.write(`[${((performance.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${s}\n`);
+  const sizes = list(argValue(argv, '--sizes'), [10_000, 100_000, 1_000_000]);
+  const pipelineSizes = list(argValue(argv, '--pipeline-sizes'), [10_000]);
+  const profileDir = argValue(argv, '--profile');
+  const label = argValue(argv, '--label') ?? 'latest';
+  log(`bucket-scale: producer at ${sizes.join(', ')}; pipeline at ${pipelineSizes.join(', ')}`);
+  await bucketScale({ sizes, pipelineSizes, ...(profileDir ? { profileDir } : {}), label }, log);
+}
