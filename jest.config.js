@@ -3,7 +3,8 @@
 // by `tsc --noEmit` in `npm test`, so ts-jest only transpiles (isolatedModules).
 /** @type {import('jest').Config} */
 export default {
-  testEnvironment: 'node',
+  // node, plus a check that fails a file which leaves a child process running (test/support/leak-environment.cjs)
+  testEnvironment: '<rootDir>/test/support/leak-environment.cjs',
   extensionsToTreatAsEsm: ['.ts'],
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   transform: {

@@ -110,9 +110,10 @@ async function run(): Promise<number> {
   }
   // the API
   if (!process.env.DASHSCOPE_API_KEY) {
-    const sim = await startSimulator({ apiKey: 'sk-demo-local-simulator', port: 0 });
+    // the simulator runs here and can reach a local store, which the provider could not
+    const sim = await startSimulator({ apiKey: 'sk-demo-local-simulator', port: 0, allowPrivateUrls: true });
     cleanups.push(() => sim.close());
-    Object.assign(env, { DASHSCOPE_API_KEY: 'sk-demo-local-simulator', DASHSCOPE_BASE_URL: sim.url });
+    Object.assign(env, { DASHSCOPE_API_KEY: 'sk-demo-local-simulator', DASHSCOPE_BASE_URL: sim.url, ALLOW_PRIVATE_MEDIA_URLS: 'true' });
     say(`no DASHSCOPE_API_KEY: using the local API simulator at ${sim.url} (deterministic vectors, not real embeddings)`);
   }
   // Qdrant

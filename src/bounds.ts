@@ -21,6 +21,11 @@ export interface ReadBounds {
   readonly maxTextBytes: number;
   /** Largest image read, in bytes. @defaultValue 64 MiB */
   readonly maxImageBytes: number;
+  /**
+   * Set when the provider cannot download the store's URLs (media-urls.ts): why. Videos,
+   * which go by URL, are then skipped at scan (`unreachable-url`) with it. @defaultValue unset
+   */
+  readonly videoUrlProblem?: string;
 }
 
 export const DEFAULT_MAX_TEXT_BYTES = 16 * 1024 * 1024;

@@ -71,6 +71,12 @@ const SETTINGS = {
   s3ForcePathStyle: { env: 'S3_FORCE_PATH_STYLE', schema: bool.default(false) },
   /** How images reach the API: inline base64 (default; works for private buckets) or presigned URLs. */
   imageMode: { env: 'IMAGE_MODE', flag: 'imageMode', schema: z.enum(['inline', 'url']).default('inline') },
+  /**
+   * `true`: send presigned URLs of a store on a loopback or private address (the API can
+   * reach it: a local simulator, an endpoint in the same network). Otherwise URL mode is
+   * refused at start and videos are skipped (media-urls.ts). @defaultValue false
+   */
+  allowPrivateMediaUrls: { env: 'ALLOW_PRIVATE_MEDIA_URLS', schema: bool.default(false) },
   /** @defaultValue 3600 */
   presignSeconds: { env: 'PRESIGN_SECONDS', schema: int(60).default(3600) },
   /** @defaultValue 6291456 (6 MiB) */

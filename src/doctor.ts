@@ -8,6 +8,7 @@
  */
 import { EmbeddingApiError } from './errors.js';
 import type { Embedder } from './embedder.js';
+import { PRIVATE_MEDIA_VARIABLE } from './media-urls.js';
 import { estimateCost } from './models.js';
 import type { ModelSpec } from './models.js';
 import { ObjectStoreError } from './object-store.js';
@@ -57,6 +58,14 @@ export interface DoctorTarget {
   readonly api: boolean;
   /** Bound of each check's question. */
   readonly timeoutMs: number;
+  /** Whether the provider can download the store's presigned URLs (media-urls.ts); no row when absent. */
+  readonly mediaUrls?: {
+    /** Why it cannot (privateEndpointReason), or undefined. */
+    readonly reason: string | undefined;
+    readonly imageMode: 'inline' | 'url';
+    /** ALLOW_PRIVATE_MEDIA_URLS=true */
+    readonly allowed: boolean;
+  };
 }
 
 /** BullMQ's own minimum. */
@@ -305,6 +314,15 @@ async function checkApi(embedder: Embedder | undefined, t: DoctorTarget): Promis
   }
 }
 
+/** Whether a run's media URLs can reach the provider: what index would do with them. */
+export function checkMediaUrls(m: NonNullable<DoctorTarget['mediaUrls']>, t: Pick<DoctorTarget, 's3Endpoint'>): CheckRow {
+  const fix = `use IMAGE_MODE=inline for images and an S3_ENDPOINT the provider can reach for videos, or set ${PRIVATE_MEDIA_VARIABLE}=true if the API can reach this store (a local simulator)`;
+  if (m.reason === undefined) return row('media urls', 'ok', `the provider can download presigned URLs of ${t.s3Endpoint}`);
+  if (m.allowed) return row('media urls', 'ok', `${m.reason}, and ${PRIVATE_MEDIA_VARIABLE}=true: its presigned URLs are sent (the API must reach it)`);
+  if (m.imageMode === 'url') return row('media urls', 'fail', `${m.reason}: the provider cannot download its URLs, so index refuses IMAGE_MODE=url (and skips videos)`, fix);
+  return row('media urls', 'warn', `${m.reason}: the provider cannot download its URLs, so index skips videos (unreachable-url); images go inline`, fix);
+}
+
 /** Every check, the services in parallel (so the whole run takes about one timeout at most twice). */
 export async function runDoctor(clients: DoctorClients, target: DoctorTarget): Promise<CheckRow[]> {
   const [redis, bucket, qdrant, api] = await Promise.all([
@@ -313,7 +331,7 @@ export async function runDoctor(clients: DoctorClients, target: DoctorTarget): P
     checkQdrant(clients.vectors, target),
     checkApi(clients.embedder, target),
   ]);
-  return [...redis, ...bucket, ...qdrant, api];
+  return [...redis, ...bucket, ...qdrant, api, ...(target.mediaUrls ? [checkMediaUrls(target.mediaUrls, target)] : [])];
 }
 
 /** Replaces every secret in every row by `***` (redact.ts): whatever an error message carried. */

@@ -123,6 +123,15 @@ export interface Plan {
   readonly rejections: readonly Rejection[];
 }
 
+/**
+ * The margin the planner keeps under each token limit for the server's template tokens,
+ * per text. The provider does not publish the figure; the examples on its API page show 4
+ * and 5 (a 5-token text answered `input_tokens: 10`, a 6-token one `text_tokens: 10`), and
+ * the simulator charges 5 (src/simulator/contract.ts). 8 leaves 3 tokens for a template
+ * that grows.
+ */
+export const TEMPLATE_TOKEN_MARGIN = 8;
+
 /** 6 MiB: the body cap of the provider's compatible gateway. */
 export const DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024;
 
@@ -135,7 +144,12 @@ export interface PlanOptions {
   readonly chunkTokens?: number;
   /** Tokens shared by consecutive chunks. @defaultValue 0 */
   readonly chunkOverlap?: number;
-  /** Tokens kept free under every token limit, for template tokens the server may add. @defaultValue 0 */
+  /**
+   * Tokens kept free for each text under the model's token limit, for the template tokens
+   * the server adds to every text before counting it: a chunk holds at most
+   * `limit - tokenMargin` tokens, and under a per-request limit each text element costs its
+   * tokens plus `tokenMargin`. @defaultValue TEMPLATE_TOKEN_MARGIN (8)
+   */
   readonly tokenMargin?: number;
   readonly fps?: number;
   readonly instruct?: string;
@@ -207,6 +221,8 @@ interface Limits {
   readonly maxRequestTokens: number;
   /** Per-text (chunk) token cap. */
   readonly maxTextTokens: number;
+  /** Tokens each text element costs toward a per-request cap beyond its own (the template). */
+  readonly templateMargin: number;
   readonly maxBodyBytes: number;
   /** Bytes of a body with no elements. */
   readonly baseBodyBytes: number;
@@ -214,7 +230,7 @@ interface Limits {
 
 function limitsOf(opts: PlanOptions): Limits {
   const { model } = opts;
-  const margin = opts.tokenMargin ?? 0;
+  const margin = opts.tokenMargin ?? TEMPLATE_TOKEN_MARGIN;
   const modelTextCap = model.textTokenLimit - margin;
   const maxTextTokens = Math.min(modelTextCap, opts.chunkTokens ?? modelTextCap);
   if (maxTextTokens < 4) throw new RangeError(`chunk size of ${maxTextTokens} tokens is too small (minimum 4)`);
@@ -223,8 +239,9 @@ function limitsOf(opts: PlanOptions): Limits {
     maxElements: model.maxElements ?? Infinity,
     maxImages: model.maxImagesPerRequest ?? Infinity,
     maxVideos: model.maxVideosPerRequest ?? Infinity,
-    maxRequestTokens: model.textLimitScope === 'per-request' ? modelTextCap : Infinity,
+    maxRequestTokens: model.textLimitScope === 'per-request' ? model.textTokenLimit : Infinity,
     maxTextTokens,
+    templateMargin: margin,
     maxBodyBytes: opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
     baseBodyBytes: utf8Bytes(emptyBody),
   };
@@ -270,7 +287,7 @@ function expand(input: PreparedInput, opts: PlanOptions, limits: Limits, tokens:
           charEnd: c.charEnd,
           content: c.text,
           textTokens: c.tokens,
-          limitTokens: c.tokens,
+          limitTokens: c.tokens + limits.templateMargin,
           usageTokens: c.tokens,
           bodyBytes: utf8Bytes(c.text),
         },
@@ -313,7 +330,7 @@ function expand(input: PreparedInput, opts: PlanOptions, limits: Limits, tokens:
           ...base,
           content,
           textTokens,
-          limitTokens: textTokens + imageTok,
+          limitTokens: (input.text ? textTokens + limits.templateMargin : 0) + imageTok,
           usageTokens: textTokens + pixels + (input.video ? videoTokensEstimate(input.video.bytes, opts.fps) : 0),
           images: input.image ? 1 : 0,
           videos: input.video ? 1 : 0,

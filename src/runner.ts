@@ -9,6 +9,7 @@ import { defaultQueueBound, queueRoom } from './backpressure.js';
 import type { QueueRoom } from './backpressure.js';
 import type { EmbedJobData, EmbedSettings } from './embed-job.js';
 import { readBounds } from './config.js';
+import type { ReadBounds } from './bounds.js';
 import type { Config } from './config.js';
 import { checkComposition, parseGroupRule, parseSidecar } from './compose.js';
 import type { Composition } from './compose.js';
@@ -20,6 +21,7 @@ import { resolveDimension, resolveModel } from './models.js';
 import type { ObjectStore } from './object-store.js';
 import { entryQueuer, produce } from './producer.js';
 import type { IndexMode, ProduceSummary } from './producer.js';
+import { mediaUrlProblem } from './media-urls.js';
 import { isFinished } from './runs.js';
 import type { JobResult, RunState, RunStore } from './runs.js';
 import { classify } from './scanner.js';
@@ -110,6 +112,13 @@ export async function startRun(deps: RunnerDeps, request: RunRequest): Promise<S
         ...(compose ? { compose } : {}),
       };
   if (req.fps !== undefined && !(req.fps >= 0 && req.fps <= 1)) throw new ConfigError('fps', `must be a number in [0, 1], got ${req.fps}`);
+  // the provider downloads URLs itself: a store it cannot reach refuses URL mode here, before
+  // anything is created, and has its videos skipped at scan with the reason
+  const urlProblem = await mediaUrlProblem(config);
+  if (urlProblem !== undefined && settings.imageMode === 'url') {
+    throw new ConfigError('IMAGE_MODE', `url mode sends presigned URLs, and ${urlProblem}; IMAGE_MODE=inline sends images as base64`);
+  }
+  const bounds: ReadBounds = { ...readBounds(config), ...(urlProblem !== undefined ? { videoUrlProblem: urlProblem } : {}) };
   const startedAt = new Date().toISOString();
   const scope = { prefix: req.prefix ?? '', include: req.include ?? [], exclude: req.exclude ?? [], ...(req.minSize !== undefined ? { minSize: req.minSize } : {}), ...(req.maxSize !== undefined ? { maxSize: req.maxSize } : {}) };
   if (mode === 'rebuild' && !existing) await checkRebuildScope(deps.vectors, req.collection, req.bucket, scope);
@@ -148,7 +157,7 @@ export async function startRun(deps: RunnerDeps, request: RunRequest): Promise<S
     },
   });
   const scanning = req.keys
-    ? queueKeys({ ...deps, room }, runId, req.bucket, req.keys, settings, mode)
+    ? queueKeys({ ...deps, room }, runId, req.bucket, req.keys, settings, mode, bounds)
     : produce(
         { store: deps.store, queue: deps.queue, runs: deps.runs, vectors: deps.vectors, room, ...(deps.onPage ? { onPage: deps.onPage } : {}) },
         {
@@ -156,7 +165,7 @@ export async function startRun(deps: RunnerDeps, request: RunRequest): Promise<S
           bucket: req.bucket,
           prefix: req.prefix ?? '',
           model,
-          bounds: readBounds(config),
+          bounds,
           settings,
           mode,
           prune: req.prune === true && mode !== 'rebuild',
@@ -193,7 +202,7 @@ function composition(req: RunRequest): Composition | undefined {
 }
 
 /** `keys` mode: each key is looked up; existing ones are queued, deleted ones lose their points. */
-async function queueKeys(deps: RunnerDeps & { room: QueueRoom }, runId: string, bucket: string, keys: readonly string[], settings: EmbedSettings, mode: IndexMode): Promise<ProduceSummary> {
+async function queueKeys(deps: RunnerDeps & { room: QueueRoom }, runId: string, bucket: string, keys: readonly string[], settings: EmbedSettings, mode: IndexMode, bounds: ReadBounds): Promise<ProduceSummary> {
   const model = resolveModel(settings.model, deps.config.models);
   const found = [];
   const gone = [];
@@ -202,7 +211,6 @@ async function queueKeys(deps: RunnerDeps & { room: QueueRoom }, runId: string, 
     if (info) found.push(info);
     else gone.push(key);
   }
-  const bounds = readBounds(deps.config);
   const classified = found.map((o) => classify(o, model, bounds));
   const entries = classified.flatMap((c) => ('code' in c ? [] : [{ object: c }]));
   const skipped = classified.flatMap((c) => ('code' in c ? [c] : []));

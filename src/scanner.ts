@@ -57,8 +57,10 @@ export type ScannedObject = ObjectInfo &
  * - `too-large`: a text or image over the read bounds (MAX_TEXT_BYTES, MAX_IMAGE_BYTES:
  *   bounds.ts), or a video over the model's byte limit (videos cannot be shrunk here).
  * - `unpaired`: in a fused run, an object with no partner (compose.ts).
+ * - `unreachable-url`: a video, which goes to the API by URL, of a store the provider
+ *   cannot reach (media-urls.ts; ALLOW_PRIVATE_MEDIA_URLS=true when it can).
  */
-export type SkipCode = 'directory-marker' | 'unsupported-type' | 'zero-bytes' | 'unsupported-format' | 'too-large' | 'unpaired';
+export type SkipCode = 'directory-marker' | 'unsupported-type' | 'zero-bytes' | 'unsupported-format' | 'too-large' | 'unpaired' | 'unreachable-url';
 
 export interface SkippedObject {
   readonly object: ObjectInfo;
@@ -152,6 +154,7 @@ export function classify(object: ObjectInfo, model: ModelSpec, bounds: ReadBound
     if (object.size > model.videoMaxBytes) {
       return skip('too-large', `video of ${object.size} bytes is over ${model.name}'s limit of ${model.videoMaxBytes} bytes`);
     }
+    if (bounds.videoUrlProblem !== undefined) return skip('unreachable-url', `videos go to the API by URL, and ${bounds.videoUrlProblem}`);
     return { ...object, ...kind };
   }
   return { ...object, ...kind };

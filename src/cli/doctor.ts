@@ -10,6 +10,7 @@ import { embeddingClient, objectStore, redisConnection, vectorStore } from '../c
 import { doctorCounts, formatDoctor, maskUrl, redactRows, runDoctor, urlPassword } from '../doctor.js';
 import type { DoctorRedis } from '../doctor.js';
 import { resolveDimension, resolveModel } from '../models.js';
+import { privateEndpointReason } from '../media-urls.js';
 import { positiveInt, withConnectionFlags } from './options.js';
 
 interface DoctorFlags {
@@ -99,6 +100,7 @@ export function registerDoctorCommand(program: Command): void {
           dimension,
           api: flags.api,
           timeoutMs,
+          mediaUrls: { reason: await privateEndpointReason(config.s3Endpoint), imageMode: config.imageMode, allowed: config.allowPrivateMediaUrls },
         },
       );
     } finally {

@@ -2,11 +2,12 @@
  * `mm-ingest simulate`: the simulator as a long-running local server, configured by
  * flags. The key comes from --api-key, else DASHSCOPE_API_KEY; model overrides from
  * --model-overrides, else MODEL_OVERRIDES (the same variable the planner reads, so an
- * override moves both).
+ * override moves both). The limits themselves are the simulator's own (contract.ts).
  */
 import type { Command } from 'commander';
 import { ConfigError } from '../errors.js';
-import { MODEL_NAMES, parseModelOverrides } from '../models.js';
+import { parseModelOverrides } from '../models.js';
+import { CONTRACT_MODEL_NAMES as MODEL_NAMES } from './contract.js';
 import { resolveSimulatorOptions } from './options.js';
 import type { FaultOptions, LatencyOptions, RateLimit, RateLimitSetting, SimulatorOptions } from './options.js';
 import { startSimulator } from './server.js';
@@ -34,6 +35,7 @@ export interface SimulateFlags {
   readonly downloadTimeoutMs?: string;
   readonly modelOverrides?: string;
   readonly captureRequests?: string;
+  readonly allowPrivateUrls?: boolean;
 }
 
 export const DEFAULT_SIMULATOR_PORT = 8787;
@@ -113,6 +115,7 @@ export function simulatorOptionsFromFlags(flags: SimulateFlags, env: NodeJS.Proc
       ...(maxBodyBytes === undefined ? {} : { maxBodyBytes }),
       ...(downloadTimeoutMs === undefined ? {} : { downloadTimeoutMs }),
       ...(captureRequests === undefined ? {} : { captureRequests }),
+      ...(flags.allowPrivateUrls === true ? { allowPrivateUrls: true } : {}),
     },
     'simulate flags',
   );
@@ -143,6 +146,7 @@ export function registerSimulateCommand(program: Command): Command {
     .option('--download-timeout-ms <n>', 'time allowed to download a media URL (default 30000)')
     .option('--model-overrides <json>', 'per-model catalog overrides (default: $MODEL_OVERRIDES)')
     .option('--capture-requests <n>', 'keep the last n requests (key redacted) for GET /_sim/requests (default 0: off)')
+    .option('--allow-private-urls', 'download media URLs of loopback and private hosts, which the provider refuses (for URL mode against a local store)')
     .action(async (flags: SimulateFlags, cmd: Command) => {
       let options: SimulatorOptions;
       try {

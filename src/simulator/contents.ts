@@ -4,8 +4,8 @@
  * types. No I/O and no limits beyond one element: validate.ts does those.
  */
 import type { EmbeddingType } from '../api.js';
-import { BUILTIN_MODELS, resolveModel } from '../models.js';
 import type { ModelOverrides, ModelSpec } from '../models.js';
+import { contractModel, isContractModel } from './contract.js';
 import { Refused, invalidParameter, modelNotFound } from './refusals.js';
 
 export interface Envelope {
@@ -46,12 +46,12 @@ export function parseEnvelope(body: unknown, overrides: ModelOverrides): Envelop
   if (!isRecord(body)) return refuse('The request body must be a JSON object.');
   const { model, input, parameters } = body;
   if (typeof model !== 'string' || model.trim() === '') return refuse('Field required: model (a string).');
-  if (!Object.hasOwn(BUILTIN_MODELS, model)) throw new Refused(modelNotFound(model));
+  if (!isContractModel(model)) throw new Refused(modelNotFound(model));
   if (!isRecord(input)) return refuse('Field required: input (an object with contents).');
   const { contents } = input;
   if (!Array.isArray(contents)) return refuse('Field required: input.contents (an array).');
   if (contents.length === 0) return refuse('input.contents must not be empty.');
-  return { spec: resolveModel(model, overrides), contents, parameters };
+  return { spec: contractModel(model, overrides), contents, parameters };
 }
 
 /** `parameters`, with JSON null taken as absent (SDKs send None that way). */

@@ -5,9 +5,8 @@
  */
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
-import { MODEL_NAMES } from '../models.js';
 import type { ModelOverrides, ModelSpec } from '../models.js';
-import { DEFAULT_MAX_BODY_BYTES } from '../planner.js';
+import { BODY_CAP_BYTES, CONTRACT_MODEL_NAMES, DATA_URI_CAP_BYTES } from './contract.js';
 
 export interface RateLimit {
   /** Requests per minute (also enforced per second as RPM/60); null: unlimited. */
@@ -77,6 +76,13 @@ export interface SimulatorOptions {
    * body with long strings abbreviated, and the answer. 0: no log.
    */
   readonly captureRequests: number;
+  /**
+   * Download media URLs of loopback and private hosts. The provider cannot (it fetches
+   * from its own network), so by default the simulator refuses them as it would
+   * (400 Failed to download multimodal content); tests of URL mode against a local store
+   * set it. @defaultValue false
+   */
+  readonly allowPrivateUrls: boolean;
 }
 
 export interface SimulatorPatch {
@@ -105,7 +111,7 @@ export const DEFAULT_FAULTS: FaultOptions = {
   dropRate: 0,
 };
 export const DEFAULT_VIDEO_TOKEN_RULE: VideoTokenRule = { bytesPerSecond: 262_144, maxFrames: 64, tokensPerFrame: 256 };
-export const DATA_URI_MAX_BYTES = 10 * 1024 * 1024;
+export const DATA_URI_MAX_BYTES = DATA_URI_CAP_BYTES;
 
 const nonNegative = z.number().finite().min(0);
 const rate = z.number().min(0).max(1);
@@ -140,6 +146,7 @@ const optionsSchema = z
     maxDataUriBytes: z.number().int().positive(),
     downloadTimeoutMs: z.number().int().positive(),
     captureRequests: z.number().int().min(0),
+    allowPrivateUrls: z.boolean(),
     videoTokenRule: z
       .object({ bytesPerSecond: z.number().int().positive(), maxFrames: z.number().int().positive(), tokensPerFrame: z.number().int().positive() })
       .partial()
@@ -161,7 +168,7 @@ function check<T>(schema: z.ZodType<T>, value: unknown, source: string): T {
 function checkRateLimitModels(setting: RateLimitSetting, source: string): void {
   if (typeof setting === 'string') return;
   for (const name of Object.keys(setting)) {
-    if (!MODEL_NAMES.includes(name)) throw new ConfigError(source, `rateLimits names unknown model "${name}" (known: ${MODEL_NAMES.join(', ')})`);
+    if (!CONTRACT_MODEL_NAMES.includes(name)) throw new ConfigError(source, `rateLimits names unknown model "${name}" (known: ${CONTRACT_MODEL_NAMES.join(', ')})`);
   }
 }
 
@@ -183,7 +190,7 @@ export function resolveSimulatorOptions(input: SimulatorOptionsInput, source = '
     host: v.host ?? '127.0.0.1',
     // Already parsed by parseModelOverrides (or typed by the caller); resolveModel applies it.
     modelOverrides: input.modelOverrides ?? {},
-    maxBodyBytes: v.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+    maxBodyBytes: v.maxBodyBytes ?? BODY_CAP_BYTES,
     maxDataUriBytes: v.maxDataUriBytes ?? DATA_URI_MAX_BYTES,
     rateLimits,
     latency: { ...DEFAULT_LATENCY, ...v.latency },
@@ -191,6 +198,7 @@ export function resolveSimulatorOptions(input: SimulatorOptionsInput, source = '
     downloadTimeoutMs: v.downloadTimeoutMs ?? 30_000,
     videoTokenRule: { ...DEFAULT_VIDEO_TOKEN_RULE, ...v.videoTokenRule },
     captureRequests: v.captureRequests ?? 0,
+    allowPrivateUrls: v.allowPrivateUrls ?? false,
   };
 }
 

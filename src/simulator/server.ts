@@ -21,8 +21,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { EMBEDDING_PATH } from '../api.js';
 import type { ApiErrorBody, ApiSuccessBody } from '../api.js';
 import { ConfigError } from '../errors.js';
-import { MODEL_NAMES, resolveModel } from '../models.js';
-import { countTokens } from '../tokens.js';
+import { CONTRACT_MODEL_NAMES as MODEL_NAMES, contractModel as resolveModel, qwenTokenCount } from './contract.js';
 import { parseEnvelope } from './contents.js';
 import type { Envelope } from './contents.js';
 import { FaultInjector } from './faults.js';
@@ -107,7 +106,7 @@ export async function startSimulator(input: SimulatorOptionsInput): Promise<Simu
   for (const name of MODEL_NAMES) resolveModel(name, options.modelOverrides);
   const keyDigest = createHash('sha256').update(`Bearer ${options.apiKey}`).digest();
   // Load the tokenizer now (about half a second) rather than inside the first request.
-  countTokens('warm up');
+  qwenTokenCount('warm up');
 
   const limitsOf = (o: SimulatorOptions) => (model: string): RateLimit => rateLimitFor(o.rateLimits, resolveModel(model, o.modelOverrides));
   const stats = new StatsRecorder();
@@ -210,6 +209,7 @@ export async function startSimulator(input: SimulatorOptionsInput): Promise<Simu
       valid = await validateRequest(envelope, {
         maxDataUriBytes: options.maxDataUriBytes,
         downloadTimeoutMs: options.downloadTimeoutMs,
+        allowPrivateUrls: options.allowPrivateUrls,
         onDownloads: (n) => stats.downloaded(n),
       });
     } catch (err) {

@@ -1,6 +1,8 @@
 /**
  * The `usage` of an accepted request. Text tokens come from the Qwen tokenizer (counted
- * during validation), image tokens from the project's pixel rule (`imageTokens`), and
+ * during validation, without the template tokens the limit check adds: the provider's
+ * page bills those too, the simulator does not yet), image tokens from the contract's
+ * patch rule (`patchTokens`, contract.ts), and
  * video tokens from a rule of our own, because the provider publishes none:
  *
  *   seconds = the MP4/MOV `mvhd` duration when the file has one,
@@ -9,7 +11,7 @@
  *   tokens  = frames * tokensPerFrame                       (default 256)
  */
 import type { ApiUsage } from '../api.js';
-import { imageTokens } from '../media.js';
+import { patchTokens } from './contract.js';
 import type { VideoTokenRule } from './options.js';
 import type { ValidRequest } from './validate.js';
 
@@ -78,7 +80,7 @@ export function usageCounts(request: ValidRequest, rule: VideoTokenRule): UsageC
     textTokens += e.textTokens;
     for (const img of e.images) {
       images++;
-      imageTok += imageTokens(img.width, img.height);
+      imageTok += patchTokens(img.width, img.height);
     }
     if (e.video) {
       const s = videoSeconds(e.video.bytes, rule);

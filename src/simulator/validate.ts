@@ -5,11 +5,16 @@
  * real format and shape), and last the test markers. The first problem found is the
  * answer, thrown as `Refused`; a request that passes comes back with everything the
  * vectors and the usage need.
+ *
+ * The limits are the simulator's own (contract.ts), and so are the token count (the
+ * tokenizer package, plus the server's template tokens for the limit), the shape rule
+ * and the image-token rule. Only the sniffing of formats comes from the pipeline's media
+ * module: which bytes are a PNG is not a limit of the contract.
  */
 import { createHash } from 'node:crypto';
-import { imageShapeProblem, imageTokens, sniffImage, sniffVideo } from '../media.js';
+import { sniffImage, sniffVideo } from '../media.js';
 import type { ImageFormat, ModelSpec, VideoFormat } from '../models.js';
-import { countTokens } from '../tokens.js';
+import { MISSING_CONTENT_LENGTH, chargedTextTokens, imageShapeRefusal, patchTokens, qwenTokenCount } from './contract.js';
 import type { EmbeddingType } from '../api.js';
 import { parseElement, parseParameters } from './contents.js';
 import type { Envelope, ParsedElement } from './contents.js';
@@ -59,11 +64,24 @@ export interface ValidRequest {
 export interface ValidateSettings {
   readonly maxDataUriBytes: number;
   readonly downloadTimeoutMs: number;
+  /** Download media from loopback and private hosts (the provider cannot). @defaultValue false */
+  readonly allowPrivateUrls?: boolean;
   /** Told how many URLs were fetched, whether the request passes or not. */
   readonly onDownloads?: (count: number) => void;
 }
 
-const DATA_URI_RE = /^data:image\/[a-z0-9.+-]+;base64,/i;
+const DATA_URI_RE = /^data:image\/([a-z0-9.+-]+);base64,/i;
+
+/** The formats a data URI may declare, as the bytes' real format (aliases included). */
+const DECLARED_FORMATS: ReadonlyMap<string, readonly ImageFormat[]> = new Map<string, readonly ImageFormat[]>([
+  ['jpeg', ['jpeg']], ['jpg', ['jpeg']], ['pjpeg', ['jpeg']], ['png', ['png']], ['webp', ['webp']],
+  ['bmp', ['bmp']], ['x-ms-bmp', ['bmp']], ['x-bmp', ['bmp']], ['dib', ['bmp', 'dib']],
+  ['tiff', ['tiff']], ['tif', ['tiff']], ['ico', ['ico']], ['x-icon', ['ico']], ['vnd.microsoft.icon', ['ico']],
+  ['icns', ['icns']], ['sgi', ['sgi']], ['x-sgi', ['sgi']], ['x-rgb', ['sgi']], ['gif', ['gif']],
+  ['heic', ['heic']], ['heif', ['heic']], ['avif', ['avif']],
+]);
+
+const MISSING_LENGTH: Refusal = { status: 400, code: 'InternalError.Algo', message: MISSING_CONTENT_LENGTH };
 const BASE64_RE = /^[A-Za-z0-9+/]*={0,2}$/;
 const HTTP_RE = /^https?:\/\//i;
 
@@ -104,44 +122,56 @@ const TOKEN_CACHE_MAX = 20_000;
 const tokenCache = new Map<string, number>();
 
 function cachedTokens(text: string): number {
-  if (text.length < 256) return countTokens(text);
+  if (text.length < 256) return qwenTokenCount(text);
   const key = createHash('sha1').update(text).digest('base64');
   let n = tokenCache.get(key);
   if (n === undefined) {
-    n = countTokens(text);
+    n = qwenTokenCount(text);
     if (tokenCache.size >= TOKEN_CACHE_MAX) tokenCache.delete(tokenCache.keys().next().value ?? '');
     tokenCache.set(key, n);
   }
   return n;
 }
 
+/**
+ * Each text's own tokens (what the usage reports); the limits are checked on those plus
+ * the template tokens the server adds to each text (contract.ts).
+ */
 function countText(spec: ModelSpec, elements: readonly ParsedElement[]): number[] {
   const counts = elements.map((e) => (e.text === undefined ? 0 : cachedTokens(e.text)));
+  const charged = elements.map((e, i) => (e.text === undefined ? 0 : chargedTextTokens(counts[i] ?? 0)));
   if (spec.textLimitScope === 'per-text') {
-    counts.forEach((tokens, i) => {
+    charged.forEach((tokens, i) => {
       if (tokens > spec.textTokenLimit) {
-        limit(`contents[${i}]: text of ${tokens} tokens is over ${spec.name}'s limit of ${spec.textTokenLimit} tokens per text.`, 'text-tokens');
+        limit(
+          `contents[${i}]: text of ${counts[i]} tokens (${tokens} with the template) is over ${spec.name}'s limit of ${spec.textTokenLimit} tokens per text.`,
+          'text-tokens',
+        );
       }
     });
   }
-  checkRequestTokens(spec, counts.reduce((s, t) => s + t, 0), 'Texts');
+  checkRequestTokens(spec, charged.reduce((s, t) => s + t, 0), 'Texts (with their template tokens)');
   return counts;
 }
 
 function downloaded(f: Fetched, where: string, what: 'image' | 'video', max: number): Uint8Array {
   if (f.kind === 'failed') throw new Refused(DOWNLOAD_FAILED);
+  if (f.kind === 'no-length') throw new Refused(MISSING_LENGTH);
   if (f.kind === 'too-large') return limit(`${where}: ${what} of at least ${f.atLeast} bytes is over the limit of ${max} bytes.`, `${what}-bytes`);
   return f.bytes;
 }
 
 async function resolveImage(ref: string, where: string, spec: ModelSpec, downloads: RequestDownloads, settings: ValidateSettings): Promise<ImageInput> {
   let bytes: Uint8Array;
+  let declared: string | undefined;
   if (ref.startsWith('data:')) {
     if (ref.length > settings.maxDataUriBytes) {
       limit(`${where}: data URI of ${ref.length} bytes is over the limit of ${settings.maxDataUriBytes} bytes.`, 'data-uri-bytes');
     }
     const prefix = DATA_URI_RE.exec(ref);
     if (!prefix) return refuse(`${where}: a data URI must be data:image/{format};base64,{data}.`);
+    declared = (prefix[1] ?? '').toLowerCase();
+    if (!DECLARED_FORMATS.has(declared)) return refuse(`${where}: the data URI declares image/${declared}, which is not an image format.`);
     const payload = ref.slice(prefix[0].length);
     if (!BASE64_RE.test(payload)) return refuse(`${where}: the data URI's data is not valid base64.`);
     bytes = Buffer.from(payload, 'base64');
@@ -153,10 +183,13 @@ async function resolveImage(ref: string, where: string, spec: ModelSpec, downloa
   if (bytes.length > spec.imageMaxBytes) limit(`${where}: image of ${bytes.length} bytes is over ${spec.name}'s limit of ${spec.imageMaxBytes} bytes.`, 'image-bytes');
   const facts = sniffImage(bytes);
   if ('error' in facts) return refuse(`${where}: ${facts.error}.`);
+  if (declared !== undefined && !(DECLARED_FORMATS.get(declared) ?? []).includes(facts.format)) {
+    return refuse(`${where}: the data URI declares image/${declared} but its bytes are a ${facts.format} image.`);
+  }
   if (!spec.imageFormats.includes(facts.format)) {
     return refuse(`${where}: ${facts.format} images are not supported by ${spec.name} (supported: ${spec.imageFormats.join(', ')}).`);
   }
-  const shape = imageShapeProblem(facts.width, facts.height);
+  const shape = imageShapeRefusal(facts.width, facts.height);
   if (shape) return refuse(`${where}: ${shape}.`);
   return { bytes, ...facts };
 }
@@ -203,7 +236,11 @@ export async function validateRequest(envelope: Envelope, settings: ValidateSett
   const tokens = countText(spec, parsed);
 
   // Downloads of a request run in parallel; the answer is the first element's problem.
-  const downloads = new RequestDownloads(settings.downloadTimeoutMs, Math.max(spec.imageMaxBytes, spec.videoMaxBytes));
+  const downloads = new RequestDownloads({
+    timeoutMs: settings.downloadTimeoutMs,
+    maxBytes: Math.max(spec.imageMaxBytes, spec.videoMaxBytes),
+    allowPrivateUrls: settings.allowPrivateUrls ?? false,
+  });
   let resolved: Resolved[];
   try {
     resolved = await Promise.all(parsed.map((e, i) => resolveElement(e, tokens[i] ?? 0, spec, downloads, settings)));
@@ -216,8 +253,9 @@ export async function validateRequest(envelope: Envelope, settings: ValidateSett
     elements.push(r.ok);
   }
   if (spec.imageTokensCountTowardLimit) {
-    const imageTok = elements.reduce((s, e) => s + e.images.reduce((t, img) => t + imageTokens(img.width, img.height), 0), 0);
-    checkRequestTokens(spec, elements.reduce((s, e) => s + e.textTokens, 0) + imageTok, 'Text and image tokens');
+    const imageTok = elements.reduce((s, e) => s + e.images.reduce((t, img) => t + patchTokens(img.width, img.height), 0), 0);
+    const textTok = elements.reduce((s, e) => s + (e.text === undefined ? 0 : chargedTextTokens(e.textTokens)), 0);
+    checkRequestTokens(spec, textTok + imageTok, 'Text (with template tokens) and image tokens');
   }
 
   // Test hooks, after every real check: moderation first, as the provider would.

@@ -225,7 +225,7 @@ describe('the client embeds every modality of every model through the simulator'
   let client: DashScopeClient;
 
   beforeAll(async () => {
-    sim = await startSimulator({ apiKey: KEY, rateLimits: 'off' });
+    sim = await startSimulator({ apiKey: KEY, rateLimits: 'off', allowPrivateUrls: true });
     client = new DashScopeClient({ apiKey: KEY, baseUrl: sim.url });
   });
   afterAll(async () => {
@@ -325,7 +325,7 @@ describe('the client turns every answer the simulator refuses with into a typed 
   let client: DashScopeClient;
 
   beforeAll(async () => {
-    sim = await startSimulator({ apiKey: KEY, rateLimits: 'off' });
+    sim = await startSimulator({ apiKey: KEY, rateLimits: 'off', allowPrivateUrls: true });
     client = new DashScopeClient({ apiKey: KEY, baseUrl: sim.url });
   });
   afterAll(async () => {
@@ -654,7 +654,7 @@ describe('requests the planner makes break no limit of the simulator', () => {
   let client: DashScopeClient;
 
   beforeAll(async () => {
-    sim = await startSimulator({ apiKey: KEY, rateLimits: 'off' });
+    sim = await startSimulator({ apiKey: KEY, rateLimits: 'off', allowPrivateUrls: true });
     client = new DashScopeClient({ apiKey: KEY, baseUrl: sim.url });
   });
   afterAll(async () => {

@@ -159,7 +159,8 @@ describe('fused pairs (qwen3-vl-embedding, --fuse-sidecar .txt)', () => {
   let env: PipelineEnv;
 
   beforeAll(async () => {
-    env = await startPipelineEnv();
+    // a video goes by URL: the simulator and the CLI may use this machine's MinIO
+    env = await startPipelineEnv({ allowPrivateUrls: true });
     await createBucket(env.s3client, BUCKET);
     const captions = ['a red bicycle leaning on a wall', 'a green kettle on a stove', 'a blue boat in a harbor'];
     for (const [i, text] of captions.entries()) {

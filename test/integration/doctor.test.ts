@@ -7,7 +7,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:net';
-import type { Server, Socket } from 'node:net';
+import type { AddressInfo, Server, Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
 import { runCli, startPipelineEnv, TEST_API_KEY } from '../support/pipeline.js';
@@ -58,7 +58,7 @@ async function qdrant(method: string, path: string, body?: unknown): Promise<voi
 
 async function doctor(args: readonly string[], overrides: NodeJS.ProcessEnv = {}): Promise<CliResult & { ms: number }> {
   const started = Date.now();
-  const result = await runCli(['doctor', ...args], { ...env.env, REDIS_URL: healthyRedis.url, ...overrides });
+  const result = await runCli(['doctor', ...args], { ...env.env, REDIS_URL: healthyRedis.url, ALLOW_PRIVATE_MEDIA_URLS: 'true', ...overrides });
   return { ...result, ms: Date.now() - started };
 }
 
@@ -85,14 +85,17 @@ const qdrantRows = (collection: string): Row[] => [
   ok('qdrant', `answers at ${env.qdrantUrl}`),
   ok('collection', `"${collection}" does not exist yet: index creates it (2560-dim, Cosine, one unnamed vector)`),
 ];
+// the simulator runs on this machine and can reach MinIO: the override says so (media-urls.ts)
+const mediaRow = (): Row => ok('media urls', `S3_ENDPOINT ${env.env.S3_ENDPOINT} is a loopback or private address, and ALLOW_PRIVATE_MEDIA_URLS=true: its presigned URLs are sent (the API must reach it)`);
 const apiRow = (): Row => ok('api key', `${MODEL} at ${env.sim.url} embedded "ping": 1 text token, $0.0000001 ($0.1 per million text tokens)`);
 
 /** A TCP server that accepts connections and never answers: a hung service. */
 async function silentServer(): Promise<{ url: (scheme: string) => string; close(): Promise<void> }> {
   const sockets: Socket[] = [];
   const server: Server = createServer((s) => void sockets.push(s));
-  const port = await freePort();
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  // port 0: the OS picks a free one for this very listener (no free-then-reuse race)
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
   return {
     url: (scheme) => `${scheme}://127.0.0.1:${port}`,
     close: () =>
@@ -141,7 +144,8 @@ describe('mm-ingest doctor', () => {
         line('ok', 'qdrant', `answers at ${env.qdrantUrl}`),
         line('ok', 'collection', `"${collection}" does not exist yet: index creates it (2560-dim, Cosine, one unnamed vector)`),
         line('ok', 'api key', `${MODEL} at ${env.sim.url} embedded "ping": 1 text token, $0.0000001 ($0.1 per million text tokens)`),
-        '8 ok, 0 warn, 0 fail, 0 skipped: ready',
+        line('ok', 'media urls', `S3_ENDPOINT ${env.env.S3_ENDPOINT} is a loopback or private address, and ALLOW_PRIVATE_MEDIA_URLS=true: its presigned URLs are sent (the API must reach it)`),
+        '9 ok, 0 warn, 0 fail, 0 skipped: ready',
         '',
       ].join('\n'),
       stderr: '',
@@ -159,7 +163,7 @@ describe('mm-ingest doctor', () => {
     const { code, out } = await doctorJson(['--bucket', bucket, '--prefix', 'docs/', '--collection', collection, '--model', MODEL, '--dimension', '1024']);
     expect(code).toBe(0);
     expect(out.ok).toBe(true);
-    expect(out.counts).toEqual({ ok: 8, warn: 0, fail: 0, skip: 0 });
+    expect(out.counts).toEqual({ ok: 9, warn: 0, fail: 0, skip: 0 });
     expect(rowsOf(out)).toEqual([
       ...redisRows(healthyRedis.url),
       ok('bucket', `s3://${bucket}/docs/ lists (3 objects on the first page)`),
@@ -167,6 +171,7 @@ describe('mm-ingest doctor', () => {
       ok('qdrant', `answers at ${env.qdrantUrl}`),
       ok('collection', `"${collection}" holds 1024-dim Cosine vectors, as ${MODEL} makes`),
       apiRow(),
+      mediaRow(),
     ]);
     expect(out.checks.map((c) => c.facts ?? null)).toEqual([
       { version: redisVersion },
@@ -177,6 +182,7 @@ describe('mm-ingest doctor', () => {
       null,
       { exists: true, size: 1024, distance: 'Cosine' },
       { textTokens: 1, costUsd: 1e-7 },
+      null,
     ]);
   }, TEST_TIMEOUT);
 
@@ -198,6 +204,7 @@ describe('mm-ingest doctor', () => {
         ...bucketRows(),
         ...qdrantRows(collection),
         apiRow(),
+        mediaRow(),
       ]);
     } finally {
       await lru.close();
@@ -210,7 +217,7 @@ describe('mm-ingest doctor', () => {
       const collection = collectionName();
       const { code, out } = await doctorJson(['--bucket', bucket, '--collection', collection, '--model', MODEL], { REDIS_URL: volatile.url });
       expect(code).toBe(0);
-      expect(out.counts).toEqual({ ok: 7, warn: 1, fail: 0, skip: 0 });
+      expect(out.counts).toEqual({ ok: 8, warn: 1, fail: 0, skip: 0 });
       expect(rowsOf(out)).toEqual([
         ok('redis', `Redis ${redisVersion} at ${volatile.url}`),
         ok('redis eviction', 'maxmemory-policy noeviction, no maxmemory'),
@@ -223,6 +230,7 @@ describe('mm-ingest doctor', () => {
         ...bucketRows(),
         ...qdrantRows(collection),
         apiRow(),
+        mediaRow(),
       ]);
     } finally {
       await volatile.close();
@@ -274,6 +282,7 @@ describe('mm-ingest doctor', () => {
       { check: 'object read', status: 'skip', detail: 'not checked: the bucket could not be listed', action: '' },
       ...qdrantRows(collection),
       apiRow(),
+      mediaRow(),
     ]);
   }, TEST_TIMEOUT);
 
@@ -308,6 +317,7 @@ describe('mm-ingest doctor', () => {
         action: `use --dimension 1024 (${MODEL} takes it), another --collection, or --mode rebuild`,
       },
       apiRow(),
+      mediaRow(),
     ]);
   }, TEST_TIMEOUT);
 
@@ -325,6 +335,7 @@ describe('mm-ingest doctor', () => {
         action: 'use another --collection for Cosine',
       },
       { check: 'api key', status: 'skip', detail: 'not checked (--no-api): no request sent', action: '' },
+      mediaRow(),
     ]);
   }, TEST_TIMEOUT);
 
@@ -343,6 +354,7 @@ describe('mm-ingest doctor', () => {
         detail: 'refused: 401 InvalidApiKey: Invalid API-key provided.',
         action: 'check DASHSCOPE_API_KEY; keys belong to one region (Beijing https://dashscope.aliyuncs.com, Singapore https://dashscope-intl.aliyuncs.com): match DASHSCOPE_BASE_URL',
       },
+      mediaRow(),
     ]);
     expect(raw.stdout + raw.stderr).not.toContain(wrongKey);
   }, TEST_TIMEOUT);
@@ -357,6 +369,7 @@ describe('mm-ingest doctor', () => {
       ...bucketRows(),
       ...qdrantRows(collection),
       { check: 'api key', status: 'skip', detail: 'not checked (--no-api): no request sent', action: '' },
+      mediaRow(),
     ]);
     expect(env.sim.stats().requests).toBe(before);
   }, TEST_TIMEOUT);
@@ -388,6 +401,7 @@ describe('mm-ingest doctor', () => {
       },
       { check: 'collection', status: 'skip', detail: 'not checked: Qdrant did not answer', action: '' },
       apiRow(),
+      mediaRow(),
     ]);
     expect(r.raw.stderr).toBe('');
   }, TEST_TIMEOUT);
@@ -419,6 +433,7 @@ describe('mm-ingest doctor', () => {
         },
         { check: 'collection', status: 'skip', detail: 'not checked: Qdrant did not answer', action: '' },
         apiRow(),
+        mediaRow(),
       ]);
       expect(r.raw.stderr).toBe('');
       // the checks run in parallel: about one timeout, plus the process's start (a hang would be minutes)

@@ -224,7 +224,8 @@ describe('video tokens count toward the TPM', () => {
   const overrides = { 'qwen3-vl-embedding': { tpm: 2500 } };
 
   beforeAll(async () => {
-    env = await startPipelineEnv({ rateLimits: 'documented', modelOverrides: overrides });
+    // videos go by URL: the simulator and the CLI may use this machine's MinIO
+    env = await startPipelineEnv({ rateLimits: 'documented', modelOverrides: overrides, allowPrivateUrls: true });
     await createBucket(env.s3client, BUCKET);
     // 4 s each by their mvhd box: the simulator bills 4 frames of 256 tokens at fps 1
     for (let i = 0; i < 3; i++) await putObject(env.s3client, BUCKET, `clips/${i}.mp4`, mp4(4, 500_000 + i));

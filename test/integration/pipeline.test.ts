@@ -3,7 +3,7 @@
  * real processes, against s3rver, the API simulator, real Redis and the Qdrant stand-in
  * (or QDRANT_URL). Then Qdrant is checked point by point.
  */
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { QdrantClient } from '@qdrant/js-client-rest';
 import { ListObjectsV2Command, PutObjectCommand, DeleteObjectCommand } from '@aws-sdk/client-s3';
 import { pointId } from '../../src/ids.js';
@@ -19,15 +19,26 @@ import { allPoints } from '../support/qdrant-points.js';
 const BUCKET = 'mixed';
 
 
-async function listing(env: PipelineEnv): Promise<Map<string, { etag: string; size: number }>> {
-  const out = new Map<string, { etag: string; size: number }>();
+async function listing(env: PipelineEnv): Promise<Map<string, { etag: string; size: number; lastModified: string }>> {
+  const out = new Map<string, { etag: string; size: number; lastModified: string }>();
   let token: string | undefined;
   do {
     const page = await env.s3client.send(new ListObjectsV2Command({ Bucket: BUCKET, ContinuationToken: token }));
-    for (const o of page.Contents ?? []) out.set(o.Key!, { etag: (o.ETag ?? '').replace(/"/g, ''), size: o.Size ?? 0 });
+    for (const o of page.Contents ?? []) out.set(o.Key!, { etag: (o.ETag ?? '').replace(/"/g, ''), size: o.Size ?? 0, lastModified: wholeSecondsOf(o.LastModified) });
     token = page.NextContinuationToken;
   } while (token);
   return out;
+}
+
+/** A listing's time as points carry it: ISO 8601 in whole seconds (HEAD answers have no milliseconds). */
+const wholeSecondsOf = (date: Date | undefined): string => new Date(Math.floor((date?.getTime() ?? 0) / 1000) * 1000).toISOString();
+
+/** The modality a corpus key is, by its extension (the corpus names them plainly). */
+function modalityOf(key: string): 'text' | 'image' | 'video' {
+  if (/\.(txt|md)$/.test(key)) return 'text';
+  if (/\.(png|jpg|webp)$/.test(key)) return 'image';
+  if (/\.mp4$/.test(key)) return 'video';
+  throw new Error(`no modality for ${key}`);
 }
 
 const runIdOf = (stdout: string): string => /run (\S+): scanning/.exec(stdout)?.[1] ?? '';
@@ -40,7 +51,8 @@ describe('indexing a mixed bucket end to end', () => {
   const changedText = prose(4242, 30);
 
   beforeAll(async () => {
-    env = await startPipelineEnv();
+    // the corpus has videos, which go by URL: the simulator and the CLI may use this machine's MinIO
+    env = await startPipelineEnv({ allowPrivateUrls: true });
     corpus = await buildCorpus();
     await createBucket(env.s3client, BUCKET);
     await uploadCorpus(env.s3client, BUCKET, corpus);
@@ -50,6 +62,12 @@ describe('indexing a mixed bucket end to end', () => {
   afterAll(async () => {
     if (worker) await worker.stop('SIGKILL');
     await env?.close();
+  });
+
+  // a model's test that fails leaves its worker running: it must not consume the next model's queue
+  afterEach(async () => {
+    if (worker) await worker.stop('SIGKILL');
+    worker = undefined;
   });
 
   for (const modelName of ['qwen3-vl-embedding', 'tongyi-embedding-vision-plus']) {
@@ -115,16 +133,17 @@ describe('indexing a mixed bucket end to end', () => {
           bucket: BUCKET,
           key: want.key,
           etag: object.etag,
-          size: expect.any(Number),
+          // notes/changed.txt changed between scan and fetch: its point carries the scan's size and
+          // last_modified beside the new version's etag (a defect noted in issue 19's closing note)
+          ...(want.key === 'notes/changed.txt' ? {} : { size: object.size, last_modified: object.lastModified }),
+          modality: modalityOf(want.key),
           chunk: want.chunk,
           chunk_count: want.chunks,
           model: modelName,
           dimension,
           run_id: runId,
         });
-        expect(['text', 'image', 'video']).toContain(p.payload.modality);
-        expect(typeof p.payload.last_modified).toBe('string');
-        expect(typeof p.payload.indexed_at).toBe('string');
+        expect(Date.parse(String(p.payload.indexed_at))).toBeGreaterThan(Date.parse(object.lastModified));
         if (p.payload.modality === 'text') expect(p.payload.char_end).toBeGreaterThan(p.payload.char_start as number);
         expect(p.vector).toHaveLength(dimension);
         expect(Math.hypot(...p.vector)).toBeCloseTo(1, 3);

@@ -202,7 +202,7 @@ beforeAll(async () => {
   // Every model unlimited but one, which allows one request a minute: the 429 is the
   // simulator's real quota answer, not an injected fault.
   const rateLimits = Object.fromEntries(MODEL_NAMES.map((m): [string, RateLimit] => [m, m === THROTTLED ? { rpm: 1, tpm: null } : { rpm: null, tpm: null }]));
-  sim = await startSimulator({ apiKey: KEY, port: 0, rateLimits, captureRequests: 100 });
+  sim = await startSimulator({ apiKey: KEY, port: 0, rateLimits, captureRequests: 100, allowPrivateUrls: true });
 
   tmp = await mkdtemp(join(tmpdir(), 'sdk-test-'));
   const localImage = join(tmp, 'local.png');

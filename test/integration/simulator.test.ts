@@ -5,11 +5,10 @@ import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EMBEDDING_PATH } from '../../src/api.js';
 import type { ApiErrorBody, ApiSuccessBody } from '../../src/api.js';
-import { imageTokens } from '../../src/media.js';
-import { countTokens } from '../../src/tokens.js';
 import { DATA_INSPECTION_MARKER, INTERNAL_ERROR_MARKER, startSimulator } from '../../src/simulator/index.js';
 import type { Simulator, SimulatorStats } from '../../src/simulator/index.js';
 import { dataUri, gif, jpeg, mp4, png } from '../support/media-fixtures.js';
+import { PAGE_TEMPLATE_TOKENS, alphaWords, statedTokens } from '../support/token-fixtures.js';
 
 const KEY = 'sk-simulator-test-key';
 
@@ -38,6 +37,17 @@ async function startMedia(): Promise<void> {
     const path = req.url ?? '/';
     hits.set(path, (hits.get(path) ?? 0) + 1);
     if (path === '/slow.png') return; // never answers: the simulator's download times out
+    if (path === '/chunked.png') {
+      // two writes and no length: Node sends it chunked, with no Content-Length
+      res.writeHead(200, { 'content-type': 'image/png' });
+      res.write(PNG_64.subarray(0, 20));
+      res.end(PNG_64.subarray(20));
+      return;
+    }
+    if (path === '/to-loopback.png') {
+      res.writeHead(302, { location: `${mediaUrl}/photo.png` }).end();
+      return;
+    }
     const body = FILES[path];
     if (!body) {
       res.writeHead(404).end('not found');
@@ -91,7 +101,6 @@ async function getStats(sim: Simulator): Promise<SimulatorStats> {
 }
 
 const norm = (v: readonly number[]): number => Math.sqrt(v.reduce((s, x) => s + x * x, 0));
-const words = (n: number): string => Array.from({ length: n }, () => 'alpha').join(' ');
 
 // ---------- the tests ----------
 
@@ -100,10 +109,12 @@ let strict: Simulator;
 
 beforeAll(async () => {
   await startMedia();
-  sim = await startSimulator({ apiKey: KEY, rateLimits: 'off' });
+  // the media server is on this machine: these simulators download from it as URL-mode tests do
+  sim = await startSimulator({ apiKey: KEY, rateLimits: 'off', allowPrivateUrls: true });
   strict = await startSimulator({
     apiKey: KEY,
     rateLimits: 'off',
+    allowPrivateUrls: true,
     maxBodyBytes: 60_000,
     maxDataUriBytes: 5_000,
     downloadTimeoutMs: 300,
@@ -132,7 +143,7 @@ describe('the simulator answers valid requests like the provider', () => {
       [1, type, dimension],
     ]);
     for (const e of body.output.embeddings) expect(norm(e.embedding)).toBeCloseTo(1, 6);
-    const tokens = countTokens('hello world') + countTokens('a second text');
+    const tokens = statedTokens('hello world') + statedTokens('a second text');
     expect(body.usage).toMatchObject({ input_tokens: tokens, image_tokens: 0, total_tokens: tokens, input_tokens_details: { text_tokens: tokens, image_tokens: 0 } });
     expect(body.request_id).toMatch(/^[0-9a-f-]{36}$/);
   });
@@ -152,7 +163,8 @@ describe('the simulator answers valid requests like the provider', () => {
       }),
     );
     expect(body.output.embeddings.map((e) => e.type)).toEqual(['image', 'image']);
-    const expected = imageTokens(64, 48) + imageTokens(640, 480);
+    // 64x48 is 3 patches of 32x32, raised to the floor of 4; 640x480 is 20 x 15 patches
+    const expected = 4 + 300;
     expect(body.usage).toMatchObject({ input_tokens: 0, image_tokens: expected, image_count: 2, total_tokens: expected });
   });
 
@@ -188,7 +200,7 @@ describe('the simulator answers valid requests like the provider', () => {
       [1, 'text', 1024],
     ]);
     expect(body.usage?.image_count).toBe(1);
-    expect(body.usage?.image_tokens).toBe(imageTokens(640, 480) + 12 * 256);
+    expect(body.usage?.image_tokens).toBe(300 + 12 * 256);
   });
 
   it('treats every element of the fused-only model as vl', async () => {
@@ -263,10 +275,9 @@ describe('the simulator refuses what the provider refuses', () => {
   });
 
   it('refuses a text over a per-text token limit and texts over a per-request token limit', async () => {
-    const long = words(600);
-    expect(countTokens(long)).toBeGreaterThan(512);
+    const long = alphaWords(600);
     expect(failure(await call(sim, { model: 'multimodal-embedding-v1', input: { contents: [long] } }), 400, 'InvalidParameter').message).toMatch(/512 tokens/);
-    const third = words(400);
+    const third = alphaWords(400);
     const tongyi = (contents: string[]): unknown => ({ model: 'tongyi-embedding-vision-flash', input: { contents } });
     success(await call(sim, tongyi([third, third])));
     expect(failure(await call(sim, tongyi([third, third, third])), 400, 'InvalidParameter').message).toMatch(/1024 tokens per request/);
@@ -314,6 +325,67 @@ describe('the simulator refuses what the provider refuses', () => {
   });
 });
 
+describe('the simulator is as strict as the provider where the provider is stricter', () => {
+  let provider: Simulator;
+  beforeAll(async () => {
+    // as the provider: no allowPrivateUrls
+    provider = await startSimulator({ apiKey: KEY, rateLimits: 'off' });
+  });
+  afterAll(async () => {
+    await provider.close();
+  });
+  const v1 = (contents: unknown[]): unknown => ({ model: 'multimodal-embedding-v1', input: { contents } });
+  const flash = (contents: unknown[]): unknown => ({ model: 'tongyi-embedding-vision-flash', input: { contents } });
+
+  it(`charges ${PAGE_TEMPLATE_TOKENS} template tokens a text: 507 tokens pass multimodal-embedding-v1's 512, 508 do not`, async () => {
+    expect(success(await call(provider, v1([alphaWords(512 - PAGE_TEMPLATE_TOKENS)]))).usage?.input_tokens).toBe(507);
+    const over = failure(await call(provider, v1([alphaWords(512 - PAGE_TEMPLATE_TOKENS + 1)])), 400, 'InvalidParameter');
+    expect(over.message).toBe("contents[0]: text of 508 tokens (513 with the template) is over multimodal-embedding-v1's limit of 512 tokens per text.");
+  });
+
+  it('charges the template once a text under a per-request limit: 507 + 507 tokens pass 1,024, 507 + 508 do not', async () => {
+    success(await call(provider, flash([alphaWords(507), alphaWords(507)])));
+    const over = failure(await call(provider, flash([alphaWords(507), alphaWords(508)])), 400, 'InvalidParameter');
+    expect(over.message).toBe("Texts (with their template tokens) of this request total 1025 tokens, over tongyi-embedding-vision-flash's limit of 1024 tokens per request.");
+  });
+
+  it('refuses URLs of loopback addresses, local names and private networks without downloading them', async () => {
+    const before = hits.get('/photo.png') ?? 0;
+    const port = new URL(mediaUrl).port;
+    for (const url of [`${mediaUrl}/photo.png`, `http://localhost:${port}/photo.png`, 'http://10.20.30.40/photo.png', 'http://[::1]:1/photo.png', 'http://192.168.1.1/x.png']) {
+      const refused = failure(await call(provider, flash([{ image: url }])), 400, 'InternalError.Algo.InvalidParameter');
+      expect(refused.message).toBe('Failed to download multimodal content');
+    }
+    failure(await call(provider, flash([{ video: `${mediaUrl}/clip.mp4` }])), 400, 'InternalError.Algo.InvalidParameter');
+    expect(hits.get('/photo.png') ?? 0).toBe(before);
+    // the same URL through a simulator started with the flag URL-mode tests use
+    expect(success(await call(sim, flash([{ image: `${mediaUrl}/photo.png` }]))).output.embeddings).toHaveLength(1);
+    expect(hits.get('/photo.png')).toBe(before + 1);
+  });
+
+  it('refuses a media URL answered without Content-Length, as the provider does', async () => {
+    const refused = failure(await call(sim, flash([{ image: `${mediaUrl}/chunked.png` }])), 400, 'InternalError.Algo');
+    expect(refused.message).toBe('Missing Content-Length of multimodal url');
+    expect(hits.get('/chunked.png')).toBe(1);
+  });
+
+  it('follows a redirect only to where it may download from', async () => {
+    success(await call(sim, flash([{ image: `${mediaUrl}/to-loopback.png` }])));
+    failure(await call(provider, flash([{ image: `${mediaUrl}/to-loopback.png` }])), 400, 'InternalError.Algo.InvalidParameter');
+  });
+
+  it('refuses a data URI whose declared format is not its bytes, and takes the aliases of the real one', async () => {
+    const jpg = jpeg(40, 30);
+    const wrong = failure(await call(provider, flash([{ image: dataUri('png', jpg) }])), 400, 'InvalidParameter');
+    expect(wrong.message).toBe('contents[0].image: the data URI declares image/png but its bytes are a jpeg image.');
+    const unknown = failure(await call(provider, flash([{ image: `data:image/photo;base64,${jpg.toString('base64')}` }])), 400, 'InvalidParameter');
+    expect(unknown.message).toBe('contents[0].image: the data URI declares image/photo, which is not an image format.');
+    for (const declared of ['jpeg', 'jpg', 'JPEG']) {
+      success(await call(provider, flash([{ image: `data:image/${declared};base64,${jpg.toString('base64')}` }])));
+    }
+  });
+});
+
 describe('the simulator enforces rate limits per model', () => {
   let limited: Simulator;
   beforeAll(async () => {
@@ -349,10 +421,8 @@ describe('the simulator enforces rate limits per model', () => {
   });
 
   it('refuses a request over TPM with Throttling.AllocationQuota, and refused requests use no quota', async () => {
-    const thirty = words(30);
-    const fifteen = words(15);
-    expect(countTokens(thirty)).toBe(30);
-    expect(countTokens(fifteen)).toBe(15);
+    const thirty = alphaWords(30);
+    const fifteen = alphaWords(15);
     const plus = (text: string): unknown => ({ model: 'tongyi-embedding-vision-plus', input: { contents: [text] } });
     success(await call(limited, plus(thirty)));
     const over = failure(await call(limited, plus(thirty)), 429, 'Throttling.AllocationQuota');
@@ -363,7 +433,7 @@ describe('the simulator enforces rate limits per model', () => {
   });
 
   it('forgets the windows on reset and takes new limits from POST /_sim/config', async () => {
-    const plus = { model: 'tongyi-embedding-vision-plus', input: { contents: [words(40)] } };
+    const plus = { model: 'tongyi-embedding-vision-plus', input: { contents: [alphaWords(40)] } };
     const reset = await fetch(`${limited.url}/_sim/reset`, { method: 'POST' });
     expect(reset.status).toBe(200);
     success(await call(limited, plus));
@@ -459,13 +529,13 @@ describe('the simulator reports what it saw', () => {
         accepted: 3,
         inputs: 6,
         images: 3,
-        imageTokens: 3 * imageTokens(64, 48),
+        imageTokens: 3 * 4,
         refusals: { InvalidApiKey: 1, InvalidParameter: 1 },
         limitViolations: 1,
         limitViolationsByKind: { elements: 1 },
         inFlight: 0,
       });
-      expect(stats.textTokens).toBe(countTokens('text 1') + countTokens('text 2') + countTokens('text 3'));
+      expect(stats.textTokens).toBe(3 + 3 + 3);
       expect(stats.peakConcurrency).toBeGreaterThanOrEqual(2);
       expect(stats.models['tongyi-embedding-vision-plus']).toMatchObject({ requests: 3, accepted: 3, maxRequestsInAnyMinute: 3 });
       expect(stats.models['multimodal-embedding-v1']).toMatchObject({ requests: 1, limitViolations: 1 });

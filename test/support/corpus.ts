@@ -5,7 +5,7 @@
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { ModelSpec } from '../../src/models.js';
-import { qwenTokens } from '../../src/tokens.js';
+import { plainWords } from './token-fixtures.js';
 import sharp from 'sharp';
 import { jpeg, mp4, png } from './media-fixtures.js';
 import { putObject } from './s3.js';
@@ -38,14 +38,38 @@ function cjk(seed: number, chars: number): string {
   return `${s}。`;
 }
 
-/** Points a text becomes: one per non-blank token-bounded chunk. */
-export function textPoints(text: string, model: ModelSpec): number {
-  const tokens = qwenTokens.count(text);
-  if (tokens <= model.textTokenLimit) return 1;
-  return qwenTokens.split(text, model.textTokenLimit, 0).filter((c) => c.text.trim().length > 0).length;
+/**
+ * The largest chunk the planner makes for each model, stated: the model's text limit less
+ * the 8 tokens a text it keeps for the server's template (README, How requests are planned).
+ */
+export const CHUNK_CAP: Readonly<Record<string, number>> = {
+  'qwen3-vl-embedding': 32_000 - 8,
+  'qwen2.5-vl-embedding': 32_000 - 8,
+  'tongyi-embedding-vision-plus': 1024 - 8,
+  'tongyi-embedding-vision-flash': 1024 - 8,
+  'multimodal-embedding-v1': 512 - 8,
+};
+
+const capOf = (model: ModelSpec): number => {
+  const cap = CHUNK_CAP[model.name];
+  if (cap === undefined) throw new Error(`no stated chunk cap for ${model.name}`);
+  return cap;
+};
+
+/**
+ * Points a text becomes, without the tokenizer: a text of at most `cap` UTF-8 bytes is one
+ * chunk (a text's tokens never exceed its bytes: byte-level BPE), and a text of `tokens`
+ * stated tokens (plainWords) is ceil(tokens / cap) chunks. Anything else has no stated
+ * answer and throws, so a fixture cannot slip back to the splitter's own count.
+ */
+export function textPoints(text: string, model: ModelSpec, tokens?: number): number {
+  const cap = capOf(model);
+  if (tokens !== undefined) return tokens <= cap ? 1 : Math.ceil(tokens / cap);
+  if (Buffer.byteLength(text) <= cap) return 1;
+  throw new Error(`a text of ${Buffer.byteLength(text)} bytes over ${model.name}'s ${cap}-token chunks needs a stated token count (plainWords)`);
 }
 
-const textObject = (key: string, text: string): CorpusObject => ({ key, body: Buffer.from(text), expect: (m) => ({ indexed: textPoints(text, m) }) });
+const textObject = (key: string, text: string, tokens?: number): CorpusObject => ({ key, body: Buffer.from(text), expect: (m) => ({ indexed: textPoints(text, m, tokens) }) });
 
 // every image here is either taken as it is or converted by the worker: indexed either way
 const imageObject = (key: string, body: Buffer): CorpusObject => ({ key, body, expect: () => ({ indexed: 1 }) });
@@ -60,9 +84,10 @@ export async function buildCorpus(): Promise<CorpusObject[]> {
   const objects: CorpusObject[] = [];
   for (let i = 0; i < 200; i++) objects.push(textObject(`texts/short-${String(i).padStart(3, '0')}.txt`, prose(i, 20 + (i % 60))));
   for (let i = 0; i < 20; i++) objects.push(textObject(`texts/cjk-${i}.txt`, cjk(i, 30 + i * 5)));
-  for (let i = 0; i < 8; i++) objects.push(textObject(`texts/long-${i}.md`, prose(1000 + i, 2500 + i * 300)));
-  // over qwen3-vl-embedding's 32,000 tokens a text: chunked on every model
-  for (let i = 0; i < 2; i++) objects.push(textObject(`texts/huge-${i}.txt`, prose(5000 + i, 34_000)));
+  // texts of stated token counts: chunked on the tongyi models (2500 to 4600 tokens, 3 to 5 chunks of 1,016)
+  for (let i = 0; i < 8; i++) objects.push(textObject(`texts/long-${i}.md`, plainWords(1000 + i, 2500 + i * 300), 2500 + i * 300));
+  // over qwen3-vl-embedding's 32,000 tokens a text: chunked on every model (2 chunks on qwen3, 34 on tongyi)
+  for (let i = 0; i < 2; i++) objects.push(textObject(`texts/huge-${i}.txt`, plainWords(5000 + i, 34_000), 34_000));
   const awkward = ['notes/with space.txt', 'notes/ünïcödé 文档.txt', 'notes/a+b.txt', 'notes/100%.txt', 'notes/hash#tag.txt'];
   awkward.forEach((key, i) => objects.push(textObject(key, prose(300 + i, 40))));
   for (let i = 0; i < 20; i++) objects.push(imageObject(`images/png-${i}.png`, png(40 + i, 30 + i, i * 10)));

@@ -41,6 +41,19 @@ export function minioBinary(): string | undefined {
 
 /** `env`: more of MinIO's variables (a test's notification targets: MINIO_NOTIFY_WEBHOOK_*, MINIO_NOTIFY_REDIS_*). */
 export async function startMinio(opts: { readonly env?: Readonly<Record<string, string>> } = {}): Promise<S3ForTest> {
+  // MinIO takes its port up front, so the port is found free and then bound by another
+  // process: another test's server may take it in between. A MinIO that could not bind
+  // exits at once: try again on a new port.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startMinioOnce(opts);
+    } catch (err) {
+      if (attempt >= 3 || !/address already in use|bind/i.test(String(err))) throw err;
+    }
+  }
+}
+
+async function startMinioOnce(opts: { readonly env?: Readonly<Record<string, string>> }): Promise<S3ForTest> {
   const bin = minioBinary();
   if (!bin) throw new Error('no MinIO binary: run `npm run setup` (it builds MinIO with go install), or set MINIO_BIN');
   const dir = await mkdtemp(join(tmpdir(), 'minio-test-'));

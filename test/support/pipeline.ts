@@ -32,7 +32,13 @@ export interface PipelineEnv {
   close(): Promise<void>;
 }
 
-/** `minioEnv`: more of MinIO's variables (notification targets). */
+/**
+ * `sim.allowPrivateUrls: true` is the switch a test of URL mode or of videos flips: the
+ * simulator then downloads from this machine's MinIO, and the CLI processes get
+ * ALLOW_PRIVATE_MEDIA_URLS=true to send such URLs. Without it both behave as against the
+ * real provider: index refuses IMAGE_MODE=url and skips videos, the simulator refuses
+ * loopback URLs. `minioEnv`: more of MinIO's variables (notification targets).
+ */
 export async function startPipelineEnv(sim: Partial<SimulatorOptionsInput> = {}, opts: { readonly minioEnv?: Readonly<Record<string, string>> } = {}): Promise<PipelineEnv> {
   const s3 = await startMinio(opts.minioEnv ? { env: opts.minioEnv } : {});
   const simulator = await startSimulator({ apiKey: TEST_API_KEY, port: 0, rateLimits: 'off', ...sim });
@@ -54,6 +60,7 @@ export async function startPipelineEnv(sim: Partial<SimulatorOptionsInput> = {},
     CI: 'true',
     // the SDK's notice that its 2027 releases need Node 22: true, but noise in assertions on stderr
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    ...(sim.allowPrivateUrls === true ? { ALLOW_PRIVATE_MEDIA_URLS: 'true' } : {}),
   };
   return {
     s3,
@@ -89,14 +96,27 @@ function cliProcess(args: readonly string[], env: NodeJS.ProcessEnv): ChildProce
   return spawn(process.execPath, ['--import', 'tsx', 'src/cli/run.ts', ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
-/** Runs `mm-ingest ARGS` to its end. */
-export function runCli(args: readonly string[], env: NodeJS.ProcessEnv): Promise<CliResult> {
+/**
+ * Runs `mm-ingest ARGS` to its end; one still running after `timeoutMs` is killed and
+ * answers with code null and a line saying so on stderr (a hung command fails its test
+ * instead of outliving it).
+ */
+export function runCli(args: readonly string[], env: NodeJS.ProcessEnv, timeoutMs = 300_000): Promise<CliResult> {
   const child = cliProcess(args, env);
   let stdout = '';
   let stderr = '';
   child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
   child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
+  const timer = setTimeout(() => {
+    stderr += `\n[test] mm-ingest ${args.join(' ')} still running after ${timeoutMs} ms: killed\n`;
+    child.kill('SIGKILL');
+  }, timeoutMs);
+  return new Promise((resolve) =>
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    }),
+  );
 }
 
 export interface BackgroundCli {

@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { IMAGE_FORMATS, MODEL_NAMES, VIDEO_FORMATS, resolveModel } from '../../src/models.js';
 import type { ModelSpec } from '../../src/models.js';
-import { planRequests, requestBody } from '../../src/planner.js';
+import { TEMPLATE_TOKEN_MARGIN, planRequests, requestBody } from '../../src/planner.js';
 import type { Plan, PlanOptions, PlannedRequest, PreparedImage, PreparedInput } from '../../src/planner.js';
 import { joinChunks, qwenTokens } from '../../src/tokens.js';
 
@@ -89,7 +89,7 @@ const optionsArb = (model: ModelSpec): fc.Arbitrary<PlanOptions> =>
   }).map((o) => ({ model, ...o }));
 
 function tokenCap(opts: PlanOptions): number {
-  const cap = opts.model.textTokenLimit - (opts.tokenMargin ?? 0);
+  const cap = opts.model.textTokenLimit - (opts.tokenMargin ?? TEMPLATE_TOKEN_MARGIN);
   return Math.min(cap, opts.chunkTokens ?? cap);
 }
 
@@ -104,6 +104,7 @@ function expectWithinLimits(request: PlannedRequest, opts: PlanOptions): void {
   expect(request.images).toBeLessThanOrEqual(model.maxImagesPerRequest ?? Infinity);
   expect(request.videos).toBeLessThanOrEqual(model.maxVideosPerRequest ?? Infinity);
   let requestTokens = 0;
+  let texts = 0;
   let images = 0;
   let videos = 0;
   for (const input of request.inputs) {
@@ -115,6 +116,7 @@ function expectWithinLimits(request: PlannedRequest, opts: PlanOptions): void {
       expect(tokens).toBeLessThanOrEqual(tokenCap(opts));
       expect(text.trim().length).toBeGreaterThan(0);
       requestTokens += tokens;
+      texts += 1;
     }
     if (typeof c !== 'string') {
       const parts = ['text', 'image', 'video'].filter((k) => k in c).length;
@@ -129,7 +131,9 @@ function expectWithinLimits(request: PlannedRequest, opts: PlanOptions): void {
   }
   expect(images).toBe(request.images);
   expect(videos).toBe(request.videos);
-  if (model.textLimitScope === 'per-request') expect(requestTokens).toBeLessThanOrEqual(model.textTokenLimit - (opts.tokenMargin ?? 0));
+  // each text also carries the server's template tokens, which the margin stands for
+  const margin = opts.tokenMargin ?? TEMPLATE_TOKEN_MARGIN;
+  if (model.textLimitScope === 'per-request') expect(requestTokens + texts * margin).toBeLessThanOrEqual(model.textTokenLimit);
 }
 
 /** Dense packing: no two requests could have been one (first-fit leaves no such pair). */
@@ -145,7 +149,7 @@ function expectNoMergeablePair(plan: Plan, opts: PlanOptions): void {
         a.inputs.length + b.inputs.length <= (model.maxElements ?? Infinity) &&
         a.images + b.images <= (model.maxImagesPerRequest ?? Infinity) &&
         a.videos + b.videos <= (model.maxVideosPerRequest ?? Infinity) &&
-        (model.textLimitScope === 'per-text' || a.limitTokens + b.limitTokens <= model.textTokenLimit - (opts.tokenMargin ?? 0)) &&
+        (model.textLimitScope === 'per-text' || a.limitTokens + b.limitTokens <= model.textTokenLimit) &&
         mergedBytes <= (opts.maxBodyBytes ?? Infinity);
       expect(fitsMerged).toBe(false);
     }
@@ -209,10 +213,12 @@ describe('packing density on text-only mixes', () => {
     const model = resolveModel('tongyi-embedding-vision-plus');
     const inputs = shortTexts(1000);
     const plan = planRequests(inputs, { model, dimension: 1152 }, qwenTokens);
-    const total = plan.requests.reduce((s, r) => s + r.textTokens, 0);
+    // what counts toward the cap: each text's tokens plus the template margin kept for it
+    const total = plan.requests.reduce((s, r) => s + r.limitTokens, 0);
+    expect(total).toBe(inputs.reduce((s, i) => s + (i.kind === 'text' ? i.tokens : 0), 0) + inputs.length * TEMPLATE_TOKEN_MARGIN);
     const lowerBound = Math.ceil(total / model.textTokenLimit);
     // first-fit decreasing is within 11/9 of optimal; on small items it is near the bound
     expect(plan.requests.length).toBeLessThanOrEqual(Math.ceil(lowerBound * 1.05) + 1);
-    expect(plan.requests.every((r) => r.textTokens <= 1024)).toBe(true);
+    expect(plan.requests.every((r) => r.limitTokens <= 1024 && r.textTokens + r.inputs.length * TEMPLATE_TOKEN_MARGIN <= 1024)).toBe(true);
   });
 });
