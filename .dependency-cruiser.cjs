@@ -19,6 +19,14 @@ module.exports = {
       to: { path: '^workers/' },
     },
     {
+      name: 'simulator-states-its-own-contract',
+      comment:
+        "the simulator checks requests with its own limits table (src/simulator/contract.ts): it may share the wire types (api.ts), errors, format sniffing (media.ts) and the catalog's types and override parser, never the pipeline's rules (planner, tokens, batcher)",
+      severity: 'error',
+      from: { path: '^src/simulator/' },
+      to: { path: '^src/', pathNot: '^src/(simulator/|api\\.ts$|errors\\.ts$|media\\.ts$|models\\.ts$)' },
+    },
+    {
       name: 'no-circular',
       comment: 'a cycle makes the order of module initialisation matter',
       severity: 'error',
