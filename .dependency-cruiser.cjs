@@ -6,7 +6,8 @@ module.exports = {
   forbidden: [
     {
       name: 'src-does-not-reach-up',
-      comment: 'src/ is the library: queue names and job data live here, so nothing in it needs jobs/ or workers/ (src/cli/ starts workers and may)',
+      comment:
+        'src/ is the library: queue names and job data live here, so nothing in it needs jobs/ or workers/ (src/cli/ starts workers and may)',
       severity: 'error',
       from: { path: '^src/', pathNot: '^src/cli/' },
       to: { path: '^(jobs|workers)/' },

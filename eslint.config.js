@@ -2,6 +2,7 @@
 // that would otherwise lose a job's outcome silently.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import prettier from 'eslint-config-prettier';
 
 export default tseslint.config(
   { ignores: ['dist/**', 'coverage/**', 'node_modules/**', 'bench/results/**', '.tmp/**', 'test/python/.venv/**'] },
@@ -28,4 +29,6 @@ export default tseslint.config(
     files: ['.dependency-cruiser.cjs'],
     languageOptions: { sourceType: 'commonjs', globals: { module: 'writable' } },
   },
+  // last: formatting is prettier's (npm run format), so no lint rule may disagree with it
+  prettier,
 );

@@ -17,7 +17,11 @@ const httpDate = GEN_MTIME.toUTCString();
 
 function notFound(res: ServerResponse, code: string, head: boolean): void {
   res.writeHead(404, { 'content-type': 'application/xml' });
-  res.end(head ? undefined : `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${code}</Message></Error>`);
+  res.end(
+    head
+      ? undefined
+      : `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${code}</Message></Error>`,
+  );
 }
 
 /** The first object number whose key is >= `key` (keys grow with the number). */
@@ -59,7 +63,9 @@ const server = createServer((req, res) => {
         break;
       }
       const body = genBody(i);
-      parts.push(`<Contents><Key>${encode ? encodeURIComponent(k) : xml(k)}</Key><LastModified>${mtime}</LastModified><ETag>&quot;${genEtag(body)}&quot;</ETag><Size>${body.length}</Size><StorageClass>STANDARD</StorageClass></Contents>`);
+      parts.push(
+        `<Contents><Key>${encode ? encodeURIComponent(k) : xml(k)}</Key><LastModified>${mtime}</LastModified><ETag>&quot;${genEtag(body)}&quot;</ETag><Size>${body.length}</Size><StorageClass>STANDARD</StorageClass></Contents>`,
+      );
       n++;
     }
     const truncated = i < count && genKey(i).startsWith(prefix);
@@ -71,17 +77,28 @@ const server = createServer((req, res) => {
   const i = genIndex(key, count);
   if (i === undefined) return notFound(res, 'NoSuchKey', head);
   const body = genBody(i);
-  const headers = { 'content-type': 'text/plain', etag: `"${genEtag(body)}"`, 'last-modified': httpDate, 'accept-ranges': 'bytes' };
+  const headers = {
+    'content-type': 'text/plain',
+    etag: `"${genEtag(body)}"`,
+    'last-modified': httpDate,
+    'accept-ranges': 'bytes',
+  };
   const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
   if (range) {
     const start = Number(range[1]);
     if (start >= body.length) {
       res.writeHead(416, { 'content-type': 'application/xml' });
-      return res.end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>InvalidRange</Code><Message>The requested range is not satisfiable</Message></Error>');
+      return res.end(
+        '<?xml version="1.0" encoding="UTF-8"?><Error><Code>InvalidRange</Code><Message>The requested range is not satisfiable</Message></Error>',
+      );
     }
     const end = Math.min(body.length - 1, range[2] ? Number(range[2]) : body.length - 1);
     const slice = body.subarray(start, end + 1);
-    res.writeHead(206, { ...headers, 'content-length': slice.length, 'content-range': `bytes ${start}-${end}/${body.length}` });
+    res.writeHead(206, {
+      ...headers,
+      'content-length': slice.length,
+      'content-range': `bytes ${start}-${end}/${body.length}`,
+    });
     return res.end(head ? undefined : slice);
   }
   res.writeHead(200, { ...headers, 'content-length': body.length });

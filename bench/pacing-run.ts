@@ -16,7 +16,8 @@ import { benchSettings } from './settings.js';
 const quick = process.argv.includes('--quick');
 const settings = benchSettings(quick);
 const t0 = performance.now();
-const log = (s: string): void => void process.stdout.write(`[${((performance.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${s}\n`);
+const log = (s: string): void =>
+  void process.stdout.write(`[${((performance.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${s}\n`);
 const env = await startBenchEnv(settings.latency, JSON.stringify(settings.modelOverrides));
 const sampler = new ProcSampler();
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
@@ -34,10 +35,18 @@ try {
   const long = longTexts(settings.longTexts);
   await seedBucket(env.s3client, env.s3.dir, 'bench-long', long);
   await verifyBucket(env.s3client, 'bench-long', long);
-  const results = { startedAt: new Date().toISOString(), quick, ...(await runPacing(env, settings, sampler, 'bench-pacing', 'bench-long', log)), wallS: 0 };
+  const results = {
+    startedAt: new Date().toISOString(),
+    quick,
+    ...(await runPacing(env, settings, sampler, 'bench-pacing', 'bench-long', log)),
+    wallS: 0,
+  };
   results.wallS = (performance.now() - t0) / 1000;
   writeFileSync(join(ROOT, 'bench', 'results-pacing.json'), `${JSON.stringify(results, null, 2)}\n`);
-  writeFileSync(join(ROOT, 'bench', 'results-pacing.md'), `# Pacing (scenario 8), run alone\n\nRun ${results.startedAt}, ${(results.wallS / 60).toFixed(1)} minutes, by \`npm run bench:pacing${quick ? ' -- --quick' : ''}\`.\n\n${pacingMarkdown(results)}\n`);
+  writeFileSync(
+    join(ROOT, 'bench', 'results-pacing.md'),
+    `# Pacing (scenario 8), run alone\n\nRun ${results.startedAt}, ${(results.wallS / 60).toFixed(1)} minutes, by \`npm run bench:pacing${quick ? ' -- --quick' : ''}\`.\n\n${pacingMarkdown(results)}\n`,
+  );
   process.stdout.write(`\n${pacingMarkdown(results)}\n`);
 } finally {
   sampler.stop();

@@ -31,7 +31,9 @@ for (const file of readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'))) {
     if (!node) return;
     const dt = p.timeDeltas[i] ?? 0;
     const { functionName, url, lineNumber } = node.callFrame;
-    const where = url ? `${url.startsWith('file://') ? relative(ROOT, new URL(url).pathname) : url}:${lineNumber + 1}` : '';
+    const where = url
+      ? `${url.startsWith('file://') ? relative(ROOT, new URL(url).pathname) : url}:${lineNumber + 1}`
+      : '';
     const name = `${functionName || '(anonymous)'}${where ? ` ${where}` : ''}`;
     self.set(name, (self.get(name) ?? 0) + dt);
     total += dt;
@@ -39,9 +41,16 @@ for (const file of readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'))) {
 }
 const idle = ['(idle)', '(program)', '(garbage collector)'];
 const busy = [...self].filter(([k]) => !idle.includes(k)).reduce((a, [, v]) => a + v, 0);
-process.stdout.write(`${(total / 1e6).toFixed(1)} s sampled, ${(busy / 1e6).toFixed(1)} s busy (not idle, program or GC: ${((self.get('(garbage collector)') ?? 0) / 1e6).toFixed(1)} s GC)\n`);
+process.stdout.write(
+  `${(total / 1e6).toFixed(1)} s sampled, ${(busy / 1e6).toFixed(1)} s busy (not idle, program or GC: ${((self.get('(garbage collector)') ?? 0) / 1e6).toFixed(1)} s GC)\n`,
+);
 // shares of the time the processes were busy (GC included)
 const busyAndGc = busy + (self.get('(garbage collector)') ?? 0);
-for (const [name, us] of [...self].filter(([k]) => k !== '(idle)' && k !== '(program)').sort((a, b) => b[1] - a[1]).slice(0, Number(n))) {
-  process.stdout.write(`${((us / busyAndGc) * 100).toFixed(1).padStart(5)}% ${(us / 1e6).toFixed(2).padStart(7)} s  ${name}\n`);
+for (const [name, us] of [...self]
+  .filter(([k]) => k !== '(idle)' && k !== '(program)')
+  .sort((a, b) => b[1] - a[1])
+  .slice(0, Number(n))) {
+  process.stdout.write(
+    `${((us / busyAndGc) * 100).toFixed(1).padStart(5)}% ${(us / 1e6).toFixed(2).padStart(7)} s  ${name}\n`,
+  );
 }

@@ -67,13 +67,19 @@ const versions = {
 };
 const requestSpec = resolveModel(settings.requestModel, settings.modelOverrides);
 const documented = resolveModel(settings.requestModel);
-log(`mm-ingest benchmark${quick ? ' (--quick)' : ''}: ${settings.requestModel} at ${requestSpec.rpm} RPM / ${requestSpec.tpm} TPM (documented x ${settings.requestModelScale}), ${settings.tokenModel} at its documented limits`);
+log(
+  `mm-ingest benchmark${quick ? ' (--quick)' : ''}: ${settings.requestModel} at ${requestSpec.rpm} RPM / ${requestSpec.tpm} TPM (documented x ${settings.requestModelScale}), ${settings.tokenModel} at its documented limits`,
+);
 
 const cpuAtStart = machineCpu();
 const benchCpuAtStart = process.cpuUsage();
 const env = await startBenchEnv(settings.latency, JSON.stringify(settings.modelOverrides));
 const sampler = new ProcSampler();
-const servers: Record<string, number> = { simulator: env.sim.pid, redis: childPids('redis-server')[0] ?? 0, s3rver: childPids('s3rver-child')[0] ?? 0 };
+const servers: Record<string, number> = {
+  simulator: env.sim.pid,
+  redis: childPids('redis-server')[0] ?? 0,
+  s3rver: childPids('s3rver-child')[0] ?? 0,
+};
 if (env.qdrantProcess) servers['qdrant stand-in'] = env.qdrantProcess.pid;
 for (const pid of Object.values(servers)) if (pid) sampler.track(pid);
 // Ctrl-C or a kill: stop the servers this run started (they would outlive it)
@@ -112,24 +118,36 @@ try {
   const scale: ScaleResult[] = [];
   await phase('scenarios 5, 4, 1: scale', async () => {
     for (const [i, n] of settings.scaleSizes.entries()) {
-      scale.push(await scaleSize(env, settings, sampler, servers, shortBucket(n), n, log, i === settings.scaleSizes.length - 1));
+      scale.push(
+        await scaleSize(env, settings, sampler, servers, shortBucket(n), n, log, i === settings.scaleSizes.length - 1),
+      );
     }
   });
 
-  const tokens = await phase('scenario 2: token-bound', () => tokenBound(env, settings, sampler, 'bench-long', settings.longTexts, log));
+  const tokens = await phase('scenario 2: token-bound', () =>
+    tokenBound(env, settings, sampler, 'bench-long', settings.longTexts, log),
+  );
 
   const images = Math.floor(settings.mixedObjects / settings.imageEvery);
   const layouts = [
     { layout: 'interleaved', prefix: 'mixed', images, texts: settings.mixedObjects - images },
     { layout: 'clustered', prefix: 'clustered', images, texts: settings.mixedObjects - images },
   ];
-  const mixedResults = await phase('scenario 3: images and texts', () => mixedScenario(env, settings, sampler, 'bench-mixed', layouts, log));
+  const mixedResults = await phase('scenario 3: images and texts', () =>
+    mixedScenario(env, settings, sampler, 'bench-mixed', layouts, log),
+  );
 
-  const pacing = await phase('scenario 8: pacing', () => runPacing(env, settings, sampler, 'bench-pacing', 'bench-long', log, tokens));
+  const pacing = await phase('scenario 8: pacing', () =>
+    runPacing(env, settings, sampler, 'bench-pacing', 'bench-long', log, tokens),
+  );
 
-  const peers = await phase('scenario 6: peers', () => peersScenario(env, settings, sampler, shortBucket(settings.peersBucket), settings.peersBucket, log));
+  const peers = await phase('scenario 6: peers', () =>
+    peersScenario(env, settings, sampler, shortBucket(settings.peersBucket), settings.peersBucket, log),
+  );
 
-  const listen = await phase('scenario 7: bucket events', () => listenScenario(env, settings, sampler, log, quick ? 300 : 1000));
+  const listen = await phase('scenario 7: bucket events', () =>
+    listenScenario(env, settings, sampler, log, quick ? 300 : 1000),
+  );
 
   sampler.sample();
   const cpuAtEnd = machineCpu();
@@ -152,8 +170,15 @@ try {
     versions,
     settings: {
       ...settings,
-      qdrant: env.realQdrant ? `real Qdrant at QDRANT_URL` : 'the in-process Qdrant stand-in (test/support/qdrant), in a process of its own',
-      requestModelLimits: { rpm: requestSpec.rpm ?? 0, tpm: requestSpec.tpm ?? 0, documentedRpm: documented.rpm ?? 0, documentedTpm: documented.tpm ?? 0 },
+      qdrant: env.realQdrant
+        ? `real Qdrant at QDRANT_URL`
+        : 'the in-process Qdrant stand-in (test/support/qdrant), in a process of its own',
+      requestModelLimits: {
+        rpm: requestSpec.rpm ?? 0,
+        tpm: requestSpec.tpm ?? 0,
+        documentedRpm: documented.rpm ?? 0,
+        documentedTpm: documented.tpm ?? 0,
+      },
     },
     limiter,
     scale,
@@ -171,5 +196,7 @@ try {
 
 if (!results) throw new Error('no results');
 const files = writeResults(results);
-process.stdout.write(`\n${summaryText(results)}\n\nwritten: ${files.md}, ${files.json} (${(results.wallS / 60).toFixed(1)} minutes)\n`);
+process.stdout.write(
+  `\n${summaryText(results)}\n\nwritten: ${files.md}, ${files.json} (${(results.wallS / 60).toFixed(1)} minutes)\n`,
+);
 process.exit(0);

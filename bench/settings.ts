@@ -32,7 +32,13 @@ export interface Settings {
   readonly peersBucket: number;
   /** The sequential peer is stopped after this long (it runs at one object per request). */
   readonly sequentialSeconds: number;
-  readonly langchain: { readonly batchSize: number; readonly textsPerRequest: number; readonly maxConcurrency: number; readonly maxRetries: number; readonly fetchConcurrency: number };
+  readonly langchain: {
+    readonly batchSize: number;
+    readonly textsPerRequest: number;
+    readonly maxConcurrency: number;
+    readonly maxRetries: number;
+    readonly fetchConcurrency: number;
+  };
   readonly limiterProbeS: number;
   /** Short texts of scenario 7 (pacing): 20 a request, so 300 requests and more a row. */
   readonly pacingTexts: number;

@@ -29,11 +29,22 @@ import type { RequestGate } from '../src/rate-limit.js';
 import type { RunCounters } from '../src/runs.js';
 
 /** What one job's calls cost, added to the run's counters of the same names. */
-export interface CallStats extends Pick<RunCounters, 'requests' | 'inputs' | 'textTokens' | 'imageTokens' | 'retries' | 'throttled'> {
+export interface CallStats extends Pick<
+  RunCounters,
+  'requests' | 'inputs' | 'textTokens' | 'imageTokens' | 'retries' | 'throttled'
+> {
   requestIds: string[];
 }
 
-export const newCallStats = (): CallStats => ({ requests: 0, inputs: 0, textTokens: 0, imageTokens: 0, retries: 0, throttled: 0, requestIds: [] });
+export const newCallStats = (): CallStats => ({
+  requests: 0,
+  inputs: 0,
+  textTokens: 0,
+  imageTokens: 0,
+  retries: 0,
+  throttled: 0,
+  requestIds: [],
+});
 
 export interface CallDeps {
   readonly embedder: Embedder;
@@ -70,7 +81,6 @@ export interface Embedded {
   readonly refused: { input: PlannedInput; error: EmbeddingApiError }[];
 }
 
-
 /** Backoff after the n-th consecutive 429 of a call: 1 s doubling to 30 s, with jitter. */
 function throttleBackoff(n: number): number {
   const base = Math.min(30_000, 1000 * 2 ** n);
@@ -105,7 +115,12 @@ export class ApiCaller {
     const limits = { rpm: this.model.rpm, tpm: this.model.tpm };
     const metrics = this.deps.metrics ?? NO_METRICS;
     const name = this.model.name;
-    const embedRequest = { model: body.model, contents: body.input.contents, parameters: body.parameters ?? {}, dimension: this.opts.dimension };
+    const embedRequest = {
+      model: body.model,
+      contents: body.input.contents,
+      parameters: body.parameters ?? {},
+      dimension: this.opts.dimension,
+    };
     // bind late: the body is serialized before the send time is reserved, so the request
     // leaves at its slot (the embedder keeps its connections alive)
     const { embedder } = this.deps;
@@ -131,7 +146,10 @@ export class ApiCaller {
             this.stats.requestIds.push(result.requestId);
             // the reservation held the estimate (videos are estimated from their size): now the real cost
             // (best effort: a failure here must not fail a request that was answered and paid)
-            if (ticket !== undefined) await this.deps.gate.settle?.(name, ticket, result.usage.textTokens + result.usage.imageTokens).catch(() => undefined);
+            if (ticket !== undefined)
+              await this.deps.gate
+                .settle?.(name, ticket, result.usage.textTokens + result.usage.imageTokens)
+                .catch(() => undefined);
             return result.vectors;
           } catch (err) {
             const e = err instanceof EmbeddingApiError ? err : undefined;
@@ -141,7 +159,12 @@ export class ApiCaller {
             const quotaMs = this.deps.quotaPauseAfterMs ?? 30 * 60_000;
             if (Date.now() - throttledSince >= quotaMs) {
               throw new EmbeddingApiError(
-                { status: e.status, code: e.code, message: `refused with 429 for ${Math.round((Date.now() - throttledSince) / 1000)} s without a break (${e.providerMessage}): the account's quota looks gone; check it in the provider's console`, requestId: e.requestId },
+                {
+                  status: e.status,
+                  code: e.code,
+                  message: `refused with 429 for ${Math.round((Date.now() - throttledSince) / 1000)} s without a break (${e.providerMessage}): the account's quota looks gone; check it in the provider's console`,
+                  requestId: e.requestId,
+                },
                 'fatal',
               );
             }
@@ -151,7 +174,9 @@ export class ApiCaller {
             // an adaptive limiter's next slot already waits its turn: the first 429 of a
             // request asks again at once, a repeat backs off (1 s doubling to 30 s)
             const first = throttled === 0 && this.deps.gate.adaptive === true;
-            const wait = retryAfterMs ?? (first ? 0 : throttleBackoff(this.deps.gate.adaptive === true ? throttled - 1 : throttled));
+            const wait =
+              retryAfterMs ??
+              (first ? 0 : throttleBackoff(this.deps.gate.adaptive === true ? throttled - 1 : throttled));
             if (wait > 0) {
               metrics.rateLimitWait(name, wait / 1000);
               await sleep(wait, undefined, signal ? { signal } : {});
@@ -190,19 +215,33 @@ export class ApiCaller {
         const seen = this.deps.badResponses ?? { count: 0 };
         seen.count += 1;
         if (seen.count >= 2) {
-          throw new EmbeddingApiError({ status: 200, code: 'bad-response', message: `${seen.count} answers did not fit their requests (last: ${err.providerMessage}): the collection's dimension ${this.opts.dimension} and what ${this.model.name} returns disagree`, requestId: err.requestId }, 'fatal');
+          throw new EmbeddingApiError(
+            {
+              status: 200,
+              code: 'bad-response',
+              message: `${seen.count} answers did not fit their requests (last: ${err.providerMessage}): the collection's dimension ${this.opts.dimension} and what ${this.model.name} returns disagree`,
+              requestId: err.requestId,
+            },
+            'fatal',
+          );
         }
         return { done: [], refused: request.inputs.map((input) => ({ input, error: err })) };
       }
       if (err.decision === 'request') {
         const whole = new EmbeddingApiError(
-          { status: err.status, code: err.code, message: `${err.providerMessage} (the API refused the whole request for a parameter, not for an input: not split into smaller requests)`, requestId: err.requestId },
+          {
+            status: err.status,
+            code: err.code,
+            message: `${err.providerMessage} (the API refused the whole request for a parameter, not for an input: not split into smaller requests)`,
+            requestId: err.requestId,
+          },
           'request',
         );
         return { done: [], refused: request.inputs.map((input) => ({ input, error: whole })) };
       }
       const poison500 = err.decision === 'retryable' && err.status === 500;
-      const isolatable = err.decision === 'input' || err.decision === 'split' || err.decision === 'redownload' || poison500;
+      const isolatable =
+        err.decision === 'input' || err.decision === 'split' || err.decision === 'redownload' || poison500;
       if (!isolatable) throw err;
       if (request.inputs.length > 1) {
         const mid = Math.ceil(request.inputs.length / 2);

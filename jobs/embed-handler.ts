@@ -87,9 +87,15 @@ export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => P
   // answers of the wrong shape this worker has seen: a repeat stops the run (api-call.ts)
   const badResponses = { count: 0 };
 
-  const fetcher = createFetcher({ store: deps.store, tokens: deps.tokens, ...(deps.bounds ? { bounds: deps.bounds } : {}), ...(deps.presignSeconds !== undefined ? { presignSeconds: deps.presignSeconds } : {}) });
+  const fetcher = createFetcher({
+    store: deps.store,
+    tokens: deps.tokens,
+    ...(deps.bounds ? { bounds: deps.bounds } : {}),
+    ...(deps.presignSeconds !== undefined ? { presignSeconds: deps.presignSeconds } : {}),
+  });
   const log = deps.log;
-  const write = (collection: string, records: PointRecord[]): Promise<void> => upsertRetrying(deps.vectors, collection, records, { attempts: deps.upsertAttempts ?? 8, log });
+  const write = (collection: string, records: PointRecord[]): Promise<void> =>
+    upsertRetrying(deps.vectors, collection, records, { attempts: deps.upsertAttempts ?? 8, log });
 
   return async function handleEmbedJob(job: EmbedJob): Promise<JobResult> {
     // format 2 reads its run's bucket and settings from the run record; format 1 carries them
@@ -102,7 +108,8 @@ export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => P
     const units = resolved.units ?? [];
     // a group part's images share one request body, so each gets an eighth of it
     const inGroup = new Set(units.flatMap(([kind, , members]) => (kind === 'g' ? members : [])));
-    const uriCap = (i: number): number => Math.floor((settings.maxBodyBytes - 1024) / (inGroup.has(i) ? GROUP_PART_MAX : 1));
+    const uriCap = (i: number): number =>
+      Math.floor((settings.maxBodyBytes - 1024) / (inGroup.has(i) ? GROUP_PART_MAX : 1));
     const opts: PlanOptions = {
       model: spec,
       dimension: settings.dimension,
@@ -115,14 +122,23 @@ export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => P
     // texts are chunked as they are prepared, for the plan's chunking (in slices: tokens.ts)
     const chunking = textChunking(opts);
     const prepareOpts = { spec, imageMode: settings.imageMode, chunking };
-    const prepared = await Promise.all(refs.map((ref, i) => limit(() => fetcher.prepare(bucket, ref, prepareOpts, uriCap(i)))));
+    const prepared = await Promise.all(
+      refs.map((ref, i) => limit(() => fetcher.prepare(bucket, ref, prepareOpts, uriCap(i)))),
+    );
 
     const outcomes = new Map<string, ItemOutcome>();
     for (const p of prepared) if (p.outcome) outcomes.set(p.ref.key, p.outcome);
     const assembled = assemble(prepared, units, outcomes);
     const { targets } = assembled;
     // the chunk (part) counts of the versions indexed now, read before anything is written
-    const stored = new Map((await deps.vectors.retrieve(settings.collection, assembled.slots.map((slot) => pointId(bucket, slot.pointKey, 0)))).map((p) => [p.id, p.payload]));
+    const stored = new Map(
+      (
+        await deps.vectors.retrieve(
+          settings.collection,
+          assembled.slots.map((slot) => pointId(bucket, slot.pointKey, 0)),
+        )
+      ).map((p) => [p.id, p.payload]),
+    );
     const before = new Map([...stored].map(([id, p]) => [id, Number(p.chunk_count ?? 1)]));
     const hashes = { object: paramsHash(settings), unit: unitParamsHash(settings) };
     const plan = planRequests(assembled.inputs, opts, deps.tokens);
@@ -130,10 +146,16 @@ export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => P
     const indexedAt = now().toISOString();
     const pointCtx = { bucket, model: settings.model, dimension: settings.dimension, runId, indexedAt, hashes };
     // a job redone after a crash or a drain, or after a refused write: what is paid for is not bought again
-    const paid = await alreadyPaid({ vectors: deps.vectors, parked: deps.parked, write, log }, { collection: settings.collection, bucket, runId, inputs: planned, targets, hashes, indexedAt });
-    const requests = plan.requests.map((r) => requestOf(r.inputs.filter((i) => !paid.has(i)))).filter((r) => r.inputs.length > 0);
+    const paid = await alreadyPaid(
+      { vectors: deps.vectors, parked: deps.parked, write, log },
+      { collection: settings.collection, bucket, runId, inputs: planned, targets, hashes, indexedAt },
+    );
+    const requests = plan.requests
+      .map((r) => requestOf(r.inputs.filter((i) => !paid.has(i))))
+      .filter((r) => r.inputs.length > 0);
     for (const r of plan.rejections) {
-      for (const m of targets.get(r.source)?.members ?? []) outcomes.set(m.ref.key, { status: 'skipped', code: r.code, reason: r.reason });
+      for (const m of targets.get(r.source)?.members ?? [])
+        outcomes.set(m.ref.key, { status: 'skipped', code: r.code, reason: r.reason });
     }
 
     const caller = new ApiCaller(
@@ -175,29 +197,65 @@ export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => P
           }
         }
         const records: PointRecord[] = done
-          .filter(({ input }) => !targets.get(input.source)?.members.some((m) => outcomes.get(m.ref.key)?.status === 'failed'))
+          .filter(
+            ({ input }) =>
+              !targets.get(input.source)?.members.some((m) => outcomes.get(m.ref.key)?.status === 'failed'),
+          )
           .map(({ input, vector }) => pointRecord(pointCtx, input, vector, targets.get(input.source)!));
         await writeOrPark(write, deps.parked, log, settings.collection, records);
         points += records.length;
       }
     } finally {
-      await deps.runs.addUsage(runId, { requests: stats.requests, inputs: stats.inputs, textTokens: stats.textTokens, imageTokens: stats.imageTokens, retries: stats.retries, throttled: stats.throttled });
+      await deps.runs.addUsage(runId, {
+        requests: stats.requests,
+        inputs: stats.inputs,
+        textTokens: stats.textTokens,
+        imageTokens: stats.imageTokens,
+        retries: stats.retries,
+        throttled: stats.throttled,
+      });
     }
 
     const stale = staleChunks(bucket, assembled.slots, before, planned, targets, outcomes);
     if (stale.length > 0) await deps.vectors.delete(settings.collection, stale);
     for (const p of prepared) {
       if (p.etag !== p.ref.etag && !outcomes.has(p.ref.key)) {
-        outcomes.set(`${p.ref.key}`, { status: 'note', code: 'changed-since-scan', reason: `ETag ${p.ref.etag} at scan, ${p.etag} when fetched: the current version was indexed` });
+        outcomes.set(`${p.ref.key}`, {
+          status: 'note',
+          code: 'changed-since-scan',
+          reason: `ETag ${p.ref.etag} at scan, ${p.etag} when fetched: the current version was indexed`,
+        });
       }
     }
     await deps.runs.recordItems(runId, outcomes);
     const counted = [...outcomes.values()];
     const skipped = counted.filter((o) => o.status === 'skipped').length;
     const failed = counted.filter((o) => o.status === 'failed').length;
-    const result: JobResult = { status: 'done', objects: refs.length, indexed: refs.length - skipped - failed, skipped, failed, points };
+    const result: JobResult = {
+      status: 'done',
+      objects: refs.length,
+      indexed: refs.length - skipped - failed,
+      skipped,
+      failed,
+      points,
+    };
     deps.log.info(
-      { runId, jobId: job.id, requestIds: stats.requestIds, objects: refs.length, inputs: stats.inputs, requests: stats.requests, textTokens: stats.textTokens, imageTokens: stats.imageTokens, retries: stats.retries, throttled: stats.throttled, points, skipped, failed, ms: Date.now() - started },
+      {
+        runId,
+        jobId: job.id,
+        requestIds: stats.requestIds,
+        objects: refs.length,
+        inputs: stats.inputs,
+        requests: stats.requests,
+        textTokens: stats.textTokens,
+        imageTokens: stats.imageTokens,
+        retries: stats.retries,
+        throttled: stats.throttled,
+        points,
+        skipped,
+        failed,
+        ms: Date.now() - started,
+      },
       'embed job done',
     );
     return result;

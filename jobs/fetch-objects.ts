@@ -51,18 +51,32 @@ export function createFetcher(deps: FetchDeps): Fetcher {
    * after the scan is not read whole); `over` when it is over the bound. An object that
    * became empty answers a range with InvalidRange: it is read as zero bytes.
    */
-  async function fetchBounded(bucket: string, ref: ObjectRef, maxBytes: number): Promise<{ bytes: Uint8Array; etag: string; over: boolean }> {
+  async function fetchBounded(
+    bucket: string,
+    ref: ObjectRef,
+    maxBytes: number,
+  ): Promise<{ bytes: Uint8Array; etag: string; over: boolean }> {
     try {
       const object = await deps.store.get(bucket, ref.key, [0, maxBytes]);
       return { bytes: object.bytes, etag: object.etag, over: object.bytes.length > maxBytes };
     } catch (err) {
-      if (err instanceof ObjectStoreError && err.code === 'InvalidRange') return { bytes: new Uint8Array(0), etag: ref.etag, over: false };
+      if (err instanceof ObjectStoreError && err.code === 'InvalidRange')
+        return { bytes: new Uint8Array(0), etag: ref.etag, over: false };
       throw err;
     }
   }
 
-  async function prepare(bucket: string, ref: ObjectRef, { spec, imageMode, chunking }: PrepareOptions, maxDataUriBytes: number): Promise<Prepared> {
-    const skip = (code: string, reason: string, etag = ref.etag): Prepared => ({ ref, etag, outcome: { status: 'skipped', code, reason } });
+  async function prepare(
+    bucket: string,
+    ref: ObjectRef,
+    { spec, imageMode, chunking }: PrepareOptions,
+    maxDataUriBytes: number,
+  ): Promise<Prepared> {
+    const skip = (code: string, reason: string, etag = ref.etag): Prepared => ({
+      ref,
+      etag,
+      outcome: { status: 'skipped', code, reason },
+    });
     try {
       if (ref.modality === 'video') {
         const kind = classifyKey(ref.key);
@@ -71,44 +85,64 @@ export function createFetcher(deps: FetchDeps): Fetcher {
         // presigned at call time, never stored: it lives only in this request's body
         const url = await deps.store.presign(bucket, ref.key, presignSeconds);
         const r = prepareVideo(ref.key, ref.size, kind.format, url, head.bytes);
-        return 'failure' in r ? skip(r.failure.code, r.failure.reason, head.etag) : { ref, etag: head.etag, input: r.ok };
+        return 'failure' in r
+          ? skip(r.failure.code, r.failure.reason, head.etag)
+          : { ref, etag: head.etag, input: r.ok };
       }
       const modality = ref.modality === 'text' ? 'text' : 'image';
       const object = await fetchBounded(bucket, ref, modality === 'text' ? bounds.maxTextBytes : bounds.maxImageBytes);
       if (object.over) return skip('too-large', grewPastBound(modality, bounds), object.etag);
       if (ref.modality === 'text') {
         const r = await prepareTextInSlices(ref.key, object.bytes, deps.tokens, chunking);
-        return 'failure' in r ? skip(r.failure.code, r.failure.reason, object.etag) : { ref, etag: object.etag, input: r.ok };
+        return 'failure' in r
+          ? skip(r.failure.code, r.failure.reason, object.etag)
+          : { ref, etag: object.etag, input: r.ok };
       }
       // an image the model cannot take as it is is converted or downscaled (a copy: the
       // object itself is never changed); URL mode can only send the object as it is
       const fixed = await fixImage(object.bytes, spec, imageMode === 'inline' ? { maxDataUriBytes } : {});
       if ('skip' in fixed) return skip(fixed.skip.code, fixed.skip.reason, object.etag);
       if (fixed.fixup && imageMode === 'url') {
-        return skip('needs-fixup', `${fixed.fixup.actions.join(', ')} would be needed, which URL mode cannot send (use IMAGE_MODE=inline)`, object.etag);
+        return skip(
+          'needs-fixup',
+          `${fixed.fixup.actions.join(', ')} would be needed, which URL mode cannot send (use IMAGE_MODE=inline)`,
+          object.etag,
+        );
       }
-      const payload = imageMode === 'url' ? { kind: 'url' as const, url: await deps.store.presign(bucket, ref.key, presignSeconds) } : { kind: 'inline' as const, data: fixed.bytes };
+      const payload =
+        imageMode === 'url'
+          ? { kind: 'url' as const, url: await deps.store.presign(bucket, ref.key, presignSeconds) }
+          : { kind: 'inline' as const, data: fixed.bytes };
       const r = prepareImage(ref.key, fixed.bytes, payload);
       if ('failure' in r) return skip(r.failure.code, r.failure.reason, object.etag);
       return { ref, etag: object.etag, input: r.ok, ...(fixed.fixup ? { fixup: fixed.fixup } : {}) };
     } catch (err) {
-      if (err instanceof ObjectStoreError && err.decision === 'gone') return skip('vanished', 'the object was deleted after the scan');
+      if (err instanceof ObjectStoreError && err.decision === 'gone')
+        return skip('vanished', 'the object was deleted after the scan');
       throw err;
     }
   }
 
   /** The input again with freshly signed URLs (its old ones could not be downloaded). */
-  async function resign(bucket: string, input: PlannedInput, targets: ReadonlyMap<string, Target>): Promise<PlannedInput | undefined> {
+  async function resign(
+    bucket: string,
+    input: PlannedInput,
+    targets: ReadonlyMap<string, Target>,
+  ): Promise<PlannedInput | undefined> {
     const t = targets.get(input.source);
     const c = input.content;
     if (!t || typeof c === 'string') return undefined;
-    const fresh = (m: Prepared | undefined): Promise<string> | undefined => (m ? deps.store.presign(bucket, m.ref.key, presignSeconds) : undefined);
+    const fresh = (m: Prepared | undefined): Promise<string> | undefined =>
+      m ? deps.store.presign(bucket, m.ref.key, presignSeconds) : undefined;
     const isUrl = (u: string | undefined): u is string => u !== undefined && !u.startsWith('data:');
     const media = t.members.filter((m) => m.ref.modality !== 'text');
     const next = { ...c };
     if (c.video) next.video = (await fresh(media.find((m) => m.ref.modality === 'video'))) ?? c.video;
     if (isUrl(c.image)) next.image = (await fresh(media.find((m) => m.ref.modality === 'image'))) ?? c.image;
-    if (c.multi_images?.some(isUrl)) next.multi_images = await Promise.all(c.multi_images.map(async (u, j) => (isUrl(u) ? ((await fresh(media[j])) ?? u) : u)));
+    if (c.multi_images?.some(isUrl))
+      next.multi_images = await Promise.all(
+        c.multi_images.map(async (u, j) => (isUrl(u) ? ((await fresh(media[j])) ?? u) : u)),
+      );
     return JSON.stringify(next) === JSON.stringify(c) ? undefined : { ...input, content: next };
   }
 

@@ -91,7 +91,9 @@ export function parseReindexJob(data: unknown): RunRequest {
   };
 }
 
-export function createReindexHandler(deps: Omit<RunnerDeps, 'onPage' | 'onStart'>): (job: Job<unknown, ReindexResult>) => Promise<ReindexResult> {
+export function createReindexHandler(
+  deps: Omit<RunnerDeps, 'onPage' | 'onStart'>,
+): (job: Job<unknown, ReindexResult>) => Promise<ReindexResult> {
   return async (job) => {
     const request = parseReindexJob(job.data);
     try {
@@ -108,7 +110,14 @@ export function createReindexHandler(deps: Omit<RunnerDeps, 'onPage' | 'onStart'
         request,
       );
       const s = started.summary;
-      const result = { runId: started.runId, target: started.target, scanned: s?.scanned ?? 0, queuedObjects: s?.queuedObjects ?? 0, unchanged: s?.unchanged ?? 0, deleted: s?.deleted ?? 0 };
+      const result = {
+        runId: started.runId,
+        target: started.target,
+        scanned: s?.scanned ?? 0,
+        queuedObjects: s?.queuedObjects ?? 0,
+        unchanged: s?.unchanged ?? 0,
+        deleted: s?.deleted ?? 0,
+      };
       await job.updateProgress({ done: true, ...result });
       return result;
     } catch (err) {

@@ -47,7 +47,12 @@ async function answers(url: string): Promise<boolean> {
 }
 
 async function redisAnswers(url: string): Promise<boolean> {
-  const r = new Redis(url, { lazyConnect: true, connectTimeout: 1000, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  const r = new Redis(url, {
+    lazyConnect: true,
+    connectTimeout: 1000,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+  });
   r.on('error', () => undefined);
   try {
     await r.connect();
@@ -62,7 +67,11 @@ async function redisAnswers(url: string): Promise<boolean> {
 async function startRedis(): Promise<string | undefined> {
   const dir = await mkdtemp(join(tmpdir(), 'mm-ingest-demo-redis-'));
   const port = 20000 + Math.floor(Math.random() * 20000);
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
+  const child = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
+    { stdio: 'ignore' },
+  );
   const failed = await new Promise<boolean>((resolve) => {
     child.once('error', () => resolve(true));
     setTimeout(() => resolve(false), 300);
@@ -85,7 +94,9 @@ async function run(): Promise<number> {
   if (!(await redisAnswers(redisUrl))) {
     const started = await startRedis();
     if (!started) {
-      say(`no Redis at ${redisUrl} and no redis-server on PATH: set REDIS_URL, install Redis (apt-get install redis-server), or run \`docker compose up -d\``);
+      say(
+        `no Redis at ${redisUrl} and no redis-server on PATH: set REDIS_URL, install Redis (apt-get install redis-server), or run \`docker compose up -d\``,
+      );
       return 1;
     }
     say(`no Redis at ${redisUrl}: started redis-server at ${started}`);
@@ -93,7 +104,11 @@ async function run(): Promise<number> {
   }
   // S3
   let bucket = process.env.DEMO_BUCKET ?? '';
-  const env: Record<string, string> = { REDIS_URL: redisUrl, QUEUE_PREFIX: process.env.QUEUE_PREFIX ?? `mm-ingest-demo-${Date.now()}`, LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn' };
+  const env: Record<string, string> = {
+    REDIS_URL: redisUrl,
+    QUEUE_PREFIX: process.env.QUEUE_PREFIX ?? `mm-ingest-demo-${Date.now()}`,
+    LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+  };
   if (!process.env.S3_ENDPOINT || !bucket) {
     // MinIO when `npm run setup` has built it; s3rver (a weaker stand-in) otherwise
     const s3 = minioBinary() ? await startMinio() : await startS3rver();
@@ -106,15 +121,23 @@ async function run(): Promise<number> {
     await putObject(client, bucket, 'images/portrait.jpg', jpeg(120, 160));
     await putObject(client, bucket, 'videos/clip.mp4', mp4(4, 4000));
     Object.assign(env, s3Env(s3));
-    say(`no S3_ENDPOINT/DEMO_BUCKET: started a local S3 server (${s3.kind}) at ${s3.endpoint} with ${Object.keys(SAMPLE).length} texts in 6 languages, 2 images and a video in bucket "demo"`);
+    say(
+      `no S3_ENDPOINT/DEMO_BUCKET: started a local S3 server (${s3.kind}) at ${s3.endpoint} with ${Object.keys(SAMPLE).length} texts in 6 languages, 2 images and a video in bucket "demo"`,
+    );
   }
   // the API
   if (!process.env.DASHSCOPE_API_KEY) {
     // the simulator runs here and can reach a local store, which the provider could not
     const sim = await startSimulator({ apiKey: 'sk-demo-local-simulator', port: 0, allowPrivateUrls: true });
     cleanups.push(() => sim.close());
-    Object.assign(env, { DASHSCOPE_API_KEY: 'sk-demo-local-simulator', DASHSCOPE_BASE_URL: sim.url, ALLOW_PRIVATE_MEDIA_URLS: 'true' });
-    say(`no DASHSCOPE_API_KEY: using the local API simulator at ${sim.url} (deterministic vectors, not real embeddings)`);
+    Object.assign(env, {
+      DASHSCOPE_API_KEY: 'sk-demo-local-simulator',
+      DASHSCOPE_BASE_URL: sim.url,
+      ALLOW_PRIVATE_MEDIA_URLS: 'true',
+    });
+    say(
+      `no DASHSCOPE_API_KEY: using the local API simulator at ${sim.url} (deterministic vectors, not real embeddings)`,
+    );
   }
   // Qdrant
   const qdrantUrl = process.env.QDRANT_URL ?? 'http://127.0.0.1:6333';
@@ -122,7 +145,9 @@ async function run(): Promise<number> {
     const standin = await startQdrantStandin();
     cleanups.push(() => standin.close());
     env.QDRANT_URL = standin.url;
-    say(`no Qdrant answers at ${qdrantUrl}: using the in-process Qdrant stand-in at ${standin.url} (in memory, gone when the demo ends)`);
+    say(
+      `no Qdrant answers at ${qdrantUrl}: using the in-process Qdrant stand-in at ${standin.url} (in memory, gone when the demo ends)`,
+    );
   }
   Object.assign(process.env, env);
 
@@ -133,7 +158,20 @@ async function run(): Promise<number> {
   const collection = process.env.DEMO_COLLECTION ?? 'demo';
   const model = process.env.DEMO_MODEL ?? 'qwen3-vl-embedding';
   say(`indexing s3://${bucket} into "${collection}" with ${model}`);
-  await main(['node', 'mm-ingest', 'index', '--bucket', bucket, '--collection', collection, '--model', model, '--dimension', '1024', '--wait']);
+  await main([
+    'node',
+    'mm-ingest',
+    'index',
+    '--bucket',
+    bucket,
+    '--collection',
+    collection,
+    '--model',
+    model,
+    '--dimension',
+    '1024',
+    '--wait',
+  ]);
   if (process.exitCode) return Number(process.exitCode);
   await main(['node', 'mm-ingest', 'runs', '--limit', '1']);
   const redis = new Redis(config.redisUrl);

@@ -7,9 +7,7 @@ export const EMBEDDING_PATH = '/api/v1/services/embeddings/multimodal-embedding/
 export const DEFAULT_BASE_URL = 'https://dashscope.aliyuncs.com';
 
 /** One element of `input.contents`: a bare string is a text. */
-export type ApiContent =
-  | string
-  | { text?: string; image?: string; video?: string; multi_images?: string[] };
+export type ApiContent = string | { text?: string; image?: string; video?: string; multi_images?: string[] };
 
 export interface ApiParameters {
   dimension?: number;

@@ -31,7 +31,8 @@ export interface Target {
   /** Every member of the unit the input belongs to (a group's other parts too). */
   readonly unitMembers?: readonly Prepared[];
   /** A unit's own payload fields (key, etag, size, modality and what names its members). */
-  readonly unit?: Pick<PointPayload, 'key' | 'etag' | 'size' | 'last_modified' | 'modality'> & Readonly<Record<string, unknown>>;
+  readonly unit?: Pick<PointPayload, 'key' | 'etag' | 'size' | 'last_modified' | 'modality'> &
+    Readonly<Record<string, unknown>>;
 }
 
 /** A point key of the job (an object's, or a unit's) and the objects behind it, for stale-point removal. */
@@ -60,7 +61,11 @@ export interface Assembly {
   readonly slots: Slot[];
 }
 
-export function assemble(prepared: readonly Prepared[], units: readonly UnitTuple[], outcomes: Map<string, ItemOutcome>): Assembly {
+export function assemble(
+  prepared: readonly Prepared[],
+  units: readonly UnitTuple[],
+  outcomes: Map<string, ItemOutcome>,
+): Assembly {
   const inputs: PreparedInput[] = [];
   const targets = new Map<string, Target>();
   const slots: Slot[] = [];
@@ -73,7 +78,11 @@ export function assemble(prepared: readonly Prepared[], units: readonly UnitTupl
     targets.set(p.input.source, { pointKey: p.ref.key, members: [p] });
   });
   const size = (ms: readonly Prepared[]): number => ms.reduce((n, m) => n + m.ref.size, 0);
-  const latest = (ms: readonly Prepared[]): string => ms.map((m) => m.ref.lastModified).sort().at(-1) ?? '';
+  const latest = (ms: readonly Prepared[]): string =>
+    ms
+      .map((m) => m.ref.lastModified)
+      .sort()
+      .at(-1) ?? '';
   const fixups = (ms: readonly Prepared[]): object => {
     const done = ms.filter((m) => m.fixup);
     return done.length > 0 ? { fixups: Object.fromEntries(done.map((m) => [m.ref.key, m.fixup])) } : {};
@@ -88,13 +97,27 @@ export function assemble(prepared: readonly Prepared[], units: readonly UnitTupl
       const parts = groupParts(usable);
       parts.forEach((part, index) => {
         const source = unitSource(u, index);
-        inputs.push({ kind: 'multi_images', source, images: part.map((m) => (m.input as Extract<PreparedInput, { kind: 'image' }>).image) });
+        inputs.push({
+          kind: 'multi_images',
+          source,
+          images: part.map((m) => (m.input as Extract<PreparedInput, { kind: 'image' }>).image),
+        });
         targets.set(source, {
           pointKey,
           members: part,
           unitMembers: members,
           part: { index, count: parts.length },
-          unit: { key: id, group: id, members: part.map((m) => m.ref.key), group_members: usable.length, etag, size: size(part), last_modified: latest(part), modality: 'multi_images', ...fixups(part) },
+          unit: {
+            key: id,
+            group: id,
+            members: part.map((m) => m.ref.key),
+            group_members: usable.length,
+            etag,
+            size: size(part),
+            last_modified: latest(part),
+            modality: 'multi_images',
+            ...fixups(part),
+          },
         });
       });
       return;
@@ -108,7 +131,11 @@ export function assemble(prepared: readonly Prepared[], units: readonly UnitTupl
     if (!mediaInput || textInput?.kind !== 'text') {
       const [bad, other] = !mediaInput ? [media, caption] : [caption, media];
       if (!outcomes.has(other.ref.key)) {
-        outcomes.set(other.ref.key, { status: 'skipped', code: 'partner-skipped', reason: `its fused partner ${bad.ref.key} was skipped: ${outcomes.get(bad.ref.key)?.reason ?? 'not usable'}` });
+        outcomes.set(other.ref.key, {
+          status: 'skipped',
+          code: 'partner-skipped',
+          reason: `its fused partner ${bad.ref.key} was skipped: ${outcomes.get(bad.ref.key)?.reason ?? 'not usable'}`,
+        });
       }
       return;
     }

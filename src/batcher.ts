@@ -40,12 +40,24 @@ export function estimateCost(o: ScannedObject, opts: BatchOptions): Cost {
   if (o.modality === 'text') {
     const tokens = Math.ceil(o.size / (opts.bytesPerToken ?? 3));
     const cap = Math.min(model.textTokenLimit, opts.chunkTokens ?? model.textTokenLimit);
-    return { elements: Math.max(1, Math.ceil(tokens / cap)), images: 0, videos: 0, tokens, bytes: Math.ceil(o.size * 1.1) + 8 };
+    return {
+      elements: Math.max(1, Math.ceil(tokens / cap)),
+      images: 0,
+      videos: 0,
+      tokens,
+      bytes: Math.ceil(o.size * 1.1) + 8,
+    };
   }
   if (o.modality === 'image') {
     // an image over the model's limit is downscaled to fit it before it is sent
     const sent = Math.min(o.size, model.imageMaxBytes);
-    return { elements: 1, images: 1, videos: 0, tokens: 0, bytes: opts.imageMode === 'inline' ? Math.ceil(sent / 3) * 4 + 40 : URL_BYTES };
+    return {
+      elements: 1,
+      images: 1,
+      videos: 0,
+      tokens: 0,
+      bytes: opts.imageMode === 'inline' ? Math.ceil(sent / 3) * 4 + 40 : URL_BYTES,
+    };
   }
   return { elements: 1, images: 0, videos: 1, tokens: 0, bytes: URL_BYTES };
 }

@@ -31,17 +31,24 @@ export interface ReadBounds {
 export const DEFAULT_MAX_TEXT_BYTES = 16 * 1024 * 1024;
 export const DEFAULT_MAX_IMAGE_BYTES = 64 * 1024 * 1024;
 
-export const DEFAULT_BOUNDS: ReadBounds = Object.freeze({ maxTextBytes: DEFAULT_MAX_TEXT_BYTES, maxImageBytes: DEFAULT_MAX_IMAGE_BYTES });
+export const DEFAULT_BOUNDS: ReadBounds = Object.freeze({
+  maxTextBytes: DEFAULT_MAX_TEXT_BYTES,
+  maxImageBytes: DEFAULT_MAX_IMAGE_BYTES,
+});
 
 /** The reason an object of `size` bytes over its bound is not read, naming the variable. */
 export function overBound(modality: 'text' | 'image', size: number, bounds: ReadBounds): string | undefined {
-  const [limit, variable, advice] = modality === 'text' ? [bounds.maxTextBytes, 'MAX_TEXT_BYTES', 'split it'] : [bounds.maxImageBytes, 'MAX_IMAGE_BYTES', 'shrink it'];
+  const [limit, variable, advice] =
+    modality === 'text'
+      ? [bounds.maxTextBytes, 'MAX_TEXT_BYTES', 'split it']
+      : [bounds.maxImageBytes, 'MAX_IMAGE_BYTES', 'shrink it'];
   if (size <= limit) return undefined;
   return `${modality} of ${size} bytes is over ${variable} (${limit} bytes): not read; ${advice}, or raise ${variable}`;
 }
 
 /** The reason an object that grew past its bound after the scan is not read further. */
 export function grewPastBound(modality: 'text' | 'image', bounds: ReadBounds): string {
-  const [limit, variable] = modality === 'text' ? [bounds.maxTextBytes, 'MAX_TEXT_BYTES'] : [bounds.maxImageBytes, 'MAX_IMAGE_BYTES'];
+  const [limit, variable] =
+    modality === 'text' ? [bounds.maxTextBytes, 'MAX_TEXT_BYTES'] : [bounds.maxImageBytes, 'MAX_IMAGE_BYTES'];
   return `${modality} grew past ${variable} (${limit} bytes) after the scan: not read further; raise ${variable} to index it`;
 }

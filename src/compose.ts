@@ -63,16 +63,26 @@ export const PATTERN_MAX_PROGRAM = 200;
  */
 function compilePattern(pattern: string, source: string): RE2JS {
   if (pattern.length > PATTERN_MAX_LENGTH) {
-    throw new ConfigError(source, `the pattern has ${pattern.length.toLocaleString('en-US')} characters: at most ${PATTERN_MAX_LENGTH.toLocaleString('en-US')}`);
+    throw new ConfigError(
+      source,
+      `the pattern has ${pattern.length.toLocaleString('en-US')} characters: at most ${PATTERN_MAX_LENGTH.toLocaleString('en-US')}`,
+    );
   }
   let re: RE2JS;
   try {
     re = RE2JS.compile(pattern);
   } catch (err) {
-    throw new ConfigError(source, `invalid regular expression: ${(err as Error).message} (patterns run on RE2, in linear time: no backreferences or lookarounds)`);
+    throw new ConfigError(
+      source,
+      `invalid regular expression: ${(err as Error).message} (patterns run on RE2, in linear time: no backreferences or lookarounds)`,
+    );
   }
   const size = re.programSize();
-  if (size > PATTERN_MAX_PROGRAM) throw new ConfigError(source, `the pattern is too costly to run on every key (program size ${size}, at most ${PATTERN_MAX_PROGRAM}): use fewer or smaller repetitions`);
+  if (size > PATTERN_MAX_PROGRAM)
+    throw new ConfigError(
+      source,
+      `the pattern is too costly to run on every key (program size ${size}, at most ${PATTERN_MAX_PROGRAM}): use fewer or smaller repetitions`,
+    );
   return re;
 }
 
@@ -82,15 +92,27 @@ function compilePattern(pattern: string, source: string): RE2JS {
  */
 export function parseGroupRule(value: string, source = '--group-images'): Composition {
   if (value === 'folder') return { kind: 'multi_images', rule: 'folder' };
-  if (!value.startsWith('pattern:')) throw new ConfigError(source, `must be "folder" or "pattern:<regex with a capture group>", got "${value.length > 100 ? `${value.slice(0, 100)}...` : value}"`);
+  if (!value.startsWith('pattern:'))
+    throw new ConfigError(
+      source,
+      `must be "folder" or "pattern:<regex with a capture group>", got "${value.length > 100 ? `${value.slice(0, 100)}...` : value}"`,
+    );
   const pattern = value.slice('pattern:'.length);
-  if (compilePattern(pattern, source).groupCount() < 1) throw new ConfigError(source, `the pattern "${pattern}" has no capture group to name the item`);
+  if (compilePattern(pattern, source).groupCount() < 1)
+    throw new ConfigError(source, `the pattern "${pattern}" has no capture group to name the item`);
   return { kind: 'multi_images', rule: 'pattern', pattern };
 }
 
 /** Parses `--fuse-sidecar`: a comma-separated list of text extensions (`.txt,.md`). */
-export function parseSidecar(value: string, unpaired: 'skip' | 'alone' = 'skip', source = '--fuse-sidecar'): Composition {
-  const exts = value.split(',').map((s) => s.trim().replace(/^\./, '').toLowerCase()).filter((s) => s !== '');
+export function parseSidecar(
+  value: string,
+  unpaired: 'skip' | 'alone' = 'skip',
+  source = '--fuse-sidecar',
+): Composition {
+  const exts = value
+    .split(',')
+    .map((s) => s.trim().replace(/^\./, '').toLowerCase())
+    .filter((s) => s !== '');
   if (exts.length === 0) throw new ConfigError(source, `must list text extensions such as ".txt", got "${value}"`);
   for (const e of exts) if (!/^[a-z0-9]+$/.test(e)) throw new ConfigError(source, `"${e}" is not a file extension`);
   return { kind: 'fused', sidecar: exts, unpaired };
@@ -99,7 +121,10 @@ export function parseSidecar(value: string, unpaired: 'skip' | 'alone' = 'skip',
 /** Refuses a composition the model cannot embed, naming the option. */
 export function checkComposition(c: Composition, model: ModelSpec): void {
   if (c.kind === 'multi_images' && model.multiImagesMax === 0) {
-    throw new ConfigError('--group-images', `${model.name} has no multi_images input (tongyi-embedding-vision-plus and -flash have)`);
+    throw new ConfigError(
+      '--group-images',
+      `${model.name} has no multi_images input (tongyi-embedding-vision-plus and -flash have)`,
+    );
   }
   if (c.kind === 'fused' && !model.fused) {
     throw new ConfigError('--fuse-sidecar', `${model.name} has no fused embeddings (qwen3-vl-embedding has)`);
@@ -143,7 +168,10 @@ export function stageOf(o: ScannedObject, c: Composition): string | undefined {
 }
 
 export function unitEtag(members: readonly { key: string; etag: string }[]): string {
-  return shortHash([...members].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)).map((m) => [m.key, m.etag]), 24);
+  return shortHash(
+    [...members].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)).map((m) => [m.key, m.etag]),
+    24,
+  );
 }
 
 const byKey = (a: ScannedObject, b: ScannedObject): number => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
@@ -155,13 +183,29 @@ export interface Formed {
 
 /** What an object no unit takes becomes: an entry of its own, or a skip. */
 export function unpaired(o: ScannedObject, c: Composition, why: string): Formed {
-  if (c.kind === 'fused' && c.unpaired === 'skip') return { entries: [], skipped: [{ object: o, code: 'unpaired', reason: `${why}; fused runs skip unpaired objects (--fuse-unpaired alone embeds them alone)` }] };
+  if (c.kind === 'fused' && c.unpaired === 'skip')
+    return {
+      entries: [],
+      skipped: [
+        {
+          object: o,
+          code: 'unpaired',
+          reason: `${why}; fused runs skip unpaired objects (--fuse-unpaired alone embeds them alone)`,
+        },
+      ],
+    };
   return { entries: [{ object: o }], skipped: [] };
 }
 
 /** What an object that waits for no unit becomes (see `stageOf`). */
 export function alone(o: ScannedObject, c: Composition): Formed {
-  return c.kind === 'fused' ? unpaired(o, c, `a text whose extension is not one of --fuse-sidecar's (${c.sidecar.map((e) => `.${e}`).join(', ')})`) : { entries: [{ object: o }], skipped: [] };
+  return c.kind === 'fused'
+    ? unpaired(
+        o,
+        c,
+        `a text whose extension is not one of --fuse-sidecar's (${c.sidecar.map((e) => `.${e}`).join(', ')})`,
+      )
+    : { entries: [{ object: o }], skipped: [] };
 }
 
 /** Forms the units of one stage from all its members. */
@@ -189,7 +233,15 @@ export function formUnits(stage: string, members: readonly ScannedObject[], c: C
   }
   for (const t of texts) {
     if (t === caption && media.length > 0) continue;
-    push(unpaired(t, c, t === caption ? 'no image or video with the same name' : `${stem(t.key)} has a sidecar in an earlier extension of --fuse-sidecar`));
+    push(
+      unpaired(
+        t,
+        c,
+        t === caption
+          ? 'no image or video with the same name'
+          : `${stem(t.key)} has a sidecar in an earlier extension of --fuse-sidecar`,
+      ),
+    );
   }
   return out;
 }
@@ -219,7 +271,9 @@ export function groupParts<T>(members: readonly T[]): T[][] {
  * stages it completed with all their members. A stage that goes on past the end of a chunk
  * is carried into the next; the last yield holds the final stage.
  */
-export async function* completeStages<T>(chunks: AsyncIterable<readonly { stage: string; object: T }[]>): AsyncGenerator<{ stage: string; members: T[] }[]> {
+export async function* completeStages<T>(
+  chunks: AsyncIterable<readonly { stage: string; object: T }[]>,
+): AsyncGenerator<{ stage: string; members: T[] }[]> {
   let open: { stage: string; members: T[] } | undefined;
   for await (const chunk of chunks) {
     const done: { stage: string; members: T[] }[] = [];

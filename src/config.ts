@@ -22,11 +22,18 @@ interface Setting<T> {
   readonly secret?: boolean;
 }
 
-const bool = z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => v === 'true' || v === '1' || v === 'yes');
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
 const int = (min: number) => z.coerce.number().int().min(min);
 const url = z.string().url();
 /** A host name, an IPv4 or an IPv6 address (without brackets). */
-const host = z.string().regex(/^([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*)$/, 'must be a host name or an IP address, such as 127.0.0.1 or 0.0.0.0');
+const host = z
+  .string()
+  .regex(
+    /^([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*)$/,
+    'must be a host name or an IP address, such as 127.0.0.1 or 0.0.0.0',
+  );
 
 const SETTINGS = {
   /** The API key; only processes that call the API need it. */
@@ -42,7 +49,13 @@ const SETTINGS = {
   redisUrl: {
     env: 'REDIS_URL',
     flag: 'redisUrl',
-    schema: z.string().regex(/^rediss?:\/\/[^,\s]+(,rediss?:\/\/[^,\s]+)*$/, 'must be a redis:// or rediss:// URL (for a cluster: several, comma-separated)').default('redis://127.0.0.1:6379'),
+    schema: z
+      .string()
+      .regex(
+        /^rediss?:\/\/[^,\s]+(,rediss?:\/\/[^,\s]+)*$/,
+        'must be a redis:// or rediss:// URL (for a cluster: several, comma-separated)',
+      )
+      .default('redis://127.0.0.1:6379'),
   },
   /** `true`: REDIS_URL names nodes of a Redis Cluster (ioredis `Cluster`); QUEUE_PREFIX then needs a hash tag. @defaultValue false */
   redisCluster: { env: 'REDIS_CLUSTER', flag: 'redisCluster', schema: bool.default(false) },
@@ -53,7 +66,14 @@ const SETTINGS = {
   queuePrefix: {
     env: 'QUEUE_PREFIX',
     flag: 'queuePrefix',
-    schema: z.string().regex(/^[A-Za-z0-9_.-]*(\{[A-Za-z0-9_.-]+\})?[A-Za-z0-9_.-]*$/, 'letters, digits, _ . - and at most one hash tag such as {mm-ingest}').refine((s) => s.length > 0, 'must not be empty').default('mm-ingest'),
+    schema: z
+      .string()
+      .regex(
+        /^[A-Za-z0-9_.-]*(\{[A-Za-z0-9_.-]+\})?[A-Za-z0-9_.-]*$/,
+        'letters, digits, _ . - and at most one hash tag such as {mm-ingest}',
+      )
+      .refine((s) => s.length > 0, 'must not be empty')
+      .default('mm-ingest'),
   },
   /**
    * How long a command waits for Redis, S3 or Qdrant to answer before it gives up (exit 2,
@@ -126,7 +146,11 @@ const SETTINGS = {
    * The dashboard's token: required of every request when set, and to listen beyond
    * loopback at all (Bull Board can remove and retry jobs). @defaultValue none
    */
-  dashboardToken: { env: 'DASHBOARD_TOKEN', schema: z.string().min(16, 'must be at least 16 characters').optional(), secret: true },
+  dashboardToken: {
+    env: 'DASHBOARD_TOKEN',
+    schema: z.string().min(16, 'must be at least 16 characters').optional(),
+    secret: true,
+  },
   /** Host names (`name` or `name:port`) the dashboard answers besides its own address, comma-separated. @defaultValue none */
   dashboardAllowedHosts: {
     env: 'DASHBOARD_ALLOWED_HOSTS',
@@ -137,18 +161,32 @@ const SETTINGS = {
       .optional(),
   },
   /** The bearer token MinIO's webhook target must send to `mm-ingest listen --webhook-port` (required with it). */
-  listenWebhookToken: { env: 'LISTEN_WEBHOOK_TOKEN', schema: z.string().min(16, 'must be at least 16 characters').optional(), secret: true },
+  listenWebhookToken: {
+    env: 'LISTEN_WEBHOOK_TOKEN',
+    schema: z.string().min(16, 'must be at least 16 characters').optional(),
+    secret: true,
+  },
   /** The listener's batches hold at most this many keys (one reindex job each). @defaultValue 500 */
   listenBatchKeys: { env: 'LISTEN_BATCH_KEYS', flag: 'batchKeys', schema: int(1).max(10_000).default(500) },
   /** A pending key waits at most this many seconds for others to join its batch. @defaultValue 2 */
-  listenBatchSeconds: { env: 'LISTEN_BATCH_SECONDS', flag: 'batchSeconds', schema: z.coerce.number().min(0).max(3600).default(2) },
+  listenBatchSeconds: {
+    env: 'LISTEN_BATCH_SECONDS',
+    flag: 'batchSeconds',
+    schema: z.coerce.number().min(0).max(3600).default(2),
+  },
   modelOverrides: { env: 'MODEL_OVERRIDES', flag: 'modelOverrides', schema: z.string().optional() },
   /** @defaultValue info */
-  logLevel: { env: 'LOG_LEVEL', flag: 'logLevel', schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') },
+  logLevel: {
+    env: 'LOG_LEVEL',
+    flag: 'logLevel',
+    schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  },
 } satisfies Record<string, Setting<unknown>>;
 
 type Settings = typeof SETTINGS;
-export type Config = { readonly [K in keyof Settings]: z.output<Settings[K]['schema']> } & { readonly models: ModelOverrides };
+export type Config = { readonly [K in keyof Settings]: z.output<Settings[K]['schema']> } & {
+  readonly models: ModelOverrides;
+};
 
 const kebab = (s: string): string => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 
@@ -159,7 +197,10 @@ export const CONFIG_VARIABLES = Object.values(SETTINGS).map((s) => s.env);
  * Parses the settings from `env`, with `flags` (commander's parsed options) winning.
  * Throws a ConfigError naming the variable or flag at fault.
  */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: Readonly<Record<string, unknown>> = {}): Config {
+export function loadConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  flags: Readonly<Record<string, unknown>> = {},
+): Config {
   const out: Record<string, unknown> = {};
   const sources: Record<string, string> = {};
   const defaulted = new Set<string>();
@@ -190,7 +231,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: Readonly
     ...urlPassword(out.baseUrl as string),
   );
   checkRedisTopology(out, sources, defaulted);
-  const models = parseModelOverrides(out.modelOverrides as string | undefined, flags.modelOverrides !== undefined ? '--model-overrides' : 'MODEL_OVERRIDES');
+  const models = parseModelOverrides(
+    out.modelOverrides as string | undefined,
+    flags.modelOverrides !== undefined ? '--model-overrides' : 'MODEL_OVERRIDES',
+  );
   return Object.freeze({ ...out, models }) as Config;
 }
 
@@ -209,11 +253,19 @@ export function hasHashTag(prefix: string): boolean {
  * BullMQ's scripts and ours touch several keys of a queue or a run at once, which a cluster
  * allows only within one slot: the prefix's hash tag puts them all in one.
  */
-function checkRedisTopology(out: Record<string, unknown>, sources: Readonly<Record<string, string>>, defaulted: ReadonlySet<string>): void {
+function checkRedisTopology(
+  out: Record<string, unknown>,
+  sources: Readonly<Record<string, string>>,
+  defaulted: ReadonlySet<string>,
+): void {
   const url = out.redisUrl as string;
   const prefix = out.queuePrefix as string;
   if (!out.redisCluster) {
-    if (url.includes(',')) throw new ConfigError(sources.redisUrl ?? 'REDIS_URL', `lists several nodes; for a Redis Cluster set REDIS_CLUSTER=true (got "${redact(url)}")`);
+    if (url.includes(','))
+      throw new ConfigError(
+        sources.redisUrl ?? 'REDIS_URL',
+        `lists several nodes; for a Redis Cluster set REDIS_CLUSTER=true (got "${redact(url)}")`,
+      );
     return;
   }
   if (!hasHashTag(prefix)) {
@@ -226,6 +278,7 @@ function checkRedisTopology(out: Record<string, unknown>, sources: Readonly<Reco
 
 /** The API key, or a ConfigError saying where to put it. */
 export function requireApiKey(config: Config): string {
-  if (!config.apiKey) throw new ConfigError('DASHSCOPE_API_KEY', 'is not set (the worker needs the API key to call the embedding API)');
+  if (!config.apiKey)
+    throw new ConfigError('DASHSCOPE_API_KEY', 'is not set (the worker needs the API key to call the embedding API)');
   return config.apiKey;
 }

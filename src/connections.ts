@@ -45,7 +45,12 @@ export function redisConnection(config: Config, options: Pick<RedisOptions, 'ret
       },
       // ioredis resolves node names to addresses itself; with TLS, keep the names, so that
       // the nodes' certificates (issued for names, as managed services issue them) verify
-      ...(tls ? { dnsLookup: (address: string, callback: (err: Error | null, address: string) => void) => callback(null, address) } : {}),
+      ...(tls
+        ? {
+            dnsLookup: (address: string, callback: (err: Error | null, address: string) => void) =>
+              callback(null, address),
+          }
+        : {}),
     },
   );
 }
@@ -56,7 +61,9 @@ export function redisLabel(config: Config): ServiceLabel {
 }
 
 export function s3Label(config: Config): ServiceLabel {
-  return serviceLabel('S3', config.s3Endpoint === '' ? `AWS S3 (${config.awsRegion})` : config.s3Endpoint, [process.env.AWS_SECRET_ACCESS_KEY]);
+  return serviceLabel('S3', config.s3Endpoint === '' ? `AWS S3 (${config.awsRegion})` : config.s3Endpoint, [
+    process.env.AWS_SECRET_ACCESS_KEY,
+  ]);
 }
 
 export function qdrantLabel(config: Config): ServiceLabel {
@@ -88,8 +95,15 @@ export function reindexQueue(config: Config, connection: RedisClient): Queue {
  * The embedding API client (the worker's, `search`'s, `doctor`'s): one place builds it.
  * `timeoutMs` defaults to REQUEST_TIMEOUT_MS; doctor bounds its probe by CONNECT_TIMEOUT_MS.
  */
-export function embeddingClient(config: Config, opts: { readonly apiKey?: string; readonly timeoutMs?: number } = {}): DashScopeClient {
-  return new DashScopeClient({ apiKey: opts.apiKey ?? requireApiKey(config), baseUrl: config.baseUrl, timeoutMs: opts.timeoutMs ?? config.requestTimeoutMs });
+export function embeddingClient(
+  config: Config,
+  opts: { readonly apiKey?: string; readonly timeoutMs?: number } = {},
+): DashScopeClient {
+  return new DashScopeClient({
+    apiKey: opts.apiKey ?? requireApiKey(config),
+    baseUrl: config.baseUrl,
+    timeoutMs: opts.timeoutMs ?? config.requestTimeoutMs,
+  });
 }
 
 export function embedQueue(config: Config, connection: RedisClient): Queue<EmbedJobData> {

@@ -132,7 +132,12 @@ async function checkRedis(redis: DoctorRedis, t: DoctorTarget): Promise<CheckRow
   } catch (err) {
     const skipped = 'not checked: Redis did not answer';
     return [
-      row('redis', 'fail', unanswered(t.redisUrl, err), 'start Redis, or fix REDIS_URL / --redis-url (and its password)'),
+      row(
+        'redis',
+        'fail',
+        unanswered(t.redisUrl, err),
+        'start Redis, or fix REDIS_URL / --redis-url (and its password)',
+      ),
       row('redis eviction', 'skip', skipped),
       row('redis persistence', 'skip', skipped),
     ];
@@ -144,14 +149,28 @@ async function checkRedis(redis: DoctorRedis, t: DoctorTarget): Promise<CheckRow
   rows.push(
     versionAtLeast(version, MIN_REDIS_VERSION)
       ? row('redis', 'ok', where, '', { version })
-      : row('redis', 'fail', `${where}: BullMQ needs Redis >= ${MIN_REDIS_VERSION.join('.')}`, 'upgrade Redis to 6.2 or later', { version }),
+      : row(
+          'redis',
+          'fail',
+          `${where}: BullMQ needs Redis >= ${MIN_REDIS_VERSION.join('.')}`,
+          'upgrade Redis to 6.2 or later',
+          { version },
+        ),
   );
 
   const policy = info.get('maxmemory_policy');
   const maxmemory = info.get('maxmemory_human') ?? info.get('maxmemory');
-  const limit = maxmemory === undefined || maxmemory === '0' || maxmemory === '0B' ? 'no maxmemory' : `maxmemory ${maxmemory}`;
+  const limit =
+    maxmemory === undefined || maxmemory === '0' || maxmemory === '0B' ? 'no maxmemory' : `maxmemory ${maxmemory}`;
   if (policy === undefined) {
-    rows.push(row('redis eviction', 'warn', 'INFO does not report maxmemory_policy', 'make sure the server runs with maxmemory-policy noeviction (BullMQ needs it)'));
+    rows.push(
+      row(
+        'redis eviction',
+        'warn',
+        'INFO does not report maxmemory_policy',
+        'make sure the server runs with maxmemory-policy noeviction (BullMQ needs it)',
+      ),
+    );
   } else if (policy === 'noeviction') {
     rows.push(row('redis eviction', 'ok', `maxmemory-policy noeviction, ${limit}`, '', { maxmemoryPolicy: policy }));
   } else {
@@ -160,7 +179,7 @@ async function checkRedis(redis: DoctorRedis, t: DoctorTarget): Promise<CheckRow
         'redis eviction',
         'fail',
         `maxmemory-policy ${policy} (${limit}): under memory pressure Redis deletes keys, queued jobs and BullMQ's own among them`,
-        'set maxmemory-policy noeviction (redis-cli CONFIG SET maxmemory-policy noeviction, and in redis.conf or the managed service\'s parameters)',
+        "set maxmemory-policy noeviction (redis-cli CONFIG SET maxmemory-policy noeviction, and in redis.conf or the managed service's parameters)",
         { maxmemoryPolicy: policy },
       ),
     );
@@ -175,7 +194,7 @@ async function checkRedis(redis: DoctorRedis, t: DoctorTarget): Promise<CheckRow
         'redis persistence',
         'warn',
         'AOF off: queued jobs and run records die with a Redis restart',
-        'turn on AOF: redis-cli CONFIG SET appendonly yes, and appendonly yes in redis.conf (or the managed service\'s persistence setting)',
+        "turn on AOF: redis-cli CONFIG SET appendonly yes, and appendonly yes in redis.conf (or the managed service's persistence setting)",
         { aof: false },
       ),
     );
@@ -184,21 +203,48 @@ async function checkRedis(redis: DoctorRedis, t: DoctorTarget): Promise<CheckRow
 }
 
 function s3Failure(check: string, err: unknown, t: DoctorTarget, permission: string): CheckRow {
-  if (err instanceof CheckTimeout) return row(check, 'fail', unanswered(t.s3Endpoint, err), 'check S3_ENDPOINT / --s3-endpoint and the network');
-  if (!(err instanceof ObjectStoreError)) return row(check, 'fail', message(err), 'check the S3 settings (S3_ENDPOINT, AWS_REGION, credentials)');
+  if (err instanceof CheckTimeout)
+    return row(check, 'fail', unanswered(t.s3Endpoint, err), 'check S3_ENDPOINT / --s3-endpoint and the network');
+  if (!(err instanceof ObjectStoreError))
+    return row(check, 'fail', message(err), 'check the S3 settings (S3_ENDPOINT, AWS_REGION, credentials)');
   if (err.code === 'NoSuchBucket') {
-    return row(check, 'fail', `bucket "${t.bucket}" does not exist at ${t.s3Endpoint} (NoSuchBucket)`, 'check --bucket, S3_ENDPOINT and AWS_REGION');
+    return row(
+      check,
+      'fail',
+      `bucket "${t.bucket}" does not exist at ${t.s3Endpoint} (NoSuchBucket)`,
+      'check --bucket, S3_ENDPOINT and AWS_REGION',
+    );
   }
   switch (err.decision) {
     case 'fatal':
-      return row(check, 'fail', `refused: ${err.code}`, `check the credentials (AWS_ACCESS_KEY_ID / AWS_PROFILE ...) and that they allow ${permission} on ${t.bucket}`);
+      return row(
+        check,
+        'fail',
+        `refused: ${err.code}`,
+        `check the credentials (AWS_ACCESS_KEY_ID / AWS_PROFILE ...) and that they allow ${permission} on ${t.bucket}`,
+      );
     case 'retryable':
       // Node's network codes (ECONNREFUSED, UND_ERR_SOCKET) against the store's own (SlowDown, 5xx)
       return /^(E[A-Z]+|UND_ERR_\w+)$/.test(err.code)
-        ? row(check, 'fail', `no answer from ${t.s3Endpoint}: ${err.code}`, 'check S3_ENDPOINT / --s3-endpoint and the network')
-        : row(check, 'fail', `the store answered ${err.code}`, 'the store is throttling or failing: run doctor again later');
+        ? row(
+            check,
+            'fail',
+            `no answer from ${t.s3Endpoint}: ${err.code}`,
+            'check S3_ENDPOINT / --s3-endpoint and the network',
+          )
+        : row(
+            check,
+            'fail',
+            `the store answered ${err.code}`,
+            'the store is throttling or failing: run doctor again later',
+          );
     default:
-      return row(check, 'fail', withoutRequestId(err.message), 'check --bucket, S3_ENDPOINT, AWS_REGION and S3_FORCE_PATH_STYLE');
+      return row(
+        check,
+        'fail',
+        withoutRequestId(err.message),
+        'check --bucket, S3_ENDPOINT, AWS_REGION and S3_FORCE_PATH_STYLE',
+      );
   }
 }
 
@@ -208,17 +254,30 @@ async function checkBucket(objects: DoctorClients['objects'], t: DoctorTarget): 
   try {
     page = await bounded(objects.listPage(t.bucket, t.prefix, undefined, LIST_PAGE), t.timeoutMs);
   } catch (err) {
-    return [s3Failure('bucket', err, t, 's3:ListBucket'), row('object read', 'skip', 'not checked: the bucket could not be listed')];
+    return [
+      s3Failure('bucket', err, t, 's3:ListBucket'),
+      row('object read', 'skip', 'not checked: the bucket could not be listed'),
+    ];
   }
   const listed = `${page.objects.length}${page.nextToken !== undefined ? '+' : ''}`;
   if (page.objects.length === 0) {
     return [
-      row('bucket', 'warn', `${where} lists no object: a run would index nothing`, 'check --prefix (keys are case-sensitive and have no leading /)', { listed: 0 }),
+      row(
+        'bucket',
+        'warn',
+        `${where} lists no object: a run would index nothing`,
+        'check --prefix (keys are case-sensitive and have no leading /)',
+        { listed: 0 },
+      ),
       row('object read', 'skip', 'not checked: no object to read'),
     ];
   }
   const objectsWord = listed === '1' ? 'object' : 'objects';
-  const rows = [row('bucket', 'ok', `${where} lists (${listed} ${objectsWord} on the first page)`, '', { listed: page.objects.length })];
+  const rows = [
+    row('bucket', 'ok', `${where} lists (${listed} ${objectsWord} on the first page)`, '', {
+      listed: page.objects.length,
+    }),
+  ];
   // One byte of the first non-empty object; a range on an empty one is a 416.
   const target = page.objects.find((o) => o.size > 0) ?? page.objects[0]!;
   try {
@@ -239,31 +298,91 @@ async function checkQdrant(vectors: DoctorClients['vectors'], t: DoctorTarget): 
     const action =
       status === 401 || status === 403 ? 'check QDRANT_API_KEY' : 'start Qdrant, or fix QDRANT_URL / --qdrant-url';
     // the store's message names the operation and collection: the row says where instead
-    const why = err instanceof CheckTimeout ? err : new Error(message(err).replace(/^Qdrant \S+ on collection "[^"]*" failed: /, ''));
-    return [row('qdrant', 'fail', unanswered(t.qdrantUrl, why), action), row('collection', 'skip', 'not checked: Qdrant did not answer')];
+    const why =
+      err instanceof CheckTimeout
+        ? err
+        : new Error(message(err).replace(/^Qdrant \S+ on collection "[^"]*" failed: /, ''));
+    return [
+      row('qdrant', 'fail', unanswered(t.qdrantUrl, why), action),
+      row('collection', 'skip', 'not checked: Qdrant did not answer'),
+    ];
   }
   const rows = [row('qdrant', 'ok', `answers at ${t.qdrantUrl}`)];
   const makes = `${t.model.name} at dimension ${t.dimension} makes ${t.dimension}-dim vectors`;
   const name = `"${t.collection}"`;
   if (layout === undefined) {
-    rows.push(row('collection', 'ok', `${name} does not exist yet: index creates it (${t.dimension}-dim, ${VECTOR_DISTANCE}, one unnamed vector)`, '', { exists: false }));
-  } else if (layout.vectors === 'named') {
-    rows.push(row('collection', 'fail', `${name} has named vectors (${layout.names.join(', ')}); this tool writes one unnamed vector a point`, 'use another --collection', { exists: true }));
-  } else if (layout.vectors === 'none') {
-    rows.push(row('collection', 'fail', `${name} has no dense vector; this tool writes one unnamed vector a point`, 'use another --collection', { exists: true }));
-  } else if (layout.size !== t.dimension) {
-    const takes = t.model.dimensions.includes(layout.size) ? `--dimension ${layout.size} (${t.model.name} takes it), ` : '';
     rows.push(
-      row('collection', 'fail', `${name} holds ${layout.size}-dim vectors; ${makes}`, `use ${takes}another --collection, or --mode rebuild`, { exists: true, size: layout.size, distance: layout.distance }),
+      row(
+        'collection',
+        'ok',
+        `${name} does not exist yet: index creates it (${t.dimension}-dim, ${VECTOR_DISTANCE}, one unnamed vector)`,
+        '',
+        { exists: false },
+      ),
+    );
+  } else if (layout.vectors === 'named') {
+    rows.push(
+      row(
+        'collection',
+        'fail',
+        `${name} has named vectors (${layout.names.join(', ')}); this tool writes one unnamed vector a point`,
+        'use another --collection',
+        { exists: true },
+      ),
+    );
+  } else if (layout.vectors === 'none') {
+    rows.push(
+      row(
+        'collection',
+        'fail',
+        `${name} has no dense vector; this tool writes one unnamed vector a point`,
+        'use another --collection',
+        { exists: true },
+      ),
+    );
+  } else if (layout.size !== t.dimension) {
+    const takes = t.model.dimensions.includes(layout.size)
+      ? `--dimension ${layout.size} (${t.model.name} takes it), `
+      : '';
+    rows.push(
+      row(
+        'collection',
+        'fail',
+        `${name} holds ${layout.size}-dim vectors; ${makes}`,
+        `use ${takes}another --collection, or --mode rebuild`,
+        { exists: true, size: layout.size, distance: layout.distance },
+      ),
     );
   } else if (layout.sparse !== undefined) {
-    rows.push(row('collection', 'fail', `${name} has sparse vectors (${layout.sparse.join(', ')}); this tool writes one unnamed dense vector a point`, 'use another --collection', { exists: true, size: layout.size, distance: layout.distance }));
+    rows.push(
+      row(
+        'collection',
+        'fail',
+        `${name} has sparse vectors (${layout.sparse.join(', ')}); this tool writes one unnamed dense vector a point`,
+        'use another --collection',
+        { exists: true, size: layout.size, distance: layout.distance },
+      ),
+    );
   } else if (layout.distance !== VECTOR_DISTANCE) {
     rows.push(
-      row('collection', 'fail', `${name} holds ${layout.size}-dim vectors with ${layout.distance} distance; this tool writes ${VECTOR_DISTANCE} vectors (index refuses the collection)`, `use another --collection for ${VECTOR_DISTANCE}`, { exists: true, size: layout.size, distance: layout.distance }),
+      row(
+        'collection',
+        'fail',
+        `${name} holds ${layout.size}-dim vectors with ${layout.distance} distance; this tool writes ${VECTOR_DISTANCE} vectors (index refuses the collection)`,
+        `use another --collection for ${VECTOR_DISTANCE}`,
+        { exists: true, size: layout.size, distance: layout.distance },
+      ),
     );
   } else {
-    rows.push(row('collection', 'ok', `${name} holds ${layout.size}-dim ${layout.distance} vectors, as ${t.model.name} makes`, '', { exists: true, size: layout.size, distance: layout.distance }));
+    rows.push(
+      row(
+        'collection',
+        'ok',
+        `${name} holds ${layout.size}-dim ${layout.distance} vectors, as ${t.model.name} makes`,
+        '',
+        { exists: true, size: layout.size, distance: layout.distance },
+      ),
+    );
   }
   return rows;
 }
@@ -272,7 +391,10 @@ async function checkQdrant(vectors: DoctorClients['vectors'], t: DoctorTarget): 
 export function formatUsd(usd: number): string {
   if (usd === 0) return '$0';
   const decimals = Math.max(2, 1 - Math.floor(Math.log10(usd)));
-  return `$${usd.toFixed(decimals).replace(/(\.\d*?[1-9])0+$/, '$1').replace(/\.0+$/, '')}`;
+  return `$${usd
+    .toFixed(decimals)
+    .replace(/(\.\d*?[1-9])0+$/, '$1')
+    .replace(/\.0+$/, '')}`;
 }
 
 function apiAction(err: EmbeddingApiError, t: DoctorTarget): string {
@@ -280,24 +402,34 @@ function apiAction(err: EmbeddingApiError, t: DoctorTarget): string {
   if (err.code === 'InvalidApiKey' || err.status === 401) {
     return 'check DASHSCOPE_API_KEY; keys belong to one region (Beijing https://dashscope.aliyuncs.com, Singapore https://dashscope-intl.aliyuncs.com): match DASHSCOPE_BASE_URL';
   }
-  if (err.code === 'ModelNotFound' || err.status === 404) return `check that ${t.model.name} is offered at ${t.baseUrl} (the region of DASHSCOPE_BASE_URL)`;
-  if (err.code === 'Arrearage' || err.status === 403) return 'check the account in Model Studio: balance, and access to this model';
-  if (err.decision === 'rate-limited') return 'the key was not confirmed: run doctor again in a minute (or check what else uses this key)';
-  return 'see the provider\'s message';
+  if (err.code === 'ModelNotFound' || err.status === 404)
+    return `check that ${t.model.name} is offered at ${t.baseUrl} (the region of DASHSCOPE_BASE_URL)`;
+  if (err.code === 'Arrearage' || err.status === 403)
+    return 'check the account in Model Studio: balance, and access to this model';
+  if (err.decision === 'rate-limited')
+    return 'the key was not confirmed: run doctor again in a minute (or check what else uses this key)';
+  return "see the provider's message";
 }
 
 async function checkApi(embedder: Embedder | undefined, t: DoctorTarget): Promise<CheckRow> {
   if (!t.api) return row('api key', 'skip', 'not checked (--no-api): no request sent');
-  if (embedder === undefined) return row('api key', 'fail', 'DASHSCOPE_API_KEY is not set', 'set DASHSCOPE_API_KEY (every worker needs it)');
+  if (embedder === undefined)
+    return row('api key', 'fail', 'DASHSCOPE_API_KEY is not set', 'set DASHSCOPE_API_KEY (every worker needs it)');
   const spec = t.model;
   try {
     const result = await bounded(
-      embedder.embed({ model: spec.name, contents: [PROBE_WORD], parameters: requestParameters({ model: spec, dimension: t.dimension }), dimension: t.dimension }),
+      embedder.embed({
+        model: spec.name,
+        contents: [PROBE_WORD],
+        parameters: requestParameters({ model: spec, dimension: t.dimension }),
+        dimension: t.dimension,
+      }),
       t.timeoutMs,
     );
     const tokens = result.usage.textTokens;
     const cost = estimateCost(spec, tokens, result.usage.imageTokens);
-    const price = spec.priceTextPerMTokens === 0 ? 'free in the catalog' : `$${spec.priceTextPerMTokens} per million text tokens`;
+    const price =
+      spec.priceTextPerMTokens === 0 ? 'free in the catalog' : `$${spec.priceTextPerMTokens} per million text tokens`;
     return row(
       'api key',
       'ok',
@@ -307,20 +439,49 @@ async function checkApi(embedder: Embedder | undefined, t: DoctorTarget): Promis
       { textTokens: tokens, costUsd: Number(cost.toPrecision(12)) },
     );
   } catch (err) {
-    if (err instanceof CheckTimeout) return row('api key', 'fail', unanswered(t.baseUrl, err), 'check DASHSCOPE_BASE_URL / --base-url and the network');
+    if (err instanceof CheckTimeout)
+      return row(
+        'api key',
+        'fail',
+        unanswered(t.baseUrl, err),
+        'check DASHSCOPE_BASE_URL / --base-url and the network',
+      );
     if (!(err instanceof EmbeddingApiError)) return row('api key', 'fail', message(err), 'see the message');
-    const detail = err.status === 0 ? `no answer from ${t.baseUrl}: ${err.code}: ${err.providerMessage}` : `refused: ${err.status} ${err.code}: ${err.providerMessage}`;
+    const detail =
+      err.status === 0
+        ? `no answer from ${t.baseUrl}: ${err.code}: ${err.providerMessage}`
+        : `refused: ${err.status} ${err.code}: ${err.providerMessage}`;
     return row('api key', err.decision === 'rate-limited' ? 'warn' : 'fail', detail, apiAction(err, t));
   }
 }
 
 /** Whether a run's media URLs can reach the provider: what index would do with them. */
-export function checkMediaUrls(m: NonNullable<DoctorTarget['mediaUrls']>, t: Pick<DoctorTarget, 's3Endpoint'>): CheckRow {
+export function checkMediaUrls(
+  m: NonNullable<DoctorTarget['mediaUrls']>,
+  t: Pick<DoctorTarget, 's3Endpoint'>,
+): CheckRow {
   const fix = `use IMAGE_MODE=inline for images and an S3_ENDPOINT the provider can reach for videos, or set ${PRIVATE_MEDIA_VARIABLE}=true if the API can reach this store (a local simulator)`;
-  if (m.reason === undefined) return row('media urls', 'ok', `the provider can download presigned URLs of ${t.s3Endpoint}`);
-  if (m.allowed) return row('media urls', 'ok', `${m.reason}, and ${PRIVATE_MEDIA_VARIABLE}=true: its presigned URLs are sent (the API must reach it)`);
-  if (m.imageMode === 'url') return row('media urls', 'fail', `${m.reason}: the provider cannot download its URLs, so index refuses IMAGE_MODE=url (and skips videos)`, fix);
-  return row('media urls', 'warn', `${m.reason}: the provider cannot download its URLs, so index skips videos (unreachable-url); images go inline`, fix);
+  if (m.reason === undefined)
+    return row('media urls', 'ok', `the provider can download presigned URLs of ${t.s3Endpoint}`);
+  if (m.allowed)
+    return row(
+      'media urls',
+      'ok',
+      `${m.reason}, and ${PRIVATE_MEDIA_VARIABLE}=true: its presigned URLs are sent (the API must reach it)`,
+    );
+  if (m.imageMode === 'url')
+    return row(
+      'media urls',
+      'fail',
+      `${m.reason}: the provider cannot download its URLs, so index refuses IMAGE_MODE=url (and skips videos)`,
+      fix,
+    );
+  return row(
+    'media urls',
+    'warn',
+    `${m.reason}: the provider cannot download its URLs, so index skips videos (unreachable-url); images go inline`,
+    fix,
+  );
 }
 
 /** Every check, the services in parallel (so the whole run takes about one timeout at most twice). */

@@ -93,7 +93,13 @@ export function packObjects(objects: readonly ObjectTuple[]): (string | number)[
     while (shared < max && key.charCodeAt(shared) === prevKey.charCodeAt(shared)) shared++;
     // never split a surrogate pair: both halves stay in the stored rest
     if (shared > 0 && shared < key.length && /[\uDC00-\uDFFF]/.test(key[shared] ?? '')) shared--;
-    out.push(shared, key.slice(shared), MD5_HEX.test(etag) ? Buffer.from(etag, 'hex').toString('base64url') : `=${etag}`, size, time - prevTime);
+    out.push(
+      shared,
+      key.slice(shared),
+      MD5_HEX.test(etag) ? Buffer.from(etag, 'hex').toString('base64url') : `=${etag}`,
+      size,
+      time - prevTime,
+    );
     prevKey = key;
     prevTime = time;
   }
@@ -110,8 +116,16 @@ export function unpackObjects(o: unknown): ObjectTuple[] {
   let prevTime = 0;
   for (let i = 0; i < o.length; i += 5) {
     const [shared, rest, etag, size, dt] = o.slice(i, i + 5) as unknown[];
-    if (typeof shared !== 'number' || !Number.isInteger(shared) || shared < 0 || shared > prevKey.length || typeof rest !== 'string') return bad(`hold a malformed key at object ${i / 5}`);
-    if (typeof etag !== 'string' || typeof size !== 'number' || typeof dt !== 'number') return bad(`hold a malformed ETag, size or time at object ${i / 5}`);
+    if (
+      typeof shared !== 'number' ||
+      !Number.isInteger(shared) ||
+      shared < 0 ||
+      shared > prevKey.length ||
+      typeof rest !== 'string'
+    )
+      return bad(`hold a malformed key at object ${i / 5}`);
+    if (typeof etag !== 'string' || typeof size !== 'number' || typeof dt !== 'number')
+      return bad(`hold a malformed ETag, size or time at object ${i / 5}`);
     const key = prevKey.slice(0, shared) + rest;
     const kind = classifyKey(key);
     if (!kind) return bad(`hold ${JSON.stringify(key)}, which is no text, image or video key`);
@@ -134,18 +148,30 @@ export function jobObjects(data: EmbedJobData): ObjectTuple[] {
  * settings (`settingsOf`). A job of an unknown format, or whose run record is gone, is
  * refused with the reason (it cannot be run as it was meant).
  */
-export async function resolveEmbedJob(data: unknown, settingsOf: (runId: string) => Promise<{ bucket: string; settings: EmbedSettings } | undefined>): Promise<ResolvedEmbedJob> {
-  const d = (typeof data === 'object' && data !== null ? data : {}) as Partial<EmbedJobDataV1> & Partial<Omit<EmbedJobDataV2, 'v'>> & { v?: unknown };
-  if (typeof d.runId !== 'string' || d.runId === '') throw new UnprocessableJobError('malformed embed job: it has no run id (runId)');
+export async function resolveEmbedJob(
+  data: unknown,
+  settingsOf: (runId: string) => Promise<{ bucket: string; settings: EmbedSettings } | undefined>,
+): Promise<ResolvedEmbedJob> {
+  const d = (typeof data === 'object' && data !== null ? data : {}) as Partial<EmbedJobDataV1> &
+    Partial<Omit<EmbedJobDataV2, 'v'>> & { v?: unknown };
+  if (typeof d.runId !== 'string' || d.runId === '')
+    throw new UnprocessableJobError('malformed embed job: it has no run id (runId)');
   const units = d.units;
   if (d.v === 1) {
-    if (!d.settings || typeof d.bucket !== 'string' || !Array.isArray(d.objects)) throw new UnprocessableJobError('malformed embed job: format 1 needs bucket, settings and objects');
+    if (!d.settings || typeof d.bucket !== 'string' || !Array.isArray(d.objects))
+      throw new UnprocessableJobError('malformed embed job: format 1 needs bucket, settings and objects');
     return { runId: d.runId, bucket: d.bucket, settings: d.settings, objects: d.objects, ...(units ? { units } : {}) };
   }
-  if (d.v !== 2) throw new UnprocessableJobError(`embed job of format ${JSON.stringify(d.v ?? null)}: this worker runs formats 1 and 2 (a newer version queued it? upgrade the workers)`);
+  if (d.v !== 2)
+    throw new UnprocessableJobError(
+      `embed job of format ${JSON.stringify(d.v ?? null)}: this worker runs formats 1 and 2 (a newer version queued it? upgrade the workers)`,
+    );
   const objects = unpackObjects(d.o);
   const run = await settingsOf(d.runId);
-  if (!run) throw new UnprocessableJobError(`embed job of run ${d.runId}: the run's record (which holds its bucket and settings) is gone (expired after RUN_RETENTION_DAYS or deleted); index the objects again`);
+  if (!run)
+    throw new UnprocessableJobError(
+      `embed job of run ${d.runId}: the run's record (which holds its bucket and settings) is gone (expired after RUN_RETENTION_DAYS or deleted); index the objects again`,
+    );
   return { runId: d.runId, bucket: run.bucket, settings: run.settings, objects, ...(units ? { units } : {}) };
 }
 
@@ -158,7 +184,11 @@ export interface ObjectRef {
 }
 
 const LETTER = { text: 't', image: 'i', video: 'v' } as const;
-const MODALITY: ReadonlyMap<string, ObjectRef['modality']> = new Map([['t', 'text'], ['i', 'image'], ['v', 'video']]);
+const MODALITY: ReadonlyMap<string, ObjectRef['modality']> = new Map([
+  ['t', 'text'],
+  ['i', 'image'],
+  ['v', 'video'],
+]);
 
 export function toTuple(o: ScannedObject): ObjectTuple {
   return [o.key, o.etag, o.size, Date.parse(o.lastModified), LETTER[o.modality]];
@@ -167,13 +197,23 @@ export function toTuple(o: ScannedObject): ObjectTuple {
 export function fromTuple([key, etag, size, lastModified, letter]: ObjectTuple): ObjectRef {
   // job data is whatever a Redis writer put there: a letter that is no modality is refused by name
   const modality = MODALITY.get(letter);
-  if (modality === undefined) throw new UnprocessableJobError(`malformed embed job: object ${JSON.stringify(key)} has modality "${String(letter)}" (t, i or v)`);
+  if (modality === undefined)
+    throw new UnprocessableJobError(
+      `malformed embed job: object ${JSON.stringify(key)} has modality "${String(letter)}" (t, i or v)`,
+    );
   return { key, etag, size, lastModified: new Date(lastModified).toISOString(), modality };
 }
 
 /** Hash of the settings that decide a vector (the params_hash of every point of one object). */
 export function paramsHash(s: EmbedSettings): string {
-  return shortHash({ model: s.model, dimension: s.dimension, chunkTokens: s.chunkTokens ?? null, chunkOverlap: s.chunkOverlap, fps: s.fps ?? null, instruct: s.instruct ?? null });
+  return shortHash({
+    model: s.model,
+    dimension: s.dimension,
+    chunkTokens: s.chunkTokens ?? null,
+    chunkOverlap: s.chunkOverlap,
+    fps: s.fps ?? null,
+    instruct: s.instruct ?? null,
+  });
 }
 
 /**
@@ -188,7 +228,9 @@ export function unitParamsHash(s: EmbedSettings): string {
 }
 
 /** For each object of a job that belongs to a unit: the unit, as failures record it ([kind, id]). */
-export function unitsByObject(data: { readonly units?: readonly UnitTuple[] | undefined }): Map<number, readonly ['g' | 'f', string]> {
+export function unitsByObject(data: {
+  readonly units?: readonly UnitTuple[] | undefined;
+}): Map<number, readonly ['g' | 'f', string]> {
   return new Map((data.units ?? []).flatMap(([kind, id, members]) => members.map((i) => [i, [kind, id] as const])));
 }
 
@@ -199,7 +241,8 @@ export function jobContents(entries: readonly Entry[]): { objects: ObjectTuple[]
   for (const e of entries) {
     const first = objects.length;
     objects.push(...entryObjects(e).map(toTuple));
-    if ('unit' in e) units.push([e.unit.kind === 'group' ? 'g' : 'f', e.unit.id, e.unit.members.map((_, i) => first + i)]);
+    if ('unit' in e)
+      units.push([e.unit.kind === 'group' ? 'g' : 'f', e.unit.id, e.unit.members.map((_, i) => first + i)]);
   }
   return units.length > 0 ? { objects, units } : { objects };
 }
@@ -209,8 +252,23 @@ export function jobContents(entries: readonly Entry[]): { objects: ObjectTuple[]
  * It is the job's BullMQ deduplication id, so the same work is not queued twice while it
  * is pending, and once it has finished a later run can queue it again.
  */
-export function embedContentId(bucket: string, settings: EmbedSettings, objects: readonly ObjectTuple[], units?: readonly UnitTuple[]): string {
-  return shortHash({ bucket, c: settings.collection, p: unitParamsHash(settings), m: settings.imageMode, o: objects.map((o) => [o[0], o[1]]), ...(units ? { u: units } : {}) }, 32);
+export function embedContentId(
+  bucket: string,
+  settings: EmbedSettings,
+  objects: readonly ObjectTuple[],
+  units?: readonly UnitTuple[],
+): string {
+  return shortHash(
+    {
+      bucket,
+      c: settings.collection,
+      p: unitParamsHash(settings),
+      m: settings.imageMode,
+      o: objects.map((o) => [o[0], o[1]]),
+      ...(units ? { u: units } : {}),
+    },
+    32,
+  );
 }
 
 /** The job id: unique per run and content, so re-adding within a run is a no-op. */

@@ -87,7 +87,15 @@ function isObject(v: unknown): v is Record<string, unknown> {
 export function checkResponse(body: unknown, request: EmbedRequest): EmbedResult {
   const billed = (body as { request_id?: unknown } | undefined)?.request_id;
   const bad = (why: string): never => {
-    throw new EmbeddingApiError({ status: 200, code: 'bad-response', message: `embedding response ${why}`, requestId: typeof billed === 'string' ? billed : undefined }, 'bad-response');
+    throw new EmbeddingApiError(
+      {
+        status: 200,
+        code: 'bad-response',
+        message: `embedding response ${why}`,
+        requestId: typeof billed === 'string' ? billed : undefined,
+      },
+      'bad-response',
+    );
   };
   if (!isObject(body) || !isObject(body.output) || !Array.isArray(body.output.embeddings)) {
     throw networkError('BadResponse', 'embedding response has no output.embeddings');
@@ -100,15 +108,24 @@ export function checkResponse(body: unknown, request: EmbedRequest): EmbedResult
   const types: EmbeddingType[] = new Array<EmbeddingType>(n);
   for (const e of list) {
     if (!isObject(e)) return bad('has an entry that is not an object');
-    if (!Number.isInteger(e.index) || e.index < 0 || e.index >= n || vectors[e.index]) return bad(`has a missing or repeated index ${String(e.index)}`);
+    if (!Number.isInteger(e.index) || e.index < 0 || e.index >= n || vectors[e.index])
+      return bad(`has a missing or repeated index ${String(e.index)}`);
     if (!Array.isArray(e.embedding) || e.embedding.length !== request.dimension) {
-      return bad(`has a vector of length ${Array.isArray(e.embedding) ? e.embedding.length : 'none'} where ${request.dimension} was asked`);
+      return bad(
+        `has a vector of length ${Array.isArray(e.embedding) ? e.embedding.length : 'none'} where ${request.dimension} was asked`,
+      );
     }
-    if (!e.embedding.every((x) => typeof x === 'number' && Number.isFinite(x))) return bad('has a non-numeric vector component');
+    if (!e.embedding.every((x) => typeof x === 'number' && Number.isFinite(x)))
+      return bad('has a non-numeric vector component');
     vectors[e.index] = e.embedding;
     types[e.index] = e.type;
   }
-  return { vectors: vectors as number[][], types, usage: readUsage(success.usage), requestId: String(success.request_id ?? '') };
+  return {
+    vectors: vectors as number[][],
+    types,
+    usage: readUsage(success.usage),
+    requestId: String(success.request_id ?? ''),
+  };
 }
 
 export class DashScopeClient implements Embedder {
@@ -126,7 +143,11 @@ export class DashScopeClient implements Embedder {
   }
 
   prepare(request: EmbedRequest): PreparedEmbed {
-    const body = JSON.stringify({ model: request.model, input: { contents: request.contents }, parameters: request.parameters ?? {} });
+    const body = JSON.stringify({
+      model: request.model,
+      input: { contents: request.contents },
+      parameters: request.parameters ?? {},
+    });
     return { send: (signal) => this.post(request, body, signal) };
   }
 
@@ -168,7 +189,8 @@ export class DashScopeClient implements Embedder {
         retryAfterSeconds: retryAfter(response.headers.get('retry-after')),
       });
     }
-    if (parsed === undefined) throw networkError('BadResponse', `embedding response is not JSON (${text.length} bytes)`);
+    if (parsed === undefined)
+      throw networkError('BadResponse', `embedding response is not JSON (${text.length} bytes)`);
     return checkResponse(parsed, request);
   }
 }

@@ -53,7 +53,8 @@ export class ServiceUnreachableError extends Error {
  * - `bad-response`: a 200 whose vectors do not fit the request (count or length): it was
  *   billed, so it is not sent again; its inputs fail, and a repeat stops the run.
  */
-export type Decision = 'retryable' | 'rate-limited' | 'fatal' | 'request' | 'gone' | 'input' | 'redownload' | 'split' | 'bad-response';
+export type Decision =
+  'retryable' | 'rate-limited' | 'fatal' | 'request' | 'gone' | 'input' | 'redownload' | 'split' | 'bad-response';
 /** The decisions an embedding request can get. */
 export type RetryDecision = Exclude<Decision, 'gone'>;
 
@@ -105,8 +106,16 @@ export class EmbeddingApiError extends ServiceError {
   readonly providerMessage: string;
   declare readonly decision: RetryDecision;
 
-  constructor(fields: ApiErrorFields, decision: RetryDecision = classifyApiError(fields.status, fields.code, fields.message)) {
-    super(`${fields.status} ${fields.code}: ${fields.message}${fields.requestId ? ` (request ${fields.requestId})` : ''}`, fields.code, decision, fields.retryAfterSeconds);
+  constructor(
+    fields: ApiErrorFields,
+    decision: RetryDecision = classifyApiError(fields.status, fields.code, fields.message),
+  ) {
+    super(
+      `${fields.status} ${fields.code}: ${fields.message}${fields.requestId ? ` (request ${fields.requestId})` : ''}`,
+      fields.code,
+      decision,
+      fields.retryAfterSeconds,
+    );
     this.status = fields.status;
     this.requestId = fields.requestId;
     this.providerMessage = fields.message;
@@ -127,7 +136,12 @@ const FATAL_CODES = new Set([
  * (the provider answers these with 429 or 403 too; retrying would loop until morning).
  */
 export function isQuotaGone(code: string, message: string): boolean {
-  return code === 'Arrearage' || /free (allocated )?quota (is )?(exceeded|exhausted|used up)|allocated quota exceeded.*free|in arrears|overdue/i.test(message);
+  return (
+    code === 'Arrearage' ||
+    /free (allocated )?quota (is )?(exceeded|exhausted|used up)|allocated quota exceeded.*free|in arrears|overdue/i.test(
+      message,
+    )
+  );
 }
 
 /** The request's `parameters` (contract: dimension, output_type, fps, instruct). */
@@ -148,7 +162,8 @@ export function refusesParameter(message: string): boolean {
 
 /** The contract's error table as a function of (HTTP status, provider code, and for quotas the message). */
 export function classifyApiError(status: number, code: string, message = ''): RetryDecision {
-  if (FATAL_CODES.has(code) || status === 401 || status === 403 || status === 404 || isQuotaGone(code, message)) return 'fatal';
+  if (FATAL_CODES.has(code) || status === 401 || status === 403 || status === 404 || isQuotaGone(code, message))
+    return 'fatal';
   if (status === 429 || code.startsWith('Throttling')) return 'rate-limited';
   if (status === 413 || code === 'BadRequest.TooLarge') return 'split';
   if (code === 'InternalError.Algo.InvalidParameter') return 'redownload';

@@ -58,7 +58,12 @@ function reservoir<T>(size: number): { offer(item: T): void; items: T[] } {
   };
 }
 
-export async function estimateRun(store: ObjectStore, tokens: TokenCounter, model: ModelSpec, opts: EstimateOptions): Promise<Estimate> {
+export async function estimateRun(
+  store: ObjectStore,
+  tokens: TokenCounter,
+  model: ModelSpec,
+  opts: EstimateOptions,
+): Promise<Estimate> {
   const sampleSize = opts.sample ?? 200;
   const texts = reservoir<ScannedObject>(sampleSize);
   const images = reservoir<ScannedObject>(sampleSize);
@@ -96,7 +101,11 @@ export async function estimateRun(store: ObjectStore, tokens: TokenCounter, mode
   const avgImageTokens = images.items.length > 0 ? pixelTokens / images.items.length : 0;
 
   // the producer's jobs, then each job's requests as the planner would split them
-  const batcher = new Batcher({ model, imageMode: opts.imageMode, ...(opts.chunkTokens !== undefined ? { chunkTokens: opts.chunkTokens } : {}) });
+  const batcher = new Batcher({
+    model,
+    imageMode: opts.imageMode,
+    ...(opts.chunkTokens !== undefined ? { chunkTokens: opts.chunkTokens } : {}),
+  });
   const jobs: ScannedObject[][] = [];
   for (const page of pages) {
     for (const o of page) {

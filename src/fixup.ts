@@ -29,7 +29,13 @@ export interface FixupRecord {
 }
 
 export type FixedImage =
-  | { readonly bytes: Uint8Array; readonly format: ImageFormat; readonly width: number; readonly height: number; readonly fixup?: FixupRecord }
+  | {
+      readonly bytes: Uint8Array;
+      readonly format: ImageFormat;
+      readonly width: number;
+      readonly height: number;
+      readonly fixup?: FixupRecord;
+    }
   | { readonly skip: { readonly code: string; readonly reason: string } };
 
 /** Whether an image in `format` could be made acceptable (decodable), for the scanner. */
@@ -47,21 +53,40 @@ export async function fixImage(input: Uint8Array, model: ModelSpec, opts: FixupO
   if ('error' in facts) return { skip: { code: 'not-an-image', reason: facts.error } };
   const shape = imageShapeProblem(facts.width, facts.height);
   if (shape) return { skip: { code: 'bad-shape', reason: shape } };
-  const byteLimit = Math.min(model.imageMaxBytes, opts.maxDataUriBytes !== undefined ? Math.floor(((opts.maxDataUriBytes - 64) * 3) / 4) : Infinity);
+  const byteLimit = Math.min(
+    model.imageMaxBytes,
+    opts.maxDataUriBytes !== undefined ? Math.floor(((opts.maxDataUriBytes - 64) * 3) / 4) : Infinity,
+  );
   const formatOk = model.imageFormats.includes(facts.format);
   if (DECODABLE.has(facts.format)) {
     // a header can look right on a broken file (a truncated upload): decode it once, small
     // (JPEG shrinks on load, so this is cheap), and refuse what does not decode
     try {
-      await sharp(input, { limitInputPixels: MAX_INPUT_PIXELS, pages: 1, failOn: 'truncated' }).resize(8, 8, { fit: 'inside' }).raw().toBuffer();
+      await sharp(input, { limitInputPixels: MAX_INPUT_PIXELS, pages: 1, failOn: 'truncated' })
+        .resize(8, 8, { fit: 'inside' })
+        .raw()
+        .toBuffer();
     } catch (err) {
-      return { skip: { code: 'undecodable-image', reason: `cannot decode the ${facts.format} image: ${(err as Error).message}` } };
+      return {
+        skip: {
+          code: 'undecodable-image',
+          reason: `cannot decode the ${facts.format} image: ${(err as Error).message}`,
+        },
+      };
     }
   }
-  if (formatOk && input.length <= byteLimit) return { bytes: input, format: facts.format, width: facts.width, height: facts.height };
+  if (formatOk && input.length <= byteLimit)
+    return { bytes: input, format: facts.format, width: facts.width, height: facts.height };
   if (!DECODABLE.has(facts.format)) {
-    const why = formatOk ? `over ${model.name}'s limit of ${byteLimit} bytes` : `${model.name} does not take ${facts.format}`;
-    return { skip: { code: formatOk ? 'too-large' : 'unsupported-format', reason: `${why}, and ${facts.format} images cannot be converted here` } };
+    const why = formatOk
+      ? `over ${model.name}'s limit of ${byteLimit} bytes`
+      : `${model.name} does not take ${facts.format}`;
+    return {
+      skip: {
+        code: formatOk ? 'too-large' : 'unsupported-format',
+        reason: `${why}, and ${facts.format} images cannot be converted here`,
+      },
+    };
   }
 
   // decode once (first frame, bounded), upright per EXIF
@@ -69,7 +94,9 @@ export async function fixImage(input: Uint8Array, model: ModelSpec, opts: FixupO
   try {
     meta = await sharp(input, { limitInputPixels: MAX_INPUT_PIXELS, pages: 1, failOn: 'truncated' }).metadata();
   } catch (err) {
-    return { skip: { code: 'undecodable-image', reason: `cannot decode the ${facts.format} image: ${(err as Error).message}` } };
+    return {
+      skip: { code: 'undecodable-image', reason: `cannot decode the ${facts.format} image: ${(err as Error).message}` },
+    };
   }
   const target: ImageFormat = meta.hasAlpha && model.imageFormats.includes('png') ? 'png' : 'jpeg';
   const actions: string[] = [];
@@ -86,9 +113,16 @@ export async function fixImage(input: Uint8Array, model: ModelSpec, opts: FixupO
     try {
       let pipeline = sharp(input, { limitInputPixels: MAX_INPUT_PIXELS, pages: 1, failOn: 'truncated' }).rotate();
       if (scale < 1) pipeline = pipeline.resize(w, h, { fit: 'inside' });
-      out = await (target === 'png' ? pipeline.png({ compressionLevel: 9 }) : pipeline.jpeg({ quality: 85, mozjpeg: true })).toBuffer();
+      out = await (
+        target === 'png' ? pipeline.png({ compressionLevel: 9 }) : pipeline.jpeg({ quality: 85, mozjpeg: true })
+      ).toBuffer();
     } catch (err) {
-      return { skip: { code: 'undecodable-image', reason: `cannot convert the ${facts.format} image: ${(err as Error).message}` } };
+      return {
+        skip: {
+          code: 'undecodable-image',
+          reason: `cannot convert the ${facts.format} image: ${(err as Error).message}`,
+        },
+      };
     }
     if (out.length <= byteLimit) {
       const fixed = sniffImage(out);
@@ -99,7 +133,13 @@ export async function fixImage(input: Uint8Array, model: ModelSpec, opts: FixupO
         format: target,
         width,
         height,
-        fixup: { original_bytes: input.length, original_format: facts.format, original_width: facts.width, original_height: facts.height, actions },
+        fixup: {
+          original_bytes: input.length,
+          original_format: facts.format,
+          original_width: facts.width,
+          original_height: facts.height,
+          actions,
+        },
       };
     }
     // a little under what the ratio says, since JPEG size is not linear in the pixel count

@@ -28,8 +28,14 @@ export async function classifyChanges(
 ): Promise<Map<string, Change>> {
   const result = new Map<string, Change>();
   if (objects.length === 0) return result;
-  const byId = (points: StoredPoint[]): Map<string, Record<string, unknown>> => new Map(points.map((p) => [p.id, p.payload]));
-  const first = byId(await vectors.retrieve(collection, objects.map((o) => pointId(bucket, o.key, 0))));
+  const byId = (points: StoredPoint[]): Map<string, Record<string, unknown>> =>
+    new Map(points.map((p) => [p.id, p.payload]));
+  const first = byId(
+    await vectors.retrieve(
+      collection,
+      objects.map((o) => pointId(bucket, o.key, 0)),
+    ),
+  );
 
   const needRest: { object: Pick<ObjectInfo, 'key' | 'etag'>; ids: string[] }[] = [];
   for (const o of objects) {
@@ -39,11 +45,17 @@ export async function classifyChanges(
     else {
       const count = typeof p.chunk_count === 'number' ? p.chunk_count : 1;
       if (count <= 1) result.set(o.key, 'unchanged');
-      else needRest.push({ object: o, ids: Array.from({ length: count - 1 }, (_, i) => pointId(bucket, o.key, i + 1)) });
+      else
+        needRest.push({ object: o, ids: Array.from({ length: count - 1 }, (_, i) => pointId(bucket, o.key, i + 1)) });
     }
   }
   if (needRest.length > 0) {
-    const rest = byId(await vectors.retrieve(collection, needRest.flatMap((n) => n.ids)));
+    const rest = byId(
+      await vectors.retrieve(
+        collection,
+        needRest.flatMap((n) => n.ids),
+      ),
+    );
     for (const { object, ids } of needRest) {
       const complete = ids.every((id) => rest.get(id)?.etag === object.etag);
       result.set(object.key, complete ? 'unchanged' : 'changed');
@@ -58,9 +70,17 @@ export function chunkIds(bucket: string, key: string, count: number, from = 0): 
 }
 
 /** Deletes every point of these keys (their chunk 0 tells how many there are); returns how many keys had points. */
-export async function dropPoints(vectors: VectorStore, collection: string, bucket: string, keys: readonly string[]): Promise<number> {
+export async function dropPoints(
+  vectors: VectorStore,
+  collection: string,
+  bucket: string,
+  keys: readonly string[],
+): Promise<number> {
   if (keys.length === 0) return 0;
-  const found = await vectors.retrieve(collection, keys.map((k) => pointId(bucket, k, 0)));
+  const found = await vectors.retrieve(
+    collection,
+    keys.map((k) => pointId(bucket, k, 0)),
+  );
   const byId = new Map(found.map((p) => [p.id, p.payload]));
   const ids = keys.flatMap((k) => {
     const p = byId.get(pointId(bucket, k, 0));
@@ -87,17 +107,26 @@ export async function prune(
   let pruned = 0;
   let offset: string | undefined;
   do {
-    const page = await vectors.scroll(collection, { bucket, chunk: 0 }, ['key', 'chunk_count', 'group', 'members', 'indexed_at'], offset);
+    const page = await vectors.scroll(
+      collection,
+      { bucket, chunk: 0 },
+      ['key', 'chunk_count', 'group', 'members', 'indexed_at'],
+      offset,
+    );
     // a group's points are stored under its group key, and it is under the prefix when its members are
-    const pointKey = (p: StoredPoint): string => (typeof p.payload.group === 'string' ? groupPointKey(p.payload.group) : (p.payload.key as string));
-    const firstKey = (p: StoredPoint): unknown => (Array.isArray(p.payload.members) ? p.payload.members[0] : p.payload.key);
+    const pointKey = (p: StoredPoint): string =>
+      typeof p.payload.group === 'string' ? groupPointKey(p.payload.group) : (p.payload.key as string);
+    const firstKey = (p: StoredPoint): unknown =>
+      Array.isArray(p.payload.members) ? p.payload.members[0] : p.payload.key;
     const candidates = page.points.filter((p) => {
       const k = firstKey(p);
       return typeof k === 'string' && k.startsWith(prefix) && String(p.payload.indexed_at ?? '') < before;
     });
     const present = await seen(candidates.map(pointKey));
     const gone = candidates.filter((_, i) => !present[i]);
-    const ids = gone.flatMap((p) => chunkIds(bucket, pointKey(p), typeof p.payload.chunk_count === 'number' ? p.payload.chunk_count : 1));
+    const ids = gone.flatMap((p) =>
+      chunkIds(bucket, pointKey(p), typeof p.payload.chunk_count === 'number' ? p.payload.chunk_count : 1),
+    );
     if (ids.length > 0) await vectors.delete(collection, ids);
     pruned += gone.length;
     offset = page.next;
@@ -112,7 +141,12 @@ export interface PointHashes {
 }
 
 /** The point an input's vector becomes, and the ETag, params hash and chunk count that point carries. */
-export function pointOf(bucket: string, input: PlannedInput, t: Target, hashes: PointHashes): { id: string; etag: string; paramsHash: string; chunkCount: number } {
+export function pointOf(
+  bucket: string,
+  input: PlannedInput,
+  t: Target,
+  hashes: PointHashes,
+): { id: string; etag: string; paramsHash: string; chunkCount: number } {
   return {
     id: pointId(bucket, t.pointKey, t.part?.index ?? input.chunk),
     etag: t.unit ? String(t.unit.etag) : t.members[0]!.etag,
@@ -155,11 +189,29 @@ export async function alreadyPaid(deps: PaidDeps, w: PlannedWrites): Promise<Set
   });
   const fits = (payload: Record<string, unknown>, point: ReturnType<typeof pointOf>): boolean =>
     payload.etag === point.etag && payload.params_hash === point.paramsHash && payload.chunk_count === point.chunkCount;
-  const found = new Map((await deps.vectors.retrieve(w.collection, planned.map((p) => p.point.id))).map((p) => [p.id, p.payload]));
-  const paid = new Set(planned.filter(({ point }) => found.get(point.id)?.run_id === w.runId && fits(found.get(point.id)!, point)).map((p) => p.input));
+  const found = new Map(
+    (
+      await deps.vectors.retrieve(
+        w.collection,
+        planned.map((p) => p.point.id),
+      )
+    ).map((p) => [p.id, p.payload]),
+  );
+  const paid = new Set(
+    planned
+      .filter(({ point }) => found.get(point.id)?.run_id === w.runId && fits(found.get(point.id)!, point))
+      .map((p) => p.input),
+  );
   if (deps.parked) {
     const open = planned.filter((p) => !paid.has(p.input));
-    const kept = new Map((await deps.parked.find(w.collection, open.map((p) => p.point.id))).map((r) => [r.id, r]));
+    const kept = new Map(
+      (
+        await deps.parked.find(
+          w.collection,
+          open.map((p) => p.point.id),
+        )
+      ).map((r) => [r.id, r]),
+    );
     const usable = open.filter(({ point }) => kept.has(point.id) && fits(kept.get(point.id)!.payload, point));
     const records = usable.map(({ point }) => {
       const r = kept.get(point.id)!;
@@ -167,7 +219,10 @@ export async function alreadyPaid(deps: PaidDeps, w: PlannedWrites): Promise<Set
     });
     if (records.length > 0) {
       await deps.write(w.collection, records);
-      await deps.parked.drop(w.collection, records.map((r) => r.id));
+      await deps.parked.drop(
+        w.collection,
+        records.map((r) => r.id),
+      );
       deps.log.info({ collection: w.collection, points: records.length }, 'kept vectors written: not bought again');
       for (const p of usable) paid.add(p.input);
     }
@@ -181,7 +236,14 @@ export async function alreadyPaid(deps: PaidDeps, w: PlannedWrites): Promise<Set
  * left with nothing to embed). A slot with a failed member keeps its old points.
  * `before`: chunk 0's id -> the chunk count stored before the job wrote anything.
  */
-export function staleChunks(bucket: string, slots: readonly Slot[], before: ReadonlyMap<string, number>, sent: readonly PlannedInput[], targets: ReadonlyMap<string, Target>, outcomes: ReadonlyMap<string, ItemOutcome>): string[] {
+export function staleChunks(
+  bucket: string,
+  slots: readonly Slot[],
+  before: ReadonlyMap<string, number>,
+  sent: readonly PlannedInput[],
+  targets: ReadonlyMap<string, Target>,
+  outcomes: ReadonlyMap<string, ItemOutcome>,
+): string[] {
   const nowCount = new Map<string, number>();
   for (const i of sent) {
     const t = targets.get(i.source);

@@ -14,10 +14,15 @@ export function createLogger(level: string, name = 'mm-ingest'): Logger {
     {
       name,
       level,
-      redact: { paths: ['apiKey', '*.apiKey', 'authorization', '*.authorization', 'url', '*.url'], censor: '[redacted]' },
+      redact: {
+        paths: ['apiKey', '*.apiKey', 'authorization', '*.authorization', 'url', '*.url'],
+        censor: '[redacted]',
+      },
       hooks: { streamWrite: (line) => redact(line) },
     },
-    pretty ? pino.transport({ target: 'pino-pretty', options: { destination: 2, colorize: true } }) : pino.destination(2),
+    pretty
+      ? pino.transport({ target: 'pino-pretty', options: { destination: 2, colorize: true } })
+      : pino.destination(2),
   );
 }
 

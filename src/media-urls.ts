@@ -57,8 +57,15 @@ export async function privateEndpointReason(endpoint: string): Promise<string | 
   }
   const host = url.hostname.replace(/^\[|\]$/g, '').toLowerCase();
   const shown = `${url.protocol}//${url.host}`;
-  if (isIP(host) !== 0) return insideAddress(host) ? `S3_ENDPOINT ${shown} is a loopback or private address` : undefined;
-  if (host === 'localhost' || host.endsWith('.localhost') || host.endsWith('.local') || host.endsWith('.internal') || !host.includes('.')) {
+  if (isIP(host) !== 0)
+    return insideAddress(host) ? `S3_ENDPOINT ${shown} is a loopback or private address` : undefined;
+  if (
+    host === 'localhost' ||
+    host.endsWith('.localhost') ||
+    host.endsWith('.local') ||
+    host.endsWith('.internal') ||
+    !host.includes('.')
+  ) {
     return `S3_ENDPOINT ${shown} is a name of this machine or network`;
   }
   try {
@@ -74,7 +81,10 @@ export async function privateEndpointReason(endpoint: string): Promise<string | 
 export const PRIVATE_MEDIA_HINT = `the provider downloads media URLs from its own network and cannot reach it (set ${PRIVATE_MEDIA_VARIABLE}=true if the API can: a local simulator, an endpoint in the same network)`;
 
 /** What a run does about it: undefined when URLs may be sent. */
-export async function mediaUrlProblem(config: { readonly s3Endpoint: string; readonly allowPrivateMediaUrls: boolean }): Promise<string | undefined> {
+export async function mediaUrlProblem(config: {
+  readonly s3Endpoint: string;
+  readonly allowPrivateMediaUrls: boolean;
+}): Promise<string | undefined> {
   if (config.allowPrivateMediaUrls) return undefined;
   const reason = await privateEndpointReason(config.s3Endpoint);
   return reason === undefined ? undefined : `${reason}: ${PRIVATE_MEDIA_HINT}`;

@@ -9,18 +9,60 @@ export type Modality = 'text' | 'image' | 'video';
 
 // Maps, not object literals: an extension comes from a key, and `photo.constructor` must
 // not find Object's constructor (a property every object literal inherits).
-const IMAGE_EXTENSIONS: ReadonlyMap<string, ImageFormat> = new Map(Object.entries({
-  jpg: 'jpeg', jpeg: 'jpeg', jpe: 'jpeg', png: 'png', webp: 'webp', bmp: 'bmp', dib: 'dib',
-  tif: 'tiff', tiff: 'tiff', ico: 'ico', icns: 'icns', sgi: 'sgi', rgb: 'sgi', rgba: 'sgi',
-  gif: 'gif', heic: 'heic', heif: 'heic', avif: 'avif',
-} satisfies Record<string, ImageFormat>));
+const IMAGE_EXTENSIONS: ReadonlyMap<string, ImageFormat> = new Map(
+  Object.entries({
+    jpg: 'jpeg',
+    jpeg: 'jpeg',
+    jpe: 'jpeg',
+    png: 'png',
+    webp: 'webp',
+    bmp: 'bmp',
+    dib: 'dib',
+    tif: 'tiff',
+    tiff: 'tiff',
+    ico: 'ico',
+    icns: 'icns',
+    sgi: 'sgi',
+    rgb: 'sgi',
+    rgba: 'sgi',
+    gif: 'gif',
+    heic: 'heic',
+    heif: 'heic',
+    avif: 'avif',
+  } satisfies Record<string, ImageFormat>),
+);
 
-const VIDEO_EXTENSIONS: ReadonlyMap<string, VideoFormat> = new Map(Object.entries({
-  mp4: 'mp4', m4v: 'mp4', mpeg: 'mpeg', mpg: 'mpg', avi: 'avi', mov: 'mov', qt: 'mov',
-  webm: 'webm', flv: 'flv', mkv: 'mkv',
-} satisfies Record<string, VideoFormat>));
+const VIDEO_EXTENSIONS: ReadonlyMap<string, VideoFormat> = new Map(
+  Object.entries({
+    mp4: 'mp4',
+    m4v: 'mp4',
+    mpeg: 'mpeg',
+    mpg: 'mpg',
+    avi: 'avi',
+    mov: 'mov',
+    qt: 'mov',
+    webm: 'webm',
+    flv: 'flv',
+    mkv: 'mkv',
+  } satisfies Record<string, VideoFormat>),
+);
 
-const TEXT_EXTENSIONS = new Set(['txt', 'md', 'markdown', 'csv', 'tsv', 'json', 'jsonl', 'html', 'htm', 'xml', 'rst', 'log', 'yaml', 'yml']);
+const TEXT_EXTENSIONS = new Set([
+  'txt',
+  'md',
+  'markdown',
+  'csv',
+  'tsv',
+  'json',
+  'jsonl',
+  'html',
+  'htm',
+  'xml',
+  'rst',
+  'log',
+  'yaml',
+  'yml',
+]);
 
 export function extensionOf(key: string): string {
   const base = key.slice(key.lastIndexOf('/') + 1);
@@ -29,7 +71,14 @@ export function extensionOf(key: string): string {
 }
 
 /** What a key (and optionally its Content-Type) says an object is; undefined: not a supported kind. */
-export function classifyKey(key: string, contentType?: string): { modality: 'text' } | { modality: 'image'; format: ImageFormat } | { modality: 'video'; format: VideoFormat } | undefined {
+export function classifyKey(
+  key: string,
+  contentType?: string,
+):
+  | { modality: 'text' }
+  | { modality: 'image'; format: ImageFormat }
+  | { modality: 'video'; format: VideoFormat }
+  | undefined {
   const ext = extensionOf(key);
   const image = IMAGE_EXTENSIONS.get(ext);
   if (image) return { modality: 'image', format: image };
@@ -46,10 +95,20 @@ export interface ImageFacts {
   readonly height: number;
 }
 
-const SIZE_TYPES: ReadonlyMap<string, ImageFormat> = new Map(Object.entries({
-  jpg: 'jpeg', png: 'png', webp: 'webp', bmp: 'bmp', tiff: 'tiff', ico: 'ico', cur: 'ico',
-  icns: 'icns', gif: 'gif', heif: 'heic',
-} satisfies Record<string, ImageFormat>));
+const SIZE_TYPES: ReadonlyMap<string, ImageFormat> = new Map(
+  Object.entries({
+    jpg: 'jpeg',
+    png: 'png',
+    webp: 'webp',
+    bmp: 'bmp',
+    tiff: 'tiff',
+    ico: 'ico',
+    cur: 'ico',
+    icns: 'icns',
+    gif: 'gif',
+    heif: 'heic',
+  } satisfies Record<string, ImageFormat>),
+);
 
 /** The real format and pixel size of image bytes, or a reason they are not a usable image. */
 export function sniffImage(bytes: Uint8Array): ImageFacts | { error: string } {
@@ -81,7 +140,14 @@ export function sniffVideo(bytes: Uint8Array): VideoFormat | undefined {
     return ascii(0, Math.min(64, bytes.length)).includes('webm') ? 'webm' : 'mkv';
   }
   if (bytes.length >= 3 && ascii(0, 3) === 'FLV') return 'flv';
-  if (bytes.length >= 4 && bytes[0] === 0 && bytes[1] === 0 && bytes[2] === 1 && (bytes[3] === 0xba || bytes[3] === 0xb3)) return 'mpeg';
+  if (
+    bytes.length >= 4 &&
+    bytes[0] === 0 &&
+    bytes[1] === 0 &&
+    bytes[2] === 1 &&
+    (bytes[3] === 0xba || bytes[3] === 0xb3)
+  )
+    return 'mpeg';
   return undefined;
 }
 
@@ -105,7 +171,12 @@ export const IMAGE_MIN_TOKENS = 4;
 export const IMAGE_MAX_TOKENS = 1800;
 export function imageTokens(width: number, height: number): number {
   const patches = (width * height) / (IMAGE_PATCH * IMAGE_PATCH);
-  const scale = patches > IMAGE_MAX_TOKENS ? Math.sqrt(IMAGE_MAX_TOKENS / patches) : patches < IMAGE_MIN_TOKENS ? Math.sqrt(IMAGE_MIN_TOKENS / patches) : 1;
+  const scale =
+    patches > IMAGE_MAX_TOKENS
+      ? Math.sqrt(IMAGE_MAX_TOKENS / patches)
+      : patches < IMAGE_MIN_TOKENS
+        ? Math.sqrt(IMAGE_MIN_TOKENS / patches)
+        : 1;
   const tokens = Math.floor((width * scale) / IMAGE_PATCH) * Math.floor((height * scale) / IMAGE_PATCH);
   return Math.min(IMAGE_MAX_TOKENS, Math.max(IMAGE_MIN_TOKENS, tokens));
 }

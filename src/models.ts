@@ -11,7 +11,20 @@
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
 
-export const IMAGE_FORMATS = ['jpeg', 'png', 'webp', 'bmp', 'tiff', 'ico', 'dib', 'icns', 'sgi', 'gif', 'heic', 'avif'] as const;
+export const IMAGE_FORMATS = [
+  'jpeg',
+  'png',
+  'webp',
+  'bmp',
+  'tiff',
+  'ico',
+  'dib',
+  'icns',
+  'sgi',
+  'gif',
+  'heic',
+  'avif',
+] as const;
 export type ImageFormat = (typeof IMAGE_FORMATS)[number];
 
 export const VIDEO_FORMATS = ['mp4', 'mpeg', 'avi', 'mov', 'mpg', 'webm', 'flv', 'mkv'] as const;
@@ -240,7 +253,8 @@ export function parseModelOverrides(text: string | undefined, source = 'MODEL_OV
   // the JSON's own keys, read before the schema: zod builds its record with plain assignments,
   // so a "__proto__" key would become the record's prototype and vanish from its keys
   for (const name of typeof raw === 'object' && raw !== null ? Object.keys(raw) : []) {
-    if (!isModelName(name)) throw new ConfigError(source, `names unknown model "${name}" (known: ${MODEL_NAMES.join(', ')})`);
+    if (!isModelName(name))
+      throw new ConfigError(source, `names unknown model "${name}" (known: ${MODEL_NAMES.join(', ')})`);
   }
   return parsed.data;
 }

@@ -25,12 +25,21 @@ export interface ParkedVectors {
  * Writes points with `write`; when the store refuses them for good, keeps them (when a
  * keeper is given) for the job's retry and throws the error.
  */
-export async function writeOrPark(write: (collection: string, records: PointRecord[]) => Promise<void>, parked: ParkedVectors | undefined, log: { warn(obj: object, msg?: string): void }, collection: string, records: PointRecord[]): Promise<void> {
+export async function writeOrPark(
+  write: (collection: string, records: PointRecord[]) => Promise<void>,
+  parked: ParkedVectors | undefined,
+  log: { warn(obj: object, msg?: string): void },
+  collection: string,
+  records: PointRecord[],
+): Promise<void> {
   try {
     await write(collection, records);
   } catch (err) {
     const kept = (await parked?.park(collection, records).catch(() => 0)) ?? 0;
-    log.warn({ collection, points: records.length, kept, err: (err as Error).message }, 'write refused: vectors kept for the retry');
+    log.warn(
+      { collection, points: records.length, kept, err: (err as Error).message },
+      'write refused: vectors kept for the retry',
+    );
     throw err;
   }
 }

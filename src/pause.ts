@@ -10,7 +10,12 @@ import { redact } from './redact.js';
 
 const reasonKey = (prefix: string): string => `${prefix}:embed:paused-reason`;
 
-export async function pauseForReason(queue: Queue, redis: Redis | Cluster, prefix: string, reason: string): Promise<void> {
+export async function pauseForReason(
+  queue: Queue,
+  redis: Redis | Cluster,
+  prefix: string,
+  reason: string,
+): Promise<void> {
   // the first reason wins: later jobs fail the same way and would only repeat it
   await redis.set(reasonKey(prefix), redact(reason), 'NX');
   await queue.pause();

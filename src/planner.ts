@@ -167,7 +167,10 @@ export function requestParameters(opts: Pick<PlanOptions, 'model' | 'dimension' 
 }
 
 /** The JSON body of a planned request. */
-export function requestBody(opts: Pick<PlanOptions, 'model' | 'dimension' | 'fps' | 'instruct'>, request: PlannedRequest): ApiRequestBody {
+export function requestBody(
+  opts: Pick<PlanOptions, 'model' | 'dimension' | 'fps' | 'instruct'>,
+  request: PlannedRequest,
+): ApiRequestBody {
   return {
     model: opts.model.name,
     input: { contents: request.inputs.map((i) => i.content) },
@@ -183,15 +186,25 @@ function imageContent(image: PreparedImage): string {
 
 function imageBodyBytes(image: PreparedImage): number {
   // +2 for the JSON quotes; base64 and data-URI prefixes never need escaping.
-  return (image.payload.kind === 'url' ? utf8Bytes(image.payload.url) - 2 : dataUriLength(image.format, image.payload.data.length)) + 2;
+  return (
+    (image.payload.kind === 'url'
+      ? utf8Bytes(image.payload.url) - 2
+      : dataUriLength(image.format, image.payload.data.length)) + 2
+  );
 }
 
 function imageProblem(model: ModelSpec, image: PreparedImage): Omit<Rejection, 'source'> | undefined {
   if (!model.imageFormats.includes(image.format)) {
-    return { code: 'unsupported-format', reason: `${model.name} does not take ${image.format} images (it takes ${model.imageFormats.join(', ')})` };
+    return {
+      code: 'unsupported-format',
+      reason: `${model.name} does not take ${image.format} images (it takes ${model.imageFormats.join(', ')})`,
+    };
   }
   if (image.bytes > model.imageMaxBytes) {
-    return { code: 'too-large', reason: `image of ${image.bytes} bytes is over ${model.name}'s limit of ${model.imageMaxBytes}` };
+    return {
+      code: 'too-large',
+      reason: `image of ${image.bytes} bytes is over ${model.name}'s limit of ${model.imageMaxBytes}`,
+    };
   }
   const shape = imageShapeProblem(image.width, image.height);
   if (shape) return { code: 'bad-shape', reason: shape };
@@ -200,16 +213,23 @@ function imageProblem(model: ModelSpec, image: PreparedImage): Omit<Rejection, '
 
 function videoProblem(model: ModelSpec, video: PreparedVideo): Omit<Rejection, 'source'> | undefined {
   if (!model.videoFormats.includes(video.format)) {
-    return { code: 'unsupported-format', reason: `${model.name} does not take ${video.format} videos (it takes ${model.videoFormats.join(', ')})` };
+    return {
+      code: 'unsupported-format',
+      reason: `${model.name} does not take ${video.format} videos (it takes ${model.videoFormats.join(', ')})`,
+    };
   }
   if (video.bytes > model.videoMaxBytes) {
-    return { code: 'too-large', reason: `video of ${video.bytes} bytes is over ${model.name}'s limit of ${model.videoMaxBytes}` };
+    return {
+      code: 'too-large',
+      reason: `video of ${video.bytes} bytes is over ${model.name}'s limit of ${model.videoMaxBytes}`,
+    };
   }
   return undefined;
 }
 
 function textProblem(text: string): Omit<Rejection, 'source'> | undefined {
-  if (text.trim().length === 0) return { code: 'empty-text', reason: text.length === 0 ? 'empty text' : 'text of only whitespace' };
+  if (text.trim().length === 0)
+    return { code: 'empty-text', reason: text.length === 0 ? 'empty text' : 'text of only whitespace' };
   return undefined;
 }
 
@@ -253,7 +273,10 @@ export function textChunking(opts: PlanOptions): TextChunking {
 }
 
 function chunkingOf(opts: PlanOptions, limits: Limits): TextChunking {
-  return { maxTokens: limits.maxTextTokens, overlap: Math.min(opts.chunkOverlap ?? 0, Math.floor(limits.maxTextTokens / 2)) };
+  return {
+    maxTokens: limits.maxTextTokens,
+    overlap: Math.min(opts.chunkOverlap ?? 0, Math.floor(limits.maxTextTokens / 2)),
+  };
 }
 
 type Planned = { input: PlannedInput } | { rejection: Rejection };
@@ -261,9 +284,20 @@ type Planned = { input: PlannedInput } | { rejection: Rejection };
 /** Turns one prepared input into planned elements (several for a split text) or a rejection. */
 function expand(input: PreparedInput, opts: PlanOptions, limits: Limits, tokens: TokenCounter): Planned[] {
   const { model } = opts;
-  const reject = (r: Omit<Rejection, 'source'> | undefined): Planned[] | undefined => (r ? [{ rejection: { source: input.source, ...r } }] : undefined);
+  const reject = (r: Omit<Rejection, 'source'> | undefined): Planned[] | undefined =>
+    r ? [{ rejection: { source: input.source, ...r } }] : undefined;
   const countsImages = model.imageTokensCountTowardLimit;
-  const base = { source: input.source, kind: input.kind, chunk: 0, chunkCount: 1, videos: 0, images: 0, textTokens: 0, limitTokens: 0, usageTokens: 0 };
+  const base = {
+    source: input.source,
+    kind: input.kind,
+    chunk: 0,
+    chunkCount: 1,
+    videos: 0,
+    images: 0,
+    textTokens: 0,
+    limitTokens: 0,
+    usageTokens: 0,
+  };
 
   switch (input.kind) {
     case 'text': {
@@ -271,7 +305,10 @@ function expand(input: PreparedInput, opts: PlanOptions, limits: Limits, tokens:
       if (bad) return bad;
       // A chunk of only whitespace would be refused by the API and means nothing: drop it.
       const chunking = chunkingOf(opts, limits);
-      const made = input.chunks?.maxTokens === chunking.maxTokens && input.chunks.overlap === chunking.overlap ? input.chunks.list : undefined;
+      const made =
+        input.chunks?.maxTokens === chunking.maxTokens && input.chunks.overlap === chunking.overlap
+          ? input.chunks.list
+          : undefined;
       const chunks = (
         made ??
         (input.tokens <= limits.maxTextTokens
@@ -299,24 +336,50 @@ function expand(input: PreparedInput, opts: PlanOptions, limits: Limits, tokens:
       const content = { image: imageContent(input.image) };
       const pixels = imageTokens(input.image.width, input.image.height);
       const limitTokens = countsImages ? pixels : 0;
-      return [{ input: { ...base, content, images: 1, limitTokens, usageTokens: pixels, bodyBytes: imageBodyBytes(input.image) + '{"image":}'.length } }];
+      return [
+        {
+          input: {
+            ...base,
+            content,
+            images: 1,
+            limitTokens,
+            usageTokens: pixels,
+            bodyBytes: imageBodyBytes(input.image) + '{"image":}'.length,
+          },
+        },
+      ];
     }
     case 'video': {
       const bad = reject(videoProblem(model, input.video));
       if (bad) return bad;
       const content = { video: input.video.url };
-      return [{ input: { ...base, content, videos: 1, usageTokens: videoTokensEstimate(input.video.bytes, opts.fps), bodyBytes: utf8Bytes(content) } }];
+      return [
+        {
+          input: {
+            ...base,
+            content,
+            videos: 1,
+            usageTokens: videoTokensEstimate(input.video.bytes, opts.fps),
+            bodyBytes: utf8Bytes(content),
+          },
+        },
+      ];
     }
     case 'fused': {
-      if (!model.fused) return reject({ code: 'modality-not-supported', reason: `${model.name} has no fused embeddings` })!;
-      if (!input.text && !input.image && !input.video) return reject({ code: 'empty-group', reason: 'fused input with no parts' })!;
+      if (!model.fused)
+        return reject({ code: 'modality-not-supported', reason: `${model.name} has no fused embeddings` })!;
+      if (!input.text && !input.image && !input.video)
+        return reject({ code: 'empty-group', reason: 'fused input with no parts' })!;
       const bad =
         (input.text && textProblem(input.text.text)) ||
         (input.image && imageProblem(model, input.image)) ||
         (input.video && videoProblem(model, input.video));
       if (bad) return reject(bad)!;
       if (input.text && input.text.tokens > limits.maxTextTokens) {
-        return reject({ code: 'text-too-long', reason: `fused text of ${input.text.tokens} tokens is over the ${limits.maxTextTokens}-token limit` })!;
+        return reject({
+          code: 'text-too-long',
+          reason: `fused text of ${input.text.tokens} tokens is over the ${limits.maxTextTokens}-token limit`,
+        })!;
       }
       const content: { text?: string; image?: string; video?: string } = {};
       if (input.text) content.text = input.text.text;
@@ -325,24 +388,31 @@ function expand(input: PreparedInput, opts: PlanOptions, limits: Limits, tokens:
       const textTokens = input.text?.tokens ?? 0;
       const pixels = input.image ? imageTokens(input.image.width, input.image.height) : 0;
       const imageTok = countsImages ? pixels : 0;
-      return [{
-        input: {
-          ...base,
-          content,
-          textTokens,
-          limitTokens: (input.text ? textTokens + limits.templateMargin : 0) + imageTok,
-          usageTokens: textTokens + pixels + (input.video ? videoTokensEstimate(input.video.bytes, opts.fps) : 0),
-          images: input.image ? 1 : 0,
-          videos: input.video ? 1 : 0,
-          bodyBytes: utf8Bytes(content),
+      return [
+        {
+          input: {
+            ...base,
+            content,
+            textTokens,
+            limitTokens: (input.text ? textTokens + limits.templateMargin : 0) + imageTok,
+            usageTokens: textTokens + pixels + (input.video ? videoTokensEstimate(input.video.bytes, opts.fps) : 0),
+            images: input.image ? 1 : 0,
+            videos: input.video ? 1 : 0,
+            bodyBytes: utf8Bytes(content),
+          },
         },
-      }];
+      ];
     }
     case 'multi_images': {
-      if (model.multiImagesMax === 0) return reject({ code: 'modality-not-supported', reason: `${model.name} has no multi_images` })!;
-      if (input.images.length === 0) return reject({ code: 'empty-group', reason: 'multi_images group with no images' })!;
+      if (model.multiImagesMax === 0)
+        return reject({ code: 'modality-not-supported', reason: `${model.name} has no multi_images` })!;
+      if (input.images.length === 0)
+        return reject({ code: 'empty-group', reason: 'multi_images group with no images' })!;
       if (input.images.length > model.multiImagesMax) {
-        return reject({ code: 'too-many-images', reason: `multi_images group of ${input.images.length} images is over ${model.name}'s ${model.multiImagesMax}` })!;
+        return reject({
+          code: 'too-many-images',
+          reason: `multi_images group of ${input.images.length} images is over ${model.name}'s ${model.multiImagesMax}`,
+        })!;
       }
       for (const image of input.images) {
         const bad = reject(imageProblem(model, image));
@@ -351,7 +421,18 @@ function expand(input: PreparedInput, opts: PlanOptions, limits: Limits, tokens:
       const content = { multi_images: input.images.map(imageContent) };
       const pixels = input.images.reduce((s, i) => s + imageTokens(i.width, i.height), 0);
       const limitTokens = countsImages ? pixels : 0;
-      return [{ input: { ...base, content, images: input.images.length, limitTokens, usageTokens: pixels, bodyBytes: utf8Bytes(content) } }];
+      return [
+        {
+          input: {
+            ...base,
+            content,
+            images: input.images.length,
+            limitTokens,
+            usageTokens: pixels,
+            bodyBytes: utf8Bytes(content),
+          },
+        },
+      ];
     }
   }
 }
@@ -399,13 +480,30 @@ export function planRequests(inputs: readonly PreparedInput[], opts: PlanOptions
   // First-fit decreasing: scarce resources first (media, then tokens, then bytes).
   const order = planned
     .map((p, i) => ({ p, i }))
-    .sort((a, b) => b.p.images + b.p.videos - (a.p.images + a.p.videos) || b.p.limitTokens - a.p.limitTokens || b.p.bodyBytes - a.p.bodyBytes || a.i - b.i);
+    .sort(
+      (a, b) =>
+        b.p.images + b.p.videos - (a.p.images + a.p.videos) ||
+        b.p.limitTokens - a.p.limitTokens ||
+        b.p.bodyBytes - a.p.bodyBytes ||
+        a.i - b.i,
+    );
   const bins: Bin[] = [];
   let open: Bin[] = []; // bins that may still take something
   for (const { p } of order) {
-    const empty: Bin = { inputs: [], textTokens: 0, limitTokens: 0, images: 0, videos: 0, bodyBytes: limits.baseBodyBytes };
+    const empty: Bin = {
+      inputs: [],
+      textTokens: 0,
+      limitTokens: 0,
+      images: 0,
+      videos: 0,
+      bodyBytes: limits.baseBodyBytes,
+    };
     if (!fits(empty, p, limits)) {
-      rejections.push({ source: p.source, code: 'over-request-limit', reason: `a ${p.kind} input needs a ${limits.baseBodyBytes + p.bodyBytes}-byte request, over the ${limits.maxBodyBytes}-byte limit` });
+      rejections.push({
+        source: p.source,
+        code: 'over-request-limit',
+        reason: `a ${p.kind} input needs a ${limits.baseBodyBytes + p.bodyBytes}-byte request, over the ${limits.maxBodyBytes}-byte limit`,
+      });
       continue;
     }
     let bin = open.find((b) => fits(b, p, limits));
@@ -419,6 +517,9 @@ export function planRequests(inputs: readonly PreparedInput[], opts: PlanOptions
   }
   // Keep each request's inputs in source order: easier to read in logs, same cost.
   const position = new Map(planned.map((p, i) => [p, i]));
-  const requests = bins.map((b) => ({ ...b, inputs: b.inputs.sort((x, y) => (position.get(x) ?? 0) - (position.get(y) ?? 0)) }));
+  const requests = bins.map((b) => ({
+    ...b,
+    inputs: b.inputs.sort((x, y) => (position.get(x) ?? 0) - (position.get(y) ?? 0)),
+  }));
   return { requests, rejections };
 }

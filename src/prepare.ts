@@ -7,7 +7,8 @@ import type { VideoFormat } from './models.js';
 import type { ImagePayload, PreparedImage, PreparedInput, PreparedVideo, TextChunking } from './planner.js';
 import type { TokenCounter } from './tokens.js';
 
-export type PrepareCode = 'invalid-utf8' | 'binary-content' | 'empty-text' | 'zero-bytes' | 'not-an-image' | 'not-a-video';
+export type PrepareCode =
+  'invalid-utf8' | 'binary-content' | 'empty-text' | 'zero-bytes' | 'not-an-image' | 'not-a-video';
 
 export interface PrepareFailure {
   readonly source: string;
@@ -47,11 +48,18 @@ export function prepareText(source: string, bytes: Uint8Array, tokens: TokenCoun
  * the lock renewals and requests of the worker's other jobs; the planner then uses these
  * chunks instead of tokenizing the text again.
  */
-export async function prepareTextInSlices(source: string, bytes: Uint8Array, tokens: TokenCounter, chunking: TextChunking): Promise<Prepared<PreparedInput>> {
+export async function prepareTextInSlices(
+  source: string,
+  bytes: Uint8Array,
+  tokens: TokenCounter,
+  chunking: TextChunking,
+): Promise<Prepared<PreparedInput>> {
   const decoded = decodeText(source, bytes);
   if ('failure' in decoded) return decoded;
   const text = decoded.ok;
-  const list = tokens.splitInSlices ? await tokens.splitInSlices(text, chunking.maxTokens, chunking.overlap) : tokens.split(text, chunking.maxTokens, chunking.overlap);
+  const list = tokens.splitInSlices
+    ? await tokens.splitInSlices(text, chunking.maxTokens, chunking.overlap)
+    : tokens.split(text, chunking.maxTokens, chunking.overlap);
   const count = list.reduce((n, c) => n + c.tokens, 0);
   return { ok: { kind: 'text', source, text, tokens: count, chunks: { ...chunking, list } } };
 }
@@ -61,7 +69,11 @@ export async function prepareTextInSlices(source: string, bytes: Uint8Array, tok
  * claims: a `.jpg` whose bytes are a PNG is sent as what it is (the data URI names the
  * real format), but bytes that are no image at all are a failure.
  */
-export function prepareImageBytes(source: string, bytes: Uint8Array, payload: ImagePayload = { kind: 'inline', data: bytes }): Prepared<PreparedImage> {
+export function prepareImageBytes(
+  source: string,
+  bytes: Uint8Array,
+  payload: ImagePayload = { kind: 'inline', data: bytes },
+): Prepared<PreparedImage> {
   if (bytes.length === 0) return { failure: { source, code: 'zero-bytes', reason: 'zero-byte image' } };
   const facts = sniffImage(bytes);
   if ('error' in facts) return { failure: { source, code: 'not-an-image', reason: facts.error } };
@@ -77,15 +89,21 @@ export function prepareImage(source: string, bytes: Uint8Array, payload?: ImageP
  * A video as a URL. `head` is the first bytes of the object when the caller has them
  * (to check the container), else the key's format is trusted.
  */
-export function prepareVideo(source: string, size: number, format: VideoFormat, url: string, head?: Uint8Array): Prepared<PreparedInput> {
+export function prepareVideo(
+  source: string,
+  size: number,
+  format: VideoFormat,
+  url: string,
+  head?: Uint8Array,
+): Prepared<PreparedInput> {
   if (size === 0) return { failure: { source, code: 'zero-bytes', reason: 'zero-byte video' } };
   let real: VideoFormat = format;
   if (head) {
     const sniffed = sniffVideo(head);
-    if (!sniffed) return { failure: { source, code: 'not-a-video', reason: `not a ${format} video (unrecognised container)` } };
+    if (!sniffed)
+      return { failure: { source, code: 'not-a-video', reason: `not a ${format} video (unrecognised container)` } };
     real = sniffed === 'mpeg' && format === 'mpg' ? 'mpg' : sniffed;
   }
   const video: PreparedVideo = { format: real, bytes: size, url };
   return { ok: { kind: 'video', source, video } };
 }
-

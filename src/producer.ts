@@ -9,7 +9,16 @@
  * (a unit's members may be listed pages apart).
  */
 import type { JobsOptions, Queue } from 'bullmq';
-import { EMBED_JOB_OPTIONS, embedContentId, embedJobId, jobContents, packObjects, paramsHash, runOfJobId, unitParamsHash } from './embed-job.js';
+import {
+  EMBED_JOB_OPTIONS,
+  embedContentId,
+  embedJobId,
+  jobContents,
+  packObjects,
+  paramsHash,
+  runOfJobId,
+  unitParamsHash,
+} from './embed-job.js';
 import type { EmbedJobData, EmbedSettings, ObjectTuple, UnitTuple } from './embed-job.js';
 import { NO_BOUND } from './backpressure.js';
 import type { QueueRoom } from './backpressure.js';
@@ -71,7 +80,20 @@ export interface ProduceSummary extends Required<PageCounts> {
   deleted: number;
 }
 
-export const emptySummary = (): ProduceSummary => ({ scanned: 0, skipped: 0, filteredOut: 0, queuedObjects: 0, jobsAdded: 0, jobsDeduplicated: 0, pages: 0, unchanged: 0, new: 0, changed: 0, deleted: 0, seenMarked: 0 });
+export const emptySummary = (): ProduceSummary => ({
+  scanned: 0,
+  skipped: 0,
+  filteredOut: 0,
+  queuedObjects: 0,
+  jobsAdded: 0,
+  jobsDeduplicated: 0,
+  pages: 0,
+  unchanged: 0,
+  new: 0,
+  changed: 0,
+  deleted: 0,
+  seenMarked: 0,
+});
 
 export async function produce(deps: ProduceDeps, opts: ProduceOptions): Promise<ProduceSummary> {
   const total = emptySummary();
@@ -111,12 +133,21 @@ export async function produce(deps: ProduceDeps, opts: ProduceOptions): Promise<
       let seenMarked = 0;
       if (opts.prune) {
         // a staged object is seen through its unit, once the unit is formed; an unpaired one not at all
-        const unseen = new Set([...staged.map((s) => s.object.key), ...skipped.filter((s) => s.code === 'unpaired').map((s) => s.object.key)]);
+        const unseen = new Set([
+          ...staged.map((s) => s.object.key),
+          ...skipped.filter((s) => s.code === 'unpaired').map((s) => s.object.key),
+        ]);
         const seen = page.listedKeys.filter((k) => !unseen.has(k));
         await deps.runs.markSeen(opts.runId, seen);
         seenMarked = seen.length;
       }
-      const counts = { ...(await queueing(entries, skipped, { scanned: page.objects.length + page.skipped.length, filteredOut: page.filteredOut })), seenMarked };
+      const counts = {
+        ...(await queueing(entries, skipped, {
+          scanned: page.objects.length + page.skipped.length,
+          filteredOut: page.filteredOut,
+        })),
+        seenMarked,
+      };
       await deps.runs.pageDone(opts.runId, {
         ...counts,
         ...(page.token !== undefined ? { pageToken: page.token } : {}),
@@ -144,10 +175,16 @@ export async function produce(deps: ProduceDeps, opts: ProduceOptions): Promise<
     const held = await deps.runs.seenCount(opts.runId);
     if (held < marked) {
       // the seen-set expired or was lost: pruning with it would delete live objects' points
-      await deps.runs.note(opts.runId, 'prune', `not pruned: the run's seen-set holds ${held} of the ${marked} keys it listed (expired or lost); nothing was deleted, run a new --prune scan`);
+      await deps.runs.note(
+        opts.runId,
+        'prune',
+        `not pruned: the run's seen-set holds ${held} of the ${marked} keys it listed (expired or lost); nothing was deleted, run a new --prune scan`,
+      );
     } else {
       const before = opts.startedAt ?? run?.startedAt ?? new Date().toISOString();
-      total.deleted = await prune(deps.vectors, opts.settings.collection, opts.bucket, opts.prefix, before, (keys) => deps.runs.seen(opts.runId, keys));
+      total.deleted = await prune(deps.vectors, opts.settings.collection, opts.bucket, opts.prefix, before, (keys) =>
+        deps.runs.seen(opts.runId, keys),
+      );
       await deps.runs.addCounter(opts.runId, 'deleted', total.deleted);
       await deps.runs.dropSeen(opts.runId);
     }
@@ -157,14 +194,24 @@ export async function produce(deps: ProduceDeps, opts: ProduceOptions): Promise<
   return total;
 }
 
-export type Queuer = (entries: readonly Entry[], skipped: readonly SkippedObject[], listed: { scanned: number; filteredOut: number }) => Promise<Required<PageCounts>>;
+export type Queuer = (
+  entries: readonly Entry[],
+  skipped: readonly SkippedObject[],
+  listed: { scanned: number; filteredOut: number },
+) => Promise<Required<PageCounts>>;
 
 /**
  * Once the listing is complete, every unit is: walks the stage in order, forms each
  * stage's units and queues them like a page. Each chunk of the walk is counted once (by
  * its number), so a producer that crashed during the walk lists and walks again.
  */
-async function queueStaged(deps: ProduceDeps, opts: ProduceOptions, compose: Composition, queueing: Queuer, add: (counts: PageCounts) => void): Promise<void> {
+async function queueStaged(
+  deps: ProduceDeps,
+  opts: ProduceOptions,
+  compose: Composition,
+  queueing: Queuer,
+  add: (counts: PageCounts) => void,
+): Promise<void> {
   let chunk = 0;
   for await (const stages of completeStages(deps.runs.staged(opts.runId))) {
     const entries: Entry[] = [];
@@ -189,7 +236,10 @@ async function queueStaged(deps: ProduceDeps, opts: ProduceOptions, compose: Com
  * records the page's skips (and removes the points of objects skipped as unpaired, which
  * may have been embedded before). Returns the page's counts; the caller records the page.
  */
-export function entryQueuer(deps: Omit<ProduceDeps, 'onPage'>, opts: Pick<ProduceOptions, 'runId' | 'bucket' | 'model' | 'settings' | 'mode'>): Queuer {
+export function entryQueuer(
+  deps: Omit<ProduceDeps, 'onPage'>,
+  opts: Pick<ProduceOptions, 'runId' | 'bucket' | 'model' | 'settings' | 'mode'>,
+): Queuer {
   const mode = opts.mode ?? 'incremental';
   const { settings } = opts;
   const batcher = new Batcher({
@@ -198,7 +248,8 @@ export function entryQueuer(deps: Omit<ProduceDeps, 'onPage'>, opts: Pick<Produc
     maxBodyBytes: settings.maxBodyBytes,
     ...(settings.chunkTokens !== undefined ? { chunkTokens: settings.chunkTokens } : {}),
   });
-  const idOf = (e: Entry): { key: string; etag: string } => ('unit' in e ? { key: unitPointKey(e.unit), etag: e.unit.etag } : e.object);
+  const idOf = (e: Entry): { key: string; etag: string } =>
+    'unit' in e ? { key: unitPointKey(e.unit), etag: e.unit.etag } : e.object;
   return async (entries, skipped, listed) => {
     let changes: Map<string, Change> | undefined;
     if (mode === 'incremental') {
@@ -211,7 +262,8 @@ export function entryQueuer(deps: Omit<ProduceDeps, 'onPage'>, opts: Pick<Produc
       ]);
     }
     const change = (e: Entry): Change => changes?.get(idOf(e).key) ?? 'new';
-    const objectsOf = (c: Change): number => entries.filter((e) => change(e) === c).reduce((n, e) => n + entryObjects(e).length, 0);
+    const objectsOf = (c: Change): number =>
+      entries.filter((e) => change(e) === c).reduce((n, e) => n + entryObjects(e).length, 0);
     const toQueue = entries.filter((e) => change(e) !== 'unchanged');
     const jobs: Entry[][] = [];
     for (const e of toQueue) {
@@ -226,10 +278,20 @@ export function entryQueuer(deps: Omit<ProduceDeps, 'onPage'>, opts: Pick<Produc
     const queued = await enqueue(deps.queue, opts, jobs);
     const added = await deps.runs.newJobs(opts.runId, queued.jobIds);
     await follow(deps.runs, opts.runId, queued.followed);
-    await deps.runs.recordItems(opts.runId, new Map<string, ItemOutcome>(skipped.map((s) => [s.object.key, { status: 'skipped', code: s.code, reason: s.reason }])));
+    await deps.runs.recordItems(
+      opts.runId,
+      new Map<string, ItemOutcome>(
+        skipped.map((s) => [s.object.key, { status: 'skipped', code: s.code, reason: s.reason }]),
+      ),
+    );
     // an object skipped now (emptied, no longer supported, too large, unpaired) may have
     // been indexed before: its old points no longer stand for it
-    await dropPoints(deps.vectors, settings.collection, opts.bucket, skipped.map((s) => s.object.key));
+    await dropPoints(
+      deps.vectors,
+      settings.collection,
+      opts.bucket,
+      skipped.map((s) => s.object.key),
+    );
     return {
       scanned: listed.scanned,
       skipped: skipped.length,
@@ -249,7 +311,11 @@ export function entryQueuer(deps: Omit<ProduceDeps, 'onPage'>, opts: Pick<Produc
  * Adds jobs in bulk. A job whose content (settings + keys + ETags) is already pending in
  * the queue, from this run or another, is deduplicated by BullMQ and not added again.
  */
-async function enqueue(queue: Queue<EmbedJobData>, opts: Pick<ProduceOptions, 'runId' | 'bucket' | 'settings'>, jobs: readonly Entry[][]): Promise<{ jobIds: string[]; followed: { jobId: string; runId: string }[] }> {
+async function enqueue(
+  queue: Queue<EmbedJobData>,
+  opts: Pick<ProduceOptions, 'runId' | 'bucket' | 'settings'>,
+  jobs: readonly Entry[][],
+): Promise<{ jobIds: string[]; followed: { jobId: string; runId: string }[] }> {
   if (jobs.length === 0) return { jobIds: [], followed: [] };
   const bulk = jobs.map((entries) => embedJob(opts.runId, opts.bucket, opts.settings, jobContents(entries)));
   return addBulk(queue, bulk);
@@ -262,19 +328,38 @@ export interface BulkJob {
 }
 
 /** The embed job of these contents, with its id and deduplication id. */
-export function embedJob(runId: string, bucket: string, settings: EmbedSettings, contents: { objects: ObjectTuple[]; units?: UnitTuple[] }): BulkJob {
+export function embedJob(
+  runId: string,
+  bucket: string,
+  settings: EmbedSettings,
+  contents: { objects: ObjectTuple[]; units?: UnitTuple[] },
+): BulkJob {
   const contentId = embedContentId(bucket, settings, contents.objects, contents.units);
   // the bucket and settings are the run record's: the job holds the run id and its objects, packed
-  const data: EmbedJobData = { v: 2, runId, o: packObjects(contents.objects), ...(contents.units ? { units: contents.units } : {}) };
-  return { name: 'embed', data, opts: { ...EMBED_JOB_OPTIONS, jobId: embedJobId(runId, contentId), deduplication: { id: contentId } } };
+  const data: EmbedJobData = {
+    v: 2,
+    runId,
+    o: packObjects(contents.objects),
+    ...(contents.units ? { units: contents.units } : {}),
+  };
+  return {
+    name: 'embed',
+    data,
+    opts: { ...EMBED_JOB_OPTIONS, jobId: embedJobId(runId, contentId), deduplication: { id: contentId } },
+  };
 }
 
-async function addBulk(queue: Queue<EmbedJobData>, bulk: readonly BulkJob[]): Promise<{ jobIds: string[]; followed: { jobId: string; runId: string }[] }> {
+async function addBulk(
+  queue: Queue<EmbedJobData>,
+  bulk: readonly BulkJob[],
+): Promise<{ jobIds: string[]; followed: { jobId: string; runId: string }[] }> {
   const result = await queue.addBulk([...bulk]);
   // A deduplicated add returns the pending job of the same content, with its own id.
   const jobIds = result.flatMap((job, i) => (job.id !== undefined && job.id === bulk[i]?.opts.jobId ? [job.id] : []));
   // (the returned job carries this add's data: the pending job's run is in its id)
-  const followed = result.flatMap((job, i) => (job.id !== undefined && job.id !== bulk[i]?.opts.jobId ? [{ jobId: job.id, runId: runOfJobId(job.id) }] : []));
+  const followed = result.flatMap((job, i) =>
+    job.id !== undefined && job.id !== bulk[i]?.opts.jobId ? [{ jobId: job.id, runId: runOfJobId(job.id) }] : [],
+  );
   return { jobIds, followed };
 }
 
@@ -282,7 +367,11 @@ async function addBulk(queue: Queue<EmbedJobData>, bulk: readonly BulkJob[]): Pr
  * Queues ready-made jobs for a run (retry-failed's): adds them, counts the new ones, and
  * follows those deduplicated into other runs' pending jobs. Returns both counts.
  */
-export async function queueJobs(deps: Pick<ProduceDeps, 'queue' | 'runs'>, runId: string, bulk: readonly BulkJob[]): Promise<{ added: number; followed: number }> {
+export async function queueJobs(
+  deps: Pick<ProduceDeps, 'queue' | 'runs'>,
+  runId: string,
+  bulk: readonly BulkJob[],
+): Promise<{ added: number; followed: number }> {
   if (bulk.length === 0) return { added: 0, followed: 0 };
   const queued = await addBulk(deps.queue, bulk);
   const added = await deps.runs.newJobs(runId, queued.jobIds);
@@ -295,9 +384,19 @@ export async function queueJobs(deps: Pick<ProduceDeps, 'queue' | 'runs'>, runId
  * they did. A job that ended before this run started following it is recorded here from
  * its own run's record (the worker that ended it records it in every follower it saw).
  */
-async function follow(runs: RunStore, runId: string, followed: readonly { jobId: string; runId: string }[]): Promise<void> {
+async function follow(
+  runs: RunStore,
+  runId: string,
+  followed: readonly { jobId: string; runId: string }[],
+): Promise<void> {
   const own = followed.filter((f) => f.runId !== runId);
-  if ((await runs.follow(runId, own.map((f) => f.jobId))) === 0) return;
+  if (
+    (await runs.follow(
+      runId,
+      own.map((f) => f.jobId),
+    )) === 0
+  )
+    return;
   for (const f of own) {
     const result = await runs.jobResult(f.runId, f.jobId);
     if (result) await runs.recordJob(runId, f.jobId, result);

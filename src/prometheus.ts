@@ -17,7 +17,15 @@ export type CountedQueue = Pick<Queue, 'name' | 'getJobCounts'>;
  * The states a job can be in (a paused queue's jobs stay `waiting` in BullMQ 6); every one
  * gets a line, zeros included, so a graph shows 0 rather than a gap.
  */
-export const JOB_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'waiting-children', 'completed', 'failed'] as const;
+export const JOB_STATES = [
+  'waiting',
+  'active',
+  'delayed',
+  'prioritized',
+  'waiting-children',
+  'completed',
+  'failed',
+] as const;
 
 /**
  * Seconds: from a small request answered at once to half the default 120 s timeout (slower
@@ -47,9 +55,24 @@ export function createPrometheusMetrics(registry: Registry, options: PrometheusO
     buckets: DURATION_BUCKETS,
     registers,
   });
-  const inputs = new Counter({ name: 'mm_ingest_inputs_total', help: 'Inputs embedded (text chunks, images, videos, groups)', labelNames: ['model'] as const, registers });
-  const tokens = new Counter({ name: 'mm_ingest_tokens_total', help: "Input tokens billed, from the API's usage", labelNames: ['model', 'kind'] as const, registers });
-  const retries = new Counter({ name: 'mm_ingest_retries_total', help: 'API requests sent again after a transient failure', labelNames: ['model'] as const, registers });
+  const inputs = new Counter({
+    name: 'mm_ingest_inputs_total',
+    help: 'Inputs embedded (text chunks, images, videos, groups)',
+    labelNames: ['model'] as const,
+    registers,
+  });
+  const tokens = new Counter({
+    name: 'mm_ingest_tokens_total',
+    help: "Input tokens billed, from the API's usage",
+    labelNames: ['model', 'kind'] as const,
+    registers,
+  });
+  const retries = new Counter({
+    name: 'mm_ingest_retries_total',
+    help: 'API requests sent again after a transient failure',
+    labelNames: ['model'] as const,
+    registers,
+  });
   const waits = new Counter({
     name: 'mm_ingest_rate_limit_wait_seconds_total',
     help: 'Time spent waiting for the shared rate limiter or after a 429',
@@ -63,7 +86,12 @@ export function createPrometheusMetrics(registry: Registry, options: PrometheusO
     labelNames: ['model'] as const,
     registers,
   });
-  const margin = new Gauge({ name: 'mm_ingest_rate_limit_margin', help: "The shared limiter's margin under the learned rate (0.03 = 3%)", labelNames: ['model'] as const, registers });
+  const margin = new Gauge({
+    name: 'mm_ingest_rate_limit_margin',
+    help: "The shared limiter's margin under the learned rate (0.03 = 3%)",
+    labelNames: ['model'] as const,
+    registers,
+  });
 
   const queues = options.queues ?? [];
   if (queues.length > 0) {
@@ -130,7 +158,8 @@ export async function startMetricsServer(port: number, registry: Registry, host 
       return;
     }
     registry.metrics().then(
-      (body) => res.writeHead(200, { 'content-type': registry.contentType }).end(req.method === 'HEAD' ? undefined : body),
+      (body) =>
+        res.writeHead(200, { 'content-type': registry.contentType }).end(req.method === 'HEAD' ? undefined : body),
       (err: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${(err as Error).message}\n`),
     );
   });

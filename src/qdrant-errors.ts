@@ -6,8 +6,17 @@ import { ServiceError } from './errors.js';
 
 /** Socket-level failures undici reports as the `cause` of its "fetch failed" TypeError. */
 const NETWORK_CODES = new Set([
-  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH',
-  'ENETUNREACH', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_CLOSED',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_CLOSED',
 ]);
 
 /**
@@ -26,7 +35,12 @@ export class VectorStoreError extends ServiceError {
     readonly collection: string,
     retryAfterSeconds?: number,
   ) {
-    super(message, status === 0 ? 'NetworkError' : `HTTP${status}`, !retryable ? 'request' : status === 429 ? 'rate-limited' : 'retryable', retryAfterSeconds);
+    super(
+      message,
+      status === 0 ? 'NetworkError' : `HTTP${status}`,
+      !retryable ? 'request' : status === 429 ? 'rate-limited' : 'retryable',
+      retryAfterSeconds,
+    );
   }
 }
 
@@ -63,7 +77,8 @@ export function describeFailure(error: unknown): Failure {
   }
   if (typeof error.status === 'number') {
     const status = error.status;
-    const statusText = typeof error.statusText === 'string' && error.statusText !== '' ? error.statusText : 'no message';
+    const statusText =
+      typeof error.statusText === 'string' && error.statusText !== '' ? error.statusText : 'no message';
     return { status, detail: qdrantText(error.data, statusText), retryable: status === 429 || status >= 500 };
   }
   // QdrantClientUnexpectedResponseError: a 2xx other than 200/201 that the client refuses.
@@ -79,7 +94,8 @@ export function describeFailure(error: unknown): Failure {
   const code = isRecord(cause) && typeof cause.code === 'string' ? cause.code : undefined;
   if (code !== undefined && NETWORK_CODES.has(code)) {
     // Node reports a failed dual-stack connect as an AggregateError with an empty message.
-    const causeMessage = isRecord(cause) && typeof cause.message === 'string' && cause.message !== '' ? cause.message : code;
+    const causeMessage =
+      isRecord(cause) && typeof cause.message === 'string' && cause.message !== '' ? cause.message : code;
     return { status: 0, detail: `network error: ${causeMessage}`, retryable: true };
   }
   if (name === 'TypeError' && message === 'fetch failed') {
@@ -89,4 +105,3 @@ export function describeFailure(error: unknown): Failure {
   // Anything else is most likely a bug (an unserializable payload, say): retrying won't help.
   return { status: 0, detail: `${name}: ${message}`, retryable: false };
 }
-

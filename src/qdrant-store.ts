@@ -30,7 +30,12 @@ export const VECTOR_DISTANCE = 'Cosine';
  * vector (what it creates and writes), named vectors, or no dense vector at all.
  */
 export type CollectionLayout =
-  | { readonly vectors: 'unnamed'; readonly size: number; readonly distance: string; /** Names of sparse vectors beside it, if any. */ readonly sparse?: readonly string[] }
+  | {
+      readonly vectors: 'unnamed';
+      readonly size: number;
+      readonly distance: string;
+      /** Names of sparse vectors beside it, if any. */ readonly sparse?: readonly string[];
+    }
   | { readonly vectors: 'named'; readonly names: readonly string[] }
   | { readonly vectors: 'none' };
 
@@ -60,7 +65,12 @@ function layoutOf(info: Schemas['CollectionInfo']): CollectionLayout {
   if (isRecord(vectors) && typeof vectors.size === 'number') {
     const sparse = info.config.params.sparse_vectors;
     const sparseNames = isRecord(sparse) ? Object.keys(sparse) : [];
-    return { vectors: 'unnamed', size: vectors.size, distance: String(vectors.distance), ...(sparseNames.length > 0 ? { sparse: sparseNames } : {}) };
+    return {
+      vectors: 'unnamed',
+      size: vectors.size,
+      distance: String(vectors.distance),
+      ...(sparseNames.length > 0 ? { sparse: sparseNames } : {}),
+    };
   }
   const names = isRecord(vectors) ? Object.keys(vectors) : [];
   return names.length > 0 ? { vectors: 'named', names } : { vectors: 'none' };
@@ -77,7 +87,10 @@ export function createQdrantStore(opts: QdrantStoreOptions): QdrantStore {
   function fail(operation: string, collection: string, error: unknown): VectorStoreError {
     const f = describeFailure(error);
     // Qdrant or a proxy in front of it may echo a URL, a header, the key: none goes into the error
-    const message = redact(`Qdrant ${operation} on collection "${collection}" failed: ${f.status === 0 ? '' : `${f.status} `}${f.detail}`, [apiKey]);
+    const message = redact(
+      `Qdrant ${operation} on collection "${collection}" failed: ${f.status === 0 ? '' : `${f.status} `}${f.detail}`,
+      [apiKey],
+    );
     // A collection deleted behind our back must be re-created by the next ensureCollection.
     if (f.status === 404) ensured.delete(collection);
     return new VectorStoreError(message, f.status, f.retryable, collection, f.retryAfterSeconds);
@@ -134,13 +147,22 @@ export function createQdrantStore(opts: QdrantStoreOptions): QdrantStore {
     const layout = layoutOf(info);
     if (layout.vectors !== 'unnamed') {
       const has = layout.vectors === 'named' ? `named vectors (${layout.names.join(', ')})` : 'no dense vector';
-      throw new ConfigError('collection', `"${name}" has ${has}; this tool writes one unnamed vector per point (use another --collection)`);
+      throw new ConfigError(
+        'collection',
+        `"${name}" has ${has}; this tool writes one unnamed vector per point (use another --collection)`,
+      );
     }
     if (layout.sparse !== undefined) {
-      throw new ConfigError('collection', `"${name}" has sparse vectors (${layout.sparse.join(', ')}); this tool writes one unnamed dense vector per point and nothing else (use another --collection)`);
+      throw new ConfigError(
+        'collection',
+        `"${name}" has sparse vectors (${layout.sparse.join(', ')}); this tool writes one unnamed dense vector per point and nothing else (use another --collection)`,
+      );
     }
     if (layout.distance !== VECTOR_DISTANCE) {
-      throw new ConfigError('collection', `"${name}" compares vectors by ${layout.distance} distance; this tool writes ${VECTOR_DISTANCE} vectors and needs a ${VECTOR_DISTANCE} collection (use another --collection)`);
+      throw new ConfigError(
+        'collection',
+        `"${name}" compares vectors by ${layout.distance} distance; this tool writes ${VECTOR_DISTANCE} vectors and needs a ${VECTOR_DISTANCE} collection (use another --collection)`,
+      );
     }
     return layout.size;
   }
@@ -230,7 +252,13 @@ export function createQdrantStore(opts: QdrantStoreOptions): QdrantStore {
     async scroll(collection, match, fields, offset) {
       const must = Object.entries(match).map(([key, value]) => ({ key, match: { value } }));
       const page = await call('scroll', collection, () =>
-        client.scroll(collection, { filter: { must }, limit: ID_BATCH, with_payload: [...fields], with_vector: false, ...(offset !== undefined ? { offset } : {}) }),
+        client.scroll(collection, {
+          filter: { must },
+          limit: ID_BATCH,
+          with_payload: [...fields],
+          with_vector: false,
+          ...(offset !== undefined ? { offset } : {}),
+        }),
       );
       const next = page.next_page_offset;
       return {
@@ -241,7 +269,9 @@ export function createQdrantStore(opts: QdrantStoreOptions): QdrantStore {
 
     async count(collection, match = {}) {
       const must = Object.entries(match).map(([key, value]) => ({ key, match: { value } }));
-      const res = await call('count', collection, () => client.count(collection, { exact: true, ...(must.length > 0 ? { filter: { must } } : {}) }));
+      const res = await call('count', collection, () =>
+        client.count(collection, { exact: true, ...(must.length > 0 ? { filter: { must } } : {}) }),
+      );
       return res.count;
     },
 
@@ -257,7 +287,11 @@ export function createQdrantStore(opts: QdrantStoreOptions): QdrantStore {
       );
       const next = page.next_page_offset;
       return {
-        points: page.points.map((p) => ({ id: String(p.id), vector: p.vector as number[], payload: { ...p.payload } as PointRecord['payload'] })),
+        points: page.points.map((p) => ({
+          id: String(p.id),
+          vector: p.vector as number[],
+          payload: { ...p.payload } as PointRecord['payload'],
+        })),
         ...(typeof next === 'string' || typeof next === 'number' ? { next: String(next) } : {}),
       };
     },
@@ -275,13 +309,20 @@ export function createQdrantStore(opts: QdrantStoreOptions): QdrantStore {
     async switchAlias(alias, collection) {
       // delete + create in one request: Qdrant applies the list atomically, so a search
       // through the alias sees the old collection or the new one, never none
-      const actions = [{ delete_alias: { alias_name: alias } }, { create_alias: { alias_name: alias, collection_name: collection } }];
+      const actions = [
+        { delete_alias: { alias_name: alias } },
+        { create_alias: { alias_name: alias, collection_name: collection } },
+      ];
       const current = await this.aliasTarget(alias);
-      await call('updateCollectionAliases', collection, () => client.updateCollectionAliases({ actions: current === undefined ? actions.slice(1) : actions }));
+      await call('updateCollectionAliases', collection, () =>
+        client.updateCollectionAliases({ actions: current === undefined ? actions.slice(1) : actions }),
+      );
     },
 
     async search(collection, vector, limit) {
-      const res = await call('query', collection, () => client.query(collection, { query: [...vector], limit, with_payload: true, with_vector: false }));
+      const res = await call('query', collection, () =>
+        client.query(collection, { query: [...vector], limit, with_payload: true, with_vector: false }),
+      );
       return res.points.map((p) => ({ id: String(p.id), score: p.score, payload: { ...p.payload } }));
     },
 

@@ -61,7 +61,12 @@ export interface RequestGate {
    * Resolves at the time a request of `tokens` input tokens (an estimate) may be sent; rejects
    * once `signal` aborts. The ticket names the reservation, for `settle` and `throttled`.
    */
-  acquire(model: string, limits: RateLimits, tokens: number, signal?: AbortSignal): Promise<{ waitedMs: number; ticket?: string }>;
+  acquire(
+    model: string,
+    limits: RateLimits,
+    tokens: number,
+    signal?: AbortSignal,
+  ): Promise<{ waitedMs: number; ticket?: string }>;
   /** The request was answered: its tokens were `tokens` (from `usage`), not the estimate. */
   settle?(model: string, ticket: string, tokens: number): Promise<void>;
   /** The request was refused with 429 (`retryAfterMs` when the provider said how long to wait). */
@@ -268,7 +273,12 @@ interface Script {
   readonly sha: string;
 }
 const script = (body: string): Script => ({ body, sha: createHash('sha1').update(body).digest('hex') });
-const SCRIPTS = { reserve: script(RESERVE), settle: script(SETTLE), throttled: script(THROTTLED), state: script(STATE) };
+const SCRIPTS = {
+  reserve: script(RESERVE),
+  settle: script(SETTLE),
+  throttled: script(THROTTLED),
+  state: script(STATE),
+};
 
 /** Whose quota: the API key, at the endpoint it is used with (a region's quota is its own). */
 export interface QuotaOwner {
@@ -320,11 +330,17 @@ export class SharedRateLimiter implements RequestGate {
   ) {
     if (!owner.apiKey) throw new Error('SharedRateLimiter needs the API key (its hash names the shared quota)');
     this.tuning = { ...LIMITER_TUNING, ...opts.tuning };
-    if (this.tuning.marginMax < this.tuning.marginStart) this.tuning = { ...this.tuning, marginMax: this.tuning.marginStart };
+    if (this.tuning.marginMax < this.tuning.marginStart)
+      this.tuning = { ...this.tuning, marginMax: this.tuning.marginStart };
     this.flushAfterMs = opts.flushAfterMs ?? 1000;
   }
 
-  async acquire(model: string, limits: RateLimits, tokens: number, signal?: AbortSignal): Promise<{ waitedMs: number; ticket?: string }> {
+  async acquire(
+    model: string,
+    limits: RateLimits,
+    tokens: number,
+    signal?: AbortSignal,
+  ): Promise<{ waitedMs: number; ticket?: string }> {
     if (limits.rpm === null && limits.tpm === null) return { waitedMs: 0 };
     signal?.throwIfAborted();
     const started = performance.now();
@@ -355,10 +371,23 @@ export class SharedRateLimiter implements RequestGate {
   async reserve(model: string, limits: RateLimits, tokens: number): Promise<Reservation> {
     this.limitsOf.set(model, limits);
     const reserved = Math.max(0, Math.round(tokens));
-    const [wait, epoch, rate, margin, slot] = (await this.run(SCRIPTS.reserve, model, limits, [reserved])) as [string, number, string, string, string];
+    const [wait, epoch, rate, margin, slot] = (await this.run(SCRIPTS.reserve, model, limits, [reserved])) as [
+      string,
+      number,
+      string,
+      string,
+      string,
+    ];
     const learnedRpm = Number(rate) * 60;
     this.opts.onState?.(model, { learnedRpm, margin: Number(margin) });
-    return { waitMs: Number(wait), slotMs: Number(slot), epoch, ticket: `${epoch}:${reserved}`, learnedRpm, margin: Number(margin) };
+    return {
+      waitMs: Number(wait),
+      slotMs: Number(slot),
+      epoch,
+      ticket: `${epoch}:${reserved}`,
+      learnedRpm,
+      margin: Number(margin),
+    };
   }
 
   settle(model: string, ticket: string, tokens: number): Promise<void> {
@@ -374,7 +403,12 @@ export class SharedRateLimiter implements RequestGate {
     const limits = this.limitsOf.get(model);
     if (!limits) return;
     const epoch = ticket === undefined ? -1 : Number(ticket.slice(0, ticket.indexOf(':')));
-    const [, rate, margin] = (await this.run(SCRIPTS.throttled, model, limits, [Number.isFinite(epoch) ? epoch : -1, Math.max(0, Math.round(retryAfterMs ?? 0)), this.tuning.quotaRefused, this.tuning.quotaShare])) as [number, string, string];
+    const [, rate, margin] = (await this.run(SCRIPTS.throttled, model, limits, [
+      Number.isFinite(epoch) ? epoch : -1,
+      Math.max(0, Math.round(retryAfterMs ?? 0)),
+      this.tuning.quotaRefused,
+      this.tuning.quotaShare,
+    ])) as [number, string, string];
     this.opts.onState?.(model, { learnedRpm: Number(rate) * 60, margin: Number(margin) });
   }
 
@@ -392,7 +426,9 @@ export class SharedRateLimiter implements RequestGate {
 
   /** The learned rate, margin and counts of a model's limiter (`status`, the run report, tests). */
   async state(model: string, limits: RateLimits): Promise<LimiterState | undefined> {
-    const [r, m, n, k, l429] = (await this.evalScript(SCRIPTS.state, limiterKey(this.owner, model), [])) as (string | null)[];
+    const [r, m, n, k, l429] = (await this.evalScript(SCRIPTS.state, limiterKey(this.owner, model), [])) as (
+      string | null
+    )[];
     if (n === null || n === undefined) return undefined;
     const believedRpm = limits.rpm ?? 0;
     return {
@@ -428,8 +464,18 @@ export class SharedRateLimiter implements RequestGate {
       limits.tpm === null ? 0 : limits.tpm / 60,
       p?.tokens ?? 0,
       p?.oks ?? 0,
-      t.marginStart, t.marginMin, t.marginMax, t.marginWiden, t.marginNarrow, t.marginNarrowEveryMs, 0,
-      t.decreaseMin, t.decreaseMax, t.probeHoldMs, t.probeEveryMs, t.probeStep,
+      t.marginStart,
+      t.marginMin,
+      t.marginMax,
+      t.marginWiden,
+      t.marginNarrow,
+      t.marginNarrowEveryMs,
+      0,
+      t.decreaseMin,
+      t.decreaseMax,
+      t.probeHoldMs,
+      t.probeEveryMs,
+      t.probeStep,
       ...extra,
     ];
     try {
@@ -484,11 +530,20 @@ export async function pacingView(
   if (config.rateLimit !== 'shared' || !config.apiKey || limits.rpm === null) return undefined;
   const s = await new SharedRateLimiter(redis, { apiKey: config.apiKey, baseUrl: config.baseUrl }).state(model, limits);
   if (!s) return undefined;
-  return { model, believedRpm: s.believedRpm, learnedRpm: s.learnedRpm, margin: s.margin, pacedRpm: s.learnedRpm * (1 - s.margin) };
+  return {
+    model,
+    believedRpm: s.believedRpm,
+    learnedRpm: s.learnedRpm,
+    margin: s.margin,
+    pacedRpm: s.learnedRpm * (1 - s.margin),
+  };
 }
 
 /** One line: `pacing qwen3-vl-embedding at 145.5 RPM: learned 150 of the believed 300 RPM, margin 3.0%`. */
 export function formatPacing(p: PacingView): string {
-  const learned = p.learnedRpm < p.believedRpm - 1e-6 ? `learned ${p.learnedRpm.toFixed(1)} of the believed ${p.believedRpm} RPM (429s showed less)` : `the believed ${p.believedRpm} RPM`;
+  const learned =
+    p.learnedRpm < p.believedRpm - 1e-6
+      ? `learned ${p.learnedRpm.toFixed(1)} of the believed ${p.believedRpm} RPM (429s showed less)`
+      : `the believed ${p.believedRpm} RPM`;
   return `pacing ${p.model} at ${p.pacedRpm.toFixed(1)} RPM: ${learned}, margin ${(p.margin * 100).toFixed(1)}%`;
 }

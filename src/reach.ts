@@ -27,7 +27,8 @@ import type { VectorStore } from './vector-store.js';
  * words); and Redis's own "not yet" answers while it restarts (LOADING its AOF) or a
  * cluster settles, which pass like the outage they end.
  */
-const NO_ANSWER = /\b(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|ECONNABORTED|UND_ERR_[A-Z_]+)\b|Connection is closed|Stream isn't writeable|Failed to refresh slots cache|None of startup nodes is available|^(LOADING|TRYAGAIN|CLUSTERDOWN|MASTERDOWN) /;
+const NO_ANSWER =
+  /\b(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|ECONNABORTED|UND_ERR_[A-Z_]+)\b|Connection is closed|Stream isn't writeable|Failed to refresh slots cache|None of startup nodes is available|^(LOADING|TRYAGAIN|CLUSTERDOWN|MASTERDOWN) /;
 
 interface ErrorShape {
   readonly message?: unknown;
@@ -54,7 +55,8 @@ export function isConnectionError(err: unknown): boolean {
 export function causeOf(err: unknown): string {
   const e = shape(err);
   const message = typeof e.message === 'string' ? e.message.trim() : '';
-  const inner = Array.isArray(e.errors) && e.errors.length > 0 ? causeOf(e.errors[0]) : typeof e.code === 'string' ? e.code : '';
+  const inner =
+    Array.isArray(e.errors) && e.errors.length > 0 ? causeOf(e.errors[0]) : typeof e.code === 'string' ? e.code : '';
   const last = e.lastNodeError !== undefined ? causeOf(e.lastNodeError) : '';
   const own = message !== '' ? message : inner !== '' ? inner : String(err);
   return last !== '' && last !== own ? `${own} (${last})` : own;
@@ -67,8 +69,16 @@ export interface ServiceLabel {
   readonly secrets: readonly string[];
 }
 
-export function serviceLabel(service: string, url: string, extraSecrets: readonly (string | undefined)[] = []): ServiceLabel {
-  return { service, url: maskUrl(url), secrets: [...urlPassword(url), ...extraSecrets].filter((s): s is string => s !== undefined && s.length >= 4) };
+export function serviceLabel(
+  service: string,
+  url: string,
+  extraSecrets: readonly (string | undefined)[] = [],
+): ServiceLabel {
+  return {
+    service,
+    url: maskUrl(url),
+    secrets: [...urlPassword(url), ...extraSecrets].filter((s): s is string => s !== undefined && s.length >= 4),
+  };
 }
 
 export function unreachable(label: ServiceLabel, cause: string): ServiceUnreachableError {
@@ -102,7 +112,9 @@ export function reachRedis(connection: WatchedConnection, label: ServiceLabel, t
     const onError = (err: unknown): void => {
       // a cluster knows only that no seed node gave it the slots (its nodes' own errors are not passed on)
       const cause = causeOf(err);
-      done(unreachable(label, /Failed to refresh slots cache/.test(cause) ? `no seed node answered (${cause})` : cause));
+      done(
+        unreachable(label, /Failed to refresh slots cache/.test(cause) ? `no seed node answered (${cause})` : cause),
+      );
     };
     const timer = setTimeout(() => done(unreachable(label, noAnswer(timeoutMs))), timeoutMs);
     connection.once('ready', onReady);
@@ -113,7 +125,9 @@ export function reachRedis(connection: WatchedConnection, label: ServiceLabel, t
 /** `probe` within `timeoutMs`: its answer, or a ServiceUnreachableError when it timed out. */
 async function within<T>(probe: Promise<T>, label: ServiceLabel, timeoutMs: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(unreachable(label, noAnswer(timeoutMs))), timeoutMs)));
+  const timeout = new Promise<never>(
+    (_, reject) => (timer = setTimeout(() => reject(unreachable(label, noAnswer(timeoutMs))), timeoutMs)),
+  );
   try {
     return await Promise.race([probe, timeout]);
   } finally {
@@ -127,7 +141,12 @@ export interface AnsweringStore {
   answers(bucket: string, timeoutMs: number): Promise<string | undefined>;
 }
 
-export async function reachS3(store: AnsweringStore, bucket: string, label: ServiceLabel, timeoutMs: number): Promise<void> {
+export async function reachS3(
+  store: AnsweringStore,
+  bucket: string,
+  label: ServiceLabel,
+  timeoutMs: number,
+): Promise<void> {
   const cause = await within(store.answers(bucket, timeoutMs), label, timeoutMs);
   if (cause !== undefined) throw unreachable(label, cause);
 }
@@ -136,7 +155,11 @@ export async function reachS3(store: AnsweringStore, bucket: string, label: Serv
  * One cheap read (the list of collections): an answer of any status means Qdrant is there;
  * a failure without one (status 0 and retryable: network, timeout) means it is not.
  */
-export async function reachQdrant(vectors: Pick<VectorStore, 'collectionExists'>, label: ServiceLabel, timeoutMs: number): Promise<void> {
+export async function reachQdrant(
+  vectors: Pick<VectorStore, 'collectionExists'>,
+  label: ServiceLabel,
+  timeoutMs: number,
+): Promise<void> {
   try {
     await within(vectors.collectionExists('mm-ingest-reach'), label, timeoutMs);
   } catch (err) {
@@ -158,7 +181,12 @@ export interface RedisOutageLog {
   error(err: Error, other: (err: Error) => void): void;
 }
 
-export function redisOutageLog(opts: { readonly label: ServiceLabel; readonly intervalMs: number; readonly log: Pick<Logger, 'warn'>; readonly now?: () => number }): RedisOutageLog {
+export function redisOutageLog(opts: {
+  readonly label: ServiceLabel;
+  readonly intervalMs: number;
+  readonly log: Pick<Logger, 'warn'>;
+  readonly now?: () => number;
+}): RedisOutageLog {
   const now = opts.now ?? Date.now;
   const watched: WatchedConnection[] = [];
   let downSince: number | undefined;
@@ -177,10 +205,14 @@ export function redisOutageLog(opts: { readonly label: ServiceLabel; readonly in
       downSince = t;
       lastLine = t;
       attempts = 1;
-      opts.log.warn(`${where} unreachable: ${clean(causeOf(err))}; retrying (one line every ${seconds(opts.intervalMs)} while it lasts)`);
+      opts.log.warn(
+        `${where} unreachable: ${clean(causeOf(err))}; retrying (one line every ${seconds(opts.intervalMs)} while it lasts)`,
+      );
     } else if (t - lastLine >= opts.intervalMs) {
       lastLine = t;
-      opts.log.warn(`${where} still unreachable after ${seconds(t - downSince)} (${attempts} attempts): ${clean(causeOf(err))}; retrying`);
+      opts.log.warn(
+        `${where} still unreachable after ${seconds(t - downSince)} (${attempts} attempts): ${clean(causeOf(err))}; retrying`,
+      );
     }
   }
 
@@ -193,7 +225,9 @@ export function redisOutageLog(opts: { readonly label: ServiceLabel; readonly in
   return {
     watch(connection) {
       watched.push(connection);
-      connection.on('error', (err: unknown) => (isConnectionError(err) ? connectionError(err) : opts.log.warn(`${where}: ${clean(causeOf(err))}`)));
+      connection.on('error', (err: unknown) =>
+        isConnectionError(err) ? connectionError(err) : opts.log.warn(`${where}: ${clean(causeOf(err))}`),
+      );
       connection.on('ready', ready);
     },
     error(err, other) {

@@ -28,7 +28,12 @@ async function liveCollection(vectors: VectorStore, name: string): Promise<strin
  * vanish with the switch. A rebuild over the whole bucket, or over a scope that covers
  * every live point, goes ahead.
  */
-export async function checkRebuildScope(vectors: VectorStore, collection: string, bucket: string, scope: Pick<ScanOptions, 'prefix' | 'include' | 'exclude' | 'minSize' | 'maxSize'>): Promise<void> {
+export async function checkRebuildScope(
+  vectors: VectorStore,
+  collection: string,
+  bucket: string,
+  scope: Pick<ScanOptions, 'prefix' | 'include' | 'exclude' | 'minSize' | 'maxSize'>,
+): Promise<void> {
   const live = await liveCollection(vectors, collection);
   if (live === undefined) return;
   const keep = inScope(scope);
@@ -38,11 +43,14 @@ export async function checkRebuildScope(vectors: VectorStore, collection: string
   do {
     const page = await vectors.scroll(live, { chunk: 0 }, ['bucket', 'key', 'size', 'members'], offset);
     for (const p of page.points) {
-      const members = Array.isArray(p.payload.members) ? (p.payload.members as unknown[]).filter((m): m is string => typeof m === 'string') : [];
+      const members = Array.isArray(p.payload.members)
+        ? (p.payload.members as unknown[]).filter((m): m is string => typeof m === 'string')
+        : [];
       const keys = members.length > 0 ? members : [String(p.payload.key)];
       const size = typeof p.payload.size === 'number' ? p.payload.size : 0;
       // a unit's size is its members' together: judge each member by the key rules alone
-      const within = p.payload.bucket === bucket && keys.every((k) => keep(k, members.length > 0 ? (scope.minSize ?? 0) : size));
+      const within =
+        p.payload.bucket === bucket && keys.every((k) => keep(k, members.length > 0 ? (scope.minSize ?? 0) : size));
       if (!within) {
         outside += 1;
         example ??= `${String(p.payload.bucket)}/${keys[0] ?? ''}`;
@@ -69,7 +77,8 @@ async function refusal(vectors: VectorStore, run: RunState, target: string): Pro
   if (failures > 0) return `${run.counters.objectsFailed} objects and ${run.counters.jobsFailed} jobs failed`;
   if (run.counters.objectsIndexed + run.counters.unchanged === 0) return 'no object was indexed';
   const held = await vectors.count(target);
-  if (held < run.counters.points) return `${target} holds ${held} points, fewer than the ${run.counters.points} the run wrote`;
+  if (held < run.counters.points)
+    return `${target} holds ${held} points, fewer than the ${run.counters.points} the run wrote`;
   return undefined;
 }
 
@@ -82,7 +91,14 @@ async function carryOver(vectors: VectorStore, from: string, to: string, since: 
   let offset: string | undefined;
   do {
     const page = await vectors.scrollIndexedSince(from, since, offset);
-    const theirs = new Map((await vectors.retrieve(to, page.points.map((p) => p.id))).map((p) => [p.id, String(p.payload.indexed_at ?? '')]));
+    const theirs = new Map(
+      (
+        await vectors.retrieve(
+          to,
+          page.points.map((p) => p.id),
+        )
+      ).map((p) => [p.id, String(p.payload.indexed_at ?? '')]),
+    );
     const newer = page.points.filter((p) => (theirs.get(p.id) ?? '') < p.payload.indexed_at);
     if (newer.length > 0) await vectors.upsert(to, newer);
     copied += newer.length;
@@ -96,11 +112,19 @@ async function carryOver(vectors: VectorStore, from: string, to: string, since: 
  * replace the live one, and says what it did (the run's `rebuild` note). `since` is when
  * the build began (for a retry-failed run of a rebuild, its first run's start).
  */
-export async function finishRebuild(vectors: VectorStore, run: RunState, since = run.startedAt): Promise<{ switched: boolean; note: string }> {
+export async function finishRebuild(
+  vectors: VectorStore,
+  run: RunState,
+  since = run.startedAt,
+): Promise<{ switched: boolean; note: string }> {
   const target = (JSON.parse(run.settings ?? '{}') as Partial<EmbedSettings>).collection;
   if (!target) return { switched: false, note: 'not switched: the run has no target collection' };
   const why = await refusal(vectors, run, target);
-  if (why) return { switched: false, note: `not switched: ${why}; the live index is untouched, ${target} is kept for inspection` };
+  if (why)
+    return {
+      switched: false,
+      note: `not switched: ${why}; the live index is untouched, ${target} is kept for inspection`,
+    };
   const alias = run.collection;
   const old = await vectors.aliasTarget(alias);
   const live = old ?? ((await vectors.collectionExists(alias)) ? alias : undefined);
@@ -117,5 +141,8 @@ export async function finishRebuild(vectors: VectorStore, run: RunState, since =
     carried += await carryOver(vectors, old, target, secondPassFrom);
     await vectors.deleteCollection(old);
   }
-  return { switched: true, note: `alias ${alias} -> ${target}${old ? ` (dropped ${old})` : ''}${carried > 0 ? `; ${carried} points written meanwhile carried over` : ''}` };
+  return {
+    switched: true,
+    note: `alias ${alias} -> ${target}${old ? ` (dropped ${old})` : ''}${carried > 0 ? `; ${carried} points written meanwhile carried over` : ''}`,
+  };
 }

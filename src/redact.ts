@@ -39,9 +39,15 @@ export function rememberSecrets(...values: readonly (string | undefined)[]): voi
 // backslash (a JSON log line escapes a quote as \", which must stay intact).
 const STOP = String.raw`\s"'<>\\`;
 // the query ends where the URL does; punctuation that ends a sentence stays outside it
-const URL_QUERY = new RegExp(String.raw`\b(https?:\/\/[^${STOP}?#]*)\?(?!\[redacted\])[^${STOP}#]*?(?=[.,;:!)\]]*(?:[${STOP}#]|$))`, 'gi');
+const URL_QUERY = new RegExp(
+  String.raw`\b(https?:\/\/[^${STOP}?#]*)\?(?!\[redacted\])[^${STOP}#]*?(?=[.,;:!)\]]*(?:[${STOP}#]|$))`,
+  'gi',
+);
 const URL_PASSWORD = new RegExp(String.raw`\b([a-z][a-z0-9+.-]*:\/\/[^${STOP}/@:]*):[^${STOP}/]*@`, 'gi');
-const SIGNATURE_PARAM = new RegExp(String.raw`\b((?:X-Amz-(?:Signature|Credential|Security-Token)|AWSAccessKeyId|Signature)=)[^&${STOP}]+`, 'gi');
+const SIGNATURE_PARAM = new RegExp(
+  String.raw`\b((?:X-Amz-(?:Signature|Credential|Security-Token)|AWSAccessKeyId|Signature)=)[^&${STOP}]+`,
+  'gi',
+);
 const BEARER = /\b(Bearer\s+)[A-Za-z0-9._~+/=-]{8,}/g;
 const API_KEY_FIELD = new RegExp(String.raw`\b(api[-_]key["']?\s*[:=]\s*["']?)[^,;&}${STOP}]+`, 'gi');
 const DASHSCOPE_KEY = /\bsk-[A-Za-z0-9]{32,}\b/g;
@@ -49,7 +55,9 @@ const DASHSCOPE_KEY = /\bsk-[A-Za-z0-9]{32,}\b/g;
 /** `text` without the secrets it may hold (see above), and without `extra` ones the caller knows of; idempotent. */
 export function redact(text: string, extra: readonly (string | undefined)[] = []): string {
   let out = text;
-  const secrets = [...known, ...extra.filter((s): s is string => s !== undefined && s !== '')].sort((a, b) => b.length - a.length);
+  const secrets = [...known, ...extra.filter((s): s is string => s !== undefined && s !== '')].sort(
+    (a, b) => b.length - a.length,
+  );
   for (const s of secrets) if (out.includes(s)) out = out.split(s).join('***');
   return out
     .replace(URL_PASSWORD, '$1:***@')
@@ -76,7 +84,8 @@ export function redactError<E>(err: E): E {
  */
 export function redactWrites(stream: NodeJS.WriteStream): void {
   const write = stream.write.bind(stream) as (chunk: unknown, ...rest: unknown[]) => boolean;
-  stream.write = ((chunk: unknown, ...rest: unknown[]) => write(typeof chunk === 'string' ? redact(chunk) : chunk, ...rest)) as typeof stream.write;
+  stream.write = ((chunk: unknown, ...rest: unknown[]) =>
+    write(typeof chunk === 'string' ? redact(chunk) : chunk, ...rest)) as typeof stream.write;
 }
 
 /** A URL (or a comma-separated list of them: cluster seeds) with any password replaced by `***`. */

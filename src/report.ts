@@ -43,7 +43,12 @@ export interface RunReport {
   readonly rateLimit?: PacingView;
 }
 
-export function buildReport(run: RunState, items: ReadonlyMap<string, ItemOutcome>, overrides: ModelOverrides = {}, now = new Date()): RunReport {
+export function buildReport(
+  run: RunState,
+  items: ReadonlyMap<string, ItemOutcome>,
+  overrides: ModelOverrides = {},
+  now = new Date(),
+): RunReport {
   const c = run.counters;
   // counted in Maps: a code is the provider's or the store's word (`constructor` is a
   // property of every object, `__proto__` its prototype), then made own properties
@@ -64,7 +69,14 @@ export function buildReport(run: RunState, items: ReadonlyMap<string, ItemOutcom
     costUsd = Number.NaN; // a model no longer in the catalog: no price
   }
   const done = c.objectsIndexed + c.objectsSkipped + c.objectsFailed;
-  const status = run.scanStatus === 'failed' ? 'scan failed' : run.finishedAt ? 'finished' : run.scanStatus === 'scanning' ? 'scanning' : 'running';
+  const status =
+    run.scanStatus === 'failed'
+      ? 'scan failed'
+      : run.finishedAt
+        ? 'finished'
+        : run.scanStatus === 'scanning'
+          ? 'scanning'
+          : 'running';
   return {
     id: run.id,
     bucket: run.bucket,
@@ -100,7 +112,10 @@ export function buildReport(run: RunState, items: ReadonlyMap<string, ItemOutcom
 }
 
 const n = (x: number): string => x.toLocaleString('en-US');
-const counts = (r: Record<string, number>): string => Object.entries(r).map(([k, v]) => `${k} ${v}`).join(', ') || 'none';
+const counts = (r: Record<string, number>): string =>
+  Object.entries(r)
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ') || 'none';
 
 export function formatReport(r: RunReport): string {
   return [

@@ -61,7 +61,9 @@ export interface RunnerDeps {
   readonly runs: RunStore;
   readonly onPage?: (page: { pageNumber: number; scanned: number; jobsAdded: number }) => void;
   /** Called when the scan starts waiting for room in the queue (backpressure) and when it goes on. */
-  readonly onWait?: (info: { runId: string; waiting: number; bound: number } | { runId: string; waitedMs: number }) => void;
+  readonly onWait?: (
+    info: { runId: string; waiting: number; bound: number } | { runId: string; waitedMs: number },
+  ) => void;
   /** Called once the run exists, before its scan (awaited). */
   readonly onStart?: (run: { runId: string; target: string; resumed: boolean }) => void | Promise<void>;
 }
@@ -85,14 +87,21 @@ export async function startRun(deps: RunnerDeps, request: RunRequest): Promise<S
   const model = resolveModel(req.model, config.models);
   const dimension = resolveDimension(model, req.dimension);
   if (config.chunkTokens !== undefined && config.chunkTokens > model.textTokenLimit) {
-    throw new ConfigError('CHUNK_TOKENS', `${config.chunkTokens} is over ${model.name}'s text limit of ${model.textTokenLimit}`);
+    throw new ConfigError(
+      'CHUNK_TOKENS',
+      `${config.chunkTokens} is over ${model.name}'s text limit of ${model.textTokenLimit}`,
+    );
   }
   const mode = req.mode ?? 'incremental';
-  if (mode === 'rebuild' && req.keys) throw new ConfigError('mode', 'a rebuild indexes a whole prefix, not a list of keys');
+  if (mode === 'rebuild' && req.keys)
+    throw new ConfigError('mode', 'a rebuild indexes a whole prefix, not a list of keys');
   const compose = existing ? undefined : composition(req);
   if (compose) checkComposition(compose, model);
   if (compose && req.keys) {
-    throw new ConfigError(compose.kind === 'fused' ? '--fuse-sidecar' : '--group-images', 'a list of keys cannot be composed into units (a unit needs the listing of its members): index their prefix instead, an incremental run redoes only the units that changed');
+    throw new ConfigError(
+      compose.kind === 'fused' ? '--fuse-sidecar' : '--group-images',
+      'a list of keys cannot be composed into units (a unit needs the listing of its members): index their prefix instead, an incremental run redoes only the units that changed',
+    );
   }
 
   const runId = existing?.run.id ?? newRunId();
@@ -111,16 +120,29 @@ export async function startRun(deps: RunnerDeps, request: RunRequest): Promise<S
         ...(req.instruct !== undefined ? { instruct: req.instruct } : {}),
         ...(compose ? { compose } : {}),
       };
-  if (req.fps !== undefined && !(req.fps >= 0 && req.fps <= 1)) throw new ConfigError('fps', `must be a number in [0, 1], got ${req.fps}`);
+  if (req.fps !== undefined && !(req.fps >= 0 && req.fps <= 1))
+    throw new ConfigError('fps', `must be a number in [0, 1], got ${req.fps}`);
   // the provider downloads URLs itself: a store it cannot reach refuses URL mode here, before
   // anything is created, and has its videos skipped at scan with the reason
   const urlProblem = await mediaUrlProblem(config);
   if (urlProblem !== undefined && settings.imageMode === 'url') {
-    throw new ConfigError('IMAGE_MODE', `url mode sends presigned URLs, and ${urlProblem}; IMAGE_MODE=inline sends images as base64`);
+    throw new ConfigError(
+      'IMAGE_MODE',
+      `url mode sends presigned URLs, and ${urlProblem}; IMAGE_MODE=inline sends images as base64`,
+    );
   }
-  const bounds: ReadBounds = { ...readBounds(config), ...(urlProblem !== undefined ? { videoUrlProblem: urlProblem } : {}) };
+  const bounds: ReadBounds = {
+    ...readBounds(config),
+    ...(urlProblem !== undefined ? { videoUrlProblem: urlProblem } : {}),
+  };
   const startedAt = new Date().toISOString();
-  const scope = { prefix: req.prefix ?? '', include: req.include ?? [], exclude: req.exclude ?? [], ...(req.minSize !== undefined ? { minSize: req.minSize } : {}), ...(req.maxSize !== undefined ? { maxSize: req.maxSize } : {}) };
+  const scope = {
+    prefix: req.prefix ?? '',
+    include: req.include ?? [],
+    exclude: req.exclude ?? [],
+    ...(req.minSize !== undefined ? { minSize: req.minSize } : {}),
+    ...(req.maxSize !== undefined ? { maxSize: req.maxSize } : {}),
+  };
   if (mode === 'rebuild' && !existing) await checkRebuildScope(deps.vectors, req.collection, req.bucket, scope);
   // A collection of another dimension is refused here, before anything is queued.
   await deps.vectors.ensureCollection(settings.collection, dimension);
@@ -159,7 +181,14 @@ export async function startRun(deps: RunnerDeps, request: RunRequest): Promise<S
   const scanning = req.keys
     ? queueKeys({ ...deps, room }, runId, req.bucket, req.keys, settings, mode, bounds)
     : produce(
-        { store: deps.store, queue: deps.queue, runs: deps.runs, vectors: deps.vectors, room, ...(deps.onPage ? { onPage: deps.onPage } : {}) },
+        {
+          store: deps.store,
+          queue: deps.queue,
+          runs: deps.runs,
+          vectors: deps.vectors,
+          room,
+          ...(deps.onPage ? { onPage: deps.onPage } : {}),
+        },
         {
           runId,
           bucket: req.bucket,
@@ -193,16 +222,28 @@ export async function startRun(deps: RunnerDeps, request: RunRequest): Promise<S
 /** The run's composition, from `groupImages` or `fuseSidecar` (not both). */
 function composition(req: RunRequest): Composition | undefined {
   if (req.groupImages !== undefined && req.fuseSidecar !== undefined) {
-    throw new ConfigError('--group-images', 'cannot be combined with --fuse-sidecar (a vector is a multi_images group or a fused pair, not both)');
+    throw new ConfigError(
+      '--group-images',
+      'cannot be combined with --fuse-sidecar (a vector is a multi_images group or a fused pair, not both)',
+    );
   }
-  if (req.fuseUnpaired !== undefined && req.fuseSidecar === undefined) throw new ConfigError('--fuse-unpaired', 'only applies with --fuse-sidecar');
+  if (req.fuseUnpaired !== undefined && req.fuseSidecar === undefined)
+    throw new ConfigError('--fuse-unpaired', 'only applies with --fuse-sidecar');
   if (req.groupImages !== undefined) return parseGroupRule(req.groupImages);
   if (req.fuseSidecar !== undefined) return parseSidecar(req.fuseSidecar, req.fuseUnpaired ?? 'skip');
   return undefined;
 }
 
 /** `keys` mode: each key is looked up; existing ones are queued, deleted ones lose their points. */
-async function queueKeys(deps: RunnerDeps & { room: QueueRoom }, runId: string, bucket: string, keys: readonly string[], settings: EmbedSettings, mode: IndexMode, bounds: ReadBounds): Promise<ProduceSummary> {
+async function queueKeys(
+  deps: RunnerDeps & { room: QueueRoom },
+  runId: string,
+  bucket: string,
+  keys: readonly string[],
+  settings: EmbedSettings,
+  mode: IndexMode,
+  bounds: ReadBounds,
+): Promise<ProduceSummary> {
   const model = resolveModel(settings.model, deps.config.models);
   const found = [];
   const gone = [];
@@ -215,8 +256,15 @@ async function queueKeys(deps: RunnerDeps & { room: QueueRoom }, runId: string, 
   const entries = classified.flatMap((c) => ('code' in c ? [] : [{ object: c }]));
   const skipped = classified.flatMap((c) => ('code' in c ? [c] : []));
   // queued like one listing page
-  const counts = await entryQueuer(deps, { runId, bucket, model, settings, mode })(entries, skipped, { scanned: keys.length, filteredOut: 0 });
-  const total: ProduceSummary = { ...counts, pages: 1, deleted: await dropPoints(deps.vectors, settings.collection, bucket, gone) };
+  const counts = await entryQueuer(deps, { runId, bucket, model, settings, mode })(entries, skipped, {
+    scanned: keys.length,
+    filteredOut: 0,
+  });
+  const total: ProduceSummary = {
+    ...counts,
+    pages: 1,
+    deleted: await dropPoints(deps.vectors, settings.collection, bucket, gone),
+  };
   await deps.runs.pageDone(runId, { ...counts, pageToken: 'keys' });
   await deps.runs.addCounter(runId, 'deleted', total.deleted);
   await deps.runs.scanFinished(runId, 'complete');
@@ -228,7 +276,10 @@ async function queueKeys(deps: RunnerDeps & { room: QueueRoom }, runId: string, 
  * gets there first: the producer, a worker, a follower). A rebuild switches its alias to
  * the new collection and drops the old one only when nothing failed.
  */
-export async function finishIfDone(deps: Pick<RunnerDeps, 'runs' | 'vectors'>, runId: string): Promise<RunState | undefined> {
+export async function finishIfDone(
+  deps: Pick<RunnerDeps, 'runs' | 'vectors'>,
+  runId: string,
+): Promise<RunState | undefined> {
   const run = await deps.runs.get(runId);
   if (!run || !isFinished(run)) return undefined;
   if (!(await deps.runs.claimFinish(runId))) return run;
@@ -246,7 +297,12 @@ export async function finishIfDone(deps: Pick<RunnerDeps, 'runs' | 'vectors'>, r
  * Records a job's result in its run and in every run following it (runs whose own adds
  * were deduplicated into it), and finishes each of them that is now done.
  */
-export async function recordJobResult(deps: Pick<RunnerDeps, 'runs' | 'vectors'>, runId: string, jobId: string, result: JobResult): Promise<void> {
+export async function recordJobResult(
+  deps: Pick<RunnerDeps, 'runs' | 'vectors'>,
+  runId: string,
+  jobId: string,
+  result: JobResult,
+): Promise<void> {
   await deps.runs.recordJob(runId, jobId, result);
   await finishIfDone(deps, runId);
   for (const follower of await deps.runs.followers(jobId)) {
@@ -257,10 +313,30 @@ export async function recordJobResult(deps: Pick<RunnerDeps, 'runs' | 'vectors'>
 }
 
 /** The scope and filters a run was started with; a differing value asked for now is an error naming it. */
-const RECORDED = ['bucket', 'collection', 'model', 'mode', 'prune', 'prefix', 'include', 'exclude', 'minSize', 'maxSize', 'dimension', 'fps', 'instruct'] as const;
+const RECORDED = [
+  'bucket',
+  'collection',
+  'model',
+  'mode',
+  'prune',
+  'prefix',
+  'include',
+  'exclude',
+  'minSize',
+  'maxSize',
+  'dimension',
+  'fps',
+  'instruct',
+] as const;
 
 function withRecordedScope(run: RunState, req: RunRequest): { run: RunState; request: RunRequest } {
-  const scope = JSON.parse(run.scope ?? '{}') as { prefix?: string; include?: string[]; exclude?: string[]; minSize?: number; maxSize?: number };
+  const scope = JSON.parse(run.scope ?? '{}') as {
+    prefix?: string;
+    include?: string[];
+    exclude?: string[];
+    minSize?: number;
+    maxSize?: number;
+  };
   const settings = JSON.parse(run.settings ?? '{}') as Partial<EmbedSettings>;
   const recorded: RunRequest = {
     bucket: run.bucket,
@@ -279,7 +355,8 @@ function withRecordedScope(run: RunState, req: RunRequest): { run: RunState; req
     ...(req.pageSize !== undefined ? { pageSize: req.pageSize } : {}),
     runId: run.id,
   };
-  const empty = (v: unknown): boolean => v === undefined || v === false || v === '' || (Array.isArray(v) && v.length === 0);
+  const empty = (v: unknown): boolean =>
+    v === undefined || v === false || v === '' || (Array.isArray(v) && v.length === 0);
   for (const field of RECORDED) {
     const asked: unknown = req[field];
     const was: unknown = recorded[field];
@@ -290,9 +367,17 @@ function withRecordedScope(run: RunState, req: RunRequest): { run: RunState; req
       `run ${run.id} was started with ${field} ${empty(was) ? '(not set)' : JSON.stringify(was)}, and a resumed run keeps what it started with (asked now: ${JSON.stringify(asked)}); leave it out, or start a new run`,
     );
   }
-  const composedAs = settings.compose?.kind === 'fused' ? '--fuse-sidecar' : settings.compose ? '--group-images' : undefined;
-  for (const flag of [req.groupImages !== undefined ? '--group-images' : undefined, req.fuseSidecar !== undefined ? '--fuse-sidecar' : undefined]) {
-    if (flag !== undefined && flag !== composedAs) throw new ConfigError(flag, `run ${run.id} was started ${composedAs ? `with ${composedAs}` : 'without a composition'}, and a resumed run keeps its settings; leave it out, or start a new run`);
+  const composedAs =
+    settings.compose?.kind === 'fused' ? '--fuse-sidecar' : settings.compose ? '--group-images' : undefined;
+  for (const flag of [
+    req.groupImages !== undefined ? '--group-images' : undefined,
+    req.fuseSidecar !== undefined ? '--fuse-sidecar' : undefined,
+  ]) {
+    if (flag !== undefined && flag !== composedAs)
+      throw new ConfigError(
+        flag,
+        `run ${run.id} was started ${composedAs ? `with ${composedAs}` : 'without a composition'}, and a resumed run keeps its settings; leave it out, or start a new run`,
+      );
   }
   if (req.keys) throw new ConfigError('--key', `run ${run.id} is resumed as it started; a list of keys is a new run`);
   return { run, request: recorded };

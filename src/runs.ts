@@ -112,9 +112,32 @@ export interface RunState extends RunInfo {
 }
 
 const COUNTERS: readonly (keyof RunCounters)[] = [
-  'scanned', 'skipped', 'filteredOut', 'queuedObjects', 'jobsAdded', 'jobsDeduplicated', 'jobsDone', 'jobsFailed',
-  'objectsIndexed', 'objectsSkipped', 'objectsFailed', 'points', 'requests', 'inputs', 'textTokens', 'imageTokens', 'retries', 'throttled',
-  'unchanged', 'new', 'changed', 'deleted', 'seenMarked', 'jobsFollowed', 'scanWaitMs', 'scanWaits',
+  'scanned',
+  'skipped',
+  'filteredOut',
+  'queuedObjects',
+  'jobsAdded',
+  'jobsDeduplicated',
+  'jobsDone',
+  'jobsFailed',
+  'objectsIndexed',
+  'objectsSkipped',
+  'objectsFailed',
+  'points',
+  'requests',
+  'inputs',
+  'textTokens',
+  'imageTokens',
+  'retries',
+  'throttled',
+  'unchanged',
+  'new',
+  'changed',
+  'deleted',
+  'seenMarked',
+  'jobsFollowed',
+  'scanWaitMs',
+  'scanWaits',
 ];
 
 // Records a job's result once: a job processed twice (a stalled job picked up again)
@@ -125,7 +148,18 @@ if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return 0 end
 for i = 3, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
 return 1`;
 
-const PAGE_COUNTERS = ['scanned', 'skipped', 'filteredOut', 'queuedObjects', 'jobsAdded', 'jobsDeduplicated', 'unchanged', 'new', 'changed', 'seenMarked'] as const;
+const PAGE_COUNTERS = [
+  'scanned',
+  'skipped',
+  'filteredOut',
+  'queuedObjects',
+  'jobsAdded',
+  'jobsDeduplicated',
+  'unchanged',
+  'new',
+  'changed',
+  'seenMarked',
+] as const;
 export type PageCounts = { [K in (typeof PAGE_COUNTERS)[number]]?: number };
 
 // KEYS: run hash, pages-done hash. ARGV: page token, next token ('' at the end), then
@@ -206,13 +240,25 @@ export class RunStore {
   async pageDone(id: string, page: PageCounts & { pageToken?: string; nextToken?: string }): Promise<void> {
     const counts: (string | number)[] = ['pages', 1];
     for (const f of PAGE_COUNTERS) if (page[f]) counts.push(f, page[f] ?? 0);
-    await this.redis.eval(PAGE_DONE, 2, this.key(id), this.key(id, ':pages'), page.pageToken ?? '(first)', page.nextToken ?? '', ...counts);
+    await this.redis.eval(
+      PAGE_DONE,
+      2,
+      this.key(id),
+      this.key(id, ':pages'),
+      page.pageToken ?? '(first)',
+      page.nextToken ?? '',
+      ...counts,
+    );
   }
 
   /** Keys the scan listed (for pruning what it did not). */
   async markSeen(id: string, keys: readonly string[]): Promise<void> {
     if (keys.length === 0) return;
-    await this.redis.multi().sadd(this.key(id, ':seen'), ...keys).pexpire(this.key(id, ':seen'), 7 * 24 * 3600 * 1000).exec();
+    await this.redis
+      .multi()
+      .sadd(this.key(id, ':seen'), ...keys)
+      .pexpire(this.key(id, ':seen'), 7 * 24 * 3600 * 1000)
+      .exec();
   }
 
   /** How many keys the seen-set holds (0 once it expired or was dropped). */
@@ -233,7 +279,8 @@ export class RunStore {
     if (jobIds.length === 0) return 0;
     const m = this.redis.multi();
     for (const j of jobIds) m.sadd(this.key(id, ':followed'), j);
-    for (const j of jobIds) m.sadd(`${this.prefix}:followers:${j}`, id).pexpire(`${this.prefix}:followers:${j}`, 7 * 24 * 3600 * 1000);
+    for (const j of jobIds)
+      m.sadd(`${this.prefix}:followers:${j}`, id).pexpire(`${this.prefix}:followers:${j}`, 7 * 24 * 3600 * 1000);
     const replies = (await m.exec()) ?? [];
     const added = replies.slice(0, jobIds.length).reduce((n, [, r]) => n + (r === 1 ? 1 : 0), 0);
     if (added) await this.redis.hincrby(this.key(id), 'jobsFollowed', added);
@@ -256,7 +303,10 @@ export class RunStore {
    * end (a rebuild's switch) is decided again once the scan completes.
    */
   async reopen(id: string): Promise<void> {
-    const m = this.redis.multi().hset(this.key(id), 'scanStatus', 'scanning').hdel(this.key(id), 'scanError', 'finishing', 'finishedAt', 'note.rebuild', 'scanWaiting');
+    const m = this.redis
+      .multi()
+      .hset(this.key(id), 'scanStatus', 'scanning')
+      .hdel(this.key(id), 'scanError', 'finishing', 'finishedAt', 'note.rebuild', 'scanWaiting');
     for (const part of RUN_PARTS) if (part !== ':seen' && part !== ':stage') m.persist(this.key(id, part));
     await m.exec();
   }
@@ -274,7 +324,11 @@ export class RunStore {
   async stage(id: string, members: readonly { stage: string; object: unknown }[]): Promise<void> {
     if (members.length === 0) return;
     const args = members.flatMap((m) => [0, `${m.stage}\u0000${JSON.stringify(m.object)}`]);
-    await this.redis.multi().zadd(this.key(id, ':stage'), ...args).pexpire(this.key(id, ':stage'), 7 * 24 * 3600 * 1000).exec();
+    await this.redis
+      .multi()
+      .zadd(this.key(id, ':stage'), ...args)
+      .pexpire(this.key(id, ':stage'), 7 * 24 * 3600 * 1000)
+      .exec();
   }
 
   /** The staged objects in stage order, `count` at a time (a stage may straddle two chunks). */
@@ -303,14 +357,26 @@ export class RunStore {
   /** The scan waits for room in the queue (info), or goes on (undefined: how long it waited is counted). */
   async scanWait(id: string, info: { waiting: number; bound: number } | { waitedMs: number }): Promise<void> {
     if ('waiting' in info) {
-      await this.redis.multi().hset(this.key(id), 'scanWaiting', JSON.stringify({ ...info, since: new Date().toISOString() })).hincrby(this.key(id), 'scanWaits', 1).exec();
+      await this.redis
+        .multi()
+        .hset(this.key(id), 'scanWaiting', JSON.stringify({ ...info, since: new Date().toISOString() }))
+        .hincrby(this.key(id), 'scanWaits', 1)
+        .exec();
     } else {
-      await this.redis.multi().hdel(this.key(id), 'scanWaiting').hincrby(this.key(id), 'scanWaitMs', Math.round(info.waitedMs)).exec();
+      await this.redis
+        .multi()
+        .hdel(this.key(id), 'scanWaiting')
+        .hincrby(this.key(id), 'scanWaitMs', Math.round(info.waitedMs))
+        .exec();
     }
   }
 
   async scanFinished(id: string, status: 'complete' | 'failed', error?: string): Promise<void> {
-    await this.redis.multi().hset(this.key(id), { scanStatus: status, ...(error ? { scanError: redact(error) } : {}) }).hdel(this.key(id), 'scanWaiting').exec();
+    await this.redis
+      .multi()
+      .hset(this.key(id), { scanStatus: status, ...(error ? { scanError: redact(error) } : {}) })
+      .hdel(this.key(id), 'scanWaiting')
+      .exec();
     // a failed scan may never be resumed: its records expire like a finished run's
     if (status === 'failed') await this.expireRun(id);
   }
@@ -324,7 +390,17 @@ export class RunStore {
   }
 
   /** API usage is real spend: counted every time, also when a job is redone. */
-  async addUsage(id: string, usage: { requests: number; inputs: number; textTokens: number; imageTokens: number; retries?: number; throttled?: number }): Promise<void> {
+  async addUsage(
+    id: string,
+    usage: {
+      requests: number;
+      inputs: number;
+      textTokens: number;
+      imageTokens: number;
+      retries?: number;
+      throttled?: number;
+    },
+  ): Promise<void> {
     const m = this.redis.multi();
     for (const [f, n] of Object.entries(usage)) if (n) m.hincrby(this.key(id), f, n);
     await m.exec();
@@ -337,7 +413,15 @@ export class RunStore {
     if (result.skipped) incr.push('objectsSkipped', result.skipped);
     if (result.failed) incr.push('objectsFailed', result.failed);
     if (result.points) incr.push('points', result.points);
-    const added = await this.redis.eval(RECORD_JOB, 2, this.key(id), this.key(id, ':jobs'), jobId, redact(JSON.stringify(result)), ...incr);
+    const added = await this.redis.eval(
+      RECORD_JOB,
+      2,
+      this.key(id),
+      this.key(id, ':jobs'),
+      jobId,
+      redact(JSON.stringify(result)),
+      ...incr,
+    );
     return added === 1;
   }
 
@@ -364,7 +448,8 @@ export class RunStore {
   private async expireRun(id: string): Promise<void> {
     const m = this.redis.multi();
     // (the seen-set and the stage keep their own week: they are dropped once used)
-    for (const part of RUN_PARTS) if (part !== ':seen' && part !== ':stage') m.pexpire(this.key(id, part), this.retentionMs);
+    for (const part of RUN_PARTS)
+      if (part !== ':seen' && part !== ':stage') m.pexpire(this.key(id, part), this.retentionMs);
     await m.exec();
   }
 
@@ -385,7 +470,11 @@ export class RunStore {
       ...(h.mode ? { mode: h.mode } : {}),
       ...(h.scope ? { scope: h.scope } : {}),
       ...(h.prune ? { prune: h.prune } : {}),
-      notes: Object.fromEntries(Object.entries(h).filter(([k]) => k.startsWith('note.')).map(([k, v]) => [k.slice(5), v])),
+      notes: Object.fromEntries(
+        Object.entries(h)
+          .filter(([k]) => k.startsWith('note.'))
+          .map(([k, v]) => [k.slice(5), v]),
+      ),
       scanStatus: (h.scanStatus ?? 'scanning') as ScanStatus,
       ...(h.scanError ? { scanError: h.scanError } : {}),
       ...(h.lastToken ? { lastToken: h.lastToken } : {}),
@@ -417,5 +506,8 @@ export class RunStore {
  * job of another run it follows, has a result.
  */
 export function isFinished(run: RunState): boolean {
-  return run.scanStatus !== 'scanning' && run.counters.jobsDone + run.counters.jobsFailed >= run.counters.jobsAdded + run.counters.jobsFollowed;
+  return (
+    run.scanStatus !== 'scanning' &&
+    run.counters.jobsDone + run.counters.jobsFailed >= run.counters.jobsAdded + run.counters.jobsFollowed
+  );
 }

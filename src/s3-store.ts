@@ -5,7 +5,13 @@
  * quota, throttling and 5xx and network errors): when a call still fails, the error is
  * mapped once, here, to an ObjectStoreError whose decision tells the caller what to do.
  */
-import { GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import {
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  S3Client,
+} from '@aws-sdk/client-s3';
 import type { S3ClientConfig } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { ConfigError } from './errors.js';
@@ -50,7 +56,9 @@ export function createS3Store(opts: S3StoreOptions = {}): S3Store {
     endpoint,
     region: opts.region?.trim() ? opts.region.trim() : endpoint ? 'us-east-1' : undefined,
     forcePathStyle: opts.forcePathStyle ?? endpoint !== undefined,
-    credentials: opts.credentials ? { accessKeyId: opts.credentials.accessKeyId, secretAccessKey: opts.credentials.secretAccessKey } : undefined,
+    credentials: opts.credentials
+      ? { accessKeyId: opts.credentials.accessKeyId, secretAccessKey: opts.credentials.secretAccessKey }
+      : undefined,
     retryMode: 'standard',
     maxAttempts,
     // Not an s3rver workaround (MinIO takes the SDK's defaults): these calls only read, and
@@ -106,12 +114,23 @@ export function createS3Store(opts: S3StoreOptions = {}): S3Store {
     },
 
     async get(bucket: string, key: string, range?: readonly [number, number]): Promise<FetchedObject> {
-      if (range && !(Number.isInteger(range[0]) && Number.isInteger(range[1]) && range[0] >= 0 && range[1] >= range[0])) {
-        throw new ObjectStoreError('request', 'InvalidRange', `GetObject s3://${bucket}/${key}: invalid range [${range[0]}, ${range[1]}]`);
+      if (
+        range &&
+        !(Number.isInteger(range[0]) && Number.isInteger(range[1]) && range[0] >= 0 && range[1] >= range[0])
+      ) {
+        throw new ObjectStoreError(
+          'request',
+          'InvalidRange',
+          `GetObject s3://${bucket}/${key}: invalid range [${range[0]}, ${range[1]}]`,
+        );
       }
       try {
         const out = await client.send(
-          new GetObjectCommand({ Bucket: bucket, Key: key, Range: range ? `bytes=${range[0]}-${range[1]}` : undefined }),
+          new GetObjectCommand({
+            Bucket: bucket,
+            Key: key,
+            Range: range ? `bytes=${range[0]}-${range[1]}` : undefined,
+          }),
         );
         // The body is read inside the try: a connection reset mid-body is transient too.
         const bytes = out.Body ? await out.Body.transformToByteArray() : new Uint8Array(0);
@@ -125,11 +144,21 @@ export function createS3Store(opts: S3StoreOptions = {}): S3Store {
     async head(bucket: string, key: string): Promise<ObjectInfo | undefined> {
       try {
         const out = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
-        return { bucket, key, etag: unquote(out.ETag), size: out.ContentLength ?? 0, lastModified: wholeSeconds(out.LastModified) };
+        return {
+          bucket,
+          key,
+          etag: unquote(out.ETag),
+          size: out.ContentLength ?? 0,
+          lastModified: wholeSeconds(out.LastModified),
+        };
       } catch (err) {
         const e = toStoreError(err, 'HeadObject', `s3://${bucket}/${key}`);
         // HEAD answers have no body: a missing key is a bare 404 ("NotFound")
-        if (e.decision === 'gone' || (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return undefined;
+        if (
+          e.decision === 'gone' ||
+          (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404
+        )
+          return undefined;
         throw e;
       }
     },
@@ -141,7 +170,8 @@ export function createS3Store(opts: S3StoreOptions = {}): S3Store {
       } catch (err) {
         const e = (typeof err === 'object' && err !== null ? err : {}) as SdkErrorShape;
         if (typeof e.$metadata?.httpStatusCode === 'number') return undefined; // 403, 404, 301: an answer
-        if (e.name === 'AbortError' || e.name === 'TimeoutError') return `no answer within ${timeoutMs} ms (CONNECT_TIMEOUT_MS)`;
+        if (e.name === 'AbortError' || e.name === 'TimeoutError')
+          return `no answer within ${timeoutMs} ms (CONNECT_TIMEOUT_MS)`;
         const failed = toStoreError(err, 'HeadBucket', `s3://${bucket}`);
         // missing credentials are not the endpoint's doing: the command says so itself
         if (failed.decision !== 'retryable') return undefined;
@@ -152,7 +182,9 @@ export function createS3Store(opts: S3StoreOptions = {}): S3Store {
 
     async presign(bucket: string, key: string, expiresInSeconds: number): Promise<string> {
       try {
-        return await getSignedUrl(client, new GetObjectCommand({ Bucket: bucket, Key: key }), { expiresIn: expiresInSeconds });
+        return await getSignedUrl(client, new GetObjectCommand({ Bucket: bucket, Key: key }), {
+          expiresIn: expiresInSeconds,
+        });
       } catch (err) {
         throw toStoreError(err, 'Presign', `s3://${bucket}/${key}`);
       }
@@ -178,13 +210,33 @@ function unquote(etag: string | undefined): string {
 }
 
 const TRANSIENT_CODES = new Set([
-  'SlowDown', 'Throttling', 'ThrottlingException', 'RequestTimeout',
-  'InternalError', 'ServiceUnavailable', 'TimeoutError', 'ECONNRESET', 'ECONNREFUSED', 'EPIPE',
-  'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ECONNABORTED', 'UND_ERR_SOCKET',
+  'SlowDown',
+  'Throttling',
+  'ThrottlingException',
+  'RequestTimeout',
+  'InternalError',
+  'ServiceUnavailable',
+  'TimeoutError',
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'ECONNABORTED',
+  'UND_ERR_SOCKET',
 ]);
 const DENIED_CODES = new Set([
-  'AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'ExpiredToken', 'InvalidToken',
-  'AllAccessDisabled', 'AccountProblem', 'CredentialsProviderError', 'TokenProviderError',
+  'AccessDenied',
+  'InvalidAccessKeyId',
+  'SignatureDoesNotMatch',
+  'ExpiredToken',
+  'InvalidToken',
+  'AllAccessDisabled',
+  'AccountProblem',
+  'CredentialsProviderError',
+  'TokenProviderError',
 ]);
 
 interface SdkErrorShape {
@@ -216,7 +268,11 @@ function toStoreError(err: unknown, operation: string, where: string): ObjectSto
   const decision = classifyS3Error(code, status);
   const requestId = typeof e.$metadata?.requestId === 'string' ? ` (request ${e.$metadata.requestId})` : '';
   const detail = redact(message);
-  return new ObjectStoreError(decision, code, `${operation} ${where} failed: ${code}${status ? ` ${status}` : ''}: ${detail}${requestId}`);
+  return new ObjectStoreError(
+    decision,
+    code,
+    `${operation} ${where} failed: ${code}${status ? ` ${status}` : ''}: ${detail}${requestId}`,
+  );
 }
 
 /**

@@ -60,7 +60,14 @@ export type ScannedObject = ObjectInfo &
  * - `unreachable-url`: a video, which goes to the API by URL, of a store the provider
  *   cannot reach (media-urls.ts; ALLOW_PRIVATE_MEDIA_URLS=true when it can).
  */
-export type SkipCode = 'directory-marker' | 'unsupported-type' | 'zero-bytes' | 'unsupported-format' | 'too-large' | 'unpaired' | 'unreachable-url';
+export type SkipCode =
+  | 'directory-marker'
+  | 'unsupported-type'
+  | 'zero-bytes'
+  | 'unsupported-format'
+  | 'too-large'
+  | 'unpaired'
+  | 'unreachable-url';
 
 export interface SkippedObject {
   readonly object: ObjectInfo;
@@ -89,7 +96,8 @@ export async function* scanPages(store: ObjectStore, opts: ScanOptions): AsyncGe
   const keep = keyFilter(prefix, opts.include ?? [], opts.exclude ?? []);
   let token = opts.startAfterToken;
   let pageNumber = 0;
-  const list = (t: string | undefined): Promise<Awaited<ReturnType<ObjectStore['listPage']>>> => store.listPage(opts.bucket, prefix, t, opts.pageSize);
+  const list = (t: string | undefined): Promise<Awaited<ReturnType<ObjectStore['listPage']>>> =>
+    store.listPage(opts.bucket, prefix, t, opts.pageSize);
   let listing = list(token);
   do {
     const listed = await listing;
@@ -127,11 +135,16 @@ export async function* scanPages(store: ObjectStore, opts: ScanOptions): AsyncGe
 }
 
 /** What one listed object is to the run: something to embed, or a skip with its reason. */
-export function classify(object: ObjectInfo, model: ModelSpec, bounds: ReadBounds = DEFAULT_BOUNDS): ScannedObject | SkippedObject {
+export function classify(
+  object: ObjectInfo,
+  model: ModelSpec,
+  bounds: ReadBounds = DEFAULT_BOUNDS,
+): ScannedObject | SkippedObject {
   const skip = (code: SkipCode, reason: string): SkippedObject => ({ object, code, reason });
   if (object.key.endsWith('/')) return skip('directory-marker', 'key ends in "/": a folder placeholder, not a file');
   const kind = classifyKey(object.key);
-  if (!kind) return skip('unsupported-type', `"${extensionLabel(object.key)}" is not a supported text, image or video type`);
+  if (!kind)
+    return skip('unsupported-type', `"${extensionLabel(object.key)}" is not a supported text, image or video type`);
   if (object.size === 0) return skip('zero-bytes', `zero-byte ${kind.modality}: nothing to embed`);
   if (kind.modality !== 'video') {
     // over what one worker should hold: skipped from the listing's size, never downloaded
@@ -142,19 +155,29 @@ export function classify(object: ObjectInfo, model: ModelSpec, bounds: ReadBound
     // Images over the byte limit, or in a format the model does not take but that can be
     // converted, are kept: the worker makes them acceptable (fixup.ts).
     if (!model.imageFormats.includes(kind.format) && !canConvert(kind.format)) {
-      return skip('unsupported-format', `${model.name} does not take ${kind.format} images (it takes ${model.imageFormats.join(', ')}), and they cannot be converted here`);
+      return skip(
+        'unsupported-format',
+        `${model.name} does not take ${kind.format} images (it takes ${model.imageFormats.join(', ')}), and they cannot be converted here`,
+      );
     }
     return { ...object, ...kind };
   }
   if (kind.modality === 'video') {
     if (!model.videoFormats.includes(kind.format)) {
-      return skip('unsupported-format', `${model.name} does not take ${kind.format} videos (it takes ${model.videoFormats.join(', ')})`);
+      return skip(
+        'unsupported-format',
+        `${model.name} does not take ${kind.format} videos (it takes ${model.videoFormats.join(', ')})`,
+      );
     }
     // A video goes to the API by URL as it is: nothing in the pipeline can make it smaller.
     if (object.size > model.videoMaxBytes) {
-      return skip('too-large', `video of ${object.size} bytes is over ${model.name}'s limit of ${model.videoMaxBytes} bytes`);
+      return skip(
+        'too-large',
+        `video of ${object.size} bytes is over ${model.name}'s limit of ${model.videoMaxBytes} bytes`,
+      );
     }
-    if (bounds.videoUrlProblem !== undefined) return skip('unreachable-url', `videos go to the API by URL, and ${bounds.videoUrlProblem}`);
+    if (bounds.videoUrlProblem !== undefined)
+      return skip('unreachable-url', `videos go to the API by URL, and ${bounds.videoUrlProblem}`);
     return { ...object, ...kind };
   }
   return { ...object, ...kind };
@@ -167,7 +190,9 @@ function extensionLabel(key: string): string {
 }
 
 /** The scope of a scan as a predicate: would it list and keep this key of this size? */
-export function inScope(opts: Pick<ScanOptions, 'prefix' | 'include' | 'exclude' | 'minSize' | 'maxSize'>): (key: string, size: number) => boolean {
+export function inScope(
+  opts: Pick<ScanOptions, 'prefix' | 'include' | 'exclude' | 'minSize' | 'maxSize'>,
+): (key: string, size: number) => boolean {
   const prefix = opts.prefix ?? '';
   const keep = keyFilter(prefix, opts.include ?? [], opts.exclude ?? []);
   return (key, size) => key.startsWith(prefix) && keep(key) && withinSize(size, opts);
@@ -194,7 +219,10 @@ function validate(opts: ScanOptions): void {
   if (pageSize !== undefined && !(Number.isInteger(pageSize) && pageSize >= 1 && pageSize <= 1000)) {
     throw new ConfigError('pageSize', `must be an integer from 1 to 1000, got ${pageSize}`);
   }
-  for (const [name, value] of [['minSize', minSize], ['maxSize', maxSize]] as const) {
+  for (const [name, value] of [
+    ['minSize', minSize],
+    ['maxSize', maxSize],
+  ] as const) {
     if (value !== undefined && !(Number.isInteger(value) && value >= 0)) {
       throw new ConfigError(name, `must be a whole number of bytes, got ${value}`);
     }

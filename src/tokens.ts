@@ -99,7 +99,8 @@ function byteToCharIndex(text: string): (byteOffset: number) => number {
 /** Splits on token boundaries; see the module comment. */
 export function splitByTokens(text: string, maxTokens: number, overlap: number, count = countTokens): TextChunk[] {
   // One code point is at most 4 byte-level tokens, so 4 is the smallest bound always met.
-  if (!Number.isInteger(maxTokens) || maxTokens < 4) throw new RangeError(`maxTokens must be an integer >= 4, got ${maxTokens}`);
+  if (!Number.isInteger(maxTokens) || maxTokens < 4)
+    throw new RangeError(`maxTokens must be an integer >= 4, got ${maxTokens}`);
   if (!Number.isInteger(overlap) || overlap < 0 || overlap >= maxTokens) {
     throw new RangeError(`overlap must be an integer in [0, maxTokens), got ${overlap}`);
   }
@@ -132,7 +133,7 @@ export function splitByTokens(text: string, maxTokens: number, overlap: number, 
     }
     if (charEnd <= charStart) {
       // the boundary fell inside one code point: take that whole code point
-      charEnd = charStart + (String.fromCodePoint(text.codePointAt(charStart) ?? 0).length);
+      charEnd = charStart + String.fromCodePoint(text.codePointAt(charStart) ?? 0).length;
       piece = text.slice(charStart, charEnd);
       tokens = count(piece);
     }
@@ -169,7 +170,13 @@ export function sliceChars(maxTokens: number): number {
  * counted whole, the chunks cover the text in order, and consecutive chunks share about
  * `overlap` tokens as before. A text of one window is split exactly as `splitByTokens`.
  */
-export async function splitInSlices(text: string, maxTokens: number, overlap: number, count = countTokens, windowChars = sliceChars(maxTokens)): Promise<TextChunk[]> {
+export async function splitInSlices(
+  text: string,
+  maxTokens: number,
+  overlap: number,
+  count = countTokens,
+  windowChars = sliceChars(maxTokens),
+): Promise<TextChunk[]> {
   if (text.length <= windowChars) return splitByTokens(text, maxTokens, overlap, count);
   const chunks: TextChunk[] = [];
   let start = 0;
@@ -188,7 +195,14 @@ export async function splitInSlices(text: string, maxTokens: number, overlap: nu
       continue;
     }
     const keep = last ? part : part.slice(0, -1);
-    for (const c of keep) chunks.push({ index: chunks.length, text: c.text, tokens: c.tokens, charStart: start + c.charStart, charEnd: start + c.charEnd });
+    for (const c of keep)
+      chunks.push({
+        index: chunks.length,
+        text: c.text,
+        tokens: c.tokens,
+        charStart: start + c.charStart,
+        charEnd: start + c.charEnd,
+      });
     if (last) return chunks;
     start += part[part.length - 1]!.charStart;
     window = windowChars;

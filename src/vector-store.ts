@@ -57,14 +57,23 @@ export interface VectorStore {
    * One page of the points whose payload matches every `match` field exactly, with the
    * payload fields asked for; `offset` is the previous page's `next`.
    */
-  scroll(collection: string, match: Readonly<Record<string, string | number>>, fields: readonly string[], offset?: string): Promise<{ points: StoredPoint[]; next?: string }>;
+  scroll(
+    collection: string,
+    match: Readonly<Record<string, string | number>>,
+    fields: readonly string[],
+    offset?: string,
+  ): Promise<{ points: StoredPoint[]; next?: string }>;
   /** Exact number of points (of those whose payload matches every `match` field, when given). */
   count(collection: string, match?: Readonly<Record<string, string | number>>): Promise<number>;
   /**
    * One page of whole points (vector and payload) indexed at or after `since` (ISO time,
    * the payload's `indexed_at`): what was written to a collection after a moment.
    */
-  scrollIndexedSince(collection: string, since: string, offset?: string): Promise<{ points: PointRecord[]; next?: string }>;
+  scrollIndexedSince(
+    collection: string,
+    since: string,
+    offset?: string,
+  ): Promise<{ points: PointRecord[]; next?: string }>;
   /** The collection an alias points to, if the alias exists. */
   aliasTarget(alias: string): Promise<string | undefined>;
   /** Whether a collection (not an alias) of that name exists. */
@@ -80,13 +89,19 @@ export interface VectorStore {
  * Upserts, retrying with backoff while the store's errors are transient (unreachable, 5xx,
  * 429): the vectors are paid for and worth waiting for. A refusal is thrown at once.
  */
-export async function upsertRetrying(vectors: VectorStore, collection: string, records: readonly PointRecord[], opts: { readonly attempts: number; readonly log: { warn(obj: object, msg?: string): void } }): Promise<void> {
+export async function upsertRetrying(
+  vectors: VectorStore,
+  collection: string,
+  records: readonly PointRecord[],
+  opts: { readonly attempts: number; readonly log: { warn(obj: object, msg?: string): void } },
+): Promise<void> {
   await pRetry(() => vectors.upsert(collection, records), {
     retries: opts.attempts - 1,
     minTimeout: 1000,
     maxTimeout: 30_000,
     randomize: true,
     shouldRetry: ({ error }) => error instanceof ServiceError && error.retryable,
-    onFailedAttempt: ({ error, retriesLeft }) => opts.log.warn({ collection, err: error.message, retriesLeft }, 'upsert failed'),
+    onFailedAttempt: ({ error, retriesLeft }) =>
+      opts.log.warn({ collection, err: error.message, retriesLeft }, 'upsert failed'),
   });
 }

@@ -17,7 +17,16 @@ import { EMBED_QUEUE, paramsHash, resolveEmbedJob, unitsByObject } from '../src/
 import type { EmbedJobData } from '../src/embed-job.js';
 import { readBounds, requireApiKey } from '../src/config.js';
 import type { Config } from '../src/config.js';
-import { embedQueue, embeddingClient, objectStore, redisConnection, redisLabel, reindexQueue, runStore, vectorStore } from '../src/connections.js';
+import {
+  embedQueue,
+  embeddingClient,
+  objectStore,
+  redisConnection,
+  redisLabel,
+  reindexQueue,
+  runStore,
+  vectorStore,
+} from '../src/connections.js';
 import { createLogger } from '../src/log.js';
 import { RedisParkedVectors } from '../src/parked.js';
 import { pauseForReason } from '../src/pause.js';
@@ -61,18 +70,31 @@ export function startEmbedWorker(config: Config, opts: { readonly outage?: Redis
   const controlQueue = served ? reindexQueue(config, connection) : undefined;
   const registry = new Registry();
   const metrics = controlQueue ? createPrometheusMetrics(registry, { queues: [queue, controlQueue] }) : undefined;
-  const metricsServer = config.metricsPort === undefined ? Promise.resolve(undefined) : startMetricsServer(config.metricsPort, registry, config.metricsHost);
+  const metricsServer =
+    config.metricsPort === undefined
+      ? Promise.resolve(undefined)
+      : startMetricsServer(config.metricsPort, registry, config.metricsHost);
   // handled at once, so a port that cannot be bound is no unhandled rejection before the caller awaits it
   metricsServer.then(
     (s) => s && log.info({ host: s.host, port: s.port }, 'metrics server started'),
-    (err: unknown) => log.error({ err: (err as Error).message, port: config.metricsPort }, 'metrics server failed to start'),
+    (err: unknown) =>
+      log.error({ err: (err as Error).message, port: config.metricsPort }, 'metrics server failed to start'),
   );
   // load the tokenizer now (about half a second of blocked event loop), not while the
   // first jobs sleep until their reserved send times: woken late, they would bunch up
   qwenTokens.count('warm up');
   // one limiter per API key (a hash of it), whatever the queue prefix: the quota is the account's
   const gate =
-    config.rateLimit === 'shared' ? new SharedRateLimiter(connection, { apiKey, baseUrl: config.baseUrl }, { tuning: { marginStart: config.rateLimitMargin, marginMin: config.rateLimitMargin }, onState: (model, st) => metrics?.rateLimitState?.(model, st.learnedRpm, st.margin) }) : OPEN_GATE;
+    config.rateLimit === 'shared'
+      ? new SharedRateLimiter(
+          connection,
+          { apiKey, baseUrl: config.baseUrl },
+          {
+            tuning: { marginStart: config.rateLimitMargin, marginMin: config.rateLimitMargin },
+            onState: (model, st) => metrics?.rateLimitState?.(model, st.learnedRpm, st.margin),
+          },
+        )
+      : OPEN_GATE;
   const handle = createEmbedHandler({
     store: objectStore(config),
     embedder: embeddingClient(config, { apiKey }),
@@ -107,14 +129,18 @@ export function startEmbedWorker(config: Config, opts: { readonly outage?: Redis
         await recordJobResult({ runs, vectors }, job.data.runId, job.id ?? '', result);
         return result;
       } catch (err) {
-        if (stopping.signal.aborted && token) log.warn({ runId: job.data.runId, jobId: job.id }, 'job given back: the worker is stopping');
+        if (stopping.signal.aborted && token)
+          log.warn({ runId: job.data.runId, jobId: job.id }, 'job given back: the worker is stopping');
         throw await inBullmqTerms(err, {
           job,
           token,
           stopping: stopping.signal.aborted,
           worker,
           pause: async (reason, e) => {
-            log.error({ runId: job.data.runId, jobId: job.id, code: e.code, requestId: e.requestId }, `queue paused: ${reason}`);
+            log.error(
+              { runId: job.data.runId, jobId: job.id, code: e.code, requestId: e.requestId },
+              `queue paused: ${reason}`,
+            );
             await pauseForReason(queue, connection, config.queuePrefix, reason);
           },
         });
@@ -136,9 +162,14 @@ export function startEmbedWorker(config: Config, opts: { readonly outage?: Redis
   worker.on('failed', (job, err) => {
     if (!job || err.name === 'RateLimitError') return;
     const final = isFinalFailure(job, err);
-    log.warn({ runId: job.data.runId, jobId: job.id, attempt: job.attemptsMade, final, err: err.message }, 'embed job failed');
+    log.warn(
+      { runId: job.data.runId, jobId: job.id, attempt: job.attemptsMade, final, err: err.message },
+      'embed job failed',
+    );
     if (final) {
-      void recordFailedJob(job, err).catch((e: unknown) => log.warn({ err: (e as Error).message }, 'could not record a failed job'));
+      void recordFailedJob(job, err).catch((e: unknown) =>
+        log.warn({ err: (e as Error).message }, 'could not record a failed job'),
+      );
     }
   });
   /**
@@ -151,7 +182,13 @@ export function startEmbedWorker(config: Config, opts: { readonly outage?: Redis
     const code = (err as { code?: string }).code ?? 'job-failed';
     const unitOf = unitsByObject(data);
     const singles = data.objects.filter((_, i) => !unitOf.has(i)).map((o) => ({ key: o[0], etag: o[1] }));
-    const written = await classifyChanges(vectors, data.settings.collection, data.bucket, singles, paramsHash(data.settings)).catch(() => new Map<string, string>());
+    const written = await classifyChanges(
+      vectors,
+      data.settings.collection,
+      data.bucket,
+      singles,
+      paramsHash(data.settings),
+    ).catch(() => new Map<string, string>());
     // a unit's members carry their unit, so that retry-failed queues it again whole
     const failures = data.objects.flatMap((o, i): [string, ItemOutcome][] => {
       if (written.get(o[0]) === 'unchanged') return [];
@@ -161,7 +198,15 @@ export function startEmbedWorker(config: Config, opts: { readonly outage?: Redis
     const objects = data.objects.length;
     const indexed = objects - failures.length;
     await runs.recordItems(data.runId, new Map(failures));
-    await recordJobResult({ runs, vectors }, data.runId, job.id ?? '', { status: 'failed', objects, indexed, skipped: 0, failed: failures.length, points: 0, error: err.message });
+    await recordJobResult({ runs, vectors }, data.runId, job.id ?? '', {
+      status: 'failed',
+      objects,
+      indexed,
+      skipped: 0,
+      failed: failures.length,
+      points: 0,
+      error: err.message,
+    });
   }
 
   // during a Redis outage every client on the connection errors at each attempt: the outage log says it once
@@ -175,7 +220,10 @@ export function startEmbedWorker(config: Config, opts: { readonly outage?: Redis
     async close() {
       const closing = worker.close();
       let closed = false;
-      void closing.then(() => (closed = true), () => (closed = true));
+      void closing.then(
+        () => (closed = true),
+        () => (closed = true),
+      );
       const drainDeadline = Date.now() + config.drainTimeoutMs;
       let idleSince: number | undefined;
       let aborted = false;
@@ -187,14 +235,20 @@ export function startEmbedWorker(config: Config, opts: { readonly outage?: Redis
         if (inFlight > 0) idleSince = undefined;
         else idleSince ??= now;
         if (idleSince !== undefined && now - idleSince >= CLOSE_IDLE_GRACE_MS) {
-          log.warn({ graceMs: CLOSE_IDLE_GRACE_MS }, 'no job in flight but the queue connection did not close: disconnecting');
+          log.warn(
+            { graceMs: CLOSE_IDLE_GRACE_MS },
+            'no job in flight but the queue connection did not close: disconnecting',
+          );
           await worker.disconnect().catch(() => undefined);
           break;
         }
         if (!aborted && now >= drainDeadline) {
           // BullMQ's close(true) cannot cut a close already under way short; instead the jobs
           // stop sending requests and give themselves back, and the close completes
-          log.warn({ timeoutMs: config.drainTimeoutMs }, 'drain timed out: jobs in flight send no further request and go back to the queue');
+          log.warn(
+            { timeoutMs: config.drainTimeoutMs },
+            'drain timed out: jobs in flight send no further request and go back to the queue',
+          );
           stopping.abort(new Error('the worker is stopping (drain timeout)'));
           aborted = true;
         }

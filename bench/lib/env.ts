@@ -62,8 +62,19 @@ export async function startBenchEnv(latency: Latency, modelOverrides: string): P
   };
   const sim = spawnCli(
     [
-      'simulate', '--port', '0', '--api-key', BENCH_API_KEY, '--rate-limits', 'documented',
-      '--latency-ms', String(latency.fixedMs), '--latency-per-input-ms', String(latency.perInputMs), '--jitter-ms', String(latency.jitterMs),
+      'simulate',
+      '--port',
+      '0',
+      '--api-key',
+      BENCH_API_KEY,
+      '--rate-limits',
+      'documented',
+      '--latency-ms',
+      String(latency.fixedMs),
+      '--latency-per-input-ms',
+      String(latency.perInputMs),
+      '--jitter-ms',
+      String(latency.jitterMs),
     ],
     base,
   );

@@ -60,7 +60,11 @@ export function mixed(count: number, imageEvery: number): SeedObject[] {
       const side = 64 + ((i * 37) % 257);
       return { key: folderKey('mixed', i, 'png'), body: png(side, side, i), contentType: 'image/png' };
     }
-    return { key: folderKey('mixed', i, 'txt'), body: Buffer.from(prose(90_000 + i, 20 + ((i * 11) % 60))), contentType: 'text/plain' };
+    return {
+      key: folderKey('mixed', i, 'txt'),
+      body: Buffer.from(prose(90_000 + i, 20 + ((i * 11) % 60))),
+      contentType: 'text/plain',
+    };
   });
 }
 
@@ -76,7 +80,13 @@ export function clustered(objects: readonly SeedObject[]): SeedObject[] {
 }
 
 /** Creates the bucket and writes the objects (the first one through PutObject). */
-export async function seedBucket(client: S3Client, dir: string, bucket: string, objects: readonly SeedObject[], create = true): Promise<void> {
+export async function seedBucket(
+  client: S3Client,
+  dir: string,
+  bucket: string,
+  objects: readonly SeedObject[],
+  create = true,
+): Promise<void> {
   if (create) await createBucket(client, bucket);
   const [first, ...rest] = objects;
   if (first) await putObject(client, bucket, first.key, first.body, first.contentType);
@@ -90,13 +100,18 @@ export async function seedBucket(client: S3Client, dir: string, bucket: string, 
 }
 
 /** Lists the whole bucket (ListObjectsV2, 1,000 keys a page); returns the keys and the seconds it took. */
-export async function bareListing(client: S3Client, bucket: string): Promise<{ keys: number; seconds: number; pages: number }> {
+export async function bareListing(
+  client: S3Client,
+  bucket: string,
+): Promise<{ keys: number; seconds: number; pages: number }> {
   const t0 = performance.now();
   let token: string | undefined;
   let keys = 0;
   let pages = 0;
   do {
-    const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, ContinuationToken: token, MaxKeys: 1000 }));
+    const page = await client.send(
+      new ListObjectsV2Command({ Bucket: bucket, ContinuationToken: token, MaxKeys: 1000 }),
+    );
     keys += page.Contents?.length ?? 0;
     pages += 1;
     token = page.NextContinuationToken;
@@ -107,11 +122,13 @@ export async function bareListing(client: S3Client, bucket: string): Promise<{ k
 /** A listing sees every object, and a seeded object reads back as written. */
 export async function verifyBucket(client: S3Client, bucket: string, objects: readonly SeedObject[]): Promise<void> {
   const listed = await bareListing(client, bucket);
-  if (listed.keys !== objects.length) throw new Error(`bucket ${bucket}: listed ${listed.keys} objects, seeded ${objects.length}`);
+  if (listed.keys !== objects.length)
+    throw new Error(`bucket ${bucket}: listed ${listed.keys} objects, seeded ${objects.length}`);
   const sample = objects[objects.length - 1];
   if (!sample) return;
   const got = await client.send(new GetObjectCommand({ Bucket: bucket, Key: sample.key }));
   const bytes = Buffer.from(await got.Body!.transformToByteArray());
   const md5 = createHash('md5').update(sample.body).digest('hex');
-  if (!bytes.equals(sample.body) || got.ETag !== `"${md5}"`) throw new Error(`bucket ${bucket}: ${sample.key} did not read back as seeded`);
+  if (!bytes.equals(sample.body) || got.ETag !== `"${md5}"`)
+    throw new Error(`bucket ${bucket}: ${sample.key} did not read back as seeded`);
 }

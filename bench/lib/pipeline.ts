@@ -27,7 +27,11 @@ export function indexArgs(bucket: string, collection: string, model: string, ext
 }
 
 /** Starts `mm-ingest index` (without --wait); resolves with the run id once it has printed it. */
-export async function startIndex(args: readonly string[], env: NodeJS.ProcessEnv, sampler: ProcSampler): Promise<{ process: NodeProcess; runId: string; spawnedAt: number }> {
+export async function startIndex(
+  args: readonly string[],
+  env: NodeJS.ProcessEnv,
+  sampler: ProcSampler,
+): Promise<{ process: NodeProcess; runId: string; spawnedAt: number }> {
   const spawnedAt = performance.now();
   const process = spawnCli(args, env);
   sampler.track(process.pid);
@@ -36,16 +40,29 @@ export async function startIndex(args: readonly string[], env: NodeJS.ProcessEnv
 }
 
 /** Runs `mm-ingest index` to its exit (the scan and enqueue only: no --wait). */
-export async function runIndex(args: readonly string[], env: NodeJS.ProcessEnv, sampler: ProcSampler): Promise<IndexRun> {
+export async function runIndex(
+  args: readonly string[],
+  env: NodeJS.ProcessEnv,
+  sampler: ProcSampler,
+): Promise<IndexRun> {
   const { process, runId, spawnedAt } = await startIndex(args, env, sampler);
   const exitCode = await process.exited;
   const ended = performance.now();
   sampler.sample();
   const summary = /scanned (\d+) objects.*queued (\d+) in (\d+) jobs/.exec(process.output());
-  if (exitCode !== 0 || !summary) throw new Error(`mm-ingest index failed (${exitCode}):\n${process.output().slice(-3000)}`);
+  if (exitCode !== 0 || !summary)
+    throw new Error(`mm-ingest index failed (${exitCode}):\n${process.output().slice(-3000)}`);
   const start = process.lineTime(/: scanning s3:/) ?? spawnedAt;
   const end = process.lineTime(/: scanned \d+ objects/) ?? ended;
-  return { runId, process, exitCode, wallS: (ended - spawnedAt) / 1000, scanS: (end - start) / 1000, jobs: Number(summary[3]), objects: Number(summary[1]) };
+  return {
+    runId,
+    process,
+    exitCode,
+    wallS: (ended - spawnedAt) / 1000,
+    scanS: (end - start) / 1000,
+    jobs: Number(summary[3]),
+    objects: Number(summary[1]),
+  };
 }
 
 export interface Workers {
@@ -60,7 +77,12 @@ export interface Workers {
 /** BENCH_CPU_PROF=DIR: every worker writes a V8 CPU profile into DIR (to see what binds). */
 const PROFILE_ARGS = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
 
-export async function startWorkers(count: number, env: NodeJS.ProcessEnv, sampler: ProcSampler, nodeArgs: readonly string[] = PROFILE_ARGS): Promise<Workers> {
+export async function startWorkers(
+  count: number,
+  env: NodeJS.ProcessEnv,
+  sampler: ProcSampler,
+  nodeArgs: readonly string[] = PROFILE_ARGS,
+): Promise<Workers> {
   const t0 = performance.now();
   const processes = Array.from({ length: count }, () => spawnCli(['worker', '--no-reindex'], env, nodeArgs));
   for (const p of processes) sampler.track(p.pid);
@@ -78,13 +100,20 @@ export async function startWorkers(count: number, env: NodeJS.ProcessEnv, sample
 }
 
 /** Polls the run record until the run is finished (scan complete, every job with a result). */
-export async function waitRun(redis: Redis, prefix: string, runId: string, timeoutS: number, pollMs = 200): Promise<{ run: RunState; doneAt: number }> {
+export async function waitRun(
+  redis: Redis,
+  prefix: string,
+  runId: string,
+  timeoutS: number,
+  pollMs = 200,
+): Promise<{ run: RunState; doneAt: number }> {
   const runs = new RunStore(redis, prefix);
   const deadline = performance.now() + timeoutS * 1000;
   for (;;) {
     const run = await runs.get(runId);
     if (run && isFinished(run)) return { run, doneAt: performance.now() };
-    if (performance.now() > deadline) throw new Error(`run ${runId} did not finish within ${timeoutS} s: ${JSON.stringify(run?.counters)}`);
+    if (performance.now() > deadline)
+      throw new Error(`run ${runId} did not finish within ${timeoutS} s: ${JSON.stringify(run?.counters)}`);
     await sleep(pollMs);
   }
 }

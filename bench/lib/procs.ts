@@ -38,8 +38,17 @@ export function stopChildren(): void {
   for (const child of running) if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
 }
 
-export function spawnNode(file: string, args: readonly string[], env: NodeJS.ProcessEnv, nodeArgs: readonly string[] = []): NodeProcess {
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', file, ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+export function spawnNode(
+  file: string,
+  args: readonly string[],
+  env: NodeJS.ProcessEnv,
+  nodeArgs: readonly string[] = [],
+): NodeProcess {
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', file, ...args], {
+    cwd: ROOT,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   running.add(child);
   child.once('exit', () => running.delete(child));
   let out = '';
@@ -67,8 +76,14 @@ export function spawnNode(file: string, args: readonly string[], env: NodeJS.Pro
       for (;;) {
         const m = out.match(pattern);
         if (m) return m;
-        if (child.exitCode !== null) throw new Error(`${file} ${args[0] ?? ''} exited (${child.exitCode}) before ${String(pattern)}:\n${out.slice(-3000)}`);
-        if (Date.now() > deadline) throw new Error(`timed out waiting for ${String(pattern)} from ${file} ${args[0] ?? ''}:\n${out.slice(-3000)}`);
+        if (child.exitCode !== null)
+          throw new Error(
+            `${file} ${args[0] ?? ''} exited (${child.exitCode}) before ${String(pattern)}:\n${out.slice(-3000)}`,
+          );
+        if (Date.now() > deadline)
+          throw new Error(
+            `timed out waiting for ${String(pattern)} from ${file} ${args[0] ?? ''}:\n${out.slice(-3000)}`,
+          );
         await new Promise((r) => setTimeout(r, 50));
       }
     },
@@ -80,7 +95,11 @@ export function spawnNode(file: string, args: readonly string[], env: NodeJS.Pro
 }
 
 /** `mm-ingest ARGS` as a child process. */
-export const spawnCli = (args: readonly string[], env: NodeJS.ProcessEnv, nodeArgs: readonly string[] = []): NodeProcess => spawnNode('src/cli/run.ts', args, env, nodeArgs);
+export const spawnCli = (
+  args: readonly string[],
+  env: NodeJS.ProcessEnv,
+  nodeArgs: readonly string[] = [],
+): NodeProcess => spawnNode('src/cli/run.ts', args, env, nodeArgs);
 
 /** CPU seconds of the whole machine since boot (from /proc/stat): busy (not idle or iowait) and total. */
 export function machineCpu(): { busy: number; total: number } {

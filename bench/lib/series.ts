@@ -50,7 +50,10 @@ export class SimSeries {
     if (this.busy) return undefined;
     this.busy = true;
     try {
-      const [s, waiting] = await Promise.all([this.stats(), this.redis && this.waitKey ? this.redis.llen(this.waitKey) : Promise.resolve(-1)]);
+      const [s, waiting] = await Promise.all([
+        this.stats(),
+        this.redis && this.waitKey ? this.redis.llen(this.waitKey) : Promise.resolve(-1),
+      ]);
       const sample: Sample = {
         t: (performance.now() - this.t0) / 1000,
         accepted: s.accepted,
@@ -88,7 +91,11 @@ export class SimSeries {
   }
 
   /** Mean rate of `field` per second between two times (samples nearest at or after them). */
-  rate(field: keyof Omit<Sample, 't' | 'waiting'>, from: number, to: number): { rate: number; seconds: number; amount: number } {
+  rate(
+    field: keyof Omit<Sample, 't' | 'waiting'>,
+    from: number,
+    to: number,
+  ): { rate: number; seconds: number; amount: number } {
     const a = this.sampleAt(from);
     const b = this.sampleAt(to);
     if (!a || !b || b.t <= a.t) return { rate: 0, seconds: 0, amount: 0 };
@@ -100,7 +107,12 @@ export class SimSeries {
    * [from, to] of the amount of `field` in the window, divided by the window: a rate
    * measured over whole windows of the provider's quota, as a sliding limit allows it.
    */
-  windowedRate(field: keyof Omit<Sample, 't' | 'waiting'>, windowS: number, from: number, to: number): { rate: number; windows: number } {
+  windowedRate(
+    field: keyof Omit<Sample, 't' | 'waiting'>,
+    windowS: number,
+    from: number,
+    to: number,
+  ): { rate: number; windows: number } {
     const rates: number[] = [];
     for (const a of this.samples) {
       if (a.t < from || a.t + windowS > to) continue;
@@ -158,7 +170,9 @@ export class AdmissionLog {
   async stop(): Promise<[number, number][]> {
     clearInterval(this.timer);
     await this.poll();
-    return [...this.seen].map(([member, t]): [number, number] => [t, Number(/:(\d+)$/.exec(member)?.[1] ?? 0)]).sort((a, b) => a[0] - b[0]);
+    return [...this.seen]
+      .map(([member, t]): [number, number] => [t, Number(/:(\d+)$/.exec(member)?.[1] ?? 0)])
+      .sort((a, b) => a[0] - b[0]);
   }
 }
 

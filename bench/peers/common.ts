@@ -38,7 +38,11 @@ export function peerEnv(): PeerEnv {
     baseUrl: need('DASHSCOPE_BASE_URL'),
     qdrantUrl: need('QDRANT_URL'),
     qdrantApiKey: process.env.QDRANT_API_KEY || undefined,
-    s3: testS3Client({ endpoint: need('S3_ENDPOINT'), credentials: { accessKeyId: need('AWS_ACCESS_KEY_ID'), secretAccessKey: need('AWS_SECRET_ACCESS_KEY') }, kind: 's3rver' }),
+    s3: testS3Client({
+      endpoint: need('S3_ENDPOINT'),
+      credentials: { accessKeyId: need('AWS_ACCESS_KEY_ID'), secretAccessKey: need('AWS_SECRET_ACCESS_KEY') },
+      kind: 's3rver',
+    }),
     maxSeconds: Number(process.env.PEER_MAX_SECONDS ?? 0),
     options: JSON.parse(process.env.PEER_OPTIONS ?? '{}') as Record<string, number>,
   };

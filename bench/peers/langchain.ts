@@ -59,7 +59,8 @@ export class DashScopeEmbeddings extends Embeddings {
 
   async embedDocuments(texts: string[]): Promise<number[][]> {
     const batches: string[][] = [];
-    for (let i = 0; i < texts.length; i += this.options.textsPerRequest) batches.push(texts.slice(i, i + this.options.textsPerRequest));
+    for (let i = 0; i < texts.length; i += this.options.textsPerRequest)
+      batches.push(texts.slice(i, i + this.options.textsPerRequest));
     const vectors = await Promise.all(batches.map((batch) => this.caller.call(() => this.request(batch))));
     return vectors.flat();
   }
@@ -85,7 +86,9 @@ export class DashScopeEmbeddings extends Embeddings {
     if (response.status === 429) {
       this.throttled += 1;
       const e = body as ApiErrorBody;
-      throw new ApiError(`429 ${e.code}: ${e.message}`, 429, { 'retry-after': response.headers.get('retry-after') ?? '1' });
+      throw new ApiError(`429 ${e.code}: ${e.message}`, 429, {
+        'retry-after': response.headers.get('retry-after') ?? '1',
+      });
     }
     if (!response.ok || !('output' in body)) {
       const e = body as ApiErrorBody;
@@ -106,7 +109,15 @@ class S3TextLoader extends BaseDocumentLoader {
     const keys = await listKeys(this.env.s3, this.env.bucket);
     const limit = pLimit(this.env.options.fetchConcurrency ?? 8);
     return Promise.all(
-      keys.map((key) => limit(async () => new Document({ pageContent: await getText(this.env.s3, this.env.bucket, key), metadata: { source: `s3://${this.env.bucket}/${key}` } }))),
+      keys.map((key) =>
+        limit(
+          async () =>
+            new Document({
+              pageContent: await getText(this.env.s3, this.env.bucket, key),
+              metadata: { source: `s3://${this.env.bucket}/${key}` },
+            }),
+        ),
+      ),
     );
   }
 }
@@ -131,4 +142,13 @@ const result = await index({
   options: { batchSize: env.options.batchSize ?? 100, cleanup: 'incremental', sourceIdKey: 'source' },
 });
 const seconds = (performance.now() - t0) / 1000;
-printResult({ objects: result.numAdded, listed: loaded.length, seconds, loadS: loadedS, objectsPerS: result.numAdded / seconds, requests: embeddings.requests, throttled: embeddings.throttled, ...result });
+printResult({
+  objects: result.numAdded,
+  listed: loaded.length,
+  seconds,
+  loadS: loadedS,
+  objectsPerS: result.numAdded / seconds,
+  requests: embeddings.requests,
+  throttled: embeddings.throttled,
+  ...result,
+});

@@ -24,8 +24,10 @@ export class InMemoryRecordManager extends RecordManager {
 
   async update(keys: string[], options: UpdateOptions = {}): Promise<void> {
     const now = await this.getTime();
-    if (options.timeAtLeast !== undefined && now < options.timeAtLeast) throw new Error(`time ${now} is before timeAtLeast ${options.timeAtLeast}`);
-    if (options.groupIds && options.groupIds.length !== keys.length) throw new Error('keys and groupIds differ in length');
+    if (options.timeAtLeast !== undefined && now < options.timeAtLeast)
+      throw new Error(`time ${now} is before timeAtLeast ${options.timeAtLeast}`);
+    if (options.groupIds && options.groupIds.length !== keys.length)
+      throw new Error('keys and groupIds differ in length');
     keys.forEach((key, i) => this.records.set(key, { updatedAt: now, groupId: options.groupIds?.[i] ?? null }));
   }
 

@@ -42,8 +42,19 @@ for (const key of keys) {
       await sleep(1000);
     }
   }
-  await qdrant.upsert(env.collection, { wait: true, points: [{ id: uuidv5(`${env.bucket}/${key}`, NAMESPACE), vector, payload: { key } }] });
+  await qdrant.upsert(env.collection, {
+    wait: true,
+    points: [{ id: uuidv5(`${env.bucket}/${key}`, NAMESPACE), vector, payload: { key } }],
+  });
   done += 1;
 }
 const seconds = (performance.now() - t0) / 1000;
-printResult({ objects: done, listed: keys.length, seconds, objectsPerS: done / seconds, requests, throttled, stoppedEarly: done < keys.length });
+printResult({
+  objects: done,
+  listed: keys.length,
+  seconds,
+  objectsPerS: done / seconds,
+  requests,
+  throttled,
+  stoppedEarly: done < keys.length,
+});

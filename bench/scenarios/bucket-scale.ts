@@ -78,14 +78,22 @@ interface Env {
   cliEnv(prefix: string, s3: Record<string, string>, extra?: NodeJS.ProcessEnv): NodeJS.ProcessEnv;
 }
 
-const genS3Env = (url: string): Record<string, string> => ({ S3_ENDPOINT: url, S3_FORCE_PATH_STYLE: 'true', AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'bench', AWS_SECRET_ACCESS_KEY: 'bench-secret' });
+const genS3Env = (url: string): Record<string, string> => ({
+  S3_ENDPOINT: url,
+  S3_FORCE_PATH_STYLE: 'true',
+  AWS_REGION: 'us-east-1',
+  AWS_ACCESS_KEY_ID: 'bench',
+  AWS_SECRET_ACCESS_KEY: 'bench-secret',
+});
 
 async function bareListing(client: S3Client, bucket: string): Promise<{ keys: number; seconds: number }> {
   const t0 = performance.now();
   let token: string | undefined;
   let keys = 0;
   do {
-    const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, ContinuationToken: token, MaxKeys: 1000 }));
+    const page = await client.send(
+      new ListObjectsV2Command({ Bucket: bucket, ContinuationToken: token, MaxKeys: 1000 }),
+    );
     keys += page.Contents?.length ?? 0;
     token = page.NextContinuationToken;
   } while (token);
@@ -124,24 +132,46 @@ class RedisWatch {
     this.stopped = true;
     await this.done;
     const n = this.hashBytes.length;
-    return { peak: this.peak, peakWaiting: this.peakWaiting, jobHashBytes: n ? this.hashBytes.reduce((a, b) => a + b, 0) / n : 0, samples: n };
+    return {
+      peak: this.peak,
+      peakWaiting: this.peakWaiting,
+      jobHashBytes: n ? this.hashBytes.reduce((a, b) => a + b, 0) / n : 0,
+      samples: n,
+    };
   }
 }
 
-async function producerPoint(env: Env, sampler: ProcSampler, n: number, log: (s: string) => void): Promise<ProducerPoint> {
+async function producerPoint(
+  env: Env,
+  sampler: ProcSampler,
+  n: number,
+  log: (s: string) => void,
+): Promise<ProducerPoint> {
   const bucket = genBucket(n);
-  const client = testS3Client({ endpoint: env.genUrl, credentials: { accessKeyId: 'bench', secretAccessKey: 'bench-secret' }, kind: 'minio' });
+  const client = testS3Client({
+    endpoint: env.genUrl,
+    credentials: { accessKeyId: 'bench', secretAccessKey: 'bench-secret' },
+    kind: 'minio',
+  });
   const bare = await bareListing(client, bucket);
   if (bare.keys !== n) throw new Error(`${bucket} listed ${bare.keys} keys`);
   client.destroy();
 
   const prefix = newPrefix(`bscale${n}`);
-  const drain = spawnNode('bench/drain-child.ts', [env.redisUrl, prefix, String(DRAIN.concurrency), String(DRAIN.jobMs)], env.base);
+  const drain = spawnNode(
+    'bench/drain-child.ts',
+    [env.redisUrl, prefix, String(DRAIN.concurrency), String(DRAIN.jobMs)],
+    env.base,
+  );
   await drain.waitFor(/drain ready/);
   const baseline = await usedMemory(env.redis);
   const watch = new RedisWatch(env.redis, prefix);
   const spawned = performance.now();
-  const { process: indexProc, runId } = await startIndex(indexArgs(bucket, `bscale-${n}`, MODEL), env.cliEnv(prefix, genS3Env(env.genUrl)), sampler);
+  const { process: indexProc, runId } = await startIndex(
+    indexArgs(bucket, `bscale-${n}`, MODEL),
+    env.cliEnv(prefix, genS3Env(env.genUrl)),
+    sampler,
+  );
   const exitCode = await indexProc.exited;
   const wallS = (performance.now() - spawned) / 1000;
   sampler.sample();
@@ -157,7 +187,11 @@ async function producerPoint(env: Env, sampler: ProcSampler, n: number, log: (s:
   // nothing drains: what sits in Redis after HOLD_S (or once the producer is done)
   const heldPrefix = newPrefix(`bhold${n}`);
   const before = await usedMemory(env.redis);
-  const held = await startIndex(indexArgs(bucket, `bhold-${n}`, MODEL), env.cliEnv(heldPrefix, genS3Env(env.genUrl)), sampler);
+  const held = await startIndex(
+    indexArgs(bucket, `bhold-${n}`, MODEL),
+    env.cliEnv(heldPrefix, genS3Env(env.genUrl)),
+    sampler,
+  );
   const heldStart = performance.now();
   let exited = false;
   void held.process.exited.then(() => (exited = true));
@@ -165,34 +199,79 @@ async function producerPoint(env: Env, sampler: ProcSampler, n: number, log: (s:
   const waiting = await env.redis.llen(`${heldPrefix}:embed:wait`);
   const after = await usedMemory(env.redis);
   const sampleIds = await env.redis.lrange(`${heldPrefix}:embed:wait`, 0, 49);
-  const sizes = await Promise.all(sampleIds.map(async (id) => Number((await env.redis.memory('USAGE', `${heldPrefix}:embed:${id}`, 'SAMPLES', '0')) ?? 0)));
+  const sizes = await Promise.all(
+    sampleIds.map(async (id) =>
+      Number((await env.redis.memory('USAGE', `${heldPrefix}:embed:${id}`, 'SAMPLES', '0')) ?? 0),
+    ),
+  );
   const jobHashBytes = sizes.length ? sizes.reduce((a, b) => a + b, 0) / sizes.length : 0;
   await held.process.stop('SIGKILL');
   const heldS = (performance.now() - heldStart) / 1000;
   // the held run's keys go, so that the next size starts from the same Redis
-  await env.redis.eval(`for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('UNLINK', k) end return 1`, 0, `${heldPrefix}:*`);
-  await env.redis.eval(`for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('UNLINK', k) end return 1`, 0, `${prefix}:*`);
+  await env.redis.eval(
+    `for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('UNLINK', k) end return 1`,
+    0,
+    `${heldPrefix}:*`,
+  );
+  await env.redis.eval(
+    `for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('UNLINK', k) end return 1`,
+    0,
+    `${prefix}:*`,
+  );
 
   const point: ProducerPoint = {
     objects: n,
     bareListing: { seconds: bare.seconds, objectsPerS: n / bare.seconds },
     index: { scanS, wallS, objectsPerS: n / scanS, ratioToBare: bare.seconds / scanS, exitCode },
-    redis: { baseline, peakDelta: r.peak - baseline, peakWaiting: r.peakWaiting, jobHashBytes, jobHashSamples: sizes.length },
+    redis: {
+      baseline,
+      peakDelta: r.peak - baseline,
+      peakWaiting: r.peakWaiting,
+      jobHashBytes,
+      jobHashSamples: sizes.length,
+    },
     producer: { peakRssMB: p.hwm / MB, cpuS: p.cpu, cpuSPer1000: (p.cpu / n) * 1000 },
-    counters: { scanned: run.counters.scanned, queuedObjects: run.counters.queuedObjects, jobsAdded: run.counters.jobsAdded, jobsDone: run.counters.jobsDone, objectsIndexed: run.counters.objectsIndexed },
-    held: { seconds: heldS, waiting, usedMemoryDelta: after - before, bytesPerQueuedJob: waiting ? (after - before) / waiting : 0, exited },
+    counters: {
+      scanned: run.counters.scanned,
+      queuedObjects: run.counters.queuedObjects,
+      jobsAdded: run.counters.jobsAdded,
+      jobsDone: run.counters.jobsDone,
+      objectsIndexed: run.counters.objectsIndexed,
+    },
+    held: {
+      seconds: heldS,
+      waiting,
+      usedMemoryDelta: after - before,
+      bytesPerQueuedJob: waiting ? (after - before) / waiting : 0,
+      exited,
+    },
   };
-  log(`  ${n}: listing ${point.bareListing.objectsPerS.toFixed(0)}/s, scan+enqueue ${point.index.objectsPerS.toFixed(0)}/s (${(point.index.ratioToBare * 100).toFixed(0)}%), Redis peak +${(point.redis.peakDelta / MB).toFixed(1)} MB, ${point.redis.peakWaiting} waiting at most, job hash ${point.redis.jobHashBytes.toFixed(0)} B, producer ${point.producer.peakRssMB.toFixed(0)} MB / ${point.producer.cpuSPer1000.toFixed(2)} CPU s per 1k; held: ${waiting} jobs, ${point.held.bytesPerQueuedJob.toFixed(0)} B/job`);
+  log(
+    `  ${n}: listing ${point.bareListing.objectsPerS.toFixed(0)}/s, scan+enqueue ${point.index.objectsPerS.toFixed(0)}/s (${(point.index.ratioToBare * 100).toFixed(0)}%), Redis peak +${(point.redis.peakDelta / MB).toFixed(1)} MB, ${point.redis.peakWaiting} waiting at most, job hash ${point.redis.jobHashBytes.toFixed(0)} B, producer ${point.producer.peakRssMB.toFixed(0)} MB / ${point.producer.cpuSPer1000.toFixed(2)} CPU s per 1k; held: ${waiting} jobs, ${point.held.bytesPerQueuedJob.toFixed(0)} B/job`,
+  );
   return point;
 }
 
 async function countPoints(qdrantUrl: string, collection: string): Promise<number> {
-  const r = await fetch(`${qdrantUrl}/collections/${collection}/points/count`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ exact: true }) });
+  const r = await fetch(`${qdrantUrl}/collections/${collection}/points/count`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ exact: true }),
+  });
   const body = (await r.json()) as { result?: { count?: number } };
   return body.result?.count ?? -1;
 }
 
-async function pipelinePoint(env: Env, sampler: ProcSampler, n: number, store: 'generated' | 'minio', s3: Record<string, string>, bucket: string, profileDir: string | undefined, log: (s: string) => void): Promise<PipelinePoint> {
+async function pipelinePoint(
+  env: Env,
+  sampler: ProcSampler,
+  n: number,
+  store: 'generated' | 'minio',
+  s3: Record<string, string>,
+  bucket: string,
+  profileDir: string | undefined,
+  log: (s: string) => void,
+): Promise<PipelinePoint> {
   await fetch(`${env.simUrl}/_sim/reset`, { method: 'POST' }).then((r) => r.arrayBuffer());
   const prefix = newPrefix(`bpipe${n}`);
   const collection = `bpipe-${store}-${n}`;
@@ -231,8 +310,14 @@ async function pipelinePoint(env: Env, sampler: ProcSampler, n: number, store: '
     objectsIndexed: run.counters.objectsIndexed,
     objectsFailed: run.counters.objectsFailed,
   };
-  log(`  pipeline ${store} ${n}: ${wallS.toFixed(1)} s (${point.wallMsPerObject.toFixed(2)} ms/object, ceiling ${point.ceilingMsPerObject} ms), workers ${point.workers.peakRssMB.toFixed(0)} MB, ${point.cpuSPer1000.toFixed(2)} CPU s/1k (${point.cpuSPer1000AfterStartup.toFixed(2)} after start-up), Redis peak +${(point.redisPeakDelta / MB).toFixed(1)} MB, inputs ${stats.inputs}, points ${points}, indexed ${point.objectsIndexed}, failed ${point.objectsFailed}`);
-  await env.redis.eval(`for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('UNLINK', k) end return 1`, 0, `${prefix}:*`);
+  log(
+    `  pipeline ${store} ${n}: ${wallS.toFixed(1)} s (${point.wallMsPerObject.toFixed(2)} ms/object, ceiling ${point.ceilingMsPerObject} ms), workers ${point.workers.peakRssMB.toFixed(0)} MB, ${point.cpuSPer1000.toFixed(2)} CPU s/1k (${point.cpuSPer1000AfterStartup.toFixed(2)} after start-up), Redis peak +${(point.redisPeakDelta / MB).toFixed(1)} MB, inputs ${stats.inputs}, points ${points}, indexed ${point.objectsIndexed}, failed ${point.objectsFailed}`,
+  );
+  await env.redis.eval(
+    `for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('UNLINK', k) end return 1`,
+    0,
+    `${prefix}:*`,
+  );
   return point;
 }
 
@@ -244,19 +329,48 @@ async function fillMinio(client: S3Client, bucket: string, n: number): Promise<v
     Array.from({ length: 16 }, async () => {
       while (next < n) {
         const i = next++;
-        await client.send(new PutObjectCommand({ Bucket: bucket, Key: genKey(i), Body: genBody(i), ContentType: 'text/plain' }));
+        await client.send(
+          new PutObjectCommand({ Bucket: bucket, Key: genKey(i), Body: genBody(i), ContentType: 'text/plain' }),
+        );
       }
     }),
   );
 }
 
-export async function bucketScale(opts: { sizes: number[]; pipelineSizes: number[]; profileDir?: string; label: string }, log: (s: string) => void): Promise<{ producer: ProducerPoint[]; pipeline: PipelinePoint[] }> {
+export async function bucketScale(
+  opts: { sizes: number[]; pipelineSizes: number[]; profileDir?: string; label: string },
+  log: (s: string) => void,
+): Promise<{ producer: ProducerPoint[]; pipeline: PipelinePoint[] }> {
   const sampler = new ProcSampler();
   const redisServer = await startRedisServer();
   const redis = new Redis(redisServer.url, { maxRetriesPerRequest: null });
-  const base: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, DASHSCOPE_API_KEY: BENCH_API_KEY, LOG_LEVEL: 'warn', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', MODEL_OVERRIDES: OVERRIDES };
+  const base: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    DASHSCOPE_API_KEY: BENCH_API_KEY,
+    LOG_LEVEL: 'warn',
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    MODEL_OVERRIDES: OVERRIDES,
+  };
   const gen = spawnNode('bench/gen-s3-child.ts', [], base);
-  const sim = spawnCli(['simulate', '--port', '0', '--api-key', BENCH_API_KEY, '--rate-limits', 'documented', '--latency-ms', '150', '--latency-per-input-ms', '2', '--jitter-ms', '50'], base);
+  const sim = spawnCli(
+    [
+      'simulate',
+      '--port',
+      '0',
+      '--api-key',
+      BENCH_API_KEY,
+      '--rate-limits',
+      'documented',
+      '--latency-ms',
+      '150',
+      '--latency-per-input-ms',
+      '2',
+      '--jitter-ms',
+      '50',
+    ],
+    base,
+  );
   const qdrant = spawnNode('bench/qdrant-child.ts', [], base);
   const children: NodeProcess[] = [gen, sim, qdrant];
   let minio: Awaited<ReturnType<typeof startMinio>> | undefined;
@@ -271,13 +385,23 @@ export async function bucketScale(opts: { sizes: number[]; pipelineSizes: number
       simUrl,
       qdrantUrl,
       base,
-      cliEnv: (prefix, s3, extra = {}) => ({ ...base, DASHSCOPE_BASE_URL: simUrl, REDIS_URL: redisServer.url, QUEUE_PREFIX: prefix, QDRANT_URL: qdrantUrl, ...s3, ...extra }),
+      cliEnv: (prefix, s3, extra = {}) => ({
+        ...base,
+        DASHSCOPE_BASE_URL: simUrl,
+        REDIS_URL: redisServer.url,
+        QUEUE_PREFIX: prefix,
+        QDRANT_URL: qdrantUrl,
+        ...s3,
+        ...extra,
+      }),
     };
     const producer: ProducerPoint[] = [];
     for (const n of opts.sizes) producer.push(await producerPoint(env, sampler, n, log));
     const pipeline: PipelinePoint[] = [];
     for (const n of opts.pipelineSizes) {
-      pipeline.push(await pipelinePoint(env, sampler, n, 'generated', genS3Env(genUrl), genBucket(n), opts.profileDir, log));
+      pipeline.push(
+        await pipelinePoint(env, sampler, n, 'generated', genS3Env(genUrl), genBucket(n), opts.profileDir, log),
+      );
       minio = await startMinio();
       const client = testS3Client(minio);
       await fillMinio(client, `minio-${n}`, n);
@@ -286,7 +410,14 @@ export async function bucketScale(opts: { sizes: number[]; pipelineSizes: number
       await minio.close();
       minio = undefined;
     }
-    const results = { label: opts.label, at: new Date().toISOString(), drain: DRAIN, holdS: HOLD_S, producer, pipeline };
+    const results = {
+      label: opts.label,
+      at: new Date().toISOString(),
+      drain: DRAIN,
+      holdS: HOLD_S,
+      producer,
+      pipeline,
+    };
     writeFileSync(`${ROOT}/bench/results-bucket-scale-${opts.label}.json`, `${JSON.stringify(results, null, 2)}\n`);
     return { producer, pipeline };
   } finally {
@@ -306,9 +437,11 @@ const argValue = (argv: readonly string[], name: string): string | undefined => 
 
 /** `npm run bench -- --bucket-scale [--sizes A,B] [--pipeline-sizes A] [--profile DIR] [--label NAME]`. */
 export async function bucketScaleMain(argv: readonly string[]): Promise<void> {
-  const list = (v: string | undefined, d: number[]): number[] => (v === undefined ? d : v === '' ? [] : v.split(',').map(Number));
+  const list = (v: string | undefined, d: number[]): number[] =>
+    v === undefined ? d : v === '' ? [] : v.split(',').map(Number);
   const t0 = performance.now();
-  const log = (s: string): void => void process.stdout.write(`[${((performance.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${s}\n`);
+  const log = (s: string): void =>
+    void process.stdout.write(`[${((performance.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${s}\n`);
   const sizes = list(argValue(argv, '--sizes'), [10_000, 100_000, 1_000_000]);
   const pipelineSizes = list(argValue(argv, '--pipeline-sizes'), [10_000]);
   const profileDir = argValue(argv, '--profile');

@@ -28,14 +28,23 @@ async function counters(redis: Redis): Promise<{ calls: number; cpu: number }> {
   const stats = await redis.info('commandstats');
   // round trips: the calls the client made (a script's own commands are counted too, under their names)
   let calls = 0;
-  for (const m of stats.matchAll(/^cmdstat_(\S+?):calls=(\d+)/gm)) if (['eval', 'evalsha', 'eval_ro', 'evalsha_ro'].includes(m[1] ?? '')) calls += Number(m[2]);
+  for (const m of stats.matchAll(/^cmdstat_(\S+?):calls=(\d+)/gm))
+    if (['eval', 'evalsha', 'eval_ro', 'evalsha_ro'].includes(m[1] ?? '')) calls += Number(m[2]);
   const cpu = await redis.info('cpu');
   const user = Number(/used_cpu_user:([\d.]+)/.exec(cpu)?.[1] ?? 0);
   const sys = Number(/used_cpu_sys:([\d.]+)/.exec(cpu)?.[1] ?? 0);
   return { calls, cpu: user + sys };
 }
 
-export async function limiterCost(redis: Redis, label: string, gate: RequestGate, waiters: number, holdMs: number, requests = 1000, rpm = 6000): Promise<LimiterCost> {
+export async function limiterCost(
+  redis: Redis,
+  label: string,
+  gate: RequestGate,
+  waiters: number,
+  holdMs: number,
+  requests = 1000,
+  rpm = 6000,
+): Promise<LimiterCost> {
   const model = `probe-${Date.now()}`;
   let admitted = 0;
   const before = await counters(redis);

@@ -26,7 +26,15 @@ export interface LimiterProbe {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-async function probe(redis: Redis, label: string, rpm: number, tpm: number, waiters: number, holdMs: number, seconds: number): Promise<LimiterProbe> {
+async function probe(
+  redis: Redis,
+  label: string,
+  rpm: number,
+  tpm: number,
+  waiters: number,
+  holdMs: number,
+  seconds: number,
+): Promise<LimiterProbe> {
   // a model name of its own: the limiter's state is per account (the bench's key) and model
   const model = `probe-${label}-${Date.now()}`;
   const limiter = new SharedRateLimiter(redis, { apiKey: BENCH_API_KEY });
@@ -63,7 +71,11 @@ async function probe(redis: Redis, label: string, rpm: number, tpm: number, wait
   };
 }
 
-export async function limiterProbes(redis: Redis, settings: Settings, log: (s: string) => void): Promise<LimiterProbe[]> {
+export async function limiterProbes(
+  redis: Redis,
+  settings: Settings,
+  log: (s: string) => void,
+): Promise<LimiterProbe[]> {
   const spec = resolveModel(settings.requestModel, settings.modelOverrides);
   const rpm = spec.rpm ?? 60;
   const tpm = spec.tpm ?? 1_000_000;
@@ -72,7 +84,9 @@ export async function limiterProbes(redis: Redis, settings: Settings, log: (s: s
   const out: LimiterProbe[] = [];
   for (const label of ['reservations']) {
     const r = await probe(redis, label, rpm, tpm, waiters, hold, settings.limiterProbeS);
-    log(`  limiter ${label}: ${r.requestsPerS.toFixed(2)} requests/s of ${r.ceilingRequestsPerS.toFixed(2)} (${(r.ratio * 100).toFixed(1)}%)`);
+    log(
+      `  limiter ${label}: ${r.requestsPerS.toFixed(2)} requests/s of ${r.ceilingRequestsPerS.toFixed(2)} (${(r.ratio * 100).toFixed(1)}%)`,
+    );
     out.push(r);
   }
   return out;

@@ -64,38 +64,84 @@ export interface ListenResult {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-const quantile = (sorted: readonly number[], q: number): number => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? NaN;
+const quantile = (sorted: readonly number[], q: number): number =>
+  sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? NaN;
 
-export async function listenScenario(env: BenchEnv, settings: Settings, sampler: ProcSampler | undefined, log: (s: string) => void, objects = 1000): Promise<ListenResult> {
+export async function listenScenario(
+  env: BenchEnv,
+  settings: Settings,
+  sampler: ProcSampler | undefined,
+  log: (s: string) => void,
+  objects = 1000,
+): Promise<ListenResult> {
   const rpm = settings.modelOverrides[settings.requestModel]?.rpm ?? 0;
-  const base = { objects, batchKeys: 500, batchSeconds: 2, rpm, putS: 0, eventsInS: NaN, latencyMs: { p50: NaN, p95: NaN, max: NaN }, drainS: NaN, ceilingDrainS: objects / ((rpm / 60) * 20), peakLagS: NaN, lagAtLastPointS: NaN, lagZeroAfterS: NaN, lagAfterDrainS: NaN, bursts: [], batches: 0 };
-  if (!minioBinary()) return { ...base, skipped: 'no MinIO binary (npm run setup builds it): s3rver sends no event notifications' };
+  const base = {
+    objects,
+    batchKeys: 500,
+    batchSeconds: 2,
+    rpm,
+    putS: 0,
+    eventsInS: NaN,
+    latencyMs: { p50: NaN, p95: NaN, max: NaN },
+    drainS: NaN,
+    ceilingDrainS: objects / ((rpm / 60) * 20),
+    peakLagS: NaN,
+    lagAtLastPointS: NaN,
+    lagZeroAfterS: NaN,
+    lagAfterDrainS: NaN,
+    bursts: [],
+    batches: 0,
+  };
+  if (!minioBinary())
+    return { ...base, skipped: 'no MinIO binary (npm run setup builds it): s3rver sends no event notifications' };
   const prefix = newPrefix('listen');
   const list = `${prefix}:minio-events`;
   const queueDir = await mkdtemp(join(tmpdir(), 'bench-listen-'));
   const redisUrl = new URL(env.redisServer.url);
-  const minio = await startMinio({ env: minioTargets({ id: 'bench', queueDir, redis: { address: `${redisUrl.hostname}:${redisUrl.port}`, list } }) });
+  const minio = await startMinio({
+    env: minioTargets({ id: 'bench', queueDir, redis: { address: `${redisUrl.hostname}:${redisUrl.port}`, list } }),
+  });
   const s3 = testS3Client(minio);
   const bucket = 'bench-listen';
   const collection = `listen-${prefix}`;
-  const cliEnv = env.cliEnv(prefix, { ...s3Env(minio), ...(process.env.BENCH_LISTEN_RATE_LIMIT ? { RATE_LIMIT: process.env.BENCH_LISTEN_RATE_LIMIT } : {}) });
+  const cliEnv = env.cliEnv(prefix, {
+    ...s3Env(minio),
+    ...(process.env.BENCH_LISTEN_RATE_LIMIT ? { RATE_LIMIT: process.env.BENCH_LISTEN_RATE_LIMIT } : {}),
+  });
   const procs: NodeProcess[] = [];
   const state = new ListenerState(env.redis, prefix);
-  const qdrant = new QdrantClient({ url: env.qdrantUrl, ...(env.qdrantApiKey ? { apiKey: env.qdrantApiKey } : {}), checkCompatibility: false });
+  const qdrant = new QdrantClient({
+    url: env.qdrantUrl,
+    ...(env.qdrantApiKey ? { apiKey: env.qdrantApiKey } : {}),
+    checkCompatibility: false,
+  });
   try {
     await createBucket(s3, bucket);
     await notifyTo(s3, bucket, 'arn:minio:sqs::BENCH:redis');
     await env.simReset();
     const verbose = process.env.BENCH_LISTEN_LOG === '1';
-    for (let i = 0; i < settings.workers; i++) procs.push(spawnCli(['worker', '--concurrency', String(settings.concurrency)], verbose ? { ...cliEnv, LOG_LEVEL: 'info' } : cliEnv));
+    for (let i = 0; i < settings.workers; i++)
+      procs.push(
+        spawnCli(
+          ['worker', '--concurrency', String(settings.concurrency)],
+          verbose ? { ...cliEnv, LOG_LEVEL: 'info' } : cliEnv,
+        ),
+      );
     // BENCH_LISTEN_LOG=1: the listener's and workers' info lines on stdout at the end (what each batch waited)
-    const listener = spawnCli(['listen', '--redis-list', list, '--map', `${bucket}=${collection}:${settings.requestModel}`], verbose ? { ...cliEnv, LOG_LEVEL: 'info' } : cliEnv);
+    const listener = spawnCli(
+      ['listen', '--redis-list', list, '--map', `${bucket}=${collection}:${settings.requestModel}`],
+      verbose ? { ...cliEnv, LOG_LEVEL: 'info' } : cliEnv,
+    );
     procs.push(listener);
     for (const p of procs) sampler?.track(p.pid);
-    await Promise.all([...procs.slice(0, -1).map((p) => p.waitFor(/worker ready/, 120_000)), listener.waitFor(/listen ready/, 120_000)]);
+    await Promise.all([
+      ...procs.slice(0, -1).map((p) => p.waitFor(/worker ready/, 120_000)),
+      listener.waitFor(/listen ready/, 120_000),
+    ]);
 
     const keys = Array.from({ length: objects }, (_, i) => `burst/doc-${String(i).padStart(5, '0')}.txt`);
-    const body = (i: number): string => `burst document ${i}: ${['river', 'engine', 'violet', 'copper', 'orbit', 'quartz'].map((w, j) => `${w}${(i * 7 + j) % 97}`).join(' ')}`;
+    const body = (i: number): string =>
+      `burst document ${i}: ${['river', 'engine', 'violet', 'copper', 'orbit', 'quartz'].map((w, j) => `${w}${(i * 7 + j) % 97}`).join(' ')}`;
     const putAt = new Map<string, { t: number; etag: string }>();
     const putAll = async (): Promise<number> => {
       const t0 = performance.now();
@@ -105,7 +151,8 @@ export async function listenScenario(env: BenchEnv, settings: Settings, sampler:
           while (next < keys.length) {
             const i = next++;
             const out = await s3.send(new PutObjectCommand({ Bucket: bucket, Key: keys[i]!, Body: body(i) }));
-            if (!putAt.has(keys[i]!)) putAt.set(keys[i]!, { t: performance.now(), etag: (out.ETag ?? '').replace(/"/g, '') });
+            if (!putAt.has(keys[i]!))
+              putAt.set(keys[i]!, { t: performance.now(), etag: (out.ETag ?? '').replace(/"/g, '') });
           }
         }),
       );
@@ -113,11 +160,20 @@ export async function listenScenario(env: BenchEnv, settings: Settings, sampler:
     };
     const counts = async (): Promise<{ events: number; batchesDone: number; batchesQueued: number }> => {
       const c = (await state.snapshot()).counts;
-      return { events: c['events:redis:created'] ?? 0, batchesDone: c.batchesDone ?? 0, batchesQueued: c.batchesQueued ?? 0 };
+      return {
+        events: c['events:redis:created'] ?? 0,
+        batchesDone: c.batchesDone ?? 0,
+        batchesQueued: c.batchesQueued ?? 0,
+      };
     };
     const idle = async (): Promise<boolean> => {
       const s = await state.snapshot();
-      return s.pendingKeys === 0 && s.batchesInFlight === 0 && (await env.redis.llen(list)) === 0 && (await env.redis.llen(`${list}:processing`)) === 0;
+      return (
+        s.pendingKeys === 0 &&
+        s.batchesInFlight === 0 &&
+        (await env.redis.llen(list)) === 0 &&
+        (await env.redis.llen(`${list}:processing`)) === 0
+      );
     };
 
     // burst 1: the points appear
@@ -135,7 +191,13 @@ export async function listenScenario(env: BenchEnv, settings: Settings, sampler:
         if (exists) {
           let offset: string | number | undefined;
           do {
-            const page = await qdrant.scroll(collection, { limit: 1000, with_payload: ['key', 'etag'], with_vector: false, filter: { must: [{ key: 'chunk', match: { value: 0 } }] }, ...(offset !== undefined ? { offset } : {}) });
+            const page = await qdrant.scroll(collection, {
+              limit: 1000,
+              with_payload: ['key', 'etag'],
+              with_vector: false,
+              filter: { must: [{ key: 'chunk', match: { value: 0 } }] },
+              ...(offset !== undefined ? { offset } : {}),
+            });
             for (const p of page.points) {
               const key = String(p.payload?.key);
               const put = putAt.get(key);
@@ -147,7 +209,8 @@ export async function listenScenario(env: BenchEnv, settings: Settings, sampler:
         }
         const snap = await state.snapshot();
         peakLag = Math.max(peakLag, snap.lagSeconds);
-        if (eventsInAt === undefined && (snap.counts['events:redis:created'] ?? 0) - counts1.events >= objects) eventsInAt = performance.now();
+        if (eventsInAt === undefined && (snap.counts['events:redis:created'] ?? 0) - counts1.events >= objects)
+          eventsInAt = performance.now();
         await sleep(200);
       }
     })();
@@ -169,7 +232,8 @@ export async function listenScenario(env: BenchEnv, settings: Settings, sampler:
     const after1 = await env.simStats();
     const counts1b = await counts();
     const latencies = keys.flatMap((k) => (seen.has(k) ? [seen.get(k)! - putAt.get(k)!.t] : [])).sort((a, b) => a - b);
-    if (latencies.length < objects) log(`  listen: only ${latencies.length} of ${objects} points seen within the deadline`);
+    if (latencies.length < objects)
+      log(`  listen: only ${latencies.length} of ${objects} points seen within the deadline`);
     const burst1: ListenBurst = {
       label: `${objects} PUTs of new objects`,
       puts: objects,
@@ -184,7 +248,8 @@ export async function listenScenario(env: BenchEnv, settings: Settings, sampler:
     const counts2 = await counts();
     await putAll();
     // wait for MinIO's pushes of this burst and the batches they make
-    while (((await counts()).events - counts2.events < objects || !(await idle())) && performance.now() < deadline) await sleep(200);
+    while (((await counts()).events - counts2.events < objects || !(await idle())) && performance.now() < deadline)
+      await sleep(200);
     const after2 = await env.simStats();
     const counts2b = await counts();
     const burst2: ListenBurst = {
@@ -199,7 +264,11 @@ export async function listenScenario(env: BenchEnv, settings: Settings, sampler:
       ...base,
       putS,
       eventsInS: eventsInAt !== undefined ? (eventsInAt - burstStart) / 1000 : NaN,
-      latencyMs: { p50: quantile(latencies, 0.5), p95: quantile(latencies, 0.95), max: latencies[latencies.length - 1] ?? NaN },
+      latencyMs: {
+        p50: quantile(latencies, 0.5),
+        p95: quantile(latencies, 0.95),
+        max: latencies[latencies.length - 1] ?? NaN,
+      },
       drainS: (lastPoint - lastPut) / 1000,
       peakLagS: peakLag,
       lagAtLastPointS: lagAtLastPoint,
@@ -208,7 +277,9 @@ export async function listenScenario(env: BenchEnv, settings: Settings, sampler:
       bursts: [burst1, burst2],
       batches: counts2b.batchesQueued,
     };
-    log(`  listen: latency p50 ${(result.latencyMs.p50 / 1000).toFixed(2)} s, p95 ${(result.latencyMs.p95 / 1000).toFixed(2)} s; requests/event ${burst1.requestsPerEvent.toFixed(3)} then ${burst2.requestsPerEvent.toFixed(3)}; peak lag ${peakLag.toFixed(1)} s, ${lagAfterDrain.toFixed(1)} s after the drain`);
+    log(
+      `  listen: latency p50 ${(result.latencyMs.p50 / 1000).toFixed(2)} s, p95 ${(result.latencyMs.p95 / 1000).toFixed(2)} s; requests/event ${burst1.requestsPerEvent.toFixed(3)} then ${burst2.requestsPerEvent.toFixed(3)}; peak lag ${peakLag.toFixed(1)} s, ${lagAfterDrain.toFixed(1)} s after the drain`,
+    );
     if (verbose) for (const p of procs) log(p.output());
     return result;
   } finally {
@@ -234,7 +305,10 @@ export function listenMarkdown(r: ListenResult | undefined): string[] {
     `| event-to-point latency p50 / p95 / max | ${f(r.latencyMs.p50 / 1000)} s / ${f(r.latencyMs.p95 / 1000)} s / ${f(r.latencyMs.max / 1000)} s |`,
     `| last PUT to last point | ${f(r.drainS, 1)} s |`,
     `| listener lag: peak / at the last point / after the drain | ${f(r.peakLagS, 1)} s / ${f(r.lagAtLastPointS, 1)} s / ${f(r.lagAfterDrainS, 1)} s (0 ${f(r.lagZeroAfterS, 1)} s after the last point) |`,
-    ...r.bursts.map((b) => `| ${b.label}: events, requests, requests per event, inputs | ${b.events}, ${b.requests}, ${f(b.requestsPerEvent, 3)}, ${b.inputs} |`),
+    ...r.bursts.map(
+      (b) =>
+        `| ${b.label}: events, requests, requests per event, inputs | ${b.events}, ${b.requests}, ${f(b.requestsPerEvent, 3)}, ${b.inputs} |`,
+    ),
     '',
   );
   return out;

@@ -51,13 +51,20 @@ export async function mixedScenario(
     for (const l of layouts) {
       await env.simReset();
       const series = new SimSeries(() => env.simStats(), env.redis, `${prefix}:embed:wait`);
-      const index = await runIndex(indexArgs(bucket, `mixed-${l.layout}`, settings.requestModel, ['--prefix', `${l.prefix}/`]), cliEnv, sampler);
+      const index = await runIndex(
+        indexArgs(bucket, `mixed-${l.layout}`, settings.requestModel, ['--prefix', `${l.prefix}/`]),
+        cliEnv,
+        sampler,
+      );
       const { run, doneAt } = await waitRun(env.redis, prefix, index.runId, 900);
       await series.stop();
       const stats = await env.simStats();
       const objects = l.images + l.texts;
       const perRequest = spec.maxElements ?? objects;
-      const minRequests = Math.max(spec.maxImagesPerRequest === null ? 0 : Math.ceil(l.images / spec.maxImagesPerRequest), Math.ceil(objects / perRequest));
+      const minRequests = Math.max(
+        spec.maxImagesPerRequest === null ? 0 : Math.ceil(l.images / spec.maxImagesPerRequest),
+        Math.ceil(objects / perRequest),
+      );
       const ceilingIpr = objects / minRequests;
       const first = series.firstActivity() ?? 0;
       const activeS = series.since(doneAt) - first;
@@ -80,7 +87,9 @@ export async function mixedScenario(
         throttled429: throttles(stats),
         objectsFailed: run.counters.objectsFailed,
       };
-      log(`  ${l.layout}: ${r.inputsPerRequest.toFixed(2)} inputs/request (ceiling ${ceilingIpr.toFixed(2)}), ${r.requests} requests (at least ${minRequests}), 429s ${sum(r.throttled429)}`);
+      log(
+        `  ${l.layout}: ${r.inputsPerRequest.toFixed(2)} inputs/request (ceiling ${ceilingIpr.toFixed(2)}), ${r.requests} requests (at least ${minRequests}), 429s ${sum(r.throttled429)}`,
+      );
       results.push(r);
     }
   } finally {

@@ -52,12 +52,28 @@ export interface PacingHooks {
 }
 
 async function simConfig(env: BenchEnv, patch: unknown): Promise<void> {
-  const r = await fetch(`${env.simUrl}/_sim/config`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(patch) });
+  const r = await fetch(`${env.simUrl}/_sim/config`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(patch),
+  });
   if (!r.ok) throw new Error(`simulator config refused: ${r.status} ${await r.text()}`);
   await r.arrayBuffer().catch(() => undefined);
 }
 
-async function row(env: BenchEnv, settings: Settings, sampler: ProcSampler, bucket: string, id: string, label: string, workers: number, concurrency: number, quotaScale: number, hooks: PacingHooks, log: (s: string) => void): Promise<PacingRow> {
+async function row(
+  env: BenchEnv,
+  settings: Settings,
+  sampler: ProcSampler,
+  bucket: string,
+  id: string,
+  label: string,
+  workers: number,
+  concurrency: number,
+  quotaScale: number,
+  hooks: PacingHooks,
+  log: (s: string) => void,
+): Promise<PacingRow> {
   const model = settings.requestModel;
   const spec = resolveModel(model, settings.modelOverrides);
   const believedRpm = spec.rpm ?? 0;
@@ -67,7 +83,8 @@ async function row(env: BenchEnv, settings: Settings, sampler: ProcSampler, buck
   const cliEnv = env.cliEnv(prefix, { WORKER_CONCURRENCY: String(concurrency), MAX_QUEUED_JOBS: '0' });
   await hooks.resetLimiter?.();
   await env.simReset();
-  if (quotaScale !== 1) await simConfig(env, { rateLimits: { [model]: { rpm: quotaRpm, tpm: Math.round((spec.tpm ?? 0) * quotaScale) } } });
+  if (quotaScale !== 1)
+    await simConfig(env, { rateLimits: { [model]: { rpm: quotaRpm, tpm: Math.round((spec.tpm ?? 0) * quotaScale) } } });
   try {
     const index = await runIndex(indexArgs(bucket, `pacing-${id}`, model), cliEnv, sampler);
     const series = new SimSeries(() => env.simStats(), env.redis, `${prefix}:embed:wait`);
@@ -114,11 +131,42 @@ async function row(env: BenchEnv, settings: Settings, sampler: ProcSampler, buck
   }
 }
 
-export async function pacingScenario(env: BenchEnv, settings: Settings, sampler: ProcSampler, bucket: string, hooks: PacingHooks, log: (s: string) => void): Promise<PacingRow[]> {
+export async function pacingScenario(
+  env: BenchEnv,
+  settings: Settings,
+  sampler: ProcSampler,
+  bucket: string,
+  hooks: PacingHooks,
+  log: (s: string) => void,
+): Promise<PacingRow[]> {
   const slots = settings.workers * settings.concurrency;
   return [
     await row(env, settings, sampler, bucket, 'told1', 'told, 1 process', 1, slots, 1, hooks, log),
-    await row(env, settings, sampler, bucket, 'told2', `told, ${settings.workers} processes`, settings.workers, settings.concurrency, 1, hooks, log),
-    await row(env, settings, sampler, bucket, 'half', `half quota, ${settings.workers} processes`, settings.workers, settings.concurrency, 0.5, hooks, log),
+    await row(
+      env,
+      settings,
+      sampler,
+      bucket,
+      'told2',
+      `told, ${settings.workers} processes`,
+      settings.workers,
+      settings.concurrency,
+      1,
+      hooks,
+      log,
+    ),
+    await row(
+      env,
+      settings,
+      sampler,
+      bucket,
+      'half',
+      `half quota, ${settings.workers} processes`,
+      settings.workers,
+      settings.concurrency,
+      0.5,
+      hooks,
+      log,
+    ),
   ];
 }

@@ -33,21 +33,39 @@ export interface PeerResult {
 
 const MB = 1024 * 1024;
 
-async function runPeer(env: BenchEnv, settings: Settings, sampler: ProcSampler, name: string, script: string, bucket: string, extra: NodeJS.ProcessEnv): Promise<Omit<PeerResult, 'oursRatio'>> {
+async function runPeer(
+  env: BenchEnv,
+  settings: Settings,
+  sampler: ProcSampler,
+  name: string,
+  script: string,
+  bucket: string,
+  extra: NodeJS.ProcessEnv,
+): Promise<Omit<PeerResult, 'oursRatio'>> {
   await env.simReset();
   const spec = resolveModel(settings.requestModel, settings.modelOverrides);
-  const p = spawnNode(script, [], env.cliEnv(newPrefix(name), {
-    PEER_BUCKET: bucket,
-    PEER_COLLECTION: `peer-${name}`,
-    PEER_MODEL: spec.name,
-    PEER_DIMENSION: String(spec.defaultDimension),
-    ...extra,
-  }));
+  const p = spawnNode(
+    script,
+    [],
+    env.cliEnv(newPrefix(name), {
+      PEER_BUCKET: bucket,
+      PEER_COLLECTION: `peer-${name}`,
+      PEER_MODEL: spec.name,
+      PEER_DIMENSION: String(spec.defaultDimension),
+      ...extra,
+    }),
+  );
   sampler.track(p.pid);
   const code = await p.exited;
   const line = /^RESULT (.*)$/m.exec(p.output());
   if (code !== 0 || !line) throw new Error(`peer ${name} failed (${code}):\n${p.output().slice(-3000)}`);
-  const r = JSON.parse(line[1] ?? '{}') as { objects: number; seconds: number; objectsPerS: number; stoppedEarly?: boolean; listed: number };
+  const r = JSON.parse(line[1] ?? '{}') as {
+    objects: number;
+    seconds: number;
+    objectsPerS: number;
+    stoppedEarly?: boolean;
+    listed: number;
+  };
   const stats = await env.simStats();
   const c = cost(sampler, [p]);
   return {
@@ -60,11 +78,20 @@ async function runPeer(env: BenchEnv, settings: Settings, sampler: ProcSampler, 
     throttled429: throttles(stats),
     cpuS: c.cpu,
     peakRssMB: c.hwm / MB,
-    note: r.stoppedEarly ? `stopped after ${r.seconds.toFixed(0)} s (${r.objects} of ${r.listed} objects)` : `all ${r.listed} objects`,
+    note: r.stoppedEarly
+      ? `stopped after ${r.seconds.toFixed(0)} s (${r.objects} of ${r.listed} objects)`
+      : `all ${r.listed} objects`,
   };
 }
 
-export async function peersScenario(env: BenchEnv, settings: Settings, sampler: ProcSampler, bucket: string, n: number, log: (s: string) => void): Promise<PeerResult[]> {
+export async function peersScenario(
+  env: BenchEnv,
+  settings: Settings,
+  sampler: ProcSampler,
+  bucket: string,
+  n: number,
+  log: (s: string) => void,
+): Promise<PeerResult[]> {
   const prefix = newPrefix('ours');
   const cliEnv = env.cliEnv(prefix, { WORKER_CONCURRENCY: String(settings.concurrency) });
   const workers = await startWorkers(settings.workers, cliEnv, sampler);
@@ -91,16 +118,31 @@ export async function peersScenario(env: BenchEnv, settings: Settings, sampler: 
     cpuS: oursCost.cpu,
     peakRssMB: oursCost.hwm / MB,
     note: `all ${n} objects; ${(n / ((doneAt - started.spawnedAt) / 1000)).toFixed(1)} objects/s counting the index process's start-up`,
-    admissions: { maxIn1s: maxInWindow(admitted, 1000).requests, rps: Math.ceil((resolveModel(settings.requestModel, settings.modelOverrides).rpm ?? 0) / 60) },
+    admissions: {
+      maxIn1s: maxInWindow(admitted, 1000).requests,
+      rps: Math.ceil((resolveModel(settings.requestModel, settings.modelOverrides).rpm ?? 0) / 60),
+    },
   };
   log(`  ours: ${ours.objectsPerS.toFixed(1)} objects/s, 429s ${sum(ours.throttled429)}`);
 
   const lc = settings.langchain;
   const langchain = await runPeer(env, settings, sampler, 'langchain', 'bench/peers/langchain.ts', bucket, {
-    PEER_OPTIONS: JSON.stringify({ batchSize: lc.batchSize, textsPerRequest: lc.textsPerRequest, maxConcurrency: lc.maxConcurrency, maxRetries: lc.maxRetries, fetchConcurrency: lc.fetchConcurrency }),
+    PEER_OPTIONS: JSON.stringify({
+      batchSize: lc.batchSize,
+      textsPerRequest: lc.textsPerRequest,
+      maxConcurrency: lc.maxConcurrency,
+      maxRetries: lc.maxRetries,
+      fetchConcurrency: lc.fetchConcurrency,
+    }),
   });
   log(`  LangChain.js: ${langchain.objectsPerS.toFixed(1)} objects/s, 429s ${sum(langchain.throttled429)}`);
-  const sequential = await runPeer(env, settings, sampler, 'sequential', 'bench/peers/sequential.ts', bucket, { PEER_MAX_SECONDS: String(settings.sequentialSeconds) });
+  const sequential = await runPeer(env, settings, sampler, 'sequential', 'bench/peers/sequential.ts', bucket, {
+    PEER_MAX_SECONDS: String(settings.sequentialSeconds),
+  });
   log(`  sequential: ${sequential.objectsPerS.toFixed(1)} objects/s, 429s ${sum(sequential.throttled429)}`);
-  return [ours, { ...langchain, oursRatio: ours.objectsPerS / langchain.objectsPerS }, { ...sequential, oursRatio: ours.objectsPerS / sequential.objectsPerS }];
+  return [
+    ours,
+    { ...langchain, oursRatio: ours.objectsPerS / langchain.objectsPerS },
+    { ...sequential, oursRatio: ours.objectsPerS / sequential.objectsPerS },
+  ];
 }

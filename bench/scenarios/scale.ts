@@ -21,11 +21,42 @@ export interface ScaleResult {
   objects: number;
   bucket: string;
   bareListing: { seconds: number; objectsPerS: number; runs: number[] };
-  index: { wallS: number; scanS: number; objectsPerS: number; objectsPerSWall: number; jobs: number; ratioToBare: number; fullMode?: { scanS: number; objectsPerS: number; ratioToBare: number } };
-  redis: { usedMemoryDelta: number; bytesPerJob: number; bytesPerObject: number; jobHashBytes: number; dedupKeyBytes: number; otherBytesPerJob: number };
+  index: {
+    wallS: number;
+    scanS: number;
+    objectsPerS: number;
+    objectsPerSWall: number;
+    jobs: number;
+    ratioToBare: number;
+    fullMode?: { scanS: number; objectsPerS: number; ratioToBare: number };
+  };
+  redis: {
+    usedMemoryDelta: number;
+    bytesPerJob: number;
+    bytesPerObject: number;
+    jobHashBytes: number;
+    dedupKeyBytes: number;
+    otherBytesPerJob: number;
+  };
   producer: { peakRssMB: number; cpuS: number };
-  workers: { count: number; concurrency: number; peakRssMB: number; cpuS: number; startupCpuS: number; readyS: number; rssMBAtQuarters: number[] };
-  drain: { wallS: number; activeS: number; inputs: number; requests: number; inputsPerRequest: number; inputsPerS: number; steady: { from: number; to: number; inputsPerS: number; requestsPerS: number } };
+  workers: {
+    count: number;
+    concurrency: number;
+    peakRssMB: number;
+    cpuS: number;
+    startupCpuS: number;
+    readyS: number;
+    rssMBAtQuarters: number[];
+  };
+  drain: {
+    wallS: number;
+    activeS: number;
+    inputs: number;
+    requests: number;
+    inputsPerRequest: number;
+    inputsPerS: number;
+    steady: { from: number; to: number; inputsPerS: number; requestsPerS: number };
+  };
   wallMsPerObject: number;
   cpuSPer1000Objects: number;
   cpuSPer1000ObjectsAfterStartup: number;
@@ -33,7 +64,14 @@ export interface ScaleResult {
   /** CPU seconds of the servers sharing the machine during the drain, and the machine's load then (all tracked processes / cores). */
   serversCpuS: Record<string, number>;
   machineLoad: number;
-  runCounters: { retries: number; throttled: number; objectsIndexed: number; objectsFailed: number; requests: number; inputs: number };
+  runCounters: {
+    retries: number;
+    throttled: number;
+    objectsIndexed: number;
+    objectsFailed: number;
+    requests: number;
+    inputs: number;
+  };
   limitViolations: number;
   /** Our limiter's admissions during the drain: the most in any 1 s (against RPM/60). */
   admissions: { total: number; maxIn1s: number; rps: number };
@@ -68,7 +106,8 @@ export async function scaleSize(
   log: (s: string) => void,
   probeFullMode = false,
 ): Promise<ScaleResult> {
-  const serverCpu = (): Record<string, number> => Object.fromEntries(Object.entries(servers).map(([name, pid]) => [name, sampler.reading(pid).cpu]));
+  const serverCpu = (): Record<string, number> =>
+    Object.fromEntries(Object.entries(servers).map(([name, pid]) => [name, sampler.reading(pid).cpu]));
   const model = settings.requestModel;
   const listings: number[] = [];
   for (let i = 0; i < 3; i++) {
@@ -91,10 +130,16 @@ export async function scaleSize(
   // a prefix of its own that no worker serves: how much of the scan the incremental lookup costs
   let fullMode: ScaleResult['index']['fullMode'];
   if (probeFullMode) {
-    const full = await runIndex(indexArgs(bucket, `scale-${n}-full`, model, ['--mode', 'full']), env.cliEnv(newPrefix(`full${n}`), { MAX_QUEUED_JOBS: '0' }), sampler);
+    const full = await runIndex(
+      indexArgs(bucket, `scale-${n}-full`, model, ['--mode', 'full']),
+      env.cliEnv(newPrefix(`full${n}`), { MAX_QUEUED_JOBS: '0' }),
+      sampler,
+    );
     fullMode = { scanS: full.scanS, objectsPerS: n / full.scanS, ratioToBare: bare / full.scanS };
   }
-  log(`  ${n} objects: listing ${(n / bare).toFixed(0)}/s, index ${(n / index.scanS).toFixed(0)}/s (${index.jobs} jobs), Redis ${(delta / index.jobs).toFixed(0)} B/job`);
+  log(
+    `  ${n} objects: listing ${(n / bare).toFixed(0)}/s, index ${(n / index.scanS).toFixed(0)}/s (${index.jobs} jobs), Redis ${(delta / index.jobs).toFixed(0)} B/job`,
+  );
 
   await env.simReset();
   const series = new SimSeries(() => env.simStats(), env.redis, `${prefix}:embed:wait`);
@@ -113,13 +158,17 @@ export async function scaleSize(
   await workers.stop();
   sampler.sample();
 
-  const serversCpuS = Object.fromEntries(Object.entries(serversAfter).map(([name, cpu]) => [name, cpu - (serversBefore[name] ?? 0)]));
+  const serversCpuS = Object.fromEntries(
+    Object.entries(serversAfter).map(([name, cpu]) => [name, cpu - (serversBefore[name] ?? 0)]),
+  );
   const producer = cost(sampler, [index.process]);
   const w = cost(sampler, workers.processes);
   // VmRSS of the largest worker at 25, 50, 75 and 100% of its life: growth or a plateau
   const biggest = workers.processes.map((p) => sampler.reading(p.pid)).sort((a, b) => b.hwm - a.hwm)[0];
   const rssSeries = biggest?.rss ?? [];
-  const rssMBAtQuarters = [0.25, 0.5, 0.75, 1].map((q) => (rssSeries[Math.min(rssSeries.length - 1, Math.floor(q * (rssSeries.length - 1)))]?.[1] ?? 0) / MB);
+  const rssMBAtQuarters = [0.25, 0.5, 0.75, 1].map(
+    (q) => (rssSeries[Math.min(rssSeries.length - 1, Math.floor(q * (rssSeries.length - 1)))]?.[1] ?? 0) / MB,
+  );
   const first = series.firstActivity() ?? 0;
   const steadyFrom = first + settings.steadyWarmupS;
   const steadyTo = series.lastBacklog(1) ?? series.since(doneAt);
@@ -128,12 +177,22 @@ export async function scaleSize(
   const drainWall = (doneAt - drainStart) / 1000;
   const activeS = series.since(doneAt) - first;
   const th = throttles(stats);
-  log(`  ${n} objects: drained in ${drainWall.toFixed(1)} s, ${steadyInputs.rate.toFixed(1)} inputs/s steady, ${(stats.inputs / Math.max(1, stats.accepted)).toFixed(2)} inputs/request, 429s ${sum(th)}`);
+  log(
+    `  ${n} objects: drained in ${drainWall.toFixed(1)} s, ${steadyInputs.rate.toFixed(1)} inputs/s steady, ${(stats.inputs / Math.max(1, stats.accepted)).toFixed(2)} inputs/request, 429s ${sum(th)}`,
+  );
   return {
     objects: n,
     bucket,
     bareListing: { seconds: bare, objectsPerS: n / bare, runs: listings },
-    index: { wallS: index.wallS, scanS: index.scanS, objectsPerS: n / index.scanS, objectsPerSWall: n / index.wallS, jobs: index.jobs, ratioToBare: bare / index.scanS, ...(fullMode ? { fullMode } : {}) },
+    index: {
+      wallS: index.wallS,
+      scanS: index.scanS,
+      objectsPerS: n / index.scanS,
+      objectsPerSWall: n / index.wallS,
+      jobs: index.jobs,
+      ratioToBare: bare / index.scanS,
+      ...(fullMode ? { fullMode } : {}),
+    },
     redis: {
       usedMemoryDelta: delta,
       bytesPerJob: delta / index.jobs,
@@ -143,7 +202,15 @@ export async function scaleSize(
       otherBytesPerJob: delta / index.jobs - jobHash - dedup,
     },
     producer: { peakRssMB: producer.hwm / MB, cpuS: producer.cpu },
-    workers: { count: settings.workers, concurrency: settings.concurrency, peakRssMB: w.hwm / MB, cpuS: w.cpu, startupCpuS: workers.startupCpu, readyS: workers.readyS, rssMBAtQuarters },
+    workers: {
+      count: settings.workers,
+      concurrency: settings.concurrency,
+      peakRssMB: w.hwm / MB,
+      cpuS: w.cpu,
+      startupCpuS: workers.startupCpu,
+      readyS: workers.readyS,
+      rssMBAtQuarters,
+    },
     drain: {
       wallS: drainWall,
       activeS,
@@ -168,6 +235,10 @@ export async function scaleSize(
       inputs: run.counters.inputs,
     },
     limitViolations: stats.limitViolations,
-    admissions: { total: admitted.length, maxIn1s: maxInWindow(admitted, 1000).requests, rps: Math.ceil((resolveModel(model, settings.modelOverrides).rpm ?? 0) / 60) },
+    admissions: {
+      total: admitted.length,
+      maxIn1s: maxInWindow(admitted, 1000).requests,
+      rps: Math.ceil((resolveModel(model, settings.modelOverrides).rpm ?? 0) / 60),
+    },
   };
 }

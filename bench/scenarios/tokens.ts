@@ -45,7 +45,14 @@ export interface TokenResult {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-export async function tokenBound(env: BenchEnv, settings: Settings, sampler: ProcSampler, bucket: string, texts: number, log: (s: string) => void): Promise<TokenResult> {
+export async function tokenBound(
+  env: BenchEnv,
+  settings: Settings,
+  sampler: ProcSampler,
+  bucket: string,
+  texts: number,
+  log: (s: string) => void,
+): Promise<TokenResult> {
   const spec = resolveModel(settings.tokenModel, settings.modelOverrides);
   const tpm = spec.tpm ?? 0;
   const prefix = newPrefix('tokens');
@@ -54,7 +61,10 @@ export async function tokenBound(env: BenchEnv, settings: Settings, sampler: Pro
   const series = new SimSeries(() => env.simStats(), env.redis, `${prefix}:embed:wait`);
   const admissions = new AdmissionLog(env.redis, `${prefix}:rl:${spec.name}`);
   // the workers start while the bucket is scanned: the measurement starts at the first accepted request
-  const [workers, index] = await Promise.all([startWorkers(settings.workers, cliEnv, sampler), runIndex(indexArgs(bucket, 'long-texts', settings.tokenModel), cliEnv, sampler)]);
+  const [workers, index] = await Promise.all([
+    startWorkers(settings.workers, cliEnv, sampler),
+    runIndex(indexArgs(bucket, 'long-texts', settings.tokenModel), cliEnv, sampler),
+  ]);
   let first: number | undefined;
   for (;;) {
     first ??= series.firstActivity();
@@ -102,7 +112,11 @@ export async function tokenBound(env: BenchEnv, settings: Settings, sampler: Pro
     requestTokenCap: spec.textLimitScope === 'per-request' ? spec.textTokenLimit : Infinity,
     backlogAtStop: backlog,
     throttled429: th,
-    runCounters: { retries: run?.counters.retries ?? 0, throttled: run?.counters.throttled ?? 0, requests: run?.counters.requests ?? 0 },
+    runCounters: {
+      retries: run?.counters.retries ?? 0,
+      throttled: run?.counters.throttled ?? 0,
+      requests: run?.counters.requests ?? 0,
+    },
     workersCpuS: cost(sampler, workers.processes).cpu,
     limitViolations: stats.limitViolations,
     workerExitAfterSigtermS: exitS,
@@ -115,6 +129,8 @@ export async function tokenBound(env: BenchEnv, settings: Settings, sampler: Pro
       tokens: admitted.reduce((a, [, k]) => a + k, 0),
     },
   };
-  log(`  ${result.tokensPerS.toFixed(0)} tokens/s over ${windowed.windows} windows of ${settings.tokenWindowS} s (ceiling ${result.ceilingTokensPerS.toFixed(0)}), ${result.tokensPerRequest.toFixed(0)} tokens/request, 429s ${sum(th)}`);
+  log(
+    `  ${result.tokensPerS.toFixed(0)} tokens/s over ${windowed.windows} windows of ${settings.tokenWindowS} s (ceiling ${result.ceilingTokensPerS.toFixed(0)}), ${result.tokensPerRequest.toFixed(0)} tokens/request, 429s ${sum(th)}`,
+  );
   return result;
 }

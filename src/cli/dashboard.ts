@@ -28,7 +28,10 @@ export function registerDashboardCommand(program: Command): void {
       .command('dashboard')
       .description('serve Bull Board (the queues) and the run reports in a browser until stopped')
       .option('--port <n>', `port (default ${DEFAULT_DASHBOARD_PORT}; 0: any free port)`, port)
-      .option('--host <host>', 'interface to listen on (default 127.0.0.1; any other needs DASHBOARD_TOKEN: Bull Board can remove and retry jobs)')
+      .option(
+        '--host <host>',
+        'interface to listen on (default 127.0.0.1; any other needs DASHBOARD_TOKEN: Bull Board can remove and retry jobs)',
+      )
       .option('--read-only', "hide Bull Board's actions (retry, remove, clean, pause)"),
   ).action(async (flags: DashboardFlags) => {
     const config = loadConfig(process.env, flags);
@@ -39,7 +42,9 @@ export function registerDashboardCommand(program: Command): void {
       ...(flags.host !== undefined ? { host: flags.host } : {}),
       readOnly: flags.readOnly === true,
     });
-    const token = dashboard.tokenRequired ? '; DASHBOARD_TOKEN required: open the page once with ?token=TOKEN, or send Authorization: Bearer TOKEN' : '';
+    const token = dashboard.tokenRequired
+      ? '; DASHBOARD_TOKEN required: open the page once with ?token=TOKEN, or send Authorization: Bearer TOKEN'
+      : '';
     process.stdout.write(`dashboard on ${dashboard.url} (queues: ${dashboard.url}queues${token})\n`);
     await new Promise<void>((resolve) => {
       const stop = (): void => void dashboard.close().then(resolve);

@@ -27,7 +27,8 @@ interface DoctorFlags {
 
 function timeoutSeconds(v: string): number {
   const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0 || n > 600) throw new InvalidArgumentError(`--timeout must be seconds in (0, 600], got "${v}"`);
+  if (!Number.isFinite(n) || n <= 0 || n > 600)
+    throw new InvalidArgumentError(`--timeout must be seconds in (0, 600], got "${v}"`);
   return n;
 }
 
@@ -51,7 +52,10 @@ function redisProbe(connection: ProbedConnection): DoctorRedis {
       new Promise<string>((resolve, reject) => {
         const onError = (err: Error): void => reject(err);
         connection.once('error', onError);
-        connection.info().then(resolve, reject).finally(() => connection.off('error', onError));
+        connection
+          .info()
+          .then(resolve, reject)
+          .finally(() => connection.off('error', onError));
       }),
   };
 }
@@ -62,7 +66,9 @@ export function registerDoctorCommand(program: Command): void {
   withConnectionFlags(
     program
       .command('doctor')
-      .description('check Redis, the bucket, Qdrant and the API key before a run: a table of ok / warn / fail with what to do; exit 1 on any fail')
+      .description(
+        'check Redis, the bucket, Qdrant and the API key before a run: a table of ok / warn / fail with what to do; exit 1 on any fail',
+      )
       .requiredOption('--bucket <name>', 'the S3 bucket the run will index')
       .option('--prefix <prefix>', 'only keys under this prefix', '')
       .requiredOption('--collection <name>', 'the Qdrant collection (or alias) the run will write')
@@ -100,7 +106,11 @@ export function registerDoctorCommand(program: Command): void {
           dimension,
           api: flags.api,
           timeoutMs,
-          mediaUrls: { reason: await privateEndpointReason(config.s3Endpoint), imageMode: config.imageMode, allowed: config.allowPrivateMediaUrls },
+          mediaUrls: {
+            reason: await privateEndpointReason(config.s3Endpoint),
+            imageMode: config.imageMode,
+            allowed: config.allowPrivateMediaUrls,
+          },
         },
       );
     } finally {
@@ -115,7 +125,9 @@ export function registerDoctorCommand(program: Command): void {
       ...urlPassword(config.s3Endpoint),
     ]);
     const counts = doctorCounts(rows);
-    await write(flags.json ? `${JSON.stringify({ ok: counts.fail === 0, counts, checks: rows }, null, 2)}\n` : formatDoctor(rows));
+    await write(
+      flags.json ? `${JSON.stringify({ ok: counts.fail === 0, counts, checks: rows }, null, 2)}\n` : formatDoctor(rows),
+    );
     // A check that timed out leaves its request behind (an SDK retrying, a socket
     // connecting): exit now rather than wait for it.
     process.exit(counts.fail > 0 ? 1 : 0);

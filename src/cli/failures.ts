@@ -28,7 +28,17 @@ import { printable } from './terminal.js';
 const RETRY_JOB_OBJECTS = 10;
 
 /** `qdrant`: the command reads or writes points (checked with Redis before it starts). */
-async function withQueue<T>(flags: Record<string, unknown>, needs: { qdrant?: boolean }, fn: (ctx: { queue: ReturnType<typeof embedQueue>; runs: ReturnType<typeof runStore>; redis: RedisClient; prefix: string; vectors: ReturnType<typeof vectorStore> }) => Promise<T>): Promise<T> {
+async function withQueue<T>(
+  flags: Record<string, unknown>,
+  needs: { qdrant?: boolean },
+  fn: (ctx: {
+    queue: ReturnType<typeof embedQueue>;
+    runs: ReturnType<typeof runStore>;
+    redis: RedisClient;
+    prefix: string;
+    vectors: ReturnType<typeof vectorStore>;
+  }) => Promise<T>,
+): Promise<T> {
   const config = loadConfig(process.env, flags);
   const vectors = vectorStore(config);
   const redis = await commandRedis(config, needs.qdrant ? { qdrant: vectors } : {});
@@ -43,7 +53,8 @@ async function withQueue<T>(flags: Record<string, unknown>, needs: { qdrant?: bo
 
 async function pickRun(runs: ReturnType<typeof runStore>, id: string | undefined): Promise<string> {
   const runId = id ?? (await runs.latest(1))[0];
-  if (!runId || !(await runs.exists(runId))) throw new ConfigError('--run', id ? `run ${id} does not exist` : 'there are no runs yet');
+  if (!runId || !(await runs.exists(runId)))
+    throw new ConfigError('--run', id ? `run ${id} does not exist` : 'there are no runs yet');
   return runId;
 }
 
@@ -61,14 +72,25 @@ export function registerFailureCommands(program: Command): void {
       const items = [...(await runs.items(runId))].filter(([, o]) => o.status === 'failed');
       const paused = await pausedReason(queue, redis, prefix);
       if (flags.json) {
-        const jobs = failedJobs.map((j) => ({ id: j.id, reason: j.failedReason, attempts: j.attemptsMade, objects: jobObjects(j.data).map((o) => o[0]) }));
-        process.stdout.write(`${JSON.stringify({ run: runId, paused: paused ?? null, jobs, items: Object.fromEntries(items) }, null, 2)}\n`);
+        const jobs = failedJobs.map((j) => ({
+          id: j.id,
+          reason: j.failedReason,
+          attempts: j.attemptsMade,
+          objects: jobObjects(j.data).map((o) => o[0]),
+        }));
+        process.stdout.write(
+          `${JSON.stringify({ run: runId, paused: paused ?? null, jobs, items: Object.fromEntries(items) }, null, 2)}\n`,
+        );
         return;
       }
       if (paused) process.stdout.write(`queue paused: ${printable(paused)}\n`);
       process.stdout.write(`run ${runId}: ${failedJobs.length} failed jobs, ${items.length} failed objects\n`);
-      for (const j of failedJobs) process.stdout.write(`  job ${j.id} (${jobObjects(j.data).length} objects, ${j.attemptsMade} attempts): ${printable(j.failedReason)}\n`);
-      for (const [key, o] of items) process.stdout.write(`  ${printable(o.code).padEnd(24)} ${printable(`${key}: ${o.reason}`)}\n`);
+      for (const j of failedJobs)
+        process.stdout.write(
+          `  job ${j.id} (${jobObjects(j.data).length} objects, ${j.attemptsMade} attempts): ${printable(j.failedReason)}\n`,
+        );
+      for (const [key, o] of items)
+        process.stdout.write(`  ${printable(o.code).padEnd(24)} ${printable(`${key}: ${o.reason}`)}\n`);
     });
   });
 
@@ -84,9 +106,13 @@ export function registerFailureCommands(program: Command): void {
       const run = await runs.get(runId);
       if (!run?.settings) throw new ConfigError('--run', `run ${runId} has no recorded settings to retry with`);
       const settings = JSON.parse(run.settings) as EmbedSettings;
-      const failed = [...(await runs.items(runId))].filter(([, o]) => o.status === 'failed' && o.object && (!flags.code || o.code === flags.code));
+      const failed = [...(await runs.items(runId))].filter(
+        ([, o]) => o.status === 'failed' && o.object && (!flags.code || o.code === flags.code),
+      );
       if (failed.length === 0) {
-        process.stdout.write(`run ${runId}: no failed objects${flags.code ? ` with code ${flags.code}` : ''} to retry\n`);
+        process.stdout.write(
+          `run ${runId}: no failed objects${flags.code ? ` with code ${flags.code}` : ''} to retry\n`,
+        );
         return;
       }
       // objects whose points an attempt did write (same ETag and params hash) are not bought again
@@ -99,8 +125,16 @@ export function registerFailureCommands(program: Command): void {
       const rebuild = run.mode === 'rebuild' && retry.length + written.length === allFailures;
       const newId = newRunId();
       await runs.create({
-        id: newId, bucket: run.bucket, prefix: run.prefix, collection: run.collection, model: run.model, dimension: run.dimension,
-        startedAt: new Date().toISOString(), settings: run.settings, retryOf: runId, ...(rebuild ? { mode: 'rebuild' } : {}),
+        id: newId,
+        bucket: run.bucket,
+        prefix: run.prefix,
+        collection: run.collection,
+        model: run.model,
+        dimension: run.dimension,
+        startedAt: new Date().toISOString(),
+        settings: run.settings,
+        retryOf: runId,
+        ...(rebuild ? { mode: 'rebuild' } : {}),
       });
       const tuples = retry.map(([, o]) => [...o.object!] as ObjectTuple);
       // a unit's members stay together (a group or pair whose request failed failed whole)
@@ -115,7 +149,12 @@ export function registerFailureCommands(program: Command): void {
       let job: { objects: ObjectTuple[]; units: UnitTuple[] } = { objects: [], units: [] };
       const close = (): void => {
         if (job.objects.length === 0) return;
-        bulk.push(embedJob(newId, run.bucket, settings, { objects: job.objects, ...(job.units.length > 0 ? { units: job.units } : {}) }));
+        bulk.push(
+          embedJob(newId, run.bucket, settings, {
+            objects: job.objects,
+            ...(job.units.length > 0 ? { units: job.units } : {}),
+          }),
+        );
         job = { objects: [], units: [] };
       };
       for (const e of entries.values()) {
@@ -131,11 +170,25 @@ export function registerFailureCommands(program: Command): void {
       for (const job of await queue.getFailed()) {
         if (job.data.runId === runId && jobObjects(job.data).every((o) => retried.has(o[0]))) await job.remove();
       }
-      await runs.pageDone(newId, { scanned: failed.length, skipped: 0, filteredOut: 0, queuedObjects: tuples.length, unchanged: written.length, jobsAdded: queued.added, jobsDeduplicated: queued.followed });
+      await runs.pageDone(newId, {
+        scanned: failed.length,
+        skipped: 0,
+        filteredOut: 0,
+        queuedObjects: tuples.length,
+        unchanged: written.length,
+        jobsAdded: queued.added,
+        jobsDeduplicated: queued.followed,
+      });
       await runs.scanFinished(newId, 'complete');
       const marks = new Map<string, ItemOutcome>([
-        ...retry.map(([key, o]): [string, ItemOutcome] => [key, { ...o, status: 'retried', reason: `${o.reason} (retried in run ${newId})` }]),
-        ...written.map(([key, o]): [string, ItemOutcome] => [key, { ...o, status: 'retried', reason: `${o.reason} (its points were written after all: not queued again)` }]),
+        ...retry.map(([key, o]): [string, ItemOutcome] => [
+          key,
+          { ...o, status: 'retried', reason: `${o.reason} (retried in run ${newId})` },
+        ]),
+        ...written.map(([key, o]): [string, ItemOutcome] => [
+          key,
+          { ...o, status: 'retried', reason: `${o.reason} (its points were written after all: not queued again)` },
+        ]),
       ]);
       await runs.recordItems(runId, marks);
       // nothing queued (everything was written after all): the run is done now
@@ -146,7 +199,9 @@ export function registerFailureCommands(program: Command): void {
     });
   });
 
-  withConnectionFlags(program.command('resume').description('resume a queue paused by a fatal API error, once its cause is fixed')).action(async (flags: Record<string, unknown>) => {
+  withConnectionFlags(
+    program.command('resume').description('resume a queue paused by a fatal API error, once its cause is fixed'),
+  ).action(async (flags: Record<string, unknown>) => {
     await withQueue(flags, {}, async ({ queue, redis, prefix }) => {
       const reason = await pausedReason(queue, redis, prefix);
       await resume(queue, redis, prefix);

@@ -41,38 +41,66 @@ export function registerListenCommand(program: Command): void {
   withConnectionFlags(
     program
       .command('listen')
-      .description('turn bucket event notifications (SQS, MinIO webhook or Redis target) into reindex jobs of the changed keys, until stopped')
-      .option('--map <bucket=collection:model>', 'where a bucket\'s events go (repeatable)', collect)
+      .description(
+        'turn bucket event notifications (SQS, MinIO webhook or Redis target) into reindex jobs of the changed keys, until stopped',
+      )
+      .option('--map <bucket=collection:model>', "where a bucket's events go (repeatable)", collect)
       .option('--map-file <path>', 'a file of bucket=collection:model lines (# comments)')
-      .option('--sqs-queue-url <url>', 'long-poll this SQS queue (S3 event notifications, directly, via SNS or via EventBridge)')
-      .option('--webhook-port <n>', "serve MinIO's webhook target on this port (needs LISTEN_WEBHOOK_TOKEN)", positiveInt('--webhook-port'))
+      .option(
+        '--sqs-queue-url <url>',
+        'long-poll this SQS queue (S3 event notifications, directly, via SNS or via EventBridge)',
+      )
+      .option(
+        '--webhook-port <n>',
+        "serve MinIO's webhook target on this port (needs LISTEN_WEBHOOK_TOKEN)",
+        positiveInt('--webhook-port'),
+      )
       .option('--webhook-host <host>', 'the interface the webhook listens on (default 127.0.0.1)')
       .option('--redis-list <key>', "consume the list MinIO's Redis target pushes to (format access)")
       .option('--events-redis-url <url>', "the Redis of that list, when it is not the queue's (default REDIS_URL)")
       .option('--batch-keys <n>', 'at most this many keys per reindex job (LISTEN_BATCH_KEYS; default 500)')
-      .option('--batch-seconds <s>', 'a key waits at most this long for others to join its job (LISTEN_BATCH_SECONDS; default 2)')
-      .option('--metrics-port <n>', 'serve Prometheus metrics at /metrics on this port (METRICS_PORT; 0: any free port; default: off)')
+      .option(
+        '--batch-seconds <s>',
+        'a key waits at most this long for others to join its job (LISTEN_BATCH_SECONDS; default 2)',
+      )
+      .option(
+        '--metrics-port <n>',
+        'serve Prometheus metrics at /metrics on this port (METRICS_PORT; 0: any free port; default: off)',
+      )
       .option('--metrics-host <host>', 'the interface the metrics server listens on (METRICS_HOST; default 127.0.0.1)'),
   ).action(async (flags: ListenFlags) => {
     const config = loadConfig(process.env, flags as Record<string, unknown>);
     const targets = mapTargets(flags.map ?? [], flags.mapFile, config.models);
     if (flags.sqsQueueUrl === undefined && flags.webhookPort === undefined && flags.redisList === undefined) {
-      throw new ConfigError('listen', 'no source of events: give --sqs-queue-url, --webhook-port or --redis-list (or several)');
+      throw new ConfigError(
+        'listen',
+        'no source of events: give --sqs-queue-url, --webhook-port or --redis-list (or several)',
+      );
     }
     if (flags.sqsQueueUrl !== undefined && !/^https?:\/\/[^/]+\/.+/.test(flags.sqsQueueUrl)) {
-      throw new ConfigError('--sqs-queue-url', `"${flags.sqsQueueUrl}" is not a queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)`);
+      throw new ConfigError(
+        '--sqs-queue-url',
+        `"${flags.sqsQueueUrl}" is not a queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)`,
+      );
     }
     const webhookHost = flags.webhookHost ?? '127.0.0.1';
     if (flags.webhookPort !== undefined && config.listenWebhookToken === undefined) {
-      throw new ConfigError('LISTEN_WEBHOOK_TOKEN', 'is not set: the webhook answers only requests bearing it (MinIO: MINIO_NOTIFY_WEBHOOK_AUTH_TOKEN_<ID>)');
+      throw new ConfigError(
+        'LISTEN_WEBHOOK_TOKEN',
+        'is not set: the webhook answers only requests bearing it (MinIO: MINIO_NOTIFY_WEBHOOK_AUTH_TOKEN_<ID>)',
+      );
     }
-    if (flags.eventsRedisUrl !== undefined && flags.redisList === undefined) throw new ConfigError('--events-redis-url', 'only applies with --redis-list');
+    if (flags.eventsRedisUrl !== undefined && flags.redisList === undefined)
+      throw new ConfigError('--events-redis-url', 'only applies with --redis-list');
     const log = createLogger(config.logLevel, 'mm-ingest-listen');
     const connection = await commandRedis(config);
     const state = new ListenerState(connection, config.queuePrefix);
     await state.register(targets);
     const queue = reindexQueue(config, connection);
-    const listener = new Listener({ state, queue: batchQueue(queue), runs: runStore(config, connection), log }, { targets, maxKeys: config.listenBatchKeys, maxWaitMs: config.listenBatchSeconds * 1000 });
+    const listener = new Listener(
+      { state, queue: batchQueue(queue), runs: runStore(config, connection), log },
+      { targets, maxKeys: config.listenBatchKeys, maxWaitMs: config.listenBatchSeconds * 1000 },
+    );
 
     const sources: RunningSource[] = [];
     const closers: (() => Promise<unknown>)[] = [];
@@ -85,19 +113,34 @@ export function registerListenCommand(program: Command): void {
     };
     try {
       if (flags.webhookPort !== undefined) {
-        const web = await startWebhookSource(listener, { host: webhookHost, port: flags.webhookPort, token: config.listenWebhookToken ?? '' }, log).catch((err: unknown) => {
-          throw new ConfigError('--webhook-port', `cannot listen on ${webhookHost}:${flags.webhookPort ?? ''}: ${(err as Error).message}`);
+        const web = await startWebhookSource(
+          listener,
+          { host: webhookHost, port: flags.webhookPort, token: config.listenWebhookToken ?? '' },
+          log,
+        ).catch((err: unknown) => {
+          throw new ConfigError(
+            '--webhook-port',
+            `cannot listen on ${webhookHost}:${flags.webhookPort ?? ''}: ${(err as Error).message}`,
+          );
         });
         sources.push(web);
-        process.stdout.write(`listen: webhook on http://${web.host.includes(':') ? `[${web.host}]` : web.host}:${web.port}/${isLoopback(web.host) ? '' : ' (beyond loopback: every request must bear the token)'}\n`);
+        process.stdout.write(
+          `listen: webhook on http://${web.host.includes(':') ? `[${web.host}]` : web.host}:${web.port}/${isLoopback(web.host) ? '' : ' (beyond loopback: every request must bear the token)'}\n`,
+        );
       }
       if (flags.redisList !== undefined) {
-        if (flags.eventsRedisUrl !== undefined && !/^rediss?:\/\/\S+$/.test(flags.eventsRedisUrl)) throw new ConfigError('--events-redis-url', 'must be a redis:// or rediss:// URL');
+        if (flags.eventsRedisUrl !== undefined && !/^rediss?:\/\/\S+$/.test(flags.eventsRedisUrl))
+          throw new ConfigError('--events-redis-url', 'must be a redis:// or rediss:// URL');
         // a connection of its own: BLMOVE blocks it
-        const eventsRedis = flags.eventsRedisUrl !== undefined ? new Redis(flags.eventsRedisUrl, { maxRetriesPerRequest: null, connectTimeout: config.connectTimeoutMs }) : redisConnection(config);
+        const eventsRedis =
+          flags.eventsRedisUrl !== undefined
+            ? new Redis(flags.eventsRedisUrl, { maxRetriesPerRequest: null, connectTimeout: config.connectTimeoutMs })
+            : redisConnection(config);
         closers.push(() => eventsRedis.quit().catch(() => eventsRedis.disconnect()));
         sources.push(startRedisListSource(listener, eventsRedis, { list: flags.redisList }, log));
-        process.stdout.write(`listen: Redis list ${flags.redisList} (entries in flight in ${flags.redisList}:processing)\n`);
+        process.stdout.write(
+          `listen: Redis list ${flags.redisList} (entries in flight in ${flags.redisList}:processing)\n`,
+        );
       }
       if (flags.sqsQueueUrl !== undefined) {
         sources.push(startSqsSource(listener, { queueUrl: flags.sqsQueueUrl, region: config.awsRegion }, log));
@@ -106,9 +149,14 @@ export function registerListenCommand(program: Command): void {
       if (config.metricsPort !== undefined) {
         const registry = new Registry();
         registerListenerMetrics(registry, state);
-        const server = await startMetricsServer(config.metricsPort, registry, config.metricsHost).catch((err: unknown) => {
-          throw new ConfigError('--metrics-port', `cannot serve metrics on port ${config.metricsPort ?? ''}: ${(err as Error).message}`);
-        });
+        const server = await startMetricsServer(config.metricsPort, registry, config.metricsHost).catch(
+          (err: unknown) => {
+            throw new ConfigError(
+              '--metrics-port',
+              `cannot serve metrics on port ${config.metricsPort ?? ''}: ${(err as Error).message}`,
+            );
+          },
+        );
         closers.push(() => server.close());
         process.stdout.write(`metrics on http://${server.host}:${server.port}/metrics\n`);
       }
@@ -124,7 +172,9 @@ export function registerListenCommand(program: Command): void {
       process.once('SIGTERM', () => resolve('SIGTERM'));
       process.once('SIGINT', () => resolve('SIGINT'));
     });
-    process.stdout.write(`listen: ${signal}, stopping (what is recorded stays pending in Redis for the next listener)\n`);
+    process.stdout.write(
+      `listen: ${signal}, stopping (what is recorded stays pending in Redis for the next listener)\n`,
+    );
     await shutdown();
     process.stdout.write('listen: stopped\n');
   });

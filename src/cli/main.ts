@@ -17,7 +17,9 @@ import { registerPipelineCommands } from './pipeline.js';
 
 export function buildProgram(): Command {
   const program = new Command('mm-ingest')
-    .description('Index an S3 bucket\'s texts, images and videos into Qdrant through a multimodal embedding API, queued in BullMQ.')
+    .description(
+      "Index an S3 bucket's texts, images and videos into Qdrant through a multimodal embedding API, queued in BullMQ.",
+    )
     .version('0.1.0')
     .showHelpAfterError('(run with --help for usage)');
   registerPipelineCommands(program);

@@ -30,6 +30,8 @@ export function registerModelsCommand(program: Command): void {
       const source = flags.modelOverrides !== undefined ? '--model-overrides' : 'MODEL_OVERRIDES';
       const overrides = parseModelOverrides(flags.modelOverrides ?? process.env.MODEL_OVERRIDES, source);
       const specs = MODEL_NAMES.map((n) => resolveModel(n, overrides));
-      process.stdout.write(flags.json ? `${JSON.stringify(specs, null, 2)}\n` : `${specs.map(describeModel).join('\n\n')}\n`);
+      process.stdout.write(
+        flags.json ? `${JSON.stringify(specs, null, 2)}\n` : `${specs.map(describeModel).join('\n\n')}\n`,
+      );
     });
 }

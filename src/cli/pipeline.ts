@@ -44,7 +44,8 @@ interface IndexFlags {
 }
 
 function fuseUnpaired(value: string): 'skip' | 'alone' {
-  if (value !== 'skip' && value !== 'alone') throw new ConfigError('--fuse-unpaired', `must be skip or alone, got "${value}"`);
+  if (value !== 'skip' && value !== 'alone')
+    throw new ConfigError('--fuse-unpaired', `must be skip or alone, got "${value}"`);
   return value;
 }
 
@@ -56,7 +57,13 @@ const FINISH_WAIT_MS = 120_000;
  * Follows a run to its end, printing a line when it changes. Stops early, with the
  * reason, if the queue is paused by a fatal error (nothing would move until `resume`).
  */
-export async function followRun(runs: RunStore, runId: string, paused: () => Promise<string | undefined>, finish: () => Promise<unknown>, pollMs = 1000): Promise<{ run: RunState; paused?: string }> {
+export async function followRun(
+  runs: RunStore,
+  runId: string,
+  paused: () => Promise<string | undefined>,
+  finish: () => Promise<unknown>,
+  pollMs = 1000,
+): Promise<{ run: RunState; paused?: string }> {
   const progress = createProgress((line) => process.stdout.write(`${line}\n`), process.stdout.isTTY === true);
   let finishing: number | undefined;
   try {
@@ -96,7 +103,10 @@ function metricsUrl(server: { host: string; port: number }): string {
 
 /** Prints how a followed run ended and sets the exit code: 0 done, 1 failures, 3 paused. */
 /** The model's spec, or undefined for a model no longer in the catalog. */
-function knownModel(name: string, overrides: Parameters<typeof resolveModel>[1]): ReturnType<typeof resolveModel> | undefined {
+function knownModel(
+  name: string,
+  overrides: Parameters<typeof resolveModel>[1],
+): ReturnType<typeof resolveModel> | undefined {
   try {
     return resolveModel(name, overrides);
   } catch {
@@ -106,17 +116,23 @@ function knownModel(name: string, overrides: Parameters<typeof resolveModel>[1])
 
 function reportEnd(runId: string, end: { run: RunState; paused?: string }): void {
   if (end.paused) {
-    process.stdout.write(`run ${runId}: stopped, the queue is paused: ${printable(end.paused)} (fix it, then: mm-ingest resume)\n`);
+    process.stdout.write(
+      `run ${runId}: stopped, the queue is paused: ${printable(end.paused)} (fix it, then: mm-ingest resume)\n`,
+    );
     process.exitCode = 3;
     return;
   }
   const failures = end.run.counters.objectsFailed + end.run.counters.jobsFailed;
   const rebuild = end.run.notes.rebuild;
   if (end.run.scanStatus === 'failed') {
-    process.stdout.write(`run ${runId}: its scan failed: ${printable(end.run.scanError ?? 'no reason recorded')} (continue it with: mm-ingest index --run-id ${runId} ...)\n`);
+    process.stdout.write(
+      `run ${runId}: its scan failed: ${printable(end.run.scanError ?? 'no reason recorded')} (continue it with: mm-ingest index --run-id ${runId} ...)\n`,
+    );
     process.exitCode = 1;
   } else if (failures > 0) {
-    process.stdout.write(`run ${runId}: finished with ${end.run.counters.objectsFailed} failed objects (mm-ingest failures --run ${runId} lists them)\n`);
+    process.stdout.write(
+      `run ${runId}: finished with ${end.run.counters.objectsFailed} failed objects (mm-ingest failures --run ${runId} lists them)\n`,
+    );
     process.exitCode = 1;
   } else if (rebuild?.startsWith('not switched')) {
     process.stdout.write(`run ${runId}: rebuild ${rebuild}\n`);
@@ -135,24 +151,40 @@ export function registerPipelineCommands(program: Command): void {
       .option('--prefix <prefix>', 'only keys under this prefix (default: the whole bucket)')
       .requiredOption('--collection <name>', 'the Qdrant collection (created if missing)')
       .requiredOption('--model <name>', 'the embedding model')
-      .option('--dimension <n>', 'vector dimension (default: the model\'s)', positiveInt('--dimension'))
+      .option('--dimension <n>', "vector dimension (default: the model's)", positiveInt('--dimension'))
       .option('--include <glob>', 'only keys matching (repeatable)', collect)
       .option('--exclude <glob>', 'leave out keys matching (repeatable)', collect)
       .option('--min-size <bytes>', 'leave out smaller objects', positiveInt('--min-size'))
       .option('--max-size <bytes>', 'leave out larger objects', positiveInt('--max-size'))
       .option('--page-size <n>', 'keys per listing page (default 1000)', positiveInt('--page-size'))
       .option('--image-mode <mode>', 'inline (base64) or url (presigned; the API must reach the store) (IMAGE_MODE)')
-      .option('--chunk-tokens <n>', 'largest text chunk in tokens (CHUNK_TOKENS; default: the model\'s limit)')
+      .option('--chunk-tokens <n>', "largest text chunk in tokens (CHUNK_TOKENS; default: the model's limit)")
       .option('--chunk-overlap <n>', 'tokens shared by consecutive chunks (CHUNK_OVERLAP; default 0)')
       .option('--run-id <id>', 'continue this run (its scan resumes after the last queued page)')
-      .option('--mode <mode>', 'incremental (default: skip objects whose points are current), full (embed everything), rebuild (a new collection behind the alias COLLECTION, switched at the end)')
+      .option(
+        '--mode <mode>',
+        'incremental (default: skip objects whose points are current), full (embed everything), rebuild (a new collection behind the alias COLLECTION, switched at the end)',
+      )
       .option('--prune', 'after a completed scan, delete the points of objects under the prefix that no longer exist')
-      .option('--fps <rate>', 'video frame sampling in [0, 1] passed to the API (default: the API\'s 1.0)', Number)
+      .option('--fps <rate>', "video frame sampling in [0, 1] passed to the API (default: the API's 1.0)", Number)
       .option('--instruct <text>', 'a task description passed to the API (English recommended); changing it re-embeds')
-      .option('--group-images <rule>', 'tongyi models: one multi_images vector per item, the item being the image\'s folder ("folder") or a key pattern\'s first capture group ("pattern:<regex>"); items of more than 8 images are split in key order into parts of 8')
-      .option('--fuse-sidecar <exts>', 'qwen3-vl-embedding: one fused vector per image or video and its sidecar text, the same key with one of these extensions (".txt" or ".txt,.md")')
-      .option('--fuse-unpaired <what>', 'with --fuse-sidecar: skip (default) or alone (embed objects without a partner on their own)')
-      .option('--key <key>', 'index exactly these keys instead of scanning (repeatable); deleted keys lose their points', collect)
+      .option(
+        '--group-images <rule>',
+        'tongyi models: one multi_images vector per item, the item being the image\'s folder ("folder") or a key pattern\'s first capture group ("pattern:<regex>"); items of more than 8 images are split in key order into parts of 8',
+      )
+      .option(
+        '--fuse-sidecar <exts>',
+        'qwen3-vl-embedding: one fused vector per image or video and its sidecar text, the same key with one of these extensions (".txt" or ".txt,.md")',
+      )
+      .option(
+        '--fuse-unpaired <what>',
+        'with --fuse-sidecar: skip (default) or alone (embed objects without a partner on their own)',
+      )
+      .option(
+        '--key <key>',
+        'index exactly these keys instead of scanning (repeatable); deleted keys lose their points',
+        collect,
+      )
       .option('--wait', 'follow the run to its end; exit 1 if anything failed'),
   ).action(async (flags: IndexFlags) => {
     const config = loadConfig(process.env, flags);
@@ -179,7 +211,10 @@ export function registerPipelineCommands(program: Command): void {
                 ? `run ${w.runId}: listing paused: the queue holds ${w.waiting} jobs waiting (MAX_QUEUED_JOBS ${w.bound}); it goes on as workers take them\n`
                 : `run ${w.runId}: listing goes on (waited ${(w.waitedMs / 1000).toFixed(1)} s)\n`,
             ),
-          onStart: ({ runId, target }) => void process.stdout.write(`${printable(`run ${runId}: scanning s3://${flags.bucket}/${flags.prefix ?? ''} into ${target} with ${flags.model}`)}\n`),
+          onStart: ({ runId, target }) =>
+            void process.stdout.write(
+              `${printable(`run ${runId}: scanning s3://${flags.bucket}/${flags.prefix ?? ''} into ${target} with ${flags.model}`)}\n`,
+            ),
         },
         {
           bucket: flags.bucket,
@@ -215,7 +250,8 @@ export function registerPipelineCommands(program: Command): void {
         const paused = (): Promise<string | undefined> => pausedReason(queue, connection, config.queuePrefix);
         const end = await followRun(runs, runId, paused, () => finishIfDone({ runs, vectors }, runId));
         const run = end.run;
-        if (run.notes.rebuild && !run.notes.rebuild.startsWith('not switched')) process.stdout.write(`run ${runId}: rebuild ${run.notes.rebuild}\n`);
+        if (run.notes.rebuild && !run.notes.rebuild.startsWith('not switched'))
+          process.stdout.write(`run ${runId}: rebuild ${run.notes.rebuild}\n`);
         if (run.notes.prune) process.stdout.write(`run ${runId}: ${run.notes.prune}\n`);
         reportEnd(runId, { ...end, run });
       }
@@ -231,8 +267,14 @@ export function registerPipelineCommands(program: Command): void {
       .description('run embed jobs from the queue until stopped (SIGTERM/SIGINT drain: jobs in flight finish)')
       .option('--concurrency <n>', 'jobs at once in this process (WORKER_CONCURRENCY; default 4)')
       .option('--no-reindex', 'do not also consume the reindex control queue')
-      .option('--metrics-port <n>', 'serve Prometheus metrics at /metrics on this port (METRICS_PORT; 0: any free port; default: off)')
-      .option('--metrics-host <host>', 'the interface the metrics server listens on (METRICS_HOST; default 127.0.0.1; 0.0.0.0: every interface)'),
+      .option(
+        '--metrics-port <n>',
+        'serve Prometheus metrics at /metrics on this port (METRICS_PORT; 0: any free port; default: off)',
+      )
+      .option(
+        '--metrics-host <host>',
+        'the interface the metrics server listens on (METRICS_HOST; default 127.0.0.1; 0.0.0.0: every interface)',
+      ),
   ).action(async (flags: Record<string, unknown>) => {
     const config = loadConfig(process.env, flags);
     const embed = startEmbedWorker(config);
@@ -245,7 +287,10 @@ export function registerPipelineCommands(program: Command): void {
       process.once('SIGINT', () => resolve('SIGINT'));
     });
     let started = false;
-    const ready = Promise.all([embed.worker.waitUntilReady().then(() => void (started = true)), reindex?.worker.waitUntilReady()]).then(() => undefined);
+    const ready = Promise.all([
+      embed.worker.waitUntilReady().then(() => void (started = true)),
+      reindex?.worker.waitUntilReady(),
+    ]).then(() => undefined);
     ready.catch(() => {});
     const early = await Promise.race([ready, signalled]);
     if (early !== undefined) {
@@ -257,9 +302,14 @@ export function registerPipelineCommands(program: Command): void {
     }
     const metricsServer = await embed.metricsServer.catch(async (err: unknown) => {
       await running.close();
-      throw new ConfigError('--metrics-port', `cannot serve metrics on port ${config.metricsPort ?? ''}: ${(err as Error).message}`);
+      throw new ConfigError(
+        '--metrics-port',
+        `cannot serve metrics on port ${config.metricsPort ?? ''}: ${(err as Error).message}`,
+      );
     });
-    process.stdout.write(`worker ready: queue ${config.queuePrefix}:embed, concurrency ${config.concurrency}${reindex ? `; queue ${config.queuePrefix}:reindex` : ''}\n`);
+    process.stdout.write(
+      `worker ready: queue ${config.queuePrefix}:embed, concurrency ${config.concurrency}${reindex ? `; queue ${config.queuePrefix}:reindex` : ''}\n`,
+    );
     if (metricsServer) process.stdout.write(`metrics on ${metricsUrl(metricsServer)}\n`);
     const signal = await signalled;
     process.stdout.write(`worker: ${signal}, draining (no new jobs; the ones in flight finish)\n`);
@@ -292,15 +342,23 @@ export function registerPipelineCommands(program: Command): void {
       const paused = await pausedReason(queue, connection, config.queuePrefix);
       // what the shared limiter has learned of the run's model for this key (none without a key)
       const spec = run ? knownModel(run.model, config.models) : undefined;
-      const pacing = spec ? await pacingView(connection, config, spec.name, { rpm: spec.rpm, tpm: spec.tpm }) : undefined;
+      const pacing = spec
+        ? await pacingView(connection, config, spec.name, { rpm: spec.rpm, tpm: spec.tpm })
+        : undefined;
       // the listener's lag and counts, when one ever ran under this prefix
       const listenerState = new ListenerState(connection, config.queuePrefix);
       const listener = (await listenerState.exists()) ? await listenerState.snapshot() : undefined;
       if (flags.json) {
-        process.stdout.write(`${JSON.stringify({ queue: counts, paused: paused ?? null, run: run ?? null, items: Object.fromEntries(items), listener: listener ?? null, rateLimit: pacing ?? null }, null, 2)}\n`);
+        process.stdout.write(
+          `${JSON.stringify({ queue: counts, paused: paused ?? null, run: run ?? null, items: Object.fromEntries(items), listener: listener ?? null, rateLimit: pacing ?? null }, null, 2)}\n`,
+        );
         return;
       }
-      process.stdout.write(`queue ${config.queuePrefix}:embed: ${Object.entries(counts).map(([k, v]) => `${k} ${v}`).join(', ')}\n`);
+      process.stdout.write(
+        `queue ${config.queuePrefix}:embed: ${Object.entries(counts)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(', ')}\n`,
+      );
       if (listener) for (const line of listenerLines(listener)) process.stdout.write(`${line}\n`);
       if (paused) process.stdout.write(`queue paused: ${printable(paused)}\n`);
       if (pacing) process.stdout.write(`${formatPacing(pacing)}\n`);
@@ -314,7 +372,8 @@ export function registerPipelineCommands(program: Command): void {
         return;
       }
       process.stdout.write(`${progressLine(run)}${isFinished(run) ? ' [finished]' : ''}\n`);
-      for (const [key, o] of items) process.stdout.write(`  ${o.status.padEnd(7)} ${o.code.padEnd(22)} ${printable(`${key}: ${o.reason}`)}\n`);
+      for (const [key, o] of items)
+        process.stdout.write(`  ${o.status.padEnd(7)} ${o.code.padEnd(22)} ${printable(`${key}: ${o.reason}`)}\n`);
     } finally {
       await queue.close();
       await connection.quit();

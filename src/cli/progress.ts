@@ -60,7 +60,8 @@ export function createProgress(write: (line: string) => void, tty: boolean, ever
     };
   }
   const bar = new SingleBar({
-    format: 'objects {bar} {value}/{total} | {inputs} inputs, {requests} requests | {rate}/s | ETA {eta_text} | {failed} failed',
+    format:
+      'objects {bar} {value}/{total} | {inputs} inputs, {requests} requests | {rate}/s | ETA {eta_text} | {failed} failed',
     hideCursor: true,
     clearOnComplete: false,
   });
@@ -69,7 +70,13 @@ export function createProgress(write: (line: string) => void, tty: boolean, ever
     update(run) {
       const c = run.counters;
       const f = figures(run, samples);
-      const payload = { inputs: c.inputs, requests: c.requests, rate: f.rate.toFixed(1), eta_text: f.eta, failed: c.objectsFailed };
+      const payload = {
+        inputs: c.inputs,
+        requests: c.requests,
+        rate: f.rate.toFixed(1),
+        eta_text: f.eta,
+        failed: c.objectsFailed,
+      };
       if (!started) {
         bar.start(Math.max(f.total, 1), f.done, payload);
         started = true;

@@ -39,11 +39,15 @@ export function isLoopback(host: string): boolean {
 /** A dashboard beyond loopback without a token is refused before it listens. */
 export function checkExposure(host: string, token: string | undefined): void {
   if (token === undefined && !isLoopback(host)) {
-    throw new ConfigError('DASHBOARD_TOKEN', `is not set, and a dashboard listening on ${host} is reachable beyond this machine: set DASHBOARD_TOKEN (16 characters or more) to require it, or listen on 127.0.0.1`);
+    throw new ConfigError(
+      'DASHBOARD_TOKEN',
+      `is not set, and a dashboard listening on ${host} is reachable beyond this machine: set DASHBOARD_TOKEN (16 characters or more) to require it, or listen on 127.0.0.1`,
+    );
   }
 }
 
-const withPort = (name: string, port: number): string => `${name.includes(':') && !name.startsWith('[') ? `[${name}]` : name}:${port}`.toLowerCase();
+const withPort = (name: string, port: number): string =>
+  `${name.includes(':') && !name.startsWith('[') ? `[${name}]` : name}:${port}`.toLowerCase();
 
 /** Every Host header value the dashboard answers, lowercased. */
 export function allowedHostHeaders(o: GuardOptions): Set<string> {
@@ -56,7 +60,8 @@ export function allowedHostHeaders(o: GuardOptions): Set<string> {
     names.push(o.host);
   }
   const out = new Set(names.map((n) => withPort(n, o.port)));
-  for (const entry of o.allowedHosts ?? []) out.add(/:\d+$/.test(entry) ? entry.toLowerCase() : withPort(entry, o.port));
+  for (const entry of o.allowedHosts ?? [])
+    out.add(/:\d+$/.test(entry) ? entry.toLowerCase() : withPort(entry, o.port));
   // a browser leaves the port out of the Host header when it is the default one
   if (o.port === 80) for (const h of [...out]) if (h.endsWith(':80')) out.add(h.slice(0, -3));
   return out;
@@ -80,13 +85,22 @@ function refuse(res: Response, status: number, text: string): void {
 
 export function dashboardGuard(o: GuardOptions): RequestHandler {
   const hosts = allowedHostHeaders(o);
-  const shown = [...new Set([WILDCARDS.has(o.host) ? '127.0.0.1' : o.host, '127.0.0.1', 'localhost'].map((n) => withPort(n, o.port)))].join(', ');
+  const shown = [
+    ...new Set(
+      [WILDCARDS.has(o.host) ? '127.0.0.1' : o.host, '127.0.0.1', 'localhost'].map((n) => withPort(n, o.port)),
+    ),
+  ].join(', ');
   const tokenHash = o.token !== undefined ? digest(o.token) : undefined;
   const cookieHash = o.token !== undefined ? digest(`cookie:${o.token}`).toString('hex') : undefined;
 
   return (req: Request, res: Response, next: NextFunction): void => {
     const host = (req.headers.host ?? '').toLowerCase();
-    if (!hosts.has(host)) return refuse(res, 403, `Host "${host}" is not this dashboard's address (${shown}); set DASHBOARD_ALLOWED_HOSTS to add a name`);
+    if (!hosts.has(host))
+      return refuse(
+        res,
+        403,
+        `Host "${host}" is not this dashboard's address (${shown}); set DASHBOARD_ALLOWED_HOSTS to add a name`,
+      );
 
     if (!['GET', 'HEAD', 'OPTIONS'].includes(req.method)) {
       const origin = req.headers.origin;
@@ -113,7 +127,15 @@ export function dashboardGuard(o: GuardOptions): RequestHandler {
     }
     const bearer = /^Bearer (.+)$/i.exec(req.headers.authorization ?? '')?.[1];
     const cookie = cookieValue(req, COOKIE);
-    if ((bearer !== undefined && sameSecret(bearer, tokenHash)) || (cookie !== undefined && sameSecret(cookie, digest(cookieHash)))) return next();
-    refuse(res, 401, 'this dashboard needs its token (DASHBOARD_TOKEN): open /?token=TOKEN once in the browser, or send Authorization: Bearer TOKEN');
+    if (
+      (bearer !== undefined && sameSecret(bearer, tokenHash)) ||
+      (cookie !== undefined && sameSecret(cookie, digest(cookieHash)))
+    )
+      return next();
+    refuse(
+      res,
+      401,
+      'this dashboard needs its token (DASHBOARD_TOKEN): open /?token=TOKEN once in the browser, or send Authorization: Bearer TOKEN',
+    );
   };
 }

@@ -36,7 +36,8 @@ ${body}
 `;
 }
 
-const statusClass = (r: RunReport): string => (r.failed > 0 || r.status === 'scan failed' ? 'failed' : r.status === 'finished' ? 'finished' : '');
+const statusClass = (r: RunReport): string =>
+  r.failed > 0 || r.status === 'scan failed' ? 'failed' : r.status === 'finished' ? 'finished' : '';
 
 export function runsPage(reports: readonly RunReport[], queuePrefix: string): string {
   const rows = reports.map(
@@ -50,7 +51,10 @@ export function runsPage(reports: readonly RunReport[], queuePrefix: string): st
     ? `<table class="runs"><thead><tr><th>run</th><th>status</th><th>started</th><th>collection</th><th>model</th><th>indexed</th><th>failed</th><th>unchanged</th><th>requests</th><th>cost</th></tr></thead>
 <tbody>${rows.join('\n')}</tbody></table>`
     : '<p class="muted">no runs yet</p>';
-  return page('mm-ingest runs', `<h1>Runs</h1><p class="muted">queue prefix ${esc(queuePrefix)}, newest first</p>\n${table}`);
+  return page(
+    'mm-ingest runs',
+    `<h1>Runs</h1><p class="muted">queue prefix ${esc(queuePrefix)}, newest first</p>\n${table}`,
+  );
 }
 
 /** Rows shown on a run's page; the rest are counted (the JSON API has them all). */
@@ -62,8 +66,14 @@ export function runPage(report: RunReport, items: ReadonlyMap<string, ItemOutcom
   listed.sort(([ka, a], [kb, b]) => (a.status === b.status ? ka.localeCompare(kb) : a.status === 'failed' ? -1 : 1));
   const rows = listed
     .slice(0, MAX_ITEM_ROWS)
-    .map(([key, o]) => `<tr><td class="${o.status === 'failed' ? 'failed' : ''}">${esc(o.status)}</td><td>${esc(o.code)}</td><td>${esc(key)}</td><td>${esc(o.reason)}</td></tr>`);
-  const more = listed.length > MAX_ITEM_ROWS ? `<p class="muted">${n(listed.length - MAX_ITEM_ROWS)} more in <a href="/api/runs/${esc(encodeURIComponent(report.id))}">the JSON</a></p>` : '';
+    .map(
+      ([key, o]) =>
+        `<tr><td class="${o.status === 'failed' ? 'failed' : ''}">${esc(o.status)}</td><td>${esc(o.code)}</td><td>${esc(key)}</td><td>${esc(o.reason)}</td></tr>`,
+    );
+  const more =
+    listed.length > MAX_ITEM_ROWS
+      ? `<p class="muted">${n(listed.length - MAX_ITEM_ROWS)} more in <a href="/api/runs/${esc(encodeURIComponent(report.id))}">the JSON</a></p>`
+      : '';
   const table = listed.length
     ? `<table><thead><tr><th>status</th><th>code</th><th>key</th><th>reason</th></tr></thead><tbody>${rows.join('\n')}</tbody></table>${more}`
     : '<p class="muted">none: every object was indexed or unchanged</p>';

@@ -76,7 +76,10 @@ export async function startDashboard(config: Config, options: DashboardOptions):
   const adapterOptions = { readOnlyMode: options.readOnly ?? false, prefix: `${config.queuePrefix}:` };
   createBullBoard({
     queues: [
-      new BullMQAdapter(embed, { ...adapterOptions, description: 'embed jobs: one or a few API requests of a run each' }),
+      new BullMQAdapter(embed, {
+        ...adapterOptions,
+        description: 'embed jobs: one or a few API requests of a run each',
+      }),
       new BullMQAdapter(reindex, { ...adapterOptions, description: 'reindex requests: one scan each' }),
     ],
     serverAdapter: board,
@@ -103,7 +106,10 @@ export async function startDashboard(config: Config, options: DashboardOptions):
     const id = req.params.id ?? '';
     const run = await runs.get(id);
     if (!run) {
-      res.status(404).type('html').send(notFoundPage(`run ${id} does not exist`));
+      res
+        .status(404)
+        .type('html')
+        .send(notFoundPage(`run ${id} does not exist`));
       return;
     }
     const items = await runs.items(id);
@@ -135,7 +141,12 @@ export async function startDashboard(config: Config, options: DashboardOptions):
     throw err;
   });
   const port = (server.address() as AddressInfo).port;
-  guard.check = dashboardGuard({ host, port, token: config.dashboardToken, allowedHosts: config.dashboardAllowedHosts });
+  guard.check = dashboardGuard({
+    host,
+    port,
+    token: config.dashboardToken,
+    allowedHosts: config.dashboardAllowedHosts,
+  });
   const shownHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
   return {
     port,

@@ -80,7 +80,14 @@ function fromRecord(record: unknown, arrived: number, out: ParsedNotification): 
   const rawKey = isObject(s3.object) && typeof s3.object.key === 'string' ? s3.object.key : undefined;
   const key = rawKey === undefined ? undefined : decodeEventKey(rawKey);
   if (!bucket || rawKey === undefined || !key) {
-    out.ignored.push({ name, reason: !bucket ? 'no s3.bucket.name' : rawKey === undefined ? 'no s3.object.key' : `s3.object.key is not URL-encoded text: ${JSON.stringify(rawKey.slice(0, 200))}` });
+    out.ignored.push({
+      name,
+      reason: !bucket
+        ? 'no s3.bucket.name'
+        : rawKey === undefined
+          ? 'no s3.object.key'
+          : `s3.object.key is not URL-encoded text: ${JSON.stringify(rawKey.slice(0, 200))}`,
+    });
     return;
   }
   out.events.push({ bucket, key, kind, name, time: timeOf(record.eventTime, arrived) });
@@ -92,7 +99,8 @@ function fromRecord(record: unknown, arrived: number, out: ParsedNotification): 
  */
 function fromEventBridge(event: Record<string, unknown>, arrived: number, out: ParsedNotification): void {
   const type = String(event['detail-type']);
-  const kind: EventKind | undefined = type === 'Object Created' ? 'created' : type === 'Object Deleted' ? 'removed' : undefined;
+  const kind: EventKind | undefined =
+    type === 'Object Created' ? 'created' : type === 'Object Deleted' ? 'removed' : undefined;
   if (!kind) {
     out.ignored.push({ name: type, reason: 'not an object creation or removal' });
     return;
@@ -127,7 +135,10 @@ function walk(body: unknown, arrived: number, out: ParsedNotification, depth: nu
   }
   if (typeof body.Event === 'string') {
     // s3:TestEvent, sent by S3 when a notification configuration is saved
-    out.ignored.push({ name: body.Event, reason: body.Event === 's3:TestEvent' ? 'a test event' : 'not an object creation or removal' });
+    out.ignored.push({
+      name: body.Event,
+      reason: body.Event === 's3:TestEvent' ? 'a test event' : 'not an object creation or removal',
+    });
     return;
   }
   if (body.Type === 'Notification' && typeof body.Message === 'string' && depth < 2) {
@@ -146,7 +157,10 @@ function walk(body: unknown, arrived: number, out: ParsedNotification, depth: nu
     fromEventBridge(body, arrived, out);
     return;
   }
-  out.ignored.push({ name: '(unknown)', reason: 'neither S3 records, an S3 test event, an SNS envelope nor an EventBridge event' });
+  out.ignored.push({
+    name: '(unknown)',
+    reason: 'neither S3 records, an S3 test event, an SNS envelope nor an EventBridge event',
+  });
 }
 
 /** The events of one delivery (an SQS message's body, a webhook POST, a Redis list entry), as parsed JSON. */
@@ -162,7 +176,10 @@ export function parseNotificationText(text: string, arrived = Date.now()): Parse
   try {
     body = JSON.parse(text);
   } catch {
-    return { events: [], ignored: [{ name: '(malformed)', reason: `not JSON: ${JSON.stringify(text.slice(0, 120))}` }] };
+    return {
+      events: [],
+      ignored: [{ name: '(malformed)', reason: `not JSON: ${JSON.stringify(text.slice(0, 120))}` }],
+    };
   }
   return parseNotification(body, arrived);
 }

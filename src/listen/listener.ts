@@ -34,7 +34,11 @@ export interface KeysJob {
 }
 
 /** Where a batch's job stands in the reindex queue. */
-export type BatchJobState = { readonly state: 'missing' } | { readonly state: 'pending' } | { readonly state: 'failed'; readonly reason: string } | { readonly state: 'completed'; readonly runId?: string };
+export type BatchJobState =
+  | { readonly state: 'missing' }
+  | { readonly state: 'pending' }
+  | { readonly state: 'failed'; readonly reason: string }
+  | { readonly state: 'completed'; readonly runId?: string };
 
 /** The reindex queue as the listener uses it (the CLI gives it BullMQ's, with the reindex jobs' options). */
 export interface BatchQueue {
@@ -78,7 +82,10 @@ export class Listener {
       const targets = this.byBucket.get(e.bucket);
       if (!targets) {
         inc('ignored:unmapped-bucket');
-        log.info({ source, event: e.name, bucket: e.bucket, key: e.key }, 'event of a bucket with no --map entry, acknowledged and ignored');
+        log.info(
+          { source, event: e.name, bucket: e.bucket, key: e.key },
+          'event of a bucket with no --map entry, acknowledged and ignored',
+        );
         continue;
       }
       inc(kindCounter(source, e.kind));
@@ -86,7 +93,13 @@ export class Listener {
       events.push({ ...e, time: Math.min(e.time, now), targets });
     }
     for (const i of parsed.ignored) {
-      inc(i.name === 's3:TestEvent' ? 'ignored:test-event' : i.name.startsWith('(') ? 'ignored:malformed' : 'ignored:other-event');
+      inc(
+        i.name === 's3:TestEvent'
+          ? 'ignored:test-event'
+          : i.name.startsWith('(')
+            ? 'ignored:malformed'
+            : 'ignored:other-event',
+      );
       log.info({ source, event: i.name, reason: i.reason }, 'event acknowledged and ignored');
     }
     await this.deps.state.record(source, events, counts);
@@ -132,12 +145,27 @@ export class Listener {
   }
 
   private async enqueue(batch: BatchRecord): Promise<void> {
-    const data: KeysJob = { bucket: batch.target.bucket, collection: batch.target.collection, model: batch.target.model, ...(batch.target.dimension !== undefined ? { dimension: batch.target.dimension } : {}), keys: batch.keys };
+    const data: KeysJob = {
+      bucket: batch.target.bucket,
+      collection: batch.target.collection,
+      model: batch.target.model,
+      ...(batch.target.dimension !== undefined ? { dimension: batch.target.dimension } : {}),
+      keys: batch.keys,
+    };
     // the batch's id is the job's: adding it again after a crash is the same job
     await this.deps.queue.add(batch.id, data);
     await this.deps.state.markQueued(batch.id);
     await this.deps.state.count({ batchesQueued: 1, keysQueued: batch.keys.length });
-    this.deps.log.info({ batch: batch.id, bucket: batch.target.bucket, collection: batch.target.collection, keys: batch.keys.length, waitedMs: Date.now() - batch.oldest }, 'batch queued');
+    this.deps.log.info(
+      {
+        batch: batch.id,
+        bucket: batch.target.bucket,
+        collection: batch.target.collection,
+        keys: batch.keys.length,
+        waitedMs: Date.now() - batch.oldest,
+      },
+      'batch queued',
+    );
   }
 
   /** Every batch not done: queued if a crash left it unqueued, released once its run is finished or its job failed. */
@@ -153,8 +181,14 @@ export class Listener {
       let runId = batch.runId;
       const job = await queue.state(id);
       if (job.state === 'failed') {
-        await state.release(batch, { failure: job.reason, counts: { batchesFailed: 1, keysFailed: batch.keys.length } });
-        log.warn({ batch: id, keys: batch.keys.length, reason: job.reason }, 'batch failed: its keys were not reindexed');
+        await state.release(batch, {
+          failure: job.reason,
+          counts: { batchesFailed: 1, keysFailed: batch.keys.length },
+        });
+        log.warn(
+          { batch: id, keys: batch.keys.length, reason: job.reason },
+          'batch failed: its keys were not reindexed',
+        );
         continue;
       }
       if (job.state === 'pending') continue;
@@ -172,10 +206,33 @@ export class Listener {
       if (!run || !isFinished(run)) continue;
       const c = run.counters;
       await state.release(batch, {
-        counts: { batchesDone: 1, keysDone: batch.keys.length, objectsIndexed: c.objectsIndexed, objectsUnchanged: c.unchanged, objectsDeleted: c.deleted, objectsSkipped: c.skipped + c.objectsSkipped, objectsFailed: c.objectsFailed },
+        counts: {
+          batchesDone: 1,
+          keysDone: batch.keys.length,
+          objectsIndexed: c.objectsIndexed,
+          objectsUnchanged: c.unchanged,
+          objectsDeleted: c.deleted,
+          objectsSkipped: c.skipped + c.objectsSkipped,
+          objectsFailed: c.objectsFailed,
+        },
       });
-      if (c.objectsFailed > 0) log.warn({ batch: id, run: runId, failed: c.objectsFailed }, 'batch done with failures: mm-ingest failures --run shows them');
-      log.info({ batch: id, run: runId, keys: batch.keys.length, indexed: c.objectsIndexed, unchanged: c.unchanged, deleted: c.deleted, lagMs: Date.now() - batch.oldest }, 'batch done');
+      if (c.objectsFailed > 0)
+        log.warn(
+          { batch: id, run: runId, failed: c.objectsFailed },
+          'batch done with failures: mm-ingest failures --run shows them',
+        );
+      log.info(
+        {
+          batch: id,
+          run: runId,
+          keys: batch.keys.length,
+          indexed: c.objectsIndexed,
+          unchanged: c.unchanged,
+          deleted: c.deleted,
+          lagMs: Date.now() - batch.oldest,
+        },
+        'batch done',
+      );
     }
   }
 }

@@ -21,10 +21,17 @@ export function parseMapEntry(text: string, where: string, models: ModelOverride
   const model = parts.pop() ?? '';
   const collection = parts.join(':');
   if (eq <= 0 || !collection || !model) {
-    throw new ConfigError(where, `"${entry}" is not bucket=collection:model or bucket=collection:model:dimension (e.g. photos=photos-index:qwen3-vl-embedding)`);
+    throw new ConfigError(
+      where,
+      `"${entry}" is not bucket=collection:model or bucket=collection:model:dimension (e.g. photos=photos-index:qwen3-vl-embedding)`,
+    );
   }
   const bucket = entry.slice(0, eq);
-  if (!BUCKET.test(bucket)) throw new ConfigError(where, `"${bucket}" is not a bucket name (3 to 63 lowercase letters, digits, dots and hyphens)`);
+  if (!BUCKET.test(bucket))
+    throw new ConfigError(
+      where,
+      `"${bucket}" is not a bucket name (3 to 63 lowercase letters, digits, dots and hyphens)`,
+    );
   const dimension = dimensionText !== undefined ? Number(dimensionText) : undefined;
   try {
     resolveDimension(resolveModel(model, models), dimension);
@@ -47,19 +54,35 @@ export function readMapFile(path: string, models: ModelOverrides = {}): Target[]
     const bare = line.replace(/#.*$/, '').trim();
     if (bare) targets.push(parseMapEntry(bare, `--map-file ${path}:${i + 1}`, models));
   });
-  if (targets.length === 0) throw new ConfigError('--map-file', `${path} maps no bucket (lines of bucket=collection:model)`);
+  if (targets.length === 0)
+    throw new ConfigError('--map-file', `${path} maps no bucket (lines of bucket=collection:model)`);
   return targets;
 }
 
 /** The targets of the flags and the file, each once. */
-export function mapTargets(entries: readonly string[], file: string | undefined, models: ModelOverrides = {}): Target[] {
-  const all = [...entries.map((e) => parseMapEntry(e, '--map', models)), ...(file !== undefined ? readMapFile(file, models) : [])];
-  if (all.length === 0) throw new ConfigError('--map', 'no bucket is mapped: give --map bucket=collection:model (repeatable) or --map-file');
+export function mapTargets(
+  entries: readonly string[],
+  file: string | undefined,
+  models: ModelOverrides = {},
+): Target[] {
+  const all = [
+    ...entries.map((e) => parseMapEntry(e, '--map', models)),
+    ...(file !== undefined ? readMapFile(file, models) : []),
+  ];
+  if (all.length === 0)
+    throw new ConfigError(
+      '--map',
+      'no bucket is mapped: give --map bucket=collection:model (repeatable) or --map-file',
+    );
   const seen = new Map(all.map((t) => [`${t.bucket}\n${t.collection}\n${t.model}\n${t.dimension ?? ''}`, t]));
   const byCollection = new Map<string, Target>();
   for (const t of seen.values()) {
     const other = byCollection.get(`${t.bucket}\n${t.collection}`);
-    if (other) throw new ConfigError('--map', `${t.bucket} is mapped to ${t.collection} twice (${other.model}${other.dimension ? `:${other.dimension}` : ''} and ${t.model}${t.dimension ? `:${t.dimension}` : ''}): a collection holds one model's vectors of one dimension`);
+    if (other)
+      throw new ConfigError(
+        '--map',
+        `${t.bucket} is mapped to ${t.collection} twice (${other.model}${other.dimension ? `:${other.dimension}` : ''} and ${t.model}${t.dimension ? `:${t.dimension}` : ''}): a collection holds one model's vectors of one dimension`,
+      );
     byCollection.set(`${t.bucket}\n${t.collection}`, t);
   }
   return [...seen.values()];

@@ -42,19 +42,28 @@ export interface WebhookOptions {
   readonly path?: string;
 }
 
-export async function startWebhookSource(listener: Listener, opts: WebhookOptions, log: Logger): Promise<RunningSource & { readonly port: number; readonly host: string }> {
+export async function startWebhookSource(
+  listener: Listener,
+  opts: WebhookOptions,
+  log: Logger,
+): Promise<RunningSource & { readonly port: number; readonly host: string }> {
   const expected = createHash('sha256').update(`Bearer ${opts.token}`).digest();
   const authorized = (req: IncomingMessage): boolean => {
     const header = req.headers.authorization;
     return header !== undefined && timingSafeEqual(createHash('sha256').update(header).digest(), expected);
   };
-  const answer = (res: ServerResponse, status: number, text: string): void => void res.writeHead(status, { 'content-type': 'text/plain' }).end(`${text}\n`);
+  const answer = (res: ServerResponse, status: number, text: string): void =>
+    void res.writeHead(status, { 'content-type': 'text/plain' }).end(`${text}\n`);
   const server: Server = createServer((req, res) => {
     if (req.method !== 'POST') return answer(res, 405, 'POST bucket event notifications here');
     if (!authorized(req)) {
       req.resume();
       log.warn({ remote: req.socket.remoteAddress }, 'webhook request without the right bearer token refused (401)');
-      return answer(res, 401, 'a bearer token is required (Authorization: Bearer TOKEN, MinIO: MINIO_NOTIFY_WEBHOOK_AUTH_TOKEN_<ID>)');
+      return answer(
+        res,
+        401,
+        'a bearer token is required (Authorization: Bearer TOKEN, MinIO: MINIO_NOTIFY_WEBHOOK_AUTH_TOKEN_<ID>)',
+      );
     }
     const chunks: Buffer[] = [];
     let size = 0;
@@ -107,7 +116,12 @@ export interface RedisListOptions {
 }
 
 /** `connection`: a connection of its own (BLMOVE blocks it). */
-export function startRedisListSource(listener: Listener, connection: RedisClient, opts: RedisListOptions, log: Logger): RunningSource {
+export function startRedisListSource(
+  listener: Listener,
+  connection: RedisClient,
+  opts: RedisListOptions,
+  log: Logger,
+): RunningSource {
   const processing = opts.processing ?? `${opts.list}:processing`;
   let stopped = false;
   const handle = async (entry: string): Promise<void> => {
@@ -136,7 +150,11 @@ export function startRedisListSource(listener: Listener, connection: RedisClient
       } catch (err) {
         if (stopped) return;
         const message = (err as Error).message;
-        if (/WRONGTYPE/.test(message)) log.error({ list: opts.list }, `${opts.list} is not a list: MinIO's Redis target must use MINIO_NOTIFY_REDIS_FORMAT_<ID>=access`);
+        if (/WRONGTYPE/.test(message))
+          log.error(
+            { list: opts.list },
+            `${opts.list} is not a list: MinIO's Redis target must use MINIO_NOTIFY_REDIS_FORMAT_<ID>=access`,
+          );
         else log.warn({ err: errorText(err) }, 'reading the Redis list failed, retrying');
         await sleep(1000);
         continue;
@@ -182,7 +200,12 @@ export function startSqsSource(listener: Listener, opts: SqsOptions, log: Logger
       let messages: Message[];
       try {
         const out = await client.send(
-          new ReceiveMessageCommand({ QueueUrl: opts.queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: opts.waitSeconds ?? 20, MessageSystemAttributeNames: ['ApproximateReceiveCount'] }),
+          new ReceiveMessageCommand({
+            QueueUrl: opts.queueUrl,
+            MaxNumberOfMessages: 10,
+            WaitTimeSeconds: opts.waitSeconds ?? 20,
+            MessageSystemAttributeNames: ['ApproximateReceiveCount'],
+          }),
           { abortSignal: abort.signal },
         );
         messages = out.Messages ?? [];
@@ -191,7 +214,8 @@ export function startSqsSource(listener: Listener, opts: SqsOptions, log: Logger
       } catch (err) {
         if (stopped) return;
         const message = errorText(err);
-        if (message !== lastError) log.warn({ err: message, queue: opts.queueUrl }, 'receiving from SQS failed, retrying');
+        if (message !== lastError)
+          log.warn({ err: message, queue: opts.queueUrl }, 'receiving from SQS failed, retrying');
         lastError = message;
         await sleep(2000);
         continue;
@@ -209,9 +233,16 @@ export function startSqsSource(listener: Listener, opts: SqsOptions, log: Logger
       if (done.length === 0) continue;
       try {
         const out = await client.send(new DeleteMessageBatchCommand({ QueueUrl: opts.queueUrl, Entries: done }));
-        for (const f of out.Failed ?? []) log.warn({ code: f.Code, reason: f.Message }, 'SQS message not deleted (it will be delivered again; its keys cost nothing twice)');
+        for (const f of out.Failed ?? [])
+          log.warn(
+            { code: f.Code, reason: f.Message },
+            'SQS message not deleted (it will be delivered again; its keys cost nothing twice)',
+          );
       } catch (err) {
-        log.warn({ err: errorText(err) }, 'deleting SQS messages failed (they will be delivered again; their keys cost nothing twice)');
+        log.warn(
+          { err: errorText(err) },
+          'deleting SQS messages failed (they will be delivered again; their keys cost nothing twice)',
+        );
       }
     }
   };

@@ -31,7 +31,11 @@ export interface Target {
   readonly dimension?: number;
 }
 
-export const targetId = (t: Target): string => createHash('sha256').update(`${t.bucket}\n${t.collection}\n${t.model}${t.dimension !== undefined ? `\n${t.dimension}` : ''}`).digest('hex').slice(0, 16);
+export const targetId = (t: Target): string =>
+  createHash('sha256')
+    .update(`${t.bucket}\n${t.collection}\n${t.model}${t.dimension !== undefined ? `\n${t.dimension}` : ''}`)
+    .digest('hex')
+    .slice(0, 16);
 
 export type Source = 'sqs' | 'webhook' | 'redis';
 
@@ -141,7 +145,12 @@ export class ListenerState {
    * Records a delivery's events in the pending sets of their targets, with its counts, in one
    * transaction: once it returns, the delivery may be acknowledged.
    */
-  async record(source: Source, events: readonly (BucketEvent & { readonly targets: readonly Target[] })[], counts: Readonly<Record<string, number>>, arrived = Date.now()): Promise<void> {
+  async record(
+    source: Source,
+    events: readonly (BucketEvent & { readonly targets: readonly Target[] })[],
+    counts: Readonly<Record<string, number>>,
+    arrived = Date.now(),
+  ): Promise<void> {
     const multi = this.redis.multi();
     for (const e of events) {
       // LT: a key keeps the arrival and the time of its oldest unprocessed event (a new key is added)
@@ -154,7 +163,8 @@ export class ListenerState {
     multi.hincrby(this.k('stats'), `deliveries:${source}`, 1);
     const results = await multi.exec();
     const failed = results?.find(([err]) => err);
-    if (!results || failed) throw failed?.[0] ?? new Error('the listener\'s pending set was not written (transaction aborted)');
+    if (!results || failed)
+      throw failed?.[0] ?? new Error("the listener's pending set was not written (transaction aborted)");
   }
 
   /** Moves a batch's worth of due keys of a target into a new batch; returns it, or undefined when nothing is due. */
@@ -162,18 +172,43 @@ export class ListenerState {
     const tid = targetId(target);
     const id = `listen-${now.toString(36)}-${randomBytes(6).toString('hex')}`;
     const taken = Number(
-      await this.redis.eval(TAKE, 6, this.k(`pending:${tid}`), this.k(`inflight:${tid}`), this.k('batches'), this.k(`batch:${id}`), this.k(`batch:${id}:keys`), this.k(`events:${tid}`), maxKeys, now - maxWaitMs, id, now, tid),
+      await this.redis.eval(
+        TAKE,
+        6,
+        this.k(`pending:${tid}`),
+        this.k(`inflight:${tid}`),
+        this.k('batches'),
+        this.k(`batch:${id}`),
+        this.k(`batch:${id}:keys`),
+        this.k(`events:${tid}`),
+        maxKeys,
+        now - maxWaitMs,
+        id,
+        now,
+        tid,
+      ),
     );
     if (taken === 0) return undefined;
     return this.batch(id);
   }
 
   async batch(id: string): Promise<BatchRecord | undefined> {
-    const [h, keys] = await Promise.all([this.redis.hgetall(this.k(`batch:${id}`)), this.redis.lrange(this.k(`batch:${id}:keys`), 0, -1)]);
+    const [h, keys] = await Promise.all([
+      this.redis.hgetall(this.k(`batch:${id}`)),
+      this.redis.lrange(this.k(`batch:${id}:keys`), 0, -1),
+    ]);
     if (!h.target) return undefined;
     const target = JSON.parse((await this.redis.hget(this.k('targets'), h.target)) ?? 'null') as Target | null;
     if (!target) return undefined;
-    return { id, target, keys, oldest: Number(h.oldest), flushedAt: Number(h.flushedAt), queued: h.queued === '1', ...(h.runId ? { runId: h.runId } : {}) };
+    return {
+      id,
+      target,
+      keys,
+      oldest: Number(h.oldest),
+      flushedAt: Number(h.flushedAt),
+      queued: h.queued === '1',
+      ...(h.runId ? { runId: h.runId } : {}),
+    };
   }
 
   /** Ids of the batches not done, oldest event first. */
@@ -190,14 +225,36 @@ export class ListenerState {
   }
 
   /** The batch is done (or failed for good): its keys may go into the next batch. */
-  async release(batch: BatchRecord, outcome: { failure?: string; counts: Readonly<Record<string, number>> }): Promise<void> {
+  async release(
+    batch: BatchRecord,
+    outcome: { failure?: string; counts: Readonly<Record<string, number>> },
+  ): Promise<void> {
     const tid = targetId(batch.target);
     if (outcome.failure !== undefined) {
-      const failure: BatchFailure = { batch: batch.id, target: batch.target, keys: batch.keys.length, at: new Date().toISOString(), reason: outcome.failure, sample: batch.keys.slice(0, 20) };
-      await this.redis.multi().lpush(this.k('failures'), JSON.stringify(failure)).ltrim(this.k('failures'), 0, MAX_FAILURES_KEPT - 1).exec();
+      const failure: BatchFailure = {
+        batch: batch.id,
+        target: batch.target,
+        keys: batch.keys.length,
+        at: new Date().toISOString(),
+        reason: outcome.failure,
+        sample: batch.keys.slice(0, 20),
+      };
+      await this.redis
+        .multi()
+        .lpush(this.k('failures'), JSON.stringify(failure))
+        .ltrim(this.k('failures'), 0, MAX_FAILURES_KEPT - 1)
+        .exec();
     }
     const multi = this.redis.multi();
-    multi.eval(RELEASE, 4, this.k(`inflight:${tid}`), this.k('batches'), this.k(`batch:${batch.id}`), this.k(`batch:${batch.id}:keys`), batch.id);
+    multi.eval(
+      RELEASE,
+      4,
+      this.k(`inflight:${tid}`),
+      this.k('batches'),
+      this.k(`batch:${batch.id}`),
+      this.k(`batch:${batch.id}:keys`),
+      batch.id,
+    );
     for (const [name, n] of Object.entries(outcome.counts)) if (n > 0) multi.hincrby(this.k('stats'), name, n);
     await multi.exec();
   }
@@ -234,7 +291,10 @@ export class ListenerState {
       this.redis.hgetall(this.k('stats')),
       this.redis.lrange(this.k('failures'), 0, 9),
     ]);
-    const oldest = Math.min(...perTarget.map((t) => t.oldest ?? Infinity), firstBatch[1] !== undefined ? Number(firstBatch[1]) : Infinity);
+    const oldest = Math.min(
+      ...perTarget.map((t) => t.oldest ?? Infinity),
+      firstBatch[1] !== undefined ? Number(firstBatch[1]) : Infinity,
+    );
     return {
       lagSeconds: Number.isFinite(oldest) ? Math.max(0, (now - oldest) / 1000) : 0,
       pendingKeys: perTarget.reduce((n, t) => n + t.pending, 0),

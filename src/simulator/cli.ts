@@ -67,7 +67,8 @@ function defined<T extends object>(o: T): Partial<T> {
 
 function rateLimitsFrom(flags: SimulateFlags): RateLimitSetting {
   const base = flags.rateLimits ?? 'documented';
-  if (base !== 'documented' && base !== 'off') throw new ConfigError('--rate-limits', `must be "documented" or "off", got "${base}"`);
+  if (base !== 'documented' && base !== 'off')
+    throw new ConfigError('--rate-limits', `must be "documented" or "off", got "${base}"`);
   const rpm = numberFlag('--rpm', flags.rpm, 'positive integer');
   const tpm = numberFlag('--tpm', flags.tpm, 'positive integer');
   if (rpm === undefined && tpm === undefined) return base;
@@ -77,10 +78,16 @@ function rateLimitsFrom(flags: SimulateFlags): RateLimitSetting {
 }
 
 /** Simulator options from the flags and the environment; throws a ConfigError naming the flag. */
-export function simulatorOptionsFromFlags(flags: SimulateFlags, env: NodeJS.ProcessEnv = process.env): SimulatorOptions {
+export function simulatorOptionsFromFlags(
+  flags: SimulateFlags,
+  env: NodeJS.ProcessEnv = process.env,
+): SimulatorOptions {
   const apiKey = flags.apiKey ?? env.DASHSCOPE_API_KEY;
   if (apiKey === undefined || apiKey.trim() === '') {
-    throw new ConfigError('--api-key', 'no API key: pass --api-key or set DASHSCOPE_API_KEY (clients must send the same key)');
+    throw new ConfigError(
+      '--api-key',
+      'no API key: pass --api-key or set DASHSCOPE_API_KEY (clients must send the same key)',
+    );
   }
   const latency: Partial<LatencyOptions> = defined({
     fixedMs: numberFlag('--latency-ms', flags.latencyMs, 'non-negative number'),
@@ -102,7 +109,8 @@ export function simulatorOptionsFromFlags(flags: SimulateFlags, env: NodeJS.Proc
   const maxBodyBytes = numberFlag('--max-body-bytes', flags.maxBodyBytes, 'positive integer');
   const downloadTimeoutMs = numberFlag('--download-timeout-ms', flags.downloadTimeoutMs, 'positive integer');
   const captureRequests = numberFlag('--capture-requests', flags.captureRequests, 'integer');
-  if (captureRequests !== undefined && captureRequests < 0) throw new ConfigError('--capture-requests', `must be 0 or more, got "${flags.captureRequests}"`);
+  if (captureRequests !== undefined && captureRequests < 0)
+    throw new ConfigError('--capture-requests', `must be 0 or more, got "${flags.captureRequests}"`);
   return resolveSimulatorOptions(
     {
       apiKey,
@@ -146,7 +154,10 @@ export function registerSimulateCommand(program: Command): Command {
     .option('--download-timeout-ms <n>', 'time allowed to download a media URL (default 30000)')
     .option('--model-overrides <json>', 'per-model catalog overrides (default: $MODEL_OVERRIDES)')
     .option('--capture-requests <n>', 'keep the last n requests (key redacted) for GET /_sim/requests (default 0: off)')
-    .option('--allow-private-urls', 'download media URLs of loopback and private hosts, which the provider refuses (for URL mode against a local store)')
+    .option(
+      '--allow-private-urls',
+      'download media URLs of loopback and private hosts, which the provider refuses (for URL mode against a local store)',
+    )
     .action(async (flags: SimulateFlags, cmd: Command) => {
       let options: SimulatorOptions;
       try {
@@ -156,7 +167,10 @@ export function registerSimulateCommand(program: Command): Command {
         throw err;
       }
       const sim = await startSimulator(options).catch((err: unknown) =>
-        cmd.error(`error: cannot listen on ${options.host}:${options.port}: ${err instanceof Error ? err.message : String(err)}`, { exitCode: 1 }),
+        cmd.error(
+          `error: cannot listen on ${options.host}:${options.port}: ${err instanceof Error ? err.message : String(err)}`,
+          { exitCode: 1 },
+        ),
       );
       process.stdout.write(`simulator listening on ${sim.url} (models: ${MODEL_NAMES.join(', ')})\n`);
       const stop = (): void => {

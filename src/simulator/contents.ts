@@ -62,10 +62,14 @@ export function parseParameters(raw: unknown, spec: ModelSpec): Parameters {
   let dim = spec.defaultDimension;
   if (dimension !== undefined && dimension !== null) {
     if (!spec.acceptsDimension) {
-      return refuse(`${spec.name} does not accept the dimension parameter (its vectors have ${spec.defaultDimension} dimensions).`);
+      return refuse(
+        `${spec.name} does not accept the dimension parameter (its vectors have ${spec.defaultDimension} dimensions).`,
+      );
     }
     if (typeof dimension !== 'number' || !spec.dimensions.includes(dimension)) {
-      return refuse(`dimension ${JSON.stringify(dimension)} is not supported by ${spec.name} (supported: ${spec.dimensions.join(', ')}).`);
+      return refuse(
+        `dimension ${JSON.stringify(dimension)} is not supported by ${spec.name} (supported: ${spec.dimensions.join(', ')}).`,
+      );
     }
     dim = dimension;
   }
@@ -74,10 +78,12 @@ export function parseParameters(raw: unknown, spec: ModelSpec): Parameters {
   }
   let frames = 1;
   if (fps !== undefined && fps !== null) {
-    if (typeof fps !== 'number' || !Number.isFinite(fps) || fps < 0 || fps > 1) return refuse(`fps must be a number in [0, 1], got ${JSON.stringify(fps)}.`);
+    if (typeof fps !== 'number' || !Number.isFinite(fps) || fps < 0 || fps > 1)
+      return refuse(`fps must be a number in [0, 1], got ${JSON.stringify(fps)}.`);
     frames = fps;
   }
-  if (instruct !== undefined && instruct !== null && typeof instruct !== 'string') return refuse('instruct must be a string.');
+  if (instruct !== undefined && instruct !== null && typeof instruct !== 'string')
+    return refuse('instruct must be a string.');
   return typeof instruct === 'string' ? { dimension: dim, fps: frames, instruct } : { dimension: dim, fps: frames };
 }
 
@@ -88,7 +94,8 @@ function nonBlankText(value: unknown, where: string): string {
 }
 
 function mediaRef(value: unknown, where: string): string {
-  if (typeof value !== 'string' || value.trim() === '') return refuse(`${where} must be a non-empty string (a URL${where.endsWith('video') ? '' : ' or a data URI'}).`);
+  if (typeof value !== 'string' || value.trim() === '')
+    return refuse(`${where} must be a non-empty string (a URL${where.endsWith('video') ? '' : ' or a data URI'}).`);
   return value;
 }
 
@@ -110,10 +117,14 @@ export function parseElement(raw: unknown, index: number, spec: ModelSpec): Pars
     if (keys.length > 1) return refuse(`${at}: multi_images cannot be combined with other keys in one element.`);
     if (spec.multiImagesMax === 0) return refuse(`${at}: ${spec.name} does not support multi_images.`);
     const group = raw.multi_images;
-    if (!Array.isArray(group) || group.length === 0) return refuse(`${at}.multi_images must be a non-empty array of images.`);
+    if (!Array.isArray(group) || group.length === 0)
+      return refuse(`${at}.multi_images must be a non-empty array of images.`);
     if (group.length > spec.multiImagesMax) {
       throw new Refused(
-        invalidParameter(`${at}.multi_images has ${group.length} images, over ${spec.name}'s limit of ${spec.multiImagesMax} images per multi_images element.`, 'multi-images'),
+        invalidParameter(
+          `${at}.multi_images has ${group.length} images, over ${spec.name}'s limit of ${spec.multiImagesMax} images per multi_images element.`,
+          'multi-images',
+        ),
       );
     }
     const images = group.map((g, j) => mediaRef(g, `${at}.multi_images[${j}]`));
@@ -121,7 +132,9 @@ export function parseElement(raw: unknown, index: number, spec: ModelSpec): Pars
   }
 
   if (keys.length > 1 && !spec.fused) {
-    return refuse(`${at}: ${spec.name} does not support fused elements (${keys.join(' + ')} in one object); send them as separate elements.`);
+    return refuse(
+      `${at}: ${spec.name} does not support fused elements (${keys.join(' + ')} in one object); send them as separate elements.`,
+    );
   }
   const text = 'text' in raw ? nonBlankText(raw.text, `${at}.text`) : undefined;
   const image = 'image' in raw ? mediaRef(raw.image, `${at}.image`) : undefined;

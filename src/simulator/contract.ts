@@ -195,7 +195,8 @@ export function isContractModel(name: string): boolean {
  */
 export function contractModel(name: string, overrides: ModelOverrides = {}): ModelSpec {
   const base = isContractModel(name) ? CONTRACT_MODELS[name] : undefined;
-  if (!base) throw new ConfigError('model', `"${name}" is not a known model (known: ${CONTRACT_MODEL_NAMES.join(', ')})`);
+  if (!base)
+    throw new ConfigError('model', `"${name}" is not a known model (known: ${CONTRACT_MODEL_NAMES.join(', ')})`);
   const spec: ModelSpec = { ...base, ...(Object.hasOwn(overrides, name) ? overrides[name] : {}) };
   if (!spec.dimensions.includes(spec.defaultDimension)) {
     throw new ConfigError('model', `${name}: defaultDimension ${spec.defaultDimension} is not one of its dimensions`);
@@ -205,7 +206,8 @@ export function contractModel(name: string, overrides: ModelOverrides = {}): Mod
 
 /** The provider-wide shape rule, or undefined when the image passes it. */
 export function imageShapeRefusal(width: number, height: number): string | undefined {
-  if (Math.min(width, height) < IMAGE_MIN_SIDE) return `each side of an image must be at least ${IMAGE_MIN_SIDE} px, got ${width}x${height}`;
+  if (Math.min(width, height) < IMAGE_MIN_SIDE)
+    return `each side of an image must be at least ${IMAGE_MIN_SIDE} px, got ${width}x${height}`;
   if (Math.max(width, height) > IMAGE_MAX_ASPECT * Math.min(width, height)) {
     return `an image's aspect ratio must be at most ${IMAGE_MAX_ASPECT}:1, got ${width}x${height}`;
   }
@@ -284,7 +286,13 @@ export function isUnreachableAddress(address: string): boolean {
 /** Names that never leave the machine or the local network, whatever they resolve to. */
 export function isLocalName(hostname: string): boolean {
   const h = hostname.toLowerCase().replace(/\.$/, '');
-  return h === 'localhost' || h.endsWith('.localhost') || h.endsWith('.local') || h.endsWith('.internal') || (!h.includes('.') && isIP(h) === 0);
+  return (
+    h === 'localhost' ||
+    h.endsWith('.localhost') ||
+    h.endsWith('.local') ||
+    h.endsWith('.internal') ||
+    (!h.includes('.') && isIP(h) === 0)
+  );
 }
 
 /** The message the provider answers a media URL whose answer has no Content-Length with (contract, more codes). */

@@ -116,7 +116,10 @@ export const DATA_URI_MAX_BYTES = DATA_URI_CAP_BYTES;
 const nonNegative = z.number().finite().min(0);
 const rate = z.number().min(0).max(1);
 const limitValue = z.number().int().positive().nullable();
-const latencySchema = z.object({ fixedMs: nonNegative, perInputMs: nonNegative, jitterMs: nonNegative }).partial().strict();
+const latencySchema = z
+  .object({ fixedMs: nonNegative, perInputMs: nonNegative, jitterMs: nonNegative })
+  .partial()
+  .strict();
 const faultsSchema = z
   .object({
     seed: z.number().int(),
@@ -135,7 +138,10 @@ const rateLimitsSchema = z.union([
   z.literal('off'),
   z.record(z.string(), z.object({ rpm: limitValue, tpm: limitValue }).partial().strict()),
 ]);
-const patchSchema = z.object({ rateLimits: rateLimitsSchema, latency: latencySchema, faults: faultsSchema }).partial().strict();
+const patchSchema = z
+  .object({ rateLimits: rateLimitsSchema, latency: latencySchema, faults: faultsSchema })
+  .partial()
+  .strict();
 const optionsSchema = z
   .object({
     apiKey: z.string().min(1),
@@ -148,7 +154,11 @@ const optionsSchema = z
     captureRequests: z.number().int().min(0),
     allowPrivateUrls: z.boolean(),
     videoTokenRule: z
-      .object({ bytesPerSecond: z.number().int().positive(), maxFrames: z.number().int().positive(), tokensPerFrame: z.number().int().positive() })
+      .object({
+        bytesPerSecond: z.number().int().positive(),
+        maxFrames: z.number().int().positive(),
+        tokensPerFrame: z.number().int().positive(),
+      })
       .partial()
       .strict(),
   })
@@ -168,7 +178,11 @@ function check<T>(schema: z.ZodType<T>, value: unknown, source: string): T {
 function checkRateLimitModels(setting: RateLimitSetting, source: string): void {
   if (typeof setting === 'string') return;
   for (const name of Object.keys(setting)) {
-    if (!CONTRACT_MODEL_NAMES.includes(name)) throw new ConfigError(source, `rateLimits names unknown model "${name}" (known: ${CONTRACT_MODEL_NAMES.join(', ')})`);
+    if (!CONTRACT_MODEL_NAMES.includes(name))
+      throw new ConfigError(
+        source,
+        `rateLimits names unknown model "${name}" (known: ${CONTRACT_MODEL_NAMES.join(', ')})`,
+      );
   }
 }
 
@@ -218,5 +232,8 @@ export function rateLimitFor(setting: RateLimitSetting, spec: ModelSpec): RateLi
   const documented: RateLimit = { rpm: spec.rpm, tpm: spec.tpm };
   if (setting === 'documented') return documented;
   const own = setting[spec.name];
-  return { rpm: own?.rpm === undefined ? documented.rpm : own.rpm, tpm: own?.tpm === undefined ? documented.tpm : own.tpm };
+  return {
+    rpm: own?.rpm === undefined ? documented.rpm : own.rpm,
+    tpm: own?.tpm === undefined ? documented.tpm : own.tpm,
+  };
 }

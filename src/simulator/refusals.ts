@@ -32,7 +32,9 @@ export class Refused extends Error {
 }
 
 export function invalidParameter(message: string, limit?: LimitKind): Refusal {
-  return limit ? { status: 400, code: 'InvalidParameter', message, limit } : { status: 400, code: 'InvalidParameter', message };
+  return limit
+    ? { status: 400, code: 'InvalidParameter', message, limit }
+    : { status: 400, code: 'InvalidParameter', message };
 }
 
 export const INVALID_API_KEY: Refusal = { status: 401, code: 'InvalidApiKey', message: 'Invalid API-key provided.' };
@@ -52,8 +54,16 @@ export const INTERNAL_ERROR: Refusal = {
   code: 'InternalError',
   message: 'An internal error has occured, please try again later or contact service support.',
 };
-export const MODEL_UNAVAILABLE: Refusal = { status: 503, code: 'ModelUnavailable', message: 'Model is unavailable, please try again later.' };
-export const RATE_QUOTA: Refusal = { status: 429, code: 'Throttling.RateQuota', message: 'Requests rate limit exceeded, please try again later.' };
+export const MODEL_UNAVAILABLE: Refusal = {
+  status: 503,
+  code: 'ModelUnavailable',
+  message: 'Model is unavailable, please try again later.',
+};
+export const RATE_QUOTA: Refusal = {
+  status: 429,
+  code: 'Throttling.RateQuota',
+  message: 'Requests rate limit exceeded, please try again later.',
+};
 export const ALLOCATION_QUOTA: Refusal = {
   status: 429,
   code: 'Throttling.AllocationQuota',
@@ -62,7 +72,8 @@ export const ALLOCATION_QUOTA: Refusal = {
 export const BURST_RATE: Refusal = {
   status: 429,
   code: 'Throttling.BurstRate',
-  message: 'Request rate increased too quickly. To ensure system stability, please adjust your client logic to scale requests more smoothly over time.',
+  message:
+    'Request rate increased too quickly. To ensure system stability, please adjust your client logic to scale requests more smoothly over time.',
 };
 
 export function modelNotFound(model: string): Refusal {
@@ -70,7 +81,12 @@ export function modelNotFound(model: string): Refusal {
 }
 
 export function bodyTooLarge(bytes: number, cap: number): Refusal {
-  return { status: 413, code: 'BadRequest.TooLarge', message: `Request body of ${bytes} bytes is over the ${cap}-byte limit.`, limit: 'body-bytes' };
+  return {
+    status: 413,
+    code: 'BadRequest.TooLarge',
+    message: `Request body of ${bytes} bytes is over the ${cap}-byte limit.`,
+    limit: 'body-bytes',
+  };
 }
 
 /** Markers a test puts in a text to get a refusal for that element every time. */

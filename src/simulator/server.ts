@@ -31,7 +31,15 @@ import type { CapturedRequest } from './capture.js';
 import { applyPatch, rateLimitFor, resolveSimulatorOptions } from './options.js';
 import type { RateLimit, SimulatorOptions, SimulatorOptionsInput, SimulatorPatch } from './options.js';
 import { RateLimiter } from './ratelimit.js';
-import { INTERNAL_ERROR, INVALID_API_KEY, MODEL_UNAVAILABLE, BURST_RATE, Refused, bodyTooLarge, invalidParameter } from './refusals.js';
+import {
+  INTERNAL_ERROR,
+  INVALID_API_KEY,
+  MODEL_UNAVAILABLE,
+  BURST_RATE,
+  Refused,
+  bodyTooLarge,
+  invalidParameter,
+} from './refusals.js';
 import type { Refusal } from './refusals.js';
 import { StatsRecorder } from './stats.js';
 import type { SimulatorStats } from './stats.js';
@@ -57,7 +65,9 @@ export interface Simulator {
   requests(): CapturedRequest[];
 }
 
-export type SimulatorConfigView = Omit<SimulatorOptions, 'apiKey'> & { readonly rateLimitsInForce: Record<string, RateLimit> };
+export type SimulatorConfigView = Omit<SimulatorOptions, 'apiKey'> & {
+  readonly rateLimitsInForce: Record<string, RateLimit>;
+};
 
 /** Small bodies only on the control endpoints. */
 const CONTROL_BODY_MAX = 1_000_000;
@@ -108,7 +118,10 @@ export async function startSimulator(input: SimulatorOptionsInput): Promise<Simu
   // Load the tokenizer now (about half a second) rather than inside the first request.
   qwenTokenCount('warm up');
 
-  const limitsOf = (o: SimulatorOptions) => (model: string): RateLimit => rateLimitFor(o.rateLimits, resolveModel(model, o.modelOverrides));
+  const limitsOf =
+    (o: SimulatorOptions) =>
+    (model: string): RateLimit =>
+      rateLimitFor(o.rateLimits, resolveModel(model, o.modelOverrides));
   const stats = new StatsRecorder();
   const limiter = new RateLimiter(limitsOf(options));
   const faults = new FaultInjector(options.faults);
@@ -221,16 +234,25 @@ export async function startSimulator(input: SimulatorOptionsInput): Promise<Simu
     if (throttled) return refuse(throttled, model);
 
     const spec = valid.spec;
-    const embeddings = valid.elements.map((e) => ({ index: e.index, embedding: embedParts(spec.name, valid.dimension, elementParts(e)), type: e.type }));
+    const embeddings = valid.elements.map((e) => ({
+      index: e.index,
+      embedding: embedParts(spec.name, valid.dimension, elementParts(e)),
+      type: e.type,
+    }));
     await sleep(latency.delayMs(valid.elements.length));
     stats.accepted(spec.name, valid.elements.length, counts);
-    answer(res, 200, { output: { embeddings }, usage: usageBody(counts), request_id: requestId } satisfies ApiSuccessBody);
+    answer(res, 200, {
+      output: { embeddings },
+      usage: usageBody(counts),
+      request_id: requestId,
+    } satisfies ApiSuccessBody);
   }
 
   async function control(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
     if (req.method === 'GET' && path === '/_sim/stats') return sendJson(res, 200, stats.snapshot());
     if (req.method === 'GET' && path === '/_sim/config') return sendJson(res, 200, config());
-    if (req.method === 'GET' && path === '/_sim/requests') return sendJson(res, 200, { capacity: log.capacity, requests: log.list() });
+    if (req.method === 'GET' && path === '/_sim/requests')
+      return sendJson(res, 200, { capacity: log.capacity, requests: log.list() });
     if (req.method === 'POST' && path === '/_sim/reset') {
       await readBody(req, CONTROL_BODY_MAX);
       reset();
@@ -241,12 +263,17 @@ export async function startSimulator(input: SimulatorOptionsInput): Promise<Simu
       try {
         configure(JSON.parse(body.bytes?.toString('utf8') ?? 'null'));
       } catch (err) {
-        const message = err instanceof ConfigError || err instanceof SyntaxError ? err.message : 'invalid configuration';
+        const message =
+          err instanceof ConfigError || err instanceof SyntaxError ? err.message : 'invalid configuration';
         return sendJson(res, 400, { code: 'InvalidParameter', message, request_id: randomUUID() });
       }
       return sendJson(res, 200, config());
     }
-    sendJson(res, 404, { code: 'NotFound', message: `No ${req.method ?? ''} ${path} on the simulator.`, request_id: randomUUID() });
+    sendJson(res, 404, {
+      code: 'NotFound',
+      message: `No ${req.method ?? ''} ${path} on the simulator.`,
+      request_id: randomUUID(),
+    });
   }
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -256,8 +283,17 @@ export async function startSimulator(input: SimulatorOptionsInput): Promise<Simu
     // Anything else is logged too: a client on the wrong path or method shows up in the log.
     const body = await readBody(req, CONTROL_BODY_MAX).catch(() => undefined);
     if (body) log.record(req, res, body.bytes, body.total);
-    if (path === EMBEDDING_PATH) return answer(res, 405, { code: 'MethodNotAllowed', message: `Use POST for ${EMBEDDING_PATH}.`, request_id: randomUUID() });
-    answer(res, 404, { code: 'NotFound', message: `No ${req.method ?? ''} ${path} on the simulator.`, request_id: randomUUID() });
+    if (path === EMBEDDING_PATH)
+      return answer(res, 405, {
+        code: 'MethodNotAllowed',
+        message: `Use POST for ${EMBEDDING_PATH}.`,
+        request_id: randomUUID(),
+      });
+    answer(res, 404, {
+      code: 'NotFound',
+      message: `No ${req.method ?? ''} ${path} on the simulator.`,
+      request_id: randomUUID(),
+    });
   }
 
   const server = createServer((req, res) => {

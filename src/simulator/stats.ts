@@ -154,7 +154,16 @@ export class StatsRecorder {
   private model(name: string): ModelStats {
     let m = this.stats.models[name];
     if (!m) {
-      m = { requests: 0, accepted: 0, inputs: 0, textTokens: 0, imageTokens: 0, refusals: {}, limitViolations: 0, maxRequestsInAnyMinute: 0 };
+      m = {
+        requests: 0,
+        accepted: 0,
+        inputs: 0,
+        textTokens: 0,
+        imageTokens: 0,
+        refusals: {},
+        limitViolations: 0,
+        maxRequestsInAnyMinute: 0,
+      };
       this.stats.models[name] = m;
     }
     return m;

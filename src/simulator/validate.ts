@@ -14,7 +14,13 @@
 import { createHash } from 'node:crypto';
 import { sniffImage, sniffVideo } from '../media.js';
 import type { ImageFormat, ModelSpec, VideoFormat } from '../models.js';
-import { MISSING_CONTENT_LENGTH, chargedTextTokens, imageShapeRefusal, patchTokens, qwenTokenCount } from './contract.js';
+import {
+  MISSING_CONTENT_LENGTH,
+  chargedTextTokens,
+  imageShapeRefusal,
+  patchTokens,
+  qwenTokenCount,
+} from './contract.js';
 import type { EmbeddingType } from '../api.js';
 import { parseElement, parseParameters } from './contents.js';
 import type { Envelope, ParsedElement } from './contents.js';
@@ -74,11 +80,28 @@ const DATA_URI_RE = /^data:image\/([a-z0-9.+-]+);base64,/i;
 
 /** The formats a data URI may declare, as the bytes' real format (aliases included). */
 const DECLARED_FORMATS: ReadonlyMap<string, readonly ImageFormat[]> = new Map<string, readonly ImageFormat[]>([
-  ['jpeg', ['jpeg']], ['jpg', ['jpeg']], ['pjpeg', ['jpeg']], ['png', ['png']], ['webp', ['webp']],
-  ['bmp', ['bmp']], ['x-ms-bmp', ['bmp']], ['x-bmp', ['bmp']], ['dib', ['bmp', 'dib']],
-  ['tiff', ['tiff']], ['tif', ['tiff']], ['ico', ['ico']], ['x-icon', ['ico']], ['vnd.microsoft.icon', ['ico']],
-  ['icns', ['icns']], ['sgi', ['sgi']], ['x-sgi', ['sgi']], ['x-rgb', ['sgi']], ['gif', ['gif']],
-  ['heic', ['heic']], ['heif', ['heic']], ['avif', ['avif']],
+  ['jpeg', ['jpeg']],
+  ['jpg', ['jpeg']],
+  ['pjpeg', ['jpeg']],
+  ['png', ['png']],
+  ['webp', ['webp']],
+  ['bmp', ['bmp']],
+  ['x-ms-bmp', ['bmp']],
+  ['x-bmp', ['bmp']],
+  ['dib', ['bmp', 'dib']],
+  ['tiff', ['tiff']],
+  ['tif', ['tiff']],
+  ['ico', ['ico']],
+  ['x-icon', ['ico']],
+  ['vnd.microsoft.icon', ['ico']],
+  ['icns', ['icns']],
+  ['sgi', ['sgi']],
+  ['x-sgi', ['sgi']],
+  ['x-rgb', ['sgi']],
+  ['gif', ['gif']],
+  ['heic', ['heic']],
+  ['heif', ['heic']],
+  ['avif', ['avif']],
 ]);
 
 const MISSING_LENGTH: Refusal = { status: 400, code: 'InternalError.Algo', message: MISSING_CONTENT_LENGTH };
@@ -95,21 +118,33 @@ const refuse = (message: string): never => {
 function checkCounts(spec: ModelSpec, elements: readonly ParsedElement[]): void {
   const n = elements.length;
   if (spec.maxElements !== null && n > spec.maxElements) {
-    limit(`input.contents has ${n} elements, over ${spec.name}'s limit of ${spec.maxElements} elements per request.`, 'elements');
+    limit(
+      `input.contents has ${n} elements, over ${spec.name}'s limit of ${spec.maxElements} elements per request.`,
+      'elements',
+    );
   }
   const images = elements.reduce((s, e) => s + e.images.length, 0);
   if (spec.maxImagesPerRequest !== null && images > spec.maxImagesPerRequest) {
-    limit(`The request has ${images} images, over ${spec.name}'s limit of ${spec.maxImagesPerRequest} images per request.`, 'images');
+    limit(
+      `The request has ${images} images, over ${spec.name}'s limit of ${spec.maxImagesPerRequest} images per request.`,
+      'images',
+    );
   }
   const videos = elements.filter((e) => e.video !== undefined).length;
   if (spec.maxVideosPerRequest !== null && videos > spec.maxVideosPerRequest) {
-    limit(`The request has ${videos} videos, over ${spec.name}'s limit of ${spec.maxVideosPerRequest} videos per request.`, 'videos');
+    limit(
+      `The request has ${videos} videos, over ${spec.name}'s limit of ${spec.maxVideosPerRequest} videos per request.`,
+      'videos',
+    );
   }
 }
 
 function checkRequestTokens(spec: ModelSpec, total: number, what: string): void {
   if (spec.textLimitScope === 'per-request' && total > spec.textTokenLimit) {
-    limit(`${what} of this request total ${total} tokens, over ${spec.name}'s limit of ${spec.textTokenLimit} tokens per request.`, 'text-tokens');
+    limit(
+      `${what} of this request total ${total} tokens, over ${spec.name}'s limit of ${spec.textTokenLimit} tokens per request.`,
+      'text-tokens',
+    );
   }
 }
 
@@ -150,28 +185,46 @@ function countText(spec: ModelSpec, elements: readonly ParsedElement[]): number[
       }
     });
   }
-  checkRequestTokens(spec, charged.reduce((s, t) => s + t, 0), 'Texts (with their template tokens)');
+  checkRequestTokens(
+    spec,
+    charged.reduce((s, t) => s + t, 0),
+    'Texts (with their template tokens)',
+  );
   return counts;
 }
 
 function downloaded(f: Fetched, where: string, what: 'image' | 'video', max: number): Uint8Array {
   if (f.kind === 'failed') throw new Refused(DOWNLOAD_FAILED);
   if (f.kind === 'no-length') throw new Refused(MISSING_LENGTH);
-  if (f.kind === 'too-large') return limit(`${where}: ${what} of at least ${f.atLeast} bytes is over the limit of ${max} bytes.`, `${what}-bytes`);
+  if (f.kind === 'too-large')
+    return limit(
+      `${where}: ${what} of at least ${f.atLeast} bytes is over the limit of ${max} bytes.`,
+      `${what}-bytes`,
+    );
   return f.bytes;
 }
 
-async function resolveImage(ref: string, where: string, spec: ModelSpec, downloads: RequestDownloads, settings: ValidateSettings): Promise<ImageInput> {
+async function resolveImage(
+  ref: string,
+  where: string,
+  spec: ModelSpec,
+  downloads: RequestDownloads,
+  settings: ValidateSettings,
+): Promise<ImageInput> {
   let bytes: Uint8Array;
   let declared: string | undefined;
   if (ref.startsWith('data:')) {
     if (ref.length > settings.maxDataUriBytes) {
-      limit(`${where}: data URI of ${ref.length} bytes is over the limit of ${settings.maxDataUriBytes} bytes.`, 'data-uri-bytes');
+      limit(
+        `${where}: data URI of ${ref.length} bytes is over the limit of ${settings.maxDataUriBytes} bytes.`,
+        'data-uri-bytes',
+      );
     }
     const prefix = DATA_URI_RE.exec(ref);
     if (!prefix) return refuse(`${where}: a data URI must be data:image/{format};base64,{data}.`);
     declared = (prefix[1] ?? '').toLowerCase();
-    if (!DECLARED_FORMATS.has(declared)) return refuse(`${where}: the data URI declares image/${declared}, which is not an image format.`);
+    if (!DECLARED_FORMATS.has(declared))
+      return refuse(`${where}: the data URI declares image/${declared}, which is not an image format.`);
     const payload = ref.slice(prefix[0].length);
     if (!BASE64_RE.test(payload)) return refuse(`${where}: the data URI's data is not valid base64.`);
     bytes = Buffer.from(payload, 'base64');
@@ -180,47 +233,77 @@ async function resolveImage(ref: string, where: string, spec: ModelSpec, downloa
   } else {
     throw new Refused(URL_ERROR);
   }
-  if (bytes.length > spec.imageMaxBytes) limit(`${where}: image of ${bytes.length} bytes is over ${spec.name}'s limit of ${spec.imageMaxBytes} bytes.`, 'image-bytes');
+  if (bytes.length > spec.imageMaxBytes)
+    limit(
+      `${where}: image of ${bytes.length} bytes is over ${spec.name}'s limit of ${spec.imageMaxBytes} bytes.`,
+      'image-bytes',
+    );
   const facts = sniffImage(bytes);
   if ('error' in facts) return refuse(`${where}: ${facts.error}.`);
   if (declared !== undefined && !(DECLARED_FORMATS.get(declared) ?? []).includes(facts.format)) {
     return refuse(`${where}: the data URI declares image/${declared} but its bytes are a ${facts.format} image.`);
   }
   if (!spec.imageFormats.includes(facts.format)) {
-    return refuse(`${where}: ${facts.format} images are not supported by ${spec.name} (supported: ${spec.imageFormats.join(', ')}).`);
+    return refuse(
+      `${where}: ${facts.format} images are not supported by ${spec.name} (supported: ${spec.imageFormats.join(', ')}).`,
+    );
   }
   const shape = imageShapeRefusal(facts.width, facts.height);
   if (shape) return refuse(`${where}: ${shape}.`);
   return { bytes, ...facts };
 }
 
-async function resolveVideo(ref: string, where: string, spec: ModelSpec, downloads: RequestDownloads): Promise<VideoInput> {
+async function resolveVideo(
+  ref: string,
+  where: string,
+  spec: ModelSpec,
+  downloads: RequestDownloads,
+): Promise<VideoInput> {
   if (ref.startsWith('data:')) return refuse(`${where}: a video must be a URL; data URIs are not accepted for video.`);
   if (!HTTP_RE.test(ref)) throw new Refused(URL_ERROR);
   const bytes = downloaded(await downloads.get(ref), where, 'video', spec.videoMaxBytes);
-  if (bytes.length > spec.videoMaxBytes) limit(`${where}: video of ${bytes.length} bytes is over ${spec.name}'s limit of ${spec.videoMaxBytes} bytes.`, 'video-bytes');
+  if (bytes.length > spec.videoMaxBytes)
+    limit(
+      `${where}: video of ${bytes.length} bytes is over ${spec.name}'s limit of ${spec.videoMaxBytes} bytes.`,
+      'video-bytes',
+    );
   const sniffed = sniffVideo(bytes);
   if (!sniffed) return refuse(`${where}: not a video (unrecognised container).`);
   // MPEG program streams are both "mpeg" and "mpg" to the catalog.
-  const format = sniffed === 'mpeg' && !spec.videoFormats.includes('mpeg') && spec.videoFormats.includes('mpg') ? 'mpg' : sniffed;
+  const format =
+    sniffed === 'mpeg' && !spec.videoFormats.includes('mpeg') && spec.videoFormats.includes('mpg') ? 'mpg' : sniffed;
   if (!spec.videoFormats.includes(format)) {
-    return refuse(`${where}: ${format} videos are not supported by ${spec.name} (supported: ${spec.videoFormats.join(', ')}).`);
+    return refuse(
+      `${where}: ${format} videos are not supported by ${spec.name} (supported: ${spec.videoFormats.join(', ')}).`,
+    );
   }
   return { bytes, format };
 }
 
 type Resolved = { ok: ValidElement } | { refusal: Refusal };
 
-async function resolveElement(e: ParsedElement, tokens: number, spec: ModelSpec, downloads: RequestDownloads, settings: ValidateSettings): Promise<Resolved> {
+async function resolveElement(
+  e: ParsedElement,
+  tokens: number,
+  spec: ModelSpec,
+  downloads: RequestDownloads,
+  settings: ValidateSettings,
+): Promise<Resolved> {
   try {
     const at = `contents[${e.index}]`;
     const multi = e.type === 'multi_images';
     const [images, video] = await Promise.all([
-      Promise.all(e.images.map((ref, j) => resolveImage(ref, multi ? `${at}.multi_images[${j}]` : `${at}.image`, spec, downloads, settings))),
+      Promise.all(
+        e.images.map((ref, j) =>
+          resolveImage(ref, multi ? `${at}.multi_images[${j}]` : `${at}.image`, spec, downloads, settings),
+        ),
+      ),
       e.video === undefined ? undefined : resolveVideo(e.video, `${at}.video`, spec, downloads),
     ]);
     const base = { index: e.index, type: e.type, textTokens: tokens, images };
-    return { ok: { ...base, ...(e.text === undefined ? {} : { text: e.text }), ...(video === undefined ? {} : { video }) } };
+    return {
+      ok: { ...base, ...(e.text === undefined ? {} : { text: e.text }), ...(video === undefined ? {} : { video }) },
+    };
   } catch (err) {
     if (err instanceof Refused) return { refusal: err.refusal };
     throw err;
@@ -253,7 +336,10 @@ export async function validateRequest(envelope: Envelope, settings: ValidateSett
     elements.push(r.ok);
   }
   if (spec.imageTokensCountTowardLimit) {
-    const imageTok = elements.reduce((s, e) => s + e.images.reduce((t, img) => t + patchTokens(img.width, img.height), 0), 0);
+    const imageTok = elements.reduce(
+      (s, e) => s + e.images.reduce((t, img) => t + patchTokens(img.width, img.height), 0),
+      0,
+    );
     const textTok = elements.reduce((s, e) => s + (e.text === undefined ? 0 : chargedTextTokens(e.textTokens)), 0);
     checkRequestTokens(spec, textTok + imageTok, 'Text (with template tokens) and image tokens');
   }

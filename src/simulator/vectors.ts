@@ -16,8 +16,7 @@ import { createHash } from 'node:crypto';
 import { fmix32, hashString, sfc32 } from './prng.js';
 
 export type VectorPart =
-  | { readonly kind: 'text'; readonly text: string }
-  | { readonly kind: 'image' | 'video'; readonly bytes: Uint8Array };
+  { readonly kind: 'text'; readonly text: string } | { readonly kind: 'image' | 'video'; readonly bytes: Uint8Array };
 
 /** Positions each word feature touches: several, so one collision does not erase a word. */
 const POSITIONS_PER_FEATURE = 4;
@@ -86,7 +85,9 @@ function textVector(model: string, dimension: number, text: string): Float64Arra
 }
 
 function partVector(model: string, dimension: number, part: VectorPart): Float64Array {
-  return part.kind === 'text' ? textVector(model, dimension, part.text) : denseUnit(dimension, digestOf(model, dimension, part.kind, part.bytes));
+  return part.kind === 'text'
+    ? textVector(model, dimension, part.text)
+    : denseUnit(dimension, digestOf(model, dimension, part.kind, part.bytes));
 }
 
 /**
@@ -94,7 +95,8 @@ function partVector(model: string, dimension: number, part: VectorPart): Float64
  * the images of a multi_images group (the normalised sum of the parts' unit vectors).
  */
 export function embedParts(model: string, dimension: number, parts: readonly VectorPart[]): number[] {
-  if (!Number.isInteger(dimension) || dimension <= 0) throw new RangeError(`dimension must be a positive integer, got ${dimension}`);
+  if (!Number.isInteger(dimension) || dimension <= 0)
+    throw new RangeError(`dimension must be a positive integer, got ${dimension}`);
   if (parts.length === 0) throw new RangeError('an element needs at least one part');
   const [first, ...rest] = parts.map((p) => partVector(model, dimension, p));
   const sum = first ?? new Float64Array(dimension);

@@ -29,7 +29,11 @@ describe('backpressure', () => {
     env = await startPipelineEnv({ captureRequests: 1000 });
     await createBucket(env.s3client, BUCKET);
     for (let i = 0; i < OBJECTS; i += 40) {
-      await Promise.all(Array.from({ length: 40 }, (_, k) => putObject(env.s3client, BUCKET, `notes/${String(i + k).padStart(4, '0')}.txt`, text(i + k))));
+      await Promise.all(
+        Array.from({ length: 40 }, (_, k) =>
+          putObject(env.s3client, BUCKET, `notes/${String(i + k).padStart(4, '0')}.txt`, text(i + k)),
+        ),
+      );
     }
   }, 120_000);
 
@@ -39,7 +43,19 @@ describe('backpressure', () => {
 
   it('pauses the listing at MAX_QUEUED_JOBS, survives a SIGKILL while paused, and embeds every object once', async () => {
     const collection = `bp-${env.prefix}`;
-    const args = ['index', '--bucket', BUCKET, '--collection', collection, '--model', 'qwen3-vl-embedding', '--dimension', '256', '--page-size', String(PAGE)];
+    const args = [
+      'index',
+      '--bucket',
+      BUCKET,
+      '--collection',
+      collection,
+      '--model',
+      'qwen3-vl-embedding',
+      '--dimension',
+      '256',
+      '--page-size',
+      String(PAGE),
+    ];
     const bounded = { ...env.env, MAX_QUEUED_JOBS: String(BOUND) };
     const runs = new RunStore(env.redis, env.prefix);
     const queue = new Queue('embed', { connection: env.redis, prefix: env.prefix });
@@ -93,7 +109,11 @@ describe('backpressure', () => {
     // every object's text reached the API exactly once
     const sent = env.sim
       .requests()
-      .flatMap((r) => ((r.body as { input?: { contents?: unknown[] } } | undefined)?.input?.contents ?? []).map((c) => (typeof c === 'string' ? c : JSON.stringify(c))));
+      .flatMap((r) =>
+        ((r.body as { input?: { contents?: unknown[] } } | undefined)?.input?.contents ?? []).map((c) =>
+          typeof c === 'string' ? c : JSON.stringify(c),
+        ),
+      );
     expect(sent.length).toBe(OBJECTS);
     expect(new Set(sent).size).toBe(OBJECTS);
     expect(new Set(sent)).toEqual(new Set(Array.from({ length: OBJECTS }, (_, i) => text(i))));

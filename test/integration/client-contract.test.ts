@@ -21,7 +21,14 @@ import { imageTokens } from '../../src/media.js';
 import { MODEL_NAMES, resolveModel } from '../../src/models.js';
 import type { ModelSpec } from '../../src/models.js';
 import { planRequests, requestBody } from '../../src/planner.js';
-import type { ImagePayload, PlanOptions, PlannedInput, PreparedImage, PreparedInput, PreparedVideo } from '../../src/planner.js';
+import type {
+  ImagePayload,
+  PlanOptions,
+  PlannedInput,
+  PreparedImage,
+  PreparedInput,
+  PreparedVideo,
+} from '../../src/planner.js';
 import { prepareImage, prepareImageBytes, prepareText, prepareVideo } from '../../src/prepare.js';
 import type { Prepared } from '../../src/prepare.js';
 import { mulberry32 } from '../../src/simulator/prng.js';
@@ -97,13 +104,17 @@ afterAll(async () => {
 // ---------- building requests the pipeline's way ----------
 
 function ok<T>(prepared: Prepared<T>): T {
-  if ('failure' in prepared) throw new Error(`test input not prepared: ${prepared.failure.source}: ${prepared.failure.reason}`);
+  if ('failure' in prepared)
+    throw new Error(`test input not prepared: ${prepared.failure.source}: ${prepared.failure.reason}`);
   return prepared.ok;
 }
 
-const text = (source: string, value: string): PreparedInput => ok(prepareText(source, Buffer.from(value, 'utf8'), qwenTokens));
-const image = (source: string, bytes: Buffer, payload?: ImagePayload): PreparedInput => ok(prepareImage(source, bytes, payload));
-const imageAt = (source: string, bytes: Buffer, path: string): PreparedInput => image(source, bytes, { kind: 'url', url: mediaUrl(path) });
+const text = (source: string, value: string): PreparedInput =>
+  ok(prepareText(source, Buffer.from(value, 'utf8'), qwenTokens));
+const image = (source: string, bytes: Buffer, payload?: ImagePayload): PreparedInput =>
+  ok(prepareImage(source, bytes, payload));
+const imageAt = (source: string, bytes: Buffer, path: string): PreparedInput =>
+  image(source, bytes, { kind: 'url', url: mediaUrl(path) });
 const imageOf = (bytes: Buffer, payload?: ImagePayload): PreparedImage => ok(prepareImageBytes('part', bytes, payload));
 
 function videoOf(source: string, bytes: Buffer, path: string): PreparedVideo {
@@ -111,11 +122,17 @@ function videoOf(source: string, bytes: Buffer, path: string): PreparedVideo {
   if (prepared.kind !== 'video') throw new Error('prepareVideo gave no video');
   return prepared.video;
 }
-const video = (source: string, bytes: Buffer, path: string): PreparedInput => ({ kind: 'video', source, video: videoOf(source, bytes, path) });
+const video = (source: string, bytes: Buffer, path: string): PreparedInput => ({
+  kind: 'video',
+  source,
+  video: videoOf(source, bytes, path),
+});
 
 /** A dimension other than the default where the model takes the parameter, so it is seen to travel. */
 function dimensionFor(spec: ModelSpec): number {
-  return spec.acceptsDimension ? (spec.dimensions.find((d) => d !== spec.defaultDimension) ?? spec.defaultDimension) : spec.defaultDimension;
+  return spec.acceptsDimension
+    ? (spec.dimensions.find((d) => d !== spec.defaultDimension) ?? spec.defaultDimension)
+    : spec.defaultDimension;
 }
 
 const norm = (v: readonly number[]): number => Math.sqrt(v.reduce((s, x) => s + x * x, 0));
@@ -138,14 +155,23 @@ interface Outcome {
 }
 
 /** Plans `inputs`, sends every planned request through the client and checks each answer's shape. */
-async function embedAll(client: DashScopeClient, opts: PlanOptions, inputs: readonly PreparedInput[]): Promise<Outcome> {
+async function embedAll(
+  client: DashScopeClient,
+  opts: PlanOptions,
+  inputs: readonly PreparedInput[],
+): Promise<Outcome> {
   const plan = planRequests(inputs, opts, qwenTokens);
   expect(plan.rejections).toEqual([]);
   const sent: Sent[] = [];
   const bySource = new Map<string, Embedded[]>();
   for (const request of plan.requests) {
     const body = requestBody(opts, request);
-    const result = await client.embed({ model: body.model, contents: body.input.contents, parameters: body.parameters, dimension: opts.dimension });
+    const result = await client.embed({
+      model: body.model,
+      contents: body.input.contents,
+      parameters: body.parameters,
+      dimension: opts.dimension,
+    });
     expect(result.vectors).toHaveLength(request.inputs.length);
     expect(result.types).toHaveLength(request.inputs.length);
     expect(result.requestId).not.toBe('');
@@ -169,14 +195,22 @@ function only(outcome: Outcome, source: string): Embedded {
   return (list as Embedded[])[0] as Embedded;
 }
 
-const usageSum = (outcome: Outcome, field: 'textTokens' | 'imageTokens' | 'totalTokens'): number => outcome.sent.reduce((s, x) => s + x.result.usage[field], 0);
+const usageSum = (outcome: Outcome, field: 'textTokens' | 'imageTokens' | 'totalTokens'): number =>
+  outcome.sent.reduce((s, x) => s + x.result.usage[field], 0);
 
 // ---------- asserting on errors ----------
 
 function expectNoSecret(err: EmbeddingApiError): void {
-  const renderings = { message: err.message, string: String(err), json: JSON.stringify(err), stack: err.stack ?? '', inspect: inspect(err, { depth: 5 }) };
+  const renderings = {
+    message: err.message,
+    string: String(err),
+    json: JSON.stringify(err),
+    stack: err.stack ?? '',
+    inspect: inspect(err, { depth: 5 }),
+  };
   for (const [how, rendered] of Object.entries(renderings)) {
-    for (const secret of SECRETS) expect({ how, rendered }).not.toEqual({ how, rendered: expect.stringContaining(secret) });
+    for (const secret of SECRETS)
+      expect({ how, rendered }).not.toEqual({ how, rendered: expect.stringContaining(secret) });
   }
 }
 
@@ -197,8 +231,19 @@ async function expectApiError(call: Promise<unknown>, expected: Expected): Promi
   );
   expect(caught).toBeInstanceOf(EmbeddingApiError);
   const err = caught as EmbeddingApiError;
-  const seen = { status: err.status, code: err.code, decision: err.decision, requestId: typeof err.requestId === 'string' && err.requestId.length > 0, message: err.message };
-  expect(seen).toMatchObject({ status: expected.status, code: expected.code, decision: expected.decision, requestId: expected.requestId });
+  const seen = {
+    status: err.status,
+    code: err.code,
+    decision: err.decision,
+    requestId: typeof err.requestId === 'string' && err.requestId.length > 0,
+    message: err.message,
+  };
+  expect(seen).toMatchObject({
+    status: expected.status,
+    code: expected.code,
+    decision: expected.decision,
+    requestId: expected.requestId,
+  });
   if (expected.message) expect(err.providerMessage).toMatch(expected.message);
   expectNoSecret(err);
   return err;
@@ -213,7 +258,24 @@ const request = (model: string, contents: ApiContent[], parameters: ApiParameter
 });
 
 const words = (n: number, seed = 1): string => {
-  const vocab = ['river', 'stone', 'quiet', 'amber', 'lantern', 'orbit', 'harvest', 'signal', 'meadow', 'copper', 'thunder', 'velvet', 'north', 'echo', 'garden', 'pixel'];
+  const vocab = [
+    'river',
+    'stone',
+    'quiet',
+    'amber',
+    'lantern',
+    'orbit',
+    'harvest',
+    'signal',
+    'meadow',
+    'copper',
+    'thunder',
+    'velvet',
+    'north',
+    'echo',
+    'garden',
+    'pixel',
+  ];
   const rnd = mulberry32(seed);
   return Array.from({ length: n }, () => vocab[Math.floor(rnd() * vocab.length)] as string).join(' ');
 };
@@ -241,7 +303,11 @@ describe('the client embeds every modality of every model through the simulator'
       const b = 'Copper lanterns hang over the harvest market.';
       const dimensions = spec.acceptsDimension ? spec.dimensions : [spec.defaultDimension];
       for (const dimension of dimensions) {
-        const out = await embedAll(client, { model: spec, dimension }, [text('a', a), text('b', b), text('a-again', a)]);
+        const out = await embedAll(client, { model: spec, dimension }, [
+          text('a', a),
+          text('b', b),
+          text('a-again', a),
+        ]);
         expect(out.sent).toHaveLength(1);
         expect(only(out, 'a').vector).toEqual(only(out, 'a-again').vector);
         expect(only(out, 'a').vector).not.toEqual(only(out, 'b').vector);
@@ -253,9 +319,15 @@ describe('the client embeds every modality of every model through the simulator'
 
     it('embeds an inline PNG, an inline JPEG and an image URL, the same bytes giving the same vector', async () => {
       const dimension = dimensionFor(spec);
-      const out = await embedAll(client, { model: spec, dimension }, [image('png', PNG), image('jpeg', JPEG), imageAt('png-url', PNG, '/photo.png')]);
+      const out = await embedAll(client, { model: spec, dimension }, [
+        image('png', PNG),
+        image('jpeg', JPEG),
+        imageAt('png-url', PNG, '/photo.png'),
+      ]);
       expect(out.sent).toHaveLength(Math.ceil(3 / (spec.maxImagesPerRequest ?? 3)));
-      const sentImages = out.sent.flatMap((s) => s.inputs.map((i) => String((i.content as { image?: string }).image).replace(/;base64,.*$/s, '')));
+      const sentImages = out.sent.flatMap((s) =>
+        s.inputs.map((i) => String((i.content as { image?: string }).image).replace(/;base64,.*$/s, '')),
+      );
       expect(sentImages.sort()).toEqual(['data:image/jpeg', 'data:image/png', mediaUrl('/photo.png')].sort());
       expect(only(out, 'png').vector).toEqual(only(out, 'png-url').vector);
       expect(only(out, 'png').vector).not.toEqual(only(out, 'jpeg').vector);
@@ -267,13 +339,18 @@ describe('the client embeds every modality of every model through the simulator'
     it('embeds an MP4 video by URL beside a text, each at its own index', async () => {
       const dimension = dimensionFor(spec);
       const caption = 'A short clip of a meadow at dawn.';
-      const out = await embedAll(client, { model: spec, dimension }, [text('caption', caption), video('clip', CLIP, '/clip.mp4')]);
+      const out = await embedAll(client, { model: spec, dimension }, [
+        text('caption', caption),
+        video('clip', CLIP, '/clip.mp4'),
+      ]);
       expect(out.sent).toHaveLength(1);
       expect(only(out, 'clip').type).toBe(own('video'));
       expect(only(out, 'caption').type).toBe(own('text'));
       expect(only(out, 'clip').vector).not.toEqual(only(out, 'caption').vector);
       expect(out.sent[0]?.result.usage.textTokens).toBe(qwenTokens.count(caption));
-      expect(out.sent[0]?.result.usage.imageTokens).toBe(videoTokens(mp4DurationSeconds(CLIP) ?? NaN, 1, DEFAULT_VIDEO_TOKEN_RULE));
+      expect(out.sent[0]?.result.usage.imageTokens).toBe(
+        videoTokens(mp4DurationSeconds(CLIP) ?? NaN, 1, DEFAULT_VIDEO_TOKEN_RULE),
+      );
     });
 
     if (spec.fused) {
@@ -289,11 +366,17 @@ describe('the client embeds every modality of every model through the simulator'
         };
         const out = await embedAll(client, { model: spec, dimension }, [fused, text('alone', caption)]);
         expect(out.sent).toHaveLength(1);
-        expect(out.sent[0]?.inputs[0]?.content).toEqual({ text: caption, image: dataUri('png', PNG), video: mediaUrl('/clip.mp4') });
+        expect(out.sent[0]?.inputs[0]?.content).toEqual({
+          text: caption,
+          image: dataUri('png', PNG),
+          video: mediaUrl('/clip.mp4'),
+        });
         expect(only(out, 'fused').type).toBe('vl');
         expect(only(out, 'fused').vector).not.toEqual(only(out, 'alone').vector);
         expect(out.sent[0]?.result.usage.textTokens).toBe(2 * qwenTokens.count(caption));
-        expect(out.sent[0]?.result.usage.imageTokens).toBe(imageTokens(64, 48) + videoTokens(12, 1, DEFAULT_VIDEO_TOKEN_RULE));
+        expect(out.sent[0]?.result.usage.imageTokens).toBe(
+          imageTokens(64, 48) + videoTokens(12, 1, DEFAULT_VIDEO_TOKEN_RULE),
+        );
       });
     }
 
@@ -310,7 +393,9 @@ describe('the client embeds every modality of every model through the simulator'
         expect(only(out, 'group').type).toBe('multi_images');
         expect(only(out, 'single').type).toBe('image');
         expect(only(out, 'group').vector).not.toEqual(only(out, 'single').vector);
-        expect(out.sent[0]?.result.usage.imageTokens).toBe(2 * imageTokens(64, 48) + imageTokens(640, 480) + imageTokens(120, 90));
+        expect(out.sent[0]?.result.usage.imageTokens).toBe(
+          2 * imageTokens(64, 48) + imageTokens(640, 480) + imageTokens(120, 90),
+        );
       });
     }
   });
@@ -318,7 +403,13 @@ describe('the client embeds every modality of every model through the simulator'
 
 // ---------- 2 and 3. every refusal is a typed error with its decision, and no key in it ----------
 
-const QUIET_FAULTS: Partial<FaultOptions> = { error500Rate: 0, error503Rate: 0, burst429Rate: 0, hangRate: 0, dropRate: 0 };
+const QUIET_FAULTS: Partial<FaultOptions> = {
+  error500Rate: 0,
+  error503Rate: 0,
+  burst429Rate: 0,
+  hangRate: 0,
+  dropRate: 0,
+};
 
 describe('the client turns every answer the simulator refuses with into a typed error, without the key', () => {
   let sim: Simulator;
@@ -348,31 +439,71 @@ describe('the client turns every answer the simulator refuses with into a typed 
 
   it('stops the run on a wrong key: 401 InvalidApiKey is fatal', async () => {
     const wrong = new DashScopeClient({ apiKey: WRONG_KEY, baseUrl: sim.url });
-    await expectApiError(wrong.embed(hello()), { status: 401, code: 'InvalidApiKey', decision: 'fatal', requestId: true, message: /^Invalid API-key provided\.$/ });
+    await expectApiError(wrong.embed(hello()), {
+      status: 401,
+      code: 'InvalidApiKey',
+      decision: 'fatal',
+      requestId: true,
+      message: /^Invalid API-key provided\.$/,
+    });
   });
 
   it('stops the run on an unknown model: 404 ModelNotFound is fatal', async () => {
-    await expectApiError(client.embed(hello('qwen9-vl-embedding')), { status: 404, code: 'ModelNotFound', decision: 'fatal', requestId: true, message: /qwen9-vl-embedding/ });
+    await expectApiError(client.embed(hello('qwen9-vl-embedding')), {
+      status: 404,
+      code: 'ModelNotFound',
+      decision: 'fatal',
+      requestId: true,
+      message: /qwen9-vl-embedding/,
+    });
   });
 
   const PNG_URI = dataUri('png', PNG);
   const invalid: { what: string; req: () => EmbedRequest; message: RegExp; decision?: 'input' | 'request' }[] = [
-    { what: 'more elements than qwen3-vl-embedding takes', req: () => request('qwen3-vl-embedding', Array.from({ length: 21 }, (_, i) => `text ${i}`)), message: /21 elements.*limit of 20/ },
-    { what: 'more images than qwen3-vl-embedding takes', req: () => request('qwen3-vl-embedding', [{ image: PNG_URI }, { image: PNG_URI }]), message: /2 images.*limit of 1 /s },
+    {
+      what: 'more elements than qwen3-vl-embedding takes',
+      req: () =>
+        request(
+          'qwen3-vl-embedding',
+          Array.from({ length: 21 }, (_, i) => `text ${i}`),
+        ),
+      message: /21 elements.*limit of 20/,
+    },
+    {
+      what: 'more images than qwen3-vl-embedding takes',
+      req: () => request('qwen3-vl-embedding', [{ image: PNG_URI }, { image: PNG_URI }]),
+      message: /2 images.*limit of 1 /s,
+    },
     {
       what: 'a multi_images group over 8 images',
       req: () => request('tongyi-embedding-vision-plus', [{ multi_images: Array.from({ length: 9 }, () => PNG_URI) }]),
       message: /9 images.*limit of 8/,
     },
-    { what: 'a text over the per-text token limit', req: () => request('multimodal-embedding-v1', [words(600)]), message: /limit of 512 tokens per text/ },
+    {
+      what: 'a text over the per-text token limit',
+      req: () => request('multimodal-embedding-v1', [words(600)]),
+      message: /limit of 512 tokens per text/,
+    },
     {
       what: 'texts over the per-request token limit',
       req: () => request('tongyi-embedding-vision-flash', [words(400, 1), words(400, 2), words(400, 3)]),
       message: /limit of 1024 tokens per request/,
     },
-    { what: 'an image over the byte limit', req: () => request('tongyi-embedding-vision-plus', [{ image: mediaUrl('/huge.png') }]), message: /3000001 bytes.*limit of 3000000/ },
-    { what: 'an image format the model does not take', req: () => request('tongyi-embedding-vision-plus', [{ image: dataUri('gif', gif(20, 20)) }]), message: /gif images are not supported/ },
-    { what: 'an image reference that is no URL', req: () => request('qwen3-vl-embedding', [{ image: 'photo.png' }]), message: /^url error, please check url!$/ },
+    {
+      what: 'an image over the byte limit',
+      req: () => request('tongyi-embedding-vision-plus', [{ image: mediaUrl('/huge.png') }]),
+      message: /3000001 bytes.*limit of 3000000/,
+    },
+    {
+      what: 'an image format the model does not take',
+      req: () => request('tongyi-embedding-vision-plus', [{ image: dataUri('gif', gif(20, 20)) }]),
+      message: /gif images are not supported/,
+    },
+    {
+      what: 'an image reference that is no URL',
+      req: () => request('qwen3-vl-embedding', [{ image: 'photo.png' }]),
+      message: /^url error, please check url!$/,
+    },
     {
       what: 'the dimension parameter on multimodal-embedding-v1',
       req: () => request('multimodal-embedding-v1', ['hello'], { dimension: 1024 }),
@@ -380,15 +511,41 @@ describe('the client turns every answer the simulator refuses with into a typed 
       // a parameter, not an input: the whole request is refused, splitting it cannot help
       decision: 'request',
     },
-    { what: 'a dimension the model does not have', req: () => request('qwen3-vl-embedding', ['hello'], { dimension: 100 }), message: /dimension 100 is not supported/, decision: 'request' },
-    { what: 'a blank text', req: () => request('qwen3-vl-embedding', ['hello', '   ']), message: /contents\[1\] is empty/ },
-    { what: 'multi_images on qwen3-vl-embedding', req: () => request('qwen3-vl-embedding', [{ multi_images: [PNG_URI] }]), message: /does not support multi_images/ },
-    { what: 'a fused element on tongyi-embedding-vision-plus', req: () => request('tongyi-embedding-vision-plus', [{ text: 'hello', image: PNG_URI }]), message: /does not support fused elements/ },
+    {
+      what: 'a dimension the model does not have',
+      req: () => request('qwen3-vl-embedding', ['hello'], { dimension: 100 }),
+      message: /dimension 100 is not supported/,
+      decision: 'request',
+    },
+    {
+      what: 'a blank text',
+      req: () => request('qwen3-vl-embedding', ['hello', '   ']),
+      message: /contents\[1\] is empty/,
+    },
+    {
+      what: 'multi_images on qwen3-vl-embedding',
+      req: () => request('qwen3-vl-embedding', [{ multi_images: [PNG_URI] }]),
+      message: /does not support multi_images/,
+    },
+    {
+      what: 'a fused element on tongyi-embedding-vision-plus',
+      req: () => request('tongyi-embedding-vision-plus', [{ text: 'hello', image: PNG_URI }]),
+      message: /does not support fused elements/,
+    },
   ];
 
-  it.each(invalid)('refuses $what with 400 InvalidParameter, an input error (or the request\'s, for a parameter)', async ({ req, message, decision }) => {
-    await expectApiError(client.embed(req()), { status: 400, code: 'InvalidParameter', decision: decision ?? 'input', requestId: true, message });
-  });
+  it.each(invalid)(
+    "refuses $what with 400 InvalidParameter, an input error (or the request's, for a parameter)",
+    async ({ req, message, decision }) => {
+      await expectApiError(client.embed(req()), {
+        status: 400,
+        code: 'InvalidParameter',
+        decision: decision ?? 'input',
+        requestId: true,
+        message,
+      });
+    },
+  );
 
   it('refuses content the moderation marker flags with 400 DataInspectionFailed, an input error', async () => {
     await expectApiError(client.embed(request('qwen3-vl-embedding', ['fine', `flagged ${DATA_INSPECTION_MARKER}`])), {
@@ -402,16 +559,19 @@ describe('the client turns every answer the simulator refuses with into a typed 
   it.each([
     ['an image', 'image', '/missing.png'],
     ['a video', 'video', '/missing.mp4'],
-  ] as const)('asks for a re-signed URL when %s URL answers 404: 400 InternalError.Algo.InvalidParameter', async (_what, kind, path) => {
-    const content = kind === 'image' ? { image: mediaUrl(path) } : { video: mediaUrl(path) };
-    await expectApiError(client.embed(request('tongyi-embedding-vision-plus', ['fine', content])), {
-      status: 400,
-      code: 'InternalError.Algo.InvalidParameter',
-      decision: 'redownload',
-      requestId: true,
-      message: /^Failed to download multimodal content$/,
-    });
-  });
+  ] as const)(
+    'asks for a re-signed URL when %s URL answers 404: 400 InternalError.Algo.InvalidParameter',
+    async (_what, kind, path) => {
+      const content = kind === 'image' ? { image: mediaUrl(path) } : { video: mediaUrl(path) };
+      await expectApiError(client.embed(request('tongyi-embedding-vision-plus', ['fine', content])), {
+        status: 400,
+        code: 'InternalError.Algo.InvalidParameter',
+        decision: 'redownload',
+        requestId: true,
+        message: /^Failed to download multimodal content$/,
+      });
+    },
+  );
 
   it("asks for a split when the body is over the simulator's maxBodyBytes: 413 BadRequest.TooLarge", async () => {
     const cap = sim.config().maxBodyBytes;
@@ -427,7 +587,12 @@ describe('the client turns every answer the simulator refuses with into a typed 
   it('slows down on 429 Throttling.RateQuota past the RPM, with no Retry-After to honour', async () => {
     await patched({ rateLimits: { 'qwen3-vl-embedding': { rpm: 1, tpm: null } } }, async () => {
       await client.embed(hello());
-      const err = await expectApiError(client.embed(hello()), { status: 429, code: 'Throttling.RateQuota', decision: 'rate-limited', requestId: true });
+      const err = await expectApiError(client.embed(hello()), {
+        status: 429,
+        code: 'Throttling.RateQuota',
+        decision: 'rate-limited',
+        requestId: true,
+      });
       expect(err.retryAfterSeconds).toBeUndefined();
     });
   });
@@ -445,16 +610,32 @@ describe('the client turns every answer the simulator refuses with into a typed 
 
   it('slows down on an injected 429 Throttling.BurstRate', async () => {
     await patched({ faults: { ...QUIET_FAULTS, burst429Rate: 1, burst429Length: 1 } }, async () => {
-      await expectApiError(client.embed(hello()), { status: 429, code: 'Throttling.BurstRate', decision: 'rate-limited', requestId: true });
+      await expectApiError(client.embed(hello()), {
+        status: 429,
+        code: 'Throttling.BurstRate',
+        decision: 'rate-limited',
+        requestId: true,
+      });
     });
   });
 
   it('retries an injected 500 InternalError and 503 ModelUnavailable', async () => {
     await patched({ faults: { ...QUIET_FAULTS, error500Rate: 1 } }, async () => {
-      await expectApiError(client.embed(hello()), { status: 500, code: 'InternalError', decision: 'retryable', requestId: true });
+      await expectApiError(client.embed(hello()), {
+        status: 500,
+        code: 'InternalError',
+        decision: 'retryable',
+        requestId: true,
+      });
     });
     await patched({ faults: { ...QUIET_FAULTS, error503Rate: 1 } }, async () => {
-      await expectApiError(client.embed(hello()), { status: 503, code: 'ModelUnavailable', decision: 'retryable', requestId: true, message: /^Model is unavailable/ });
+      await expectApiError(client.embed(hello()), {
+        status: 503,
+        code: 'ModelUnavailable',
+        decision: 'retryable',
+        requestId: true,
+        message: /^Model is unavailable/,
+      });
     });
   });
 
@@ -472,14 +653,24 @@ describe('the client turns every answer the simulator refuses with into a typed 
   it('gives up on a hung request after timeoutMs: code Timeout, retryable', async () => {
     const impatient = new DashScopeClient({ apiKey: KEY, baseUrl: sim.url, timeoutMs: 300 });
     await patched({ faults: { ...QUIET_FAULTS, hangRate: 1, hangMs: 30_000 } }, async () => {
-      await expectApiError(impatient.embed(hello()), { status: 0, code: 'Timeout', decision: 'retryable', requestId: false });
+      await expectApiError(impatient.embed(hello()), {
+        status: 0,
+        code: 'Timeout',
+        decision: 'retryable',
+        requestId: false,
+      });
       expect(sim.stats().faults.hang).toBe(1);
     });
   });
 
   it('retries a dropped connection: code NetworkError', async () => {
     await patched({ faults: { ...QUIET_FAULTS, dropRate: 1 } }, async () => {
-      await expectApiError(client.embed(hello()), { status: 0, code: 'NetworkError', decision: 'retryable', requestId: false });
+      await expectApiError(client.embed(hello()), {
+        status: 0,
+        code: 'NetworkError',
+        decision: 'retryable',
+        requestId: false,
+      });
       expect(sim.stats().faults.drop).toBe(1);
     });
   });
@@ -488,7 +679,13 @@ describe('the client turns every answer the simulator refuses with into a typed 
     const gone = await listen(() => undefined);
     await shut(gone);
     const nowhere = new DashScopeClient({ apiKey: KEY, baseUrl: gone.url });
-    await expectApiError(nowhere.embed(hello()), { status: 0, code: 'NetworkError', decision: 'retryable', requestId: false, message: /ECONNREFUSED/ });
+    await expectApiError(nowhere.embed(hello()), {
+      status: 0,
+      code: 'NetworkError',
+      decision: 'retryable',
+      requestId: false,
+      message: /ECONNREFUSED/,
+    });
   });
 });
 
@@ -518,7 +715,12 @@ describe('the client checks what a server answers, not only its status', () => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
-        const got: Received = { method: req.method, path: req.url, headers: req.headers, body: Buffer.concat(chunks).toString('utf8') };
+        const got: Received = {
+          method: req.method,
+          path: req.url,
+          headers: req.headers,
+          body: Buffer.concat(chunks).toString('utf8'),
+        };
         received.push(got);
         const a = answer(got);
         res.writeHead(a.status, { 'content-type': 'application/json', ...a.headers }).end(a.body);
@@ -540,7 +742,12 @@ describe('the client checks what a server answers, not only its status', () => {
     status: 200,
     body: JSON.stringify({ output: { embeddings }, usage: { input_tokens: 7 }, request_id: 'req-fake', ...extra }),
   });
-  const three: EmbedRequest = { model: 'qwen3-vl-embedding', contents: ['a', 'b', 'c'], parameters: { dimension: 1024 }, dimension: DIM };
+  const three: EmbedRequest = {
+    model: 'qwen3-vl-embedding',
+    contents: ['a', 'b', 'c'],
+    parameters: { dimension: 1024 },
+    dimension: DIM,
+  };
 
   it("sends the contract's request: POST to the endpoint with a Bearer key and a JSON body", async () => {
     answer = (r) => success(embeddingsFor(r));
@@ -552,7 +759,11 @@ describe('the client checks what a server answers, not only its status', () => {
     expect(got?.path).toBe(EMBEDDING_PATH);
     expect(got?.headers.authorization).toBe(`Bearer ${KEY}`);
     expect(got?.headers['content-type']).toBe('application/json');
-    expect(JSON.parse(got?.body ?? '')).toEqual({ model: 'qwen3-vl-embedding', input: { contents: ['a', 'b', 'c'] }, parameters: { dimension: 1024 } });
+    expect(JSON.parse(got?.body ?? '')).toEqual({
+      model: 'qwen3-vl-embedding',
+      input: { contents: ['a', 'b', 'c'] },
+      parameters: { dimension: 1024 },
+    });
   });
 
   it('puts embeddings answered out of order back in input order by their index', async () => {
@@ -565,40 +776,91 @@ describe('the client checks what a server answers, not only its status', () => {
 
   const malformed: { what: string; answer: (r: Received) => Answer }[] = [
     { what: 'one embedding fewer than inputs', answer: (r) => success(embeddingsFor(r).slice(1)) },
-    { what: 'one embedding more than inputs', answer: (r) => success([...embeddingsFor(r), { index: 3, embedding: unit(3), type: 'text' }]) },
-    { what: 'a vector of the wrong dimension', answer: (r) => success(embeddingsFor(r).map((e, i) => (i === 1 ? { ...e, embedding: [...e.embedding, 0] } : e))) },
-    { what: 'an index out of range', answer: (r) => success(embeddingsFor(r).map((e, i) => (i === 2 ? { ...e, index: 3 } : e))) },
-    { what: 'a repeated index', answer: (r) => success(embeddingsFor(r).map((e, i) => (i === 2 ? { ...e, index: 0 } : e))) },
-    { what: 'a component that is not a number', answer: (r) => success(embeddingsFor(r).map((e, i) => (i === 0 ? { ...e, embedding: [1, null, 0, 0] } : e))) },
-    { what: 'an entry that is not an object', answer: (r) => success(embeddingsFor(r).map((e, i) => (i === 1 ? null : e))) },
+    {
+      what: 'one embedding more than inputs',
+      answer: (r) => success([...embeddingsFor(r), { index: 3, embedding: unit(3), type: 'text' }]),
+    },
+    {
+      what: 'a vector of the wrong dimension',
+      answer: (r) => success(embeddingsFor(r).map((e, i) => (i === 1 ? { ...e, embedding: [...e.embedding, 0] } : e))),
+    },
+    {
+      what: 'an index out of range',
+      answer: (r) => success(embeddingsFor(r).map((e, i) => (i === 2 ? { ...e, index: 3 } : e))),
+    },
+    {
+      what: 'a repeated index',
+      answer: (r) => success(embeddingsFor(r).map((e, i) => (i === 2 ? { ...e, index: 0 } : e))),
+    },
+    {
+      what: 'a component that is not a number',
+      answer: (r) => success(embeddingsFor(r).map((e, i) => (i === 0 ? { ...e, embedding: [1, null, 0, 0] } : e))),
+    },
+    {
+      what: 'an entry that is not an object',
+      answer: (r) => success(embeddingsFor(r).map((e, i) => (i === 1 ? null : e))),
+    },
   ];
 
   // computed and billed: sent again, it would be paid again (the run fails its inputs instead)
-  it.each(malformed)('refuses a 200 with $what as a bad-response that is not retried, naming its request', async ({ answer: give }) => {
-    answer = give;
-    await expectApiError(client.embed(three), { status: 200, code: 'bad-response', decision: 'bad-response', requestId: true });
-  });
+  it.each(malformed)(
+    'refuses a 200 with $what as a bad-response that is not retried, naming its request',
+    async ({ answer: give }) => {
+      answer = give;
+      await expectApiError(client.embed(three), {
+        status: 200,
+        code: 'bad-response',
+        decision: 'bad-response',
+        requestId: true,
+      });
+    },
+  );
 
   const notAnAnswer: { what: string; answer: (r: Received) => Answer }[] = [
-    { what: 'no output.embeddings', answer: () => ({ status: 200, body: JSON.stringify({ output: {}, request_id: 'req-fake' }) }) },
-    { what: 'a body that is not JSON', answer: () => ({ status: 200, headers: { 'content-type': 'text/html' }, body: '<html>OK</html>' }) },
+    {
+      what: 'no output.embeddings',
+      answer: () => ({ status: 200, body: JSON.stringify({ output: {}, request_id: 'req-fake' }) }),
+    },
+    {
+      what: 'a body that is not JSON',
+      answer: () => ({ status: 200, headers: { 'content-type': 'text/html' }, body: '<html>OK</html>' }),
+    },
   ];
 
   // no embedding answer at all (a gateway's page, a cut body): nothing was computed
   it.each(notAnAnswer)('refuses a 200 with $what as a retryable BadResponse', async ({ answer: give }) => {
     answer = give;
-    await expectApiError(client.embed(three), { status: 0, code: 'BadResponse', decision: 'retryable', requestId: false });
+    await expectApiError(client.embed(three), {
+      status: 0,
+      code: 'BadResponse',
+      decision: 'retryable',
+      requestId: false,
+    });
   });
 
   it('retries a gateway error page that is not JSON, naming the status as its code', async () => {
     answer = () => ({ status: 502, headers: { 'content-type': 'text/html' }, body: '<html>502 Bad Gateway</html>' });
-    const err = await expectApiError(client.embed(three), { status: 502, code: 'HTTP502', decision: 'retryable', requestId: false });
+    const err = await expectApiError(client.embed(three), {
+      status: 502,
+      code: 'HTTP502',
+      decision: 'retryable',
+      requestId: false,
+    });
     expect(err.providerMessage).toContain('502 Bad Gateway');
   });
 
   it('honours a Retry-After header where a 429 has one', async () => {
-    answer = () => ({ status: 429, headers: { 'retry-after': '7' }, body: JSON.stringify({ code: 'Throttling', message: 'slow down', request_id: 'req-429' }) });
-    const err = await expectApiError(client.embed(three), { status: 429, code: 'Throttling', decision: 'rate-limited', requestId: true });
+    answer = () => ({
+      status: 429,
+      headers: { 'retry-after': '7' },
+      body: JSON.stringify({ code: 'Throttling', message: 'slow down', request_id: 'req-429' }),
+    });
+    const err = await expectApiError(client.embed(three), {
+      status: 429,
+      code: 'Throttling',
+      decision: 'rate-limited',
+      requestId: true,
+    });
     expect(err.retryAfterSeconds).toBe(7);
     expect(err.requestId).toBe('req-429');
   });
@@ -606,10 +868,23 @@ describe('the client checks what a server answers, not only its status', () => {
   it('keeps the key out of the error when a server echoes it back in its message', async () => {
     answer = (r) => ({
       status: 401,
-      body: JSON.stringify({ code: 'InvalidApiKey', message: `Invalid API-key provided: ${r.headers.authorization ?? ''}`, request_id: 'req-401' }),
+      body: JSON.stringify({
+        code: 'InvalidApiKey',
+        message: `Invalid API-key provided: ${r.headers.authorization ?? ''}`,
+        request_id: 'req-401',
+      }),
     });
-    await expectApiError(client.embed(three), { status: 401, code: 'InvalidApiKey', decision: 'fatal', requestId: true });
-    answer = (r) => ({ status: 403, headers: { 'content-type': 'text/plain' }, body: `denied for ${r.headers.authorization ?? ''}` });
+    await expectApiError(client.embed(three), {
+      status: 401,
+      code: 'InvalidApiKey',
+      decision: 'fatal',
+      requestId: true,
+    });
+    answer = (r) => ({
+      status: 403,
+      headers: { 'content-type': 'text/plain' },
+      body: `denied for ${r.headers.authorization ?? ''}`,
+    });
     await expectApiError(client.embed(three), { status: 403, code: 'HTTP403', decision: 'fatal', requestId: false });
   });
 });
@@ -669,44 +944,54 @@ describe('requests the planner makes break no limit of the simulator', () => {
     for (let i = 0; i < 40; i++) inputs.push(text(`text-${i}`, words(between(1, 450), seed * 1000 + i)));
     inputs.push(text('long', words(spec.textTokenLimit + 2_500, seed)));
     for (let i = 0; i < 8; i++) {
-      const bytes = i % 2 === 0 ? png(between(10, 300), between(10, 300), i) : jpeg(between(10, 1200), between(10, 900));
+      const bytes =
+        i % 2 === 0 ? png(between(10, 300), between(10, 300), i) : jpeg(between(10, 1200), between(10, 900));
       const path = `/batch-${seed}-${i}.${i % 2 === 0 ? 'png' : 'jpg'}`;
       FILES.set(path, bytes);
       inputs.push(i % 3 === 0 ? imageAt(`image-${i}`, bytes, path) : image(`image-${i}`, bytes));
     }
     inputs.push(video('video', CLIP, '/clip.mp4'));
     if (spec.fused) {
-      inputs.push({ kind: 'fused', source: 'fused', text: { text: 'a fused caption', tokens: qwenTokens.count('a fused caption') }, image: imageOf(PNG_2) });
+      inputs.push({
+        kind: 'fused',
+        source: 'fused',
+        text: { text: 'a fused caption', tokens: qwenTokens.count('a fused caption') },
+        image: imageOf(PNG_2),
+      });
     }
-    if (spec.multiImagesMax > 0) inputs.push({ kind: 'multi_images', source: 'group', images: [imageOf(PNG), imageOf(JPEG), imageOf(PNG_2)] });
+    if (spec.multiImagesMax > 0)
+      inputs.push({ kind: 'multi_images', source: 'group', images: [imageOf(PNG), imageOf(JPEG), imageOf(PNG_2)] });
     return inputs;
   }
 
-  it.each(['qwen3-vl-embedding', 'tongyi-embedding-vision-plus'])('sends every planned request of a mixed batch for %s and none is refused', async (name) => {
-    const spec = resolveModel(name);
-    const opts: PlanOptions = { model: spec, dimension: spec.defaultDimension };
-    const inputs = batch(spec, name.length);
-    sim.reset();
-    const out = await embedAll(client, opts, inputs);
+  it.each(['qwen3-vl-embedding', 'tongyi-embedding-vision-plus'])(
+    'sends every planned request of a mixed batch for %s and none is refused',
+    async (name) => {
+      const spec = resolveModel(name);
+      const opts: PlanOptions = { model: spec, dimension: spec.defaultDimension };
+      const inputs = batch(spec, name.length);
+      sim.reset();
+      const out = await embedAll(client, opts, inputs);
 
-    // the batch did exercise the limits: a chunked text, and more than one request
-    expect(out.bySource.get('long')?.length).toBeGreaterThan(1);
-    expect(out.bySource.get('long')?.every((c) => c.planned.textTokens <= spec.textTokenLimit)).toBe(true);
-    expect(out.sent.length).toBeGreaterThan(1);
-    expect(new Set(out.bySource.keys())).toEqual(new Set(inputs.map((i) => i.source)));
+      // the batch did exercise the limits: a chunked text, and more than one request
+      expect(out.bySource.get('long')?.length).toBeGreaterThan(1);
+      expect(out.bySource.get('long')?.every((c) => c.planned.textTokens <= spec.textTokenLimit)).toBe(true);
+      expect(out.sent.length).toBeGreaterThan(1);
+      expect(new Set(out.bySource.keys())).toEqual(new Set(inputs.map((i) => i.source)));
 
-    const stats = sim.stats();
-    const planned = out.sent.flatMap((s) => s.inputs);
-    expect(stats).toMatchObject({
-      requests: out.sent.length,
-      accepted: out.sent.length,
-      inputs: planned.length,
-      limitViolations: 0,
-    });
-    expect(stats.limitViolationsByKind).toEqual({});
-    expect(stats.refusals).toEqual({});
-    // the planner's token counts are the server's
-    expect(stats.textTokens).toBe(planned.reduce((s, p) => s + p.textTokens, 0));
-    expect(usageSum(out, 'textTokens')).toBe(stats.textTokens);
-  });
+      const stats = sim.stats();
+      const planned = out.sent.flatMap((s) => s.inputs);
+      expect(stats).toMatchObject({
+        requests: out.sent.length,
+        accepted: out.sent.length,
+        inputs: planned.length,
+        limitViolations: 0,
+      });
+      expect(stats.limitViolationsByKind).toEqual({});
+      expect(stats.refusals).toEqual({});
+      // the planner's token counts are the server's
+      expect(stats.textTokens).toBe(planned.reduce((s, p) => s + p.textTokens, 0));
+      expect(usageSum(out, 'textTokens')).toBe(stats.textTokens);
+    },
+  );
 });

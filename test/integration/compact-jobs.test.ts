@@ -18,7 +18,11 @@ import { runCli, startCli, startPipelineEnv } from '../support/pipeline.js';
 import type { PipelineEnv } from '../support/pipeline.js';
 
 const BUCKET = 'compact-jobs';
-const INSTRUCT = `Represent the archive note for retrieval by harbor, vessel and date. ${'Keep names exact. '.repeat(105)}`.slice(0, 2000);
+const INSTRUCT =
+  `Represent the archive note for retrieval by harbor, vessel and date. ${'Keep names exact. '.repeat(105)}`.slice(
+    0,
+    2000,
+  );
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 describe('compact embed jobs', () => {
@@ -27,8 +31,21 @@ describe('compact embed jobs', () => {
   beforeAll(async () => {
     env = await startPipelineEnv();
     await createBucket(env.s3client, BUCKET);
-    await Promise.all(Array.from({ length: 20 }, (_, i) => putObject(env.s3client, BUCKET, `archive/harbor-logs/1931/entry-${String(i).padStart(4, '0')}.txt`, `log entry ${i}: the steamer arrived at dawn`)));
-    await Promise.all(Array.from({ length: 3 }, (_, i) => putObject(env.s3client, BUCKET, `old/entry-${i}.txt`, `an entry queued by the old version, number ${i}`)));
+    await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        putObject(
+          env.s3client,
+          BUCKET,
+          `archive/harbor-logs/1931/entry-${String(i).padStart(4, '0')}.txt`,
+          `log entry ${i}: the steamer arrived at dawn`,
+        ),
+      ),
+    );
+    await Promise.all(
+      Array.from({ length: 3 }, (_, i) =>
+        putObject(env.s3client, BUCKET, `old/entry-${i}.txt`, `an entry queued by the old version, number ${i}`),
+      ),
+    );
   }, 120_000);
 
   afterAll(async () => {
@@ -41,7 +58,24 @@ describe('compact embed jobs', () => {
     const queue = new Queue<EmbedJobData>('embed', { connection: env.redis, prefix: env.prefix });
     try {
       // 1. a run with a 2,000-character instruct, no worker: its one job of 20 objects
-      const indexed = await runCli(['index', '--bucket', BUCKET, '--prefix', 'archive/', '--collection', collection, '--model', 'qwen3-vl-embedding', '--dimension', '256', '--instruct', INSTRUCT], env.env);
+      const indexed = await runCli(
+        [
+          'index',
+          '--bucket',
+          BUCKET,
+          '--prefix',
+          'archive/',
+          '--collection',
+          collection,
+          '--model',
+          'qwen3-vl-embedding',
+          '--dimension',
+          '256',
+          '--instruct',
+          INSTRUCT,
+        ],
+        env.env,
+      );
       expect(indexed.code).toBe(0);
       const runId = /run (\S+): scanning/.exec(indexed.stdout)![1]!;
       const [job, ...others] = await queue.getJobs(['waiting']);
@@ -60,23 +94,66 @@ describe('compact embed jobs', () => {
       // lossless: the job's objects are exactly what the listing said
       const listed = await env.s3client.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: 'archive/' }));
       const model = resolveModel('qwen3-vl-embedding');
-      const expected = (listed.Contents ?? []).map((c) => classify({ bucket: BUCKET, key: c.Key!, etag: c.ETag!.replace(/"/g, ''), size: c.Size!, lastModified: new Date(Math.floor(c.LastModified!.getTime() / 1000) * 1000).toISOString() }, model));
+      const expected = (listed.Contents ?? []).map((c) =>
+        classify(
+          {
+            bucket: BUCKET,
+            key: c.Key!,
+            etag: c.ETag!.replace(/"/g, ''),
+            size: c.Size!,
+            lastModified: new Date(Math.floor(c.LastModified!.getTime() / 1000) * 1000).toISOString(),
+          },
+          model,
+        ),
+      );
       // (the store lists times in whole seconds, as s3-store.ts reads them)
       expect(jobObjects(job!.data)).toEqual(expected.map((o) => toTuple(o as Parameters<typeof toTuple>[0])));
 
       // 2. what the version before queued (format 1: bucket and settings in the job) for a run of its own
       const oldRun = 'OLDFORMAT1';
-      const oldSettings: EmbedSettings = { collection, model: 'qwen3-vl-embedding', dimension: 256, chunkOverlap: 0, imageMode: 'inline', maxBodyBytes: 6_291_456 };
-      await runs.create({ id: oldRun, bucket: BUCKET, prefix: 'old/', collection, model: 'qwen3-vl-embedding', dimension: 256, startedAt: new Date().toISOString(), settings: JSON.stringify(oldSettings) });
+      const oldSettings: EmbedSettings = {
+        collection,
+        model: 'qwen3-vl-embedding',
+        dimension: 256,
+        chunkOverlap: 0,
+        imageMode: 'inline',
+        maxBodyBytes: 6_291_456,
+      };
+      await runs.create({
+        id: oldRun,
+        bucket: BUCKET,
+        prefix: 'old/',
+        collection,
+        model: 'qwen3-vl-embedding',
+        dimension: 256,
+        startedAt: new Date().toISOString(),
+        settings: JSON.stringify(oldSettings),
+      });
       const oldObjects = await env.s3client.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: 'old/' }));
-      const tuples = (oldObjects.Contents ?? []).map((c) => [c.Key!, c.ETag!.replace(/"/g, ''), c.Size!, c.LastModified!.getTime(), 't'] as [string, string, number, number, 't']);
+      const tuples = (oldObjects.Contents ?? []).map(
+        (c) =>
+          [c.Key!, c.ETag!.replace(/"/g, ''), c.Size!, c.LastModified!.getTime(), 't'] as [
+            string,
+            string,
+            number,
+            number,
+            't',
+          ],
+      );
       const oldJobId = `${oldRun}.0123456789abcdef0123456789abcdef`;
-      await queue.add('embed', { v: 1, runId: oldRun, bucket: BUCKET, settings: oldSettings, objects: tuples }, { ...EMBED_JOB_OPTIONS, jobId: oldJobId });
+      await queue.add(
+        'embed',
+        { v: 1, runId: oldRun, bucket: BUCKET, settings: oldSettings, objects: tuples },
+        { ...EMBED_JOB_OPTIONS, jobId: oldJobId },
+      );
       await runs.newJobs(oldRun, [oldJobId]);
       await runs.pageDone(oldRun, { scanned: 3, queuedObjects: 3, jobsAdded: 1 });
       await runs.scanFinished(oldRun, 'complete');
       // 3. and a job of a format this version does not know
-      const future = await queue.add('embed', { v: 3, runId: 'FUTURE', packed: 'x' } as unknown as EmbedJobData, { ...EMBED_JOB_OPTIONS, jobId: 'FUTURE.1' });
+      const future = await queue.add('embed', { v: 3, runId: 'FUTURE', packed: 'x' } as unknown as EmbedJobData, {
+        ...EMBED_JOB_OPTIONS,
+        jobId: 'FUTURE.1',
+      });
 
       const worker = startCli(['worker'], env.env);
       try {

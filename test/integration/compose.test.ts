@@ -23,7 +23,14 @@ import type { PipelineEnv } from '../support/pipeline.js';
 
 /** A small photo of one colour (each image of a group different). */
 function photo(i: number, format: 'jpeg' | 'png' = 'jpeg'): Promise<Buffer> {
-  const img = sharp({ create: { width: 64 + i, height: 48, channels: 3, background: { r: (i * 37) % 256, g: (i * 91) % 256, b: (i * 53) % 256 } } });
+  const img = sharp({
+    create: {
+      width: 64 + i,
+      height: 48,
+      channels: 3,
+      background: { r: (i * 37) % 256, g: (i * 91) % 256, b: (i * 53) % 256 },
+    },
+  });
   return (format === 'png' ? img.png() : img.jpeg()).toBuffer();
 }
 
@@ -56,7 +63,8 @@ describe('multi_images groups (tongyi-embedding-vision-plus, --group-images fold
   beforeAll(async () => {
     env = await startPipelineEnv();
     await createBucket(env.s3client, BUCKET);
-    for (let i = 1; i <= 11; i++) await putObject(env.s3client, BUCKET, `shoes/item-a/view-${String(i).padStart(2, '0')}.jpg`, await photo(i));
+    for (let i = 1; i <= 11; i++)
+      await putObject(env.s3client, BUCKET, `shoes/item-a/view-${String(i).padStart(2, '0')}.jpg`, await photo(i));
     await putObject(env.s3client, BUCKET, 'shoes/item-b/front.png', await photo(20, 'png'));
     await putObject(env.s3client, BUCKET, 'shoes/item-b/side.jpg', await photo(21));
     const whole = await photo(22);
@@ -71,7 +79,18 @@ describe('multi_images groups (tongyi-embedding-vision-plus, --group-images fold
 
   it('makes one point per part of at most 8 images, lists the members, and re-embeds only the item that changed', async () => {
     const collection = `groups-${env.prefix}`;
-    const args = ['--bucket', BUCKET, '--collection', collection, '--model', 'tongyi-embedding-vision-plus', '--dimension', '64', '--group-images', 'folder'];
+    const args = [
+      '--bucket',
+      BUCKET,
+      '--collection',
+      collection,
+      '--model',
+      'tongyi-embedding-vision-plus',
+      '--dimension',
+      '64',
+      '--group-images',
+      'folder',
+    ];
     const first = await index(env, args);
     expect(first.code).toBe(0);
     // the run's stage is gone once its scan completed
@@ -84,10 +103,27 @@ describe('multi_images groups (tongyi-embedding-vision-plus, --group-images fold
     const b0 = points.get(pointId(BUCKET, groupPointKey('shoes/item-b/'), 0))?.payload;
     const view = (i: number): string => `shoes/item-a/view-${String(i).padStart(2, '0')}.jpg`;
     // 11 images in key order: the first 8, then the other 3
-    expect(a0).toMatchObject({ modality: 'multi_images', group: 'shoes/item-a/', chunk: 0, chunk_count: 2, group_members: 11, members: [1, 2, 3, 4, 5, 6, 7, 8].map(view) });
-    expect(a1).toMatchObject({ modality: 'multi_images', group: 'shoes/item-a/', chunk: 1, chunk_count: 2, members: [9, 10, 11].map(view) });
+    expect(a0).toMatchObject({
+      modality: 'multi_images',
+      group: 'shoes/item-a/',
+      chunk: 0,
+      chunk_count: 2,
+      group_members: 11,
+      members: [1, 2, 3, 4, 5, 6, 7, 8].map(view),
+    });
+    expect(a1).toMatchObject({
+      modality: 'multi_images',
+      group: 'shoes/item-a/',
+      chunk: 1,
+      chunk_count: 2,
+      members: [9, 10, 11].map(view),
+    });
     // the broken JPEG leaves its group; the text beside it and the image at the top are alone
-    expect(b0).toMatchObject({ modality: 'multi_images', chunk_count: 1, members: ['shoes/item-b/front.png', 'shoes/item-b/side.jpg'] });
+    expect(b0).toMatchObject({
+      modality: 'multi_images',
+      chunk_count: 1,
+      members: ['shoes/item-b/front.png', 'shoes/item-b/side.jpg'],
+    });
     expect(points.get(pointId(BUCKET, 'shoes/item-b/notes.txt', 0))?.payload).toMatchObject({ modality: 'text' });
     expect(points.get(pointId(BUCKET, 'logo.png', 0))?.payload).toMatchObject({ modality: 'image' });
     expect(points.size).toBe(5);
@@ -110,7 +146,10 @@ describe('multi_images groups (tongyi-embedding-vision-plus, --group-images fold
     expect(stats.inputs).toBe(2);
     expect(stats.images).toBe(12);
     const after = byId(await allPoints(qdrant, collection));
-    expect(after.get(pointId(BUCKET, groupPointKey('shoes/item-a/'), 1))?.payload).toMatchObject({ members: [9, 10, 11, 12].map(view), run_id: second.runId });
+    expect(after.get(pointId(BUCKET, groupPointKey('shoes/item-a/'), 1))?.payload).toMatchObject({
+      members: [9, 10, 11, 12].map(view),
+      run_id: second.runId,
+    });
     expect(after.get(pointId(BUCKET, groupPointKey('shoes/item-b/'), 0))?.payload.run_id).toBe(first.runId);
     const run = await new RunStore(env.redis, env.prefix).get(second.runId);
     expect(run?.counters).toMatchObject({ changed: 12, unchanged: 5 });
@@ -123,7 +162,10 @@ describe('multi_images groups (tongyi-embedding-vision-plus, --group-images fold
     const third = await index(env, [...args, '--prune']);
     expect(third.code).toBe(0);
     const last = byId(await allPoints(qdrant, collection));
-    expect(last.get(pointId(BUCKET, groupPointKey('shoes/item-a/'), 0))?.payload).toMatchObject({ chunk_count: 1, members: [1, 2, 3, 4, 5].map(view) });
+    expect(last.get(pointId(BUCKET, groupPointKey('shoes/item-a/'), 0))?.payload).toMatchObject({
+      chunk_count: 1,
+      members: [1, 2, 3, 4, 5].map(view),
+    });
     expect(last.has(pointId(BUCKET, groupPointKey('shoes/item-a/'), 1))).toBe(false);
     expect(last.has(pointId(BUCKET, groupPointKey('shoes/item-b/'), 0))).toBe(false);
     expect(last.size).toBe(3); // item a, notes.txt, logo.png
@@ -131,10 +173,33 @@ describe('multi_images groups (tongyi-embedding-vision-plus, --group-images fold
 
   it('groups by a key pattern across listing pages: the views of one item in different folders are one vector', async () => {
     const views = ['front', 'side', 'top'];
-    for (const v of views) for (const item of ['boot', 'hat']) if (!(v === 'top' && item === 'hat')) await putObject(env.s3client, BUCKET, `views/${v}/${item}.jpg`, await photo(views.indexOf(v) * 2 + item.length));
+    for (const v of views)
+      for (const item of ['boot', 'hat'])
+        if (!(v === 'top' && item === 'hat'))
+          await putObject(
+            env.s3client,
+            BUCKET,
+            `views/${v}/${item}.jpg`,
+            await photo(views.indexOf(v) * 2 + item.length),
+          );
     const collection = `pattern-${env.prefix}`;
     // two keys a page: boot's three views are listed on pages 1, 2 and 3
-    const res = await index(env, ['--bucket', BUCKET, '--prefix', 'views/', '--page-size', '2', '--collection', collection, '--model', 'tongyi-embedding-vision-plus', '--dimension', '64', '--group-images', 'pattern:^views/[^/]+/(\\w+)\\.jpg$']);
+    const res = await index(env, [
+      '--bucket',
+      BUCKET,
+      '--prefix',
+      'views/',
+      '--page-size',
+      '2',
+      '--collection',
+      collection,
+      '--model',
+      'tongyi-embedding-vision-plus',
+      '--dimension',
+      '64',
+      '--group-images',
+      'pattern:^views/[^/]+/(\\w+)\\.jpg$',
+    ]);
     expect(res.code).toBe(0);
     const qdrant = new QdrantClient({ url: env.qdrantUrl, checkCompatibility: false });
     const points = await allPoints(qdrant, collection);
@@ -148,7 +213,20 @@ describe('multi_images groups (tongyi-embedding-vision-plus, --group-images fold
   }, 120_000);
 
   it('refuses --group-images for a model without multi_images, before anything is queued', async () => {
-    const res = await runCli(['index', '--bucket', BUCKET, '--collection', `refused-${env.prefix}`, '--model', 'qwen3-vl-embedding', '--group-images', 'folder'], env.env);
+    const res = await runCli(
+      [
+        'index',
+        '--bucket',
+        BUCKET,
+        '--collection',
+        `refused-${env.prefix}`,
+        '--model',
+        'qwen3-vl-embedding',
+        '--group-images',
+        'folder',
+      ],
+      env.env,
+    );
     expect(res.code).not.toBe(0);
     expect(res.stderr).toMatch(/--group-images.*qwen3-vl-embedding has no multi_images/);
   }, 60_000);
@@ -179,7 +257,18 @@ describe('fused pairs (qwen3-vl-embedding, --fuse-sidecar .txt)', () => {
 
   it('makes one fused point per media and caption, and re-embeds only the pair whose caption changed', async () => {
     const collection = `fused-${env.prefix}`;
-    const args = ['--bucket', BUCKET, '--collection', collection, '--model', 'qwen3-vl-embedding', '--dimension', '256', '--fuse-sidecar', '.txt'];
+    const args = [
+      '--bucket',
+      BUCKET,
+      '--collection',
+      collection,
+      '--model',
+      'qwen3-vl-embedding',
+      '--dimension',
+      '256',
+      '--fuse-sidecar',
+      '.txt',
+    ];
     const first = await index(env, args);
     expect(first.code).toBe(0);
 
@@ -195,7 +284,11 @@ describe('fused pairs (qwen3-vl-embedding, --fuse-sidecar .txt)', () => {
         members: [`photos/p${i}.jpg`, `photos/p${i}.txt`],
       });
     }
-    expect(points.get(pointId(BUCKET, 'clips/harbor.mp4', 0))?.payload).toMatchObject({ modality: 'fused', media: 'video', sidecar: 'clips/harbor.txt' });
+    expect(points.get(pointId(BUCKET, 'clips/harbor.mp4', 0))?.payload).toMatchObject({
+      modality: 'fused',
+      media: 'video',
+      sidecar: 'clips/harbor.txt',
+    });
     // the captions have no points of their own; unpaired objects are skips with reasons
     expect(points.has(pointId(BUCKET, 'photos/p0.txt', 0))).toBe(false);
     const items = await new RunStore(env.redis, env.prefix).items(first.runId);
@@ -222,7 +315,8 @@ describe('fused pairs (qwen3-vl-embedding, --fuse-sidecar .txt)', () => {
     const p1 = pointId(BUCKET, 'photos/p1.jpg', 0);
     expect(after.get(p1)?.payload.run_id).toBe(second.runId);
     expect(after.get(p1)?.vector).not.toEqual(points.get(p1)?.vector);
-    for (const key of ['photos/p0.jpg', 'photos/p2.jpg', 'clips/harbor.mp4']) expect(after.get(pointId(BUCKET, key, 0))?.payload.run_id).toBe(first.runId);
+    for (const key of ['photos/p0.jpg', 'photos/p2.jpg', 'clips/harbor.mp4'])
+      expect(after.get(pointId(BUCKET, key, 0))?.payload.run_id).toBe(first.runId);
     const run = await new RunStore(env.redis, env.prefix).get(second.runId);
     expect(run?.counters).toMatchObject({ changed: 2, unchanged: 6 });
 
@@ -241,12 +335,30 @@ describe('fused pairs (qwen3-vl-embedding, --fuse-sidecar .txt)', () => {
     await putObject(env.s3client, BUCKET, 'flagged/g.jpg', await photo(41));
     await putObject(env.s3client, BUCKET, 'flagged/g.txt', 'a caption that is fine');
     const collection = `fused-failed-${env.prefix}`;
-    const first = await index(env, ['--bucket', BUCKET, '--prefix', 'flagged/', '--collection', collection, '--model', 'qwen3-vl-embedding', '--dimension', '256', '--fuse-sidecar', '.txt']);
+    const first = await index(env, [
+      '--bucket',
+      BUCKET,
+      '--prefix',
+      'flagged/',
+      '--collection',
+      collection,
+      '--model',
+      'qwen3-vl-embedding',
+      '--dimension',
+      '256',
+      '--fuse-sidecar',
+      '.txt',
+    ]);
     expect(first.code).toBe(1);
     expect(first.stdout).toMatch(/finished with 2 failed objects/);
     const runs = new RunStore(env.redis, env.prefix);
     const items = await runs.items(first.runId);
-    for (const key of ['flagged/f.jpg', 'flagged/f.txt']) expect(items.get(key)).toMatchObject({ status: 'failed', code: 'DataInspectionFailed', unit: ['f', 'flagged/f.jpg'] });
+    for (const key of ['flagged/f.jpg', 'flagged/f.txt'])
+      expect(items.get(key)).toMatchObject({
+        status: 'failed',
+        code: 'DataInspectionFailed',
+        unit: ['f', 'flagged/f.jpg'],
+      });
     const qdrant = new QdrantClient({ url: env.qdrantUrl, checkCompatibility: false });
     expect((await allPoints(qdrant, collection)).map((p) => p.payload.key)).toEqual(['flagged/g.jpg']);
 
@@ -265,6 +377,10 @@ describe('fused pairs (qwen3-vl-embedding, --fuse-sidecar .txt)', () => {
     }
     const points = await allPoints(qdrant, collection);
     expect(points.map((p) => p.payload.key).sort()).toEqual(['flagged/f.jpg', 'flagged/g.jpg']);
-    expect(points.find((p) => p.payload.key === 'flagged/f.jpg')?.payload).toMatchObject({ modality: 'fused', sidecar: 'flagged/f.txt', run_id: retryId });
+    expect(points.find((p) => p.payload.key === 'flagged/f.jpg')?.payload).toMatchObject({
+      modality: 'fused',
+      sidecar: 'flagged/f.txt',
+      run_id: retryId,
+    });
   }, 300_000);
 });

@@ -22,7 +22,16 @@ const TEXTS = 8;
 /** A key that is markup: the pages must show it as text. */
 const MARKUP_KEY = 'notes/<b>bold</b>.txt';
 const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 
 async function freePort(): Promise<number> {
   const server = createServer();
@@ -51,7 +60,21 @@ describe('the dashboard in a browser', () => {
     const worker = startCli(['worker', '--no-reindex'], env.env);
     try {
       await worker.waitFor(/worker ready/);
-      const indexed = await runCli(['index', '--bucket', BUCKET, '--collection', `dash-${env.prefix}`, '--model', 'qwen3-vl-embedding', '--dimension', '256', '--wait'], env.env);
+      const indexed = await runCli(
+        [
+          'index',
+          '--bucket',
+          BUCKET,
+          '--collection',
+          `dash-${env.prefix}`,
+          '--model',
+          'qwen3-vl-embedding',
+          '--dimension',
+          '256',
+          '--wait',
+        ],
+        env.env,
+      );
       expect(indexed.code).toBe(0);
       runId = /run (\S+): scanning/.exec(indexed.stdout)?.[1] ?? '';
     } finally {
@@ -65,7 +88,11 @@ describe('the dashboard in a browser', () => {
     expect(dashboard.output()).toContain(`dashboard on ${url}`);
 
     profile = await mkdtemp(join(tmpdir(), 'dashboard-chromium-'));
-    browser = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+    browser = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      args: CHROMIUM_ARGS,
+      headless: true,
+    });
     // this machine reaches nothing but itself: Bull Board's web fonts and the like are refused at once
     await browser.route('**/*', (route) => {
       const target = new URL(route.request().url());

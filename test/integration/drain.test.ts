@@ -23,7 +23,11 @@ describe('stopping a worker whose jobs wait at the rate limiter', () => {
   beforeAll(async () => {
     env = await startPipelineEnv();
     await createBucket(env.s3client, BUCKET);
-    await putMany(env.s3client, BUCKET, new Map(Array.from({ length: TEXTS }, (_, i) => [`t/${String(i).padStart(3, '0')}.txt`, prose(i, 8)])));
+    await putMany(
+      env.s3client,
+      BUCKET,
+      new Map(Array.from({ length: TEXTS }, (_, i) => [`t/${String(i).padStart(3, '0')}.txt`, prose(i, 8)])),
+    );
   }, 120_000);
 
   afterAll(async () => {
@@ -34,8 +38,16 @@ describe('stopping a worker whose jobs wait at the rate limiter', () => {
     const collection = `drain-${env.prefix}`;
     const queue = new Queue(EMBED_QUEUE, { connection: env.redis, prefix: env.prefix });
     // 12 requests a minute: the shared limiter lets one request through every second or so
-    const slow = { ...env.env, MODEL_OVERRIDES: '{"qwen3-vl-embedding":{"rpm":12}}', DRAIN_TIMEOUT_MS: '1000', WORKER_CONCURRENCY: '4' };
-    const index = await runCli(['index', '--bucket', BUCKET, '--collection', collection, '--model', 'qwen3-vl-embedding', '--dimension', '256'], env.env);
+    const slow = {
+      ...env.env,
+      MODEL_OVERRIDES: '{"qwen3-vl-embedding":{"rpm":12}}',
+      DRAIN_TIMEOUT_MS: '1000',
+      WORKER_CONCURRENCY: '4',
+    };
+    const index = await runCli(
+      ['index', '--bucket', BUCKET, '--collection', collection, '--model', 'qwen3-vl-embedding', '--dimension', '256'],
+      env.env,
+    );
     expect(index.code).toBe(0);
     const runId = runIdOf(index.stdout);
     const runs = new RunStore(env.redis, env.prefix);
@@ -79,11 +91,24 @@ describe('stopping a worker whose jobs wait at the rate limiter', () => {
   it('a job given back after its first request buys only the requests it had not made', async () => {
     // 900 digits are 900 tokens but look like 300 to the producer's estimate: three in one
     // job, which tongyi's 1,024-token requests split into three requests
-    const digits = (seed: number): string => Array.from({ length: 900 }, (_, i) => String((i * 7 + seed) % 10)).join('');
+    const digits = (seed: number): string =>
+      Array.from({ length: 900 }, (_, i) => String((i * 7 + seed) % 10)).join('');
     await putMany(env.s3client, BUCKET, new Map([0, 1, 2].map((i) => [`digits/d${i}.txt`, digits(i)])));
     env.sim.reset();
     const collection = `drain-digits-${env.prefix}`;
-    const args = ['index', '--bucket', BUCKET, '--prefix', 'digits/', '--collection', collection, '--model', 'tongyi-embedding-vision-plus', '--dimension', '64'];
+    const args = [
+      'index',
+      '--bucket',
+      BUCKET,
+      '--prefix',
+      'digits/',
+      '--collection',
+      collection,
+      '--model',
+      'tongyi-embedding-vision-plus',
+      '--dimension',
+      '64',
+    ];
     const index = await runCli(args, env.env);
     expect(index.code).toBe(0);
     const runId = runIdOf(index.stdout);
@@ -91,7 +116,11 @@ describe('stopping a worker whose jobs wait at the rate limiter', () => {
     expect((await runs.get(runId))?.counters.jobsAdded).toBe(1);
 
     // 1,000 tokens a minute: after the first request the job waits at the limiter
-    const first = startCli(['worker'], { ...env.env, MODEL_OVERRIDES: '{"tongyi-embedding-vision-plus":{"tpm":1000}}', DRAIN_TIMEOUT_MS: '1000' });
+    const first = startCli(['worker'], {
+      ...env.env,
+      MODEL_OVERRIDES: '{"tongyi-embedding-vision-plus":{"tpm":1000}}',
+      DRAIN_TIMEOUT_MS: '1000',
+    });
     await first.waitFor(/worker ready/);
     await until('the first request', async () => (env.sim.stats().accepted >= 1 ? true : undefined), 60_000);
     expect(await first.stop('SIGTERM')).toBe(0);
@@ -110,4 +139,3 @@ describe('stopping a worker whose jobs wait at the rate limiter', () => {
     expect((await runs.get(runId))?.counters).toMatchObject({ objectsIndexed: 3, points: 3 });
   }, 240_000);
 });
-

@@ -19,7 +19,9 @@ const BUCKET = 'photos';
 /** Noise compresses badly: a photo-like file of about the size asked for. */
 async function noisyJpeg(width: number, height: number, quality: number): Promise<Buffer> {
   const raw = randomBytes(width * height * 3);
-  return sharp(raw, { raw: { width, height, channels: 3 } }).jpeg({ quality }).toBuffer();
+  return sharp(raw, { raw: { width, height, channels: 3 } })
+    .jpeg({ quality })
+    .toBuffer();
 }
 
 describe('images the model cannot take as they are', () => {
@@ -36,13 +38,38 @@ describe('images the model cannot take as they are', () => {
     // a 4000x3000 PNG of about 6 MB
     const pngRaw = randomBytes(4000 * 3000 * 3);
     for (let i = 0; i < pngRaw.length; i += 2) pngRaw[i] = 128; // half the bytes constant: about 6 MB once compressed
-    files.set('large-4000x3000.png', await sharp(pngRaw, { raw: { width: 4000, height: 3000, channels: 3 } }).png({ compressionLevel: 6 }).toBuffer());
-    files.set('photo.webp', await sharp({ create: { width: 300, height: 200, channels: 3, background: { r: 200, g: 50, b: 50 } } }).webp().toBuffer());
-    files.set('scan.tiff', await sharp({ create: { width: 320, height: 240, channels: 3, background: { r: 10, g: 200, b: 90 } } }).tiff().toBuffer());
-    files.set('thin-1x2000.png', await sharp({ create: { width: 1, height: 2000, channels: 3, background: { r: 0, g: 0, b: 0 } } }).png().toBuffer());
+    files.set(
+      'large-4000x3000.png',
+      await sharp(pngRaw, { raw: { width: 4000, height: 3000, channels: 3 } })
+        .png({ compressionLevel: 6 })
+        .toBuffer(),
+    );
+    files.set(
+      'photo.webp',
+      await sharp({ create: { width: 300, height: 200, channels: 3, background: { r: 200, g: 50, b: 50 } } })
+        .webp()
+        .toBuffer(),
+    );
+    files.set(
+      'scan.tiff',
+      await sharp({ create: { width: 320, height: 240, channels: 3, background: { r: 10, g: 200, b: 90 } } })
+        .tiff()
+        .toBuffer(),
+    );
+    files.set(
+      'thin-1x2000.png',
+      await sharp({ create: { width: 1, height: 2000, channels: 3, background: { r: 0, g: 0, b: 0 } } })
+        .png()
+        .toBuffer(),
+    );
     const whole = await noisyJpeg(400, 300, 90);
     files.set('truncated.jpg', whole.subarray(0, Math.floor(whole.length / 2)));
-    files.set('fine.png', await sharp({ create: { width: 64, height: 64, channels: 4, background: { r: 0, g: 0, b: 255, alpha: 0.5 } } }).png().toBuffer());
+    files.set(
+      'fine.png',
+      await sharp({ create: { width: 64, height: 64, channels: 4, background: { r: 0, g: 0, b: 255, alpha: 0.5 } } })
+        .png()
+        .toBuffer(),
+    );
     for (const [key, body] of files) await putObject(env.s3client, BUCKET, key, body);
   }, 180_000);
 
@@ -58,7 +85,21 @@ describe('images the model cannot take as they are', () => {
     let runId: string | undefined;
     try {
       await worker.waitFor(/worker ready/);
-      const res = await runCli(['index', '--bucket', BUCKET, '--collection', collection, '--model', 'tongyi-embedding-vision-plus', '--dimension', '64', '--wait'], env.env);
+      const res = await runCli(
+        [
+          'index',
+          '--bucket',
+          BUCKET,
+          '--collection',
+          collection,
+          '--model',
+          'tongyi-embedding-vision-plus',
+          '--dimension',
+          '64',
+          '--wait',
+        ],
+        env.env,
+      );
       expect(res.stdout).toMatch(/finished/);
       expect(res.code).toBe(0);
       runId = /run (\S+): scanning/.exec(res.stdout)?.[1];
@@ -68,15 +109,23 @@ describe('images the model cannot take as they are', () => {
 
     const qdrant = new QdrantClient({ url: env.qdrantUrl, checkCompatibility: false });
     const indexed = ['big-9mb.jpg', 'large-4000x3000.png', 'photo.webp', 'scan.tiff', 'fine.png'];
-    const points = await qdrant.retrieve(collection, { ids: indexed.map((k) => pointId(BUCKET, k, 0)), with_payload: true });
+    const points = await qdrant.retrieve(collection, {
+      ids: indexed.map((k) => pointId(BUCKET, k, 0)),
+      with_payload: true,
+    });
     const byKey = new Map(points.map((p) => [String(p.payload?.key), p.payload ?? {}]));
     expect([...byKey.keys()].sort()).toEqual([...indexed].sort());
     type Fixup = { original_format: string; original_bytes: number; actions: string[] };
     const fix = (k: string): Fixup | undefined => byKey.get(k)?.fixup as Fixup | undefined;
-    expect(fix('big-9mb.jpg')?.actions.join('; ')).toMatch(/downscaled .*EXIF orientation 6 applied|EXIF orientation 6 applied.*downscaled/);
+    expect(fix('big-9mb.jpg')?.actions.join('; ')).toMatch(
+      /downscaled .*EXIF orientation 6 applied|EXIF orientation 6 applied.*downscaled/,
+    );
     expect(fix('big-9mb.jpg')?.original_bytes).toBe(files.get('big-9mb.jpg')!.length);
     expect(fix('large-4000x3000.png')?.actions.join('; ')).toMatch(/downscaled 4000x3000/);
-    expect(fix('photo.webp')).toMatchObject({ original_format: 'webp', actions: [expect.stringMatching(/converted webp to jpeg/)] });
+    expect(fix('photo.webp')).toMatchObject({
+      original_format: 'webp',
+      actions: [expect.stringMatching(/converted webp to jpeg/)],
+    });
     expect(fix('scan.tiff')?.actions.join('; ')).toMatch(/converted tiff to jpeg/);
     expect(fix('fine.png')).toBeUndefined(); // taken as it is
 

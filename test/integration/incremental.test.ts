@@ -27,12 +27,18 @@ const SKIPPED = ['misc/blob-0.bin', 'misc/blob-1.bin'];
 
 const shortKey = (n: number): string => `docs/short-${String(n).padStart(4, '0')}.txt`;
 const longKey = (n: number): string => `docs/long-${String(n).padStart(2, '0')}.md`;
-const shortText = (n: number, version = 0): string => `note ${n}${version ? ` version ${version}` : ''}: ${words(n * 7 + version, 6 + (n % 8))}`;
+const shortText = (n: number, version = 0): string =>
+  `note ${n}${version ? ` version ${version}` : ''}: ${words(n * 7 + version, 6 + (n % 8))}`;
 /** 110 to 230 words: 3 to 5 chunks of 64 tokens. */
-const longText = (n: number, count = 110 + (n % 5) * 30, version = 0): string => words(10_000 + n * 13 + version, count);
+const longText = (n: number, count = 110 + (n % 5) * 30, version = 0): string =>
+  words(10_000 + n * 13 + version, count);
 
 /** Sends `signal` and waits for the exit; SIGKILL if it does not exit within `graceMs`. */
-async function stopProcess(cli: BackgroundCli, signal: NodeJS.Signals = 'SIGTERM', graceMs = 15_000): Promise<number | null> {
+async function stopProcess(
+  cli: BackgroundCli,
+  signal: NodeJS.Signals = 'SIGTERM',
+  graceMs = 15_000,
+): Promise<number | null> {
   const timer = setTimeout(() => cli.child.kill('SIGKILL'), graceMs);
   try {
     return await cli.stop(signal);
@@ -53,11 +59,22 @@ describe('incremental runs of a 1,000-object bucket', () => {
 
   const chunksOf = (key: string): number => chunkCount(texts.get(key)!, CHUNK_TOKENS);
   const expectedPoints = (): number => [...texts.keys()].reduce((n, k) => n + chunksOf(k), 0);
-  const indexArgs = (collection: string, dimension = 256): string[] => ['index', '--bucket', BUCKET, '--collection', collection, '--model', MODEL, '--dimension', String(dimension)];
+  const indexArgs = (collection: string, dimension = 256): string[] => [
+    'index',
+    '--bucket',
+    BUCKET,
+    '--collection',
+    collection,
+    '--model',
+    MODEL,
+    '--dimension',
+    String(dimension),
+  ];
   const count = async (collection: string): Promise<number> => (await qdrant.count(collection, { exact: true })).count;
   const downloads = async (): Promise<number> => (await env.s3.requestCount()).get;
   const figures = (line: string): void => void process.stdout.write(`[figures] ${line}\n`);
-  const expectExit = (result: CliResult, code: number): void => expect({ code: result.code, stderr: result.stderr, stdout: result.stdout.slice(-2000) }).toMatchObject({ code });
+  const expectExit = (result: CliResult, code: number): void =>
+    expect({ code: result.code, stderr: result.stderr, stdout: result.stdout.slice(-2000) }).toMatchObject({ code });
 
   beforeAll(async () => {
     env = await startPipelineEnv();
@@ -92,7 +109,13 @@ describe('incremental runs of a 1,000-object bucket', () => {
     const first = await runCli([...indexArgs(COLLECTION()), '--wait'], cliEnv);
     expectExit(first, 0);
     const firstRun = await runs.get(runIdOf(first.stdout));
-    expect(firstRun?.counters).toMatchObject({ new: texts.size, unchanged: 0, objectsIndexed: texts.size, objectsFailed: 0, points: expectedPoints() });
+    expect(firstRun?.counters).toMatchObject({
+      new: texts.size,
+      unchanged: 0,
+      objectsIndexed: texts.size,
+      objectsFailed: 0,
+      points: expectedPoints(),
+    });
     expect(await count(COLLECTION())).toBe(expectedPoints());
 
     env.sim.reset();
@@ -104,10 +127,20 @@ describe('incremental runs of a 1,000-object bucket', () => {
     expect(stats.requests).toBe(0);
     expect(gets).toBe(0);
     const run = await runs.get(runIdOf(second.stdout));
-    expect(run?.counters).toMatchObject({ scanned: 1000, skipped: SKIPPED.length, unchanged: texts.size, new: 0, changed: 0, queuedObjects: 0, jobsAdded: 0 });
+    expect(run?.counters).toMatchObject({
+      scanned: 1000,
+      skipped: SKIPPED.length,
+      unchanged: texts.size,
+      new: 0,
+      changed: 0,
+      queuedObjects: 0,
+      jobsAdded: 0,
+    });
     expect(run?.finishedAt).toBeDefined();
     expect(await count(COLLECTION())).toBe(expectedPoints());
-    figures(`1 unchanged re-run: ${texts.size} indexable objects, ${expectedPoints()} points; first run ${firstRun?.counters.requests} requests; re-run ${stats.requests} requests, ${stats.inputs} inputs, ${gets} downloads`);
+    figures(
+      `1 unchanged re-run: ${texts.size} indexable objects, ${expectedPoints()} points; first run ${firstRun?.counters.requests} requests; re-run ${stats.requests} requests, ${stats.inputs} inputs, ${gets} downloads`,
+    );
   }, 120_000);
 
   it('re-embeds only the changed and added objects with --prune, and ends point for point equal to a fresh full index', async () => {
@@ -146,7 +179,15 @@ describe('incremental runs of a 1,000-object bucket', () => {
     expect(stats.refusals).toEqual({});
     expect(gets).toBe(20);
     const run = await runs.get(runIdOf(result.stdout));
-    expect(run?.counters).toMatchObject({ changed: 10, new: 10, deleted: 10, unchanged: texts.size - 20, queuedObjects: 20, objectsIndexed: 20, objectsFailed: 0 });
+    expect(run?.counters).toMatchObject({
+      changed: 10,
+      new: 10,
+      deleted: 10,
+      unchanged: texts.size - 20,
+      queuedObjects: 20,
+      objectsIndexed: 20,
+      objectsFailed: 0,
+    });
 
     // the shortened text kept only its new chunks; the deleted objects have no points left
     const shortenedIds = idsOf(BUCKET, shortened, oldShortenedChunks);
@@ -163,7 +204,21 @@ describe('incremental runs of a 1,000-object bucket', () => {
     expect(reference).toHaveLength(expectedPoints());
     expect(incremental.map((p) => p.id).sort()).toEqual(reference.map((p) => p.id).sort());
     const byId = new Map<string, Point>(reference.map((p) => [p.id, p]));
-    const FIELDS = ['bucket', 'key', 'etag', 'size', 'last_modified', 'modality', 'chunk', 'chunk_count', 'char_start', 'char_end', 'model', 'dimension', 'params_hash'];
+    const FIELDS = [
+      'bucket',
+      'key',
+      'etag',
+      'size',
+      'last_modified',
+      'modality',
+      'chunk',
+      'chunk_count',
+      'char_start',
+      'char_end',
+      'model',
+      'dimension',
+      'params_hash',
+    ];
     const pick = (p: Point): Record<string, unknown> => Object.fromEntries(FIELDS.map((f) => [f, p.payload[f]]));
     let worst = 0;
     for (const p of incremental) {
@@ -173,7 +228,9 @@ describe('incremental runs of a 1,000-object bucket', () => {
       for (let i = 0; i < p.vector.length; i++) worst = Math.max(worst, Math.abs(p.vector[i]! - ref.vector[i]!));
     }
     expect(worst).toBeLessThanOrEqual(1e-6);
-    figures(`2 changed 10, deleted 10, added 10 with --prune: ${stats.requests} requests, ${stats.inputs} inputs (expected ${expectedInputs}), ${gets} downloads; ${incremental.length} points equal to a fresh full index (max vector difference ${worst})`);
+    figures(
+      `2 changed 10, deleted 10, added 10 with --prune: ${stats.requests} requests, ${stats.inputs} inputs (expected ${expectedInputs}), ${gets} downloads; ${incremental.length} points equal to a fresh full index (max vector difference ${worst})`,
+    );
   }, 180_000);
 
   it('deletes nothing when a --prune run is killed in the middle of its scan, and prunes once the scan is resumed and completes', async () => {
@@ -193,7 +250,12 @@ describe('incremental runs of a 1,000-object bucket', () => {
     try {
       await producer.waitFor(/run \S+: scanning/);
       runId = runIdOf(producer.output());
-      await until('3 listed pages', async () => (((await runs.get(runId))?.pages ?? 0) >= 3 ? true : undefined), 30_000, 5);
+      await until(
+        '3 listed pages',
+        async () => (((await runs.get(runId))?.pages ?? 0) >= 3 ? true : undefined),
+        30_000,
+        5,
+      );
     } finally {
       await producer.stop('SIGKILL');
     }
@@ -217,13 +279,16 @@ describe('incremental runs of a 1,000-object bucket', () => {
     const gets = (await downloads()) - getsBefore;
     expect(stats.requests).toBe(0);
     expect(gets).toBe(0);
-    figures(`3 killed --prune scan after ${interrupted?.pages} of ${Math.ceil(listed / 10)} pages: 0 points deleted (${pointsBefore} kept); resumed: ${run?.counters.deleted} objects pruned (${goneIds.length} points); ${stats.requests} requests, ${gets} downloads`);
+    figures(
+      `3 killed --prune scan after ${interrupted?.pages} of ${Math.ceil(listed / 10)} pages: 0 points deleted (${pointsBefore} kept); resumed: ${run?.counters.deleted} objects pruned (${goneIds.length} points); ${stats.requests} requests, ${gets} downloads`,
+    );
   }, 120_000);
 
   it('rebuilds into a new dimension behind an alias that keeps answering from the complete old collection until the end', async () => {
     const alias = `inc-alias-${env.prefix}`;
     const full = expectedPoints();
-    const aliasTarget = async (): Promise<string | undefined> => (await qdrant.getAliases()).aliases.find((a) => a.alias_name === alias)?.collection_name;
+    const aliasTarget = async (): Promise<string | undefined> =>
+      (await qdrant.getAliases()).aliases.find((a) => a.alias_name === alias)?.collection_name;
     const vectorSize = async (name: string): Promise<unknown> => {
       const vectors = (await qdrant.getCollection(name)).config.params.vectors;
       return vectors && typeof vectors === 'object' && 'size' in vectors ? vectors.size : undefined;
@@ -268,7 +333,10 @@ describe('incremental runs of a 1,000-object bucket', () => {
         top: (await qdrant.query(alias, { query: probeVector, limit: 3 })).points.map((p) => String(p.id))[0],
       };
       const stillRunning = (await runs.get(runId))?.finishedAt === undefined && (await count(newTarget)) < full;
-      expect({ observed, stillRunning }).toEqual({ observed: { target: oldTarget, size: 256, count: full, top: probeId }, stillRunning: true });
+      expect({ observed, stillRunning }).toEqual({
+        observed: { target: oldTarget, size: 256, count: full, top: probeId },
+        stillRunning: true,
+      });
       expect(midway).toBeLessThan(full);
 
       result = await rebuild;
@@ -284,7 +352,9 @@ describe('incremental runs of a 1,000-object bucket', () => {
       const stats = env.sim.stats();
       const gets = (await downloads()) - getsBefore;
       expect(stats.inputs).toBe(full);
-      figures(`4 rebuild 256 -> 512 behind ${alias}: ${stats.requests} requests, ${stats.inputs} inputs, ${gets} downloads; mid-run the alias answered 256-dim with ${observed.count} points while the new collection had ${midway}`);
+      figures(
+        `4 rebuild 256 -> 512 behind ${alias}: ${stats.requests} requests, ${stats.inputs} inputs, ${gets} downloads; mid-run the alias answered 256-dim with ${observed.count} points while the new collection had ${midway}`,
+      );
     } finally {
       env.sim.configure({ latency: { fixedMs: 0 } });
       if (!result) await rebuild;
@@ -296,12 +366,22 @@ describe('incremental runs of a 1,000-object bucket', () => {
     const deletedKey = shortKey(40);
     const unchangedKey = shortKey(50);
     const newKey = 'docs/added-by-job.txt';
-    const [unchangedBefore] = await qdrant.retrieve(COLLECTION(), { ids: [pointId(BUCKET, unchangedKey, 0)], with_payload: true });
+    const [unchangedBefore] = await qdrant.retrieve(COLLECTION(), {
+      ids: [pointId(BUCKET, unchangedKey, 0)],
+      with_payload: true,
+    });
     expect(await qdrant.retrieve(COLLECTION(), { ids: [pointId(BUCKET, deletedKey, 0)] })).toHaveLength(1);
     texts.set(changedKey, longText(30, 170, 2));
     texts.set(newKey, shortText(7_777));
     texts.delete(deletedKey);
-    await putMany(env.s3client, BUCKET, new Map([[changedKey, texts.get(changedKey)!], [newKey, texts.get(newKey)!]]));
+    await putMany(
+      env.s3client,
+      BUCKET,
+      new Map([
+        [changedKey, texts.get(changedKey)!],
+        [newKey, texts.get(newKey)!],
+      ]),
+    );
     await deleteMany(env.s3client, BUCKET, [deletedKey]);
 
     const redisUrl = env.env.REDIS_URL!;
@@ -313,25 +393,52 @@ describe('incremental runs of a 1,000-object bucket', () => {
       await events.waitUntilReady();
       env.sim.reset();
       const getsBefore = await downloads();
-      const job = await queue.add('reindex', { bucket: BUCKET, collection: COLLECTION(), model: MODEL, dimension: 256, mode: 'incremental', keys: [changedKey, newKey, deletedKey, unchangedKey] });
+      const job = await queue.add('reindex', {
+        bucket: BUCKET,
+        collection: COLLECTION(),
+        model: MODEL,
+        dimension: 256,
+        mode: 'incremental',
+        keys: [changedKey, newKey, deletedKey, unchangedKey],
+      });
       const returned = (await job.waitUntilFinished(events, 60_000)) as Record<string, unknown>;
-      expect(returned).toMatchObject({ runId: expect.any(String), target: COLLECTION(), scanned: 4, queuedObjects: 2, unchanged: 1, deleted: 1 });
+      expect(returned).toMatchObject({
+        runId: expect.any(String),
+        target: COLLECTION(),
+        scanned: 4,
+        queuedObjects: 2,
+        unchanged: 1,
+        deleted: 1,
+      });
       const runId = returned.runId as string;
       expect((await queue.getJob(job.id!))?.progress).toMatchObject({ done: true, runId, queuedObjects: 2 });
 
       const waited = await runCli(['status', '--run', runId, '--wait'], cliEnv);
       expectExit(waited, 0);
       const run = await runs.get(runId);
-      expect(run?.counters).toMatchObject({ new: 1, changed: 1, unchanged: 1, deleted: 1, objectsIndexed: 2, objectsFailed: 0 });
+      expect(run?.counters).toMatchObject({
+        new: 1,
+        changed: 1,
+        unchanged: 1,
+        deleted: 1,
+        objectsIndexed: 2,
+        objectsFailed: 0,
+      });
       const head = await env.s3client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: changedKey }));
-      const changedPoints = await qdrant.retrieve(COLLECTION(), { ids: idsOf(BUCKET, changedKey, 8), with_payload: true });
+      const changedPoints = await qdrant.retrieve(COLLECTION(), {
+        ids: idsOf(BUCKET, changedKey, 8),
+        with_payload: true,
+      });
       expect(changedPoints.map((p) => [p.payload?.etag, p.payload?.chunk_count, p.payload?.run_id])).toEqual(
         changedPoints.map(() => [head.ETag?.replace(/"/g, ''), chunksOf(changedKey), runId]),
       );
       expect(changedPoints).toHaveLength(chunksOf(changedKey));
       expect(await qdrant.retrieve(COLLECTION(), { ids: idsOf(BUCKET, newKey, 1) })).toHaveLength(1);
       expect(await qdrant.retrieve(COLLECTION(), { ids: idsOf(BUCKET, deletedKey, 1) })).toEqual([]);
-      const [unchangedAfter] = await qdrant.retrieve(COLLECTION(), { ids: [pointId(BUCKET, unchangedKey, 0)], with_payload: true });
+      const [unchangedAfter] = await qdrant.retrieve(COLLECTION(), {
+        ids: [pointId(BUCKET, unchangedKey, 0)],
+        with_payload: true,
+      });
       expect(unchangedAfter?.payload?.run_id).toBe(unchangedBefore?.payload?.run_id);
       expect(await count(COLLECTION())).toBe(expectedPoints());
       const stats = env.sim.stats();
@@ -349,10 +456,22 @@ describe('incremental runs of a 1,000-object bucket', () => {
       await expect(short.waitUntilFinished(events, 30_000)).rejects.toThrow(/bucket/);
       expect((await queue.getJob(short.id!))?.attemptsMade).toBe(1);
 
-      const after = await queue.add('reindex', { bucket: BUCKET, collection: COLLECTION(), model: MODEL, dimension: 256, keys: [unchangedKey] });
-      expect(await after.waitUntilFinished(events, 60_000)).toMatchObject({ scanned: 1, unchanged: 1, queuedObjects: 0 });
+      const after = await queue.add('reindex', {
+        bucket: BUCKET,
+        collection: COLLECTION(),
+        model: MODEL,
+        dimension: 256,
+        keys: [unchangedKey],
+      });
+      expect(await after.waitUntilFinished(events, 60_000)).toMatchObject({
+        scanned: 1,
+        unchanged: 1,
+        queuedObjects: 0,
+      });
       expect(worker?.child.exitCode).toBeNull();
-      figures(`5 reindex job (4 keys: 1 changed, 1 new, 1 deleted, 1 unchanged): ${stats.requests} requests, ${stats.inputs} inputs, ${gets} downloads; malformed jobs failed: "${missingJob?.failedReason}"`);
+      figures(
+        `5 reindex job (4 keys: 1 changed, 1 new, 1 deleted, 1 unchanged): ${stats.requests} requests, ${stats.inputs} inputs, ${gets} downloads; malformed jobs failed: "${missingJob?.failedReason}"`,
+      );
     } finally {
       await queue.close();
       await events.close();
@@ -362,9 +481,22 @@ describe('incremental runs of a 1,000-object bucket', () => {
   }, 120_000);
 
   it('adds, lists and removes a nightly schedule, and refuses an invalid cron pattern naming --cron', async () => {
-    const request = ['--bucket', BUCKET, '--collection', COLLECTION(), '--model', MODEL, '--dimension', '256', '--prune'];
+    const request = [
+      '--bucket',
+      BUCKET,
+      '--collection',
+      COLLECTION(),
+      '--model',
+      MODEL,
+      '--dimension',
+      '256',
+      '--prune',
+    ];
     // `--tz` defaults to UTC whatever the machine's zone: 02:00 is 02:00Z even in Shanghai
-    const added = await runCli(['schedule', 'add', '--name', 'nightly', '--cron', '0 2 * * *', ...request], { ...cliEnv, TZ: 'Asia/Shanghai' });
+    const added = await runCli(['schedule', 'add', '--name', 'nightly', '--cron', '0 2 * * *', ...request], {
+      ...cliEnv,
+      TZ: 'Asia/Shanghai',
+    });
     expectExit(added, 0);
     const next = /schedule nightly: "0 2 \* \* \*"; next run (\S+)/.exec(added.stdout)?.[1];
     expect(next).toBeDefined();
@@ -375,7 +507,9 @@ describe('incremental runs of a 1,000-object bucket', () => {
 
     const listed = await runCli(['schedule', 'list'], cliEnv);
     expectExit(listed, 0);
-    expect(listed.stdout).toContain(`nightly  "0 2 * * *" UTC  next ${next}  s3://${BUCKET}/ -> ${COLLECTION()} (${MODEL}, incremental, prune)`);
+    expect(listed.stdout).toContain(
+      `nightly  "0 2 * * *" UTC  next ${next}  s3://${BUCKET}/ -> ${COLLECTION()} (${MODEL}, incremental, prune)`,
+    );
 
     const removed = await runCli(['schedule', 'remove', 'nightly'], cliEnv);
     expectExit(removed, 0);
@@ -385,7 +519,10 @@ describe('incremental runs of a 1,000-object bucket', () => {
     expect(empty.stdout).toContain('no schedules');
     expect(empty.stdout).not.toContain('nightly');
 
-    const invalid = await runCli(['schedule', 'add', '--name', 'broken', '--cron', 'every night at two', ...request], cliEnv);
+    const invalid = await runCli(
+      ['schedule', 'add', '--name', 'broken', '--cron', 'every night at two', ...request],
+      cliEnv,
+    );
     expectExit(invalid, 2);
     expect(invalid.stderr).toMatch(/--cron/);
     const stillEmpty = await runCli(['schedule', 'list'], cliEnv);

@@ -37,9 +37,33 @@ class FakeQueue implements BatchQueue {
 }
 
 const finishedRun = (id: string): RunState =>
-  ({ id, scanStatus: 'complete', counters: { jobsDone: 1, jobsFailed: 0, jobsAdded: 1, jobsFollowed: 0, objectsIndexed: 1, unchanged: 0, deleted: 0, skipped: 0, objectsSkipped: 0, objectsFailed: 0 } }) as unknown as RunState;
+  ({
+    id,
+    scanStatus: 'complete',
+    counters: {
+      jobsDone: 1,
+      jobsFailed: 0,
+      jobsAdded: 1,
+      jobsFollowed: 0,
+      objectsIndexed: 1,
+      unchanged: 0,
+      deleted: 0,
+      skipped: 0,
+      objectsSkipped: 0,
+      objectsFailed: 0,
+    },
+  }) as unknown as RunState;
 
-const created = (...keys: string[]): ParsedNotification => ({ events: keys.map((key) => ({ bucket: TARGET.bucket, key, kind: 'created', name: 's3:ObjectCreated:Put', time: Date.now() - 5000 })), ignored: [] });
+const created = (...keys: string[]): ParsedNotification => ({
+  events: keys.map((key) => ({
+    bucket: TARGET.bucket,
+    key,
+    kind: 'created',
+    name: 's3:ObjectCreated:Put',
+    time: Date.now() - 5000,
+  })),
+  ignored: [],
+});
 
 describe('the listener batches', () => {
   let redis: Redis;
@@ -57,13 +81,19 @@ describe('the listener batches', () => {
     await redis.quit();
   });
 
-  const setup = async (maxKeys: number, maxWaitMs: number): Promise<{ listener: Listener; queue: FakeQueue; state: ListenerState; runs: Map<string, RunState> }> => {
+  const setup = async (
+    maxKeys: number,
+    maxWaitMs: number,
+  ): Promise<{ listener: Listener; queue: FakeQueue; state: ListenerState; runs: Map<string, RunState> }> => {
     prefix = `test-listen-${randomUUID().slice(0, 8)}`;
     const state = new ListenerState(redis, prefix);
     await state.register([TARGET]);
     const queue = new FakeQueue();
     const runs = new Map<string, RunState>();
-    const listener = new Listener({ state, queue, runs: { get: async (id: string) => runs.get(id) }, log }, { targets: [TARGET], maxKeys, maxWaitMs });
+    const listener = new Listener(
+      { state, queue, runs: { get: async (id: string) => runs.get(id) }, log },
+      { targets: [TARGET], maxKeys, maxWaitMs },
+    );
     return { listener, queue, state, runs };
   };
 
@@ -77,7 +107,10 @@ describe('the listener batches', () => {
     expect(queue.added.size).toBe(1); // f and g have not waited 400 ms yet
     await sleep(450);
     await listener.tick();
-    expect([...queue.added.values()].map((j) => j.keys)).toEqual([['a', 'b', 'c', 'd', 'e'], ['f', 'g']]);
+    expect([...queue.added.values()].map((j) => j.keys)).toEqual([
+      ['a', 'b', 'c', 'd', 'e'],
+      ['f', 'g'],
+    ]);
     const job = [...queue.added.values()][0]!;
     expect(job).toMatchObject({ bucket: 'photos', collection: 'photo-index', model: 'qwen3-vl-embedding' });
   });
@@ -120,7 +153,15 @@ describe('the listener batches', () => {
     queue.states.set(id!, { state: 'failed', reason: 'reindex job refused: dimension: 100 is not a dimension' });
     await listener.tick();
     const s = await state.snapshot();
-    expect(s.failures).toEqual([expect.objectContaining({ batch: id, keys: 2, reason: 'reindex job refused: dimension: 100 is not a dimension', sample: ['x', 'y'], target: TARGET })]);
+    expect(s.failures).toEqual([
+      expect.objectContaining({
+        batch: id,
+        keys: 2,
+        reason: 'reindex job refused: dimension: 100 is not a dimension',
+        sample: ['x', 'y'],
+        target: TARGET,
+      }),
+    ]);
     expect(s).toMatchObject({ batchesInFlight: 0, keysInFlight: 0 });
     expect(s.counts).toMatchObject({ batchesFailed: 1, keysFailed: 2 });
     // the keys are free again: a new event of x makes a new batch
@@ -144,26 +185,61 @@ describe('the listener batches', () => {
     const { listener, state } = await setup(100, 0);
     await listener.deliver('webhook', {
       events: [{ bucket: 'elsewhere', key: 'k', kind: 'created', name: 's3:ObjectCreated:Put', time: Date.now() }],
-      ignored: [{ name: 's3:TestEvent', reason: 'a test event' }, { name: 's3:ObjectAccessed:Get', reason: 'not an object creation or removal' }, { name: '(malformed)', reason: 'not JSON' }],
+      ignored: [
+        { name: 's3:TestEvent', reason: 'a test event' },
+        { name: 's3:ObjectAccessed:Get', reason: 'not an object creation or removal' },
+        { name: '(malformed)', reason: 'not JSON' },
+      ],
     });
     const s = await state.snapshot();
     expect(s.pendingKeys).toBe(0);
-    expect(s.counts).toMatchObject({ 'ignored:unmapped-bucket': 1, 'ignored:test-event': 1, 'ignored:other-event': 1, 'ignored:malformed': 1, 'deliveries:webhook': 1 });
+    expect(s.counts).toMatchObject({
+      'ignored:unmapped-bucket': 1,
+      'ignored:test-event': 1,
+      'ignored:other-event': 1,
+      'ignored:malformed': 1,
+      'deliveries:webhook': 1,
+    });
   });
 });
 
 // (a malformed --map entry, an unknown model or dimension: listen-events.test.ts)
 describe('mm-ingest listen refuses bad input before it starts', () => {
-  const env = { PATH: process.env.PATH, HOME: process.env.HOME, REDIS_URL: 'redis://127.0.0.1:6399', CI: 'true', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' };
+  const env = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    REDIS_URL: 'redis://127.0.0.1:6399',
+    CI: 'true',
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+  };
   const cases: [string[], NodeJS.ProcessEnv, RegExp][] = [
     [['--redis-list', 'events'], {}, /configuration error: --map: no bucket is mapped/],
-    [['--map', 'photos=idx:qwen3-vl-embedding'], {}, /configuration error: listen: no source of events: give --sqs-queue-url, --webhook-port or --redis-list/],
-    [['--map', 'photos=idx:qwen3-vl-embedding', '--webhook-port', '9811'], {}, /configuration error: LISTEN_WEBHOOK_TOKEN: is not set/],
-    [['--map', 'photos=idx:qwen3-vl-embedding', '--sqs-queue-url', 'photos-events'], {}, /configuration error: --sqs-queue-url: "photos-events" is not a queue URL/],
+    [
+      ['--map', 'photos=idx:qwen3-vl-embedding'],
+      {},
+      /configuration error: listen: no source of events: give --sqs-queue-url, --webhook-port or --redis-list/,
+    ],
+    [
+      ['--map', 'photos=idx:qwen3-vl-embedding', '--webhook-port', '9811'],
+      {},
+      /configuration error: LISTEN_WEBHOOK_TOKEN: is not set/,
+    ],
+    [
+      ['--map', 'photos=idx:qwen3-vl-embedding', '--sqs-queue-url', 'photos-events'],
+      {},
+      /configuration error: --sqs-queue-url: "photos-events" is not a queue URL/,
+    ],
   ];
-  it.each(cases)('listen %j', async (args, extra, message) => {
-    // Redis at 6399 answers nothing: every one of these is refused before a connection
-    const out = await runCli(['listen', ...args], { ...env, ...extra });
-    expect({ code: out.code, stderr: out.stderr.trim() }).toEqual({ code: 2, stderr: expect.stringMatching(message) });
-  }, 30_000);
+  it.each(cases)(
+    'listen %j',
+    async (args, extra, message) => {
+      // Redis at 6399 answers nothing: every one of these is refused before a connection
+      const out = await runCli(['listen', ...args], { ...env, ...extra });
+      expect({ code: out.code, stderr: out.stderr.trim() }).toEqual({
+        code: 2,
+        stderr: expect.stringMatching(message),
+      });
+    },
+    30_000,
+  );
 });

@@ -40,7 +40,10 @@ describe('mm-ingest listen with an SQS queue (ElasticMQ)', () => {
 
   /** The message S3 sends for one event of a key (its ETag and size from MinIO when it exists). */
   const message = async (eventName: 'ObjectCreated:Put' | 'ObjectRemoved:Delete', key: string): Promise<string> => {
-    const head = eventName === 'ObjectCreated:Put' ? await env.s3client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key })) : undefined;
+    const head =
+      eventName === 'ObjectCreated:Put'
+        ? await env.s3client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }))
+        : undefined;
     return JSON.stringify({
       Records: [
         {
@@ -53,7 +56,11 @@ describe('mm-ingest listen with an SQS queue (ElasticMQ)', () => {
             s3SchemaVersion: '1.0',
             configurationId: 'mm-ingest',
             bucket: { name: BUCKET, arn: `arn:aws:s3:::${BUCKET}` },
-            object: { key: s3Encode(key), ...(head ? { size: head.ContentLength, eTag: head.ETag?.replace(/"/g, '') } : {}), sequencer: Date.now().toString(16).toUpperCase() },
+            object: {
+              key: s3Encode(key),
+              ...(head ? { size: head.ContentLength, eTag: head.ETag?.replace(/"/g, '') } : {}),
+              sequencer: Date.now().toString(16).toUpperCase(),
+            },
           },
         },
       ],
@@ -61,12 +68,25 @@ describe('mm-ingest listen with an SQS queue (ElasticMQ)', () => {
   };
   const send = async (bodies: readonly string[]): Promise<void> => {
     for (let i = 0; i < bodies.length; i += 10) {
-      const out = await sqs.send(new SendMessageBatchCommand({ QueueUrl: queueUrl, Entries: bodies.slice(i, i + 10).map((MessageBody, j) => ({ Id: String(j), MessageBody })) }));
+      const out = await sqs.send(
+        new SendMessageBatchCommand({
+          QueueUrl: queueUrl,
+          Entries: bodies.slice(i, i + 10).map((MessageBody, j) => ({ Id: String(j), MessageBody })),
+        }),
+      );
       expect(out.Failed ?? []).toEqual([]);
     }
   };
   const queueEmpty = async (): Promise<boolean> => {
-    const a = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }))).Attributes ?? {};
+    const a =
+      (
+        await sqs.send(
+          new GetQueueAttributesCommand({
+            QueueUrl: queueUrl,
+            AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
+          }),
+        )
+      ).Attributes ?? {};
     return a.ApproximateNumberOfMessages === '0' && a.ApproximateNumberOfMessagesNotVisible === '0';
   };
   const idle = async (): Promise<boolean> => {
@@ -74,7 +94,20 @@ describe('mm-ingest listen with an SQS queue (ElasticMQ)', () => {
     return s.pendingKeys === 0 && s.batchesInFlight === 0 && (await queueEmpty());
   };
   const startListener = async (): Promise<BackgroundCli> => {
-    const cli = startCli(['listen', '--sqs-queue-url', queueUrl, '--map', `${BUCKET}=${collection()}:${MODEL}:${DIMENSION}`, '--batch-keys', '25', '--batch-seconds', '1'], cliEnv);
+    const cli = startCli(
+      [
+        'listen',
+        '--sqs-queue-url',
+        queueUrl,
+        '--map',
+        `${BUCKET}=${collection()}:${MODEL}:${DIMENSION}`,
+        '--batch-keys',
+        '25',
+        '--batch-seconds',
+        '1',
+      ],
+      cliEnv,
+    );
     await cli.waitFor(/listen ready/);
     return cli;
   };
@@ -82,9 +115,17 @@ describe('mm-ingest listen with an SQS queue (ElasticMQ)', () => {
   beforeAll(async () => {
     [elastic, env] = await Promise.all([startElasticMq(), startPipelineEnv()]);
     cliEnv = { ...env.env, RATE_LIMIT: 'off' };
-    sqs = new SQSClient({ endpoint: elastic.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+    sqs = new SQSClient({
+      endpoint: elastic.endpoint,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+    });
     // a short visibility timeout: what a killed listener received and did not delete comes back soon
-    queueUrl = (await sqs.send(new CreateQueueCommand({ QueueName: `listen-${env.prefix}`, Attributes: { VisibilityTimeout: '3' } }))).QueueUrl!;
+    queueUrl = (
+      await sqs.send(
+        new CreateQueueCommand({ QueueName: `listen-${env.prefix}`, Attributes: { VisibilityTimeout: '3' } }),
+      )
+    ).QueueUrl!;
     qdrant = new QdrantClient({ url: env.qdrantUrl, checkCompatibility: false });
     state = new ListenerState(env.redis, env.prefix);
     await createBucket(env.s3client, BUCKET);
@@ -107,7 +148,12 @@ describe('mm-ingest listen with an SQS queue (ElasticMQ)', () => {
     const created = await Promise.all(keys.map((k) => message('ObjectCreated:Put', k)));
     await send(created.slice(0, 20));
     listener = await startListener();
-    await until('the listener to take some messages', async () => (((await state.snapshot()).counts['deliveries:sqs'] ?? 0) >= 3 ? true : undefined), 30_000, 20);
+    await until(
+      'the listener to take some messages',
+      async () => (((await state.snapshot()).counts['deliveries:sqs'] ?? 0) >= 3 ? true : undefined),
+      30_000,
+      20,
+    );
     listener.child.kill('SIGKILL');
     await listener.exited();
     // the rest of the burst, each message twice, while no listener runs
@@ -121,17 +167,52 @@ describe('mm-ingest listen with an SQS queue (ElasticMQ)', () => {
     await putObject(c, BUCKET, 'sqs/gone.txt', 'gone soon');
     const goneCreated = await message('ObjectCreated:Put', 'sqs/gone.txt');
     await deleteObject(c, BUCKET, 'sqs/gone.txt');
-    await send([await message('ObjectCreated:Put', 'sqs/flip.txt'), flipRemoved, await message('ObjectRemoved:Delete', 'sqs/gone.txt'), goneCreated]);
+    await send([
+      await message('ObjectCreated:Put', 'sqs/flip.txt'),
+      flipRemoved,
+      await message('ObjectRemoved:Delete', 'sqs/gone.txt'),
+      goneCreated,
+    ]);
     // overwrites and deletes
     for (const k of keys.slice(0, 5)) await putObject(c, BUCKET, k, `overwritten ${k}`);
     await send(await Promise.all(keys.slice(0, 5).map((k) => message('ObjectCreated:Put', k))));
     for (const k of keys.slice(5, 10)) await deleteObject(c, BUCKET, k);
-    await send(keys.slice(5, 10).map((k) => JSON.stringify({ Records: [{ eventName: 'ObjectRemoved:Delete', eventTime: new Date().toISOString(), s3: { bucket: { name: BUCKET }, object: { key: s3Encode(k) } } }] })));
+    await send(
+      keys.slice(5, 10).map((k) =>
+        JSON.stringify({
+          Records: [
+            {
+              eventName: 'ObjectRemoved:Delete',
+              eventTime: new Date().toISOString(),
+              s3: { bucket: { name: BUCKET }, object: { key: s3Encode(k) } },
+            },
+          ],
+        }),
+      ),
+    );
 
     listener = await startListener();
     // sent to this listener, which is not killed: each recorded once, and deleted
-    await send([JSON.stringify({ Service: 'Amazon S3', Event: 's3:TestEvent', Time: new Date().toISOString(), Bucket: BUCKET, RequestId: 'r', HostId: 'h' }), 'not json at all']);
-    await until('the queue to be empty and the collection to match the bucket', async () => ((await idle()) && sameMap(await bucketEtags(c, BUCKET), await indexedEtags(qdrant, collection())) ? true : undefined), 90_000, 250);
+    await send([
+      JSON.stringify({
+        Service: 'Amazon S3',
+        Event: 's3:TestEvent',
+        Time: new Date().toISOString(),
+        Bucket: BUCKET,
+        RequestId: 'r',
+        HostId: 'h',
+      }),
+      'not json at all',
+    ]);
+    await until(
+      'the queue to be empty and the collection to match the bucket',
+      async () =>
+        (await idle()) && sameMap(await bucketEtags(c, BUCKET), await indexedEtags(qdrant, collection()))
+          ? true
+          : undefined,
+      90_000,
+      250,
+    );
     const indexed = await indexedEtags(qdrant, collection());
     expect(indexed.has('sqs/flip.txt')).toBe(true);
     expect(indexed.has('sqs/gone.txt')).toBe(false);
@@ -139,7 +220,21 @@ describe('mm-ingest listen with an SQS queue (ElasticMQ)', () => {
     expect(indexed.size).toBe(keys.length - 5 + 1);
 
     const fresh = `fresh-${collection()}`;
-    const run = await runCli(['index', '--bucket', BUCKET, '--collection', fresh, '--model', MODEL, '--dimension', String(DIMENSION), '--wait'], cliEnv);
+    const run = await runCli(
+      [
+        'index',
+        '--bucket',
+        BUCKET,
+        '--collection',
+        fresh,
+        '--model',
+        MODEL,
+        '--dimension',
+        String(DIMENSION),
+        '--wait',
+      ],
+      cliEnv,
+    );
     expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: '' });
     expect(await comparablePoints(qdrant, collection())).toEqual(await comparablePoints(qdrant, fresh));
 
@@ -147,7 +242,13 @@ describe('mm-ingest listen with an SQS queue (ElasticMQ)', () => {
     const before = env.sim.stats().requests;
     const { batchesDone = 0 } = (await state.snapshot()).counts;
     await send(created);
-    await until('the repeated messages to be processed', async () => (((await state.snapshot()).counts.batchesDone ?? 0) > batchesDone && (await idle()) ? true : undefined), 30_000, 100);
+    await until(
+      'the repeated messages to be processed',
+      async () =>
+        ((await state.snapshot()).counts.batchesDone ?? 0) > batchesDone && (await idle()) ? true : undefined,
+      30_000,
+      100,
+    );
     expect(env.sim.stats().requests).toBe(before);
 
     const counts = (await state.snapshot()).counts;

@@ -56,13 +56,19 @@ describe('URL mode and videos against a store the provider cannot reach', () => 
   });
 
   const index = (extra: NodeJS.ProcessEnv, collection: string): Promise<CliResult> =>
-    runCli(['index', '--bucket', BUCKET, '--collection', collection, '--model', MODEL, '--wait'], { ...env.env, RATE_LIMIT: 'off', ...extra });
+    runCli(['index', '--bucket', BUCKET, '--collection', collection, '--model', MODEL, '--wait'], {
+      ...env.env,
+      RATE_LIMIT: 'off',
+      ...extra,
+    });
 
   it('refuses IMAGE_MODE=url at start with the reason, exit 2, nothing queued', async () => {
     const before = env.sim.stats().requests;
     const r = await index({ IMAGE_MODE: 'url' }, `urls-${env.prefix}`);
     expect(show(r)).toMatchObject({ code: 2 });
-    expect(r.stderr).toContain(`error: IMAGE_MODE: url mode sends presigned URLs, and ${reason}; IMAGE_MODE=inline sends images as base64`);
+    expect(r.stderr).toContain(
+      `error: IMAGE_MODE: url mode sends presigned URLs, and ${reason}; IMAGE_MODE=inline sends images as base64`,
+    );
     expect(r.stdout).not.toMatch(/scanning/);
     expect(env.sim.stats().requests).toBe(before);
   }, 120_000);
@@ -80,12 +86,22 @@ describe('URL mode and videos against a store the provider cannot reach', () => 
   }, 120_000);
 
   it('doctor warns in a media urls row', async () => {
-    const r = await runCli(['doctor', '--bucket', BUCKET, '--collection', `doctor-${env.prefix}`, '--model', MODEL, '--no-api'], env.env);
+    const r = await runCli(
+      ['doctor', '--bucket', BUCKET, '--collection', `doctor-${env.prefix}`, '--model', MODEL, '--no-api'],
+      env.env,
+    );
     const row = r.stdout.split('\n').find((l) => l.includes('media urls'));
-    expect(row?.replace(/ +/g, ' ')).toBe(`warn media urls ${where}: the provider cannot download its URLs, so index skips videos (unreachable-url); images go inline`);
-    const urlMode = await runCli(['doctor', '--bucket', BUCKET, '--collection', `doctor-${env.prefix}`, '--model', MODEL, '--no-api'], { ...env.env, IMAGE_MODE: 'url' });
+    expect(row?.replace(/ +/g, ' ')).toBe(
+      `warn media urls ${where}: the provider cannot download its URLs, so index skips videos (unreachable-url); images go inline`,
+    );
+    const urlMode = await runCli(
+      ['doctor', '--bucket', BUCKET, '--collection', `doctor-${env.prefix}`, '--model', MODEL, '--no-api'],
+      { ...env.env, IMAGE_MODE: 'url' },
+    );
     expect(urlMode.code).toBe(1);
-    expect(urlMode.stdout).toMatch(/^fail +media urls +S3_ENDPOINT .* so index refuses IMAGE_MODE=url \(and skips videos\)$/m);
+    expect(urlMode.stdout).toMatch(
+      /^fail +media urls +S3_ENDPOINT .* so index refuses IMAGE_MODE=url \(and skips videos\)$/m,
+    );
   }, 120_000);
 
   it('with ALLOW_PRIVATE_MEDIA_URLS=true the video URL is sent, and a provider-strict simulator cannot download it', async () => {
@@ -94,23 +110,55 @@ describe('URL mode and videos against a store the provider cannot reach', () => 
     const items = await new RunStore(env.redis, env.prefix).items(runIdOf(r.stdout));
     expect(items.get('clips/c.mp4')).toMatchObject({ status: 'failed', code: 'InternalError.Algo.InvalidParameter' });
     expect([...items.keys()]).toEqual(['clips/c.mp4']);
-    expect((await allPoints(qdrant, `allowed-${env.prefix}`)).map((p) => String(p.payload.key)).sort()).toEqual(['docs/a.txt', 'images/p.png']);
+    expect((await allPoints(qdrant, `allowed-${env.prefix}`)).map((p) => String(p.payload.key)).sort()).toEqual([
+      'docs/a.txt',
+      'images/p.png',
+    ]);
   }, 120_000);
 
   it('in URL mode skips an image that needs a fix-up as needs-fixup, and sends the others as they are', async () => {
-    await putObject(env.s3client, BUCKET, 'url/photo.webp', await sharp({ create: { width: 50, height: 40, channels: 3, background: { r: 9, g: 90, b: 160 } } }).webp().toBuffer());
+    await putObject(
+      env.s3client,
+      BUCKET,
+      'url/photo.webp',
+      await sharp({ create: { width: 50, height: 40, channels: 3, background: { r: 9, g: 90, b: 160 } } })
+        .webp()
+        .toBuffer(),
+    );
     await putObject(env.s3client, BUCKET, 'url/ok.png', png(40, 30, 7));
-    const r = await runCli(['index', '--bucket', BUCKET, '--prefix', 'url/', '--collection', `url-${env.prefix}`, '--model', MODEL, '--wait'], {
-      ...env.env,
-      RATE_LIMIT: 'off',
-      IMAGE_MODE: 'url',
-      ALLOW_PRIVATE_MEDIA_URLS: 'true',
-    });
+    const r = await runCli(
+      [
+        'index',
+        '--bucket',
+        BUCKET,
+        '--prefix',
+        'url/',
+        '--collection',
+        `url-${env.prefix}`,
+        '--model',
+        MODEL,
+        '--wait',
+      ],
+      {
+        ...env.env,
+        RATE_LIMIT: 'off',
+        IMAGE_MODE: 'url',
+        ALLOW_PRIVATE_MEDIA_URLS: 'true',
+      },
+    );
     expect(show(r)).toMatchObject({ code: 1 });
     const items = await new RunStore(env.redis, env.prefix).items(runIdOf(r.stdout));
-    expect(Object.fromEntries([...items].map(([k, o]) => [k, o.status === 'skipped' ? `skipped ${o.code}: ${o.reason}` : `${o.status} ${o.code}`]))).toEqual({
+    expect(
+      Object.fromEntries(
+        [...items].map(([k, o]) => [
+          k,
+          o.status === 'skipped' ? `skipped ${o.code}: ${o.reason}` : `${o.status} ${o.code}`,
+        ]),
+      ),
+    ).toEqual({
       // tongyi-embedding-vision-flash takes no WEBP: converting it is a fix-up, which a URL cannot carry
-      'url/photo.webp': 'skipped needs-fixup: converted webp to jpeg would be needed, which URL mode cannot send (use IMAGE_MODE=inline)',
+      'url/photo.webp':
+        'skipped needs-fixup: converted webp to jpeg would be needed, which URL mode cannot send (use IMAGE_MODE=inline)',
       // sent as a URL of this machine's MinIO, which a provider-strict simulator does not download
       'url/ok.png': 'failed InternalError.Algo.InvalidParameter',
     });

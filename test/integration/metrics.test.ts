@@ -59,14 +59,31 @@ describe('the worker serves Prometheus metrics', () => {
     // faults, 6 attempts (the default) run out about once in 500 requests; 20 never do
     env.env.API_ATTEMPTS = '20';
     await createBucket(env.s3client, BUCKET);
-    for (let i = 0; i < TEXTS; i++) await putObject(env.s3client, BUCKET, `docs/${String(i).padStart(2, '0')}.txt`, prose(i + 1, 40 + i * 4));
+    for (let i = 0; i < TEXTS; i++)
+      await putObject(env.s3client, BUCKET, `docs/${String(i).padStart(2, '0')}.txt`, prose(i + 1, 40 + i * 4));
 
     worker = startCli(['worker', '--metrics-port', '0', '--concurrency', '2'], env.env);
     await worker.waitFor(/metrics on http:\/\/127\.0\.0\.1:\d+\/metrics/);
     metricsUrl = /metrics on (http:\/\/127\.0\.0\.1:\d+\/metrics)/.exec(worker.output())?.[1] ?? '';
 
     // small chunks: about 180 inputs, so the run takes a dozen requests rather than two
-    const indexed = await runCli(['index', '--bucket', BUCKET, '--collection', `metrics-${env.prefix}`, '--model', MODEL, '--dimension', '256', '--chunk-tokens', '32', '--wait'], env.env);
+    const indexed = await runCli(
+      [
+        'index',
+        '--bucket',
+        BUCKET,
+        '--collection',
+        `metrics-${env.prefix}`,
+        '--model',
+        MODEL,
+        '--dimension',
+        '256',
+        '--chunk-tokens',
+        '32',
+        '--wait',
+      ],
+      env.env,
+    );
     expect(indexed.code).toBe(0);
     const runId = /run (\S+): scanning/.exec(indexed.stdout)?.[1] ?? '';
     run = (await new RunStore(env.redis, env.prefix).get(runId))!;
@@ -101,8 +118,12 @@ describe('the worker serves Prometheus metrics', () => {
     const count = samples.get(`mm_ingest_request_duration_seconds_count{model="${MODEL}"}`);
     expect(count).toBe(sim.requests);
     expect(samples.get(`mm_ingest_request_duration_seconds_bucket{le="+Inf",model="${MODEL}"}`)).toBe(count);
-    expect(samples.get(`mm_ingest_request_duration_seconds_bucket{le="0.05",model="${MODEL}"}`)).toBeLessThan(count ?? 0);
-    expect(samples.get(`mm_ingest_request_duration_seconds_sum{model="${MODEL}"}`)).toBeGreaterThan(0.02 * (count ?? 0));
+    expect(samples.get(`mm_ingest_request_duration_seconds_bucket{le="0.05",model="${MODEL}"}`)).toBeLessThan(
+      count ?? 0,
+    );
+    expect(samples.get(`mm_ingest_request_duration_seconds_sum{model="${MODEL}"}`)).toBeGreaterThan(
+      0.02 * (count ?? 0),
+    );
   });
 
   it('counts the inputs and billed tokens as the simulator reported them', async () => {
@@ -120,7 +141,8 @@ describe('the worker serves Prometheus metrics', () => {
     // completed jobs are kept for a day, so the run's jobs are all there
     expect(samples.get('mm_ingest_queue_jobs{queue="embed",state="completed"}')).toBe(run.counters.jobsAdded);
     expect(run.counters.jobsAdded).toBeGreaterThan(0);
-    for (const state of ['waiting', 'active', 'delayed', 'failed']) expect(samples.get(`mm_ingest_queue_jobs{queue="embed",state="${state}"}`)).toBe(0);
+    for (const state of ['waiting', 'active', 'delayed', 'failed'])
+      expect(samples.get(`mm_ingest_queue_jobs{queue="embed",state="${state}"}`)).toBe(0);
     expect(samples.get('mm_ingest_queue_jobs{queue="reindex",state="waiting"}')).toBe(0);
 
     // a job added now shows at the next scrape (delayed an hour, so the worker leaves it alone)
@@ -149,7 +171,9 @@ describe('the worker serves Prometheus metrics', () => {
     try {
       const second = await runCli(['worker', '--metrics-port', String(taken.port), '--no-reindex'], env.env);
       expect(second.code).toBe(2);
-      expect(second.stderr).toMatch(new RegExp(`configuration error: --metrics-port: cannot serve metrics on port ${taken.port}: .*EADDRINUSE`));
+      expect(second.stderr).toMatch(
+        new RegExp(`configuration error: --metrics-port: cannot serve metrics on port ${taken.port}: .*EADDRINUSE`),
+      );
       expect(second.stdout).not.toMatch(/worker ready/);
     } finally {
       await taken.close();

@@ -48,12 +48,27 @@ describe('inherited property names as user input', () => {
       ...INHERITED.map((m) => ['index', '--bucket', BUCKET, '--collection', 'names', '--model', m]),
       ['estimate', '--bucket', BUCKET, '--model', 'constructor'],
       ['reindex', '--bucket', BUCKET, '--collection', 'names', '--model', '__proto__'],
-      ['schedule', 'add', '--name', 'n', '--cron', '0 2 * * *', '--bucket', BUCKET, '--collection', 'names', '--model', 'toString'],
+      [
+        'schedule',
+        'add',
+        '--name',
+        'n',
+        '--cron',
+        '0 2 * * *',
+        '--bucket',
+        BUCKET,
+        '--collection',
+        'names',
+        '--model',
+        'toString',
+      ],
       ['search', 'hello', '--collection', 'names', '--model', 'hasOwnProperty', '--dimension', '256'],
       ['doctor', '--bucket', BUCKET, '--collection', 'names', '--model', 'constructor', '--no-api'],
     ];
     const limit = pLimit(3);
-    const results = await Promise.all(cases.map((args) => limit(async () => ({ args, res: await runCli(args, env.env) }))));
+    const results = await Promise.all(
+      cases.map((args) => limit(async () => ({ args, res: await runCli(args, env.env) }))),
+    );
     for (const { args, res } of results) {
       const model = args[args.indexOf('--model') + 1]!;
       expect({ command: args.join(' '), code: res.code, stdout: res.stdout, stderr: res.stderr }).toEqual({
@@ -88,12 +103,28 @@ describe('inherited property names as user input', () => {
       ),
     );
     for (const { m, flag, variable } of results) {
-      expect({ code: flag.code, stdout: flag.stdout, stderr: flag.stderr }).toEqual({ code: 2, stdout: '', stderr: `mm-ingest: configuration error: --model-overrides: names unknown model "${m}" ${KNOWN}\n` });
-      expect({ code: variable.code, stdout: variable.stdout, stderr: variable.stderr }).toEqual({ code: 2, stdout: '', stderr: `mm-ingest: configuration error: MODEL_OVERRIDES: names unknown model "${m}" ${KNOWN}\n` });
+      expect({ code: flag.code, stdout: flag.stdout, stderr: flag.stderr }).toEqual({
+        code: 2,
+        stdout: '',
+        stderr: `mm-ingest: configuration error: --model-overrides: names unknown model "${m}" ${KNOWN}\n`,
+      });
+      expect({ code: variable.code, stdout: variable.stdout, stderr: variable.stderr }).toEqual({
+        code: 2,
+        stdout: '',
+        stderr: `mm-ingest: configuration error: MODEL_OVERRIDES: names unknown model "${m}" ${KNOWN}\n`,
+      });
     }
     // and as fields of a known model
-    const field = await runCli(['models', '--model-overrides', '{"qwen3-vl-embedding":{"__proto__":{"rpm":1}}}'], env.env);
-    expect({ code: field.code, stderr: field.stderr }).toEqual({ code: 2, stderr: expect.stringMatching(/^mm-ingest: configuration error: --model-overrides: qwen3-vl-embedding: Unrecognized key: "__proto__"\n$/) });
+    const field = await runCli(
+      ['models', '--model-overrides', '{"qwen3-vl-embedding":{"__proto__":{"rpm":1}}}'],
+      env.env,
+    );
+    expect({ code: field.code, stderr: field.stderr }).toEqual({
+      code: 2,
+      stderr: expect.stringMatching(
+        /^mm-ingest: configuration error: --model-overrides: qwen3-vl-embedding: Unrecognized key: "__proto__"\n$/,
+      ),
+    });
   }, 180_000);
 
   it('fails reindex jobs that name them, naming the field, and the worker goes on', async () => {
@@ -112,17 +143,30 @@ describe('inherited property names as user input', () => {
       await worker.waitFor(/worker ready/);
       const base = { bucket: BUCKET, collection: `names-${env.prefix}` };
       const bad: [Record<string, unknown>, RegExp][] = [
-        ...INHERITED.map((m): [Record<string, unknown>, RegExp] => [{ ...base, model: m }, new RegExp(`^reindex job refused: model: "${escape(m)}" is not a known model ${escape(KNOWN)}$`)]),
+        ...INHERITED.map((m): [Record<string, unknown>, RegExp] => [
+          { ...base, model: m },
+          new RegExp(`^reindex job refused: model: "${escape(m)}" is not a known model ${escape(KNOWN)}$`),
+        ]),
         [{ ...base, model: 'qwen3-vl-embedding', mode: 'constructor' }, /^malformed reindex job: mode: /],
-        [{ ...base, model: 'qwen3-vl-embedding', fuseSidecar: '.txt', fuseUnpaired: 'toString' }, /^malformed reindex job: fuseUnpaired: /],
+        [
+          { ...base, model: 'qwen3-vl-embedding', fuseSidecar: '.txt', fuseUnpaired: 'toString' },
+          /^malformed reindex job: fuseUnpaired: /,
+        ],
       ];
       for (const [data, reason] of bad) {
         const job = await settled(await queue.add('reindex', data));
-        expect({ data, state: await job.getState(), failedReason: job.failedReason }).toEqual({ data, state: 'failed', failedReason: expect.stringMatching(reason) });
+        expect({ data, state: await job.getState(), failedReason: job.failedReason }).toEqual({
+          data,
+          state: 'failed',
+          failedReason: expect.stringMatching(reason),
+        });
       }
       // a good job after them is served
       const good = await settled(await queue.add('reindex', { ...base, model: 'qwen3-vl-embedding', dimension: 256 }));
-      expect({ state: await good.getState(), failedReason: good.failedReason }).toEqual({ state: 'completed', failedReason: undefined });
+      expect({ state: await good.getState(), failedReason: good.failedReason }).toEqual({
+        state: 'completed',
+        failedReason: undefined,
+      });
     } finally {
       expect(await worker.stop('SIGTERM')).toBe(0);
       await queue.close();
@@ -135,7 +179,21 @@ describe('inherited property names as user input', () => {
     const worker = startCli(['worker'], env.env);
     try {
       await worker.waitFor(/worker ready/);
-      const res = await runCli(['index', '--bucket', BUCKET, '--collection', collection, '--model', 'qwen3-vl-embedding', '--dimension', '256', '--wait'], env.env);
+      const res = await runCli(
+        [
+          'index',
+          '--bucket',
+          BUCKET,
+          '--collection',
+          collection,
+          '--model',
+          'qwen3-vl-embedding',
+          '--dimension',
+          '256',
+          '--wait',
+        ],
+        env.env,
+      );
       expect({ code: res.code, stderr: res.stderr }).toEqual({ code: 0, stderr: '' });
       const runId = /run (\S+): scanning/.exec(res.stdout)![1]!;
       const items = await new RunStore(env.redis, env.prefix).items(runId);
@@ -149,7 +207,10 @@ describe('inherited property names as user input', () => {
       });
       const run = await runCli(['runs', 'show', runId, '--json'], env.env);
       const report = JSON.parse(run.stdout) as { indexed: number; skippedByReason: Record<string, number> };
-      expect({ indexed: report.indexed, skippedByReason: report.skippedByReason }).toEqual({ indexed: 2, skippedByReason: { 'unsupported-type': 5 } });
+      expect({ indexed: report.indexed, skippedByReason: report.skippedByReason }).toEqual({
+        indexed: 2,
+        skippedByReason: { 'unsupported-type': 5 },
+      });
     } finally {
       expect(await worker.stop('SIGTERM')).toBe(0);
     }

@@ -23,7 +23,10 @@ import { createBucket, deleteObject, putObject } from '../support/s3.js';
 const MODEL = 'qwen3-vl-embedding';
 const BUCKET = 'odd-keys';
 const runIdOf = (stdout: string): string => /run (\S+): scanning/.exec(stdout)?.[1] ?? '';
-const expectExit = (result: CliResult, code: number): void => expect({ code: result.code, stderr: result.stderr.slice(-2000), stdout: result.stdout.slice(-2000) }).toMatchObject({ code });
+const expectExit = (result: CliResult, code: number): void =>
+  expect({ code: result.code, stderr: result.stderr.slice(-2000), stdout: result.stdout.slice(-2000) }).toMatchObject({
+    code,
+  });
 const figures = (line: string): void => void process.stdout.write(`[figures] ${line}\n`);
 
 /** Runs `mm-ingest ARGS` to its end, killed after `timeoutMs` (a run that never ends fails its test, leaving nothing behind). */
@@ -65,7 +68,18 @@ describe('keys with characters XML cannot carry', () => {
   let worker: BackgroundCli | undefined;
   let qdrant: QdrantClient;
   const collection = (): string => `odd-${env.prefix}`;
-  const indexArgs = (): string[] => ['index', '--bucket', BUCKET, '--collection', collection(), '--model', MODEL, '--dimension', '256', '--wait'];
+  const indexArgs = (): string[] => [
+    'index',
+    '--bucket',
+    BUCKET,
+    '--collection',
+    collection(),
+    '--model',
+    MODEL,
+    '--dimension',
+    '256',
+    '--wait',
+  ];
   let runId = '';
 
   beforeAll(async () => {
@@ -74,7 +88,12 @@ describe('keys with characters XML cannot carry', () => {
     qdrant = new QdrantClient({ url: env.qdrantUrl, checkCompatibility: false });
     await createBucket(env.s3client, BUCKET);
     for (const [i, key] of INDEXED.entries()) {
-      await putObject(env.s3client, BUCKET, key, key.endsWith('.png') ? png(30, 20, 40) : `${prose(300 + i, 20)} (${i})`);
+      await putObject(
+        env.s3client,
+        BUCKET,
+        key,
+        key.endsWith('.png') ? png(30, 20, 40) : `${prose(300 + i, 20)} (${i})`,
+      );
     }
     await putObject(env.s3client, BUCKET, UNSUPPORTED, Buffer.from([1, 2, 3]));
     await putObject(env.s3client, BUCKET, REFUSED, `a refused text ${DATA_INSPECTION_MARKER}`);
@@ -103,7 +122,9 @@ describe('keys with characters XML cannot carry', () => {
     const points = await allPoints(qdrant, collection());
     expect(points.map((p) => String(p.payload.key)).sort()).toEqual([...INDEXED].sort());
     for (const p of points) expect(p.id).toBe(pointId(BUCKET, String(p.payload.key), 0));
-    figures(`odd keys: index --wait exit ${result.code} in ${((Date.now() - started) / 1000).toFixed(1)} s, ${points.length} of ${INDEXED.length} keys indexed under their exact names`);
+    figures(
+      `odd keys: index --wait exit ${result.code} in ${((Date.now() - started) / 1000).toFixed(1)} s, ${points.length} of ${INDEXED.length} keys indexed under their exact names`,
+    );
   }, 180_000);
 
   it('prints keys to a terminal with their control characters escaped', async () => {
@@ -121,7 +142,9 @@ describe('keys with characters XML cannot carry', () => {
     // JSON keeps the exact key (JSON escapes control characters itself)
     const json = await runBounded(['failures', '--run', runId, '--json'], cliEnv);
     expect(Object.keys((JSON.parse(json.stdout) as { items: Record<string, unknown> }).items)).toEqual([REFUSED]);
-    figures(`odd keys: status prints ${JSON.stringify(status.stdout.split('\n').find((l) => l.includes('odd/clear')))}`);
+    figures(
+      `odd keys: status prints ${JSON.stringify(status.stdout.split('\n').find((l) => l.includes('odd/clear')))}`,
+    );
   }, 60_000);
 
   it('prunes exactly the deleted odd key and keeps the others', async () => {

@@ -25,10 +25,15 @@ async function stopProcess(cli: BackgroundCli): Promise<void> {
   clearTimeout(timer);
 }
 
-const exit = (result: CliResult): { code: number | null; out: string } => ({ code: result.code, out: `${result.stdout}\n${result.stderr}`.slice(-3000) });
+const exit = (result: CliResult): { code: number | null; out: string } => ({
+  code: result.code,
+  out: `${result.stdout}\n${result.stderr}`.slice(-3000),
+});
 const figures = (line: string): void => void process.stdout.write(`[figures] ${line}\n`);
-const isUpsert = (req: SeenRequest, collection: string): boolean => req.method === 'PUT' && req.path === `/collections/${collection}/points`;
-const upsertIds = (req: SeenRequest): string[] => ((req.body as { points?: { id: string }[] }).points ?? []).map((p) => String(p.id));
+const isUpsert = (req: SeenRequest, collection: string): boolean =>
+  req.method === 'PUT' && req.path === `/collections/${collection}/points`;
+const upsertIds = (req: SeenRequest): string[] =>
+  ((req.body as { points?: { id: string }[] }).points ?? []).map((p) => String(p.id));
 
 describe('nothing paid for twice, no run stuck on a quota', () => {
   let env: PipelineEnv;
@@ -71,10 +76,29 @@ describe('nothing paid for twice, no run stuck on a quota', () => {
     await putObject(env.s3client, BUCKET, key, words(7, 1500));
     let upserts = 0;
     // the second write of the text's points (its second request's chunks) is refused once
-    store.intercept = (req) => (isUpsert(req, 'chunks') && ++upserts === 2 ? { status: 400, body: { status: { error: 'Wrong input: refused by the test' }, time: 0 } } : undefined);
+    store.intercept = (req) =>
+      isUpsert(req, 'chunks') && ++upserts === 2
+        ? { status: 400, body: { status: { error: 'Wrong input: refused by the test' }, time: 0 } }
+        : undefined;
     await worker({ QDRANT_URL: store.url, CHUNK_TOKENS: '64' });
     const before = requests();
-    const result = await runCli(['index', '--bucket', BUCKET, '--prefix', 'long/', '--collection', 'chunks', '--model', 'qwen3-vl-embedding', '--dimension', '256', '--wait'], { ...env.env, CHUNK_TOKENS: '64' });
+    const result = await runCli(
+      [
+        'index',
+        '--bucket',
+        BUCKET,
+        '--prefix',
+        'long/',
+        '--collection',
+        'chunks',
+        '--model',
+        'qwen3-vl-embedding',
+        '--dimension',
+        '256',
+        '--wait',
+      ],
+      { ...env.env, CHUNK_TOKENS: '64' },
+    );
     expect(exit(result)).toMatchObject({ code: 0 });
     store.intercept = () => undefined;
     const points = await count('chunks');
@@ -85,7 +109,9 @@ describe('nothing paid for twice, no run stuck on a quota', () => {
     const last = await qdrant.retrieve('chunks', { ids: [pointId(BUCKET, key, points - 1)] });
     expect(last[0]?.payload).toMatchObject({ key, chunk: points - 1, chunk_count: points });
     expect(await env.redis.hlen(`${env.prefix}:parked:chunks`)).toBe(0);
-    figures(`refused write of a ${points}-chunk text: 2 requests in all , 1 refusal, the job's retry wrote the kept vectors`);
+    figures(
+      `refused write of a ${points}-chunk text: 2 requests in all , 1 refusal, the job's retry wrote the kept vectors`,
+    );
     await stopWorkers();
   }, 180_000);
 
@@ -97,7 +123,10 @@ describe('nothing paid for twice, no run stuck on a quota', () => {
     await putObject(env.s3client, BUCKET, large, Array.from({ length: 700 }, () => 'y').join(' '));
     const refused = pointId(BUCKET, small, 0);
     let refuse = true;
-    store.intercept = (req) => (refuse && isUpsert(req, 'pair') && upsertIds(req).includes(refused) ? { status: 400, body: { status: { error: 'Wrong input: refused by the test' }, time: 0 } } : undefined);
+    store.intercept = (req) =>
+      refuse && isUpsert(req, 'pair') && upsertIds(req).includes(refused)
+        ? { status: 400, body: { status: { error: 'Wrong input: refused by the test' }, time: 0 } }
+        : undefined;
     await worker({ QDRANT_URL: store.url });
     const args = ['--collection', 'pair', '--model', 'tongyi-embedding-vision-plus', '--dimension', '256'];
     const before = requests();
@@ -122,7 +151,9 @@ describe('nothing paid for twice, no run stuck on a quota', () => {
     expect(exit(done)).toMatchObject({ code: 0 });
     expect(requests() - before).toBe(2);
     expect(await count('pair')).toBe(2);
-    figures(`final job failure with one of two objects written: objects failed 1, indexed 1; requests ${paidFirst} before retry-failed, 0 after`);
+    figures(
+      `final job failure with one of two objects written: objects failed 1, indexed 1; requests ${paidFirst} before retry-failed, 0 after`,
+    );
     store.intercept = () => undefined;
     await stopWorkers();
   }, 240_000);
@@ -132,7 +163,25 @@ describe('nothing paid for twice, no run stuck on a quota', () => {
     await putObject(env.s3client, BUCKET, 'rb/good-2.txt', 'a second good text');
     await putObject(env.s3client, BUCKET, 'rb/bad.txt', 'refused by moderation [[sim:DataInspectionFailed]]');
     await worker({});
-    const rebuild = await runCli(['index', '--bucket', BUCKET, '--prefix', 'rb/', '--collection', 'rb', '--model', 'qwen3-vl-embedding', '--dimension', '256', '--mode', 'rebuild', '--wait'], env.env);
+    const rebuild = await runCli(
+      [
+        'index',
+        '--bucket',
+        BUCKET,
+        '--prefix',
+        'rb/',
+        '--collection',
+        'rb',
+        '--model',
+        'qwen3-vl-embedding',
+        '--dimension',
+        '256',
+        '--mode',
+        'rebuild',
+        '--wait',
+      ],
+      env.env,
+    );
     expect(exit(rebuild)).toMatchObject({ code: 1 });
     const runId = runIdOf(rebuild.stdout);
     expect((await runs.get(runId))?.notes.rebuild).toMatch(/^not switched: 1 objects and 0 jobs failed/);
@@ -145,7 +194,9 @@ describe('nothing paid for twice, no run stuck on a quota', () => {
     const retryId = /run (\S+): retrying/.exec(retry.stdout)?.[1] ?? '';
     const done = await runCli(['status', '--run', retryId, '--wait'], env.env);
     expect(exit(done)).toMatchObject({ code: 0 });
-    expect((await qdrant.getAliases()).aliases.find((a) => a.alias_name === 'rb')?.collection_name).toBe(`rb--${runId.toLowerCase()}`);
+    expect((await qdrant.getAliases()).aliases.find((a) => a.alias_name === 'rb')?.collection_name).toBe(
+      `rb--${runId.toLowerCase()}`,
+    );
     expect(await count('rb')).toBe(3);
     await stopWorkers();
   }, 180_000);
@@ -157,14 +208,33 @@ describe('nothing paid for twice, no run stuck on a quota', () => {
     api.rewrite = (_req, status, body) => {
       const b = body as { output?: { embeddings?: { embedding: number[] }[] } };
       if (!mangle || status !== 200 || !b.output?.embeddings) return body;
-      return { ...b, output: { ...b.output, embeddings: b.output.embeddings.map((e) => ({ ...e, embedding: e.embedding.slice(1) })) } };
+      return {
+        ...b,
+        output: {
+          ...b.output,
+          embeddings: b.output.embeddings.map((e) => ({ ...e, embedding: e.embedding.slice(1) })),
+        },
+      };
     };
     await worker({ DASHSCOPE_BASE_URL: api.url });
-    const args = ['index', '--bucket', BUCKET, '--collection', 'shape', '--model', 'qwen3-vl-embedding', '--dimension', '256'];
+    const args = [
+      'index',
+      '--bucket',
+      BUCKET,
+      '--collection',
+      'shape',
+      '--model',
+      'qwen3-vl-embedding',
+      '--dimension',
+      '256',
+    ];
     const before = requests();
     const first = await runCli([...args, '--key', 'shape/one.txt', '--wait'], env.env);
     expect(exit(first)).toMatchObject({ code: 1 });
-    expect((await runs.items(runIdOf(first.stdout))).get('shape/one.txt')).toMatchObject({ status: 'failed', code: 'bad-response' });
+    expect((await runs.items(runIdOf(first.stdout))).get('shape/one.txt')).toMatchObject({
+      status: 'failed',
+      code: 'bad-response',
+    });
     expect(requests() - before).toBe(1);
 
     const second = await runCli([...args, '--key', 'shape/two.txt', '--wait'], env.env);
@@ -178,18 +248,46 @@ describe('nothing paid for twice, no run stuck on a quota', () => {
     const done = await runCli(['status', '--run', runIdOf(second.stdout), '--wait'], env.env);
     expect(exit(done)).toMatchObject({ code: 0 });
     expect(requests() - before).toBe(3);
-    figures('answers of the wrong shape: 1 request for the first (its input failed bad-response), the second paused the queue; 3 requests in all with the one after resume');
+    figures(
+      'answers of the wrong shape: 1 request for the first (its input failed bad-response), the second paused the queue; 3 requests in all with the one after resume',
+    );
     api.rewrite = (_req, _status, body) => body;
     await stopWorkers();
   }, 180_000);
 
-  it('pauses the run with the provider\'s reason when the free quota is gone, and finishes it after resume', async () => {
+  it("pauses the run with the provider's reason when the free quota is gone, and finishes it after resume", async () => {
     await putObject(env.s3client, BUCKET, 'quota/one.txt', 'a text for a quota that is gone');
     let gone = true;
-    api.intercept = () => (gone ? { status: 429, body: { code: 'Throttling.AllocationQuota', message: 'Free allocated quota exceeded.', request_id: 'test-quota' } } : undefined);
+    api.intercept = () =>
+      gone
+        ? {
+            status: 429,
+            body: {
+              code: 'Throttling.AllocationQuota',
+              message: 'Free allocated quota exceeded.',
+              request_id: 'test-quota',
+            },
+          }
+        : undefined;
     await worker({ DASHSCOPE_BASE_URL: api.url });
     const seen = api.intercepted();
-    const result = await runCli(['index', '--bucket', BUCKET, '--collection', 'quota', '--model', 'qwen3-vl-embedding', '--dimension', '256', '--key', 'quota/one.txt', '--wait'], env.env);
+    const result = await runCli(
+      [
+        'index',
+        '--bucket',
+        BUCKET,
+        '--collection',
+        'quota',
+        '--model',
+        'qwen3-vl-embedding',
+        '--dimension',
+        '256',
+        '--key',
+        'quota/one.txt',
+        '--wait',
+      ],
+      env.env,
+    );
     expect(exit(result)).toMatchObject({ code: 3 });
     expect(result.stdout).toContain('Free allocated quota exceeded');
     expect(api.intercepted() - seen).toBe(1);
@@ -204,16 +302,44 @@ describe('nothing paid for twice, no run stuck on a quota', () => {
   it('pauses a run whose requests meet 429s without a break for QUOTA_PAUSE_AFTER_MS', async () => {
     await putObject(env.s3client, BUCKET, 'quota/two.txt', 'a text for a TPM that never comes back');
     let throttled = true;
-    api.intercept = () => (throttled ? { status: 429, body: { code: 'Throttling.RateQuota', message: 'Requests rate limit exceeded, please try again later.', request_id: 'test-rate' } } : undefined);
+    api.intercept = () =>
+      throttled
+        ? {
+            status: 429,
+            body: {
+              code: 'Throttling.RateQuota',
+              message: 'Requests rate limit exceeded, please try again later.',
+              request_id: 'test-rate',
+            },
+          }
+        : undefined;
     await worker({ DASHSCOPE_BASE_URL: api.url, QUOTA_PAUSE_AFTER_MS: '3000' });
-    const result = await runCli(['index', '--bucket', BUCKET, '--collection', 'quota', '--model', 'qwen3-vl-embedding', '--dimension', '256', '--key', 'quota/two.txt', '--wait'], env.env);
+    const result = await runCli(
+      [
+        'index',
+        '--bucket',
+        BUCKET,
+        '--collection',
+        'quota',
+        '--model',
+        'qwen3-vl-embedding',
+        '--dimension',
+        '256',
+        '--key',
+        'quota/two.txt',
+        '--wait',
+      ],
+      env.env,
+    );
     expect(exit(result)).toMatchObject({ code: 3 });
     expect(result.stdout).toMatch(/refused with 429 for \d+ s without a break/);
     throttled = false;
     expect(exit(await runCli(['resume'], env.env))).toMatchObject({ code: 0 });
     const done = await runCli(['status', '--run', runIdOf(result.stdout), '--wait'], env.env);
     expect(exit(done)).toMatchObject({ code: 0 });
-    figures(`429s without a break: paused after QUOTA_PAUSE_AFTER_MS=3000 with ${api.intercepted()} refusals seen in all`);
+    figures(
+      `429s without a break: paused after QUOTA_PAUSE_AFTER_MS=3000 with ${api.intercepted()} refusals seen in all`,
+    );
     api.intercept = () => undefined;
     await stopWorkers();
   }, 180_000);
@@ -240,7 +366,21 @@ describe('video tokens count toward the TPM', () => {
     const w = startCli(['worker', '--concurrency', '3'], cliEnv);
     try {
       await w.waitFor(/worker ready/);
-      const result = await runCli(['index', '--bucket', BUCKET, '--collection', 'clips', '--model', 'qwen3-vl-embedding', '--dimension', '256', '--wait'], cliEnv);
+      const result = await runCli(
+        [
+          'index',
+          '--bucket',
+          BUCKET,
+          '--collection',
+          'clips',
+          '--model',
+          'qwen3-vl-embedding',
+          '--dimension',
+          '256',
+          '--wait',
+        ],
+        cliEnv,
+      );
       expect(exit(result)).toMatchObject({ code: 0 });
       const stats = env.sim.stats();
       expect(stats.refusals).toEqual({});

@@ -33,7 +33,11 @@ const REFUSED: readonly [string, RegExp][] = [
 ];
 
 function photo(i: number): Promise<Buffer> {
-  return sharp({ create: { width: 32 + i, height: 32, channels: 3, background: { r: i * 40, g: 90, b: 200 - i * 30 } } }).jpeg().toBuffer();
+  return sharp({
+    create: { width: 32 + i, height: 32, channels: 3, background: { r: i * 40, g: 90, b: 200 - i * 30 } },
+  })
+    .jpeg()
+    .toBuffer();
 }
 
 describe('key patterns from users and from the queue', () => {
@@ -54,13 +58,36 @@ describe('key patterns from users and from the queue', () => {
 
   it('runs a catastrophic pattern from the command line in linear time: the run ends, the key is embedded alone', async () => {
     const worker = startCli(['worker'], env.env);
-    const producer = startCli(['index', '--bucket', BUCKET, '--prefix', 'long/', '--collection', `cli-${env.prefix}`, '--model', MODEL, '--dimension', '64', '--group-images', CATASTROPHIC, '--wait'], env.env);
+    const producer = startCli(
+      [
+        'index',
+        '--bucket',
+        BUCKET,
+        '--prefix',
+        'long/',
+        '--collection',
+        `cli-${env.prefix}`,
+        '--model',
+        MODEL,
+        '--dimension',
+        '64',
+        '--group-images',
+        CATASTROPHIC,
+        '--wait',
+      ],
+      env.env,
+    );
     try {
       await worker.waitFor(/worker ready/);
       const started = Date.now();
       const code = await producer.exited();
-      console.log(`index --group-images '${CATASTROPHIC}' over ${LONG_KEY}: exit ${code} after ${Date.now() - started} ms`);
-      expect({ code, output: producer.output() }).toEqual({ code: 0, output: expect.stringMatching(/scanned 2 objects \(1 skipped[^\n]*\n[\s\S]*finished/) });
+      console.log(
+        `index --group-images '${CATASTROPHIC}' over ${LONG_KEY}: exit ${code} after ${Date.now() - started} ms`,
+      );
+      expect({ code, output: producer.output() }).toEqual({
+        code: 0,
+        output: expect.stringMatching(/scanned 2 objects \(1 skipped[^\n]*\n[\s\S]*finished/),
+      });
     } finally {
       await producer.stop('SIGKILL');
       expect(await worker.stop('SIGTERM')).toBe(0);
@@ -71,7 +98,25 @@ describe('key patterns from users and from the queue', () => {
     const worker = startCli(['worker'], env.env);
     try {
       await worker.waitFor(/worker ready/);
-      const res = await runCli(['index', '--bucket', BUCKET, '--prefix', 'views/', '--collection', `views-${env.prefix}`, '--model', MODEL, '--dimension', '64', '--group-images', 'pattern:^views/[^/]+/(?<item>\\w+)\\.jpg$', '--wait'], env.env);
+      const res = await runCli(
+        [
+          'index',
+          '--bucket',
+          BUCKET,
+          '--prefix',
+          'views/',
+          '--collection',
+          `views-${env.prefix}`,
+          '--model',
+          MODEL,
+          '--dimension',
+          '64',
+          '--group-images',
+          'pattern:^views/[^/]+/(?<item>\\w+)\\.jpg$',
+          '--wait',
+        ],
+        env.env,
+      );
       expect({ code: res.code, stderr: res.stderr }).toEqual({ code: 0, stderr: '' });
       // two images, one item: one job of one unit
       expect(res.stdout).toMatch(/queued 2 in 1 jobs/);
@@ -84,11 +129,35 @@ describe('key patterns from users and from the queue', () => {
     const limit = pLimit(3);
     const results = await Promise.all(
       REFUSED.map(([rule, reason]) =>
-        limit(async () => ({ rule, reason, res: await runCli(['index', '--bucket', BUCKET, '--collection', `refused-${env.prefix}`, '--model', MODEL, '--group-images', rule], env.env) })),
+        limit(async () => ({
+          rule,
+          reason,
+          res: await runCli(
+            [
+              'index',
+              '--bucket',
+              BUCKET,
+              '--collection',
+              `refused-${env.prefix}`,
+              '--model',
+              MODEL,
+              '--group-images',
+              rule,
+            ],
+            env.env,
+          ),
+        })),
       ),
     );
     for (const { rule, reason, res } of results) {
-      expect({ rule: rule.slice(0, 40), code: res.code, stdout: res.stdout, stderr: res.stderr }).toEqual({ rule: rule.slice(0, 40), code: 2, stdout: '', stderr: expect.stringMatching(new RegExp(`^mm-ingest: configuration error: --group-images: ${reason.source}[^\\n]*\\n$`)) });
+      expect({ rule: rule.slice(0, 40), code: res.code, stdout: res.stdout, stderr: res.stderr }).toEqual({
+        rule: rule.slice(0, 40),
+        code: 2,
+        stdout: '',
+        stderr: expect.stringMatching(
+          new RegExp(`^mm-ingest: configuration error: --group-images: ${reason.source}[^\\n]*\\n$`),
+        ),
+      });
     }
   }, 120_000);
 
@@ -108,15 +177,24 @@ describe('key patterns from users and from the queue', () => {
       await worker.waitFor(/worker ready/);
       const base = { bucket: BUCKET, prefix: 'long/', model: MODEL, dimension: 64 };
       const started = Date.now();
-      const catastrophic = await settled(await queue.add('reindex', { ...base, collection: `job-${env.prefix}`, groupImages: CATASTROPHIC }));
-      console.log(`reindex job groupImages '${CATASTROPHIC}': ${await catastrophic.getState()} after ${Date.now() - started} ms`);
-      expect({ state: await catastrophic.getState(), failedReason: catastrophic.failedReason }).toEqual({ state: 'completed', failedReason: undefined });
+      const catastrophic = await settled(
+        await queue.add('reindex', { ...base, collection: `job-${env.prefix}`, groupImages: CATASTROPHIC }),
+      );
+      console.log(
+        `reindex job groupImages '${CATASTROPHIC}': ${await catastrophic.getState()} after ${Date.now() - started} ms`,
+      );
+      expect({ state: await catastrophic.getState(), failedReason: catastrophic.failedReason }).toEqual({
+        state: 'completed',
+        failedReason: undefined,
+      });
       const runId = (catastrophic.returnvalue as { runId: string }).runId;
       const followed = await runCli(['status', '--run', runId, '--wait'], env.env);
       expect({ code: followed.code, stderr: followed.stderr }).toEqual({ code: 0, stderr: '' });
 
       for (const [rule, reason] of REFUSED) {
-        const job = await settled(await queue.add('reindex', { ...base, collection: `refused-${env.prefix}`, groupImages: rule }));
+        const job = await settled(
+          await queue.add('reindex', { ...base, collection: `refused-${env.prefix}`, groupImages: rule }),
+        );
         expect({ rule: rule.slice(0, 40), state: await job.getState(), failedReason: job.failedReason }).toEqual({
           rule: rule.slice(0, 40),
           state: 'failed',
@@ -124,11 +202,29 @@ describe('key patterns from users and from the queue', () => {
         });
       }
       // far too long for anyone: refused before it is compiled
-      const huge = await settled(await queue.add('reindex', { ...base, collection: `refused-${env.prefix}`, groupImages: `pattern:(${'a'.repeat(100_000)})` }));
-      expect(huge.failedReason).toMatch(/^malformed reindex job: groupImages: the pattern has 100,\d{3} characters: at most 1,000/);
+      const huge = await settled(
+        await queue.add('reindex', {
+          ...base,
+          collection: `refused-${env.prefix}`,
+          groupImages: `pattern:(${'a'.repeat(100_000)})`,
+        }),
+      );
+      expect(huge.failedReason).toMatch(
+        /^malformed reindex job: groupImages: the pattern has 100,\d{3} characters: at most 1,000/,
+      );
 
-      const good = await settled(await queue.add('reindex', { ...base, prefix: 'views/', collection: `good-${env.prefix}`, groupImages: 'pattern:^views/[^/]+/(\\w+)\\.jpg$' }));
-      expect({ state: await good.getState(), failedReason: good.failedReason }).toEqual({ state: 'completed', failedReason: undefined });
+      const good = await settled(
+        await queue.add('reindex', {
+          ...base,
+          prefix: 'views/',
+          collection: `good-${env.prefix}`,
+          groupImages: 'pattern:^views/[^/]+/(\\w+)\\.jpg$',
+        }),
+      );
+      expect({ state: await good.getState(), failedReason: good.failedReason }).toEqual({
+        state: 'completed',
+        failedReason: undefined,
+      });
     } finally {
       expect(await worker.stop('SIGTERM')).toBe(0);
       await queue.close();

@@ -18,20 +18,25 @@ import { allPoints } from '../support/qdrant-points.js';
 
 const BUCKET = 'mixed';
 
-
 async function listing(env: PipelineEnv): Promise<Map<string, { etag: string; size: number; lastModified: string }>> {
   const out = new Map<string, { etag: string; size: number; lastModified: string }>();
   let token: string | undefined;
   do {
     const page = await env.s3client.send(new ListObjectsV2Command({ Bucket: BUCKET, ContinuationToken: token }));
-    for (const o of page.Contents ?? []) out.set(o.Key!, { etag: (o.ETag ?? '').replace(/"/g, ''), size: o.Size ?? 0, lastModified: wholeSecondsOf(o.LastModified) });
+    for (const o of page.Contents ?? [])
+      out.set(o.Key!, {
+        etag: (o.ETag ?? '').replace(/"/g, ''),
+        size: o.Size ?? 0,
+        lastModified: wholeSecondsOf(o.LastModified),
+      });
     token = page.NextContinuationToken;
   } while (token);
   return out;
 }
 
 /** A listing's time as points carry it: ISO 8601 in whole seconds (HEAD answers have no milliseconds). */
-const wholeSecondsOf = (date: Date | undefined): string => new Date(Math.floor((date?.getTime() ?? 0) / 1000) * 1000).toISOString();
+const wholeSecondsOf = (date: Date | undefined): string =>
+  new Date(Math.floor((date?.getTime() ?? 0) / 1000) * 1000).toISOString();
 
 /** The modality a corpus key is, by its extension (the corpus names them plainly). */
 function modalityOf(key: string): 'text' | 'image' | 'video' {
@@ -77,12 +82,29 @@ describe('indexing a mixed bucket end to end', () => {
       const dimension = model.dimensions[model.dimensions.length - 1]!; // smallest: keeps the test light
       env.sim.reset();
       await env.s3client.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'notes/vanish.txt', Body: 'soon gone' }));
-      await env.s3client.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'notes/changed.txt', Body: 'first version' }));
+      await env.s3client.send(
+        new PutObjectCommand({ Bucket: BUCKET, Key: 'notes/changed.txt', Body: 'first version' }),
+      );
       const started = Date.now();
-      const args = ['index', '--bucket', BUCKET, '--collection', collection, '--model', modelName, '--dimension', String(dimension), '--page-size', '50'];
+      const args = [
+        'index',
+        '--bucket',
+        BUCKET,
+        '--collection',
+        collection,
+        '--model',
+        modelName,
+        '--dimension',
+        String(dimension),
+        '--page-size',
+        '50',
+      ];
 
       // 0. an estimate first (no embedding), checked against the real run at the end
-      const estimated = await runCli(['estimate', '--bucket', BUCKET, '--model', modelName, '--page-size', '50', '--sample', '1000', '--json'], env.env);
+      const estimated = await runCli(
+        ['estimate', '--bucket', BUCKET, '--model', modelName, '--page-size', '50', '--sample', '1000', '--json'],
+        env.env,
+      );
       expect(estimated.code).toBe(0);
       const estimate = JSON.parse(estimated.stdout) as { requests: number; textTokens: number; imageTokens: number };
       expect(env.sim.stats().requests).toBe(0);
@@ -119,9 +141,15 @@ describe('indexing a mixed bucket end to end', () => {
       for (const o of corpus) {
         const outcome = o.expect(model);
         if ('skipped' in outcome) skips.set(o.key, outcome.skipped);
-        else for (let c = 0; c < outcome.indexed; c++) expected.set(pointId(BUCKET, o.key, c), { key: o.key, chunk: c, chunks: outcome.indexed });
+        else
+          for (let c = 0; c < outcome.indexed; c++)
+            expected.set(pointId(BUCKET, o.key, c), { key: o.key, chunk: c, chunks: outcome.indexed });
       }
-      expected.set(pointId(BUCKET, 'notes/changed.txt', 0), { key: 'notes/changed.txt', chunk: 0, chunks: textPoints(changedText, model) });
+      expected.set(pointId(BUCKET, 'notes/changed.txt', 0), {
+        key: 'notes/changed.txt',
+        chunk: 0,
+        chunks: textPoints(changedText, model),
+      });
       skips.set('notes/vanish.txt', 'vanished');
 
       const points = await allPoints(qdrant, collection);
@@ -179,18 +207,36 @@ describe('indexing a mixed bucket end to end', () => {
       // 9. the run report agrees with the simulator's own counts, and a search finds the right object
       const report = await runCli(['runs', 'show', runId, '--json'], env.env);
       expect(report.code).toBe(0);
-      const r = JSON.parse(report.stdout) as { requests: number; textTokens: number; imageTokens: number; indexed: number; costUsd: number; status: string };
+      const r = JSON.parse(report.stdout) as {
+        requests: number;
+        textTokens: number;
+        imageTokens: number;
+        indexed: number;
+        costUsd: number;
+        status: string;
+      };
       expect(r.requests).toBe(stats.accepted);
       expect(r.textTokens).toBe(stats.textTokens);
       expect(r.imageTokens).toBe(stats.imageTokens);
       expect(r.status).toBe('finished');
-      expect(r.costUsd).toBeCloseTo((stats.textTokens * model.priceTextPerMTokens + stats.imageTokens * model.priceImagePerMTokens) / 1e6, 10);
+      expect(r.costUsd).toBeCloseTo(
+        (stats.textTokens * model.priceTextPerMTokens + stats.imageTokens * model.priceImagePerMTokens) / 1e6,
+        10,
+      );
       // the estimate was within 10% of what the run did
       expect(Math.abs(estimate.requests - stats.accepted) / stats.accepted).toBeLessThanOrEqual(0.1);
-      expect(Math.abs(estimate.textTokens + estimate.imageTokens - stats.textTokens - stats.imageTokens) / (stats.textTokens + stats.imageTokens)).toBeLessThanOrEqual(0.1);
-      process.stdout.write(`[figures] ${modelName} estimate: ${estimate.requests} requests, ${estimate.textTokens + estimate.imageTokens} tokens; run: ${stats.accepted} requests, ${stats.textTokens + stats.imageTokens} tokens\n`);
+      expect(
+        Math.abs(estimate.textTokens + estimate.imageTokens - stats.textTokens - stats.imageTokens) /
+          (stats.textTokens + stats.imageTokens),
+      ).toBeLessThanOrEqual(0.1);
+      process.stdout.write(
+        `[figures] ${modelName} estimate: ${estimate.requests} requests, ${estimate.textTokens + estimate.imageTokens} tokens; run: ${stats.accepted} requests, ${stats.textTokens + stats.imageTokens} tokens\n`,
+      );
       const target = corpus.find((o) => o.key === 'texts/short-042.txt')!;
-      const found = await runCli(['search', target.body.toString(), '--collection', collection, '--limit', '3'], env.env);
+      const found = await runCli(
+        ['search', target.body.toString(), '--collection', collection, '--limit', '3'],
+        env.env,
+      );
       expect(found.code).toBe(0);
       expect(found.stdout.split('\n')[0]).toMatch(/^\d\.\d{4}\s+text\s+texts\/short-042\.txt$/);
 

@@ -50,7 +50,7 @@ async function readmeExample(): Promise<string> {
 /** The script without its leading comment lines. */
 const body = (script: string): string => script.replace(/^(#[^\n]*\n)+/, '');
 
-describe('reindex requests from Python (BullMQ\'s Python client)', () => {
+describe("reindex requests from Python (BullMQ's Python client)", () => {
   let env: PipelineEnv;
   let worker: BackgroundCli | undefined;
   let queue: Queue;
@@ -60,30 +60,54 @@ describe('reindex requests from Python (BullMQ\'s Python client)', () => {
   const collection = (): string => `py-${env.prefix}`;
 
   const python = async (script: string, args: readonly string[] = []): Promise<string> => {
-    const vars = { ...process.env, REDIS_URL: env.env.REDIS_URL, QUEUE_PREFIX: env.prefix, BUCKET, COLLECTION: collection() };
+    const vars = {
+      ...process.env,
+      REDIS_URL: env.env.REDIS_URL,
+      QUEUE_PREFIX: env.prefix,
+      BUCKET,
+      COLLECTION: collection(),
+    };
     const { stdout } = await run(PYTHON, [script, ...args], { env: vars, timeout: 30_000 });
     return stdout.trim();
   };
   /** The job once it is completed or failed. */
   const finished = (id: string) =>
-    until(`reindex job ${id} to finish`, async () => {
-      const state = await queue.getJobState(id);
-      // read once finished: a job read before it completed has no return value yet
-      const job = state === 'completed' || state === 'failed' ? await queue.getJob(id) : undefined;
-      return job ? { job, state } : undefined;
-    }, 60_000, 100);
-  const runEnd = (runId: string): Promise<RunState> => until(`run ${runId} to finish`, async () => {
-    const r = await runs.get(runId);
-    return r && isFinished(r) ? r : undefined;
-  }, 60_000, 100);
+    until(
+      `reindex job ${id} to finish`,
+      async () => {
+        const state = await queue.getJobState(id);
+        // read once finished: a job read before it completed has no return value yet
+        const job = state === 'completed' || state === 'failed' ? await queue.getJob(id) : undefined;
+        return job ? { job, state } : undefined;
+      },
+      60_000,
+      100,
+    );
+  const runEnd = (runId: string): Promise<RunState> =>
+    until(
+      `run ${runId} to finish`,
+      async () => {
+        const r = await runs.get(runId);
+        return r && isFinished(r) ? r : undefined;
+      },
+      60_000,
+      100,
+    );
 
   beforeAll(async () => {
     // fail (not skip) without the venv: every test below reports this
-    if (!existsSync(PYTHON)) throw new Error(`${PYTHON} is missing: run \`bash scripts/setup.sh\` (it creates the venv from test/python/requirements.txt)`);
+    if (!existsSync(PYTHON))
+      throw new Error(
+        `${PYTHON} is missing: run \`bash scripts/setup.sh\` (it creates the venv from test/python/requirements.txt)`,
+      );
     env = await startPipelineEnv();
     connection = new Redis(env.env.REDIS_URL!, { maxRetriesPerRequest: null });
     queue = new Queue('reindex', { connection, prefix: env.prefix });
-    qdrant = new QdrantClient({ url: env.qdrantUrl, ...(process.env.QDRANT_API_KEY ? { apiKey: process.env.QDRANT_API_KEY } : {}), checkCompatibility: false });
+    qdrant = new QdrantClient({
+      url: env.qdrantUrl,
+      ...(process.env.QDRANT_API_KEY ? { apiKey: process.env.QDRANT_API_KEY } : {}),
+      checkCompatibility: false,
+    });
     runs = new RunStore(env.redis, env.prefix);
     await createBucket(env.s3client, BUCKET);
     await putMany(env.s3client, BUCKET, OBJECTS);
@@ -99,7 +123,7 @@ describe('reindex requests from Python (BullMQ\'s Python client)', () => {
     await env?.close();
   });
 
-  it('has the venv with BullMQ\'s Python client, and the README\'s example is the script it runs', async () => {
+  it("has the venv with BullMQ's Python client, and the README's example is the script it runs", async () => {
     expect(existsSync(PYTHON)).toBe(true);
     const { stdout } = await run(PYTHON, ['-c', 'from importlib.metadata import version; print(version("bullmq"))']);
     const pinned = /^bullmq==(\S+)$/m.exec(await readFile(`${ROOT}test/python/requirements.txt`, 'utf8'))?.[1];
@@ -107,18 +131,28 @@ describe('reindex requests from Python (BullMQ\'s Python client)', () => {
     expect(await readmeExample()).toBe(body(await readFile(README_SCRIPT, 'utf8')));
   });
 
-  it('runs the job the README\'s Python example adds: the run completes and every object has its point', async () => {
+  it("runs the job the README's Python example adds: the run completes and every object has its point", async () => {
     const id = await python(README_SCRIPT);
     expect(id).toMatch(/^\d+$/);
     const { job, state } = await finished(id);
     expect({ state, failedReason: job.failedReason }).toEqual({ state: 'completed', failedReason: undefined });
     const result = job.returnvalue as { runId: string; target: string; scanned: number; queuedObjects: number };
     // the job as Python added it, and the run id the worker wrote into it once the run existed
-    expect(job.data).toEqual({ bucket: BUCKET, collection: collection(), model: 'qwen3-vl-embedding', runId: result.runId });
+    expect(job.data).toEqual({
+      bucket: BUCKET,
+      collection: collection(),
+      model: 'qwen3-vl-embedding',
+      runId: result.runId,
+    });
     expect(result).toMatchObject({ target: collection(), scanned: OBJECTS.size, queuedObjects: OBJECTS.size });
 
     const end = await runEnd(result.runId);
-    expect(end.counters).toMatchObject({ objectsIndexed: OBJECTS.size, objectsFailed: 0, objectsSkipped: 0, points: OBJECTS.size });
+    expect(end.counters).toMatchObject({
+      objectsIndexed: OBJECTS.size,
+      objectsFailed: 0,
+      objectsSkipped: 0,
+      points: OBJECTS.size,
+    });
     const points = await allPoints(qdrant, collection());
     expect(points.map((p) => p.payload.key).sort()).toEqual([...OBJECTS.keys()].sort());
     expect(new Set(points.map((p) => p.payload.run_id))).toEqual(new Set([result.runId]));
@@ -128,11 +162,21 @@ describe('reindex requests from Python (BullMQ\'s Python client)', () => {
 
   it('fails a malformed job from Python at once, naming the field, and goes on with the next one', async () => {
     const missing = await python(RAW_SCRIPT, [JSON.stringify({ bucket: BUCKET, model: 'qwen3-vl-embedding' })]);
-    const wrongType = await python(RAW_SCRIPT, [JSON.stringify({ bucket: BUCKET, collection: collection(), model: 'qwen3-vl-embedding', dimension: '256' })]);
+    const wrongType = await python(RAW_SCRIPT, [
+      JSON.stringify({ bucket: BUCKET, collection: collection(), model: 'qwen3-vl-embedding', dimension: '256' }),
+    ]);
     const a = await finished(missing);
     const b = await finished(wrongType);
-    expect([a.state, a.job.failedReason, a.job.attemptsMade]).toEqual(['failed', expect.stringMatching(/^malformed reindex job: collection: /), 1]);
-    expect([b.state, b.job.failedReason, b.job.attemptsMade]).toEqual(['failed', expect.stringMatching(/^malformed reindex job: dimension: .*number/), 1]);
+    expect([a.state, a.job.failedReason, a.job.attemptsMade]).toEqual([
+      'failed',
+      expect.stringMatching(/^malformed reindex job: collection: /),
+      1,
+    ]);
+    expect([b.state, b.job.failedReason, b.job.attemptsMade]).toEqual([
+      'failed',
+      expect.stringMatching(/^malformed reindex job: dimension: .*number/),
+      1,
+    ]);
 
     // the worker is still serving: the README's job again completes (nothing changed since)
     const again = await python(README_SCRIPT);

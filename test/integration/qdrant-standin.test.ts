@@ -36,7 +36,9 @@ async function withCollection(label: string, size: number, body: (name: string) 
 }
 
 /** The HTTP status and Qdrant's `status.error` text of a request expected to fail. */
-async function failure(request: Promise<unknown>): Promise<{ status: number | undefined; message: string | undefined }> {
+async function failure(
+  request: Promise<unknown>,
+): Promise<{ status: number | undefined; message: string | undefined }> {
   try {
     await request;
   } catch (error) {
@@ -108,7 +110,12 @@ describe('collections', () => {
       expect(info.config.optimizer_config.indexing_threshold).toBe(0);
       expect(info.config.hnsw_config.m).toBe(0);
 
-      expect(await client.updateCollection(name, { optimizers_config: { indexing_threshold: 20000 }, hnsw_config: { m: 16 } })).toBe(true);
+      expect(
+        await client.updateCollection(name, {
+          optimizers_config: { indexing_threshold: 20000 },
+          hnsw_config: { m: 16 },
+        }),
+      ).toBe(true);
       info = await client.getCollection(name);
       expect(info.config.optimizer_config.indexing_threshold).toBe(20000);
       expect(info.config.hnsw_config.m).toBe(16);
@@ -127,7 +134,11 @@ describe('collections', () => {
           { id: 3, vector: [1, 1], payload: { size: 3 } },
         ],
       });
-      const result = await client.createPayloadIndex(name, { field_name: 'color', field_schema: 'keyword', wait: true });
+      const result = await client.createPayloadIndex(name, {
+        field_name: 'color',
+        field_schema: 'keyword',
+        wait: true,
+      });
       expect(result.status).toBe('completed');
 
       const info = await client.getCollection(name);
@@ -168,7 +179,14 @@ describe('points', () => {
     await withCollection('batch', 2, async (name) => {
       await client.upsert(name, {
         wait: true,
-        batch: { ids: [5, 6], vectors: [[1, 0], [0, 1]], payloads: [{ n: 5 }, { n: 6 }] },
+        batch: {
+          ids: [5, 6],
+          vectors: [
+            [1, 0],
+            [0, 1],
+          ],
+          payloads: [{ n: 5 }, { n: 6 }],
+        },
       });
       const found = await client.retrieve(name, { ids: [5, 6] });
       expect(found.map((p) => p.payload)).toEqual([{ n: 5 }, { n: 6 }]);
@@ -279,7 +297,9 @@ describe('scroll and count', () => {
         points: [1, 2, 3, 4].map((id) => ({ id, vector: [1, id], payload: { kind: id <= 3 ? 'image' : 'video' } })),
       });
       expect(await client.count(name)).toEqual({ count: 4 });
-      expect(await client.count(name, { filter: { must: [{ key: 'kind', match: { value: 'image' } }] } })).toEqual({ count: 3 });
+      expect(await client.count(name, { filter: { must: [{ key: 'kind', match: { value: 'image' } }] } })).toEqual({
+        count: 3,
+      });
     });
   });
 });
@@ -319,7 +339,12 @@ describe('filters', () => {
       expect(
         await matching(name, {
           must: [
-            { should: [{ key: 'kind', match: { value: 'video' } }, { key: 'meta.lang', match: { value: 'fr' } }] },
+            {
+              should: [
+                { key: 'kind', match: { value: 'video' } },
+                { key: 'meta.lang', match: { value: 'fr' } },
+              ],
+            },
           ],
           must_not: [{ key: 'tags', match: { value: 'b' } }],
         }),
@@ -393,13 +418,21 @@ describe('aliases', () => {
     await client.createCollection(blue, { vectors: { size: 2, distance: 'Cosine' } });
     await client.createCollection(green, { vectors: { size: 2, distance: 'Cosine' } });
     try {
-      await client.updateCollectionAliases({ actions: [{ create_alias: { collection_name: blue, alias_name: alias } }] });
+      await client.updateCollectionAliases({
+        actions: [{ create_alias: { collection_name: blue, alias_name: alias } }],
+      });
       // Writes through the alias land in the collection it points to.
       await client.upsert(alias, { wait: true, points: [{ id: 1, vector: [1, 0] }] });
       expect((await client.count(blue)).count).toBe(1);
       expect(await client.collectionExists(alias)).toEqual({ exists: true });
 
-      await client.upsert(green, { wait: true, points: [{ id: 1, vector: [1, 0] }, { id: 2, vector: [0, 1] }] });
+      await client.upsert(green, {
+        wait: true,
+        points: [
+          { id: 1, vector: [1, 0] },
+          { id: 2, vector: [0, 1] },
+        ],
+      });
       await client.updateCollectionAliases({
         actions: [
           { delete_alias: { alias_name: alias } },
@@ -408,12 +441,16 @@ describe('aliases', () => {
       });
       expect((await client.count(alias)).count).toBe(2);
       expect((await client.getCollection(alias)).points_count).toBe(2);
-      expect((await client.getCollectionAliases(green)).aliases).toEqual([{ alias_name: alias, collection_name: green }]);
+      expect((await client.getCollectionAliases(green)).aliases).toEqual([
+        { alias_name: alias, collection_name: green },
+      ]);
       expect((await client.getCollectionAliases(blue)).aliases).toEqual([]);
       expect((await client.getAliases()).aliases).toContainEqual({ alias_name: alias, collection_name: green });
 
       // create_alias alone overwrites an existing alias.
-      await client.updateCollectionAliases({ actions: [{ create_alias: { collection_name: blue, alias_name: alias } }] });
+      await client.updateCollectionAliases({
+        actions: [{ create_alias: { collection_name: blue, alias_name: alias } }],
+      });
       expect((await client.count(alias)).count).toBe(1);
     } finally {
       await client.deleteCollection(blue);
@@ -425,7 +462,9 @@ describe('aliases', () => {
   it('refuses an alias to a collection that does not exist', async () => {
     const missing = uniqueName('missing');
     const error = await failure(
-      client.updateCollectionAliases({ actions: [{ create_alias: { collection_name: missing, alias_name: uniqueName('a') } }] }),
+      client.updateCollectionAliases({
+        actions: [{ create_alias: { collection_name: missing, alias_name: uniqueName('a') } }],
+      }),
     );
     expect(error).toEqual({ status: 404, message: `Not found: Collection \`${missing}\` doesn't exist!` });
   });
@@ -443,9 +482,13 @@ describe('HTTP edges', () => {
   it('refuses request bodies larger than 32 MiB', async () => {
     await withCollection('too-big', 2, async (name) => {
       const blob = 'x'.repeat(33 * 1024 * 1024);
-      const error = await failure(client.upsert(name, { wait: true, points: [{ id: 1, vector: [1, 0], payload: { blob } }] }));
+      const error = await failure(
+        client.upsert(name, { wait: true, points: [{ id: 1, vector: [1, 0], payload: { blob } }] }),
+      );
       expect(error.status).toBe(400);
-      expect(error.message).toMatch(/^Payload error: JSON payload \(\d+ bytes\) is larger than allowed \(limit: 33554432 bytes\)\.$/);
+      expect(error.message).toMatch(
+        /^Payload error: JSON payload \(\d+ bytes\) is larger than allowed \(limit: 33554432 bytes\)\.$/,
+      );
       expect((await client.count(name)).count).toBe(0);
     });
   });

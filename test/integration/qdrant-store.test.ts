@@ -133,7 +133,9 @@ describe('ensureCollection', () => {
     await withCollection('aliased', async (name) => {
       const alias = `${name}-alias`;
       await newStore().ensureCollection(name, 8);
-      await client.updateCollectionAliases({ actions: [{ create_alias: { collection_name: name, alias_name: alias } }] });
+      await client.updateCollectionAliases({
+        actions: [{ create_alias: { collection_name: name, alias_name: alias } }],
+      });
 
       await newStore().ensureCollection(alias, 8);
       const error = await rejectionOf(newStore().ensureCollection(alias, 4));
@@ -177,7 +179,10 @@ describe('points', () => {
       expect(maxInFlight).toBeLessThanOrEqual(3);
 
       expect(await pointCount(name)).toBe(300);
-      const stored = await store.retrieve(name, points.map((p) => p.id));
+      const stored = await store.retrieve(
+        name,
+        points.map((p) => p.id),
+      );
       expect(stored).toHaveLength(300);
       const byId = new Map(stored.map((s) => [s.id, s.payload]));
       for (const p of points) expect(byId.get(p.id)).toEqual(p.payload);
@@ -194,7 +199,10 @@ describe('points', () => {
       await store.upsert(name, second);
 
       expect(await pointCount(name)).toBe(300);
-      const stored = await store.retrieve(name, first.map((p) => p.id));
+      const stored = await store.retrieve(
+        name,
+        first.map((p) => p.id),
+      );
       expect(new Set(stored.map((s) => s.payload.run_id))).toEqual(new Set(['run-2']));
     });
   });
@@ -231,7 +239,7 @@ describe('points', () => {
 });
 
 describe('errors', () => {
-  it('turns a wrong vector length into a non-retryable 400 VectorStoreError carrying Qdrant\'s message', async () => {
+  it("turns a wrong vector length into a non-retryable 400 VectorStoreError carrying Qdrant's message", async () => {
     await withCollection('baddim', async (name) => {
       const store = newStore();
       await store.ensureCollection(name, 4);
@@ -269,7 +277,10 @@ describe('errors', () => {
       warn.mockRestore();
     }
 
-    const requests = [() => store.ensureCollection('unreachable', 8), () => store.upsert('unreachable', makePoints(1, 8))];
+    const requests = [
+      () => store.ensureCollection('unreachable', 8),
+      () => store.upsert('unreachable', makePoints(1, 8)),
+    ];
     for (const request of requests) {
       const error = await rejectionOf(request());
       expect(error).toBeInstanceOf(VectorStoreError);

@@ -24,7 +24,8 @@ describe('the shared rate limiter in Redis (reservations)', () => {
   // a key (and so an account) of this test run alone
   const apiKey = `sk-test-rl-${randomUUID()}`;
   const owner = { apiKey, baseUrl: 'http://limiter.test' };
-  const limiter = (tuning: Partial<LimiterTuning> = {}, connection?: Redis): SharedRateLimiter => new SharedRateLimiter(connection ?? redis, owner, { tuning });
+  const limiter = (tuning: Partial<LimiterTuning> = {}, connection?: Redis): SharedRateLimiter =>
+    new SharedRateLimiter(connection ?? redis, owner, { tuning });
   let models = 0;
   /** A model name of its own for each test: the state is per account and model. */
   const fresh = (): string => `m${++models}`;
@@ -45,7 +46,11 @@ describe('the shared rate limiter in Redis (reservations)', () => {
     const l = limiter();
     const model = fresh();
     const limits: RateLimits = { rpm: 600, tpm: null };
-    const before = Number(/calls=(\d+)/.exec((await redis.info('commandstats')).split('\n').find((x) => x.startsWith('cmdstat_evalsha')) ?? '')?.[1] ?? 0);
+    const before = Number(
+      /calls=(\d+)/.exec(
+        (await redis.info('commandstats')).split('\n').find((x) => x.startsWith('cmdstat_evalsha')) ?? '',
+      )?.[1] ?? 0,
+    );
     const slots = [];
     for (let i = 0; i < 8; i++) slots.push(await l.reserve(model, limits, 1));
     const interval = 1000 / (10 * (1 - LIMITER_TUNING.marginStart));
@@ -53,8 +58,14 @@ describe('the shared rate limiter in Redis (reservations)', () => {
     // the first is due at once, the others later and later
     expect(slots[0]!.waitMs).toBe(0);
     expect(slots[7]!.waitMs).toBeGreaterThan(slots[1]!.waitMs);
-    expect(slots.every((s) => s.learnedRpm === 600 && Math.abs(s.margin - LIMITER_TUNING.marginStart) < 1e-9)).toBe(true);
-    const after = Number(/calls=(\d+)/.exec((await redis.info('commandstats')).split('\n').find((x) => x.startsWith('cmdstat_evalsha')) ?? '')?.[1] ?? 0);
+    expect(slots.every((s) => s.learnedRpm === 600 && Math.abs(s.margin - LIMITER_TUNING.marginStart) < 1e-9)).toBe(
+      true,
+    );
+    const after = Number(
+      /calls=(\d+)/.exec(
+        (await redis.info('commandstats')).split('\n').find((x) => x.startsWith('cmdstat_evalsha')) ?? '',
+      )?.[1] ?? 0,
+    );
     // one script call a reservation (other tests share this Redis: at least, not at most)
     expect(after - before).toBeGreaterThanOrEqual(8);
     expect((await l.state(model, limits))?.reservations).toBe(8);

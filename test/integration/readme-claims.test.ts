@@ -42,9 +42,25 @@ describe("the README's re-run claims", () => {
   let qdrant: QdrantClient;
   let collection = '';
 
-  const keysWithPoints = async (): Promise<string[]> => [...new Set((await allPoints(qdrant, collection)).map((p) => String(p.payload.key)))].sort();
+  const keysWithPoints = async (): Promise<string[]> =>
+    [...new Set((await allPoints(qdrant, collection)).map((p) => String(p.payload.key)))].sort();
   const index = (args: readonly string[], s3 = env.env.S3_ENDPOINT): Promise<CliResult> =>
-    runCli(['index', '--bucket', BUCKET, '--collection', collection, '--model', MODEL, '--dimension', '64', '--wait', ...args], { ...env.env, RATE_LIMIT: 'off', S3_ENDPOINT: s3 });
+    runCli(
+      [
+        'index',
+        '--bucket',
+        BUCKET,
+        '--collection',
+        collection,
+        '--model',
+        MODEL,
+        '--dimension',
+        '64',
+        '--wait',
+        ...args,
+      ],
+      { ...env.env, RATE_LIMIT: 'off', S3_ENDPOINT: s3 },
+    );
 
   beforeAll(async () => {
     env = await startPipelineEnv();
@@ -74,7 +90,9 @@ describe("the README's re-run claims", () => {
     const r = await index(['--prefix', 'a/']);
     expect(show(r)).toMatchObject({ code: 1 });
     const items = await new RunStore(env.redis, env.prefix).items(runIdOf(r.stdout));
-    expect(Object.fromEntries([...items].map(([k, o]) => [k, `${o.status} ${o.code}`]))).toEqual({ 'a/1.txt': 'failed DataInspectionFailed' });
+    expect(Object.fromEntries([...items].map(([k, o]) => [k, `${o.status} ${o.code}`]))).toEqual({
+      'a/1.txt': 'failed DataInspectionFailed',
+    });
     const after = (await allPoints(qdrant, collection)).find((p) => p.payload.key === 'a/1.txt');
     expect(after).toEqual(before);
     // the old content back: the same bytes, the same ETag, the point current again

@@ -35,7 +35,8 @@ const IMAGES = 8;
 const TEXTS = 4;
 
 const tail = (text: string, lines = 15): string => text.trim().split('\n').slice(-lines).join('\n');
-const expectExit = (r: CliResult, code: number): void => expect({ code: r.code, output: tail(r.stdout + r.stderr) }).toMatchObject({ code });
+const expectExit = (r: CliResult, code: number): void =>
+  expect({ code: r.code, output: tail(r.stdout + r.stderr) }).toMatchObject({ code });
 
 describe('the pipeline on a Redis Cluster of three masters', () => {
   let cluster: RedisClusterForTest;
@@ -47,13 +48,27 @@ describe('the pipeline on a Redis Cluster of three masters', () => {
   let qdrant: QdrantClient;
   const workers: BackgroundCli[] = [];
   const collection = (): string => `cluster-${env.prefix}`;
-  const request = (): string[] => ['--bucket', BUCKET, '--collection', collection(), '--model', MODEL, '--dimension', '256'];
+  const request = (): string[] => [
+    '--bucket',
+    BUCKET,
+    '--collection',
+    collection(),
+    '--model',
+    MODEL,
+    '--dimension',
+    '256',
+  ];
   const count = async (): Promise<number> => (await qdrant.count(collection(), { exact: true })).count;
   const runEnd = (runId: string, timeoutMs = 60_000): Promise<RunState> =>
-    until(`run ${runId} to finish`, async () => {
-      const r = await runs.get(runId);
-      return r && isFinished(r) ? r : undefined;
-    }, timeoutMs, 100);
+    until(
+      `run ${runId} to finish`,
+      async () => {
+        const r = await runs.get(runId);
+        return r && isFinished(r) ? r : undefined;
+      },
+      timeoutMs,
+      100,
+    );
   const objects = new Map<string, string | Buffer>();
 
   beforeAll(async () => {
@@ -64,7 +79,11 @@ describe('the pipeline on a Redis Cluster of three masters', () => {
     env = await startPipelineEnv({ rateLimits: { [MODEL]: { rpm: RPM, tpm: null } } });
     prefix = `{${env.prefix}}`;
     runs = new RunStore(client, prefix);
-    qdrant = new QdrantClient({ url: env.qdrantUrl, ...(process.env.QDRANT_API_KEY ? { apiKey: process.env.QDRANT_API_KEY } : {}), checkCompatibility: false });
+    qdrant = new QdrantClient({
+      url: env.qdrantUrl,
+      ...(process.env.QDRANT_API_KEY ? { apiKey: process.env.QDRANT_API_KEY } : {}),
+      checkCompatibility: false,
+    });
     cliEnv = {
       ...env.env,
       REDIS_URL: cluster.seeds,
@@ -80,7 +99,8 @@ describe('the pipeline on a Redis Cluster of three masters', () => {
     };
     // one image a request (the model's limit): IMAGES requests at least
     for (let i = 0; i < IMAGES; i++) objects.set(`images/${i}.png`, png(48 + i, 40, i * 20));
-    for (let i = 0; i < TEXTS; i++) objects.set(`notes/${i}.txt`, `note ${i}: a short text about clusters, slots and hash tags`);
+    for (let i = 0; i < TEXTS; i++)
+      objects.set(`notes/${i}.txt`, `note ${i}: a short text about clusters, slots and hash tags`);
     await createBucket(env.s3client, BUCKET);
     await putMany(env.s3client, BUCKET, objects);
   }, 120_000);
@@ -100,15 +120,22 @@ describe('the pipeline on a Redis Cluster of three masters', () => {
     const plain = await runCli(['status'], { ...cliEnv, QUEUE_PREFIX: 'mm-ingest' });
     expect({ code: plain.code, stderr: plain.stderr.trim() }).toEqual({
       code: 2,
-      stderr: 'mm-ingest: configuration error: QUEUE_PREFIX: on a Redis Cluster (REDIS_CLUSTER) the prefix needs a hash tag so that every key of a queue and of a run lands in one slot: use "{mm-ingest}" (got "mm-ingest")',
+      stderr:
+        'mm-ingest: configuration error: QUEUE_PREFIX: on a Redis Cluster (REDIS_CLUSTER) the prefix needs a hash tag so that every key of a queue and of a run lands in one slot: use "{mm-ingest}" (got "mm-ingest")',
     });
     const unset = { ...cliEnv };
     delete unset.QUEUE_PREFIX;
     const worker = await runCli(['worker'], unset);
-    expect([worker.code, worker.stderr]).toEqual([2, expect.stringContaining('QUEUE_PREFIX: on a Redis Cluster (REDIS_CLUSTER) the prefix needs a hash tag')]);
+    expect([worker.code, worker.stderr]).toEqual([
+      2,
+      expect.stringContaining('QUEUE_PREFIX: on a Redis Cluster (REDIS_CLUSTER) the prefix needs a hash tag'),
+    ]);
     expect(worker.stderr).toContain('(got "mm-ingest", the default)');
     const flag = await runCli(['index', ...request(), '--queue-prefix', 'nightly'], cliEnv);
-    expect([flag.code, flag.stderr]).toEqual([2, expect.stringContaining('configuration error: --queue-prefix: on a Redis Cluster')]);
+    expect([flag.code, flag.stderr]).toEqual([
+      2,
+      expect.stringContaining('configuration error: --queue-prefix: on a Redis Cluster'),
+    ]);
     // nothing was written anywhere in the cluster by the refused commands
     expect(await cluster.clean(client, '*mm-ingest*')).toBe(0);
   }, 60_000);
@@ -125,7 +152,12 @@ describe('the pipeline on a Redis Cluster of three masters', () => {
     expectExit(r, 0);
     const runId = runIdOf(r.stdout);
     const run = await runs.get(runId);
-    expect(run?.counters).toMatchObject({ scanned: objects.size, objectsIndexed: objects.size, objectsFailed: 0, points: objects.size });
+    expect(run?.counters).toMatchObject({
+      scanned: objects.size,
+      objectsIndexed: objects.size,
+      objectsFailed: 0,
+      points: objects.size,
+    });
     const points = await allPoints(qdrant, collection());
     expect(points.map((p) => p.payload.key).sort()).toEqual([...objects.keys()].sort());
 
@@ -135,7 +167,9 @@ describe('the pipeline on a Redis Cluster of three masters', () => {
     expect(stats.limitViolations).toBe(0);
     // the limiter's state lives on the cluster, under the account (key and endpoint), not the
     // queue prefix: one reservation a request
-    expect(Number(await client.hget(limiterKey({ apiKey: TEST_API_KEY, baseUrl: env.sim.url }, MODEL), 'n'))).toBe(stats.requests);
+    expect(Number(await client.hget(limiterKey({ apiKey: TEST_API_KEY, baseUrl: env.sim.url }, MODEL), 'n'))).toBe(
+      stats.requests,
+    );
     // both workers took part
     const jobsOf = (w: BackgroundCli): number => w.output().split('embed job done').length - 1;
     expect(workers.map(jobsOf).every((n) => n > 0)).toBe(true);
@@ -157,7 +191,9 @@ describe('the pipeline on a Redis Cluster of three masters', () => {
     }
     expect(perMaster.filter((n) => n > 0)).toHaveLength(1);
     expect(slots.size).toBe(1);
-    process.stdout.write(`[figures] cluster index: ${objects.size} objects, ${stats.requests} requests at ${RPM} RPM in ${Date.now() - started} ms; keys per master ${perMaster.join('/')}\n`);
+    process.stdout.write(
+      `[figures] cluster index: ${objects.size} objects, ${stats.requests} requests at ${RPM} RPM in ${Date.now() - started} ms; keys per master ${perMaster.join('/')}\n`,
+    );
   }, 120_000);
 
   it('runs a reindex request from the control queue on the cluster', async () => {
@@ -170,7 +206,12 @@ describe('the pipeline on a Redis Cluster of three masters', () => {
     expect(jobId).toBeDefined();
     const queue = new Queue('reindex', { connection: client, prefix });
     try {
-      await until('the reindex job to complete', async () => ((await queue.getJobState(jobId!)) === 'completed' ? true : undefined), 60_000, 100);
+      await until(
+        'the reindex job to complete',
+        async () => ((await queue.getJobState(jobId!)) === 'completed' ? true : undefined),
+        60_000,
+        100,
+      );
       const job = (await queue.getJob(jobId!))!;
       const result = job.returnvalue as { runId: string; scanned: number; unchanged: number; queuedObjects: number };
       expect(result).toMatchObject({ scanned: objects.size, unchanged: objects.size - 1, queuedObjects: 1 });
@@ -181,17 +222,25 @@ describe('the pipeline on a Redis Cluster of three masters', () => {
     expect(await count()).toBe(objects.size);
   }, 90_000);
 
-  it('runs a reindex request added from Python (BullMQ\'s client on redis-py\'s RedisCluster)', async () => {
+  it("runs a reindex request added from Python (BullMQ's client on redis-py's RedisCluster)", async () => {
     const added = new Map([['notes/added-from-python.txt', 'a note added before the request from Python']]);
     await putMany(env.s3client, BUCKET, added);
     for (const [k, v] of added) objects.set(k, v);
     const data = { bucket: BUCKET, collection: collection(), model: MODEL, dimension: 256 };
     // no venv is a failure here too (scripts/setup.sh creates it)
-    const { stdout } = await promisify(execFile)(PYTHON, [`${ROOT}test/python/add_job.py`, JSON.stringify(data)], { env: { ...process.env, REDIS_URL: cluster.seeds, REDIS_CLUSTER: 'true', QUEUE_PREFIX: prefix }, timeout: 30_000 });
+    const { stdout } = await promisify(execFile)(PYTHON, [`${ROOT}test/python/add_job.py`, JSON.stringify(data)], {
+      env: { ...process.env, REDIS_URL: cluster.seeds, REDIS_CLUSTER: 'true', QUEUE_PREFIX: prefix },
+      timeout: 30_000,
+    });
     const jobId = stdout.trim();
     const queue = new Queue('reindex', { connection: client, prefix });
     try {
-      await until('the job from Python to complete', async () => ((await queue.getJobState(jobId)) === 'completed' ? true : undefined), 60_000, 100);
+      await until(
+        'the job from Python to complete',
+        async () => ((await queue.getJobState(jobId)) === 'completed' ? true : undefined),
+        60_000,
+        100,
+      );
       const job = (await queue.getJob(jobId))!;
       const result = job.returnvalue as { runId: string };
       // the job as Python added it, and the run id the worker wrote into it once the run existed
@@ -208,23 +257,33 @@ describe('the pipeline on a Redis Cluster of three masters', () => {
     await putMany(env.s3client, BUCKET, added);
     for (const [k, v] of added) objects.set(k, v);
     const before = new Set(await runs.latest(100));
-    const add = await runCli(['schedule', 'add', '--name', 'every-2s', '--cron', '*/2 * * * * *', ...request()], cliEnv);
+    const add = await runCli(
+      ['schedule', 'add', '--name', 'every-2s', '--cron', '*/2 * * * * *', ...request()],
+      cliEnv,
+    );
     expectExit(add, 0);
     expect(add.stdout).toMatch(/schedule every-2s: "\*\/2 \* \* \* \* \*"; next run \d{4}-/);
     try {
-      const fired = await until('a run started by the schedule to index the new object', async () => {
-        for (const id of await runs.latest(100)) {
-          if (before.has(id)) continue;
-          const run = await runs.get(id);
-          if (run && isFinished(run) && run.counters.new === 1) return run;
-        }
-        return undefined;
-      }, 60_000, 200);
+      const fired = await until(
+        'a run started by the schedule to index the new object',
+        async () => {
+          for (const id of await runs.latest(100)) {
+            if (before.has(id)) continue;
+            const run = await runs.get(id);
+            if (run && isFinished(run) && run.counters.new === 1) return run;
+          }
+          return undefined;
+        },
+        60_000,
+        200,
+      );
       expect(fired.counters).toMatchObject({ scanned: objects.size, new: 1, objectsIndexed: 1, objectsFailed: 0 });
       expect(await count()).toBe(objects.size);
       const listed = await runCli(['schedule', 'list'], cliEnv);
       expectExit(listed, 0);
-      expect(listed.stdout).toMatch(new RegExp(`^every-2s  "\\*/2 \\* \\* \\* \\* \\*" UTC  next .* s3://${BUCKET}/ -> ${collection()}`, 'm'));
+      expect(listed.stdout).toMatch(
+        new RegExp(`^every-2s  "\\*/2 \\* \\* \\* \\* \\*" UTC  next .* s3://${BUCKET}/ -> ${collection()}`, 'm'),
+      );
     } finally {
       const removed = await runCli(['schedule', 'remove', 'every-2s'], cliEnv);
       expectExit(removed, 0);

@@ -19,7 +19,10 @@ const MODEL = 'qwen3-vl-embedding';
 const BUCKET = 'refusals';
 const TEXTS = 20;
 const runIdOf = (stdout: string): string => /run (\S+): scanning/.exec(stdout)?.[1] ?? '';
-const expectExit = (result: CliResult, code: number): void => expect({ code: result.code, stderr: result.stderr.slice(-2000), stdout: result.stdout.slice(-2000) }).toMatchObject({ code });
+const expectExit = (result: CliResult, code: number): void =>
+  expect({ code: result.code, stderr: result.stderr.slice(-2000), stdout: result.stdout.slice(-2000) }).toMatchObject({
+    code,
+  });
 const figures = (line: string): void => void process.stdout.write(`[figures] ${line}\n`);
 
 /** Runs `mm-ingest ARGS` to its end, killed after `timeoutMs` (a run that never ends fails its test, leaving nothing behind). */
@@ -49,7 +52,8 @@ describe('a request refused as a whole', () => {
       MODEL_OVERRIDES: JSON.stringify({ [MODEL]: { dimensions: [2560, 2048, 1536, 1024, 768, 512, 256, 3072] } }),
     };
     await createBucket(env.s3client, BUCKET);
-    for (let i = 0; i < TEXTS; i++) await putObject(env.s3client, BUCKET, `t/${String(i).padStart(2, '0')}.txt`, prose(500 + i, 15));
+    for (let i = 0; i < TEXTS; i++)
+      await putObject(env.s3client, BUCKET, `t/${String(i).padStart(2, '0')}.txt`, prose(500 + i, 15));
     worker = startCli(['worker', '--concurrency', '2'], cliEnv);
     await worker.waitFor(/worker ready/);
   }, 120_000);
@@ -66,7 +70,21 @@ describe('a request refused as a whole', () => {
   it('fails the inputs of a request refused for a bad dimension after at most 3 requests, not 2n-1', async () => {
     env.sim.reset();
     const started = Date.now();
-    const result = await runBounded(['index', '--bucket', BUCKET, '--collection', `refused-${env.prefix}`, '--model', MODEL, '--dimension', '3072', '--wait'], cliEnv);
+    const result = await runBounded(
+      [
+        'index',
+        '--bucket',
+        BUCKET,
+        '--collection',
+        `refused-${env.prefix}`,
+        '--model',
+        MODEL,
+        '--dimension',
+        '3072',
+        '--wait',
+      ],
+      cliEnv,
+    );
     const seconds = (Date.now() - started) / 1000;
     expectExit(result, 1);
     const stats = env.sim.stats();
@@ -85,6 +103,8 @@ describe('a request refused as a whole', () => {
     }
     const failures = await runBounded(['failures', '--run', runId], cliEnv);
     const line = failures.stdout.split('\n').find((l) => l.includes('t/00.txt')) ?? '';
-    figures(`bad dimension: index --wait exit ${result.code} in ${seconds.toFixed(1)} s, ${stats.requests} requests for ${TEXTS} inputs; failures prints: ${line.trim()}`);
+    figures(
+      `bad dimension: index --wait exit ${result.code} in ${seconds.toFixed(1)} s, ${stats.requests} requests for ${TEXTS} inputs; failures prints: ${line.trim()}`,
+    );
   }, 180_000);
 });

@@ -17,7 +17,16 @@ afterAll(async () => {
   await redis.quit();
 });
 
-const info = (id: string, startedAt = new Date().toISOString()) => ({ id, bucket: 'b', prefix: '', collection: 'c', model: 'qwen3-vl-embedding', dimension: 256, startedAt, settings: '{}' });
+const info = (id: string, startedAt = new Date().toISOString()) => ({
+  id,
+  bucket: 'b',
+  prefix: '',
+  collection: 'c',
+  model: 'qwen3-vl-embedding',
+  dimension: 256,
+  startedAt,
+  settings: '{}',
+});
 
 describe('run retention', () => {
   it('expires a finished run after the retention, lifts it on reopen, and lists only live runs', async () => {

@@ -17,14 +17,23 @@ let store: ObjectStore;
 const bucket = `store-${randomUUID().slice(0, 8)}`;
 
 const PAGED = ['paged/a.txt', 'paged/b.txt', 'paged/c.txt', 'paged/d.txt', 'paged/e.txt', 'paged/f.txt', 'paged/g.txt'];
-const AWKWARD = ['odd/with space.txt', 'odd/ünïcödé-日本語.txt', 'odd/plus+sign.txt', 'odd/100%.txt', 'odd/hash#tag.txt'];
+const AWKWARD = [
+  'odd/with space.txt',
+  'odd/ünïcödé-日本語.txt',
+  'odd/plus+sign.txt',
+  'odd/100%.txt',
+  'odd/hash#tag.txt',
+];
 const PHOTO = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
 
 function md5(body: string | Uint8Array): string {
   return createHash('md5').update(body).digest('hex');
 }
 
-async function listAll(prefix: string, pageSize: number): Promise<{ pages: ObjectInfo[][]; tokens: (string | undefined)[] }> {
+async function listAll(
+  prefix: string,
+  pageSize: number,
+): Promise<{ pages: ObjectInfo[][]; tokens: (string | undefined)[] }> {
   const pages: ObjectInfo[][] = [];
   const tokens: (string | undefined)[] = [];
   let token: string | undefined;
@@ -86,7 +95,12 @@ describe('the S3 store against MinIO', () => {
 
   it('lists only keys under the prefix', async () => {
     const { pages } = await listAll('odd/', 1000);
-    expect(pages.flat().map((o) => o.key).sort()).toEqual([...AWKWARD].sort());
+    expect(
+      pages
+        .flat()
+        .map((o) => o.key)
+        .sort(),
+    ).toEqual([...AWKWARD].sort());
   });
 
   it('round-trips keys with spaces, unicode, plus, percent and hash through list and get', async () => {
@@ -159,27 +173,34 @@ describe('the S3 store against MinIO', () => {
     expect(afterGet).toEqual({ ...afterList, get: afterList.get + 1 });
   });
 
-  it('gives a multipart upload the store\'s ETag (MD5 of the part MD5s, then -N) in listing and get alike', async () => {
+  it("gives a multipart upload the store's ETag (MD5 of the part MD5s, then -N) in listing and get alike", async () => {
     const part1 = Buffer.alloc(5 * 1024 * 1024, 7);
     const part2 = Buffer.from('the last part');
     const key = 'etag/multipart.bin';
     const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }));
     const parts = [];
     for (const [i, body] of [part1, part2].entries()) {
-      const out = await client.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: i + 1, Body: body }));
+      const out = await client.send(
+        new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: i + 1, Body: body }),
+      );
       parts.push({ PartNumber: i + 1, ETag: out.ETag });
     }
-    await client.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts: parts } }));
-    const expected = `${createHash('md5').update(Buffer.concat([createHash('md5').update(part1).digest(), createHash('md5').update(part2).digest()])).digest('hex')}-2`;
+    await client.send(
+      new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts: parts } }),
+    );
+    const expected = `${createHash('md5')
+      .update(Buffer.concat([createHash('md5').update(part1).digest(), createHash('md5').update(part2).digest()]))
+      .digest('hex')}-2`;
     const listed = (await store.listPage(bucket, key)).objects;
     expect(listed.map((o) => [o.etag, o.size])).toEqual([[expected, part1.length + part2.length]]);
     expect((await store.head(bucket, key))?.etag).toBe(expected);
     expect((await store.get(bucket, key, [0, 3])).etag).toBe(expected);
   });
 
-  it('pages a listing of 1,003 keys at the store\'s own page size of 1,000', async () => {
+  it("pages a listing of 1,003 keys at the store's own page size of 1,000", async () => {
     const keys = Array.from({ length: 1003 }, (_, i) => `many/${String(i).padStart(4, '0')}.txt`);
-    for (let i = 0; i < keys.length; i += 50) await Promise.all(keys.slice(i, i + 50).map((k) => putObject(client, bucket, k, 'x')));
+    for (let i = 0; i < keys.length; i += 50)
+      await Promise.all(keys.slice(i, i + 50).map((k) => putObject(client, bucket, k, 'x')));
     const { pages, tokens } = await listAll('many/', 1000);
     expect(pages.map((p) => p.length)).toEqual([1000, 3]);
     expect(pages.flat().map((o) => o.key)).toEqual(keys);
@@ -187,7 +208,11 @@ describe('the S3 store against MinIO', () => {
   });
 
   it('turns a wrong secret into a denied SignatureDoesNotMatch without leaking the secret', async () => {
-    const wrong = createS3Store({ endpoint: s3.endpoint, credentials: { accessKeyId: s3.credentials.accessKeyId, secretAccessKey: 'not-the-secret-0123' }, maxAttempts: 1 });
+    const wrong = createS3Store({
+      endpoint: s3.endpoint,
+      credentials: { accessKeyId: s3.credentials.accessKeyId, secretAccessKey: 'not-the-secret-0123' },
+      maxAttempts: 1,
+    });
     const err = await errorOf(wrong.listPage(bucket, 'paged/'));
     expect(err.decision).toBe('fatal');
     expect(err.code).toBe('SignatureDoesNotMatch');
@@ -196,7 +221,11 @@ describe('the S3 store against MinIO', () => {
   });
 
   it('turns an unknown access key into a denied InvalidAccessKeyId', async () => {
-    const stranger = createS3Store({ endpoint: s3.endpoint, credentials: { accessKeyId: 'NOSUCHKEY123', secretAccessKey: 'whatever-secret' }, maxAttempts: 1 });
+    const stranger = createS3Store({
+      endpoint: s3.endpoint,
+      credentials: { accessKeyId: 'NOSUCHKEY123', secretAccessKey: 'whatever-secret' },
+      maxAttempts: 1,
+    });
     const err = await errorOf(stranger.get(bucket, 'paged/a.txt'));
     expect(err.decision).toBe('fatal');
     expect(err.code).toBe('InvalidAccessKeyId');
@@ -213,7 +242,11 @@ describe('the S3 store against MinIO', () => {
   });
 
   it('classifies a refused connection as transient after the configured attempts', async () => {
-    const down = createS3Store({ endpoint: 'http://127.0.0.1:1', credentials: { accessKeyId: 'x', secretAccessKey: 'y' }, maxAttempts: 2 });
+    const down = createS3Store({
+      endpoint: 'http://127.0.0.1:1',
+      credentials: { accessKeyId: 'x', secretAccessKey: 'y' },
+      maxAttempts: 2,
+    });
     const err = await errorOf(down.get(bucket, 'paged/a.txt'));
     expect(err.decision).toBe('retryable');
     expect(err.code).toBe('ECONNREFUSED');
@@ -242,7 +275,8 @@ describe('the S3 store against scripted S3 errors', () => {
   beforeAll(async () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    scripted = (maxAttempts) => createS3Store({ endpoint, credentials: { accessKeyId: 'AKIDTEST', secretAccessKey: SECRET }, maxAttempts });
+    scripted = (maxAttempts) =>
+      createS3Store({ endpoint, credentials: { accessKeyId: 'AKIDTEST', secretAccessKey: SECRET }, maxAttempts });
   });
 
   afterAll(async () => {
@@ -251,7 +285,10 @@ describe('the S3 store against scripted S3 errors', () => {
   });
 
   it('lets the SDK retry throttling until an attempt succeeds', async () => {
-    answers = [{ status: 503, code: 'SlowDown' }, { status: 503, code: 'SlowDown' }];
+    answers = [
+      { status: 503, code: 'SlowDown' },
+      { status: 503, code: 'SlowDown' },
+    ];
     hits = 0;
     const got = await scripted(3).get('b', 'k.txt');
     expect(Buffer.from(got.bytes).toString()).toBe('ok');
@@ -260,7 +297,11 @@ describe('the S3 store against scripted S3 errors', () => {
   });
 
   it('gives up after maxAttempts with a transient error', async () => {
-    answers = [{ status: 503, code: 'SlowDown' }, { status: 503, code: 'SlowDown' }, { status: 503, code: 'SlowDown' }];
+    answers = [
+      { status: 503, code: 'SlowDown' },
+      { status: 503, code: 'SlowDown' },
+      { status: 503, code: 'SlowDown' },
+    ];
     hits = 0;
     const err = await errorOf(scripted(2).get('b', 'k.txt'));
     expect(err.decision).toBe('retryable');

@@ -42,16 +42,32 @@ describe('never lose the live index, never delete a current point, account for e
   /** The keys the bucket holds now. */
   const keys = new Set<string>();
 
-  const args = (collection: string, ...more: string[]): string[] => ['index', '--bucket', BUCKET, '--collection', collection, '--model', MODEL, '--dimension', '256', ...more];
+  const args = (collection: string, ...more: string[]): string[] => [
+    'index',
+    '--bucket',
+    BUCKET,
+    '--collection',
+    collection,
+    '--model',
+    MODEL,
+    '--dimension',
+    '256',
+    ...more,
+  ];
   const count = async (collection: string): Promise<number> => (await qdrant.count(collection, { exact: true })).count;
-  const aliasTarget = async (alias: string): Promise<string | undefined> => (await qdrant.getAliases()).aliases.find((a) => a.alias_name === alias)?.collection_name;
-  const hasPoint = async (collection: string, key: string): Promise<boolean> => (await qdrant.retrieve(collection, { ids: [pointId(BUCKET, key, 0)] })).length === 1;
+  const aliasTarget = async (alias: string): Promise<string | undefined> =>
+    (await qdrant.getAliases()).aliases.find((a) => a.alias_name === alias)?.collection_name;
+  const hasPoint = async (collection: string, key: string): Promise<boolean> =>
+    (await qdrant.retrieve(collection, { ids: [pointId(BUCKET, key, 0)] })).length === 1;
   const put = async (key: string, body: string): Promise<void> => {
     await env.s3client.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: body }));
     if (body.length > 0) keys.add(key);
     else keys.delete(key);
   };
-  const exit = (result: CliResult): { code: number | null; out: string } => ({ code: result.code, out: `${result.stdout}\n${result.stderr}`.slice(-3000) });
+  const exit = (result: CliResult): { code: number | null; out: string } => ({
+    code: result.code,
+    out: `${result.stdout}\n${result.stderr}`.slice(-3000),
+  });
   const figures = (line: string): void => void process.stdout.write(`[figures] ${line}\n`);
   /** A queue prefix of its own, under the test's (cleaned up with it), for a deployment with no worker yet. */
   const otherDeployment = (name: string): NodeJS.ProcessEnv => ({ ...cliEnv, QUEUE_PREFIX: `${env.prefix}-${name}` });
@@ -90,7 +106,10 @@ describe('never lose the live index, never delete a current point, account for e
     expect(live).toMatch(/^live--/);
     expect(await count('live')).toBe(OBJECTS);
 
-    const narrowed = await runCli([...args('live', '--mode', 'rebuild', '--prefix', 'no-such-prefix/'), '--wait'], cliEnv);
+    const narrowed = await runCli(
+      [...args('live', '--mode', 'rebuild', '--prefix', 'no-such-prefix/'), '--wait'],
+      cliEnv,
+    );
     expect(exit(narrowed)).toMatchObject({ code: 2 });
     expect(narrowed.stderr).toContain('--prefix');
     expect(narrowed.stderr).toContain(`${OBJECTS} of its live objects`);
@@ -98,11 +117,16 @@ describe('never lose the live index, never delete a current point, account for e
     expect(await count('live')).toBe(OBJECTS);
 
     // nothing live to protect, but an empty listing is still no index to switch to
-    const empty = await runCli([...args('fresh', '--mode', 'rebuild', '--prefix', 'no-such-prefix/'), '--wait'], cliEnv);
+    const empty = await runCli(
+      [...args('fresh', '--mode', 'rebuild', '--prefix', 'no-such-prefix/'), '--wait'],
+      cliEnv,
+    );
     expect(exit(empty)).toMatchObject({ code: 1 });
     expect(empty.stdout).toContain('nothing listed under the prefix');
     expect(await aliasTarget('fresh')).toBeUndefined();
-    figures(`mistyped prefix: live index ${OBJECTS} points before and after; narrowed rebuild exit ${narrowed.code}, empty rebuild exit ${empty.code}`);
+    figures(
+      `mistyped prefix: live index ${OBJECTS} points before and after; narrowed rebuild exit ${narrowed.code}, empty rebuild exit ${empty.code}`,
+    );
   }, 180_000);
 
   it('does not switch to a rebuild whose listing died part-way, reports the failed scan, and switches once the resumed scan completes', async () => {
@@ -117,7 +141,9 @@ describe('never lose the live index, never delete a current point, account for e
       const run = await runs.get(runId);
       return run?.finishedAt ? run : undefined;
     }).catch(async (err: unknown) => {
-      throw new Error(`${(err as Error).message}: ${JSON.stringify(await runs.get(runId))}\n${died.stdout}\n${died.stderr}\n${worker?.output().slice(-3000) ?? ''}`);
+      throw new Error(
+        `${(err as Error).message}: ${JSON.stringify(await runs.get(runId))}\n${died.stdout}\n${died.stderr}\n${worker?.output().slice(-3000) ?? ''}`,
+      );
     });
     expect(ended.scanStatus).toBe('failed');
     expect(ended.counters.objectsIndexed).toBe(10);
@@ -130,11 +156,16 @@ describe('never lose the live index, never delete a current point, account for e
     expect(status.stdout).toContain('its scan failed');
     expect(status.stdout).toContain('ListObjectsV2');
 
-    const resumed = await runCli([...args('live', '--mode', 'rebuild', '--page-size', '5'), '--run-id', runId, '--wait'], cliEnv);
+    const resumed = await runCli(
+      [...args('live', '--mode', 'rebuild', '--page-size', '5'), '--run-id', runId, '--wait'],
+      cliEnv,
+    );
     expect(exit(resumed)).toMatchObject({ code: 0 });
     expect(await aliasTarget('live')).toBe(`live--${runId.toLowerCase()}`);
     expect(await count('live')).toBe(OBJECTS);
-    figures(`listing died after 2 pages: live index ${OBJECTS} points before and after (broken build held ${ended.counters.points}); index exit ${died.code}, status --wait exit ${status.code}; resumed: exit ${resumed.code}, switched, ${OBJECTS} points`);
+    figures(
+      `listing died after 2 pages: live index ${OBJECTS} points before and after (broken build held ${ended.counters.points}); index exit ${died.code}, status --wait exit ${status.code}; resumed: exit ${resumed.code}, switched, ${OBJECTS} points`,
+    );
   }, 180_000);
 
   it('carries points written through the alias while a rebuild runs into the new collection', async () => {
@@ -157,7 +188,9 @@ describe('never lose the live index, never delete a current point, account for e
     expect(await aliasTarget('live')).toBe(`live--${rebuildId.toLowerCase()}`);
     expect(await hasPoint('live', 'docs/late.txt')).toBe(true);
     expect(await count('live')).toBe(OBJECTS + 1);
-    expect((await new RunStore(env.redis, `${env.prefix}-b`).get(rebuildId))?.notes.rebuild).toContain('1 points written meanwhile carried over');
+    expect((await new RunStore(env.redis, `${env.prefix}-b`).get(rebuildId))?.notes.rebuild).toContain(
+      '1 points written meanwhile carried over',
+    );
   }, 180_000);
 
   it('keeps the point of an object created and indexed by a keys run while a --prune scan was past it', async () => {
@@ -219,7 +252,9 @@ describe('never lose the live index, never delete a current point, account for e
     const resumed = await runCli([...args('plain'), '--run-id', runId, '--wait'], cliEnv);
     expect(exit(resumed)).toMatchObject({ code: 0 });
     // the resumed scan marked the keys of the pages it listed itself, not the first 10
-    expect(resumed.stdout).toContain(`not pruned: the run's seen-set holds ${keys.size - 10} of the ${keys.size} keys it listed`);
+    expect(resumed.stdout).toContain(
+      `not pruned: the run's seen-set holds ${keys.size - 10} of the ${keys.size} keys it listed`,
+    );
     expect(await count('plain')).toBe(before);
 
     const next = await runCli([...args('plain', '--prune'), '--wait'], cliEnv);
@@ -230,7 +265,7 @@ describe('never lose the live index, never delete a current point, account for e
     expect(await env.redis.exists(`${env.prefix}:run:${runIdOf(next.stdout)}:seen`)).toBe(0);
   }, 180_000);
 
-  it('waits for and reports the objects of jobs deduplicated into another run\'s pending jobs', async () => {
+  it("waits for and reports the objects of jobs deduplicated into another run's pending jobs", async () => {
     const other = otherDeployment('c');
     const first = await runCli(args('dedup', '--mode', 'full'), other);
     expect(exit(first)).toMatchObject({ code: 0 });
@@ -257,7 +292,22 @@ describe('never lose the live index, never delete a current point, account for e
     const first = startCli(['worker'], { ...other, S3_ENDPOINT: proxy.endpoint });
     extra.push(first);
     await first.waitFor(/worker ready/);
-    const added = await runCli(['reindex', '--bucket', BUCKET, '--collection', 'requeue', '--model', MODEL, '--dimension', '256', '--mode', 'rebuild'], other);
+    const added = await runCli(
+      [
+        'reindex',
+        '--bucket',
+        BUCKET,
+        '--collection',
+        'requeue',
+        '--model',
+        MODEL,
+        '--dimension',
+        '256',
+        '--mode',
+        'rebuild',
+      ],
+      other,
+    );
     expect(exit(added)).toMatchObject({ code: 0 });
     await until('the reindex scan to stall at its first page', async () => (proxy.held() > 0 ? true : undefined));
     await first.stop('SIGKILL');
@@ -271,13 +321,19 @@ describe('never lose the live index, never delete a current point, account for e
     const second = startCli(['worker'], other);
     extra.push(second);
     const otherRuns = new RunStore(env.redis, `${env.prefix}-d`);
-    const run = await until('the resumed rebuild to finish', async () => {
-      const r = await otherRuns.get(runId);
-      return r?.finishedAt ? r : undefined;
-    }, 90_000);
+    const run = await until(
+      'the resumed rebuild to finish',
+      async () => {
+        const r = await otherRuns.get(runId);
+        return r?.finishedAt ? r : undefined;
+      },
+      90_000,
+    );
     expect(run.notes.rebuild).toMatch(/^alias requeue -> /);
     expect(await aliasTarget('requeue')).toBe(`requeue--${runId.toLowerCase()}`);
-    const builds = (await qdrant.getCollections()).collections.map((c) => c.name).filter((n) => n.startsWith('requeue--'));
+    const builds = (await qdrant.getCollections()).collections
+      .map((c) => c.name)
+      .filter((n) => n.startsWith('requeue--'));
     expect(builds).toEqual([`requeue--${runId.toLowerCase()}`]);
     expect(await count('requeue')).toBe(keys.size);
     expect(await otherRuns.latest(10)).toEqual([runId]);

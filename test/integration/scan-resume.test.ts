@@ -22,7 +22,16 @@ describe('resuming an interrupted scan', () => {
     env = await startPipelineEnv();
     await createBucket(env.s3client, BUCKET);
     for (let i = 0; i < OBJECTS; i += 50) {
-      await Promise.all(Array.from({ length: 50 }, (_, k) => putObject(env.s3client, BUCKET, `docs/${String(i + k).padStart(4, '0')}.txt`, `document number ${i + k} about harbors and engines`)));
+      await Promise.all(
+        Array.from({ length: 50 }, (_, k) =>
+          putObject(
+            env.s3client,
+            BUCKET,
+            `docs/${String(i + k).padStart(4, '0')}.txt`,
+            `document number ${i + k} about harbors and engines`,
+          ),
+        ),
+      );
     }
   }, 120_000);
 
@@ -32,7 +41,19 @@ describe('resuming an interrupted scan', () => {
 
   it('continues from the last queued page and queues every object exactly once', async () => {
     const collection = `resume-${env.prefix}`;
-    const args = ['index', '--bucket', BUCKET, '--collection', collection, '--model', 'qwen3-vl-embedding', '--dimension', '256', '--page-size', String(PAGE)];
+    const args = [
+      'index',
+      '--bucket',
+      BUCKET,
+      '--collection',
+      collection,
+      '--model',
+      'qwen3-vl-embedding',
+      '--dimension',
+      '256',
+      '--page-size',
+      String(PAGE),
+    ];
     const runs = new RunStore(env.redis, env.prefix);
 
     // 1. start the producer and kill it once a few pages are queued

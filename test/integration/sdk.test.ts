@@ -136,12 +136,15 @@ let ourLog: CapturedRequest[] = [];
 const ours = new Map<string, { result: EmbedResult; contents: readonly ApiContent[] }>();
 
 function ok<T>(prepared: Prepared<T>): T {
-  if ('failure' in prepared) throw new Error(`test input not prepared: ${prepared.failure.source}: ${prepared.failure.reason}`);
+  if ('failure' in prepared)
+    throw new Error(`test input not prepared: ${prepared.failure.source}: ${prepared.failure.reason}`);
   return prepared.ok;
 }
 
 function preparedImage(bytes: Buffer, url?: string): PreparedImage {
-  return ok(prepareImageBytes('image', bytes, url === undefined ? { kind: 'inline', data: bytes } : { kind: 'url', url }));
+  return ok(
+    prepareImageBytes('image', bytes, url === undefined ? { kind: 'inline', data: bytes } : { kind: 'url', url }),
+  );
 }
 
 function preparedVideo(url: string): PreparedVideo {
@@ -154,10 +157,19 @@ function preparedVideo(url: string): PreparedVideo {
 function ourInputs(): Record<string, { model: string; input: PreparedInput; fps?: number; dimension?: number }> {
   return {
     text: { model: 'tongyi-embedding-vision-plus', input: ok(prepareText('text', Buffer.from(TEXT), qwenTokens)) },
-    text_bare_string: { model: 'tongyi-embedding-vision-plus', input: ok(prepareText('text', Buffer.from(TEXT), qwenTokens)) },
-    image_url: { model: 'tongyi-embedding-vision-plus', input: ok(prepareImage(IMAGE_KEY, IMAGE, { kind: 'url', url: urls.image })) },
+    text_bare_string: {
+      model: 'tongyi-embedding-vision-plus',
+      input: ok(prepareText('text', Buffer.from(TEXT), qwenTokens)),
+    },
+    image_url: {
+      model: 'tongyi-embedding-vision-plus',
+      input: ok(prepareImage(IMAGE_KEY, IMAGE, { kind: 'url', url: urls.image })),
+    },
     local_image_base64: { model: 'tongyi-embedding-vision-plus', input: ok(prepareImage('local.png', LOCAL_IMAGE)) },
-    video_url: { model: 'tongyi-embedding-vision-plus', input: { kind: 'video', source: VIDEO_KEY, video: preparedVideo(urls.video) } },
+    video_url: {
+      model: 'tongyi-embedding-vision-plus',
+      input: { kind: 'video', source: VIDEO_KEY, video: preparedVideo(urls.video) },
+    },
     fused: {
       model: 'qwen3-vl-embedding',
       dimension: 1024,
@@ -174,13 +186,26 @@ function ourInputs(): Record<string, { model: string; input: PreparedInput; fps?
 }
 
 /** One request of the project's client, exactly as jobs/api-call.ts sends a planned request. */
-async function sendOurs(client: DashScopeClient, c: { model: string; input: PreparedInput; fps?: number; dimension?: number }): Promise<{ result: EmbedResult; contents: readonly ApiContent[] }> {
+async function sendOurs(
+  client: DashScopeClient,
+  c: { model: string; input: PreparedInput; fps?: number; dimension?: number },
+): Promise<{ result: EmbedResult; contents: readonly ApiContent[] }> {
   const spec = resolveModel(c.model);
-  const opts: PlanOptions = { model: spec, dimension: c.dimension ?? spec.defaultDimension, ...(c.fps === undefined ? {} : { fps: c.fps }) };
+  const opts: PlanOptions = {
+    model: spec,
+    dimension: c.dimension ?? spec.defaultDimension,
+    ...(c.fps === undefined ? {} : { fps: c.fps }),
+  };
   const plan = planRequests([c.input], opts, qwenTokens);
-  if (plan.rejections.length > 0 || plan.requests.length !== 1) throw new Error(`not one request: ${JSON.stringify(plan.rejections)}`);
+  if (plan.rejections.length > 0 || plan.requests.length !== 1)
+    throw new Error(`not one request: ${JSON.stringify(plan.rejections)}`);
   const body = requestBody(opts, plan.requests[0]!);
-  const result = await client.embed({ model: body.model, contents: body.input.contents, parameters: body.parameters ?? {}, dimension: opts.dimension });
+  const result = await client.embed({
+    model: body.model,
+    contents: body.input.contents,
+    parameters: body.parameters ?? {},
+    dimension: opts.dimension,
+  });
   return { result, contents: body.input.contents };
 }
 
@@ -201,7 +226,12 @@ beforeAll(async () => {
 
   // Every model unlimited but one, which allows one request a minute: the 429 is the
   // simulator's real quota answer, not an injected fault.
-  const rateLimits = Object.fromEntries(MODEL_NAMES.map((m): [string, RateLimit] => [m, m === THROTTLED ? { rpm: 1, tpm: null } : { rpm: null, tpm: null }]));
+  const rateLimits = Object.fromEntries(
+    MODEL_NAMES.map((m): [string, RateLimit] => [
+      m,
+      m === THROTTLED ? { rpm: 1, tpm: null } : { rpm: null, tpm: null },
+    ]),
+  );
   sim = await startSimulator({ apiKey: KEY, port: 0, rateLimits, captureRequests: 100, allowPrivateUrls: true });
 
   tmp = await mkdtemp(join(tmpdir(), 'sdk-test-'));
@@ -230,7 +260,8 @@ beforeAll(async () => {
   const client = new DashScopeClient({ apiKey: KEY, baseUrl: sim.url });
   for (const [name, c] of Object.entries(ourInputs())) ours.set(name, await sendOurs(client, c));
   ourLog = sim.requests().slice(sdkLog.length);
-  if (process.env.SDK_TEST_DUMP) await writeFile(process.env.SDK_TEST_DUMP, JSON.stringify({ sdk, sdkLog, ourLog }, null, 2));
+  if (process.env.SDK_TEST_DUMP)
+    await writeFile(process.env.SDK_TEST_DUMP, JSON.stringify({ sdk, sdkLog, ourLog }, null, 2));
 }, 120_000);
 
 afterAll(async () => {
@@ -276,9 +307,19 @@ const mediaType = (r: CapturedRequest): string | undefined => r.headers['content
 
 const textUsage = (text: string): Record<string, unknown> => {
   const n = countTokens(text);
-  return { input_tokens: n, image_tokens: 0, image_count: 0, input_tokens_details: { text_tokens: n, image_tokens: 0 }, total_tokens: n };
+  return {
+    input_tokens: n,
+    image_tokens: 0,
+    image_count: 0,
+    input_tokens_details: { text_tokens: n, image_tokens: 0 },
+    total_tokens: n,
+  };
 };
-const mediaUsage = (imageTok: number, images: number, extra: Record<string, unknown> = {}): Record<string, unknown> => ({
+const mediaUsage = (
+  imageTok: number,
+  images: number,
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> => ({
   input_tokens: 0,
   image_tokens: imageTok,
   image_count: images,
@@ -336,14 +377,23 @@ describe('the API page examples through the provider SDK', () => {
 
   it('a wrong key reaches the caller as 401 InvalidApiKey, without raising', () => {
     const c = sdkCase('wrong_key');
-    expect(c).toMatchObject({ python_type: 'DashScopeAPIResponse', status_code: 401, code: 'InvalidApiKey', message: 'Invalid API-key provided.', output: null, usage: null });
+    expect(c).toMatchObject({
+      python_type: 'DashScopeAPIResponse',
+      status_code: 401,
+      code: 'InvalidApiKey',
+      message: 'Invalid API-key provided.',
+      output: null,
+      usage: null,
+    });
     expect(c.request_id).toMatch(/^[0-9a-f-]{36}$/);
   });
 
   it('a refused input reaches the caller as 400 with code and message', () => {
     const dimension = sdkCase('refused_dimension');
     expect(dimension).toMatchObject({ status_code: 400, code: 'InvalidParameter', output: null, usage: null });
-    expect(dimension.message).toBe('dimension 1000 is not supported by qwen3-vl-embedding (supported: 2560, 2048, 1536, 1024, 768, 512, 256).');
+    expect(dimension.message).toBe(
+      'dimension 1000 is not supported by qwen3-vl-embedding (supported: 2560, 2048, 1536, 1024, 768, 512, 256).',
+    );
     expect(sdkCase('refused_download')).toMatchObject({
       status_code: 400,
       code: 'InternalError.Algo.InvalidParameter',
@@ -362,16 +412,27 @@ describe('the API page examples through the provider SDK', () => {
   });
 
   it('a local file path makes the SDK ask for its upload service, which the simulator does not have: it raises', () => {
-    expect(sdk.cases.local_file_path?.raised).toMatch(/^UploadFileException: Get upload certificate failed, code: NotFound/);
+    expect(sdk.cases.local_file_path?.raised).toMatch(
+      /^UploadFileException: Get upload certificate failed, code: NotFound/,
+    );
     const asked = sdkLog.filter((r) => r.path.startsWith('/api/v1/uploads'));
-    expect(asked.map((r) => [r.method, new URL(r.path, 'http://x').searchParams.get('action'), r.answer?.status])).toEqual([['GET', 'getPolicy', 404]]);
+    expect(
+      asked.map((r) => [r.method, new URL(r.path, 'http://x').searchParams.get('action'), r.answer?.status]),
+    ).toEqual([['GET', 'getPolicy', 404]]);
     expect(asked[0]?.headers.authorization).toBe('Bearer [redacted]');
   });
 
   it('a 429 is returned, not raised: status_code and code say why', () => {
     expect(sdkCase('quota_first')).toMatchObject({ status_code: 200, ok: true });
     const c = sdkCase('quota_second');
-    expect(c).toMatchObject({ python_type: 'DashScopeAPIResponse', status_code: 429, ok: false, code: 'Throttling.RateQuota', output: null, usage: null });
+    expect(c).toMatchObject({
+      python_type: 'DashScopeAPIResponse',
+      status_code: 429,
+      ok: false,
+      code: 'Throttling.RateQuota',
+      output: null,
+      usage: null,
+    });
     expect(c.message).toBe('Requests rate limit exceeded, please try again later.');
   });
 });
@@ -415,13 +476,21 @@ describe('the requests: SDK and project client', () => {
       expect(r.headers['x-dashscope-sdk-client']).toBe(`python-sdk/${v}/embeddings`);
       expect(r.headers['x-dashscope-sdk-session-id']).toMatch(/^[0-9a-f]{32}$/);
       // no other X-DashScope-* header: no upload to the SDK's OSS, no data inspection switch
-      expect(Object.keys(r.headers).filter((h) => h.startsWith('x-dashscope-')).sort()).toEqual(['x-dashscope-sdk-client', 'x-dashscope-sdk-session-id']);
+      expect(
+        Object.keys(r.headers)
+          .filter((h) => h.startsWith('x-dashscope-'))
+          .sort(),
+      ).toEqual(['x-dashscope-sdk-client', 'x-dashscope-sdk-session-id']);
       expect(Object.keys(bodyOf(r)).sort()).toEqual(['input', 'model', 'parameters']);
     }
   });
 
   it('the SDK puts call arguments in parameters, and the elements as given', () => {
-    expect(bodyOf(sdkRequest('text'))).toEqual({ model: 'tongyi-embedding-vision-plus', input: { contents: [{ text: TEXT }] }, parameters: {} });
+    expect(bodyOf(sdkRequest('text'))).toEqual({
+      model: 'tongyi-embedding-vision-plus',
+      input: { contents: [{ text: TEXT }] },
+      parameters: {},
+    });
     expect(bodyOf(sdkRequest('text_bare_string')).input.contents).toEqual([TEXT]);
     expect(bodyOf(sdkRequest('fused'))).toEqual({
       model: 'qwen3-vl-embedding',
@@ -431,48 +500,61 @@ describe('the requests: SDK and project client', () => {
     expect(bodyOf(sdkRequest('refused_dimension')).parameters).toEqual({ dimension: 1000 });
   });
 
-  it.each(PAGE_CASES.concat('text_bare_string'))('%s: same path, method, media type, auth, model, elements and parameters as the project client', (name) => {
-    const theirs = sdkRequest(name);
-    const mine = ourRequest(name);
-    expect({ method: mine.method, path: mine.path }).toEqual({ method: theirs.method, path: theirs.path });
-    expect(mediaType(mine)).toBe('application/json');
-    expect(mediaType(theirs)).toBe('application/json');
-    expect(mine.headers.authorization).toBe('Bearer [redacted]');
-    expect(theirs.headers.authorization).toBe('Bearer [redacted]');
-    expect(Object.keys(bodyOf(mine)).sort()).toEqual(['input', 'model', 'parameters']);
+  it.each(PAGE_CASES.concat('text_bare_string'))(
+    '%s: same path, method, media type, auth, model, elements and parameters as the project client',
+    (name) => {
+      const theirs = sdkRequest(name);
+      const mine = ourRequest(name);
+      expect({ method: mine.method, path: mine.path }).toEqual({ method: theirs.method, path: theirs.path });
+      expect(mediaType(mine)).toBe('application/json');
+      expect(mediaType(theirs)).toBe('application/json');
+      expect(mine.headers.authorization).toBe('Bearer [redacted]');
+      expect(theirs.headers.authorization).toBe('Bearer [redacted]');
+      expect(Object.keys(bodyOf(mine)).sort()).toEqual(['input', 'model', 'parameters']);
 
-    const a = bodyOf(theirs);
-    const b = bodyOf(mine);
-    expect(b.model).toBe(a.model);
-    expect(b.input.contents).toHaveLength(a.input.contents.length);
-    // same elements once the two documented text forms are taken as one
-    expect(b.input.contents.map(asObject)).toEqual(a.input.contents.map(asObject));
-    if (name === 'text_bare_string') expect(b.input.contents).toEqual(a.input.contents);
-    // same parameters, but for the dimension the project always states (the model's default here)
-    const spec = resolveModel(a.model);
-    const extra = Object.keys(b.parameters).filter((k) => !(k in a.parameters));
-    expect(extra).toEqual(spec.acceptsDimension && !('dimension' in a.parameters) ? ['dimension'] : []);
-    if (extra.length > 0) expect(b.parameters.dimension).toBe(spec.defaultDimension);
-    for (const [k, v] of Object.entries(a.parameters)) expect(b.parameters[k]).toEqual(v);
+      const a = bodyOf(theirs);
+      const b = bodyOf(mine);
+      expect(b.model).toBe(a.model);
+      expect(b.input.contents).toHaveLength(a.input.contents.length);
+      // same elements once the two documented text forms are taken as one
+      expect(b.input.contents.map(asObject)).toEqual(a.input.contents.map(asObject));
+      if (name === 'text_bare_string') expect(b.input.contents).toEqual(a.input.contents);
+      // same parameters, but for the dimension the project always states (the model's default here)
+      const spec = resolveModel(a.model);
+      const extra = Object.keys(b.parameters).filter((k) => !(k in a.parameters));
+      expect(extra).toEqual(spec.acceptsDimension && !('dimension' in a.parameters) ? ['dimension'] : []);
+      if (extra.length > 0) expect(b.parameters.dimension).toBe(spec.defaultDimension);
+      for (const [k, v] of Object.entries(a.parameters)) expect(b.parameters[k]).toEqual(v);
 
-    // and the same answer: same types, same vectors (the simulator's are deterministic)
-    const sdkOut = sdkCase(name).output?.embeddings ?? [];
-    const ourOut = ours.get(name)!.result;
-    expect(ourOut.types).toEqual(sdkOut.map((e) => e.type));
-    sdkOut.forEach((e, i) => {
-      expect(ourOut.vectors[i]).toHaveLength(e.length);
-      e.head.forEach((x, j) => expect(ourOut.vectors[i]![j]).toBeCloseTo(x, 12));
-    });
-  });
+      // and the same answer: same types, same vectors (the simulator's are deterministic)
+      const sdkOut = sdkCase(name).output?.embeddings ?? [];
+      const ourOut = ours.get(name)!.result;
+      expect(ourOut.types).toEqual(sdkOut.map((e) => e.type));
+      sdkOut.forEach((e, i) => {
+        expect(ourOut.vectors[i]).toHaveLength(e.length);
+        e.head.forEach((x, j) => expect(ourOut.vectors[i]![j]).toBeCloseTo(x, 12));
+      });
+    },
+  );
 
-  it('headers: the page\'s two from both; besides them, the SDK identifies itself and the project client sends Node\'s defaults', () => {
+  it("headers: the page's two from both; besides them, the SDK identifies itself and the project client sends Node's defaults", () => {
     // Transport headers each HTTP stack sets its own way, and that the API does not read.
     const TRANSPORT = ['host', 'connection', 'content-length', 'accept-encoding', 'accept-language', 'sec-fetch-mode'];
-    const names = (h: Readonly<Record<string, string>>): string[] => Object.keys(h).filter((n) => !TRANSPORT.includes(n)).sort();
+    const names = (h: Readonly<Record<string, string>>): string[] =>
+      Object.keys(h)
+        .filter((n) => !TRANSPORT.includes(n))
+        .sort();
     for (const name of PAGE_CASES) {
       const theirs = sdkRequest(name).headers;
       const mine = ourRequest(name).headers;
-      expect(names(theirs)).toEqual(['accept', 'authorization', 'content-type', 'user-agent', 'x-dashscope-sdk-client', 'x-dashscope-sdk-session-id']);
+      expect(names(theirs)).toEqual([
+        'accept',
+        'authorization',
+        'content-type',
+        'user-agent',
+        'x-dashscope-sdk-client',
+        'x-dashscope-sdk-session-id',
+      ]);
       expect(names(mine)).toEqual(['accept', 'authorization', 'content-type', 'user-agent']);
       expect(mine['content-type']).toBe('application/json');
       expect(mine.authorization).toBe(theirs.authorization);
@@ -481,7 +563,10 @@ describe('the requests: SDK and project client', () => {
 
   it('GET /_sim/requests serves the log; POST /_sim/reset empties it', async () => {
     const url = sim?.url ?? '';
-    const served = (await (await fetch(`${url}/_sim/requests`)).json()) as { capacity: number; requests: CapturedRequest[] };
+    const served = (await (await fetch(`${url}/_sim/requests`)).json()) as {
+      capacity: number;
+      requests: CapturedRequest[];
+    };
     expect(served.capacity).toBe(100);
     expect(served.requests).toEqual(sim?.requests());
     await fetch(`${url}/_sim/reset`, { method: 'POST' });

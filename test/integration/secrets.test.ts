@@ -49,7 +49,7 @@ const s3Error = (code: string, message: string, resource: string): string =>
   `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${xml(message)}</Message><Resource>${xml(resource)}</Resource><RequestId>PLANTED0001</RequestId></Error>`;
 const bodyHas = (req: SeenRequest, marker: string): boolean => JSON.stringify(req.body ?? '').includes(marker);
 
-describe('no secret from an outside system\'s message is stored or shown', () => {
+describe("no secret from an outside system's message is stored or shown", () => {
   let env: PipelineEnv;
   let api: HttpProxy;
   let qdrant: HttpProxy;
@@ -73,26 +73,48 @@ describe('no secret from an outside system\'s message is stored or shown', () =>
     qdrant = await startHttpProxy(env.qdrantUrl);
     s3 = await startS3Proxy(env.s3.endpoint);
     await createBucket(env.s3client, BUCKET);
-    await putObject(env.s3client, BUCKET, 'api/refused.txt', 'REFUSE-ME: the provider refuses this text, echoing a presigned URL');
+    await putObject(
+      env.s3client,
+      BUCKET,
+      'api/refused.txt',
+      'REFUSE-ME: the provider refuses this text, echoing a presigned URL',
+    );
     await putObject(env.s3client, BUCKET, 'api/fine.txt', 'an ordinary text, embedded as usual');
-    await putObject(env.s3client, BUCKET, 'fatal/a.txt', 'FATAL-ME: the provider refuses the account, echoing a presigned URL');
+    await putObject(
+      env.s3client,
+      BUCKET,
+      'fatal/a.txt',
+      'FATAL-ME: the provider refuses the account, echoing a presigned URL',
+    );
     await putObject(env.s3client, BUCKET, 's3/denied.txt', 'the store refuses to hand this one out');
     await putObject(env.s3client, BUCKET, 'qdrant/a.txt', 'Qdrant refuses to store the vector of this one');
     await putObject(env.s3client, BUCKET, 'listing/a.txt', 'never listed: the listing is refused');
 
     api.intercept = (req) => {
-      if (bodyHas(req, 'REFUSE-ME')) return { status: 400, body: { code: 'InvalidParameter', message: `${PLANTED} (key ${TEST_API_KEY})`, request_id: 'planted-400' } };
-      if (bodyHas(req, 'FATAL-ME')) return { status: 403, body: { code: 'AccessDenied', message: `Access denied: ${PLANTED}`, request_id: 'planted-403' } };
+      if (bodyHas(req, 'REFUSE-ME'))
+        return {
+          status: 400,
+          body: { code: 'InvalidParameter', message: `${PLANTED} (key ${TEST_API_KEY})`, request_id: 'planted-400' },
+        };
+      if (bodyHas(req, 'FATAL-ME'))
+        return {
+          status: 403,
+          body: { code: 'AccessDenied', message: `Access denied: ${PLANTED}`, request_id: 'planted-403' },
+        };
       return undefined;
     };
     qdrant.intercept = (req) => {
-      if (req.method === 'PUT' && req.path === '/collections/sec-qdrant/points') return { status: 400, body: { status: { error: `Wrong input: ${PLANTED} (api-key ${QDRANT_KEY})` }, time: 0 } };
-      if (req.method === 'GET' && req.path === '/collections/sec-unreadable') return { status: 500, body: { status: { error: `Service internal error: ${PLANTED}` }, time: 0 } };
+      if (req.method === 'PUT' && req.path === '/collections/sec-qdrant/points')
+        return { status: 400, body: { status: { error: `Wrong input: ${PLANTED} (api-key ${QDRANT_KEY})` }, time: 0 } };
+      if (req.method === 'GET' && req.path === '/collections/sec-unreadable')
+        return { status: 500, body: { status: { error: `Service internal error: ${PLANTED}` }, time: 0 } };
       return undefined;
     };
     s3.respond = (method, path, query) => {
-      if (method === 'GET' && path === `/${BUCKET}/s3/denied.txt`) return { status: 403, body: s3Error('AccessDenied', `Access Denied for ${PLANTED}`, path) };
-      if (method === 'GET' && (path === `/${BUCKET}` || path === `/${BUCKET}/`) && query.includes('prefix=listing')) return { status: 403, body: s3Error('AccessDenied', `Listing refused: ${PLANTED}`, path) };
+      if (method === 'GET' && path === `/${BUCKET}/s3/denied.txt`)
+        return { status: 403, body: s3Error('AccessDenied', `Access Denied for ${PLANTED}`, path) };
+      if (method === 'GET' && (path === `/${BUCKET}` || path === `/${BUCKET}/`) && query.includes('prefix=listing'))
+        return { status: 403, body: s3Error('AccessDenied', `Listing refused: ${PLANTED}`, path) };
       return undefined;
     };
 
@@ -118,7 +140,20 @@ describe('no secret from an outside system\'s message is stored or shown', () =>
   });
 
   const index = (prefix: string, collection: string, wait = true): Promise<CliResult & { ms: number }> =>
-    cli(['index', '--bucket', BUCKET, '--prefix', prefix, '--collection', collection, '--model', MODEL, '--dimension', '256', ...(wait ? ['--wait'] : [])]);
+    cli([
+      'index',
+      '--bucket',
+      BUCKET,
+      '--prefix',
+      prefix,
+      '--collection',
+      collection,
+      '--model',
+      MODEL,
+      '--dimension',
+      '256',
+      ...(wait ? ['--wait'] : []),
+    ]);
 
   it('the API: a 400 echoing a presigned URL fails its object; a 403 echoing one pauses the queue', async () => {
     const refused = await index('api/', 'sec-api');
@@ -132,13 +167,21 @@ describe('no secret from an outside system\'s message is stored or shown', () =>
     const reason = (await env.redis.get(`${env.prefix}:embed:paused-reason`)) ?? '';
     await cli(['status', '--run', pausedId]);
     await cli(['failures', '--run', pausedId]);
-    api.intercept = (req) => (bodyHas(req, 'REFUSE-ME') ? { status: 400, body: { code: 'InvalidParameter', message: `${PLANTED} (key ${TEST_API_KEY})`, request_id: 'planted-400' } } : undefined);
+    api.intercept = (req) =>
+      bodyHas(req, 'REFUSE-ME')
+        ? {
+            status: 400,
+            body: { code: 'InvalidParameter', message: `${PLANTED} (key ${TEST_API_KEY})`, request_id: 'planted-400' },
+          }
+        : undefined;
     expect((await cli(['resume'])).code).toBe(0);
     expect((await cli(['status', '--run', pausedId, '--wait'])).code).toBe(0);
 
     expect(paused.code).toBe(3);
     const line = paused.stdout.split('\n').find((l) => l.includes('the queue is paused')) ?? '';
-    figures(`API 403 echoing a presigned URL and a proxy password: index --wait exit ${paused.code} in ${paused.ms} ms: ${line}`);
+    figures(
+      `API 403 echoing a presigned URL and a proxy password: index --wait exit ${paused.code} in ${paused.ms} ms: ${line}`,
+    );
     expect(reason).toContain('AccessDenied');
     expect(leaks('pause reason', reason)).toEqual([]);
     expect(line).toContain('AccessDenied');
@@ -156,7 +199,7 @@ describe('no secret from an outside system\'s message is stored or shown', () =>
     expect(ends.map((e) => e.code)).toEqual([1, 1]);
   }, 180_000);
 
-  it('S3 listing and Qdrant at the start of index: the command\'s one line holds no secret', async () => {
+  it("S3 listing and Qdrant at the start of index: the command's one line holds no secret", async () => {
     const listing = await index('listing/', 'sec-listing');
     expect(listing.code).toBe(1);
     const id = /run (\S+): scanning/.exec(listing.stdout)?.[1];
@@ -164,23 +207,33 @@ describe('no secret from an outside system\'s message is stored or shown', () =>
     const line = listing.stderr.trim().split('\n').pop() ?? '';
     expect(line).toContain('AccessDenied');
     expect(line).toContain('?[redacted]');
-    figures(`S3 listing refused with a presigned URL and a password in the message: index exit ${listing.code} in ${listing.ms} ms: ${line}`);
+    figures(
+      `S3 listing refused with a presigned URL and a password in the message: index exit ${listing.code} in ${listing.ms} ms: ${line}`,
+    );
 
     const unreadable = await index('api/', 'sec-unreadable');
     expect(unreadable.code).not.toBe(0);
     const qline = unreadable.stderr.trim().split('\n').pop() ?? '';
     expect(qline).toContain('?[redacted]');
-    figures(`Qdrant 500 echoing a presigned URL and a password: index exit ${unreadable.code} in ${unreadable.ms} ms: ${qline}`);
+    figures(
+      `Qdrant 500 echoing a presigned URL and a password: index exit ${unreadable.code} in ${unreadable.ms} ms: ${qline}`,
+    );
   }, 120_000);
 
   it('a malformed variable holding a password is echoed masked', async () => {
     const redis = await cli(['status'], { REDIS_URL: `redis://default:${REDIS_PASSWORD}@127.0.0.1:6379/0 and more` });
     expect(redis.code).toBe(2);
-    expect(redis.stderr.trim()).toBe('mm-ingest: configuration error: REDIS_URL: must be a redis:// or rediss:// URL (for a cluster: several, comma-separated) (got "redis://default:***@127.0.0.1:6379/0 and more")');
+    expect(redis.stderr.trim()).toBe(
+      'mm-ingest: configuration error: REDIS_URL: must be a redis:// or rediss:// URL (for a cluster: several, comma-separated) (got "redis://default:***@127.0.0.1:6379/0 and more")',
+    );
     figures(`REDIS_URL with a password, malformed: exit ${redis.code} in ${redis.ms} ms: ${redis.stderr.trim()}`);
-    const qdrantUrl = await cli(['status'], { QDRANT_URL: `http://admin:${PASSWORD}@qdrant.internal.example:99999/?api-key=${QDRANT_KEY}` });
+    const qdrantUrl = await cli(['status'], {
+      QDRANT_URL: `http://admin:${PASSWORD}@qdrant.internal.example:99999/?api-key=${QDRANT_KEY}`,
+    });
     expect(qdrantUrl.code).toBe(2);
-    expect(qdrantUrl.stderr.trim()).toBe('mm-ingest: configuration error: QDRANT_URL: Invalid URL (got "http://admin:***@qdrant.internal.example:99999/?[redacted]")');
+    expect(qdrantUrl.stderr.trim()).toBe(
+      'mm-ingest: configuration error: QDRANT_URL: Invalid URL (got "http://admin:***@qdrant.internal.example:99999/?[redacted]")',
+    );
   }, 60_000);
 
   it('leaves no secret in Redis, the outputs, the reports or the dashboard', async () => {
@@ -204,13 +257,19 @@ describe('no secret from an outside system\'s message is stored or shown', () =>
         keys += 1;
         const type = await env.redis.type(key);
         const value =
-          type === 'string' ? await env.redis.get(key)
-          : type === 'hash' ? JSON.stringify(await env.redis.hgetall(key))
-          : type === 'list' ? JSON.stringify(await env.redis.lrange(key, 0, -1))
-          : type === 'set' ? JSON.stringify(await env.redis.smembers(key))
-          : type === 'zset' ? JSON.stringify(await env.redis.zrange(key, '0', '-1'))
-          : type === 'stream' ? JSON.stringify(await env.redis.xrange(key, '-', '+'))
-          : '';
+          type === 'string'
+            ? await env.redis.get(key)
+            : type === 'hash'
+              ? JSON.stringify(await env.redis.hgetall(key))
+              : type === 'list'
+                ? JSON.stringify(await env.redis.lrange(key, 0, -1))
+                : type === 'set'
+                  ? JSON.stringify(await env.redis.smembers(key))
+                  : type === 'zset'
+                    ? JSON.stringify(await env.redis.zrange(key, '0', '-1'))
+                    : type === 'stream'
+                      ? JSON.stringify(await env.redis.xrange(key, '-', '+'))
+                      : '';
         found.push(...leaks(`redis ${key}`, value ?? ''));
       }
     } while (cursor !== '0');
@@ -225,7 +284,13 @@ describe('no secret from an outside system\'s message is stored or shown', () =>
     await dashboard.waitFor(/dashboard on /);
     const base = `http://127.0.0.1:${port}`;
     const queueName = encodeURIComponent(`${env.prefix}:embed`);
-    const paths = ['/', '/api/runs', '/queues', `/queues/api/queues?activeQueue=${queueName}&status=failed&page=1&jobsPerPage=50`, `/queues/api/queues?activeQueue=${queueName}&status=completed&page=1&jobsPerPage=50`];
+    const paths = [
+      '/',
+      '/api/runs',
+      '/queues',
+      `/queues/api/queues?activeQueue=${queueName}&status=failed&page=1&jobsPerPage=50`,
+      `/queues/api/queues?activeQueue=${queueName}&status=completed&page=1&jobsPerPage=50`,
+    ];
     for (const id of runIds) paths.push(`/runs/${id}`, `/api/runs/${id}`);
     for (const j of failedJobs) paths.push(`/queues/api/queues/${queueName}/${encodeURIComponent(j.id ?? '')}`);
     let dashboardBytes = 0;
@@ -248,8 +313,13 @@ describe('no secret from an outside system\'s message is stored or shown', () =>
     // the planted messages did get through to the places searched: failed jobs and objects
     expect(failedJobs.length).toBeGreaterThanOrEqual(2);
     for (const j of failedJobs) expect(j.failedReason).toContain('[redacted]');
-    const failures = outputs.filter(([cmd]) => cmd.startsWith('failures') && !cmd.includes('--json')).map(([, out]) => out).join('\n');
+    const failures = outputs
+      .filter(([cmd]) => cmd.startsWith('failures') && !cmd.includes('--json'))
+      .map(([, out]) => out)
+      .join('\n');
     expect(failures).toContain('https://media.s3.us-east-1.amazonaws.com/clips/a.mp4?[redacted]');
-    figures(`searched ${keys} Redis keys, ${outputs.length} outputs (worker log ${worker.output().length} bytes) and ${paths.length} dashboard answers (${dashboardBytes} bytes): no secret`);
+    figures(
+      `searched ${keys} Redis keys, ${outputs.length} outputs (worker log ${worker.output().length} bytes) and ${paths.length} dashboard answers (${dashboardBytes} bytes): no secret`,
+    );
   }, 300_000); // some 30 CLI processes one after another: minutes on a loaded machine
 });

@@ -77,7 +77,11 @@ async function call(sim: Simulator, body: unknown, opts: CallOptions = {}): Prom
   const headers: Record<string, string> = { 'content-type': opts.contentType ?? 'application/json' };
   const key = opts.key === undefined ? KEY : opts.key;
   if (key !== null) headers.authorization = `Bearer ${key}`;
-  const res = await fetch(`${sim.url}${EMBEDDING_PATH}`, { method: 'POST', headers, body: opts.raw ?? JSON.stringify(body) });
+  const res = await fetch(`${sim.url}${EMBEDDING_PATH}`, {
+    method: 'POST',
+    headers,
+    body: opts.raw ?? JSON.stringify(body),
+  });
   return { status: res.status, headers: res.headers, json: await res.json() };
 }
 
@@ -144,13 +148,30 @@ describe('the simulator answers valid requests like the provider', () => {
     ]);
     for (const e of body.output.embeddings) expect(norm(e.embedding)).toBeCloseTo(1, 6);
     const tokens = statedTokens('hello world') + statedTokens('a second text');
-    expect(body.usage).toMatchObject({ input_tokens: tokens, image_tokens: 0, total_tokens: tokens, input_tokens_details: { text_tokens: tokens, image_tokens: 0 } });
+    expect(body.usage).toMatchObject({
+      input_tokens: tokens,
+      image_tokens: 0,
+      total_tokens: tokens,
+      input_tokens_details: { text_tokens: tokens, image_tokens: 0 },
+    });
     expect(body.request_id).toMatch(/^[0-9a-f-]{36}$/);
   });
 
   it('returns vectors of the requested dimension and the same vector for the same text', async () => {
-    const a = success(await call(sim, { model: 'tongyi-embedding-vision-flash', input: { contents: ['same text'] }, parameters: { dimension: 64, output_type: 'dense', instruct: 'Find the text' } }));
-    const b = success(await call(sim, { model: 'tongyi-embedding-vision-flash', input: { contents: ['same text'] }, parameters: { dimension: 64 } }));
+    const a = success(
+      await call(sim, {
+        model: 'tongyi-embedding-vision-flash',
+        input: { contents: ['same text'] },
+        parameters: { dimension: 64, output_type: 'dense', instruct: 'Find the text' },
+      }),
+    );
+    const b = success(
+      await call(sim, {
+        model: 'tongyi-embedding-vision-flash',
+        input: { contents: ['same text'] },
+        parameters: { dimension: 64 },
+      }),
+    );
     expect(a.output.embeddings[0]?.embedding).toHaveLength(64);
     expect(b.output.embeddings[0]?.embedding).toEqual(a.output.embeddings[0]?.embedding);
   });
@@ -165,25 +186,42 @@ describe('the simulator answers valid requests like the provider', () => {
     expect(body.output.embeddings.map((e) => e.type)).toEqual(['image', 'image']);
     // 64x48 is 3 patches of 32x32, raised to the floor of 4; 640x480 is 20 x 15 patches
     const expected = 4 + 300;
-    expect(body.usage).toMatchObject({ input_tokens: 0, image_tokens: expected, image_count: 2, total_tokens: expected });
+    expect(body.usage).toMatchObject({
+      input_tokens: 0,
+      image_tokens: expected,
+      image_count: 2,
+      total_tokens: expected,
+    });
   });
 
   it('downloads an image URL and gives it the same vector as the same bytes inline', async () => {
-    const byUrl = success(await call(sim, { model: 'qwen3-vl-embedding', input: { contents: [{ image: `${mediaUrl}/photo.png` }] } }));
-    const inline = success(await call(sim, { model: 'qwen3-vl-embedding', input: { contents: [{ image: dataUri('png', PNG_64) }] } }));
+    const byUrl = success(
+      await call(sim, { model: 'qwen3-vl-embedding', input: { contents: [{ image: `${mediaUrl}/photo.png` }] } }),
+    );
+    const inline = success(
+      await call(sim, { model: 'qwen3-vl-embedding', input: { contents: [{ image: dataUri('png', PNG_64) }] } }),
+    );
     expect(byUrl.output.embeddings[0]?.type).toBe('image');
     expect(byUrl.output.embeddings[0]?.embedding).toEqual(inline.output.embeddings[0]?.embedding);
   });
 
   it('embeds a video URL and counts frames from its mp4 duration and fps', async () => {
-    const body = success(await call(sim, { model: 'tongyi-embedding-vision-flash', input: { contents: [{ video: `${mediaUrl}/clip.mp4` }] }, parameters: { fps: 0.5 } }));
+    const body = success(
+      await call(sim, {
+        model: 'tongyi-embedding-vision-flash',
+        input: { contents: [{ video: `${mediaUrl}/clip.mp4` }] },
+        parameters: { fps: 0.5 },
+      }),
+    );
     expect(body.output.embeddings[0]?.type).toBe('video');
     // 12 s at fps 0.5: 6 frames of 256 tokens
     expect(body.usage).toMatchObject({ image_tokens: 6 * 256, duration: 12 });
   });
 
   it('falls back to the byte-size rule for a video without a duration', async () => {
-    const body = success(await call(sim, { model: 'multimodal-embedding-v1', input: { contents: [{ video: `${mediaUrl}/bare.mp4` }] } }));
+    const body = success(
+      await call(sim, { model: 'multimodal-embedding-v1', input: { contents: [{ video: `${mediaUrl}/bare.mp4` }] } }),
+    );
     expect(body.usage).toMatchObject({ image_tokens: 256, duration: 1 });
   });
 
@@ -191,7 +229,12 @@ describe('the simulator answers valid requests like the provider', () => {
     const body = success(
       await call(sim, {
         model: 'qwen3-vl-embedding',
-        input: { contents: [{ text: 'a fused element', image: `${mediaUrl}/photo.jpg`, video: `${mediaUrl}/clip.mp4` }, 'a separate text'] },
+        input: {
+          contents: [
+            { text: 'a fused element', image: `${mediaUrl}/photo.jpg`, video: `${mediaUrl}/clip.mp4` },
+            'a separate text',
+          ],
+        },
         parameters: { dimension: 1024 },
       }),
     );
@@ -204,14 +247,24 @@ describe('the simulator answers valid requests like the provider', () => {
   });
 
   it('treats every element of the fused-only model as vl', async () => {
-    const body = success(await call(sim, { model: 'qwen2.5-vl-embedding', input: { contents: [{ image: dataUri('png', PNG_64) }, { text: 'caption', video: `${mediaUrl}/clip.mp4` }] } }));
+    const body = success(
+      await call(sim, {
+        model: 'qwen2.5-vl-embedding',
+        input: { contents: [{ image: dataUri('png', PNG_64) }, { text: 'caption', video: `${mediaUrl}/clip.mp4` }] },
+      }),
+    );
     expect(body.output.embeddings.map((e) => e.type)).toEqual(['vl', 'vl']);
   });
 
   it('embeds a multi_images group as one vector and downloads a repeated URL once', async () => {
     const url = `${mediaUrl}/dup.png`;
     const before = hits.get('/dup.png') ?? 0;
-    const body = success(await call(sim, { model: 'tongyi-embedding-vision-plus', input: { contents: [{ multi_images: [url, url, dataUri('png', PNG_64)] }, { image: url }] } }));
+    const body = success(
+      await call(sim, {
+        model: 'tongyi-embedding-vision-plus',
+        input: { contents: [{ multi_images: [url, url, dataUri('png', PNG_64)] }, { image: url }] },
+      }),
+    );
     expect(body.output.embeddings.map((e) => e.type)).toEqual(['multi_images', 'image']);
     expect(body.usage?.image_count).toBe(4);
     expect((hits.get('/dup.png') ?? 0) - before).toBe(1);
@@ -219,7 +272,11 @@ describe('the simulator answers valid requests like the provider', () => {
 });
 
 describe('the simulator refuses what the provider refuses', () => {
-  const qwen = (contents: unknown[], parameters?: unknown): unknown => ({ model: 'qwen3-vl-embedding', input: { contents }, ...(parameters ? { parameters } : {}) });
+  const qwen = (contents: unknown[], parameters?: unknown): unknown => ({
+    model: 'qwen3-vl-embedding',
+    input: { contents },
+    ...(parameters ? { parameters } : {}),
+  });
 
   it('refuses a wrong or missing key with 401 InvalidApiKey and never echoes the key', async () => {
     const wrong = failure(await call(sim, qwen(['x']), { key: 'sk-wrong' }), 401, 'InvalidApiKey');
@@ -249,76 +306,183 @@ describe('the simulator refuses what the provider refuses', () => {
   });
 
   it('refuses parameters outside the documented values', async () => {
-    expect(failure(await call(sim, qwen(['x'], { dimension: 100 })), 400, 'InvalidParameter').message).toContain('dimension');
-    failure(await call(sim, { model: 'multimodal-embedding-v1', input: { contents: ['x'] }, parameters: { dimension: 1024 } }), 400, 'InvalidParameter');
+    expect(failure(await call(sim, qwen(['x'], { dimension: 100 })), 400, 'InvalidParameter').message).toContain(
+      'dimension',
+    );
+    failure(
+      await call(sim, {
+        model: 'multimodal-embedding-v1',
+        input: { contents: ['x'] },
+        parameters: { dimension: 1024 },
+      }),
+      400,
+      'InvalidParameter',
+    );
     failure(await call(sim, qwen(['x'], { output_type: 'sparse' })), 400, 'InvalidParameter');
     failure(await call(sim, qwen(['x'], { fps: 2 })), 400, 'InvalidParameter');
     failure(await call(sim, qwen(['x'], { instruct: 5 })), 400, 'InvalidParameter');
   });
 
   it('refuses fused elements and multi_images where the model has none', async () => {
-    expect(failure(await call(sim, { model: 'tongyi-embedding-vision-plus', input: { contents: [{ text: 'x', image: dataUri('png', PNG_64) }] } }), 400, 'InvalidParameter').message).toContain('fused');
+    expect(
+      failure(
+        await call(sim, {
+          model: 'tongyi-embedding-vision-plus',
+          input: { contents: [{ text: 'x', image: dataUri('png', PNG_64) }] },
+        }),
+        400,
+        'InvalidParameter',
+      ).message,
+    ).toContain('fused');
     failure(await call(sim, qwen([{ multi_images: [dataUri('png', PNG_64)] }])), 400, 'InvalidParameter');
-    failure(await call(sim, { model: 'tongyi-embedding-vision-plus', input: { contents: [{ multi_images: [dataUri('png', PNG_64)], text: 'x' }] } }), 400, 'InvalidParameter');
+    failure(
+      await call(sim, {
+        model: 'tongyi-embedding-vision-plus',
+        input: { contents: [{ multi_images: [dataUri('png', PNG_64)], text: 'x' }] },
+      }),
+      400,
+      'InvalidParameter',
+    );
   });
 
   it('refuses requests over the element, image and video counts, naming the limit', async () => {
     const before = await getStats(sim);
-    const tooMany = failure(await call(sim, qwen(Array.from({ length: 21 }, (_, i) => `text ${i}`))), 400, 'InvalidParameter');
+    const tooMany = failure(
+      await call(sim, qwen(Array.from({ length: 21 }, (_, i) => `text ${i}`))),
+      400,
+      'InvalidParameter',
+    );
     expect(tooMany.message).toMatch(/21 elements.*20/);
-    expect(failure(await call(sim, qwen([{ image: dataUri('png', PNG_64) }, { image: dataUri('png', PNG_64) }])), 400, 'InvalidParameter').message).toMatch(/2 images.*1/);
-    expect(failure(await call(sim, qwen([{ video: `${mediaUrl}/clip.mp4` }, { video: `${mediaUrl}/clip.mp4` }])), 400, 'InvalidParameter').message).toMatch(/2 videos/);
+    expect(
+      failure(
+        await call(sim, qwen([{ image: dataUri('png', PNG_64) }, { image: dataUri('png', PNG_64) }])),
+        400,
+        'InvalidParameter',
+      ).message,
+    ).toMatch(/2 images.*1/);
+    expect(
+      failure(
+        await call(sim, qwen([{ video: `${mediaUrl}/clip.mp4` }, { video: `${mediaUrl}/clip.mp4` }])),
+        400,
+        'InvalidParameter',
+      ).message,
+    ).toMatch(/2 videos/);
     const nine = Array.from({ length: 9 }, () => dataUri('png', PNG_64));
-    expect(failure(await call(sim, { model: 'tongyi-embedding-vision-plus', input: { contents: [{ multi_images: nine }] } }), 400, 'InvalidParameter').message).toMatch(/9 images.*8/);
+    expect(
+      failure(
+        await call(sim, { model: 'tongyi-embedding-vision-plus', input: { contents: [{ multi_images: nine }] } }),
+        400,
+        'InvalidParameter',
+      ).message,
+    ).toMatch(/9 images.*8/);
     const after = await getStats(sim);
     expect(after.limitViolations - before.limitViolations).toBe(4);
   });
 
   it('refuses a text over a per-text token limit and texts over a per-request token limit', async () => {
     const long = alphaWords(600);
-    expect(failure(await call(sim, { model: 'multimodal-embedding-v1', input: { contents: [long] } }), 400, 'InvalidParameter').message).toMatch(/512 tokens/);
+    expect(
+      failure(
+        await call(sim, { model: 'multimodal-embedding-v1', input: { contents: [long] } }),
+        400,
+        'InvalidParameter',
+      ).message,
+    ).toMatch(/512 tokens/);
     const third = alphaWords(400);
     const tongyi = (contents: string[]): unknown => ({ model: 'tongyi-embedding-vision-flash', input: { contents } });
     success(await call(sim, tongyi([third, third])));
-    expect(failure(await call(sim, tongyi([third, third, third])), 400, 'InvalidParameter').message).toMatch(/1024 tokens per request/);
+    expect(failure(await call(sim, tongyi([third, third, third])), 400, 'InvalidParameter').message).toMatch(
+      /1024 tokens per request/,
+    );
   });
 
   it('refuses media that are not what they claim or break the shape rule', async () => {
-    const tongyi = (content: unknown): unknown => ({ model: 'tongyi-embedding-vision-plus', input: { contents: [content] } });
-    expect(failure(await call(sim, tongyi({ image: `${mediaUrl}/notes.txt` })), 400, 'InvalidParameter').message).toContain('contents[0].image');
-    expect(failure(await call(sim, tongyi({ image: `${mediaUrl}/anim.gif` })), 400, 'InvalidParameter').message).toContain('gif');
-    expect(failure(await call(sim, tongyi({ image: dataUri('png', png(5, 5)) })), 400, 'InvalidParameter').message).toContain('10 px');
-    expect(failure(await call(sim, tongyi({ image: dataUri('png', png(2010, 10)) })), 400, 'InvalidParameter').message).toContain('200:1');
+    const tongyi = (content: unknown): unknown => ({
+      model: 'tongyi-embedding-vision-plus',
+      input: { contents: [content] },
+    });
+    expect(
+      failure(await call(sim, tongyi({ image: `${mediaUrl}/notes.txt` })), 400, 'InvalidParameter').message,
+    ).toContain('contents[0].image');
+    expect(
+      failure(await call(sim, tongyi({ image: `${mediaUrl}/anim.gif` })), 400, 'InvalidParameter').message,
+    ).toContain('gif');
+    expect(
+      failure(await call(sim, tongyi({ image: dataUri('png', png(5, 5)) })), 400, 'InvalidParameter').message,
+    ).toContain('10 px');
+    expect(
+      failure(await call(sim, tongyi({ image: dataUri('png', png(2010, 10)) })), 400, 'InvalidParameter').message,
+    ).toContain('200:1');
     failure(await call(sim, tongyi({ image: 'data:text/plain;base64,aGVsbG8=' })), 400, 'InvalidParameter');
     failure(await call(sim, tongyi({ image: 'data:image/png;base64,@@@' })), 400, 'InvalidParameter');
-    expect(failure(await call(sim, tongyi({ image: 'not a url' })), 400, 'InvalidParameter').message).toBe('url error, please check url!');
-    failure(await call(sim, tongyi({ video: `data:video/mp4;base64,${mp4(1).toString('base64')}` })), 400, 'InvalidParameter');
+    expect(failure(await call(sim, tongyi({ image: 'not a url' })), 400, 'InvalidParameter').message).toBe(
+      'url error, please check url!',
+    );
+    failure(
+      await call(sim, tongyi({ video: `data:video/mp4;base64,${mp4(1).toString('base64')}` })),
+      400,
+      'InvalidParameter',
+    );
     failure(await call(sim, tongyi({ video: `${mediaUrl}/photo.png` })), 400, 'InvalidParameter');
   });
 
   it('answers a failed download with 400 InternalError.Algo.InvalidParameter', async () => {
-    const tongyi = (content: unknown): unknown => ({ model: 'tongyi-embedding-vision-plus', input: { contents: ['fine', content] } });
-    const missing = failure(await call(sim, tongyi({ image: `${mediaUrl}/missing.png` })), 400, 'InternalError.Algo.InvalidParameter');
+    const tongyi = (content: unknown): unknown => ({
+      model: 'tongyi-embedding-vision-plus',
+      input: { contents: ['fine', content] },
+    });
+    const missing = failure(
+      await call(sim, tongyi({ image: `${mediaUrl}/missing.png` })),
+      400,
+      'InternalError.Algo.InvalidParameter',
+    );
     expect(missing.message).toBe('Failed to download multimodal content');
-    failure(await call(sim, tongyi({ video: 'http://127.0.0.1:1/nothing.mp4' })), 400, 'InternalError.Algo.InvalidParameter');
+    failure(
+      await call(sim, tongyi({ video: 'http://127.0.0.1:1/nothing.mp4' })),
+      400,
+      'InternalError.Algo.InvalidParameter',
+    );
     failure(await call(strict, tongyi({ image: `${mediaUrl}/slow.png` })), 400, 'InternalError.Algo.InvalidParameter');
   });
 
   it('refuses images, videos, data URIs and bodies over their byte limits', async () => {
-    const tongyi = (content: unknown): unknown => ({ model: 'tongyi-embedding-vision-plus', input: { contents: [content] } });
+    const tongyi = (content: unknown): unknown => ({
+      model: 'tongyi-embedding-vision-plus',
+      input: { contents: [content] },
+    });
     const before = await getStats(strict);
-    expect(failure(await call(strict, tongyi({ image: `${mediaUrl}/big.png` })), 400, 'InvalidParameter').message).toMatch(/2000 bytes/);
-    expect(failure(await call(strict, tongyi({ video: `${mediaUrl}/big.mp4` })), 400, 'InvalidParameter').message).toMatch(/2000 bytes/);
-    expect(failure(await call(strict, tongyi({ image: dataUri('png', Buffer.alloc(6_000, 1)) })), 400, 'InvalidParameter').message).toMatch(/5000 bytes/);
-    const body = failure(await call(strict, { model: 'qwen3-vl-embedding', input: { contents: ['x'.repeat(70_000)] } }), 413, 'BadRequest.TooLarge');
+    expect(
+      failure(await call(strict, tongyi({ image: `${mediaUrl}/big.png` })), 400, 'InvalidParameter').message,
+    ).toMatch(/2000 bytes/);
+    expect(
+      failure(await call(strict, tongyi({ video: `${mediaUrl}/big.mp4` })), 400, 'InvalidParameter').message,
+    ).toMatch(/2000 bytes/);
+    expect(
+      failure(await call(strict, tongyi({ image: dataUri('png', Buffer.alloc(6_000, 1)) })), 400, 'InvalidParameter')
+        .message,
+    ).toMatch(/5000 bytes/);
+    const body = failure(
+      await call(strict, { model: 'qwen3-vl-embedding', input: { contents: ['x'.repeat(70_000)] } }),
+      413,
+      'BadRequest.TooLarge',
+    );
     expect(body.message).toContain('60000');
     const after = await getStats(strict);
     expect(after.limitViolations - before.limitViolations).toBe(4);
-    expect(after.limitViolationsByKind).toMatchObject({ 'image-bytes': 1, 'video-bytes': 1, 'data-uri-bytes': 1, 'body-bytes': 1 });
+    expect(after.limitViolationsByKind).toMatchObject({
+      'image-bytes': 1,
+      'video-bytes': 1,
+      'data-uri-bytes': 1,
+      'body-bytes': 1,
+    });
   });
 
   it('answers the test markers with DataInspectionFailed and a repeatable InternalError', async () => {
-    const inspected = failure(await call(sim, qwen(['fine', `bad ${DATA_INSPECTION_MARKER} text`])), 400, 'DataInspectionFailed');
+    const inspected = failure(
+      await call(sim, qwen(['fine', `bad ${DATA_INSPECTION_MARKER} text`])),
+      400,
+      'DataInspectionFailed',
+    );
     expect(inspected.message).toBeTruthy();
     failure(await call(sim, qwen([`poison ${INTERNAL_ERROR_MARKER}`])), 500, 'InternalError');
     failure(await call(sim, qwen([`poison ${INTERNAL_ERROR_MARKER}`])), 500, 'InternalError');
@@ -339,24 +503,46 @@ describe('the simulator is as strict as the provider where the provider is stric
 
   it(`charges ${PAGE_TEMPLATE_TOKENS} template tokens a text: 507 tokens pass multimodal-embedding-v1's 512, 508 do not`, async () => {
     expect(success(await call(provider, v1([alphaWords(512 - PAGE_TEMPLATE_TOKENS)]))).usage?.input_tokens).toBe(507);
-    const over = failure(await call(provider, v1([alphaWords(512 - PAGE_TEMPLATE_TOKENS + 1)])), 400, 'InvalidParameter');
-    expect(over.message).toBe("contents[0]: text of 508 tokens (513 with the template) is over multimodal-embedding-v1's limit of 512 tokens per text.");
+    const over = failure(
+      await call(provider, v1([alphaWords(512 - PAGE_TEMPLATE_TOKENS + 1)])),
+      400,
+      'InvalidParameter',
+    );
+    expect(over.message).toBe(
+      "contents[0]: text of 508 tokens (513 with the template) is over multimodal-embedding-v1's limit of 512 tokens per text.",
+    );
   });
 
   it('charges the template once a text under a per-request limit: 507 + 507 tokens pass 1,024, 507 + 508 do not', async () => {
     success(await call(provider, flash([alphaWords(507), alphaWords(507)])));
     const over = failure(await call(provider, flash([alphaWords(507), alphaWords(508)])), 400, 'InvalidParameter');
-    expect(over.message).toBe("Texts (with their template tokens) of this request total 1025 tokens, over tongyi-embedding-vision-flash's limit of 1024 tokens per request.");
+    expect(over.message).toBe(
+      "Texts (with their template tokens) of this request total 1025 tokens, over tongyi-embedding-vision-flash's limit of 1024 tokens per request.",
+    );
   });
 
   it('refuses URLs of loopback addresses, local names and private networks without downloading them', async () => {
     const before = hits.get('/photo.png') ?? 0;
     const port = new URL(mediaUrl).port;
-    for (const url of [`${mediaUrl}/photo.png`, `http://localhost:${port}/photo.png`, 'http://10.20.30.40/photo.png', 'http://[::1]:1/photo.png', 'http://192.168.1.1/x.png']) {
-      const refused = failure(await call(provider, flash([{ image: url }])), 400, 'InternalError.Algo.InvalidParameter');
+    for (const url of [
+      `${mediaUrl}/photo.png`,
+      `http://localhost:${port}/photo.png`,
+      'http://10.20.30.40/photo.png',
+      'http://[::1]:1/photo.png',
+      'http://192.168.1.1/x.png',
+    ]) {
+      const refused = failure(
+        await call(provider, flash([{ image: url }])),
+        400,
+        'InternalError.Algo.InvalidParameter',
+      );
       expect(refused.message).toBe('Failed to download multimodal content');
     }
-    failure(await call(provider, flash([{ video: `${mediaUrl}/clip.mp4` }])), 400, 'InternalError.Algo.InvalidParameter');
+    failure(
+      await call(provider, flash([{ video: `${mediaUrl}/clip.mp4` }])),
+      400,
+      'InternalError.Algo.InvalidParameter',
+    );
     expect(hits.get('/photo.png') ?? 0).toBe(before);
     // the same URL through a simulator started with the flag URL-mode tests use
     expect(success(await call(sim, flash([{ image: `${mediaUrl}/photo.png` }]))).output.embeddings).toHaveLength(1);
@@ -371,14 +557,22 @@ describe('the simulator is as strict as the provider where the provider is stric
 
   it('follows a redirect only to where it may download from', async () => {
     success(await call(sim, flash([{ image: `${mediaUrl}/to-loopback.png` }])));
-    failure(await call(provider, flash([{ image: `${mediaUrl}/to-loopback.png` }])), 400, 'InternalError.Algo.InvalidParameter');
+    failure(
+      await call(provider, flash([{ image: `${mediaUrl}/to-loopback.png` }])),
+      400,
+      'InternalError.Algo.InvalidParameter',
+    );
   });
 
   it('refuses a data URI whose declared format is not its bytes, and takes the aliases of the real one', async () => {
     const jpg = jpeg(40, 30);
     const wrong = failure(await call(provider, flash([{ image: dataUri('png', jpg) }])), 400, 'InvalidParameter');
     expect(wrong.message).toBe('contents[0].image: the data URI declares image/png but its bytes are a jpeg image.');
-    const unknown = failure(await call(provider, flash([{ image: `data:image/photo;base64,${jpg.toString('base64')}` }])), 400, 'InvalidParameter');
+    const unknown = failure(
+      await call(provider, flash([{ image: `data:image/photo;base64,${jpg.toString('base64')}` }])),
+      400,
+      'InvalidParameter',
+    );
     expect(unknown.message).toBe('contents[0].image: the data URI declares image/photo, which is not an image format.');
     for (const declared of ['jpeg', 'jpg', 'JPEG']) {
       success(await call(provider, flash([{ image: `data:image/${declared};base64,${jpg.toString('base64')}` }])));
@@ -403,10 +597,14 @@ describe('the simulator enforces rate limits per model', () => {
   });
 
   it('refuses requests over the per-second share of RPM with Throttling.RateQuota', async () => {
-    const replies = await Promise.all([1, 2, 3].map((i) => call(limited, { model: 'qwen3-vl-embedding', input: { contents: [`burst ${i}`] } })));
+    const replies = await Promise.all(
+      [1, 2, 3].map((i) => call(limited, { model: 'qwen3-vl-embedding', input: { contents: [`burst ${i}`] } })),
+    );
     expect(replies.map((r) => r.status).sort()).toEqual([200, 200, 429]);
     const refused = replies.find((r) => r.status === 429);
-    expect(refused && failure(refused, 429, 'Throttling.RateQuota').message).toBe('Requests rate limit exceeded, please try again later.');
+    expect(refused && failure(refused, 429, 'Throttling.RateQuota').message).toBe(
+      'Requests rate limit exceeded, please try again later.',
+    );
   });
 
   it('refuses the request over RPM within a minute, without a Retry-After header', async () => {
@@ -429,7 +627,11 @@ describe('the simulator enforces rate limits per model', () => {
     expect(over.message).toBe('Allocated quota exceeded, please increase your quota limit.');
     success(await call(limited, plus(fifteen)));
     const stats = await getStats(limited);
-    expect(stats.models['tongyi-embedding-vision-plus']).toMatchObject({ accepted: 2, textTokens: 45, refusals: { 'Throttling.AllocationQuota': 1 } });
+    expect(stats.models['tongyi-embedding-vision-plus']).toMatchObject({
+      accepted: 2,
+      textTokens: 45,
+      refusals: { 'Throttling.AllocationQuota': 1 },
+    });
   });
 
   it('forgets the windows on reset and takes new limits from POST /_sim/config', async () => {
@@ -438,10 +640,17 @@ describe('the simulator enforces rate limits per model', () => {
     expect(reset.status).toBe(200);
     success(await call(limited, plus));
     failure(await call(limited, plus), 429, 'Throttling.AllocationQuota');
-    const res = await fetch(`${limited.url}/_sim/config`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ rateLimits: 'off' }) });
+    const res = await fetch(`${limited.url}/_sim/config`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ rateLimits: 'off' }),
+    });
     expect(res.status).toBe(200);
     success(await call(limited, plus));
-    const bad = await fetch(`${limited.url}/_sim/config`, { method: 'POST', body: JSON.stringify({ faults: { error500Rate: 2 } }) });
+    const bad = await fetch(`${limited.url}/_sim/config`, {
+      method: 'POST',
+      body: JSON.stringify({ faults: { error500Rate: 2 } }),
+    });
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as ApiErrorBody).message).toContain('error500Rate');
   });
@@ -462,7 +671,9 @@ describe('the simulator injects seeded faults', () => {
     faulty.configure({ faults: { ...quiet, error500Rate: 1 } });
     failure(await call(faulty, text), 500, 'InternalError');
     faulty.configure({ faults: { ...quiet, error503Rate: 1 } });
-    expect(failure(await call(faulty, text), 503, 'ModelUnavailable').message).toBe('Model is unavailable, please try again later.');
+    expect(failure(await call(faulty, text), 503, 'ModelUnavailable').message).toBe(
+      'Model is unavailable, please try again later.',
+    );
     expect(faulty.stats().faults).toMatchObject({ error500: 1, error503: 1 });
   });
 
@@ -520,9 +731,27 @@ describe('the simulator reports what it saw', () => {
   it('counts requests, inputs, tokens, refusals and peak concurrency, and zeroes them on reset', async () => {
     const counted = await startSimulator({ apiKey: KEY, rateLimits: 'off', latency: { fixedMs: 100 } });
     try {
-      await Promise.all([1, 2, 3].map((i) => call(counted, { model: 'tongyi-embedding-vision-plus', input: { contents: [`text ${i}`, { image: dataUri('png', PNG_64) }] } })));
-      failure(await call(counted, { model: 'tongyi-embedding-vision-plus', input: { contents: ['x'] } }, { key: 'sk-no' }), 401, 'InvalidApiKey');
-      failure(await call(counted, { model: 'multimodal-embedding-v1', input: { contents: Array.from({ length: 21 }, () => 'x') } }), 400, 'InvalidParameter');
+      await Promise.all(
+        [1, 2, 3].map((i) =>
+          call(counted, {
+            model: 'tongyi-embedding-vision-plus',
+            input: { contents: [`text ${i}`, { image: dataUri('png', PNG_64) }] },
+          }),
+        ),
+      );
+      failure(
+        await call(counted, { model: 'tongyi-embedding-vision-plus', input: { contents: ['x'] } }, { key: 'sk-no' }),
+        401,
+        'InvalidApiKey',
+      );
+      failure(
+        await call(counted, {
+          model: 'multimodal-embedding-v1',
+          input: { contents: Array.from({ length: 21 }, () => 'x') },
+        }),
+        400,
+        'InvalidParameter',
+      );
       const stats = await getStats(counted);
       expect(stats).toMatchObject({
         requests: 5,
@@ -537,7 +766,11 @@ describe('the simulator reports what it saw', () => {
       });
       expect(stats.textTokens).toBe(3 + 3 + 3);
       expect(stats.peakConcurrency).toBeGreaterThanOrEqual(2);
-      expect(stats.models['tongyi-embedding-vision-plus']).toMatchObject({ requests: 3, accepted: 3, maxRequestsInAnyMinute: 3 });
+      expect(stats.models['tongyi-embedding-vision-plus']).toMatchObject({
+        requests: 3,
+        accepted: 3,
+        maxRequestsInAnyMinute: 3,
+      });
       expect(stats.models['multimodal-embedding-v1']).toMatchObject({ requests: 1, limitViolations: 1 });
       counted.reset();
       expect(counted.stats()).toMatchObject({ requests: 0, accepted: 0, limitViolations: 0, refusals: {}, models: {} });

@@ -42,7 +42,10 @@ async function runBounded(args: readonly string[], env: NodeJS.ProcessEnv, timeo
   clearTimeout(timer);
   return { code, stdout, stderr };
 }
-const expectExit = (result: CliResult, code: number): void => expect({ code: result.code, stderr: result.stderr.slice(-2000), stdout: result.stdout.slice(-2000) }).toMatchObject({ code });
+const expectExit = (result: CliResult, code: number): void =>
+  expect({ code: result.code, stderr: result.stderr.slice(-2000), stdout: result.stdout.slice(-2000) }).toMatchObject({
+    code,
+  });
 
 /** A text of exactly `bytes` bytes of prose (ASCII), built from one repeated block. */
 function bigText(bytes: number, seed: number): Buffer {
@@ -93,13 +96,29 @@ describe('objects over the size bounds, and a large text beside a small one', ()
     await worker.waitFor(/worker ready/);
     const getsBefore = (await env.s3.requestCount()).get;
     const started = Date.now();
-    const result = await runBounded(['index', '--bucket', bucket, '--collection', `bounds-${env.prefix}`, '--model', MODEL, '--dimension', '256', '--wait'], e);
+    const result = await runBounded(
+      [
+        'index',
+        '--bucket',
+        bucket,
+        '--collection',
+        `bounds-${env.prefix}`,
+        '--model',
+        MODEL,
+        '--dimension',
+        '256',
+        '--wait',
+      ],
+      e,
+    );
     const seconds = (Date.now() - started) / 1000;
     expectExit(result, 0);
     const gets = (await env.s3.requestCount()).get - getsBefore;
 
     const items = await new RunStore(env.redis, `${env.prefix}-a`).items(runIdOf(result.stdout));
-    const skipped = Object.fromEntries([...items].filter(([, o]) => o.status === 'skipped').map(([k, o]) => [k, `${o.code}: ${o.reason}`]));
+    const skipped = Object.fromEntries(
+      [...items].filter(([, o]) => o.status === 'skipped').map(([k, o]) => [k, `${o.code}: ${o.reason}`]),
+    );
     expect(skipped).toEqual({
       'books/huge.txt': `too-large: text of ${120 * MB} bytes is over MAX_TEXT_BYTES (${16 * 1024 * 1024} bytes): not read; split it, or raise MAX_TEXT_BYTES`,
       'images/poster.png': `too-large: image of ${png(20, 20).length + 3 * MB} bytes is over MAX_IMAGE_BYTES (${2 * MB} bytes): not read; shrink it, or raise MAX_IMAGE_BYTES`,
@@ -109,7 +128,9 @@ describe('objects over the size bounds, and a large text beside a small one', ()
     expect(points.map((p) => String(p.payload.key)).sort()).toEqual([...small, 'images/ok.png'].sort());
     // nothing over a bound was downloaded: one GET per indexed object
     expect(gets).toBe(small.length + 1);
-    figures(`too-large at scan: index --wait exit ${result.code} in ${seconds.toFixed(1)} s, ${gets} GETs for ${small.length + 1} indexed objects; skipped: ${JSON.stringify(skipped)}`);
+    figures(
+      `too-large at scan: index --wait exit ${result.code} in ${seconds.toFixed(1)} s, ${gets} GETs for ${small.length + 1} indexed objects; skipped: ${JSON.stringify(skipped)}`,
+    );
   }, 300_000);
 
   it('chunks a 15 MB text beside a small one on a worker of concurrency 2 and 15 s locks: both complete, no job stalls', async () => {
@@ -140,29 +161,56 @@ describe('objects over the size bounds, and a large text beside a small one', ()
       workers.push(worker);
       await worker.waitFor(/worker ready/);
       const started = Date.now();
-      const indexing = runBounded(['index', '--bucket', bucket, '--collection', collection, '--model', MODEL, '--dimension', '256', '--wait'], e);
+      const indexing = runBounded(
+        ['index', '--bucket', bucket, '--collection', collection, '--model', MODEL, '--dimension', '256', '--wait'],
+        e,
+      );
       // a stalled job fails the test at once (on a blocked event loop it would stall over and over)
       const firstStall = new Promise<string>((resolve) => (onStall = resolve));
-      const outcome = await Promise.race([indexing.then((r) => ({ r })), firstStall.then((id) => ({ stalledJob: id }))]);
+      const outcome = await Promise.race([
+        indexing.then((r) => ({ r })),
+        firstStall.then((id) => ({ stalledJob: id })),
+      ]);
       const seconds = (Date.now() - started) / 1000;
-      expect({ stalled, worker: worker.output().split('\n').filter((l) => /lock|stall/i.test(l)) }).toEqual({ stalled: [], worker: [] });
+      expect({
+        stalled,
+        worker: worker
+          .output()
+          .split('\n')
+          .filter((l) => /lock|stall/i.test(l)),
+      }).toEqual({ stalled: [], worker: [] });
       const result = (outcome as { r: CliResult }).r;
       expectExit(result, 0);
 
       const run = await new RunStore(env.redis, prefix).get(runIdOf(result.stdout));
       expect(run?.counters).toMatchObject({ objectsIndexed: 2, objectsFailed: 0, objectsSkipped: 0 });
       const completed = await queue.getJobs(['completed']);
-      expect(completed.map((j) => jobObjects(j.data).map((o) => o[0])).flat().sort()).toEqual(['a/small.txt', 'b/big.txt']);
-      expect(await queue.getJobCounts('failed', 'active', 'wait', 'delayed')).toEqual({ failed: 0, active: 0, wait: 0, delayed: 0 });
+      expect(
+        completed
+          .map((j) => jobObjects(j.data).map((o) => o[0]))
+          .flat()
+          .sort(),
+      ).toEqual(['a/small.txt', 'b/big.txt']);
+      expect(await queue.getJobCounts('failed', 'active', 'wait', 'delayed')).toEqual({
+        failed: 0,
+        active: 0,
+        wait: 0,
+        delayed: 0,
+      });
 
       // the big text's chunks cover it end to end, in order, without a gap
-      const chunks = (await allPoints(qdrant, collection)).filter((p) => p.payload.key === 'b/big.txt').sort((x, y) => Number(x.payload.chunk) - Number(y.payload.chunk));
+      const chunks = (await allPoints(qdrant, collection))
+        .filter((p) => p.payload.key === 'b/big.txt')
+        .sort((x, y) => Number(x.payload.chunk) - Number(y.payload.chunk));
       expect(chunks.length).toBeGreaterThan(50);
       expect(chunks.every((p, i) => p.payload.chunk === i && p.payload.chunk_count === chunks.length)).toBe(true);
       expect(chunks[0]?.payload.char_start).toBe(0);
       expect(chunks.at(-1)?.payload.char_end).toBe(big.length);
-      for (let i = 1; i < chunks.length; i++) expect(chunks[i]?.payload.char_start).toBe(chunks[i - 1]?.payload.char_end);
-      figures(`15 MB text beside a small one, concurrency 2, LOCK_DURATION_MS 15000: exit ${result.code} in ${seconds.toFixed(1)} s, ${chunks.length} chunks, ${stalled.length} stalled`);
+      for (let i = 1; i < chunks.length; i++)
+        expect(chunks[i]?.payload.char_start).toBe(chunks[i - 1]?.payload.char_end);
+      figures(
+        `15 MB text beside a small one, concurrency 2, LOCK_DURATION_MS 15000: exit ${result.code} in ${seconds.toFixed(1)} s, ${chunks.length} chunks, ${stalled.length} stalled`,
+      );
     } finally {
       env.sim.configure({ latency: { fixedMs: 0, perInputMs: 0, jitterMs: 0 } });
       await events.close();
@@ -180,9 +228,18 @@ describe('objects over the size bounds, and a large text beside a small one', ()
     await putObject(env.s3client, bucket, 'grew.png', png(30, 30, 10));
     await putObject(env.s3client, bucket, 'kept.txt', prose(13, 20));
     const prefix = `${env.prefix}-c`;
-    const e = { ...env.env, QUEUE_PREFIX: prefix, RATE_LIMIT: 'off', MAX_TEXT_BYTES: '100000', MAX_IMAGE_BYTES: '100000' };
+    const e = {
+      ...env.env,
+      QUEUE_PREFIX: prefix,
+      RATE_LIMIT: 'off',
+      MAX_TEXT_BYTES: '100000',
+      MAX_IMAGE_BYTES: '100000',
+    };
     // scanned and queued with no worker running; then the objects change before a worker reads them
-    const queued = await runBounded(['index', '--bucket', bucket, '--collection', `grew-${env.prefix}`, '--model', MODEL, '--dimension', '256'], e);
+    const queued = await runBounded(
+      ['index', '--bucket', bucket, '--collection', `grew-${env.prefix}`, '--model', MODEL, '--dimension', '256'],
+      e,
+    );
     expectExit(queued, 0);
     await putObject(env.s3client, bucket, 'grew.txt', bigText(5 * MB, 3));
     await putObject(env.s3client, bucket, 'emptied.txt', '');
@@ -195,8 +252,10 @@ describe('objects over the size bounds, and a large text beside a small one', ()
     expectExit(waited, 0);
     const items = await new RunStore(env.redis, prefix).items(runId);
     expect(Object.fromEntries([...items].map(([k, o]) => [k, `${o.code}: ${o.reason}`]))).toEqual({
-      'grew.txt': 'too-large: text grew past MAX_TEXT_BYTES (100000 bytes) after the scan: not read further; raise MAX_TEXT_BYTES to index it',
-      'grew.png': 'too-large: image grew past MAX_IMAGE_BYTES (100000 bytes) after the scan: not read further; raise MAX_IMAGE_BYTES to index it',
+      'grew.txt':
+        'too-large: text grew past MAX_TEXT_BYTES (100000 bytes) after the scan: not read further; raise MAX_TEXT_BYTES to index it',
+      'grew.png':
+        'too-large: image grew past MAX_IMAGE_BYTES (100000 bytes) after the scan: not read further; raise MAX_IMAGE_BYTES to index it',
       'emptied.txt': 'zero-bytes: zero-byte text',
     });
     const points = await allPoints(qdrant, `grew-${env.prefix}`);

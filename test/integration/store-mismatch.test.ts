@@ -36,7 +36,8 @@ describe('a collection of another kind is refused before any request is paid', (
       headers: { 'content-type': 'application/json', ...(apiKey ? { 'api-key': apiKey } : {}) },
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
     });
-    if (!res.ok && !(method === 'DELETE' && res.status === 404)) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
+    if (!res.ok && !(method === 'DELETE' && res.status === 404))
+      throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
   }
 
   async function collection(distance: string): Promise<string> {
@@ -47,10 +48,15 @@ describe('a collection of another kind is refused before any request is paid', (
   }
 
   /** `index --wait` through the proxy, the worker running: what it printed, its exit code and time, what was paid. */
-  async function index(name: string): Promise<{ code: number | null; stderr: string; stdout: string; ms: number; requests: number; jobs: number }> {
+  async function index(
+    name: string,
+  ): Promise<{ code: number | null; stderr: string; stdout: string; ms: number; requests: number; jobs: number }> {
     const before = env.sim.stats().requests;
     const started = Date.now();
-    const result = await runCli(['index', '--bucket', BUCKET, '--collection', name, '--model', MODEL, '--dimension', '256', '--wait'], { ...env.env, QDRANT_URL: proxy.url });
+    const result = await runCli(
+      ['index', '--bucket', BUCKET, '--collection', name, '--model', MODEL, '--dimension', '256', '--wait'],
+      { ...env.env, QDRANT_URL: proxy.url },
+    );
     const ms = Date.now() - started;
     // a job queued despite the refusal would be taken by the worker within this time
     await new Promise((r) => setTimeout(r, 1000));
@@ -62,7 +68,12 @@ describe('a collection of another kind is refused before any request is paid', (
     env = await startPipelineEnv();
     proxy = await startHttpProxy(env.qdrantUrl);
     await createBucket(env.s3client, BUCKET);
-    await putObject(env.s3client, BUCKET, 'docs/a.txt', 'a text that would be embedded, and paid for, if the collection were taken');
+    await putObject(
+      env.s3client,
+      BUCKET,
+      'docs/a.txt',
+      'a text that would be embedded, and paid for, if the collection were taken',
+    );
     worker = startCli(['worker', '--no-reindex'], { ...env.env, QDRANT_URL: proxy.url });
     await worker.waitFor(/worker ready/);
   }, 120_000);
@@ -74,24 +85,33 @@ describe('a collection of another kind is refused before any request is paid', (
     await env?.close();
   });
 
-  it.each(['Dot', 'Euclid', 'Manhattan'])('refuses a collection of %s distance, naming the distance', async (distance) => {
-    const name = await collection(distance);
-    const out = await index(name);
-    expect(out.code).toBe(2);
-    const line = `mm-ingest: configuration error: collection: "${name}" compares vectors by ${distance} distance; this tool writes Cosine vectors and needs a Cosine collection (use another --collection)`;
-    expect(out.stderr.trim()).toBe(line);
-    expect(out.stdout).not.toMatch(/scanning/);
-    expect(out.requests).toBe(0);
-    expect(out.jobs).toBe(0);
-    figures(`${distance}-distance collection: index exit ${out.code} in ${out.ms} ms, ${out.requests} API requests: ${line}`);
-  }, 60_000);
+  it.each(['Dot', 'Euclid', 'Manhattan'])(
+    'refuses a collection of %s distance, naming the distance',
+    async (distance) => {
+      const name = await collection(distance);
+      const out = await index(name);
+      expect(out.code).toBe(2);
+      const line = `mm-ingest: configuration error: collection: "${name}" compares vectors by ${distance} distance; this tool writes Cosine vectors and needs a Cosine collection (use another --collection)`;
+      expect(out.stderr.trim()).toBe(line);
+      expect(out.stdout).not.toMatch(/scanning/);
+      expect(out.requests).toBe(0);
+      expect(out.jobs).toBe(0);
+      figures(
+        `${distance}-distance collection: index exit ${out.code} in ${out.ms} ms, ${out.requests} API requests: ${line}`,
+      );
+    },
+    60_000,
+  );
 
   it('refuses a collection of named vectors, naming them', async () => {
     const name = await collection('Cosine');
     proxy.rewrite = (req, status, body) => {
       if (req.method !== 'GET' || req.path !== `/collections/${name}` || status !== 200) return body;
       const described = body as Described;
-      described.result.config.params.vectors = { image: { size: 256, distance: 'Cosine' }, text: { size: 256, distance: 'Cosine' } };
+      described.result.config.params.vectors = {
+        image: { size: 256, distance: 'Cosine' },
+        text: { size: 256, distance: 'Cosine' },
+      };
       return described;
     };
     const out = await index(name);
@@ -101,7 +121,9 @@ describe('a collection of another kind is refused before any request is paid', (
     expect(out.stderr.trim()).toBe(line);
     expect(out.requests).toBe(0);
     expect(out.jobs).toBe(0);
-    figures(`named-vector collection (described through the proxy): index exit ${out.code} in ${out.ms} ms, ${out.requests} API requests: ${line}`);
+    figures(
+      `named-vector collection (described through the proxy): index exit ${out.code} in ${out.ms} ms, ${out.requests} API requests: ${line}`,
+    );
   }, 60_000);
 
   it('refuses a collection with sparse vectors, naming them', async () => {
@@ -119,7 +141,9 @@ describe('a collection of another kind is refused before any request is paid', (
     expect(out.stderr.trim()).toBe(line);
     expect(out.requests).toBe(0);
     expect(out.jobs).toBe(0);
-    figures(`sparse-vector collection (described through the proxy): index exit ${out.code} in ${out.ms} ms, ${out.requests} API requests: ${line}`);
+    figures(
+      `sparse-vector collection (described through the proxy): index exit ${out.code} in ${out.ms} ms, ${out.requests} API requests: ${line}`,
+    );
   }, 60_000);
 
   it('still takes a Cosine collection of the right size (the control)', async () => {

@@ -41,7 +41,11 @@ const REDIS_COMMANDS: readonly (readonly string[])[] = [
   ['schedule', 'remove', 'nightly'],
   ['dashboard', '--port', '0'],
 ];
-const S3_COMMANDS: readonly (readonly string[])[] = [['index', ...request], ['index', ...request, '--key', 'a.txt'], ['estimate', '--bucket', BUCKET, '--model', MODEL]];
+const S3_COMMANDS: readonly (readonly string[])[] = [
+  ['index', ...request],
+  ['index', ...request, '--key', 'a.txt'],
+  ['estimate', '--bucket', BUCKET, '--model', MODEL],
+];
 const QDRANT_COMMANDS: readonly (readonly string[])[] = [
   ['index', ...request],
   ['search', 'hello', '--collection', 'reach', '--model', MODEL, '--dimension', '256'],
@@ -73,7 +77,8 @@ describe('commands whose Redis, S3 or Qdrant cannot be reached', () => {
   }, 120_000);
 
   afterAll(async () => {
-    if (timings.length > 0) console.log(`time to the error (CONNECT_TIMEOUT_MS=${CONNECT_TIMEOUT_MS}):\n${timings.join('\n')}`);
+    if (timings.length > 0)
+      console.log(`time to the error (CONNECT_TIMEOUT_MS=${CONNECT_TIMEOUT_MS}):\n${timings.join('\n')}`);
     await silent?.close();
     await env?.close();
   });
@@ -81,7 +86,11 @@ describe('commands whose Redis, S3 or Qdrant cannot be reached', () => {
   const baseEnv = (): NodeJS.ProcessEnv => ({ ...env.env, CONNECT_TIMEOUT_MS: String(CONNECT_TIMEOUT_MS) });
 
   /** Runs each command (three at a time: two cores) and returns what it printed, line by line. */
-  async function runAll(commands: readonly (readonly string[])[], e: NodeJS.ProcessEnv, label: string): Promise<Outcome[]> {
+  async function runAll(
+    commands: readonly (readonly string[])[],
+    e: NodeJS.ProcessEnv,
+    label: string,
+  ): Promise<Outcome[]> {
     const limit = pLimit(3);
     return Promise.all(
       commands.map((args) =>
@@ -99,10 +108,18 @@ describe('commands whose Redis, S3 or Qdrant cannot be reached', () => {
 
   /** Exit 2, one line matching `line`, and no secret anywhere. */
   function expectOneLine(outcomes: readonly Outcome[], line: RegExp): void {
-    expect(outcomes.map(({ command, code, lines }) => ({ command, code, lines }))).toEqual(outcomes.map(({ command }) => ({ command, code: 2, lines: [expect.stringMatching(line)] })));
+    expect(outcomes.map(({ command, code, lines }) => ({ command, code, lines }))).toEqual(
+      outcomes.map(({ command }) => ({ command, code: 2, lines: [expect.stringMatching(line)] })),
+    );
     for (const o of outcomes) {
       const text = o.lines.join('\n');
-      for (const secret of [REDIS_PASSWORD, env.env.AWS_SECRET_ACCESS_KEY ?? '', env.env.DASHSCOPE_API_KEY ?? '', env.env.QDRANT_API_KEY ?? 'no key']) expect(text).not.toContain(secret);
+      for (const secret of [
+        REDIS_PASSWORD,
+        env.env.AWS_SECRET_ACCESS_KEY ?? '',
+        env.env.DASHSCOPE_API_KEY ?? '',
+        env.env.QDRANT_API_KEY ?? 'no key',
+      ])
+        expect(text).not.toContain(secret);
     }
   }
 
@@ -116,31 +133,78 @@ describe('commands whose Redis, S3 or Qdrant cannot be reached', () => {
 
   it('Redis that accepts and never answers: every command gives up after the connect timeout, in one line, exit 2', async () => {
     const out = await runAll(REDIS_COMMANDS, { ...baseEnv(), REDIS_URL: redisUrl(silent.port) }, 'Redis silent');
-    expectOneLine(out, new RegExp(`^mm-ingest: cannot reach Redis at ${masked(silent.port)}: no answer within ${CONNECT_TIMEOUT_MS} ms \\(CONNECT_TIMEOUT_MS\\)$`));
+    expectOneLine(
+      out,
+      new RegExp(
+        `^mm-ingest: cannot reach Redis at ${masked(silent.port)}: no answer within ${CONNECT_TIMEOUT_MS} ms \\(CONNECT_TIMEOUT_MS\\)$`,
+      ),
+    );
   }, 240_000);
 
   it('a Redis Cluster whose seed nodes are closed or silent: one line naming the cluster and its seeds, exit 2', async () => {
-    const clusterEnv = (ports: number[]): NodeJS.ProcessEnv => ({ ...baseEnv(), REDIS_CLUSTER: 'true', QUEUE_PREFIX: `{${env.prefix}}`, REDIS_URL: ports.map(redisUrl).join(',') });
+    const clusterEnv = (ports: number[]): NodeJS.ProcessEnv => ({
+      ...baseEnv(),
+      REDIS_CLUSTER: 'true',
+      QUEUE_PREFIX: `{${env.prefix}}`,
+      REDIS_URL: ports.map(redisUrl).join(','),
+    });
     const commands = [['status'], ['reindex', ...request], ['runs']];
     const refused = await runAll(commands, clusterEnv([closed, closed2]), 'Redis Cluster closed ports');
     // ioredis's cluster keeps its nodes' socket errors to itself: the cause is that no seed answered
-    expectOneLine(refused, new RegExp(`^mm-ingest: cannot reach Redis Cluster at ${masked(closed)},${masked(closed2)}: no seed node answered \\(Failed to refresh slots cache`));
+    expectOneLine(
+      refused,
+      new RegExp(
+        `^mm-ingest: cannot reach Redis Cluster at ${masked(closed)},${masked(closed2)}: no seed node answered \\(Failed to refresh slots cache`,
+      ),
+    );
     const hung = await runAll(commands, clusterEnv([silent.port]), 'Redis Cluster silent');
     expectOneLine(hung, new RegExp(`^mm-ingest: cannot reach Redis Cluster at ${masked(silent.port)}: `));
   }, 240_000);
 
   it('S3 on a closed port or silent: index and estimate say so in one line, exit 2', async () => {
-    const refused = await runAll(S3_COMMANDS, { ...baseEnv(), S3_ENDPOINT: `http://127.0.0.1:${closed}` }, 'S3 closed port');
-    expectOneLine(refused, new RegExp(`^mm-ingest: cannot reach S3 at http://127\\.0\\.0\\.1:${closed}: .*ECONNREFUSED`));
-    const hung = await runAll(S3_COMMANDS, { ...baseEnv(), S3_ENDPOINT: `http://127.0.0.1:${silent.port}` }, 'S3 silent');
-    expectOneLine(hung, new RegExp(`^mm-ingest: cannot reach S3 at http://127\\.0\\.0\\.1:${silent.port}: no answer within ${CONNECT_TIMEOUT_MS} ms \\(CONNECT_TIMEOUT_MS\\)$`));
+    const refused = await runAll(
+      S3_COMMANDS,
+      { ...baseEnv(), S3_ENDPOINT: `http://127.0.0.1:${closed}` },
+      'S3 closed port',
+    );
+    expectOneLine(
+      refused,
+      new RegExp(`^mm-ingest: cannot reach S3 at http://127\\.0\\.0\\.1:${closed}: .*ECONNREFUSED`),
+    );
+    const hung = await runAll(
+      S3_COMMANDS,
+      { ...baseEnv(), S3_ENDPOINT: `http://127.0.0.1:${silent.port}` },
+      'S3 silent',
+    );
+    expectOneLine(
+      hung,
+      new RegExp(
+        `^mm-ingest: cannot reach S3 at http://127\\.0\\.0\\.1:${silent.port}: no answer within ${CONNECT_TIMEOUT_MS} ms \\(CONNECT_TIMEOUT_MS\\)$`,
+      ),
+    );
   }, 240_000);
 
   it('Qdrant on a closed port or silent: index, search, retry-failed and status --wait say so in one line, exit 2', async () => {
-    const refused = await runAll(QDRANT_COMMANDS, { ...baseEnv(), QDRANT_URL: `http://127.0.0.1:${closed}` }, 'Qdrant closed port');
-    expectOneLine(refused, new RegExp(`^mm-ingest: cannot reach Qdrant at http://127\\.0\\.0\\.1:${closed}: .*ECONNREFUSED`));
-    const hung = await runAll(QDRANT_COMMANDS, { ...baseEnv(), QDRANT_URL: `http://127.0.0.1:${silent.port}` }, 'Qdrant silent');
-    expectOneLine(hung, new RegExp(`^mm-ingest: cannot reach Qdrant at http://127\\.0\\.0\\.1:${silent.port}: no answer within ${CONNECT_TIMEOUT_MS} ms \\(CONNECT_TIMEOUT_MS\\)$`));
+    const refused = await runAll(
+      QDRANT_COMMANDS,
+      { ...baseEnv(), QDRANT_URL: `http://127.0.0.1:${closed}` },
+      'Qdrant closed port',
+    );
+    expectOneLine(
+      refused,
+      new RegExp(`^mm-ingest: cannot reach Qdrant at http://127\\.0\\.0\\.1:${closed}: .*ECONNREFUSED`),
+    );
+    const hung = await runAll(
+      QDRANT_COMMANDS,
+      { ...baseEnv(), QDRANT_URL: `http://127.0.0.1:${silent.port}` },
+      'Qdrant silent',
+    );
+    expectOneLine(
+      hung,
+      new RegExp(
+        `^mm-ingest: cannot reach Qdrant at http://127\\.0\\.0\\.1:${silent.port}: no answer within ${CONNECT_TIMEOUT_MS} ms \\(CONNECT_TIMEOUT_MS\\)$`,
+      ),
+    );
   }, 240_000);
 
   it('a follower (status --wait) that loses Redis for longer than the connect timeout says so in one line and exits 2', async () => {
@@ -148,7 +212,10 @@ describe('commands whose Redis, S3 or Qdrant cannot be reached', () => {
     const e = { ...baseEnv(), REDIS_URL: redis.url, QUEUE_PREFIX: `${env.prefix}-f` };
     try {
       // no worker: the run stays open, and the follower follows it
-      const queued = await runCli(['index', '--bucket', BUCKET, '--collection', `follow-${env.prefix}`, '--model', MODEL, '--dimension', '256'], e);
+      const queued = await runCli(
+        ['index', '--bucket', BUCKET, '--collection', `follow-${env.prefix}`, '--model', MODEL, '--dimension', '256'],
+        e,
+      );
       expect({ code: queued.code, stderr: queued.stderr }).toEqual({ code: 0, stderr: '' });
       const follower = startCli(['status', '--wait'], e);
       try {
@@ -156,8 +223,21 @@ describe('commands whose Redis, S3 or Qdrant cannot be reached', () => {
         const mark = follower.output().length;
         await redis.stop();
         const code = await follower.exited();
-        const lines = follower.output().slice(mark).split('\n').filter((l) => l.trim() !== '');
-        expect({ code, lines }).toEqual({ code: 2, lines: [expect.stringMatching(new RegExp(`^mm-ingest: cannot reach Redis at redis://127\\.0\\.0\\.1:${redis.port}: lost for ${CONNECT_TIMEOUT_MS} ms \\(CONNECT_TIMEOUT_MS\\): .*ECONNREFUSED`))] });
+        const lines = follower
+          .output()
+          .slice(mark)
+          .split('\n')
+          .filter((l) => l.trim() !== '');
+        expect({ code, lines }).toEqual({
+          code: 2,
+          lines: [
+            expect.stringMatching(
+              new RegExp(
+                `^mm-ingest: cannot reach Redis at redis://127\\.0\\.0\\.1:${redis.port}: lost for ${CONNECT_TIMEOUT_MS} ms \\(CONNECT_TIMEOUT_MS\\): .*ECONNREFUSED`,
+              ),
+            ),
+          ],
+        });
       } finally {
         await follower.stop('SIGKILL');
       }
@@ -212,7 +292,21 @@ describe('commands whose Redis, S3 or Qdrant cannot be reached', () => {
       expect(worker.output().slice(mark)).toMatch(/reachable again/);
       // and it works: a run queued now is embedded (BullMQ's blocking connection is back too;
       // a SIGTERM in the seconds after a Redis restart can hang BullMQ's close, with or without this change)
-      const run = await runCli(['index', '--bucket', BUCKET, '--collection', `worker-${env.prefix}`, '--model', MODEL, '--dimension', '256', '--wait'], e);
+      const run = await runCli(
+        [
+          'index',
+          '--bucket',
+          BUCKET,
+          '--collection',
+          `worker-${env.prefix}`,
+          '--model',
+          MODEL,
+          '--dimension',
+          '256',
+          '--wait',
+        ],
+        e,
+      );
       expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: '' });
     } finally {
       // a worker drains through Redis: give it back one before stopping it
@@ -230,7 +324,13 @@ describe('commands whose Redis, S3 or Qdrant cannot be reached', () => {
   it('a worker told to stop in the seconds after a Redis restart exits within its drain timeout', async () => {
     const redis = await startRedisServer();
     const drainMs = 3000;
-    const e = { ...baseEnv(), REDIS_URL: `redis://127.0.0.1:${redis.port}`, QUEUE_PREFIX: `${env.prefix}-r`, CONNECT_TIMEOUT_MS: '1000', DRAIN_TIMEOUT_MS: String(drainMs) };
+    const e = {
+      ...baseEnv(),
+      REDIS_URL: `redis://127.0.0.1:${redis.port}`,
+      QUEUE_PREFIX: `${env.prefix}-r`,
+      CONNECT_TIMEOUT_MS: '1000',
+      DRAIN_TIMEOUT_MS: String(drainMs),
+    };
     // started while Redis is down, then two outages: the path where the hang was seen
     await redis.stop();
     const worker = startCli(['worker'], e);

@@ -17,12 +17,29 @@ export interface CorpusObject {
   expect(model: ModelSpec): { indexed: number /* points */ } | { skipped: string /* code */ };
 }
 
-const WORDS = ['river', 'mountain', 'engine', 'harbor', 'violet', 'signal', 'garden', 'copper', 'lantern', 'orbit', 'meadow', 'quartz', 'thunder', 'willow', 'canvas', 'falcon'];
+const WORDS = [
+  'river',
+  'mountain',
+  'engine',
+  'harbor',
+  'violet',
+  'signal',
+  'garden',
+  'copper',
+  'lantern',
+  'orbit',
+  'meadow',
+  'quartz',
+  'thunder',
+  'willow',
+  'canvas',
+  'falcon',
+];
 const CJK = ['数据', '模型', '向量', '检索', '图像', '视频', '文本', '嵌入', '搜索', '语言'];
 
 /** Deterministic pseudo-random text of about `words` words. */
 export function prose(seed: number, words: number): string {
-  let x = seed * 2654435761 >>> 0;
+  let x = (seed * 2654435761) >>> 0;
   const out: string[] = [];
   for (let i = 0; i < words; i++) {
     x = (x * 1103515245 + 12345) >>> 0;
@@ -66,29 +83,49 @@ export function textPoints(text: string, model: ModelSpec, tokens?: number): num
   const cap = capOf(model);
   if (tokens !== undefined) return tokens <= cap ? 1 : Math.ceil(tokens / cap);
   if (Buffer.byteLength(text) <= cap) return 1;
-  throw new Error(`a text of ${Buffer.byteLength(text)} bytes over ${model.name}'s ${cap}-token chunks needs a stated token count (plainWords)`);
+  throw new Error(
+    `a text of ${Buffer.byteLength(text)} bytes over ${model.name}'s ${cap}-token chunks needs a stated token count (plainWords)`,
+  );
 }
 
-const textObject = (key: string, text: string, tokens?: number): CorpusObject => ({ key, body: Buffer.from(text), expect: (m) => ({ indexed: textPoints(text, m, tokens) }) });
+const textObject = (key: string, text: string, tokens?: number): CorpusObject => ({
+  key,
+  body: Buffer.from(text),
+  expect: (m) => ({ indexed: textPoints(text, m, tokens) }),
+});
 
 // every image here is either taken as it is or converted by the worker: indexed either way
 const imageObject = (key: string, body: Buffer): CorpusObject => ({ key, body, expect: () => ({ indexed: 1 }) });
 
 /** Real WEBP files (decodable, so the worker can convert them for models that take no WEBP). */
 async function realWebps(n: number): Promise<Buffer[]> {
-  return Promise.all(Array.from({ length: n }, (_, i) => sharp({ create: { width: 50 + i, height: 40 + i, channels: 3, background: { r: 20 * i, g: 90, b: 160 } } }).webp().toBuffer()));
+  return Promise.all(
+    Array.from({ length: n }, (_, i) =>
+      sharp({ create: { width: 50 + i, height: 40 + i, channels: 3, background: { r: 20 * i, g: 90, b: 160 } } })
+        .webp()
+        .toBuffer(),
+    ),
+  );
 }
 
 export async function buildCorpus(): Promise<CorpusObject[]> {
   const webps = await realWebps(10);
   const objects: CorpusObject[] = [];
-  for (let i = 0; i < 200; i++) objects.push(textObject(`texts/short-${String(i).padStart(3, '0')}.txt`, prose(i, 20 + (i % 60))));
+  for (let i = 0; i < 200; i++)
+    objects.push(textObject(`texts/short-${String(i).padStart(3, '0')}.txt`, prose(i, 20 + (i % 60))));
   for (let i = 0; i < 20; i++) objects.push(textObject(`texts/cjk-${i}.txt`, cjk(i, 30 + i * 5)));
   // texts of stated token counts: chunked on the tongyi models (2500 to 4600 tokens, 3 to 5 chunks of 1,016)
-  for (let i = 0; i < 8; i++) objects.push(textObject(`texts/long-${i}.md`, plainWords(1000 + i, 2500 + i * 300), 2500 + i * 300));
+  for (let i = 0; i < 8; i++)
+    objects.push(textObject(`texts/long-${i}.md`, plainWords(1000 + i, 2500 + i * 300), 2500 + i * 300));
   // over qwen3-vl-embedding's 32,000 tokens a text: chunked on every model (2 chunks on qwen3, 34 on tongyi)
   for (let i = 0; i < 2; i++) objects.push(textObject(`texts/huge-${i}.txt`, plainWords(5000 + i, 34_000), 34_000));
-  const awkward = ['notes/with space.txt', 'notes/ünïcödé 文档.txt', 'notes/a+b.txt', 'notes/100%.txt', 'notes/hash#tag.txt'];
+  const awkward = [
+    'notes/with space.txt',
+    'notes/ünïcödé 文档.txt',
+    'notes/a+b.txt',
+    'notes/100%.txt',
+    'notes/hash#tag.txt',
+  ];
   awkward.forEach((key, i) => objects.push(textObject(key, prose(300 + i, 40))));
   for (let i = 0; i < 20; i++) objects.push(imageObject(`images/png-${i}.png`, png(40 + i, 30 + i, i * 10)));
   for (let i = 0; i < 20; i++) objects.push(imageObject(`images/jpeg-${i}.jpg`, jpeg(32 + i, 24 + i)));
@@ -99,13 +136,29 @@ export async function buildCorpus(): Promise<CorpusObject[]> {
   }
   // the bad cases
   objects.push({ key: 'bad/empty.txt', body: Buffer.alloc(0), expect: () => ({ skipped: 'zero-bytes' }) });
-  objects.push({ key: 'bad/binary.txt', body: Buffer.from([0x00, 0x01, 0xff, 0xfe, 0x00, 0x10, 0x80, 0x81]), expect: () => ({ skipped: 'invalid-utf8' }) });
-  objects.push({ key: 'bad/nul.txt', body: Buffer.from('text with a \u0000 NUL in it'), expect: () => ({ skipped: 'binary-content' }) });
-  objects.push({ key: 'bad/fake.jpg', body: Buffer.from('this is a text file named like a JPEG'), expect: () => ({ skipped: 'not-an-image' }) });
+  objects.push({
+    key: 'bad/binary.txt',
+    body: Buffer.from([0x00, 0x01, 0xff, 0xfe, 0x00, 0x10, 0x80, 0x81]),
+    expect: () => ({ skipped: 'invalid-utf8' }),
+  });
+  objects.push({
+    key: 'bad/nul.txt',
+    body: Buffer.from('text with a \u0000 NUL in it'),
+    expect: () => ({ skipped: 'binary-content' }),
+  });
+  objects.push({
+    key: 'bad/fake.jpg',
+    body: Buffer.from('this is a text file named like a JPEG'),
+    expect: () => ({ skipped: 'not-an-image' }),
+  });
   objects.push({ key: 'bad/zero.png', body: Buffer.alloc(0), expect: () => ({ skipped: 'zero-bytes' }) });
   // a real PNG followed by padding: over 5 MB (qwen3) and 3 MB (tongyi) as a file, so the
   // worker re-encodes it (a few hundred bytes) and indexes it
-  objects.push({ key: 'images/padded.png', body: Buffer.concat([png(100, 100), Buffer.alloc(5_200_000, 1)]), expect: () => ({ indexed: 1 }) });
+  objects.push({
+    key: 'images/padded.png',
+    body: Buffer.concat([png(100, 100), Buffer.alloc(5_200_000, 1)]),
+    expect: () => ({ indexed: 1 }),
+  });
   objects.push({
     key: 'videos/medium.mp4',
     body: mp4(3, 12_000_000),

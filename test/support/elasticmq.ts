@@ -22,7 +22,8 @@ export interface ElasticMq {
 }
 
 export async function startElasticMq(): Promise<ElasticMq> {
-  if (!existsSync(CLASSPATH)) throw new Error(`no ElasticMQ classpath at ${CLASSPATH}: run \`npm run setup\` (it resolves ElasticMQ with Maven)`);
+  if (!existsSync(CLASSPATH))
+    throw new Error(`no ElasticMQ classpath at ${CLASSPATH}: run \`npm run setup\` (it resolves ElasticMQ with Maven)`);
   const port = await freePort();
   const dir = await mkdtemp(join(tmpdir(), 'elasticmq-'));
   const conf = join(dir, 'elasticmq.conf');
@@ -36,7 +37,11 @@ export async function startElasticMq(): Promise<ElasticMq> {
       '',
     ].join('\n'),
   );
-  const child: ChildProcess = spawn('java', ['-Xmx256m', `-Dconfig.file=${conf}`, '-cp', readFileSync(CLASSPATH, 'utf8').trim(), 'org.elasticmq.server.Main'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn(
+    'java',
+    ['-Xmx256m', `-Dconfig.file=${conf}`, '-cp', readFileSync(CLASSPATH, 'utf8').trim(), 'org.elasticmq.server.Main'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let out = '';
   child.stdout?.setEncoding('utf8').on('data', (d: string) => (out += d));
   child.stderr?.setEncoding('utf8').on('data', (d: string) => (out += d));

@@ -57,7 +57,11 @@ export async function startHttpProxy(target: string): Promise<HttpProxy> {
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const raw = Buffer.concat(chunks);
-      const seen: SeenRequest = { method: req.method ?? 'GET', path: (req.url ?? '/').split('?')[0] ?? '/', body: json(raw) };
+      const seen: SeenRequest = {
+        method: req.method ?? 'GET',
+        path: (req.url ?? '/').split('?')[0] ?? '/',
+        body: json(raw),
+      };
       const answer = proxy.intercept(seen);
       if (answer) {
         intercepted += 1;
@@ -65,18 +69,24 @@ export async function startHttpProxy(target: string): Promise<HttpProxy> {
         return;
       }
       const headers: IncomingHttpHeaders = { ...req.headers, host: upstream.host };
-      const out = request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers }, (answerStream) => {
-        const parts: Buffer[] = [];
-        answerStream.on('data', (c: Buffer) => parts.push(c));
-        answerStream.on('end', () => {
-          const body = Buffer.concat(parts);
-          const parsed = json(body);
-          const changed = parsed === undefined ? body : Buffer.from(JSON.stringify(proxy.rewrite(seen, answerStream.statusCode ?? 502, parsed)));
-          const h = { ...answerStream.headers, 'content-length': String(changed.length) };
-          delete h['transfer-encoding'];
-          res.writeHead(answerStream.statusCode ?? 502, h).end(changed);
-        });
-      });
+      const out = request(
+        { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers },
+        (answerStream) => {
+          const parts: Buffer[] = [];
+          answerStream.on('data', (c: Buffer) => parts.push(c));
+          answerStream.on('end', () => {
+            const body = Buffer.concat(parts);
+            const parsed = json(body);
+            const changed =
+              parsed === undefined
+                ? body
+                : Buffer.from(JSON.stringify(proxy.rewrite(seen, answerStream.statusCode ?? 502, parsed)));
+            const h = { ...answerStream.headers, 'content-length': String(changed.length) };
+            delete h['transfer-encoding'];
+            res.writeHead(answerStream.statusCode ?? 502, h).end(changed);
+          });
+        },
+      );
       out.on('error', () => res.destroy());
       out.end(raw);
     });

@@ -8,7 +8,24 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { pointId } from '../../src/ids.js';
 import { qwenTokens } from '../../src/tokens.js';
 
-const WORDS = ['river', 'mountain', 'engine', 'harbor', 'violet', 'signal', 'garden', 'copper', 'lantern', 'orbit', 'meadow', 'quartz', 'thunder', 'willow', 'canvas', 'falcon'];
+const WORDS = [
+  'river',
+  'mountain',
+  'engine',
+  'harbor',
+  'violet',
+  'signal',
+  'garden',
+  'copper',
+  'lantern',
+  'orbit',
+  'meadow',
+  'quartz',
+  'thunder',
+  'willow',
+  'canvas',
+  'falcon',
+];
 
 /**
  * Deterministic text of `words` common English words (about one token each, plus a
@@ -41,10 +58,19 @@ export function idsOf(bucket: string, key: string, count: number): string[] {
 }
 
 /** Uploads in parallel batches (s3rver writes each object to disk). */
-export async function putMany(client: S3Client, bucket: string, objects: ReadonlyMap<string, string | Buffer>, batch = 50): Promise<void> {
+export async function putMany(
+  client: S3Client,
+  bucket: string,
+  objects: ReadonlyMap<string, string | Buffer>,
+  batch = 50,
+): Promise<void> {
   const entries = [...objects];
   for (let i = 0; i < entries.length; i += batch) {
-    await Promise.all(entries.slice(i, i + batch).map(([key, body]) => client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }))));
+    await Promise.all(
+      entries
+        .slice(i, i + batch)
+        .map(([key, body]) => client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }))),
+    );
   }
 }
 
@@ -53,7 +79,12 @@ export async function deleteMany(client: S3Client, bucket: string, keys: readonl
 }
 
 /** Polls `check` until it returns a value other than undefined. */
-export async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 60_000, everyMs = 50): Promise<T> {
+export async function until<T>(
+  what: string,
+  check: () => Promise<T | undefined>,
+  timeoutMs = 60_000,
+  everyMs = 50,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();

@@ -33,7 +33,10 @@ function children() {
     const ppid = Number(rest[1]);
     if (ppid !== process.pid || state === 'Z' || state === 'X') continue;
     try {
-      out.push({ pid: Number(entry), cmd: readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').join(' ').trim() });
+      out.push({
+        pid: Number(entry),
+        cmd: readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').join(' ').trim(),
+      });
     } catch {
       // gone meanwhile
     }
@@ -78,7 +81,9 @@ class LeakCheckingEnvironment extends NodeEnvironment {
     if (left.length > 0) {
       const list = left.map((c) => `  pid ${c.pid}: ${c.cmd.slice(0, 300)}`).join('\n');
       const failed = (this.failed ?? []).map((f) => `  failed: ${f.slice(0, 500)}`).join('\n');
-      throw new Error(`${this.testPath} left ${left.length} process(es) running after its last afterAll (killed now):\n${list}${failed ? `\nits failed tests (jest drops their results with this error):\n${failed}` : ''}`);
+      throw new Error(
+        `${this.testPath} left ${left.length} process(es) running after its last afterAll (killed now):\n${list}${failed ? `\nits failed tests (jest drops their results with this error):\n${failed}` : ''}`,
+      );
     }
   }
 }

@@ -11,7 +11,12 @@ import { allPoints } from './qdrant-points.js';
 import type { Point } from './qdrant-points.js';
 
 /** MinIO's variables for a webhook target and a Redis target (format access), both with a queue directory. */
-export function minioTargets(opts: { id: string; webhook?: { url: string; token: string }; redis?: { address: string; list: string }; queueDir: string }): Record<string, string> {
+export function minioTargets(opts: {
+  id: string;
+  webhook?: { url: string; token: string };
+  redis?: { address: string; list: string };
+  queueDir: string;
+}): Record<string, string> {
   const id = opts.id.toUpperCase();
   return {
     ...(opts.webhook
@@ -40,7 +45,9 @@ export async function notifyTo(client: S3Client, bucket: string, arn: string): P
   await client.send(
     new PutBucketNotificationConfigurationCommand({
       Bucket: bucket,
-      NotificationConfiguration: { QueueConfigurations: [{ Id: 'mm-ingest', QueueArn: arn, Events: ['s3:ObjectCreated:*', 's3:ObjectRemoved:*'] }] },
+      NotificationConfiguration: {
+        QueueConfigurations: [{ Id: 'mm-ingest', QueueArn: arn, Events: ['s3:ObjectCreated:*', 's3:ObjectRemoved:*'] }],
+      },
     }),
   );
 }
@@ -50,7 +57,9 @@ export async function bucketEtags(client: S3Client, bucket: string): Promise<Map
   const out = new Map<string, string>();
   let token: string | undefined;
   do {
-    const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, ...(token ? { ContinuationToken: token } : {}) }));
+    const page = await client.send(
+      new ListObjectsV2Command({ Bucket: bucket, ...(token ? { ContinuationToken: token } : {}) }),
+    );
     for (const o of page.Contents ?? []) out.set(o.Key!, (o.ETag ?? '').replace(/"/g, ''));
     token = page.NextContinuationToken;
   } while (token);
@@ -61,13 +70,21 @@ export async function bucketEtags(client: S3Client, bucket: string): Promise<Map
 export async function indexedEtags(qdrant: QdrantClient, collection: string): Promise<Map<string, string>> {
   const exists = (await qdrant.collectionExists(collection)).exists;
   if (!exists) return new Map();
-  return new Map((await allPoints(qdrant, collection)).filter((p) => p.payload.chunk === 0).map((p) => [String(p.payload.key), String(p.payload.etag)]));
+  return new Map(
+    (await allPoints(qdrant, collection))
+      .filter((p) => p.payload.chunk === 0)
+      .map((p) => [String(p.payload.key), String(p.payload.etag)]),
+  );
 }
 
-export const sameMap = (a: ReadonlyMap<string, string>, b: ReadonlyMap<string, string>): boolean => a.size === b.size && [...a].every(([k, v]) => b.get(k) === v);
+export const sameMap = (a: ReadonlyMap<string, string>, b: ReadonlyMap<string, string>): boolean =>
+  a.size === b.size && [...a].every(([k, v]) => b.get(k) === v);
 
 /** A collection's points by id, without the fields that say when and by which run each was written. */
-export async function comparablePoints(qdrant: QdrantClient, collection: string): Promise<Map<string, Omit<Point, 'id'>>> {
+export async function comparablePoints(
+  qdrant: QdrantClient,
+  collection: string,
+): Promise<Map<string, Omit<Point, 'id'>>> {
   const points = await allPoints(qdrant, collection);
   return new Map(
     points.map((p) => {

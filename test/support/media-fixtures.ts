@@ -25,7 +25,12 @@ export function png(width: number, height: number, shade = 0): Buffer {
   const raw = Buffer.alloc(row * height);
   for (let y = 0; y < height; y++) for (let x = 1; x < row; x++) raw[y * row + x] = (x + y + shade) & 0xff;
   const signature = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-  return Buffer.concat([signature, pngChunk('IHDR', ihdr), pngChunk('IDAT', deflateSync(raw)), pngChunk('IEND', Buffer.alloc(0))]);
+  return Buffer.concat([
+    signature,
+    pngChunk('IHDR', ihdr),
+    pngChunk('IDAT', deflateSync(raw)),
+    pngChunk('IEND', Buffer.alloc(0)),
+  ]);
 }
 
 function jpegSegment(marker: number, payload: readonly number[]): number[] {
@@ -45,21 +50,31 @@ export function jpeg(width: number, height: number): Buffer {
   const scan = new Array<number>(scanBytes).fill(0);
   // pad the last byte with 1 bits, as the standard asks
   if (padBits > 0) scan[scanBytes - 1] = (1 << padBits) - 1;
-  const oneCodeTable = (tableClassAndId: number, symbol: number): number[] => [tableClassAndId, 1, ...new Array<number>(15).fill(0), symbol];
+  const oneCodeTable = (tableClassAndId: number, symbol: number): number[] => [
+    tableClassAndId,
+    1,
+    ...new Array<number>(15).fill(0),
+    symbol,
+  ];
   return Buffer.from([
-    0xff, 0xd8, // SOI
+    0xff,
+    0xd8, // SOI
     ...jpegSegment(0xe0, [0x4a, 0x46, 0x49, 0x46, 0x00, 0x01, 0x01, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00]), // JFIF
     ...jpegSegment(0xdb, [0x00, ...new Array<number>(64).fill(1)]), // quantisation table 0
     ...jpegSegment(0xc0, [0x08, height >> 8, height & 0xff, width >> 8, width & 0xff, 0x01, 0x01, 0x11, 0x00]), // SOF0
     ...jpegSegment(0xc4, [...oneCodeTable(0x00, 0x00), ...oneCodeTable(0x10, 0x00)]), // DHT: DC 0, AC 0
     ...jpegSegment(0xda, [0x01, 0x01, 0x00, 0x00, 0x3f, 0x00]), // SOS
     ...scan,
-    0xff, 0xd9, // EOI
+    0xff,
+    0xd9, // EOI
   ]);
 }
 
 export function gif(width: number, height: number): Buffer {
-  return Buffer.concat([Buffer.from('GIF89a', 'latin1'), Buffer.from([width & 0xff, width >> 8, height & 0xff, height >> 8, 0, 0, 0, 0x3b])]);
+  return Buffer.concat([
+    Buffer.from('GIF89a', 'latin1'),
+    Buffer.from([width & 0xff, width >> 8, height & 0xff, height >> 8, 0, 0, 0, 0x3b]),
+  ]);
 }
 
 function box(type: string, payload: Buffer): Buffer {
@@ -70,7 +85,10 @@ function box(type: string, payload: Buffer): Buffer {
 
 /** An MP4 `ftyp` box, then a `moov/mvhd` giving `seconds` when set, then `mdatBytes` of data. */
 export function mp4(seconds: number | undefined, mdatBytes = 1000): Buffer {
-  const ftyp = box('ftyp', Buffer.concat([Buffer.from('isom', 'latin1'), Buffer.from([0, 0, 2, 0]), Buffer.from('isommp41', 'latin1')]));
+  const ftyp = box(
+    'ftyp',
+    Buffer.concat([Buffer.from('isom', 'latin1'), Buffer.from([0, 0, 2, 0]), Buffer.from('isommp41', 'latin1')]),
+  );
   const parts = [ftyp];
   if (seconds !== undefined) {
     const mvhd = Buffer.alloc(100);
@@ -82,7 +100,8 @@ export function mp4(seconds: number | undefined, mdatBytes = 1000): Buffer {
   return Buffer.concat(parts);
 }
 
-export const dataUri = (format: string, bytes: Buffer): string => `data:image/${format};base64,${bytes.toString('base64')}`;
+export const dataUri = (format: string, bytes: Buffer): string =>
+  `data:image/${format};base64,${bytes.toString('base64')}`;
 
 /**
  * A WEBP (lossless VP8L) header of the given size: enough for every header reader (the

@@ -58,7 +58,10 @@ async function startMinioOnce(opts: { readonly env?: Readonly<Record<string, str
   if (!bin) throw new Error('no MinIO binary: run `npm run setup` (it builds MinIO with go install), or set MINIO_BIN');
   const dir = await mkdtemp(join(tmpdir(), 'minio-test-'));
   const port = await freePort();
-  const credentials = { accessKeyId: `test${randomBytes(4).toString('hex')}`, secretAccessKey: randomBytes(16).toString('hex') };
+  const credentials = {
+    accessKeyId: `test${randomBytes(4).toString('hex')}`,
+    secretAccessKey: randomBytes(16).toString('hex'),
+  };
   const endpoint = `http://127.0.0.1:${port}`;
   const child: ChildProcess = spawn(bin, ['server', join(dir, 'data'), '--address', `127.0.0.1:${port}`, '--quiet'], {
     env: {
@@ -137,15 +140,15 @@ async function startMinioOnce(opts: { readonly env?: Readonly<Record<string, str
   };
 
   async function readCounts(): Promise<RequestCounts> {
-      const text = await (await fetch(`${endpoint}/minio/metrics/v3/api/requests`)).text();
-      const count = (...apis: string[]): number => {
-        let n = 0;
-        for (const api of apis) {
-          const m = new RegExp(`^minio_api_requests_total\\{name="${api}"[^}]*\\} (\\d+)`, 'm').exec(text);
-          n += m ? Number(m[1]) : 0;
-        }
-        return n;
-      };
-      return { get: count('GetObject'), list: count('ListObjectsV2', 'ListObjectsV1'), head: count('HeadObject') };
+    const text = await (await fetch(`${endpoint}/minio/metrics/v3/api/requests`)).text();
+    const count = (...apis: string[]): number => {
+      let n = 0;
+      for (const api of apis) {
+        const m = new RegExp(`^minio_api_requests_total\\{name="${api}"[^}]*\\} (\\d+)`, 'm').exec(text);
+        n += m ? Number(m[1]) : 0;
+      }
+      return n;
+    };
+    return { get: count('GetObject'), list: count('ListObjectsV2', 'ListObjectsV1'), head: count('HeadObject') };
   }
 }

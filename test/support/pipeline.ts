@@ -39,7 +39,10 @@ export interface PipelineEnv {
  * real provider: index refuses IMAGE_MODE=url and skips videos, the simulator refuses
  * loopback URLs. `minioEnv`: more of MinIO's variables (notification targets).
  */
-export async function startPipelineEnv(sim: Partial<SimulatorOptionsInput> = {}, opts: { readonly minioEnv?: Readonly<Record<string, string>> } = {}): Promise<PipelineEnv> {
+export async function startPipelineEnv(
+  sim: Partial<SimulatorOptionsInput> = {},
+  opts: { readonly minioEnv?: Readonly<Record<string, string>> } = {},
+): Promise<PipelineEnv> {
   const s3 = await startMinio(opts.minioEnv ? { env: opts.minioEnv } : {});
   const simulator = await startSimulator({ apiKey: TEST_API_KEY, port: 0, rateLimits: 'off', ...sim });
   const qdrant = await qdrantForTest();
@@ -93,7 +96,11 @@ export interface CliResult {
 }
 
 function cliProcess(args: readonly string[], env: NodeJS.ProcessEnv): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', 'src/cli/run.ts', ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  return spawn(process.execPath, ['--import', 'tsx', 'src/cli/run.ts', ...args], {
+    cwd: ROOT,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
 }
 
 /**

@@ -11,8 +11,14 @@ export async function allPoints(qdrant: QdrantClient, collection: string): Promi
   const points: Point[] = [];
   let offset: string | number | undefined;
   do {
-    const page = await qdrant.scroll(collection, { limit: 256, with_payload: true, with_vector: true, ...(offset !== undefined ? { offset } : {}) });
-    for (const p of page.points) points.push({ id: String(p.id), vector: p.vector as number[], payload: p.payload ?? {} });
+    const page = await qdrant.scroll(collection, {
+      limit: 256,
+      with_payload: true,
+      with_vector: true,
+      ...(offset !== undefined ? { offset } : {}),
+    });
+    for (const p of page.points)
+      points.push({ id: String(p.id), vector: p.vector as number[], payload: p.payload ?? {} });
     const next = page.next_page_offset;
     offset = typeof next === 'string' || typeof next === 'number' ? next : undefined;
   } while (offset !== undefined);

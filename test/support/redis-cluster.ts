@@ -67,7 +67,10 @@ export async function startRedisCluster(masters = 3): Promise<RedisClusterForTes
 
   const close = async (): Promise<void> => {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
-    const timer = setTimeout(() => children.forEach((c) => c.exitCode === null && c.signalCode === null && c.kill('SIGKILL')), 5_000);
+    const timer = setTimeout(
+      () => children.forEach((c) => c.exitCode === null && c.signalCode === null && c.kill('SIGKILL')),
+      5_000,
+    );
     await Promise.all([...exited.values()]);
     clearTimeout(timer);
     await rm(dir, { recursive: true, force: true });
@@ -78,28 +81,42 @@ export async function startRedisCluster(masters = 3): Promise<RedisClusterForTes
       const child = spawn(
         'redis-server',
         [
-          '--port', String(port),
-          '--bind', '127.0.0.1',
-          '--dir', dir,
-          '--cluster-enabled', 'yes',
-          '--cluster-config-file', `nodes-${port}.conf`,
-          '--cluster-node-timeout', '5000',
-          '--appendonly', 'no',
-          '--save', '',
-          '--maxmemory-policy', 'noeviction',
-          '--protected-mode', 'no',
-          '--daemonize', 'no',
+          '--port',
+          String(port),
+          '--bind',
+          '127.0.0.1',
+          '--dir',
+          dir,
+          '--cluster-enabled',
+          'yes',
+          '--cluster-config-file',
+          `nodes-${port}.conf`,
+          '--cluster-node-timeout',
+          '5000',
+          '--appendonly',
+          'no',
+          '--save',
+          '',
+          '--maxmemory-policy',
+          'noeviction',
+          '--protected-mode',
+          'no',
+          '--daemonize',
+          'no',
         ],
         { stdio: ['ignore', 'pipe', 'pipe'] },
       );
       children.push(child);
-      exited.set(child, new Promise<void>((resolve) => {
-        child.once('exit', () => resolve());
-        child.once('error', (err) => {
-          out += `redis-server: ${err.message}\n`;
-          resolve();
-        });
-      }));
+      exited.set(
+        child,
+        new Promise<void>((resolve) => {
+          child.once('exit', () => resolve());
+          child.once('error', (err) => {
+            out += `redis-server: ${err.message}\n`;
+            resolve();
+          });
+        }),
+      );
       child.stdout?.setEncoding('utf8').on('data', (d: string) => (out += d));
       child.stderr?.setEncoding('utf8').on('data', (d: string) => (out += d));
     }
@@ -107,18 +124,34 @@ export async function startRedisCluster(masters = 3): Promise<RedisClusterForTes
     for (const port of ports) {
       for (;;) {
         const r = probe(port);
-        const up = await r.connect().then(() => r.ping()).then(() => true, () => false);
+        const up = await r
+          .connect()
+          .then(() => r.ping())
+          .then(
+            () => true,
+            () => false,
+          );
         r.disconnect();
         if (up) break;
-        if (children.some((c) => c.exitCode !== null)) throw new Error(`a cluster node exited before it was up:\n${out}`);
-        if (Date.now() > deadline) throw new Error(`cluster node on ${port} did not start within ${READY_TIMEOUT_MS} ms:\n${out}`);
+        if (children.some((c) => c.exitCode !== null))
+          throw new Error(`a cluster node exited before it was up:\n${out}`);
+        if (Date.now() > deadline)
+          throw new Error(`cluster node on ${port} did not start within ${READY_TIMEOUT_MS} ms:\n${out}`);
         await new Promise((res) => setTimeout(res, 50));
       }
     }
-    const created = await run('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes']);
+    const created = await run('redis-cli', [
+      '--cluster',
+      'create',
+      ...ports.map((p) => `127.0.0.1:${p}`),
+      '--cluster-replicas',
+      '0',
+      '--cluster-yes',
+    ]);
     out += created.stdout + created.stderr;
     while (!(await Promise.all(ports.map(clusterOk))).every(Boolean)) {
-      if (Date.now() > deadline) throw new Error(`the cluster did not reach cluster_state:ok within ${READY_TIMEOUT_MS} ms:\n${out}`);
+      if (Date.now() > deadline)
+        throw new Error(`the cluster did not reach cluster_state:ok within ${READY_TIMEOUT_MS} ms:\n${out}`);
       await new Promise((res) => setTimeout(res, 100));
     }
   } catch (err) {
@@ -129,7 +162,11 @@ export async function startRedisCluster(masters = 3): Promise<RedisClusterForTes
   return {
     ports,
     seeds: ports.map((p) => `redis://127.0.0.1:${p}`).join(','),
-    client: () => new Cluster(ports.map((port) => ({ host: '127.0.0.1', port })), { redisOptions: { maxRetriesPerRequest: null } }),
+    client: () =>
+      new Cluster(
+        ports.map((port) => ({ host: '127.0.0.1', port })),
+        { redisOptions: { maxRetriesPerRequest: null } },
+      ),
     async clean(client, pattern) {
       let deleted = 0;
       for (const node of client.nodes('master')) {

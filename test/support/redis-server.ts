@@ -52,21 +52,32 @@ export async function startRedisServer(opts: RedisServerOptions = {}): Promise<R
   let out = '';
 
   const args = [
-    '--port', String(port),
-    '--bind', '127.0.0.1',
-    '--dir', dir,
-    '--appendonly', 'yes',
-    '--appendfsync', 'everysec',
-    '--save', '',
-    '--maxmemory-policy', 'noeviction',
-    '--daemonize', 'no',
-    '--protected-mode', 'no',
-    '--loglevel', 'notice',
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--dir',
+    dir,
+    '--appendonly',
+    'yes',
+    '--appendfsync',
+    'everysec',
+    '--save',
+    '',
+    '--maxmemory-policy',
+    'noeviction',
+    '--daemonize',
+    'no',
+    '--protected-mode',
+    'no',
+    '--loglevel',
+    'notice',
     ...(opts.extraArgs ?? []),
   ];
 
   async function start(): Promise<void> {
-    if (child && child.exitCode === null && child.signalCode === null) throw new Error(`redis-server on port ${port} is already running`);
+    if (child && child.exitCode === null && child.signalCode === null)
+      throw new Error(`redis-server on port ${port} is already running`);
     const proc = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     child = proc;
     let mine = '';
@@ -89,7 +100,8 @@ export async function startRedisServer(opts: RedisServerOptions = {}): Promise<R
     // "Ready to accept connections" is printed once the AOF is loaded
     while (!/Ready to accept connections/.test(mine)) {
       if (failed) throw new Error(`redis-server could not be started: ${failed.message}`);
-      if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`redis-server exited (${proc.exitCode ?? proc.signalCode}) before it was ready:\n${mine}`);
+      if (proc.exitCode !== null || proc.signalCode !== null)
+        throw new Error(`redis-server exited (${proc.exitCode ?? proc.signalCode}) before it was ready:\n${mine}`);
       if (Date.now() > deadline) {
         proc.kill('SIGKILL');
         await exited;

@@ -77,7 +77,11 @@ export async function startS3Proxy(target: string): Promise<S3Proxy> {
           if (list) {
             const parts: Buffer[] = [];
             answer.on('data', (c: Buffer) => parts.push(c));
-            answer.on('end', () => keyCounts.push(Number(/<KeyCount>(\d+)<\/KeyCount>/.exec(Buffer.concat(parts).toString('utf8'))?.[1] ?? -1)));
+            answer.on('end', () =>
+              keyCounts.push(
+                Number(/<KeyCount>(\d+)<\/KeyCount>/.exec(Buffer.concat(parts).toString('utf8'))?.[1] ?? -1),
+              ),
+            );
           }
           answer.pipe(res);
         },

@@ -44,7 +44,9 @@ export function testS3Client(s3: Pick<S3ForTest, 'endpoint' | 'credentials' | 'k
     credentials: { ...s3.credentials },
     // s3rver stores a streamed upload's chunk framing when the SDK adds default checksums;
     // MinIO takes the SDK's defaults as S3 does.
-    ...(s3.kind === 's3rver' ? { requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' } : {}),
+    ...(s3.kind === 's3rver'
+      ? { requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' }
+      : {}),
   });
 }
 
@@ -52,7 +54,13 @@ export async function createBucket(client: S3Client, name: string): Promise<void
   await client.send(new CreateBucketCommand({ Bucket: name }));
 }
 
-export async function putObject(client: S3Client, bucket: string, key: string, body: string | Uint8Array, contentType?: string): Promise<void> {
+export async function putObject(
+  client: S3Client,
+  bucket: string,
+  key: string,
+  body: string | Uint8Array,
+  contentType?: string,
+): Promise<void> {
   await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: contentType }));
 }
 

@@ -11,7 +11,21 @@ export function alphaWords(n: number): string {
 }
 
 /** Words that are one token each after a space (" river"), and "river" one token at the start. */
-const ONE_TOKEN_WORDS = ['river', 'mountain', 'engine', 'harbor', 'violet', 'signal', 'garden', 'copper', 'lantern', 'orbit', 'quartz', 'thunder', 'canvas'];
+const ONE_TOKEN_WORDS = [
+  'river',
+  'mountain',
+  'engine',
+  'harbor',
+  'violet',
+  'signal',
+  'garden',
+  'copper',
+  'lantern',
+  'orbit',
+  'quartz',
+  'thunder',
+  'canvas',
+];
 
 /**
  * Deterministic text of exactly `n` tokens: "river" and n - 1 words of ONE_TOKEN_WORDS,

@@ -13,13 +13,19 @@ const model = resolveModel('qwen3-vl-embedding');
 const opts = { model, dimension: 256 };
 
 function request(texts: string[]): PlannedRequest {
-  const inputs: PreparedInput[] = texts.map((text, i) => ({ kind: 'text', source: `k${i}`, text, tokens: qwenTokens.count(text) }));
+  const inputs: PreparedInput[] = texts.map((text, i) => ({
+    kind: 'text',
+    source: `k${i}`,
+    text,
+    tokens: qwenTokens.count(text),
+  }));
   const plan = planRequests(inputs, opts, qwenTokens);
   expect(plan.requests).toHaveLength(1);
   return plan.requests[0]!;
 }
 
-const apiError = (status: number, code: string): EmbeddingApiError => new EmbeddingApiError({ status, code, message: `${code} happened`, requestId: 'r' });
+const apiError = (status: number, code: string): EmbeddingApiError =>
+  new EmbeddingApiError({ status, code, message: `${code} happened`, requestId: 'r' });
 
 /** An embedder whose answer depends on the texts it is sent; it records every call. */
 class ScriptedEmbedder implements Embedder {
@@ -30,7 +36,12 @@ class ScriptedEmbedder implements Embedder {
     this.calls.push(texts);
     const err = this.answer(texts, this.calls.length);
     if (err) return Promise.reject(err);
-    return Promise.resolve({ vectors: texts.map(() => new Array<number>(req.dimension).fill(0.1)), types: texts.map(() => 'text' as const), usage: { textTokens: 1, imageTokens: 0, totalTokens: 1 }, requestId: `req-${this.calls.length}` });
+    return Promise.resolve({
+      vectors: texts.map(() => new Array<number>(req.dimension).fill(0.1)),
+      types: texts.map(() => 'text' as const),
+      usage: { textTokens: 1, imageTokens: 0, totalTokens: 1 },
+      requestId: `req-${this.calls.length}`,
+    });
   }
 }
 
@@ -54,13 +65,18 @@ class CountingGate implements RequestGate {
 }
 
 type Resign = (input: PlannedInput) => Promise<PlannedInput | undefined>;
-const caller = (embedder: Embedder, gate: RequestGate = new CountingGate(), resign: Resign = () => Promise.resolve(undefined)) =>
-  new ApiCaller({ embedder, gate, resign, attempts: 3, backoffMs: 1 }, model, opts);
+const caller = (
+  embedder: Embedder,
+  gate: RequestGate = new CountingGate(),
+  resign: Resign = () => Promise.resolve(undefined),
+) => new ApiCaller({ embedder, gate, resign, attempts: 3, backoffMs: 1 }, model, opts);
 
 describe('sending a planned request', () => {
   it('isolates the inputs the API refuses by bisection and embeds all the others', async () => {
     const texts = Array.from({ length: 20 }, (_, i) => (i === 3 || i === 17 ? `bad ${i}` : `good ${i}`));
-    const embedder = new ScriptedEmbedder((sent) => (sent.some((t) => t.startsWith('bad')) ? apiError(400, 'DataInspectionFailed') : undefined));
+    const embedder = new ScriptedEmbedder((sent) =>
+      sent.some((t) => t.startsWith('bad')) ? apiError(400, 'DataInspectionFailed') : undefined,
+    );
     const result = await caller(embedder).embed(request(texts));
     expect(result.refused.map((r) => r.input.content).sort()).toEqual(['bad 17', 'bad 3']);
     expect(result.refused.every((r) => r.error.code === 'DataInspectionFailed')).toBe(true);
@@ -81,8 +97,14 @@ describe('sending a planned request', () => {
 
   it('waits out 429s through the shared gate without using up the attempts', async () => {
     const gate = new CountingGate();
-    const embedder = new ScriptedEmbedder((_t, call) => (call <= 5 ? apiError(429, 'Throttling.RateQuota') : undefined));
-    const c = new ApiCaller({ embedder, gate, resign: () => Promise.resolve(undefined), attempts: 2, backoffMs: 1 }, model, opts);
+    const embedder = new ScriptedEmbedder((_t, call) =>
+      call <= 5 ? apiError(429, 'Throttling.RateQuota') : undefined,
+    );
+    const c = new ApiCaller(
+      { embedder, gate, resign: () => Promise.resolve(undefined), attempts: 2, backoffMs: 1 },
+      model,
+      opts,
+    );
     // 5 throttles with only 2 attempts: 429s must not count as attempts
     const sleeps = jestFastTimers();
     const result = await c.embed(request(['a', 'b']));
@@ -95,14 +117,28 @@ describe('sending a planned request', () => {
 
   it('reports each 429 with the ticket of the refused reservation; with an adaptive gate the first asks again at once, a repeat backs off', async () => {
     const gate = new CountingGate(true);
-    const embedder = new ScriptedEmbedder((_t, call) => (call <= 3 ? apiError(429, 'Throttling.RateQuota') : undefined));
+    const embedder = new ScriptedEmbedder((_t, call) =>
+      call <= 3 ? apiError(429, 'Throttling.RateQuota') : undefined,
+    );
     // the waits after a 429 are reported to the metrics as they are slept
     const waits: number[] = [];
     const metrics = { ...NO_METRICS, rateLimitWait: (_m: string, s: number) => void waits.push(s) };
-    const c = new ApiCaller({ embedder, gate, resign: () => Promise.resolve(undefined), attempts: 2, backoffMs: 1, metrics }, model, opts);
+    const c = new ApiCaller(
+      { embedder, gate, resign: () => Promise.resolve(undefined), attempts: 2, backoffMs: 1, metrics },
+      model,
+      opts,
+    );
     const result = await c.embed(request(['a', 'b']));
     expect(result.done).toHaveLength(2);
-    expect(gate.events).toEqual(['acquire:1', 'throttled:t1', 'acquire:2', 'throttled:t2', 'acquire:3', 'throttled:t3', 'acquire:4']);
+    expect(gate.events).toEqual([
+      'acquire:1',
+      'throttled:t1',
+      'acquire:2',
+      'throttled:t2',
+      'acquire:3',
+      'throttled:t3',
+      'acquire:4',
+    ]);
     expect(gate.throttles.every((t) => t.retryAfterMs === undefined)).toBe(true);
     // no wait after the first 429; then 0.5-1 s and 1-2 s (1 s doubling, with jitter)
     expect(waits).toHaveLength(2);
@@ -128,12 +164,16 @@ describe('sending a planned request', () => {
         };
       },
     };
-    await new ApiCaller({ embedder, gate, resign: () => Promise.resolve(undefined) }, model, opts).embed(request(['a', 'b']));
+    await new ApiCaller({ embedder, gate, resign: () => Promise.resolve(undefined) }, model, opts).embed(
+      request(['a', 'b']),
+    );
     expect(order).toEqual(['prepare:0', 'send:1']);
   });
 
   it('isolates an input that keeps causing 500s once the retries are spent', async () => {
-    const embedder = new ScriptedEmbedder((sent) => (sent.includes('poison') ? apiError(500, 'InternalError') : undefined));
+    const embedder = new ScriptedEmbedder((sent) =>
+      sent.includes('poison') ? apiError(500, 'InternalError') : undefined,
+    );
     const result = await caller(embedder).embed(request(['one', 'poison', 'three', 'four']));
     expect(result.refused.map((r) => [r.input.content, r.error.code])).toEqual([['poison', 'InternalError']]);
     expect(result.done.map((d) => d.input.content)).toEqual(['one', 'three', 'four']);
@@ -141,7 +181,10 @@ describe('sending a planned request', () => {
 
   it('throws a fatal error at once, for the worker to pause the run', async () => {
     const embedder = new ScriptedEmbedder(() => apiError(401, 'InvalidApiKey'));
-    await expect(caller(embedder).embed(request(['a', 'b']))).rejects.toMatchObject({ code: 'InvalidApiKey', decision: 'fatal' });
+    await expect(caller(embedder).embed(request(['a', 'b']))).rejects.toMatchObject({
+      code: 'InvalidApiKey',
+      decision: 'fatal',
+    });
     expect(embedder.calls).toHaveLength(1);
   });
 
@@ -159,7 +202,13 @@ describe('sending a planned request', () => {
   });
 
   it('fails every input of a request refused for a parameter after one request, without bisecting it', async () => {
-    const refusal = new EmbeddingApiError({ status: 400, code: 'InvalidParameter', message: 'dimension 3072 is not supported by qwen3-vl-embedding (supported: 2560, 2048, 1536, 1024, 768, 512, 256).', requestId: 'r' });
+    const refusal = new EmbeddingApiError({
+      status: 400,
+      code: 'InvalidParameter',
+      message:
+        'dimension 3072 is not supported by qwen3-vl-embedding (supported: 2560, 2048, 1536, 1024, 768, 512, 256).',
+      requestId: 'r',
+    });
     expect(refusal.decision).toBe('request');
     const embedder = new ScriptedEmbedder(() => refusal);
     const texts = Array.from({ length: 20 }, (_, i) => `text ${i}`);
@@ -169,17 +218,22 @@ describe('sending a planned request', () => {
     expect(result.refused).toHaveLength(20);
     for (const r of result.refused) {
       expect(r.error).toMatchObject({ code: 'InvalidParameter', decision: 'request' });
-      expect(r.error.providerMessage).toBe('dimension 3072 is not supported by qwen3-vl-embedding (supported: 2560, 2048, 1536, 1024, 768, 512, 256). (the API refused the whole request for a parameter, not for an input: not split into smaller requests)');
+      expect(r.error.providerMessage).toBe(
+        'dimension 3072 is not supported by qwen3-vl-embedding (supported: 2560, 2048, 1536, 1024, 768, 512, 256). (the API refused the whole request for a parameter, not for an input: not split into smaller requests)',
+      );
     }
   });
 });
 
 describe('which 400s refuse the request rather than an input', () => {
-  const decision = (message: string, code = 'InvalidParameter'): string => new EmbeddingApiError({ status: 400, code, message }).decision;
+  const decision = (message: string, code = 'InvalidParameter'): string =>
+    new EmbeddingApiError({ status: 400, code, message }).decision;
 
   it('takes a message naming a request parameter and no element as the whole request refused', () => {
     expect(decision('dimension 3072 is not supported by qwen3-vl-embedding (supported: 2560, 2048).')).toBe('request');
-    expect(decision('multimodal-embedding-v1 does not accept the dimension parameter (its vectors have 1024 dimensions).')).toBe('request');
+    expect(
+      decision('multimodal-embedding-v1 does not accept the dimension parameter (its vectors have 1024 dimensions).'),
+    ).toBe('request');
     expect(decision('fps must be a number in [0, 1], got 2.')).toBe('request');
     expect(decision('instruct must be a string.')).toBe('request');
     expect(decision('output_type "sparse" is not supported (only "dense").')).toBe('request');

@@ -20,7 +20,12 @@ describe('queue room (backpressure)', () => {
   it('lets jobs through at once while they fit, and waits until the queue drains below the bound', async () => {
     const q = scriptedQueue([2, 9, 8, 7, 3]);
     const events: string[] = [];
-    const room = queueRoom(q, { bound: 8, pollMs: 1, onPause: (i) => void events.push(`pause ${i.waiting}/${i.bound}`), onResume: () => void events.push('resume') });
+    const room = queueRoom(q, {
+      bound: 8,
+      pollMs: 1,
+      onPause: (i) => void events.push(`pause ${i.waiting}/${i.bound}`),
+      onResume: () => void events.push('resume'),
+    });
     await room.wait(5); // 2 + 5 <= 8
     expect(events).toEqual([]);
     await room.wait(5); // 9, 8, 7 do not leave room for 5 more; 3 does

@@ -34,7 +34,14 @@ function png(w: number, h: number): Uint8Array {
   ihdr[9] = 0; // greyscale
   const rows = Buffer.alloc((w + 1) * h, 0x80);
   for (let y = 0; y < h; y++) rows[y * (w + 1)] = 0; // filter byte
-  return new Uint8Array(Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(rows)), chunk('IEND', Buffer.alloc(0))]));
+  return new Uint8Array(
+    Buffer.concat([
+      Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+      chunk('IHDR', ihdr),
+      chunk('IDAT', deflateSync(rows)),
+      chunk('IEND', Buffer.alloc(0)),
+    ]),
+  );
 }
 
 const qwen3 = resolveModel('qwen3-vl-embedding');
@@ -47,7 +54,9 @@ describe('configuration of models', () => {
   });
 
   it('refuses a dimension the model does not take, naming the ones it does', () => {
-    expect(() => resolveDimension(qwen3, 1000)).toThrow(/1000 is not a dimension of qwen3-vl-embedding \(it takes 2560, 2048/);
+    expect(() => resolveDimension(qwen3, 1000)).toThrow(
+      /1000 is not a dimension of qwen3-vl-embedding \(it takes 2560, 2048/,
+    );
     expect(resolveDimension(qwen3, 512)).toBe(512);
     expect(resolveDimension(plus)).toBe(1152);
   });
@@ -58,7 +67,9 @@ describe('configuration of models', () => {
     expect(m.maxImagesPerRequest).toBe(5);
     expect(m.imageMaxBytes).toBe(10_000_000);
     expect(resolveModel('qwen3-vl-embedding').maxImagesPerRequest).toBe(1);
-    expect(() => parseModelOverrides('{"qwen3-vl-embedding":{"maxElements":-1}}')).toThrow(/MODEL_OVERRIDES: qwen3-vl-embedding.maxElements/);
+    expect(() => parseModelOverrides('{"qwen3-vl-embedding":{"maxElements":-1}}')).toThrow(
+      /MODEL_OVERRIDES: qwen3-vl-embedding.maxElements/,
+    );
     expect(() => parseModelOverrides('{"qwen3-vl-embedding":{"maxElementz":3}}')).toThrow(/MODEL_OVERRIDES/);
     expect(() => parseModelOverrides('{"nope":{}}')).toThrow(/unknown model "nope"/);
     expect(() => parseModelOverrides('{oops')).toThrow(/MODEL_OVERRIDES: is not valid JSON/);
@@ -108,8 +119,18 @@ describe('preparing images and videos', () => {
 });
 
 describe('the planner on inputs that can never fit', () => {
-  const picture = (fmt: 'png' | 'webp', bytes: number, w = 100, h = 100): PreparedImage => ({ format: fmt, width: w, height: h, bytes, payload: { kind: 'url', url: 'https://x/y' } });
-  const image = (fmt: 'png' | 'webp', bytes: number, w = 100, h = 100): PreparedInput => ({ kind: 'image', source: `img-${fmt}-${bytes}-${w}x${h}`, image: picture(fmt, bytes, w, h) });
+  const picture = (fmt: 'png' | 'webp', bytes: number, w = 100, h = 100): PreparedImage => ({
+    format: fmt,
+    width: w,
+    height: h,
+    bytes,
+    payload: { kind: 'url', url: 'https://x/y' },
+  });
+  const image = (fmt: 'png' | 'webp', bytes: number, w = 100, h = 100): PreparedInput => ({
+    kind: 'image',
+    source: `img-${fmt}-${bytes}-${w}x${h}`,
+    image: picture(fmt, bytes, w, h),
+  });
 
   it('rejects each with a reason instead of dropping it or sending it', () => {
     const inputs: PreparedInput[] = [
@@ -136,7 +157,9 @@ describe('the planner on inputs that can never fit', () => {
       fused: 'modality-not-supported',
       nine: 'too-many-images',
     });
-    expect(plan.rejections.find((r) => r.source === 'img-png-3000001-100x100')?.reason).toBe("image of 3000001 bytes is over tongyi-embedding-vision-plus's limit of 3000000");
+    expect(plan.rejections.find((r) => r.source === 'img-png-3000001-100x100')?.reason).toBe(
+      "image of 3000001 bytes is over tongyi-embedding-vision-plus's limit of 3000000",
+    );
     // mkv is a format tongyi takes: planned, not rejected
     expect(plan.requests.flatMap((r) => r.inputs.map((i) => i.source)).sort()).toEqual(['clip.wmv', 'fine']);
   });
@@ -151,13 +174,26 @@ describe('the planner on inputs that can never fit', () => {
       { model: qwen3, dimension: 256 },
       qwenTokens,
     );
-    expect(plan.rejections.map((r) => `${r.source}:${r.code}`)).toEqual(['mi:modality-not-supported', 'f:text-too-long']);
+    expect(plan.rejections.map((r) => `${r.source}:${r.code}`)).toEqual([
+      'mi:modality-not-supported',
+      'f:text-too-long',
+    ]);
     expect(plan.requests).toHaveLength(0);
   });
 
   it('rejects an inline image whose data URI alone is over the request body limit', () => {
     const data = new Uint8Array(4_800_000);
-    const plan = planRequests([{ kind: 'image', source: 'big-inline', image: { format: 'png', width: 100, height: 100, bytes: data.length, payload: { kind: 'inline', data } } }], { model: qwen3, dimension: 256 }, qwenTokens);
+    const plan = planRequests(
+      [
+        {
+          kind: 'image',
+          source: 'big-inline',
+          image: { format: 'png', width: 100, height: 100, bytes: data.length, payload: { kind: 'inline', data } },
+        },
+      ],
+      { model: qwen3, dimension: 256 },
+      qwenTokens,
+    );
     expect(plan.rejections).toEqual([expect.objectContaining({ source: 'big-inline', code: 'over-request-limit' })]);
   });
 });

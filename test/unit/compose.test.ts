@@ -1,6 +1,16 @@
 import { describe, expect, it } from '@jest/globals';
 import { entryCost } from '../../src/batcher.js';
-import { alone, checkComposition, completeStages, formUnits, groupParts, parseGroupRule, parseSidecar, stageOf, unitEtag } from '../../src/compose.js';
+import {
+  alone,
+  checkComposition,
+  completeStages,
+  formUnits,
+  groupParts,
+  parseGroupRule,
+  parseSidecar,
+  stageOf,
+  unitEtag,
+} from '../../src/compose.js';
 import type { Composition, Entry } from '../../src/compose.js';
 import { ConfigError } from '../../src/errors.js';
 import { resolveModel } from '../../src/models.js';
@@ -14,12 +24,17 @@ const obj = (key: string, etag = 'e1'): ScannedObject => {
   return { ...base, modality: 'image', format: ext === 'png' ? 'png' : 'jpeg' };
 };
 
-const keysOf = (entries: readonly Entry[]): string[][] => entries.map((e) => ('unit' in e ? e.unit.members.map((m) => m.key) : [e.object.key]));
+const keysOf = (entries: readonly Entry[]): string[][] =>
+  entries.map((e) => ('unit' in e ? e.unit.members.map((m) => m.key) : [e.object.key]));
 
 describe('parsing the composition options', () => {
   it('takes "folder" and a pattern with a capture group, and names the option of a wrong value', () => {
     expect(parseGroupRule('folder')).toEqual({ kind: 'multi_images', rule: 'folder' });
-    expect(parseGroupRule('pattern:^items/(\\w+)_\\d+\\.jpg$')).toEqual({ kind: 'multi_images', rule: 'pattern', pattern: '^items/(\\w+)_\\d+\\.jpg$' });
+    expect(parseGroupRule('pattern:^items/(\\w+)_\\d+\\.jpg$')).toEqual({
+      kind: 'multi_images',
+      rule: 'pattern',
+      pattern: '^items/(\\w+)_\\d+\\.jpg$',
+    });
     expect(() => parseGroupRule('by-folder')).toThrow(/--group-images: must be "folder" or "pattern:/);
     expect(() => parseGroupRule('pattern:^items/\\w+\\.jpg$')).toThrow(/has no capture group/);
     expect(() => parseGroupRule('pattern:(unclosed')).toThrow(/invalid regular expression/);
@@ -34,9 +49,15 @@ describe('parsing the composition options', () => {
   });
 
   it('refuses a composition the model cannot embed', () => {
-    expect(() => checkComposition(parseGroupRule('folder'), resolveModel('qwen3-vl-embedding'))).toThrow(/qwen3-vl-embedding has no multi_images/);
-    expect(() => checkComposition(parseSidecar('.txt'), resolveModel('tongyi-embedding-vision-plus'))).toThrow(/has no fused embeddings/);
-    expect(() => checkComposition(parseGroupRule('folder'), resolveModel('tongyi-embedding-vision-flash'))).not.toThrow();
+    expect(() => checkComposition(parseGroupRule('folder'), resolveModel('qwen3-vl-embedding'))).toThrow(
+      /qwen3-vl-embedding has no multi_images/,
+    );
+    expect(() => checkComposition(parseSidecar('.txt'), resolveModel('tongyi-embedding-vision-plus'))).toThrow(
+      /has no fused embeddings/,
+    );
+    expect(() =>
+      checkComposition(parseGroupRule('folder'), resolveModel('tongyi-embedding-vision-flash')),
+    ).not.toThrow();
     expect(() => checkComposition(parseSidecar('.txt'), resolveModel('qwen3-vl-embedding'))).not.toThrow();
   });
 });
@@ -87,10 +108,13 @@ describe('forming units', () => {
     expect(n(1)).toEqual([1]);
   });
 
-  it('a pair per media with the stem\'s caption; the first sidecar extension wins; the unpaired are skipped with reasons', () => {
+  it("a pair per media with the stem's caption; the first sidecar extension wins; the unpaired are skipped with reasons", () => {
     const c: Composition = parseSidecar('.txt,.md');
     const formed = formUnits('p/cat', [obj('p/cat.md'), obj('p/cat.jpg'), obj('p/cat.txt'), obj('p/cat.mp4')], c);
-    expect(keysOf(formed.entries)).toEqual([['p/cat.jpg', 'p/cat.txt'], ['p/cat.mp4', 'p/cat.txt']]);
+    expect(keysOf(formed.entries)).toEqual([
+      ['p/cat.jpg', 'p/cat.txt'],
+      ['p/cat.mp4', 'p/cat.txt'],
+    ]);
     expect(formed.skipped.map((s) => [s.object.key, s.code])).toEqual([['p/cat.md', 'unpaired']]);
     const lonely = formUnits('p/dog', [obj('p/dog.jpg')], c);
     expect(lonely.skipped[0]?.reason).toMatch(/no sidecar text \(p\/dog\.txt or p\/dog\.md\)/);
@@ -98,7 +122,7 @@ describe('forming units', () => {
     expect(keysOf(orphan.entries)).toEqual([['p/note.txt']]);
   });
 
-  it('a unit\'s ETag changes when any member changes, is added or goes, not with their order', () => {
+  it("a unit's ETag changes when any member changes, is added or goes, not with their order", () => {
     const a = { key: 'x.jpg', etag: '1' };
     const b = { key: 'x.txt', etag: '2' };
     expect(unitEtag([a, b])).toBe(unitEtag([b, a]));
@@ -106,7 +130,7 @@ describe('forming units', () => {
     expect(unitEtag([a])).not.toBe(unitEtag([a, b]));
   });
 
-  it('a unit costs the batcher one element (a group: one a part), and its members\' bytes and tokens', () => {
+  it("a unit costs the batcher one element (a group: one a part), and its members' bytes and tokens", () => {
     const model = resolveModel('tongyi-embedding-vision-plus');
     const members = Array.from({ length: 11 }, (_, i) => obj(`f/${i}.jpg`));
     const [entry] = formUnits('f/', members, parseGroupRule('folder')).entries;

@@ -29,7 +29,10 @@ function fakeStore(objects: Record<string, string>): ObjectStore {
     presign: () => Promise.reject(new Error('texts are never presigned')),
     get: (_bucket, key, range) => {
       const text = objects[key];
-      if (text === undefined) return Promise.reject(new ObjectStoreError('gone', 'NoSuchKey', `GetObject s3://b/${key} failed: NoSuchKey 404`));
+      if (text === undefined)
+        return Promise.reject(
+          new ObjectStoreError('gone', 'NoSuchKey', `GetObject s3://b/${key} failed: NoSuchKey 404`),
+        );
       const bytes = new TextEncoder().encode(text);
       return Promise.resolve({ bytes: range ? bytes.subarray(range[0], range[1] + 1) : bytes, etag: `e-${key}` });
     },
@@ -45,7 +48,14 @@ function fakeEmbedder(): Embedder & { requests: EmbedRequest[] } {
       requests.push(request);
       const texts = request.contents.map((c) => (typeof c === 'string' ? c : (c.text ?? '')));
       if (texts.some((t) => t.includes('refuse-me'))) {
-        return Promise.reject(new EmbeddingApiError({ status: 400, code: 'InvalidParameter', message: 'contents[0].text contains a word the service refuses', requestId: `r${requests.length}` }));
+        return Promise.reject(
+          new EmbeddingApiError({
+            status: 400,
+            code: 'InvalidParameter',
+            message: 'contents[0].text contains a word the service refuses',
+            requestId: `r${requests.length}`,
+          }),
+        );
       }
       return Promise.resolve({
         vectors: texts.map((t) => [t.length, 1, 0, 0]),
@@ -64,7 +74,8 @@ function fakeVectors(): VectorStore & { points: Map<string, PointRecord> } {
     points,
     ensureCollection: () => Promise.resolve(),
     upsert: (_c, records) => (records.forEach((r) => points.set(r.id, r)), Promise.resolve()),
-    retrieve: (_c, ids): Promise<StoredPoint[]> => Promise.resolve(ids.flatMap((id) => (points.has(id) ? [{ id, payload: points.get(id)!.payload }] : []))),
+    retrieve: (_c, ids): Promise<StoredPoint[]> =>
+      Promise.resolve(ids.flatMap((id) => (points.has(id) ? [{ id, payload: points.get(id)!.payload }] : []))),
     delete: (_c, ids) => (ids.forEach((id) => points.delete(id)), Promise.resolve()),
     scroll: unused,
     count: unused,
@@ -83,7 +94,10 @@ function fakeRuns(): RunRecorder & { items: Map<string, ItemOutcome>; requests: 
     items,
     requests: 0,
     addUsage: (_runId: string, usage: { requests: number }) => ((self.requests += usage.requests), Promise.resolve()),
-    recordItems: (_runId: string, outcomes: ReadonlyMap<string, ItemOutcome>) => (outcomes.forEach((o, k) => items.set(k, o)), Promise.resolve()),
+    recordItems: (_runId: string, outcomes: ReadonlyMap<string, ItemOutcome>) => (
+      outcomes.forEach((o, k) => items.set(k, o)),
+      Promise.resolve()
+    ),
   };
   return self as unknown as RunRecorder & { items: Map<string, ItemOutcome>; requests: number };
 }
@@ -92,14 +106,44 @@ const quiet = { info: () => {}, warn: () => {} };
 
 function job(keys: string[], runId = 'run-1'): { data: EmbedJobData } {
   const objects = keys.map((k, i): ObjectTuple => [k, `e-${k}`, 20, T0 + i, 't']);
-  return { data: { v: 1, runId, bucket: BUCKET, settings: { collection: 'c', model: 'qwen3-vl-embedding', dimension: DIM, chunkOverlap: 0, imageMode: 'inline', maxBodyBytes: 6_000_000 }, objects } };
+  return {
+    data: {
+      v: 1,
+      runId,
+      bucket: BUCKET,
+      settings: {
+        collection: 'c',
+        model: 'qwen3-vl-embedding',
+        dimension: DIM,
+        chunkOverlap: 0,
+        imageMode: 'inline',
+        maxBodyBytes: 6_000_000,
+      },
+      objects,
+    },
+  };
 }
 
-function setup(objects: Record<string, string>): { deps: EmbedHandlerDeps; embedder: ReturnType<typeof fakeEmbedder>; vectors: ReturnType<typeof fakeVectors>; runs: ReturnType<typeof fakeRuns> } {
+function setup(objects: Record<string, string>): {
+  deps: EmbedHandlerDeps;
+  embedder: ReturnType<typeof fakeEmbedder>;
+  vectors: ReturnType<typeof fakeVectors>;
+  runs: ReturnType<typeof fakeRuns>;
+} {
   const embedder = fakeEmbedder();
   const vectors = fakeVectors();
   const runs = fakeRuns();
-  const deps: EmbedHandlerDeps = { store: fakeStore(objects), embedder, vectors, tokens: qwenTokens, runs, log: quiet, apiAttempts: 1, apiBackoffMs: 1, now: () => new Date('2026-12-01T01:00:00Z') };
+  const deps: EmbedHandlerDeps = {
+    store: fakeStore(objects),
+    embedder,
+    vectors,
+    tokens: qwenTokens,
+    runs,
+    log: quiet,
+    apiAttempts: 1,
+    apiBackoffMs: 1,
+    now: () => new Date('2026-12-01T01:00:00Z'),
+  };
   return { deps, embedder, vectors, runs };
 }
 
@@ -109,11 +153,30 @@ describe('the embed handler against fakes', () => {
     const result = await createEmbedHandler(deps)(job(['a.txt', 'b.txt', 'gone.txt']));
     expect(result).toEqual({ status: 'done', objects: 3, indexed: 2, skipped: 1, failed: 0, points: 2 });
     expect(embedder.requests.map((r) => r.contents)).toEqual([['first text', 'second, longer text']]);
-    expect([...vectors.points.keys()].sort()).toEqual([pointId(BUCKET, 'a.txt', 0), pointId(BUCKET, 'b.txt', 0)].sort());
+    expect([...vectors.points.keys()].sort()).toEqual(
+      [pointId(BUCKET, 'a.txt', 0), pointId(BUCKET, 'b.txt', 0)].sort(),
+    );
     const a = vectors.points.get(pointId(BUCKET, 'a.txt', 0))!;
-    expect({ vector: a.vector, key: a.payload.key, etag: a.payload.etag, run: a.payload.run_id, chunk: a.payload.chunk, count: a.payload.chunk_count, at: a.payload.indexed_at })
-      .toEqual({ vector: [10, 1, 0, 0], key: 'a.txt', etag: 'e-a.txt', run: 'run-1', chunk: 0, count: 1, at: '2026-12-01T01:00:00.000Z' });
-    expect(Object.fromEntries(runs.items)).toEqual({ 'gone.txt': { status: 'skipped', code: 'vanished', reason: 'the object was deleted after the scan' } });
+    expect({
+      vector: a.vector,
+      key: a.payload.key,
+      etag: a.payload.etag,
+      run: a.payload.run_id,
+      chunk: a.payload.chunk,
+      count: a.payload.chunk_count,
+      at: a.payload.indexed_at,
+    }).toEqual({
+      vector: [10, 1, 0, 0],
+      key: 'a.txt',
+      etag: 'e-a.txt',
+      run: 'run-1',
+      chunk: 0,
+      count: 1,
+      at: '2026-12-01T01:00:00.000Z',
+    });
+    expect(Object.fromEntries(runs.items)).toEqual({
+      'gone.txt': { status: 'skipped', code: 'vanished', reason: 'the object was deleted after the scan' },
+    });
     expect(runs.requests).toBe(1);
   });
 
@@ -122,24 +185,50 @@ describe('the embed handler against fakes', () => {
     const handle = createEmbedHandler(deps);
     await handle(job(['a.txt', 'b.txt']));
     const again = await handle(job(['a.txt', 'b.txt']));
-    expect({ again, requests: embedder.requests.length }).toEqual({ again: { status: 'done', objects: 2, indexed: 2, skipped: 0, failed: 0, points: 2 }, requests: 1 });
+    expect({ again, requests: embedder.requests.length }).toEqual({
+      again: { status: 'done', objects: 2, indexed: 2, skipped: 0, failed: 0, points: 2 },
+      requests: 1,
+    });
   });
 
-  it('isolates the input the API refuses by halving its request: the other is indexed, the refused one fails with the provider\'s code and message', async () => {
+  it("isolates the input the API refuses by halving its request: the other is indexed, the refused one fails with the provider's code and message", async () => {
     const { deps, embedder, vectors, runs } = setup({ 'ok.txt': 'a fine text', 'bad.txt': 'please refuse-me' });
     const result = await createEmbedHandler(deps)(job(['ok.txt', 'bad.txt']));
     expect(result).toEqual({ status: 'done', objects: 2, indexed: 1, skipped: 0, failed: 1, points: 1 });
     // the pair, then each half alone
     expect(embedder.requests.map((r) => r.contents.length)).toEqual([2, 1, 1]);
     expect([...vectors.points.keys()]).toEqual([pointId(BUCKET, 'ok.txt', 0)]);
-    expect(runs.items.get('bad.txt')).toEqual({ status: 'failed', code: 'InvalidParameter', reason: 'contents[0].text contains a word the service refuses', object: ['bad.txt', 'e-bad.txt', 20, T0 + 1, 't'] });
+    expect(runs.items.get('bad.txt')).toEqual({
+      status: 'failed',
+      code: 'InvalidParameter',
+      reason: 'contents[0].text contains a word the service refuses',
+      object: ['bad.txt', 'e-bad.txt', 20, T0 + 1, 't'],
+    });
   });
 
-  it('removes the chunks an object\'s old version had beyond its new count', async () => {
+  it("removes the chunks an object's old version had beyond its new count", async () => {
     const { deps, vectors } = setup({ 'a.txt': 'now short' });
     // the old version had three chunks, indexed by an earlier run
     for (let chunk = 0; chunk < 3; chunk++) {
-      vectors.points.set(pointId(BUCKET, 'a.txt', chunk), { id: pointId(BUCKET, 'a.txt', chunk), vector: [0, 0, 0, 1], payload: { bucket: BUCKET, key: 'a.txt', etag: 'old', size: 9000, last_modified: '', modality: 'text', chunk, chunk_count: 3, model: 'qwen3-vl-embedding', dimension: DIM, params_hash: 'old', indexed_at: '', run_id: 'run-0' } });
+      vectors.points.set(pointId(BUCKET, 'a.txt', chunk), {
+        id: pointId(BUCKET, 'a.txt', chunk),
+        vector: [0, 0, 0, 1],
+        payload: {
+          bucket: BUCKET,
+          key: 'a.txt',
+          etag: 'old',
+          size: 9000,
+          last_modified: '',
+          modality: 'text',
+          chunk,
+          chunk_count: 3,
+          model: 'qwen3-vl-embedding',
+          dimension: DIM,
+          params_hash: 'old',
+          indexed_at: '',
+          run_id: 'run-0',
+        },
+      });
     }
     await createEmbedHandler(deps)(job(['a.txt']));
     expect([...vectors.points.keys()]).toEqual([pointId(BUCKET, 'a.txt', 0)]);

@@ -18,9 +18,12 @@ describe('whether the provider can reach the store', () => {
     expect(await privateEndpointReason(endpoint)).toBe(reason);
   });
 
-  it.each(['', 'http://8.8.8.8', 'https://172.32.0.1', 'http://[2001:db8::1]'])('%p is reachable (AWS itself, public addresses)', async (endpoint) => {
-    expect(await privateEndpointReason(endpoint)).toBeUndefined();
-  });
+  it.each(['', 'http://8.8.8.8', 'https://172.32.0.1', 'http://[2001:db8::1]'])(
+    '%p is reachable (AWS itself, public addresses)',
+    async (endpoint) => {
+      expect(await privateEndpointReason(endpoint)).toBeUndefined();
+    },
+  );
 
   it('says nothing when ALLOW_PRIVATE_MEDIA_URLS is set', async () => {
     expect(await mediaUrlProblem({ s3Endpoint: 'http://127.0.0.1:9000', allowPrivateMediaUrls: true })).toBeUndefined();
@@ -34,7 +37,8 @@ describe('whether the provider can reach the store', () => {
 describe("doctor's media urls row", () => {
   const t = { s3Endpoint: 'http://127.0.0.1:9000' };
   const reason = 'S3_ENDPOINT http://127.0.0.1:9000 is a loopback or private address';
-  const fix = 'use IMAGE_MODE=inline for images and an S3_ENDPOINT the provider can reach for videos, or set ALLOW_PRIVATE_MEDIA_URLS=true if the API can reach this store (a local simulator)';
+  const fix =
+    'use IMAGE_MODE=inline for images and an S3_ENDPOINT the provider can reach for videos, or set ALLOW_PRIVATE_MEDIA_URLS=true if the API can reach this store (a local simulator)';
 
   it('fails URL mode, warns inline mode, and is ok when allowed or reachable', () => {
     expect(checkMediaUrls({ reason, imageMode: 'url', allowed: false }, t)).toEqual({
@@ -55,7 +59,9 @@ describe("doctor's media urls row", () => {
       detail: `${reason}, and ALLOW_PRIVATE_MEDIA_URLS=true: its presigned URLs are sent (the API must reach it)`,
       action: '',
     });
-    expect(checkMediaUrls({ reason: undefined, imageMode: 'url', allowed: false }, { s3Endpoint: 'AWS S3 (us-east-1)' })).toEqual({
+    expect(
+      checkMediaUrls({ reason: undefined, imageMode: 'url', allowed: false }, { s3Endpoint: 'AWS S3 (us-east-1)' }),
+    ).toEqual({
       check: 'media urls',
       status: 'ok',
       detail: 'the provider can download presigned URLs of AWS S3 (us-east-1)',

@@ -35,17 +35,21 @@ function reassemble(source: string, chunks: Chunk[]): string {
 
 const MB = 1_000_000;
 
-const imageArb: fc.Arbitrary<PreparedImage> = fc.record({
-  format: fc.constantFrom(...IMAGE_FORMATS),
-  width: fc.integer({ min: 1, max: 5000 }),
-  height: fc.integer({ min: 1, max: 5000 }),
-  bytes: fc.integer({ min: 1, max: 6 * MB }),
-  inline: fc.boolean(),
-  inlineBytes: fc.integer({ min: 1, max: 4_000 }),
-}).map(({ inline, inlineBytes, ...rest }) => ({
-  ...rest,
-  payload: inline ? { kind: 'inline' as const, data: new Uint8Array(inlineBytes) } : { kind: 'url' as const, url: `https://img.example/${rest.bytes}.${rest.format}` },
-}));
+const imageArb: fc.Arbitrary<PreparedImage> = fc
+  .record({
+    format: fc.constantFrom(...IMAGE_FORMATS),
+    width: fc.integer({ min: 1, max: 5000 }),
+    height: fc.integer({ min: 1, max: 5000 }),
+    bytes: fc.integer({ min: 1, max: 6 * MB }),
+    inline: fc.boolean(),
+    inlineBytes: fc.integer({ min: 1, max: 4_000 }),
+  })
+  .map(({ inline, inlineBytes, ...rest }) => ({
+    ...rest,
+    payload: inline
+      ? { kind: 'inline' as const, data: new Uint8Array(inlineBytes) }
+      : { kind: 'url' as const, url: `https://img.example/${rest.bytes}.${rest.format}` },
+  }));
 
 const videoArb = fc.record({
   format: fc.constantFrom(...VIDEO_FORMATS),
@@ -54,18 +58,39 @@ const videoArb = fc.record({
 });
 
 // Words from several scripts so chunk boundaries fall inside multi-byte characters.
-const wordArb = fc.constantFrom('alpha', 'beta', 'gamma', '你好', '世界', 'データ', 'ümlaut', '🎉', 'x', '\n', '  ', 'Ελλάδα', 'ok.');
+const wordArb = fc.constantFrom(
+  'alpha',
+  'beta',
+  'gamma',
+  '你好',
+  '世界',
+  'データ',
+  'ümlaut',
+  '🎉',
+  'x',
+  '\n',
+  '  ',
+  'Ελλάδα',
+  'ok.',
+);
 const textArb = fc.array(wordArb, { minLength: 0, maxLength: 300, size: 'max' }).map((w) => w.join(' '));
 
 const inputArb = (source: string): fc.Arbitrary<PreparedInput> =>
   fc.oneof(
-    { weight: 6, arbitrary: textArb.map((text) => ({ kind: 'text' as const, source, text, tokens: qwenTokens.count(text) })) },
+    {
+      weight: 6,
+      arbitrary: textArb.map((text) => ({ kind: 'text' as const, source, text, tokens: qwenTokens.count(text) })),
+    },
     { weight: 2, arbitrary: imageArb.map((image) => ({ kind: 'image' as const, source, image })) },
     { weight: 1, arbitrary: videoArb.map((video) => ({ kind: 'video' as const, source, video })) },
     {
       weight: 1,
       arbitrary: fc
-        .record({ text: fc.option(textArb, { nil: undefined }), image: fc.option(imageArb, { nil: undefined }), video: fc.option(videoArb, { nil: undefined }) })
+        .record({
+          text: fc.option(textArb, { nil: undefined }),
+          image: fc.option(imageArb, { nil: undefined }),
+          video: fc.option(videoArb, { nil: undefined }),
+        })
         .map(({ text, image, video }) => ({
           kind: 'fused' as const,
           source,
@@ -74,19 +99,28 @@ const inputArb = (source: string): fc.Arbitrary<PreparedInput> =>
           ...(video ? { video } : {}),
         })),
     },
-    { weight: 1, arbitrary: fc.array(imageArb, { maxLength: 10 }).map((images) => ({ kind: 'multi_images' as const, source, images })) },
+    {
+      weight: 1,
+      arbitrary: fc
+        .array(imageArb, { maxLength: 10 })
+        .map((images) => ({ kind: 'multi_images' as const, source, images })),
+    },
   );
 
-const mixArb = fc.integer({ min: 0, max: 40 }).chain((n) => fc.tuple(...Array.from({ length: n }, (_, i) => inputArb(`obj-${i}`))));
+const mixArb = fc
+  .integer({ min: 0, max: 40 })
+  .chain((n) => fc.tuple(...Array.from({ length: n }, (_, i) => inputArb(`obj-${i}`))));
 
 const optionsArb = (model: ModelSpec): fc.Arbitrary<PlanOptions> =>
-  fc.record({
-    dimension: fc.constantFrom(...model.dimensions),
-    maxBodyBytes: fc.constantFrom(6 * 1024 * 1024, 100_000, 12_000),
-    chunkTokens: fc.option(fc.integer({ min: 16, max: 600 }), { nil: undefined }),
-    chunkOverlap: fc.integer({ min: 0, max: 8 }),
-    tokenMargin: fc.integer({ min: 0, max: 4 }),
-  }).map((o) => ({ model, ...o }));
+  fc
+    .record({
+      dimension: fc.constantFrom(...model.dimensions),
+      maxBodyBytes: fc.constantFrom(6 * 1024 * 1024, 100_000, 12_000),
+      chunkTokens: fc.option(fc.integer({ min: 16, max: 600 }), { nil: undefined }),
+      chunkOverlap: fc.integer({ min: 0, max: 8 }),
+      tokenMargin: fc.integer({ min: 0, max: 4 }),
+    })
+    .map((o) => ({ model, ...o }));
 
 function tokenCap(opts: PlanOptions): number {
   const cap = opts.model.textTokenLimit - (opts.tokenMargin ?? TEMPLATE_TOKEN_MARGIN);
@@ -133,7 +167,8 @@ function expectWithinLimits(request: PlannedRequest, opts: PlanOptions): void {
   expect(videos).toBe(request.videos);
   // each text also carries the server's template tokens, which the margin stands for
   const margin = opts.tokenMargin ?? TEMPLATE_TOKEN_MARGIN;
-  if (model.textLimitScope === 'per-request') expect(requestTokens + texts * margin).toBeLessThanOrEqual(model.textTokenLimit);
+  if (model.textLimitScope === 'per-request')
+    expect(requestTokens + texts * margin).toBeLessThanOrEqual(model.textTokenLimit);
 }
 
 /** Dense packing: no two requests could have been one (first-fit leaves no such pair). */
@@ -144,7 +179,8 @@ function expectNoMergeablePair(plan: Plan, opts: PlanOptions): void {
     for (let j = i + 1; j < reqs.length; j++) {
       const a = reqs[i]!;
       const b = reqs[j]!;
-      const mergedBytes = a.bodyBytes + b.bodyBytes - Buffer.byteLength(JSON.stringify(requestBody(opts, { ...a, inputs: [] }))) + 1;
+      const mergedBytes =
+        a.bodyBytes + b.bodyBytes - Buffer.byteLength(JSON.stringify(requestBody(opts, { ...a, inputs: [] }))) + 1;
       const fitsMerged =
         a.inputs.length + b.inputs.length <= (model.maxElements ?? Infinity) &&
         a.images + b.images <= (model.maxImagesPerRequest ?? Infinity) &&
@@ -182,7 +218,9 @@ describe.each(MODEL_NAMES)('the planner for %s', (name) => {
           expect(chunkIds).toEqual(Array.from({ length: mine.length }, (_, k) => k));
           expect(mine.every((m) => m.chunkCount === mine.length)).toBe(true);
           if (input.kind === 'text') {
-            const ordered = [...mine].sort((x, y) => x.chunk - y.chunk).map((m) => ({ text: m.content as string, charStart: m.charStart!, charEnd: m.charEnd! }));
+            const ordered = [...mine]
+              .sort((x, y) => x.chunk - y.chunk)
+              .map((m) => ({ text: m.content as string, charStart: m.charStart!, charEnd: m.charEnd! }));
             expect(reassemble(input.text, ordered)).toBe(input.text);
           } else {
             expect(mine).toHaveLength(1);
@@ -215,10 +253,16 @@ describe('packing density on text-only mixes', () => {
     const plan = planRequests(inputs, { model, dimension: 1152 }, qwenTokens);
     // what counts toward the cap: each text's tokens plus the template margin kept for it
     const total = plan.requests.reduce((s, r) => s + r.limitTokens, 0);
-    expect(total).toBe(inputs.reduce((s, i) => s + (i.kind === 'text' ? i.tokens : 0), 0) + inputs.length * TEMPLATE_TOKEN_MARGIN);
+    expect(total).toBe(
+      inputs.reduce((s, i) => s + (i.kind === 'text' ? i.tokens : 0), 0) + inputs.length * TEMPLATE_TOKEN_MARGIN,
+    );
     const lowerBound = Math.ceil(total / model.textTokenLimit);
     // first-fit decreasing is within 11/9 of optimal; on small items it is near the bound
     expect(plan.requests.length).toBeLessThanOrEqual(Math.ceil(lowerBound * 1.05) + 1);
-    expect(plan.requests.every((r) => r.limitTokens <= 1024 && r.textTokens + r.inputs.length * TEMPLATE_TOKEN_MARGIN <= 1024)).toBe(true);
+    expect(
+      plan.requests.every(
+        (r) => r.limitTokens <= 1024 && r.textTokens + r.inputs.length * TEMPLATE_TOKEN_MARGIN <= 1024,
+      ),
+    ).toBe(true);
   });
 });

@@ -10,7 +10,13 @@ import { countTokens, joinChunks, qwenTokens, splitByTokens, splitInSlices } fro
 
 const qwen3 = resolveModel('qwen3-vl-embedding');
 const MiB = 1024 * 1024;
-const object = (key: string, size: number): ObjectInfo => ({ bucket: 'b', key, size, etag: 'e', lastModified: '2024-01-01T00:00:00.000Z' });
+const object = (key: string, size: number): ObjectInfo => ({
+  bucket: 'b',
+  key,
+  size,
+  etag: 'e',
+  lastModified: '2024-01-01T00:00:00.000Z',
+});
 const verdict = (key: string, size: number, bounds = DEFAULT_BOUNDS): string => {
   const v = classify(object(key, size), qwen3, bounds);
   return 'code' in v ? `${v.code}: ${v.reason}` : `ok ${v.modality}`;
@@ -21,20 +27,31 @@ describe('size bounds at scan', () => {
     expect(DEFAULT_MAX_TEXT_BYTES).toBe(16 * MiB);
     expect(DEFAULT_MAX_IMAGE_BYTES).toBe(64 * MiB);
     expect(readBounds(loadConfig({}))).toEqual({ maxTextBytes: 16 * MiB, maxImageBytes: 64 * MiB });
-    expect(readBounds(loadConfig({ MAX_TEXT_BYTES: '1000', MAX_IMAGE_BYTES: '2000' }))).toEqual({ maxTextBytes: 1000, maxImageBytes: 2000 });
+    expect(readBounds(loadConfig({ MAX_TEXT_BYTES: '1000', MAX_IMAGE_BYTES: '2000' }))).toEqual({
+      maxTextBytes: 1000,
+      maxImageBytes: 2000,
+    });
     expect(() => loadConfig({ MAX_TEXT_BYTES: 'lots' })).toThrow(/MAX_TEXT_BYTES/);
     expect(() => loadConfig({ MAX_IMAGE_BYTES: '0' })).toThrow(/MAX_IMAGE_BYTES/);
   });
 
   it('skips a text or an image over its bound as too-large, naming the bound, and keeps one at it', () => {
     expect(verdict('books/war.txt', 16 * MiB)).toBe('ok text');
-    expect(verdict('books/huge.txt', 120_000_000)).toBe(`too-large: text of 120000000 bytes is over MAX_TEXT_BYTES (${16 * MiB} bytes): not read; split it, or raise MAX_TEXT_BYTES`);
+    expect(verdict('books/huge.txt', 120_000_000)).toBe(
+      `too-large: text of 120000000 bytes is over MAX_TEXT_BYTES (${16 * MiB} bytes): not read; split it, or raise MAX_TEXT_BYTES`,
+    );
     expect(verdict('notes/a.md', 16 * MiB + 1)).toMatch(/^too-large: text of 16777217 bytes is over MAX_TEXT_BYTES/);
     expect(verdict('img/big.png', 64 * MiB)).toBe('ok image');
-    expect(verdict('img/huge.tiff', 64 * MiB + 1)).toBe(`too-large: image of ${64 * MiB + 1} bytes is over MAX_IMAGE_BYTES (${64 * MiB} bytes): not read; shrink it, or raise MAX_IMAGE_BYTES`);
-    expect(verdict('img/small.jpg', 3000, { maxTextBytes: 10, maxImageBytes: 2000 })).toMatch(/^too-large: image of 3000 bytes is over MAX_IMAGE_BYTES \(2000 bytes\)/);
+    expect(verdict('img/huge.tiff', 64 * MiB + 1)).toBe(
+      `too-large: image of ${64 * MiB + 1} bytes is over MAX_IMAGE_BYTES (${64 * MiB} bytes): not read; shrink it, or raise MAX_IMAGE_BYTES`,
+    );
+    expect(verdict('img/small.jpg', 3000, { maxTextBytes: 10, maxImageBytes: 2000 })).toMatch(
+      /^too-large: image of 3000 bytes is over MAX_IMAGE_BYTES \(2000 bytes\)/,
+    );
     // videos keep the model's own limit
-    expect(verdict('v/clip.mp4', 64 * MiB)).toBe(`too-large: video of ${64 * MiB} bytes is over qwen3-vl-embedding's limit of 50000000 bytes`);
+    expect(verdict('v/clip.mp4', 64 * MiB)).toBe(
+      `too-large: video of ${64 * MiB} bytes is over qwen3-vl-embedding's limit of 50000000 bytes`,
+    );
   });
 });
 
@@ -72,7 +89,7 @@ describe('chunking a long text in slices', () => {
     expect(await splitInSlices(short, 100, 10, countTokens, 3000)).toEqual(splitByTokens(short, 100, 10));
   });
 
-  it('lets timers run between slices (a worker renews its other jobs\' locks meanwhile)', async () => {
+  it("lets timers run between slices (a worker renews its other jobs' locks meanwhile)", async () => {
     let ticks = 0;
     const timer = setInterval(() => (ticks += 1), 0);
     try {
@@ -98,10 +115,18 @@ describe('chunking a long text in slices', () => {
     expect('ok' in prepared).toBe(true);
     const input = (prepared as { ok: Parameters<typeof planRequests>[0][number] }).ok;
     let splits = 0;
-    const counting = { ...qwenTokens, split: (t: string, m: number, o: number) => (splits++, qwenTokens.split(t, m, o)) };
+    const counting = {
+      ...qwenTokens,
+      split: (t: string, m: number, o: number) => (splits++, qwenTokens.split(t, m, o)),
+    };
     const planned = planRequests([input], opts, counting).requests.flatMap((r) => r.inputs);
     expect(splits).toBe(0);
-    expect(planned.sort((a, b) => a.chunk - b.chunk).map((p) => p.content).join('')).toBe(text);
+    expect(
+      planned
+        .sort((a, b) => a.chunk - b.chunk)
+        .map((p) => p.content)
+        .join(''),
+    ).toBe(text);
     // a different chunking: the planner splits the text itself
     planRequests([input], { ...opts, chunkTokens: 80 }, counting);
     expect(splits).toBe(1);

@@ -31,8 +31,17 @@ describe('the request log', () => {
   it('records method, path, headers and body with the key cut out everywhere, then the answer', () => {
     const log = new RequestLog(10, SECRET);
     const res = response();
-    const body = { model: 'm', input: { contents: [`say ${SECRET}`, { image: `data:image/png;base64,${'A'.repeat(600)}` }] }, parameters: {} };
-    log.record(request({ authorization: `Bearer ${SECRET}`, 'x-echo': `k=${SECRET}`, 'x-many': ['a', 'b'] }), res, Buffer.from(JSON.stringify(body)), 42);
+    const body = {
+      model: 'm',
+      input: { contents: [`say ${SECRET}`, { image: `data:image/png;base64,${'A'.repeat(600)}` }] },
+      parameters: {},
+    };
+    log.record(
+      request({ authorization: `Bearer ${SECRET}`, 'x-echo': `k=${SECRET}`, 'x-many': ['a', 'b'] }),
+      res,
+      Buffer.from(JSON.stringify(body)),
+      42,
+    );
     log.answered(res, 401, { code: 'InvalidApiKey', message: 'Invalid API-key provided.', request_id: 'r-1' });
     const [entry] = log.list();
     expect(entry).toMatchObject({
@@ -69,6 +78,8 @@ describe('the request log', () => {
   it('--capture-requests sets it; a bad value names the flag', () => {
     expect(simulatorOptionsFromFlags({ captureRequests: '50' }, { DASHSCOPE_API_KEY: 'k' }).captureRequests).toBe(50);
     expect(() => simulatorOptionsFromFlags({ captureRequests: '-1' }, { DASHSCOPE_API_KEY: 'k' })).toThrow(ConfigError);
-    expect(() => simulatorOptionsFromFlags({ captureRequests: 'all' }, { DASHSCOPE_API_KEY: 'k' })).toThrow(/^--capture-requests: /);
+    expect(() => simulatorOptionsFromFlags({ captureRequests: 'all' }, { DASHSCOPE_API_KEY: 'k' })).toThrow(
+      /^--capture-requests: /,
+    );
   });
 });

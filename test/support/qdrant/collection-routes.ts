@@ -1,14 +1,17 @@
 // Service, collection, alias and payload-index endpoints.
 
-import {
-  asArray, asObject, asString, asUint, isObject, optional, required, type JsonObject,
-} from './decode.js';
+import { asArray, asObject, asString, asUint, isObject, optional, required, type JsonObject } from './decode.js';
 import { noUntaggedVariant, notImplemented } from './errors.js';
 import { json, parseWait, text, updateResult } from './http.js';
 import { parseJsonPath } from './json-path.js';
 import { param, type RequestContext, type Route } from './routes.js';
 import {
-  DEFAULT_HNSW, DEFAULT_OPTIMIZERS, DEFAULT_WAL, collectionInfo, type AliasAction, type CollectionSpec,
+  DEFAULT_HNSW,
+  DEFAULT_OPTIMIZERS,
+  DEFAULT_WAL,
+  collectionInfo,
+  type AliasAction,
+  type CollectionSpec,
 } from './store.js';
 import { DISTANCES, type Distance } from './vectors.js';
 
@@ -42,7 +45,12 @@ function createCollection(ctx: RequestContext): boolean {
   if (vectors === undefined) throw notImplemented('collections without a dense vector');
   if (optional(body, 'sparse_vectors') !== undefined) throw notImplemented('sparse vectors');
   const { size, distance, extras } = parseVectorParams(vectors);
-  const params: JsonObject = { shard_number: 1, replication_factor: 1, write_consistency_factor: 1, on_disk_payload: true };
+  const params: JsonObject = {
+    shard_number: 1,
+    replication_factor: 1,
+    write_consistency_factor: 1,
+    on_disk_payload: true,
+  };
   for (const field of ['shard_number', 'replication_factor', 'write_consistency_factor']) {
     const value = optional(body, field);
     if (value !== undefined) params[field] = asUint(value, field, 1);
@@ -94,7 +102,9 @@ function parseAliasAction(raw: unknown): AliasAction {
   if (!isObject(raw)) throw noUntaggedVariant('AliasOperations');
   if (isObject(raw.create_alias)) {
     const a = raw.create_alias;
-    return { create: { collection: asString(required(a, 'collection_name')), alias: asString(required(a, 'alias_name')) } };
+    return {
+      create: { collection: asString(required(a, 'collection_name')), alias: asString(required(a, 'alias_name')) },
+    };
   }
   if (isObject(raw.delete_alias)) return { delete: { alias: asString(required(raw.delete_alias, 'alias_name')) } };
   if (isObject(raw.rename_alias)) {

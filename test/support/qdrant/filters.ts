@@ -13,7 +13,12 @@ type Match =
   | { kind: 'any' | 'except'; values: ReadonlyArray<string | number> }
   | { kind: 'text'; text: string };
 
-interface Bounds<T> { gt?: T; gte?: T; lt?: T; lte?: T }
+interface Bounds<T> {
+  gt?: T;
+  gte?: T;
+  lt?: T;
+  lte?: T;
+}
 
 interface FieldCondition {
   kind: 'field';
@@ -46,7 +51,9 @@ export function parseFilter(raw: unknown): Filter {
   if (!isObject(raw)) throw noUntaggedVariant('Condition');
   const unknownKey = Object.keys(raw).find((k) => !FILTER_KEYS.has(k));
   if (unknownKey !== undefined) {
-    throw formatError(`unknown field \`${unknownKey}\`, expected one of \`should\`, \`min_should\`, \`must\`, \`must_not\``);
+    throw formatError(
+      `unknown field \`${unknownKey}\`, expected one of \`should\`, \`min_should\`, \`must\`, \`must_not\``,
+    );
   }
   const list = (field: string): Condition[] | undefined => {
     const value = optional(raw, field);
@@ -80,7 +87,11 @@ function parseCondition(raw: unknown): Condition {
   }
   if (typeof raw.has_vector === 'string') return { kind: 'has_vector', name: raw.has_vector };
   if (isObject(raw.nested) && typeof raw.nested.key === 'string') {
-    return { kind: 'nested', key: [...parseJsonPath(raw.nested.key), { wildcard: true }], filter: parseFilter(raw.nested.filter) };
+    return {
+      kind: 'nested',
+      key: [...parseJsonPath(raw.nested.key), { wildcard: true }],
+      filter: parseFilter(raw.nested.filter),
+    };
   }
   if (Object.keys(raw).every((k) => FILTER_KEYS.has(k))) return { kind: 'filter', filter: parseFilter(raw) };
   throw noUntaggedVariant('Condition');
@@ -107,7 +118,11 @@ function parseFieldCondition(raw: JsonObject): FieldCondition {
 function parseMatch(raw: unknown): Match {
   if (!isObject(raw)) throw noUntaggedVariant('Match');
   const value = raw.value;
-  if (typeof value === 'string' || typeof value === 'boolean' || (typeof value === 'number' && Number.isInteger(value))) {
+  if (
+    typeof value === 'string' ||
+    typeof value === 'boolean' ||
+    (typeof value === 'number' && Number.isInteger(value))
+  ) {
     return { kind: 'value', value };
   }
   for (const kind of ['any', 'except'] as const) {
@@ -217,7 +232,9 @@ function matchesScalar(c: FieldCondition, v: unknown): boolean {
 function matchesMatch(m: Match, v: unknown): boolean {
   switch (m.kind) {
     case 'value':
-      return typeof m.value === 'number' ? typeof v === 'number' && Number.isInteger(v) && v === m.value : v === m.value;
+      return typeof m.value === 'number'
+        ? typeof v === 'number' && Number.isInteger(v) && v === m.value
+        : v === m.value;
     case 'text':
       return typeof v === 'string' && v.includes(m.text);
     case 'any':
@@ -231,6 +248,10 @@ function matchesMatch(m: Match, v: unknown): boolean {
 }
 
 function inBounds(x: number, b: Bounds<number>): boolean {
-  return (b.gt === undefined || x > b.gt) && (b.gte === undefined || x >= b.gte)
-    && (b.lt === undefined || x < b.lt) && (b.lte === undefined || x <= b.lte);
+  return (
+    (b.gt === undefined || x > b.gt) &&
+    (b.gte === undefined || x >= b.gte) &&
+    (b.lt === undefined || x < b.lt) &&
+    (b.lte === undefined || x <= b.lte)
+  );
 }

@@ -67,14 +67,16 @@ const deletePayloadKeys = payloadWrite((body) => {
   return { selectorBody: body, edit: (p) => paths.forEach((path) => deleteAtPath(p.payload, path)) };
 });
 
-const clearPayload = payloadWrite(
-  (body) => ({ selectorBody: body, edit: (p) => (p.payload = {}) }),
-  'PointsSelector',
-);
+const clearPayload = payloadWrite((body) => ({ selectorBody: body, edit: (p) => (p.payload = {}) }), 'PointsSelector');
 
 export const payloadRoutes: Route[] = [
   { method: 'POST', pattern: '/collections/{collection_name}/points/payload', body: true, handle: setPayload },
   { method: 'PUT', pattern: '/collections/{collection_name}/points/payload', body: true, handle: overwritePayload },
-  { method: 'POST', pattern: '/collections/{collection_name}/points/payload/delete', body: true, handle: deletePayloadKeys },
+  {
+    method: 'POST',
+    pattern: '/collections/{collection_name}/points/payload/delete',
+    body: true,
+    handle: deletePayloadKeys,
+  },
   { method: 'POST', pattern: '/collections/{collection_name}/points/payload/clear', body: true, handle: clearPayload },
 ];

@@ -2,12 +2,8 @@
 // batch forms), point selectors, `with_payload` / `with_vector`, and the Record shape Qdrant
 // answers with (fields left out, not null, when not requested).
 
-import {
-  asArray, asObject, isDenseVector, isObject, optional, required, type JsonObject,
-} from './decode.js';
-import {
-  formatError, invalidType, noUntaggedVariant, notImplemented, validationError, wrongInput,
-} from './errors.js';
+import { asArray, asObject, isDenseVector, isObject, optional, required, type JsonObject } from './decode.js';
+import { formatError, invalidType, noUntaggedVariant, notImplemented, validationError, wrongInput } from './errors.js';
 import { parseFilter, type Filter } from './filters.js';
 import { parsePointId, type PointId } from './ids.js';
 import { deleteAtPath, getValues, parseJsonPath, setAtPath, type PathItem } from './json-path.js';
@@ -85,7 +81,10 @@ export function parseInsert(rawBody: unknown): InsertRequest {
       throw validationError('batch.batch', `number of ids and vectors must be equal (${ids.length} != ${list.length})`);
     }
     if (payloadList !== undefined && payloadList.length !== ids.length) {
-      throw validationError('batch.batch', `number of ids and payloads must be equal (${ids.length} != ${payloadList.length})`);
+      throw validationError(
+        'batch.batch',
+        `number of ids and payloads must be equal (${ids.length} != ${payloadList.length})`,
+      );
     }
     ids.forEach((id, i) => request.points.push({ id, vector: list[i] ?? [], payload: parsePayload(payloadList?.[i]) }));
   } else {
@@ -96,7 +95,9 @@ export function parseInsert(rawBody: unknown): InsertRequest {
   const mode = optional(body, 'update_mode');
   if (mode !== undefined) {
     if (mode !== 'upsert' && mode !== 'insert_only' && mode !== 'update_only') {
-      throw formatError(`unknown variant \`${String(mode)}\`, expected one of \`upsert\`, \`insert_only\`, \`update_only\``);
+      throw formatError(
+        `unknown variant \`${String(mode)}\`, expected one of \`upsert\`, \`insert_only\`, \`update_only\``,
+      );
     }
     request.updateMode = mode;
   }
@@ -151,7 +152,10 @@ export function parseWithVector(raw: unknown): boolean {
   throw noUntaggedVariant('WithVector');
 }
 
-function selectPayload(payload: Record<string, unknown>, selector: PayloadSelector): Record<string, unknown> | undefined {
+function selectPayload(
+  payload: Record<string, unknown>,
+  selector: PayloadSelector,
+): Record<string, unknown> | undefined {
   if (selector === false) return undefined;
   if (selector === true) return structuredClone(payload);
   if ('include' in selector) {

@@ -3,14 +3,29 @@
 // malformed body is a 400/422 even when the collection does not exist.
 
 import {
-  asArray, asObject, asUint, isDenseVector, isObject, optBool, optUint, optional, required, type JsonObject,
+  asArray,
+  asObject,
+  asUint,
+  isDenseVector,
+  isObject,
+  optBool,
+  optUint,
+  optional,
+  required,
+  type JsonObject,
 } from './decode.js';
 import { noUntaggedVariant, notFound, notImplemented } from './errors.js';
 import { matchesFilter, parseFilter, type Filter } from './filters.js';
 import { parseWait, updateResult } from './http.js';
 import { compareIds, idKey, parsePathPointId, parsePointId, type PointId } from './ids.js';
 import {
-  checkVectors, parseInsert, parseSelector, parseWithPayload, parseWithVector, shapePoint, type PayloadSelector,
+  checkVectors,
+  parseInsert,
+  parseSelector,
+  parseWithPayload,
+  parseWithVector,
+  shapePoint,
+  type PayloadSelector,
 } from './point-ops.js';
 import { param, type RequestContext, type Route } from './routes.js';
 import type { Collection, StoredPoint } from './store.js';
@@ -42,9 +57,18 @@ function upsert(ctx: RequestContext): unknown {
     if (existing !== undefined && request.updateMode === 'insert_only') continue;
     if (existing === undefined && request.updateMode === 'update_only') continue;
     // update_filter only guards existing points; new ones are inserted regardless.
-    if (existing !== undefined && request.updateFilter !== undefined
-      && !matchesFilter(request.updateFilter, { payload: existing.payload, key })) continue;
-    c.points.set(key, { id: incoming.id, vector: preprocess(incoming.vector, c.distance), payload: incoming.payload, version });
+    if (
+      existing !== undefined &&
+      request.updateFilter !== undefined &&
+      !matchesFilter(request.updateFilter, { payload: existing.payload, key })
+    )
+      continue;
+    c.points.set(key, {
+      id: incoming.id,
+      vector: preprocess(incoming.vector, c.distance),
+      payload: incoming.payload,
+      version,
+    });
   }
   return updateResult(version, wait);
 }
@@ -78,9 +102,8 @@ function deletePoints(ctx: RequestContext): unknown {
   const selector = parseSelector(asObject(ctx.body), 'PointsSelector');
   const wait = parseWait(ctx.query);
   const c = collectionOf(ctx);
-  const keys = selector.ids !== undefined
-    ? selector.ids.map(idKey)
-    : pointsMatching(c, selector.filter).map((p) => idKey(p.id));
+  const keys =
+    selector.ids !== undefined ? selector.ids.map(idKey) : pointsMatching(c, selector.filter).map((p) => idKey(p.id));
   for (const key of keys) c.points.delete(key);
   return updateResult(ctx.store.nextOperationId(c), wait);
 }
@@ -148,7 +171,9 @@ function parseQueryVector(raw: unknown): { vector: number[] } {
     return { vector: raw.nearest };
   }
   if (raw === undefined) throw notImplemented('queries without `query` (ordering by id)');
-  throw notImplemented(`this kind of query (${JSON.stringify(raw).slice(0, 60)}); only dense nearest-vector queries are modelled`);
+  throw notImplemented(
+    `this kind of query (${JSON.stringify(raw).slice(0, 60)}); only dense nearest-vector queries are modelled`,
+  );
 }
 
 function optNumber(body: JsonObject, field: string): number | undefined {
@@ -218,6 +243,10 @@ export const pointRoutes: Route[] = [
   { method: 'POST', pattern: '/collections/{collection_name}/points/count', body: true, handle: count },
   { method: 'POST', pattern: '/collections/{collection_name}/points/query', body: true, handle: query },
   { method: 'POST', pattern: '/collections/{collection_name}/points/search', body: true, handle: search },
-  { method: 'POST', pattern: '/collections/{collection_name}/points/query/batch', handle: unsupported('batch queries') },
+  {
+    method: 'POST',
+    pattern: '/collections/{collection_name}/points/query/batch',
+    handle: unsupported('batch queries'),
+  },
   { method: 'POST', pattern: '/collections/{collection_name}/points/batch', handle: unsupported('batch updates') },
 ];

@@ -76,9 +76,13 @@ export async function startQdrantStandin(opts: QdrantStandinOptions = {}): Promi
       const ctx = { store, params, query: url.searchParams, body };
       reply = route.raw ? route.raw(ctx) : okReply(route.handle?.(ctx), started);
     } catch (error) {
-      const known = error instanceof QdrantHttpError
-        ? error
-        : new QdrantHttpError(500, `Service internal error: ${error instanceof Error ? error.message : String(error)}`);
+      const known =
+        error instanceof QdrantHttpError
+          ? error
+          : new QdrantHttpError(
+              500,
+              `Service internal error: ${error instanceof Error ? error.message : String(error)}`,
+            );
       reply = errorReply(known, started);
     }
     send(res, reply);

@@ -51,10 +51,22 @@ export type AliasAction =
   | { rename: { from: string; to: string } };
 
 // Defaults of a fresh single-node Qdrant 1.19 (config/config.yaml).
-export const DEFAULT_HNSW: JsonObject = { m: 16, ef_construct: 100, full_scan_threshold: 10000, max_indexing_threads: 0, on_disk: false };
+export const DEFAULT_HNSW: JsonObject = {
+  m: 16,
+  ef_construct: 100,
+  full_scan_threshold: 10000,
+  max_indexing_threads: 0,
+  on_disk: false,
+};
 export const DEFAULT_OPTIMIZERS: JsonObject = {
-  deleted_threshold: 0.2, vacuum_min_vector_number: 1000, default_segment_number: 0, max_segment_size: null,
-  memmap_threshold: null, indexing_threshold: 10000, flush_interval_sec: 5, max_optimization_threads: null,
+  deleted_threshold: 0.2,
+  vacuum_min_vector_number: 1000,
+  default_segment_number: 0,
+  max_segment_size: null,
+  memmap_threshold: null,
+  indexing_threshold: 10000,
+  flush_interval_sec: 5,
+  max_optimization_threads: null,
 };
 export const DEFAULT_WAL: JsonObject = { wal_capacity_mb: 32, wal_segments_ahead: 0, wal_retain_closed: 1 };
 
