@@ -242,9 +242,14 @@ describe('never lose the live index, never delete a current point, account for e
     proxy.holdAfterLists(proxy.lists() + 2);
     const scan = startCli(args('plain', '--prune', '--page-size', '5'), viaProxy);
     await until('the scan to stall at its third page', async () => (proxy.held() > 0 ? true : undefined));
+    const runId = runIdOf(scan.output());
+    // the scanner lists one page ahead: the third listing is asked for while the second page is
+    // still being recorded, so the kill waits for the run's record of both pages
+    await until('the first two pages recorded', async () =>
+      (await runs.get(runId))?.counters.scanned === 10 ? true : undefined,
+    );
     await scan.stop('SIGKILL');
     proxy.release();
-    const runId = runIdOf(scan.output());
     // the seen-set expired (it is kept a week) or was evicted
     expect(await env.redis.del(`${env.prefix}:run:${runId}:seen`)).toBe(1);
     const before = await count('plain');
