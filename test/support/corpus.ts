@@ -5,6 +5,7 @@
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { ModelSpec } from '../../src/models.js';
+import { WORDS } from './incremental.js';
 import { plainWords } from './token-fixtures.js';
 import sharp from 'sharp';
 import { jpeg, mp4, png } from './media-fixtures.js';
@@ -17,24 +18,6 @@ export interface CorpusObject {
   expect(model: ModelSpec): { indexed: number /* points */ } | { skipped: string /* code */ };
 }
 
-const WORDS = [
-  'river',
-  'mountain',
-  'engine',
-  'harbor',
-  'violet',
-  'signal',
-  'garden',
-  'copper',
-  'lantern',
-  'orbit',
-  'meadow',
-  'quartz',
-  'thunder',
-  'willow',
-  'canvas',
-  'falcon',
-];
 const CJK = ['数据', '模型', '向量', '检索', '图像', '视频', '文本', '嵌入', '搜索', '语言'];
 
 /** Deterministic pseudo-random text of about `words` words. */

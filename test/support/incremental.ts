@@ -8,7 +8,8 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { pointId } from '../../src/ids.js';
 import { qwenTokens } from '../../src/tokens.js';
 
-const WORDS = [
+/** Common English words of about one token each (corpus.ts's prose draws on them too). */
+export const WORDS = [
   'river',
   'mountain',
   'engine',
