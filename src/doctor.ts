@@ -13,7 +13,7 @@ import { estimateCost } from './models.js';
 import type { ModelSpec } from './models.js';
 import { ObjectStoreError } from './object-store.js';
 import type { ObjectStore } from './object-store.js';
-import { requestParameters } from './planner.js';
+import { requestParameters } from './request-body.js';
 import { VECTOR_DISTANCE } from './qdrant-store.js';
 import type { QdrantStore } from './qdrant-store.js';
 import { maskUrl, redact, urlPassword } from './redact.js';

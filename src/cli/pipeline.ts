@@ -5,8 +5,8 @@ import { startReindexWorker } from '../../workers/reindex-worker.js';
 import { loadConfig } from '../config.js';
 import { embedQueue, objectStore, runStore, vectorStore } from '../connections.js';
 import { ConfigError } from '../errors.js';
-import type { IndexMode } from '../producer.js';
 import { resolveModel } from '../models.js';
+import { parseRunRequest } from '../run-request.js';
 import { finishIfDone, startRun } from '../runner.js';
 import { pausedReason } from '../pause.js';
 import { createProgress, progressLine } from './progress.js';
@@ -19,34 +19,11 @@ import { listenerLines } from './listen-status.js';
 import { ListenerState } from '../listen/state.js';
 import { collect, positiveInt, withConnectionFlags } from './options.js';
 
+/** `index`'s flags: the run's own are checked by parseRunRequest (run-request.ts), the others by loadConfig. */
 interface IndexFlags {
-  bucket: string;
-  prefix?: string;
-  collection: string;
-  model: string;
-  dimension?: number;
-  include?: string[];
-  exclude?: string[];
-  minSize?: number;
-  maxSize?: number;
-  pageSize?: number;
-  runId?: string;
-  wait?: boolean;
-  mode?: string;
-  prune?: boolean;
   key?: string[];
-  fps?: number;
-  instruct?: string;
-  groupImages?: string;
-  fuseSidecar?: string;
-  fuseUnpaired?: string;
+  wait?: boolean;
   [flag: string]: unknown;
-}
-
-function fuseUnpaired(value: string): 'skip' | 'alone' {
-  if (value !== 'skip' && value !== 'alone')
-    throw new ConfigError('--fuse-unpaired', `must be skip or alone, got "${value}"`);
-  return value;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -188,13 +165,12 @@ export function registerPipelineCommands(program: Command): void {
       .option('--wait', 'follow the run to its end; exit 1 if anything failed'),
   ).action(async (flags: IndexFlags) => {
     const config = loadConfig(process.env, flags);
-    if (flags.mode !== undefined && !['incremental', 'full', 'rebuild'].includes(flags.mode)) {
-      throw new ConfigError('--mode', `must be incremental, full or rebuild, got "${flags.mode}"`);
-    }
-    resolveModel(flags.model, config.models); // a configuration error before any connection
+    // the run's flags, checked once (run-request.ts) and handed to the runner as they are
+    const request = parseRunRequest({ ...flags, keys: flags.key }, 'flag');
+    resolveModel(request.model, config.models); // a configuration error before any connection
     const vectors = vectorStore(config);
     const store = objectStore(config);
-    const connection = await commandRedis(config, { s3: { store, bucket: flags.bucket }, qdrant: vectors });
+    const connection = await commandRedis(config, { s3: { store, bucket: request.bucket }, qdrant: vectors });
     const queue = embedQueue(config, connection);
     const runs = runStore(config, connection);
     try {
@@ -213,30 +189,10 @@ export function registerPipelineCommands(program: Command): void {
             ),
           onStart: ({ runId, target }) =>
             void process.stdout.write(
-              `${printable(`run ${runId}: scanning s3://${flags.bucket}/${flags.prefix ?? ''} into ${target} with ${flags.model}`)}\n`,
+              `${printable(`run ${runId}: scanning s3://${request.bucket}/${request.prefix ?? ''} into ${target} with ${request.model}`)}\n`,
             ),
         },
-        {
-          bucket: flags.bucket,
-          ...(flags.prefix !== undefined ? { prefix: flags.prefix } : {}),
-          collection: flags.collection,
-          model: flags.model,
-          ...(flags.dimension !== undefined ? { dimension: flags.dimension } : {}),
-          ...(flags.mode !== undefined ? { mode: flags.mode as IndexMode } : {}),
-          ...(flags.prune ? { prune: true } : {}),
-          ...(flags.fps !== undefined ? { fps: flags.fps } : {}),
-          ...(flags.instruct !== undefined ? { instruct: flags.instruct } : {}),
-          ...(flags.groupImages !== undefined ? { groupImages: flags.groupImages } : {}),
-          ...(flags.fuseSidecar !== undefined ? { fuseSidecar: flags.fuseSidecar } : {}),
-          ...(flags.fuseUnpaired !== undefined ? { fuseUnpaired: fuseUnpaired(flags.fuseUnpaired) } : {}),
-          ...(flags.key ? { keys: flags.key } : {}),
-          ...(flags.include ? { include: flags.include } : {}),
-          ...(flags.exclude ? { exclude: flags.exclude } : {}),
-          ...(flags.minSize !== undefined ? { minSize: flags.minSize } : {}),
-          ...(flags.maxSize !== undefined ? { maxSize: flags.maxSize } : {}),
-          ...(flags.pageSize !== undefined ? { pageSize: flags.pageSize } : {}),
-          ...(flags.runId !== undefined ? { runId: flags.runId } : {}),
-        },
+        request,
       );
       const { runId, summary } = started;
       if (summary) {
