@@ -15,7 +15,8 @@ export { VectorStoreError } from './qdrant-errors.js';
 
 export interface QdrantStoreOptions {
   url: string;
-  apiKey?: string;
+  /** Unset or empty: no key is sent. */
+  apiKey?: string | undefined;
   /** Points per upsert request; Qdrant recommends 64 to 256 for bulk loads. */
   batchSize?: number;
   /** Requests in flight at once per call; Qdrant recommends 2 to 4 streams. */
@@ -85,7 +86,11 @@ export function createQdrantStore(opts: QdrantStoreOptions): QdrantStore {
   const batchSize = positiveInt(opts.batchSize, 128, 'qdrant batchSize');
   const parallel = positiveInt(opts.parallel, 2, 'qdrant parallel');
   const apiKey = opts.apiKey === '' ? undefined : opts.apiKey;
-  const client = new QdrantClient({ url: opts.url, apiKey, checkCompatibility: false });
+  const client = new QdrantClient({
+    url: opts.url,
+    ...(apiKey !== undefined ? { apiKey } : {}),
+    checkCompatibility: false,
+  });
   /** Collection -> its dimension once ensured; a pending promise while being ensured. */
   const ensured = new Map<string, Promise<number>>();
 
