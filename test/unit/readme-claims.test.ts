@@ -226,7 +226,7 @@ const NOT_SHOWN: readonly string[] = [
 ];
 
 describe("the README's claims and the tests that show them", () => {
-  it.each(CLAIMS.map((c) => [c.says, c]))('"%s"', (_says, claim) => {
+  it.each(CLAIMS)('"$says"', (claim) => {
     expect(README).toContain(flat(claim.says));
     for (const [file, title] of claim.shownBy) {
       const source = readFileSync(`${ROOT}${file}`, 'utf8');
