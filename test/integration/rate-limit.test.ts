@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
@@ -16,8 +17,6 @@ function maxInWindow(times: number[], windowMs: number): number {
   }
   return best;
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 describe('the shared rate limiter in Redis (reservations)', () => {
   let redis: Redis;
