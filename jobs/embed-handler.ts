@@ -186,13 +186,12 @@ export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => P
           const t = targets.get(input.source);
           for (const m of t?.unitMembers ?? t?.members ?? []) {
             const index = indexOf.get(m.ref) ?? -1;
-            const unit = unitOf.get(index);
             outcomes.set(m.ref.key, {
               status: 'failed',
               code: error.code,
               reason: `${t?.part ? `part ${t.part.index + 1} of ${t.part.count}: ` : input.chunkCount > 1 ? `chunk ${input.chunk}: ` : ''}${error.providerMessage}`,
               object: resolved.objects[index],
-              ...(unit ? { unit } : {}),
+              unit: unitOf.get(index),
             });
           }
         }
