@@ -263,6 +263,47 @@ describe('the shared rate limiter in Redis (reservations)', () => {
     expect(s?.tokens).toBe(2);
   });
 
+  it('takes a given-back slot back only when nobody reserved after it', async () => {
+    const model = fresh();
+    const limits: RateLimits = { rpm: 60, tpm: null };
+    const l = limiter();
+    const spacing = 1000 / (1 * (1 - LIMITER_TUNING.marginStart));
+    await l.reserve(model, limits, 1);
+    const b = await l.reserve(model, limits, 1);
+    // nobody after b: its slot goes to the next request
+    expect(await l.release(model, limits, b)).toBe(true);
+    const c = await l.reserve(model, limits, 1);
+    expect(c.slotMs).toBeCloseTo(b.slotMs, 3);
+    // d has e behind it: its slot stays a gap, the next request comes after e
+    const d = await l.reserve(model, limits, 1);
+    const e = await l.reserve(model, limits, 1);
+    expect(await l.release(model, limits, d)).toBe(false);
+    const f = await l.reserve(model, limits, 1);
+    expect(f.slotMs).toBeCloseTo(e.slotMs + spacing, 3);
+    // a reservation given back with the next one (a late wake-up) likewise keeps its place
+    const g = await l.reserve(model, limits, 1, f);
+    expect(g.slotMs).toBeCloseTo(f.slotMs, 3);
+    // the given-back tokens (b, d and f) were refunded: 7 reserved, 4 kept
+    await l.flush();
+    expect((await l.state(model, limits))?.tokens).toBe(4);
+  });
+
+  it('gives back the slot of an acquire aborted while it waits', async () => {
+    const model = fresh();
+    const limits: RateLimits = { rpm: 60, tpm: null };
+    const l = limiter();
+    const first = await l.reserve(model, limits, 1);
+    const stop = new AbortController();
+    // the acquire's slot is a second away; the worker stops meanwhile
+    const waiting = l.acquire(model, limits, 3, stop.signal);
+    setTimeout(() => stop.abort(new Error('worker stopping')), 50);
+    await expect(waiting).rejects.toThrow('worker stopping');
+    const next = await l.reserve(model, limits, 1);
+    expect(next.slotMs).toBeCloseTo(first.slotMs + 1000 / (1 - LIMITER_TUNING.marginStart), 3);
+    await l.flush();
+    expect((await l.state(model, limits))?.tokens).toBe(2);
+  });
+
   it('holds every limiter on the key until a Retry-After has passed', async () => {
     const model = fresh();
     const limits: RateLimits = { rpm: 6000, tpm: null };
