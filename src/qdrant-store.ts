@@ -46,8 +46,13 @@ export interface QdrantStore extends VectorStore {
   describeCollection(name: string): Promise<CollectionLayout | undefined>;
 }
 
-/** Ids per retrieve or delete request: ids are small, so larger batches than upserts. */
+/** Ids per delete request, and points per scroll page: ids are small, so larger batches than upserts. */
 const ID_BATCH = 256;
+/**
+ * Ids per retrieve request: a whole listing page (S3 gives at most 1,000 keys a page), so
+ * the incremental check of a page costs one request, as the README says.
+ */
+const RETRIEVE_BATCH = 1000;
 
 function chunks<T>(items: readonly T[], size: number): T[][] {
   const out: T[][] = [];
@@ -240,7 +245,7 @@ export function createQdrantStore(opts: QdrantStoreOptions): QdrantStore {
     },
 
     async retrieve(collection, ids): Promise<StoredPoint[]> {
-      const found = await inBatches(chunks(ids, ID_BATCH), (batch) =>
+      const found = await inBatches(chunks(ids, RETRIEVE_BATCH), (batch) =>
         call('retrieve', collection, () =>
           client.retrieve(collection, { ids: batch, with_payload: true, with_vector: false }),
         ),

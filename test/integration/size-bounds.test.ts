@@ -11,6 +11,7 @@
  *   chunking yields to the event loop between slices, so locks are renewed).
  */
 import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { QdrantClient } from '@qdrant/js-client-rest';
 import { Queue, QueueEvents } from 'bullmq';
@@ -19,29 +20,16 @@ import { EMBED_QUEUE, jobObjects } from '../../src/embed-job.js';
 import type { EmbedJobData } from '../../src/embed-job.js';
 import { RunStore } from '../../src/runs.js';
 import { prose } from '../support/corpus.js';
+import { startHttpProxy } from '../support/http-proxy.js';
 import { mp4, png } from '../support/media-fixtures.js';
 import { allPoints } from '../support/qdrant-points.js';
-import { startCli, startPipelineEnv } from '../support/pipeline.js';
+import { figures, runCli, runIdOf, startCli, startPipelineEnv, stopCli } from '../support/pipeline.js';
 import type { BackgroundCli, CliResult, PipelineEnv } from '../support/pipeline.js';
 import { createBucket, putObject } from '../support/s3.js';
 
 const MODEL = 'qwen3-vl-embedding';
 const MB = 1_000_000;
-const runIdOf = (stdout: string): string => /run (\S+): scanning/.exec(stdout)?.[1] ?? '';
-const figures = (line: string): void => void process.stdout.write(`[figures] ${line}\n`);
 
-/** Runs `mm-ingest ARGS` to its end, killed after `timeoutMs` (a run that never ends fails its test, leaving nothing behind). */
-async function runBounded(args: readonly string[], env: NodeJS.ProcessEnv, timeoutMs = 240_000): Promise<CliResult> {
-  const p = startCli(args, env);
-  let stdout = '';
-  let stderr = '';
-  p.child.stdout?.on('data', (d: string) => (stdout += d));
-  p.child.stderr?.on('data', (d: string) => (stderr += d));
-  const timer = setTimeout(() => p.child.kill('SIGKILL'), timeoutMs);
-  const code = await new Promise<number | null>((resolve) => p.child.once('close', resolve));
-  clearTimeout(timer);
-  return { code, stdout, stderr };
-}
 const expectExit = (result: CliResult, code: number): void =>
   expect({ code: result.code, stderr: result.stderr.slice(-2000), stdout: result.stdout.slice(-2000) }).toMatchObject({
     code,
@@ -55,15 +43,6 @@ function bigText(bytes: number, seed: number): Buffer {
   return out;
 }
 
-async function stopProcess(cli: BackgroundCli, graceMs = 15_000): Promise<void> {
-  const timer = setTimeout(() => cli.child.kill('SIGKILL'), graceMs);
-  try {
-    await cli.stop('SIGTERM');
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 describe('objects over the size bounds, and a large text beside a small one', () => {
   let env: PipelineEnv;
   let qdrant: QdrantClient;
@@ -75,7 +54,7 @@ describe('objects over the size bounds, and a large text beside a small one', ()
   }, 120_000);
 
   afterAll(async () => {
-    for (const w of workers) await stopProcess(w);
+    for (const w of workers) await stopCli(w);
     await env?.close();
   });
 
@@ -96,7 +75,7 @@ describe('objects over the size bounds, and a large text beside a small one', ()
     await worker.waitFor(/worker ready/);
     const getsBefore = (await env.s3.requestCount()).get;
     const started = Date.now();
-    const result = await runBounded(
+    const result = await runCli(
       [
         'index',
         '--bucket',
@@ -134,16 +113,26 @@ describe('objects over the size bounds, and a large text beside a small one', ()
   }, 300_000);
 
   it('chunks a 15 MB text beside a small one on a worker of concurrency 2 and 15 s locks: both complete, no job stalls', async () => {
-    const bucket = 'bounds-lock';
+    // (names without "lock" or "stall": the worker's lines are searched for those words below)
+    const bucket = 'bounds-beside';
     await createBucket(env.s3client, bucket);
     const big = bigText(15 * MB, 2);
     await putObject(env.s3client, bucket, 'a/small.txt', prose(7, 30));
     await putObject(env.s3client, bucket, 'b/big.txt', big);
     const prefix = `${env.prefix}-b`;
-    const collection = `lock-${env.prefix}`;
-    // the small job's request is in flight while the big one is chunked
-    env.sim.configure({ latency: { fixedMs: 1000, perInputMs: 0, jitterMs: 0 } });
-    const e = { ...env.env, QUEUE_PREFIX: prefix, RATE_LIMIT: 'off', LOCK_DURATION_MS: '15000', LOG_LEVEL: 'warn' };
+    const collection = `beside-${env.prefix}`;
+    // a gate in front of the simulator: every request waits there until two are held, so the
+    // small job's request is in flight while the big one is chunked (its first request comes after)
+    const api = await startHttpProxy(env.sim.url);
+    api.holdAfter(0);
+    const e = {
+      ...env.env,
+      QUEUE_PREFIX: prefix,
+      RATE_LIMIT: 'off',
+      LOCK_DURATION_MS: '15000',
+      LOG_LEVEL: 'warn',
+      DASHSCOPE_BASE_URL: api.url,
+    };
 
     const connection = new Redis(env.env.REDIS_URL!, { maxRetriesPerRequest: null });
     const eventsConnection = new Redis(env.env.REDIS_URL!, { maxRetriesPerRequest: null });
@@ -161,16 +150,22 @@ describe('objects over the size bounds, and a large text beside a small one', ()
       workers.push(worker);
       await worker.waitFor(/worker ready/);
       const started = Date.now();
-      const indexing = runBounded(
+      const indexing = runCli(
         ['index', '--bucket', bucket, '--collection', collection, '--model', MODEL, '--dimension', '256', '--wait'],
         e,
       );
       // a stalled job fails the test at once (on a blocked event loop it would stall over and over)
       const firstStall = new Promise<string>((resolve) => (onStall = resolve));
+      const gate = (async (): Promise<void> => {
+        while (api.held() < 2 && stalled.length === 0) await sleep(50);
+        api.release();
+      })();
       const outcome = await Promise.race([
         indexing.then((r) => ({ r })),
         firstStall.then((id) => ({ stalledJob: id })),
       ]);
+      api.release();
+      await gate;
       const seconds = (Date.now() - started) / 1000;
       expect({
         stalled,
@@ -212,7 +207,8 @@ describe('objects over the size bounds, and a large text beside a small one', ()
         `15 MB text beside a small one, concurrency 2, LOCK_DURATION_MS 15000: exit ${result.code} in ${seconds.toFixed(1)} s, ${chunks.length} chunks, ${stalled.length} stalled`,
       );
     } finally {
-      env.sim.configure({ latency: { fixedMs: 0, perInputMs: 0, jitterMs: 0 } });
+      api.release();
+      await api.close();
       await events.close();
       await queue.close();
       await connection.quit();
@@ -236,7 +232,7 @@ describe('objects over the size bounds, and a large text beside a small one', ()
       MAX_IMAGE_BYTES: '100000',
     };
     // scanned and queued with no worker running; then the objects change before a worker reads them
-    const queued = await runBounded(
+    const queued = await runCli(
       ['index', '--bucket', bucket, '--collection', `grew-${env.prefix}`, '--model', MODEL, '--dimension', '256'],
       e,
     );
@@ -248,7 +244,7 @@ describe('objects over the size bounds, and a large text beside a small one', ()
     workers.push(worker);
     await worker.waitFor(/worker ready/);
     const runId = runIdOf(queued.stdout);
-    const waited = await runBounded(['status', '--run', runId, '--wait'], e);
+    const waited = await runCli(['status', '--run', runId, '--wait'], e);
     expectExit(waited, 0);
     const items = await new RunStore(env.redis, prefix).items(runId);
     expect(Object.fromEntries([...items].map(([k, o]) => [k, `${o.code}: ${o.reason}`]))).toEqual({
