@@ -7,6 +7,10 @@
  * Texts over the limit are first split into token-bounded chunks that remember their
  * source and position. Requests are packed first-fit decreasing, which fills them as far
  * as the limits allow (the scarce resources, media and tokens, are placed first).
+ *
+ * What it takes: prepared-input.ts. The limits of a plan: plan-limits.ts. One input as
+ * planned elements or a rejection: planned-input.ts. The body a request is sent as, and
+ * what each part weighs: request-body.ts.
  */
 import { limitsOf } from './plan-limits.js';
 import type { Limits, PlanOptions } from './plan-limits.js';

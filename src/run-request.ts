@@ -103,11 +103,5 @@ function checked(schema: typeof runRequestSchema | typeof reindexJobSchema, inpu
   if (r.fuseSidecar !== undefined) parseSidecar(r.fuseSidecar, r.fuseUnpaired, name('fuseSidecar'));
   if (r.mode === 'rebuild' && r.keys)
     throw new ConfigError(name('mode'), 'a rebuild indexes a whole prefix, not a list of keys');
-  if (r.keys && (r.groupImages !== undefined || r.fuseSidecar !== undefined)) {
-    throw new ConfigError(
-      name(r.fuseSidecar !== undefined ? 'fuseSidecar' : 'groupImages'),
-      'a list of keys cannot be composed into units (a unit needs the listing of its members): index their prefix instead, an incremental run redoes only the units that changed',
-    );
-  }
   return r;
 }

@@ -8,8 +8,8 @@ import type { Queue } from 'bullmq';
 import { defaultQueueBound, queueRoom } from './backpressure.js';
 import type { QueueRoom } from './backpressure.js';
 import type { EmbedJobData, EmbedSettings } from './embed-job.js';
-import { readBounds } from './config.js';
 import type { ReadBounds } from './bounds.js';
+import { readBounds } from './config.js';
 import type { Config } from './config.js';
 import { checkComposition, parseGroupRule, parseSidecar } from './compose.js';
 import type { Composition } from './compose.js';
@@ -27,6 +27,7 @@ import type { JobResult, RunState, RunStore } from './runs.js';
 import { classify } from './scanner.js';
 import type { RunRequest } from './run-request.js';
 import type { VectorStore } from './vector-store.js';
+import { withRecordedScope } from './resumed-run.js';
 
 export interface RunnerDeps {
   readonly config: Config;
@@ -70,6 +71,12 @@ export async function startRun(deps: RunnerDeps, request: RunRequest): Promise<S
   const mode = req.mode ?? 'incremental';
   const compose = existing ? undefined : composition(req);
   if (compose) checkComposition(compose, model);
+  if (compose && req.keys) {
+    throw new ConfigError(
+      compose.kind === 'fused' ? '--fuse-sidecar' : '--group-images',
+      'a list of keys cannot be composed into units (a unit needs the listing of its members): index their prefix instead, an incremental run redoes only the units that changed',
+    );
+  }
 
   const runId = existing?.run.id ?? newRunId();
   const target = mode === 'rebuild' ? `${req.collection}--${runId.toLowerCase()}` : req.collection;
@@ -173,7 +180,7 @@ export async function startRun(deps: RunnerDeps, request: RunRequest): Promise<S
 }
 
 /** The run's composition, from `groupImages` or `fuseSidecar` (run-request.ts refused both at once). */
-function composition(req: RunRequest): Composition | undefined {
+export function composition(req: RunRequest): Composition | undefined {
   if (req.groupImages !== undefined) return parseGroupRule(req.groupImages);
   if (req.fuseSidecar !== undefined) return parseSidecar(req.fuseSidecar, req.fuseUnpaired ?? 'skip');
   return undefined;
@@ -255,75 +262,4 @@ export async function recordJobResult(
     await deps.runs.recordJob(follower, jobId, result);
     await finishIfDone(deps, follower);
   }
-}
-
-/** The scope and filters a run was started with; a differing value asked for now is an error naming it. */
-const RECORDED = [
-  'bucket',
-  'collection',
-  'model',
-  'mode',
-  'prune',
-  'prefix',
-  'include',
-  'exclude',
-  'minSize',
-  'maxSize',
-  'dimension',
-  'fps',
-  'instruct',
-] as const;
-
-function withRecordedScope(run: RunState, req: RunRequest): { run: RunState; request: RunRequest } {
-  const scope = JSON.parse(run.scope ?? '{}') as {
-    prefix?: string;
-    include?: string[];
-    exclude?: string[];
-    minSize?: number;
-    maxSize?: number;
-  };
-  const settings = JSON.parse(run.settings ?? '{}') as Partial<EmbedSettings>;
-  const recorded: RunRequest = {
-    bucket: run.bucket,
-    collection: run.collection,
-    model: run.model,
-    dimension: run.dimension,
-    mode: (run.mode ?? 'incremental') as IndexMode,
-    prune: run.prune === '1',
-    prefix: scope.prefix ?? run.prefix,
-    include: scope.include ?? [],
-    exclude: scope.exclude ?? [],
-    minSize: scope.minSize,
-    maxSize: scope.maxSize,
-    fps: settings.fps,
-    instruct: settings.instruct,
-    pageSize: req.pageSize,
-    runId: run.id,
-  };
-  const empty = (v: unknown): boolean =>
-    v === undefined || v === false || v === '' || (Array.isArray(v) && v.length === 0);
-  for (const field of RECORDED) {
-    const asked: unknown = req[field];
-    const was: unknown = recorded[field];
-    if (empty(asked) || JSON.stringify(asked) === JSON.stringify(was)) continue;
-    if (field === 'mode' && asked === 'incremental' && was === undefined) continue;
-    throw new ConfigError(
-      `--${field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`,
-      `run ${run.id} was started with ${field} ${empty(was) ? '(not set)' : JSON.stringify(was)}, and a resumed run keeps what it started with (asked now: ${JSON.stringify(asked)}); leave it out, or start a new run`,
-    );
-  }
-  const composedAs =
-    settings.compose?.kind === 'fused' ? '--fuse-sidecar' : settings.compose ? '--group-images' : undefined;
-  for (const flag of [
-    req.groupImages !== undefined ? '--group-images' : undefined,
-    req.fuseSidecar !== undefined ? '--fuse-sidecar' : undefined,
-  ]) {
-    if (flag !== undefined && flag !== composedAs)
-      throw new ConfigError(
-        flag,
-        `run ${run.id} was started ${composedAs ? `with ${composedAs}` : 'without a composition'}, and a resumed run keeps its settings; leave it out, or start a new run`,
-      );
-  }
-  if (req.keys) throw new ConfigError('--key', `run ${run.id} is resumed as it started; a list of keys is a new run`);
-  return { run, request: recorded };
 }
