@@ -38,17 +38,13 @@ function generatedStore(): ObjectStore & { asked: number[] } {
 }
 
 // three bytes a token, exactly
-const tokens: TokenCounter = {
-  count: (text) => Math.ceil(text.length / 3),
-  split: () => [],
-  splitAsync: () => Promise.resolve([]),
-} as unknown as TokenCounter;
+const tokens = { count: (text: string) => Math.ceil(text.length / 3) } as unknown as TokenCounter;
 
 describe('estimate over a large listing', () => {
   it('lists page by page, twice, and counts every object', async () => {
     const store = generatedStore();
     const model = resolveModel('qwen3-vl-embedding');
-    const e = await estimateRun(store, tokens, model, { bucket: 'gen', imageMode: 'inline', sample: 50 });
+    const e = await estimateRun(store, tokens, model, { bucket: 'gen', model, imageMode: 'inline', sample: 50 });
     const total = PAGES * PAGE;
     expect(e.objects).toEqual({ text: total, image: 0, video: 0, skipped: 0 });
     expect(e.textBytes).toBe(total * TEXT.length);
