@@ -25,7 +25,7 @@ import { requestBody } from '../src/planner.js';
 import type { PlannedInput, PlannedRequest, PlanOptions } from '../src/planner.js';
 import { NO_METRICS } from '../src/metrics.js';
 import type { PipelineMetrics } from '../src/metrics.js';
-import type { RequestGate } from '../src/rate-limit.js';
+import type { RequestGate } from '../src/request-gate.js';
 import type { RunCounters } from '../src/runs.js';
 
 /** What one job's calls cost, added to the run's counters of the same names. */

@@ -28,8 +28,8 @@ import type { ParkedVectors } from '../src/parked.js';
 import { pointRecord } from '../src/payloads.js';
 import { planRequests, textChunking } from '../src/planner.js';
 import type { PlanOptions } from '../src/planner.js';
-import { OPEN_GATE } from '../src/rate-limit.js';
-import type { RequestGate } from '../src/rate-limit.js';
+import { OPEN_GATE } from '../src/request-gate.js';
+import type { RequestGate } from '../src/request-gate.js';
 import type { ItemOutcome, JobResult, RunStore } from '../src/runs.js';
 import type { TokenCounter } from '../src/tokens.js';
 import { upsertRetrying } from '../src/vector-store.js';
@@ -186,13 +186,12 @@ export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => P
           const t = targets.get(input.source);
           for (const m of t?.unitMembers ?? t?.members ?? []) {
             const index = indexOf.get(m.ref) ?? -1;
-            const unit = unitOf.get(index);
             outcomes.set(m.ref.key, {
               status: 'failed',
               code: error.code,
               reason: `${t?.part ? `part ${t.part.index + 1} of ${t.part.count}: ` : input.chunkCount > 1 ? `chunk ${input.chunk}: ` : ''}${error.providerMessage}`,
               object: resolved.objects[index],
-              ...(unit ? { unit } : {}),
+              unit: unitOf.get(index),
             });
           }
         }

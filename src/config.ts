@@ -8,6 +8,8 @@ import { DEFAULT_BASE_URL } from './api.js';
 import { DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_TEXT_BYTES } from './bounds.js';
 import type { ReadBounds } from './bounds.js';
 import { ConfigError } from './errors.js';
+import { RATE_LIMIT_SETTINGS, rateLimitConflict } from './config-rate-limit.js';
+import type { RateLimitConfig } from './config-rate-limit.js';
 import { parseModelOverrides } from './models.js';
 import { redact, rememberSecrets, urlPassword } from './redact.js';
 import type { ModelOverrides } from './models.js';
@@ -121,13 +123,7 @@ const SETTINGS = {
   runRetentionDays: { env: 'RUN_RETENTION_DAYS', schema: int(1).default(30) },
   /** Objects fetched at once inside a job. @defaultValue 8 */
   fetchConcurrency: { env: 'FETCH_CONCURRENCY', schema: int(1).default(8) },
-  /** `shared`: every worker paces its requests through the limiter in Redis; `off`: none. @defaultValue shared */
-  rateLimit: { env: 'RATE_LIMIT', flag: 'rateLimit', schema: z.enum(['shared', 'off']).default('shared') },
-  /**
-   * The shared limiter's starting (and narrowest) margin under the learned rate: 0.03 leaves
-   * a 1 s window 31 ms for the requests' arrival jitter. @defaultValue 0.03
-   */
-  rateLimitMargin: { env: 'RATE_LIMIT_MARGIN', schema: z.coerce.number().min(0).max(0.5).default(0.03) },
+  ...RATE_LIMIT_SETTINGS,
   /** Attempts of one API request for transient failures. @defaultValue 6 */
   apiAttempts: { env: 'API_ATTEMPTS', schema: int(1).default(6) },
   /** First backoff between those attempts; doubles, randomized. @defaultValue 500 */
@@ -231,6 +227,8 @@ export function loadConfig(
     ...urlPassword(out.baseUrl as string),
   );
   checkRedisTopology(out, sources, defaulted);
+  const conflict = rateLimitConflict(out as RateLimitConfig);
+  if (conflict) throw new ConfigError(...conflict);
   const models = parseModelOverrides(
     out.modelOverrides as string | undefined,
     flags.modelOverrides !== undefined ? '--model-overrides' : 'MODEL_OVERRIDES',

@@ -53,6 +53,14 @@ export async function fixImage(input: Uint8Array, model: ModelSpec, opts: FixupO
   if ('error' in facts) return { skip: { code: 'not-an-image', reason: facts.error } };
   const shape = imageShapeProblem(facts.width, facts.height);
   if (shape) return { skip: { code: 'bad-shape', reason: shape } };
+  // a decompression bomb: refused from its header, before any decoder is asked
+  if (DECODABLE.has(facts.format) && facts.width * facts.height > MAX_INPUT_PIXELS)
+    return {
+      skip: {
+        code: 'too-large',
+        reason: `${facts.width}x${facts.height} pixels is over the ${MAX_INPUT_PIXELS / 1_000_000}-megapixel bound on decoding (a decompression bomb is not decoded)`,
+      },
+    };
   const byteLimit = Math.min(
     model.imageMaxBytes,
     opts.maxDataUriBytes !== undefined ? Math.floor(((opts.maxDataUriBytes - 64) * 3) / 4) : Infinity,

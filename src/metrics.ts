@@ -13,6 +13,8 @@ export interface PipelineMetrics {
   rateLimitWait(model: string, seconds: number): void;
   /** The shared limiter's learned requests per minute and margin for a model, as it last reported them. */
   rateLimitState?(model: string, learnedRpm: number, margin: number): void;
+  /** A request woke up too late for its reserved slot and gave it back for another. */
+  rateLimitLateWake?(model: string): void;
 }
 
 export const NO_METRICS: PipelineMetrics = {

@@ -226,7 +226,8 @@ const overrideSchema = z
     rpm: positiveInt.nullable(),
     tpm: positiveInt.nullable(),
   })
-  .partial()
+  // exact: a key that is present holds a value (JSON has no undefined), so a spread over a spec keeps it whole
+  .exactPartial()
   .strict();
 
 export type ModelOverride = z.infer<typeof overrideSchema>;

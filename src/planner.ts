@@ -141,7 +141,7 @@ export interface PlanOptions {
   /** Largest request body, base64 included. @defaultValue 6 MiB */
   readonly maxBodyBytes?: number;
   /** Largest text chunk in tokens; capped at the model's text limit. @defaultValue the model's limit */
-  readonly chunkTokens?: number;
+  readonly chunkTokens?: number | undefined;
   /** Tokens shared by consecutive chunks. @defaultValue 0 */
   readonly chunkOverlap?: number;
   /**

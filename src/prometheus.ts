@@ -80,6 +80,13 @@ export function createPrometheusMetrics(registry: Registry, options: PrometheusO
     registers,
   });
 
+  const lateWakes = new Counter({
+    name: 'mm_ingest_rate_limit_late_wakes_total',
+    help: 'Requests that woke up too late for their reserved send time (a busy event loop or machine) and gave it back for a later one',
+    labelNames: ['model'] as const,
+    registers,
+  });
+
   const learned = new Gauge({
     name: 'mm_ingest_rate_limit_learned_rpm',
     help: "Requests per minute the shared limiter paces a model at before its margin: the believed (configured or documented) RPM, or less when 429s showed the account's quota lower",
@@ -129,6 +136,9 @@ export function createPrometheusMetrics(registry: Registry, options: PrometheusO
     },
     rateLimitWait(model, seconds) {
       waits.inc({ model }, seconds);
+    },
+    rateLimitLateWake(model) {
+      lateWakes.inc({ model });
     },
     rateLimitState(model, rpm, m) {
       learned.set({ model }, rpm);

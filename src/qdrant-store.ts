@@ -15,7 +15,8 @@ export { VectorStoreError } from './qdrant-errors.js';
 
 export interface QdrantStoreOptions {
   url: string;
-  apiKey?: string;
+  /** Unset or empty: no key is sent. */
+  apiKey?: string | undefined;
   /** Points per upsert request; Qdrant recommends 64 to 256 for bulk loads. */
   batchSize?: number;
   /** Requests in flight at once per call; Qdrant recommends 2 to 4 streams. */
@@ -45,8 +46,13 @@ export interface QdrantStore extends VectorStore {
   describeCollection(name: string): Promise<CollectionLayout | undefined>;
 }
 
-/** Ids per retrieve or delete request: ids are small, so larger batches than upserts. */
+/** Ids per delete request, and points per scroll page: ids are small, so larger batches than upserts. */
 const ID_BATCH = 256;
+/**
+ * Ids per retrieve request: a whole listing page (S3 gives at most 1,000 keys a page), so
+ * the incremental check of a page costs one request, as the README says.
+ */
+const RETRIEVE_BATCH = 1000;
 
 function chunks<T>(items: readonly T[], size: number): T[][] {
   const out: T[][] = [];
@@ -80,7 +86,11 @@ export function createQdrantStore(opts: QdrantStoreOptions): QdrantStore {
   const batchSize = positiveInt(opts.batchSize, 128, 'qdrant batchSize');
   const parallel = positiveInt(opts.parallel, 2, 'qdrant parallel');
   const apiKey = opts.apiKey === '' ? undefined : opts.apiKey;
-  const client = new QdrantClient({ url: opts.url, apiKey, checkCompatibility: false });
+  const client = new QdrantClient({
+    url: opts.url,
+    ...(apiKey !== undefined ? { apiKey } : {}),
+    checkCompatibility: false,
+  });
   /** Collection -> its dimension once ensured; a pending promise while being ensured. */
   const ensured = new Map<string, Promise<number>>();
 
@@ -235,7 +245,7 @@ export function createQdrantStore(opts: QdrantStoreOptions): QdrantStore {
     },
 
     async retrieve(collection, ids): Promise<StoredPoint[]> {
-      const found = await inBatches(chunks(ids, ID_BATCH), (batch) =>
+      const found = await inBatches(chunks(ids, RETRIEVE_BATCH), (batch) =>
         call('retrieve', collection, () =>
           client.retrieve(collection, { ids: batch, with_payload: true, with_vector: false }),
         ),

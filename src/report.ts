@@ -5,8 +5,8 @@
 import { estimateCost, resolveModel } from './models.js';
 import type { ModelOverrides } from './models.js';
 import type { CodeCount, RunState } from './runs.js';
-import { formatPacing } from './rate-limit.js';
-import type { PacingView } from './rate-limit.js';
+import { formatPacing } from './rate-limit-view.js';
+import type { PacingView } from './rate-limit-view.js';
 
 export interface RunReport {
   readonly id: string;

@@ -28,9 +28,10 @@ export interface ItemOutcome {
   readonly code: string;
   readonly reason: string;
   /** For failures: the object as the job held it ([key, etag, size, mtime, modality]), so it can be queued again. */
-  readonly object?: readonly [string, string, number, number, 't' | 'i' | 'v'];
+  readonly object?: readonly [string, string, number, number, 't' | 'i' | 'v'] | undefined;
   /** For failures of a unit's member: the unit ([g(roup) or f(used pair), id]), queued again whole. */
-  readonly unit?: readonly ['g' | 'f', string];
+  readonly unit?: readonly ['g' | 'f', string] | undefined;
+  // stored as JSON, where a field that is undefined is left out
 }
 
 /** What one job did; summed into the run's counters once per job. */

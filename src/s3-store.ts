@@ -52,13 +52,16 @@ export function createS3Store(opts: S3StoreOptions = {}): S3Store {
   if (!Number.isInteger(maxAttempts) || maxAttempts < 1) {
     throw new ConfigError('maxAttempts', `must be a positive integer, got ${maxAttempts}`);
   }
+  // without a region the SDK reads AWS_REGION and the profile; without credentials, its default chain
+  const region = opts.region?.trim() ? opts.region.trim() : endpoint ? 'us-east-1' : undefined;
+  const credentials = opts.credentials;
   const config: S3ClientConfig = {
-    endpoint,
-    region: opts.region?.trim() ? opts.region.trim() : endpoint ? 'us-east-1' : undefined,
+    ...(endpoint !== undefined ? { endpoint } : {}),
+    ...(region !== undefined ? { region } : {}),
     forcePathStyle: opts.forcePathStyle ?? endpoint !== undefined,
-    credentials: opts.credentials
-      ? { accessKeyId: opts.credentials.accessKeyId, secretAccessKey: opts.credentials.secretAccessKey }
-      : undefined,
+    ...(credentials
+      ? { credentials: { accessKeyId: credentials.accessKeyId, secretAccessKey: credentials.secretAccessKey } }
+      : {}),
     retryMode: 'standard',
     maxAttempts,
     // Not an s3rver workaround (MinIO takes the SDK's defaults): these calls only read, and

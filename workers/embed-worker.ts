@@ -32,6 +32,7 @@ import { RedisParkedVectors } from '../src/parked.js';
 import { pauseForReason } from '../src/pause.js';
 import { createPrometheusMetrics, startMetricsServer } from '../src/prometheus.js';
 import type { MetricsServer } from '../src/prometheus.js';
+import { limiterTuning } from '../src/config-rate-limit.js';
 import { OPEN_GATE, SharedRateLimiter } from '../src/rate-limit.js';
 import { redisOutageLog } from '../src/reach.js';
 import type { RedisOutageLog } from '../src/reach.js';
@@ -90,8 +91,9 @@ export function startEmbedWorker(config: Config, opts: { readonly outage?: Redis
           connection,
           { apiKey, baseUrl: config.baseUrl },
           {
-            tuning: { marginStart: config.rateLimitMargin, marginMin: config.rateLimitMargin },
+            tuning: limiterTuning(config),
             onState: (model, st) => metrics?.rateLimitState?.(model, st.learnedRpm, st.margin),
+            onLate: (model) => metrics?.rateLimitLateWake?.(model),
           },
         )
       : OPEN_GATE;

@@ -140,33 +140,16 @@ export async function pacingScenario(
   log: (s: string) => void,
 ): Promise<PacingRow[]> {
   const slots = settings.workers * settings.concurrency;
-  return [
-    await row(env, settings, sampler, bucket, 'told1', 'told, 1 process', 1, slots, 1, hooks, log),
-    await row(
-      env,
-      settings,
-      sampler,
-      bucket,
-      'told2',
-      `told, ${settings.workers} processes`,
-      settings.workers,
-      settings.concurrency,
-      1,
-      hooks,
-      log,
-    ),
-    await row(
-      env,
-      settings,
-      sampler,
-      bucket,
-      'half',
-      `half quota, ${settings.workers} processes`,
-      settings.workers,
-      settings.concurrency,
-      0.5,
-      hooks,
-      log,
-    ),
-  ];
+  // PACING_ROWS=told1,told2,half (the default: all three) runs some of them only
+  const rows = (process.env.PACING_ROWS ?? 'told1,told2,half').split(',');
+  const out: PacingRow[] = [];
+  const w = settings.workers;
+  const c = settings.concurrency;
+  if (rows.includes('told1'))
+    out.push(await row(env, settings, sampler, bucket, 'told1', 'told, 1 process', 1, slots, 1, hooks, log));
+  if (rows.includes('told2'))
+    out.push(await row(env, settings, sampler, bucket, 'told2', `told, ${w} processes`, w, c, 1, hooks, log));
+  if (rows.includes('half'))
+    out.push(await row(env, settings, sampler, bucket, 'half', `half quota, ${w} processes`, w, c, 0.5, hooks, log));
+  return out;
 }

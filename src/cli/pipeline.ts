@@ -12,7 +12,7 @@ import { pausedReason } from '../pause.js';
 import { createProgress, progressLine } from './progress.js';
 import { printable } from './terminal.js';
 import { isFinished } from '../runs.js';
-import { formatPacing, pacingView } from '../rate-limit.js';
+import { formatPacing, pacingView } from '../rate-limit-view.js';
 import type { RunState, RunStore } from '../runs.js';
 import { commandRedis } from './connect.js';
 import { listenerLines } from './listen-status.js';

@@ -9,7 +9,7 @@ import { resolveDimension, resolveModel } from '../models.js';
 import { requestParameters } from '../planner.js';
 import { prepareImageBytes } from '../prepare.js';
 import { buildReport, formatReport } from '../report.js';
-import { pacingView } from '../rate-limit.js';
+import { pacingView } from '../rate-limit-view.js';
 import { estimateRun } from '../estimate.js';
 import { qwenTokens } from '../tokens.js';
 import { checkServices, commandRedis } from './connect.js';

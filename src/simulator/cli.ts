@@ -61,8 +61,10 @@ function numberFlag(flag: string, raw: string | undefined, kind: NumberKind): nu
 }
 
 /** Drops undefined fields, so the defaults fill them in. */
-function defined<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+function defined<T extends object>(o: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as {
+    [K in keyof T]?: Exclude<T[K], undefined>;
+  };
 }
 
 function rateLimitsFrom(flags: SimulateFlags): RateLimitSetting {

@@ -118,7 +118,7 @@ const rate = z.number().min(0).max(1);
 const limitValue = z.number().int().positive().nullable();
 const latencySchema = z
   .object({ fixedMs: nonNegative, perInputMs: nonNegative, jitterMs: nonNegative })
-  .partial()
+  .exactPartial()
   .strict();
 const faultsSchema = z
   .object({
@@ -131,12 +131,12 @@ const faultsSchema = z
     hangMs: nonNegative,
     dropRate: rate,
   })
-  .partial()
+  .exactPartial()
   .strict();
 const rateLimitsSchema = z.union([
   z.literal('documented'),
   z.literal('off'),
-  z.record(z.string(), z.object({ rpm: limitValue, tpm: limitValue }).partial().strict()),
+  z.record(z.string(), z.object({ rpm: limitValue, tpm: limitValue }).exactPartial().strict()),
 ]);
 const patchSchema = z
   .object({ rateLimits: rateLimitsSchema, latency: latencySchema, faults: faultsSchema })
@@ -159,7 +159,7 @@ const optionsSchema = z
         maxFrames: z.number().int().positive(),
         tokensPerFrame: z.number().int().positive(),
       })
-      .partial()
+      .exactPartial()
       .strict(),
   })
   .extend(patchSchema.shape)

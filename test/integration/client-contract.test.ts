@@ -169,7 +169,7 @@ async function embedAll(
     const result = await client.embed({
       model: body.model,
       contents: body.input.contents,
-      parameters: body.parameters,
+      parameters: body.parameters ?? {},
       dimension: opts.dimension,
     });
     expect(result.vectors).toHaveLength(request.inputs.length);

@@ -12,8 +12,21 @@ import { Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
 import { pointId } from '../../src/ids.js';
 import { RunStore } from '../../src/runs.js';
-import { allPoints, chunkCount, deleteMany, idsOf, putMany, runIdOf, until, words } from '../support/incremental.js';
+import {
+  allPoints,
+  deleteMany,
+  idsOf,
+  putMany,
+  runIdOf,
+  statedChunks,
+  statedText,
+  until,
+} from '../support/incremental.js';
 import type { Point } from '../support/incremental.js';
+import { startHttpProxy } from '../support/http-proxy.js';
+import type { HttpProxy } from '../support/http-proxy.js';
+import { startS3Proxy } from '../support/s3-proxy.js';
+import type { S3Proxy } from '../support/s3-proxy.js';
 import { createBucket } from '../support/s3.js';
 import { runCli, startCli, startPipelineEnv } from '../support/pipeline.js';
 import type { BackgroundCli, CliResult, PipelineEnv } from '../support/pipeline.js';
@@ -27,11 +40,11 @@ const SKIPPED = ['misc/blob-0.bin', 'misc/blob-1.bin'];
 
 const shortKey = (n: number): string => `docs/short-${String(n).padStart(4, '0')}.txt`;
 const longKey = (n: number): string => `docs/long-${String(n).padStart(2, '0')}.md`;
-const shortText = (n: number, version = 0): string =>
-  `note ${n}${version ? ` version ${version}` : ''}: ${words(n * 7 + version, 6 + (n % 8))}`;
-/** 110 to 230 words: 3 to 5 chunks of 64 tokens. */
-const longText = (n: number, count = 110 + (n % 5) * 30, version = 0): string =>
-  words(10_000 + n * 13 + version, count);
+/** 6 to 13 tokens (stated: token-fixtures.ts's plainWords): 1 chunk of 64. */
+const shortText = (n: number, version = 0): string => statedText(n * 7 + version, 6 + (n % 8));
+/** 150 to 270 tokens by default: 3 to 5 chunks of 64. */
+const longText = (n: number, count = 150 + (n % 5) * 30, version = 0): string =>
+  statedText(10_000 + n * 13 + version, count);
 
 /** Sends `signal` and waits for the exit; SIGKILL if it does not exit within `graceMs`. */
 async function stopProcess(
@@ -53,11 +66,15 @@ describe('incremental runs of a 1,000-object bucket', () => {
   let worker: BackgroundCli | undefined;
   let qdrant: QdrantClient;
   let runs: RunStore;
+  /** In front of the simulator (every worker's requests): a gate that holds requests mid-run. */
+  let api: HttpProxy;
+  /** In front of MinIO for a producer that must stop at a known page. */
+  let store: S3Proxy;
   /** The indexable objects of the bucket as it is now: key -> text. */
   const texts = new Map<string, string>();
   const COLLECTION = (): string => `inc-${env.prefix}`;
 
-  const chunksOf = (key: string): number => chunkCount(texts.get(key)!, CHUNK_TOKENS);
+  const chunksOf = (key: string): number => statedChunks(texts.get(key)!, CHUNK_TOKENS);
   const expectedPoints = (): number => [...texts.keys()].reduce((n, k) => n + chunksOf(k), 0);
   const indexArgs = (collection: string, dimension = 256): string[] => [
     'index',
@@ -78,7 +95,9 @@ describe('incremental runs of a 1,000-object bucket', () => {
 
   beforeAll(async () => {
     env = await startPipelineEnv();
-    cliEnv = { ...env.env, RATE_LIMIT: 'off', CHUNK_TOKENS: String(CHUNK_TOKENS) };
+    api = await startHttpProxy(env.sim.url);
+    store = await startS3Proxy(env.s3.endpoint);
+    cliEnv = { ...env.env, RATE_LIMIT: 'off', CHUNK_TOKENS: String(CHUNK_TOKENS), DASHSCOPE_BASE_URL: api.url };
     qdrant = new QdrantClient({ url: env.qdrantUrl, checkCompatibility: false });
     runs = new RunStore(env.redis, env.prefix);
     for (let i = 0; i < SHORT; i++) texts.set(shortKey(i), shortText(i));
@@ -93,6 +112,8 @@ describe('incremental runs of a 1,000-object bucket', () => {
 
   afterAll(async () => {
     if (worker) await stopProcess(worker);
+    await api?.close();
+    await store?.close();
     await env?.close();
   });
 
@@ -160,7 +181,7 @@ describe('incremental runs of a 1,000-object bucket', () => {
       ['docs/new-long-9.md', longText(9_999, 250)],
     ]);
     expect([changed.size, deleted.length, added.size]).toEqual([10, 10, 10]);
-    expect(chunkCount(changed.get(shortened)!, CHUNK_TOKENS)).toBeLessThan(oldShortenedChunks);
+    expect(statedChunks(changed.get(shortened)!, CHUNK_TOKENS)).toBeLessThan(oldShortenedChunks);
     expect(await qdrant.retrieve(COLLECTION(), { ids: deletedIds })).toHaveLength(deletedIds.length);
 
     await putMany(env.s3client, BUCKET, new Map([...changed, ...added]));
@@ -245,24 +266,23 @@ describe('incremental runs of a 1,000-object bucket', () => {
 
     env.sim.reset();
     const getsBefore = await downloads();
-    const producer = startCli(pageArgs, cliEnv);
+    // a gate: three listings go through and the fourth waits, so the scan stops after its third page
+    store.holdAfterLists(store.lists() + 3);
+    const producer = startCli(pageArgs, { ...cliEnv, S3_ENDPOINT: store.endpoint });
     let runId = '';
     try {
       await producer.waitFor(/run \S+: scanning/);
       runId = runIdOf(producer.output());
-      await until(
-        '3 listed pages',
-        async () => (((await runs.get(runId))?.pages ?? 0) >= 3 ? true : undefined),
-        30_000,
-        5,
-      );
+      await until('the fourth listing held', async () => (store.held() > 0 ? true : undefined));
+      await until('3 pages recorded', async () => ((await runs.get(runId))?.pages === 3 ? true : undefined));
     } finally {
       await producer.stop('SIGKILL');
+      store.release();
     }
     const interrupted = await runs.get(runId);
     expect(interrupted?.scanStatus).toBe('scanning');
-    expect(interrupted?.pages).toBeGreaterThanOrEqual(3);
-    expect(interrupted?.pages).toBeLessThan(Math.ceil(listed / 10));
+    expect(interrupted?.pages).toBe(3);
+    expect(interrupted?.counters.scanned).toBe(30);
     expect(interrupted?.counters.deleted).toBe(0);
     expect(await count(COLLECTION())).toBe(pointsBefore);
     expect(await qdrant.retrieve(COLLECTION(), { ids: goneIds })).toHaveLength(goneIds.length);
@@ -308,11 +328,11 @@ describe('incremental runs of a 1,000-object bucket', () => {
     const probeVector = probe!.vector as number[];
     expect(probeVector).toHaveLength(256);
 
-    // 2. a rebuild at 512 with a slow API: the alias answers from the old collection meanwhile
+    // 2. a rebuild at 512, held after its first request: the alias answers from the old collection meanwhile
     env.sim.reset();
-    env.sim.configure({ latency: { fixedMs: 300 } });
     const getsBefore = await downloads();
     const previousRun = (await runs.latest(1))[0];
+    api.holdAfter(api.forwarded() + 1);
     const rebuild = runCli([...indexArgs(alias, 512), '--mode', 'rebuild', '--wait'], cliEnv);
     let result: CliResult | undefined;
     try {
@@ -321,7 +341,8 @@ describe('incremental runs of a 1,000-object bucket', () => {
         return latest !== undefined && latest !== previousRun ? latest : undefined;
       });
       const newTarget = `${alias}--${runId.toLowerCase()}`;
-      const midway = await until('some points in the new collection', async () => {
+      await until('a request held', async () => (api.held() > 0 ? true : undefined));
+      const midway = await until("the first request's points in the new collection", async () => {
         const exists = (await qdrant.collectionExists(newTarget)).exists;
         const n = exists ? await count(newTarget) : 0;
         return n > 0 ? n : undefined;
@@ -339,6 +360,7 @@ describe('incremental runs of a 1,000-object bucket', () => {
       });
       expect(midway).toBeLessThan(full);
 
+      api.release();
       result = await rebuild;
       expectExit(result, 0);
       const run = await runs.get(runId);
@@ -356,7 +378,7 @@ describe('incremental runs of a 1,000-object bucket', () => {
         `4 rebuild 256 -> 512 behind ${alias}: ${stats.requests} requests, ${stats.inputs} inputs, ${gets} downloads; mid-run the alias answered 256-dim with ${observed.count} points while the new collection had ${midway}`,
       );
     } finally {
-      env.sim.configure({ latency: { fixedMs: 0 } });
+      api.release();
       if (!result) await rebuild;
     }
   }, 180_000);

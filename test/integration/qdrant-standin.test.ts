@@ -4,16 +4,16 @@
 import { randomUUID } from 'node:crypto';
 
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { QdrantClient } from '@qdrant/js-client-rest';
+import type { QdrantClient } from '@qdrant/js-client-rest';
 
-import { qdrantForTest, type QdrantForTest } from '../support/qdrant.js';
+import { clientOf, qdrantForTest, type QdrantForTest } from '../support/qdrant.js';
 
 let qdrant: QdrantForTest;
 let client: QdrantClient;
 
 beforeAll(async () => {
   qdrant = await qdrantForTest();
-  client = new QdrantClient({ url: qdrant.url, apiKey: qdrant.apiKey, checkCompatibility: false });
+  client = clientOf(qdrant);
 });
 
 afterAll(async () => {
@@ -52,7 +52,7 @@ async function failure(
 async function rawRequest(method: string, path: string, body?: string): Promise<{ status: number; json: unknown }> {
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   if (qdrant.apiKey !== undefined) headers['api-key'] = qdrant.apiKey;
-  const response = await fetch(`${qdrant.url}${path}`, { method, headers, body });
+  const response = await fetch(`${qdrant.url}${path}`, { method, headers, body: body ?? null });
   const text = await response.text();
   let json: unknown = text;
   try {
@@ -261,11 +261,11 @@ describe('scroll and count', () => {
       expect(ids(first.points)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
       expect(first.next_page_offset).toBe(11);
 
-      const second = await client.scroll(name, { limit: 10, offset: first.next_page_offset ?? undefined });
+      const second = await client.scroll(name, { limit: 10, offset: first.next_page_offset ?? null });
       expect(ids(second.points)).toEqual([11, 12, 13, 14, 15, 16, 17, 18, 19, 20]);
       expect(second.next_page_offset).toBe(21);
 
-      const last = await client.scroll(name, { limit: 10, offset: second.next_page_offset ?? undefined });
+      const last = await client.scroll(name, { limit: 10, offset: second.next_page_offset ?? null });
       expect(ids(last.points)).toEqual([21, 22, 23, 24, 25]);
       expect(last.next_page_offset).toBeNull();
 

@@ -5,19 +5,19 @@ import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:net';
 
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
-import { QdrantClient } from '@qdrant/js-client-rest';
+import type { QdrantClient } from '@qdrant/js-client-rest';
 
 import { ConfigError } from '../../src/errors.js';
 import { VectorStoreError, createQdrantStore } from '../../src/qdrant-store.js';
 import { INDEXED_FIELDS, type PointRecord, type VectorStore } from '../../src/vector-store.js';
-import { qdrantForTest, type QdrantForTest } from '../support/qdrant.js';
+import { clientOf, qdrantForTest, type QdrantForTest } from '../support/qdrant.js';
 
 let qdrant: QdrantForTest;
 let client: QdrantClient;
 
 beforeAll(async () => {
   qdrant = await qdrantForTest();
-  client = new QdrantClient({ url: qdrant.url, apiKey: qdrant.apiKey, checkCompatibility: false });
+  client = clientOf(qdrant);
 });
 
 afterAll(async () => {

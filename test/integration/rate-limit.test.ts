@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { LIMITER_TUNING, SharedRateLimiter, accountId, limiterKey } from '../../src/rate-limit.js';
 import type { LimiterTuning, RateLimits } from '../../src/rate-limit.js';
+import { startCli } from '../support/pipeline.js';
 
 /** Largest number of times in any window of `windowMs` (closed on the right, as the simulator counts). */
 function maxInWindow(times: number[], windowMs: number): number {
@@ -88,21 +89,48 @@ describe('the shared rate limiter in Redis (reservations)', () => {
     await redis.del(limiterKey({ apiKey: `${apiKey}-other`, baseUrl: owner.baseUrl }, model));
   });
 
-  it('lets no more than RPM/60 requests through in any second, across limiters that sleep until their slots', async () => {
-    const model = fresh();
-    const a = limiter();
-    const b = limiter({}, other);
-    const times: number[] = [];
-    const take = async (l: SharedRateLimiter): Promise<void> => {
-      for (let i = 0; i < 10; i++) {
-        await l.acquire(model, { rpm: 1200, tpm: null }, 1);
-        times.push(performance.now());
-      }
-    };
-    await Promise.all([take(a), take(b), take(a)]);
-    expect(times).toHaveLength(30);
-    expect(maxInWindow(times, 1000)).toBeLessThanOrEqual(20);
-  }, 30_000);
+  it('lets no more than RPM/60 requests a second reach a simulator that enforces it, across limiters that sleep until their slots', async () => {
+    // the simulator in a process of its own: arrival times are recorded by its event loop, not this one's
+    const key = 'sk-test-rl-arrivals-0123456789';
+    const sim = startCli(['simulate', '--port', '0', '--api-key', key, '--rpm', '1200', '--capture-requests', '100'], {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      LOG_LEVEL: 'warn',
+    });
+    try {
+      await sim.waitFor(/simulator listening on http:\/\/\S+/);
+      const url = /simulator listening on (http:\/\/\S+)/.exec(sim.output())![1]!;
+      const model = fresh();
+      const a = limiter();
+      const b = limiter({}, other);
+      const statuses: number[] = [];
+      const take = async (l: SharedRateLimiter): Promise<void> => {
+        for (let i = 0; i < 10; i++) {
+          await l.acquire(model, { rpm: 1200, tpm: null }, 1);
+          const answer = await fetch(`${url}/api/v1/services/embeddings/multimodal-embedding/multimodal-embedding`, {
+            method: 'POST',
+            headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+            body: JSON.stringify({
+              model: 'qwen3-vl-embedding',
+              input: { contents: [{ text: 'ping' }] },
+              parameters: { dimension: 256 },
+            }),
+          });
+          statuses.push(answer.status);
+          await answer.arrayBuffer();
+        }
+      };
+      await Promise.all([take(a), take(b), take(a)]);
+      const log = (await (await fetch(`${url}/_sim/requests`)).json()) as { requests: { at: string }[] };
+      const arrivals = log.requests.map((r) => Date.parse(r.at));
+      expect(arrivals).toHaveLength(30);
+      // 1,200 RPM is 20 a second, which the simulator enforces with 429s
+      expect(statuses.filter((s) => s !== 200)).toEqual([]);
+      expect(maxInWindow(arrivals, 1000)).toBeLessThanOrEqual(20);
+    } finally {
+      await sim.stop();
+    }
+  }, 60_000);
 
   it('paces tokens at TPM/60 x (1 - margin) a second, and a refund or debit moves the next slot by the tokens corrected', async () => {
     const model = fresh();
@@ -234,6 +262,47 @@ describe('the shared rate limiter in Redis (reservations)', () => {
     expect(s?.reservations).toBe(3);
     // the unused slot's token was refunded with the reservation that replaced it
     expect(s?.tokens).toBe(2);
+  });
+
+  it('takes a given-back slot back only when nobody reserved after it', async () => {
+    const model = fresh();
+    const limits: RateLimits = { rpm: 60, tpm: null };
+    const l = limiter();
+    const spacing = 1000 / (1 * (1 - LIMITER_TUNING.marginStart));
+    await l.reserve(model, limits, 1);
+    const b = await l.reserve(model, limits, 1);
+    // nobody after b: its slot goes to the next request
+    expect(await l.release(model, limits, b)).toBe(true);
+    const c = await l.reserve(model, limits, 1);
+    expect(c.slotMs).toBeCloseTo(b.slotMs, 3);
+    // d has e behind it: its slot stays a gap, the next request comes after e
+    const d = await l.reserve(model, limits, 1);
+    const e = await l.reserve(model, limits, 1);
+    expect(await l.release(model, limits, d)).toBe(false);
+    const f = await l.reserve(model, limits, 1);
+    expect(f.slotMs).toBeCloseTo(e.slotMs + spacing, 3);
+    // a reservation given back with the next one (a late wake-up) likewise keeps its place
+    const g = await l.reserve(model, limits, 1, f);
+    expect(g.slotMs).toBeCloseTo(f.slotMs, 3);
+    // the given-back tokens (b, d and f) were refunded: 7 reserved, 4 kept
+    await l.flush();
+    expect((await l.state(model, limits))?.tokens).toBe(4);
+  });
+
+  it('gives back the slot of an acquire aborted while it waits', async () => {
+    const model = fresh();
+    const limits: RateLimits = { rpm: 60, tpm: null };
+    const l = limiter();
+    const first = await l.reserve(model, limits, 1);
+    const stop = new AbortController();
+    // the acquire's slot is a second away; the worker stops meanwhile
+    const waiting = l.acquire(model, limits, 3, stop.signal);
+    setTimeout(() => stop.abort(new Error('worker stopping')), 50);
+    await expect(waiting).rejects.toThrow('worker stopping');
+    const next = await l.reserve(model, limits, 1);
+    expect(next.slotMs).toBeCloseTo(first.slotMs + 1000 / (1 - LIMITER_TUNING.marginStart), 3);
+    await l.flush();
+    expect((await l.state(model, limits))?.tokens).toBe(2);
   });
 
   it('holds every limiter on the key until a Retry-After has passed', async () => {

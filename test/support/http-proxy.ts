@@ -3,7 +3,9 @@
  * for faults the server itself does not make: it forwards every request as it is, and a
  * test's `intercept` may answer a request itself instead (a quota the provider says is
  * gone, a write Qdrant refuses), or `rewrite` may change a forwarded answer's body (an
- * answer of the wrong shape). Both see the request's method, path and JSON body.
+ * answer of the wrong shape). Both see the request's method, path and JSON body. A test
+ * can also hold requests at a gate (`holdAfter`, `release`): the run then waits at a point
+ * the test chose, instead of the test racing the server's latency.
  */
 import { createServer, request } from 'node:http';
 import type { IncomingHttpHeaders } from 'node:http';
@@ -28,6 +30,17 @@ export interface HttpProxy {
   rewrite: (req: SeenRequest, status: number, body: unknown) => unknown;
   /** Requests answered by `intercept`. */
   intercepted(): number;
+  /** Requests forwarded to the server so far (held ones count once let through). */
+  forwarded(): number;
+  /**
+   * A gate: lets `n` forwarded requests through in all, then keeps the next ones waiting,
+   * unanswered, until `release()` (a paused server, at a known point of the run).
+   */
+  holdAfter(n: number): void;
+  /** Requests waiting at the gate. */
+  held(): number;
+  /** Opens the gate: the waiting requests go on, and so do later ones. */
+  release(): void;
   close(): Promise<void>;
 }
 
@@ -42,12 +55,24 @@ function json(raw: Buffer): unknown {
 export async function startHttpProxy(target: string): Promise<HttpProxy> {
   const upstream = new URL(target);
   let intercepted = 0;
+  let forwarded = 0;
+  let holdAfter = Infinity;
+  const waiting: (() => void)[] = [];
   const proxy: HttpProxy = {
     url: '',
     intercept: () => undefined,
     rewrite: (_req, _status, body) => body,
     intercepted: () => intercepted,
+    forwarded: () => forwarded,
+    holdAfter: (n) => void (holdAfter = n),
+    held: () => waiting.length,
+    release: () => {
+      holdAfter = Infinity;
+      for (const go of waiting.splice(0)) go();
+    },
     close: async () => {
+      holdAfter = Infinity;
+      waiting.splice(0);
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
@@ -69,26 +94,31 @@ export async function startHttpProxy(target: string): Promise<HttpProxy> {
         return;
       }
       const headers: IncomingHttpHeaders = { ...req.headers, host: upstream.host };
-      const out = request(
-        { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers },
-        (answerStream) => {
-          const parts: Buffer[] = [];
-          answerStream.on('data', (c: Buffer) => parts.push(c));
-          answerStream.on('end', () => {
-            const body = Buffer.concat(parts);
-            const parsed = json(body);
-            const changed =
-              parsed === undefined
-                ? body
-                : Buffer.from(JSON.stringify(proxy.rewrite(seen, answerStream.statusCode ?? 502, parsed)));
-            const h = { ...answerStream.headers, 'content-length': String(changed.length) };
-            delete h['transfer-encoding'];
-            res.writeHead(answerStream.statusCode ?? 502, h).end(changed);
-          });
-        },
-      );
-      out.on('error', () => res.destroy());
-      out.end(raw);
+      const forward = (): void => {
+        forwarded += 1;
+        const out = request(
+          { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers },
+          (answerStream) => {
+            const parts: Buffer[] = [];
+            answerStream.on('data', (c: Buffer) => parts.push(c));
+            answerStream.on('end', () => {
+              const body = Buffer.concat(parts);
+              const parsed = json(body);
+              const changed =
+                parsed === undefined
+                  ? body
+                  : Buffer.from(JSON.stringify(proxy.rewrite(seen, answerStream.statusCode ?? 502, parsed)));
+              const h = { ...answerStream.headers, 'content-length': String(changed.length) };
+              delete h['transfer-encoding'];
+              res.writeHead(answerStream.statusCode ?? 502, h).end(changed);
+            });
+          },
+        );
+        out.on('error', () => res.destroy());
+        out.end(raw);
+      };
+      if (forwarded >= holdAfter) waiting.push(forward);
+      else forward();
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

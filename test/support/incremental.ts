@@ -1,12 +1,12 @@
 /**
- * Helpers for the incremental-run integration test: a bucket model (key -> text) that
- * says how many points each object should have, bulk uploads and deletes, reading a
+ * Helpers for the incremental-run integration test: texts whose token counts are stated
+ * (so how many points each object should have follows from the count, not the splitter), bulk uploads and deletes, reading a
  * whole collection (qdrant-points.ts), and polling.
  */
 import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { pointId } from '../../src/ids.js';
-import { qwenTokens } from '../../src/tokens.js';
+import { plainWords } from './token-fixtures.js';
 
 /** Common English words of about one token each (corpus.ts's prose draws on them too). */
 export const WORDS = [
@@ -47,10 +47,23 @@ export function words(seed: number, count: number): string {
 export { allPoints } from './qdrant-points.js';
 export type { Point } from './qdrant-points.js';
 
-/** Points a text becomes with chunks of at most `chunkTokens` tokens and no overlap (as the planner splits). */
-export function chunkCount(text: string, chunkTokens: number): number {
-  if (qwenTokens.count(text) <= chunkTokens) return 1;
-  return qwenTokens.split(text, chunkTokens, 0).filter((c) => c.text.trim().length > 0).length;
+const STATED = new Map<string, number>();
+
+/**
+ * `plainWords(seed, tokens)` (exactly `tokens` tokens, token-fixtures.ts), remembered with
+ * that count so `statedChunks` can say how many points it becomes without the splitter.
+ */
+export function statedText(seed: number, tokens: number): string {
+  const text = plainWords(seed, tokens);
+  STATED.set(text, tokens);
+  return text;
+}
+
+/** Points a `statedText` becomes with chunks of at most `chunkTokens` tokens and no overlap: ceil(tokens / cap). */
+export function statedChunks(text: string, chunkTokens: number): number {
+  const tokens = STATED.get(text);
+  if (tokens === undefined) throw new Error(`not a statedText: ${JSON.stringify(text.slice(0, 40))}`);
+  return Math.ceil(tokens / chunkTokens);
 }
 
 /** The ids of chunks 0..count-1 of a key. */

@@ -1,6 +1,8 @@
 // Gives a test a Qdrant to talk to: the real server named by QDRANT_URL (docker compose
 // provides one), otherwise a fresh in-process stand-in. Tests must pass against both.
 
+import { QdrantClient } from '@qdrant/js-client-rest';
+
 import { startQdrantStandin } from './qdrant-standin.js';
 
 export interface QdrantForTest {
@@ -15,8 +17,17 @@ export async function qdrantForTest(): Promise<QdrantForTest> {
   const url = process.env.QDRANT_URL;
   if (url !== undefined && url !== '') {
     const apiKey = process.env.QDRANT_API_KEY;
-    return { url, apiKey: apiKey === '' ? undefined : apiKey, real: true, close: async () => {} };
+    return { url, ...(apiKey ? { apiKey } : {}), real: true, close: async () => {} };
   }
   const standin = await startQdrantStandin({ port: 0 });
   return { url: standin.url, real: false, close: () => standin.close() };
+}
+
+/** A client of the test's Qdrant, sending its API key when it has one. */
+export function clientOf(qdrant: QdrantForTest): QdrantClient {
+  return new QdrantClient({
+    url: qdrant.url,
+    ...(qdrant.apiKey !== undefined ? { apiKey: qdrant.apiKey } : {}),
+    checkCompatibility: false,
+  });
 }

@@ -39,9 +39,9 @@ type Condition =
   | { kind: 'filter'; filter: Filter };
 
 export interface Filter {
-  must?: Condition[];
-  should?: Condition[];
-  mustNot?: Condition[];
+  must?: Condition[] | undefined;
+  should?: Condition[] | undefined;
+  mustNot?: Condition[] | undefined;
   minShould?: { conditions: Condition[]; minCount: number };
 }
 

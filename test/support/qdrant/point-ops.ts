@@ -105,7 +105,7 @@ export function parseInsert(rawBody: unknown): InsertRequest {
 }
 
 /** Dimension check Qdrant does before the WAL, so it is reported even with `wait=false`. */
-export function checkVectors(c: Collection, request: { namedVector?: string; vectors: number[][] }): void {
+export function checkVectors(c: Collection, request: { namedVector?: string | undefined; vectors: number[][] }): void {
   if (request.namedVector !== undefined) throw wrongInput(`Not existing vector name error: ${request.namedVector}`);
   for (const v of request.vectors) {
     if (v.length !== c.size) throw wrongInput(`Vector dimension error: expected dim: ${c.size}, got ${v.length}`);

@@ -140,11 +140,11 @@ function count(ctx: RequestContext): unknown {
 
 interface NearestRequest {
   vector: number[];
-  namedVector?: string;
-  filter?: Filter;
+  namedVector?: string | undefined;
+  filter?: Filter | undefined;
   limit: number;
   offset: number;
-  threshold?: number;
+  threshold?: number | undefined;
   withPayload: PayloadSelector;
   withVector: boolean;
 }

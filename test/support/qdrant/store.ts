@@ -37,7 +37,7 @@ export interface Collection {
   walConfig: JsonObject;
   quantizationConfig: unknown;
   strictModeConfig: JsonObject;
-  metadata?: JsonObject;
+  metadata?: JsonObject | undefined;
   points: Map<string, StoredPoint>;
   payloadIndexes: Map<string, PayloadIndex>;
   lastOperationId: number;

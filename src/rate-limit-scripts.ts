@@ -1,0 +1,259 @@
+/**
+ * The shared rate limiter's side in Redis: the scheduler (GCRA reservations on Redis's
+ * clock) and the controller (adaptive margin, AIMD learned rate), as Lua scripts over one
+ * hash per account and model, and the tuning they run with. rate-limit.ts is the client
+ * that calls them; its header describes the behaviour.
+ *
+ * State, one hash per account and model: `mm-ingest:rl:{account}:{model}` where `account`
+ * is the first 16 hex digits of the SHA-256 of the API's base URL and the API key (never
+ * the key). It does not depend on the queue prefix: deployments that use a key at one
+ * endpoint share its quota, so they share the limiter; different keys (or regions) do not.
+ * One key a script, so it works on Redis Cluster too.
+ * Fields: tr, tt (next request slot and token schedule, ms of Redis time), r and ra
+ * (learned rate, requests/s, and when it last changed), m and ma (margin and when it last
+ * widened), ep (epoch), l429 (last 429), since (start of the current activity), n
+ * (reservations), k (tokens reserved net of corrections), o0..o59 and x0..x59 (successes
+ * and 429s in each second of the last minute, as "second:count"). The hash expires after 6 hours unused.
+ */
+import { createHash } from 'node:crypto';
+import { DEFAULT_BASE_URL } from './api.js';
+
+/**
+ * The controller's constants; the worker sets them from RATE_LIMIT_* (config-rate-limit.ts).
+ * Margins are fractions of the learned rate; times are ms.
+ */
+export const LIMITER_TUNING = {
+  marginStart: 0.03,
+  marginMin: 0.03,
+  marginMax: 0.25,
+  marginWiden: 0.02,
+  marginNarrow: 0.005,
+  marginNarrowEveryMs: 30_000,
+  /** 429s in the last minute, and their share of the answers, from which the quota is taken to be lower than believed. */
+  quotaRefused: 3,
+  quotaShare: 0.2,
+  /** A request that wakes later than this share of its slot's slack after its slot takes a new one (at most `lateRetries` times). */
+  lateShare: 0.5,
+  lateRetries: 3,
+  decreaseMin: 0.5,
+  decreaseMax: 0.95,
+  probeHoldMs: 60_000,
+  probeEveryMs: 15_000,
+  /** Fraction of the believed rate added at each probe. */
+  probeStep: 0.01,
+} as const;
+export type LimiterTuning = { readonly [K in keyof typeof LIMITER_TUNING]: number };
+
+/** The tuning as the scripts take it, ARGV[5..16] (ARGV[11] is unused). */
+export function tuningArgs(t: LimiterTuning): number[] {
+  return [
+    t.marginStart,
+    t.marginMin,
+    t.marginMax,
+    t.marginWiden,
+    t.marginNarrow,
+    t.marginNarrowEveryMs,
+    0,
+    t.decreaseMin,
+    t.decreaseMax,
+    t.probeHoldMs,
+    t.probeEveryMs,
+    t.probeStep,
+  ];
+}
+
+// Shared by the scripts: the clock, the state read with its lazy updates (margin
+// narrowing, rate probing), the settlement of answered requests.
+// ARGV[1] rps ceiling (0: no request limit), ARGV[2] tokens/s ceiling (0: none),
+// ARGV[3] token correction (sum of usage - reserved), ARGV[4] successes to count,
+// ARGV[5..16] tuning, then the script's own arguments from ARGV[17].
+const PRELUDE = `
+local key = KEYS[1]
+-- numbers go to Redis as text with 14 digits; times in ms need more
+local function n(x) return string.format('%.4f', x) end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local ceil, tps = tonumber(ARGV[1]), tonumber(ARGV[2])
+local dtok, oks = tonumber(ARGV[3]), tonumber(ARGV[4])
+local mStart, mMin, mMax, mWiden = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local mNarrow, mEvery = tonumber(ARGV[9]), tonumber(ARGV[10])
+local decMin, decMax, pHold, pEvery, pStep = tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15]), tonumber(ARGV[16])
+local ttl = 21600000
+local f = redis.call('HMGET', key, 'tr', 'tt', 'r', 'ra', 'm', 'ma', 'ep', 'l429', 'since')
+local tr, tt = tonumber(f[1]) or 0, tonumber(f[2]) or 0
+local since = tonumber(f[9])
+-- the span successes are counted over starts again after a minute without requests
+if not since or math.max(tr, tt) < now - 60000 then since = now; redis.call('HSET', key, 'since', n(now)) end
+local ep = tonumber(f[7]) or 0
+local l429 = tonumber(f[8])
+local m, ma = tonumber(f[5]) or mStart, tonumber(f[6]) or now
+if m > mMin and now - ma >= mEvery then
+  local steps = math.floor((now - ma) / mEvery)
+  m = math.max(mMin, m - steps * mNarrow)
+  ma = ma + steps * mEvery
+  redis.call('HSET', key, 'm', n(m), 'ma', n(ma))
+elseif not f[5] then
+  redis.call('HSET', key, 'm', n(m), 'ma', n(ma))
+end
+local r, ra = tonumber(f[3]), tonumber(f[4]) or now
+if ceil > 0 then
+  if not r or r > ceil then r = ceil end
+  if r < ceil and now - ra >= pHold + pEvery then
+    local steps = math.floor((now - ra - pHold) / pEvery)
+    r = math.min(ceil, r + steps * pStep * ceil)
+    ra = ra + steps * pEvery
+    redis.call('HSET', key, 'r', n(r), 'ra', n(ra))
+  end
+end
+local function tokenRate() return tps * (1 - m) / 1000 end
+if dtok ~= 0 then
+  if tps > 0 then tt = tt + dtok / tokenRate(); redis.call('HSET', key, 'tt', n(tt)) end
+  redis.call('HINCRBYFLOAT', key, 'k', n(dtok))
+end
+if oks > 0 then
+  local sec = math.floor(now / 1000)
+  local slot = 'o' .. (sec % 60)
+  local cur = redis.call('HGET', key, slot)
+  local n = 0
+  if cur then
+    local s, c = string.match(cur, '^(%d+):(%d+)$')
+    if tonumber(s) == sec then n = tonumber(c) end
+  end
+  redis.call('HSET', key, slot, sec .. ':' .. (n + oks))
+end
+redis.call('PEXPIRE', key, ttl)
+`;
+
+// ARGV[17] tokens of this request (estimate); ARGV[18] and ARGV[19], or '' and 0: the
+// schedule's end and the slot of a reservation of this caller's that is given back (woken
+// too late for it), taken back only if nobody reserved after it. Returns {wait ms, epoch,
+// rate, margin, slot (Redis ms), the schedule's end after this slot (for a give-back)}.
+const RESERVE = `${PRELUDE}
+local tokens = tonumber(ARGV[17])
+if ARGV[18] ~= '' and f[1] == ARGV[18] then tr = tonumber(ARGV[19]) end
+local slot = now
+if ceil > 0 then slot = math.max(slot, tr) end
+local cost = 0
+if tps > 0 then
+  local rho = tokenRate()
+  cost = tokens / rho
+  -- the tokens before this request must have drained, less a second's and (for a request
+  -- that fits in it) a minute's share of the margin
+  local tolSec = 1000 * m / (1 - m)
+  local tolMin = 60000 * m / (1 - m)
+  slot = math.max(slot, tt + math.max(-tolSec, math.min(cost, tolMin) - tolMin))
+end
+local nextTr = ''
+if ceil > 0 then nextTr = n(slot + 1000 / (r * (1 - m))); redis.call('HSET', key, 'tr', nextTr) end
+if tps > 0 then redis.call('HSET', key, 'tt', n(math.max(tt, slot) + cost)) end
+redis.call('HINCRBY', key, 'n', 1)
+redis.call('HINCRBYFLOAT', key, 'k', n(tokens))
+return {n(slot - now), ep, n(r or 0), n(m), n(slot), nextTr}
+`;
+
+// A reservation given back (its wait was aborted): ARGV[17] the schedule's end it left,
+// ARGV[18] its slot. The slot is taken back only if nobody reserved after it (the
+// schedule still ends where this reservation left it): the next request then gets it.
+// A slot with later ones behind it stays a gap (moving theirs would need them all to be
+// told). Its tokens come back with the settlements (ARGV[3]). Returns 1 if taken back.
+const RELEASE = `${PRELUDE}
+if ARGV[17] ~= '' and f[1] == ARGV[17] then
+  redis.call('HSET', key, 'tr', n(math.max(now, tonumber(ARGV[18]))))
+  return 1
+end
+return 0
+`;
+
+// Settlements only (no reservation came within the flush delay).
+const SETTLE = `${PRELUDE}
+return 1
+`;
+
+// A 429. ARGV[17] the refused reservation's epoch (-1: unknown), ARGV[18] Retry-After ms (0: none).
+// Returns {what it did: 0 nothing (stale), 1 widened the margin, 2 lowered the rate, 3 held; rate; margin}.
+const THROTTLED = `${PRELUDE}
+local tepoch, hold = tonumber(ARGV[17]), tonumber(ARGV[18])
+local minRefused, minShare = tonumber(ARGV[19]), tonumber(ARGV[20])
+local sec = math.floor(now / 1000)
+-- every 429 is evidence, counted per second like the successes (x0..x59)
+local xslot = 'x' .. (sec % 60)
+local xcur = redis.call('HGET', key, xslot)
+local xn = 0
+if xcur then
+  local s, c = string.match(xcur, '^(%d+):(%d+)$')
+  if tonumber(s) == sec then xn = tonumber(c) end
+end
+redis.call('HSET', key, xslot, sec .. ':' .. (xn + 1))
+local did = 0
+if hold > 0 then
+  redis.call('HSET', key, 'tr', n(math.max(tr, now + hold)), 'tt', n(math.max(tt, now + hold)))
+  did = 3
+end
+if tepoch >= 0 and tepoch < ep then return {did, n(r or 0), n(m)} end
+redis.call('HSET', key, 'l429', n(now))
+-- successes and 429s of the last minute
+local function lastMinute(prefix)
+  local fields = {}
+  for i = 0, 59 do fields[#fields + 1] = prefix .. i end
+  local vals = redis.call('HMGET', key, unpack(fields))
+  local total = 0
+  for i = 1, 60 do
+    local v = vals[i]
+    if v then
+      local s, c = string.match(v, '^(%d+):(%d+)$')
+      s = tonumber(s)
+      if s and s > sec - 60 and s <= sec then total = total + tonumber(c) end
+    end
+  end
+  return total
+end
+local oks, refused = lastMinute('o'), lastMinute('x')
+-- a few 429s among many answers: our own pacing was too tight (arrival jitter ate the
+-- margin); many: the account gets less than we believe
+if ceil <= 0 or refused < minRefused or refused < minShare * (oks + refused) then
+  m = math.min(mMax, m + mWiden)
+  redis.call('HSET', key, 'm', n(m), 'ma', n(now), 'ep', ep + 1)
+  return {1, n(r or 0), n(m)}
+end
+local span = math.max(1000, math.min(60000, now - since))
+local observed = oks * 1000 / span
+local nr = math.max(r * decMin, math.min(r * decMax, observed))
+redis.call('HSET', key, 'r', n(nr), 'ra', n(now), 'ep', ep + 1)
+return {2, n(nr), n(m)}
+`;
+
+const STATE = `
+local f = redis.call('HMGET', KEYS[1], 'r', 'm', 'n', 'k', 'l429')
+return f
+`;
+
+export interface Script {
+  readonly body: string;
+  readonly sha: string;
+}
+const script = (body: string): Script => ({ body, sha: createHash('sha1').update(body).digest('hex') });
+export const SCRIPTS = {
+  reserve: script(RESERVE),
+  settle: script(SETTLE),
+  throttled: script(THROTTLED),
+  release: script(RELEASE),
+  state: script(STATE),
+};
+
+/** Whose quota: the API key, at the endpoint it is used with (a region's quota is its own). */
+export interface QuotaOwner {
+  readonly apiKey: string;
+  /** The API's base URL. @defaultValue DEFAULT_BASE_URL (api.ts) */
+  readonly baseUrl?: string;
+}
+
+/** The account part of the limiter's keys: a digest of the endpoint and the API key, never the key. */
+export function accountId(owner: QuotaOwner): string {
+  const base = (owner.baseUrl ?? DEFAULT_BASE_URL).replace(/\/+$/, '');
+  return createHash('sha256').update(`${base}\n${owner.apiKey}`).digest('hex').slice(0, 16);
+}
+
+/** The limiter's hash for an account and a model. */
+export function limiterKey(owner: QuotaOwner, model: string): string {
+  return `mm-ingest:rl:${accountId(owner)}:${model}`;
+}

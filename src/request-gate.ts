@@ -1,0 +1,38 @@
+/**
+ * What the embed handler needs of a rate limiter (jobs/api-call.ts): a send time before
+ * each request, and ways to report what came back. The shared limiter in Redis
+ * (rate-limit.ts) is one; OPEN_GATE, which never waits, is another.
+ */
+
+export interface RateLimits {
+  readonly rpm: number | null;
+  readonly tpm: number | null;
+}
+
+/** What the embed handler needs: a send time, and ways to report what came back. */
+export interface RequestGate {
+  /**
+   * Resolves at the time a request of `tokens` input tokens (an estimate) may be sent; rejects
+   * once `signal` aborts. The ticket names the reservation, for `settle` and `throttled`.
+   */
+  acquire(
+    model: string,
+    limits: RateLimits,
+    tokens: number,
+    signal?: AbortSignal,
+  ): Promise<{ waitedMs: number; ticket?: string }>;
+  /** The request was answered: its tokens were `tokens` (from `usage`), not the estimate. */
+  settle?(model: string, ticket: string, tokens: number): Promise<void>;
+  /** The request was refused with 429 (`retryAfterMs` when the provider said how long to wait). */
+  throttled(model: string, ticket: string | undefined, retryAfterMs?: number): Promise<void>;
+  /** Sends what is waiting to be settled now. */
+  flush?(): Promise<void>;
+  /** True when a 429 lowers the shared pace itself, so a refused request may ask again at once. */
+  readonly adaptive?: boolean;
+}
+
+/** A gate that never waits (rate limiting off, or unit tests). */
+export const OPEN_GATE: RequestGate = {
+  acquire: () => Promise.resolve({ waitedMs: 0 }),
+  throttled: () => Promise.resolve(),
+};
