@@ -177,3 +177,27 @@ export function isFinished(run: RunState): boolean {
     run.counters.jobsDone + run.counters.jobsFailed >= run.counters.jobsAdded + run.counters.jobsFollowed
   );
 }
+
+/**
+ * A job's result as a run's `:jobs` hash holds it: `d` (done) or `f`, then objects,
+ * indexed, skipped, failed and points, space-separated, then the error if any (about 15 B
+ * instead of 80 B of JSON). Results recorded as JSON by earlier versions still read.
+ */
+export function packJobResult(r: JobResult): string {
+  const counts = [r.objects, r.indexed, r.skipped, r.failed, r.points].join(' ');
+  return `${r.status === 'done' ? 'd' : 'f'} ${counts}${r.error !== undefined ? ` ${r.error}` : ''}`;
+}
+
+export function unpackJobResult(raw: string): JobResult {
+  if (raw.startsWith('{')) return JSON.parse(raw) as JobResult;
+  const [status, objects, indexed, skipped, failed, points, ...error] = raw.split(' ');
+  return {
+    status: status === 'd' ? 'done' : 'failed',
+    objects: Number(objects),
+    indexed: Number(indexed),
+    skipped: Number(skipped),
+    failed: Number(failed),
+    points: Number(points),
+    ...(error.length > 0 ? { error: error.join(' ') } : {}),
+  };
+}

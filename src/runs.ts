@@ -6,11 +6,11 @@
  * - `{p}:run:{id}`        hash: settings, scan state and counters;
  * - `{p}:run:{id}:items`, `:codes`: the outcomes of objects skipped or failed (and notes), and
  *   how many of each (run-items.ts);
- * - `{p}:run:{id}:jobs`   hash: job id -> JSON result, written once per job (idempotent);
- * - `{p}:run:{id}:queued` set: ids of the jobs the run queued;
- * - `{p}:run:{id}:pages`  hash: listing tokens of the pages already counted;
+ * - `{p}:run:{id}:jobs`   hash: job id -> result (packJobResult), written once per job (idempotent);
+ * - `{p}:run:{id}:queued` set: ids of the jobs the run queued (dropped once the scan is complete);
+ * - `{p}:run:{id}:pages`  hash: listing tokens of the pages already counted (likewise);
  * - `{p}:run:{id}:seenh`, `:stage`: the scan's working sets, for --prune and composed units (run-sets.ts);
- * - `{p}:run:{id}:followed` set: ids of other runs' jobs this run waits for (deduplicated adds);
+ * - `{p}:run:{id}:followed` set: ids of other runs' jobs this run waits for (deduplicated adds; likewise);
  * - `{p}:followers:{job}` set: the runs following a job, told its result when it ends;
  * - `{p}:runs`            sorted set of run ids by start time.
  *
@@ -22,7 +22,7 @@ import type { Cluster, Redis } from 'ioredis';
 import type { EmbedSettings } from './embed-job.js';
 import { redact } from './redact.js';
 import { RunItemStore } from './run-items.js';
-import { PAGE_COUNTERS, runFromHash } from './run-types.js';
+import { packJobResult, PAGE_COUNTERS, runFromHash, unpackJobResult } from './run-types.js';
 import type { JobResult, PageCounts, RunCounters, RunInfo, RunState } from './run-types.js';
 
 export { isFinished } from './run-types.js';
@@ -149,7 +149,7 @@ export class RunStore extends RunItemStore {
   /** A job's result as recorded in a run, if it has one. */
   async jobResult(id: string, jobId: string): Promise<JobResult | undefined> {
     const raw = await this.redis.hget(this.key(id, ':jobs'), jobId);
-    return raw ? (JSON.parse(raw) as JobResult) : undefined;
+    return raw ? unpackJobResult(raw) : undefined;
   }
 
   /**
@@ -192,6 +192,10 @@ export class RunStore extends RunItemStore {
       .hset(this.key(id), { scanStatus: status, ...(error ? { scanError: redact(error) } : {}) })
       .hdel(this.key(id), 'scanWaiting')
       .exec();
+    // the scan's own bookkeeping (which jobs and pages it counted, which jobs it follows)
+    // only keeps a resumed scan from counting twice: a complete scan is never resumed
+    if (status === 'complete')
+      await this.redis.del(this.key(id, ':queued'), this.key(id, ':pages'), this.key(id, ':followed'));
     // a failed scan may never be resumed: its records expire like a finished run's
     if (status === 'failed') await this.expireRun(id);
   }
@@ -226,7 +230,7 @@ export class RunStore extends RunItemStore {
       this.key(id),
       this.key(id, ':jobs'),
       jobId,
-      redact(JSON.stringify(result)),
+      redact(packJobResult(result)),
       ...incr,
     );
     return added === 1;
