@@ -28,6 +28,7 @@ describe("the shared limiter's settings", () => {
         RATE_LIMIT_DECREASE_MAX: '0.9',
         RATE_LIMIT_PROBE_STEP: '0.02',
         RATE_LIMIT_PROBE_EVERY_MS: '5000',
+        RATE_LIMIT_LATE_WIDEN: '0.2',
       }),
     );
     expect(t).toEqual({
@@ -41,6 +42,7 @@ describe("the shared limiter's settings", () => {
       decreaseMax: 0.9,
       probeStep: 0.02,
       probeEveryMs: 5000,
+      lateWiden: 0.2,
     });
   });
 
