@@ -4,6 +4,7 @@
  * waits and started again with the same run while a worker drains the queue, it queues
  * the rest, and every object is embedded exactly once.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { QdrantClient } from '@qdrant/js-client-rest';
 import { Queue } from 'bullmq';
@@ -19,7 +20,6 @@ const OBJECTS = 240;
 /** One job per page: a page of 20 short texts is one request. */
 const PAGE = 20;
 const BOUND = 3;
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const text = (i: number): string => `note ${i} on the tides of the northern harbor`;
 
 describe('backpressure', () => {

@@ -4,6 +4,7 @@
  * worker of this version still runs a job queued by the version before (format 1, settings
  * inside), and refuses one of an unknown format with the reason, going on with the others.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { QdrantClient } from '@qdrant/js-client-rest';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
@@ -23,7 +24,6 @@ const INSTRUCT =
     0,
     2000,
   );
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 describe('compact embed jobs', () => {
   let env: PipelineEnv;

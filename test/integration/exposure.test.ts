@@ -15,11 +15,10 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { networkInterfaces } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Queue } from 'bullmq';
-import { runCli, startCli, startPipelineEnv } from '../support/pipeline.js';
+import { figures, runCli, startCli, startPipelineEnv } from '../support/pipeline.js';
 import type { BackgroundCli, PipelineEnv } from '../support/pipeline.js';
 import { freePort } from '../support/ports.js';
 
-const figures = (line: string): void => void process.stdout.write(`[figures] ${line}\n`);
 const TOKEN = 'dashboard-token-of-the-test-0123456789';
 
 interface Answer {

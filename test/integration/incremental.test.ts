@@ -28,7 +28,7 @@ import type { HttpProxy } from '../support/http-proxy.js';
 import { startS3Proxy } from '../support/s3-proxy.js';
 import type { S3Proxy } from '../support/s3-proxy.js';
 import { createBucket } from '../support/s3.js';
-import { runCli, startCli, startPipelineEnv } from '../support/pipeline.js';
+import { figures, runCli, startCli, startPipelineEnv, stopCli } from '../support/pipeline.js';
 import type { BackgroundCli, CliResult, PipelineEnv } from '../support/pipeline.js';
 
 const BUCKET = 'incremental';
@@ -45,20 +45,6 @@ const shortText = (n: number, version = 0): string => statedText(n * 7 + version
 /** 150 to 270 tokens by default: 3 to 5 chunks of 64. */
 const longText = (n: number, count = 150 + (n % 5) * 30, version = 0): string =>
   statedText(10_000 + n * 13 + version, count);
-
-/** Sends `signal` and waits for the exit; SIGKILL if it does not exit within `graceMs`. */
-async function stopProcess(
-  cli: BackgroundCli,
-  signal: NodeJS.Signals = 'SIGTERM',
-  graceMs = 15_000,
-): Promise<number | null> {
-  const timer = setTimeout(() => cli.child.kill('SIGKILL'), graceMs);
-  try {
-    return await cli.stop(signal);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 describe('incremental runs of a 1,000-object bucket', () => {
   let env: PipelineEnv;
@@ -89,7 +75,6 @@ describe('incremental runs of a 1,000-object bucket', () => {
   ];
   const count = async (collection: string): Promise<number> => (await qdrant.count(collection, { exact: true })).count;
   const downloads = async (): Promise<number> => (await env.s3.requestCount()).get;
-  const figures = (line: string): void => void process.stdout.write(`[figures] ${line}\n`);
   const expectExit = (result: CliResult, code: number): void =>
     expect({ code: result.code, stderr: result.stderr, stdout: result.stdout.slice(-2000) }).toMatchObject({ code });
 
@@ -111,7 +96,7 @@ describe('incremental runs of a 1,000-object bucket', () => {
   }, 120_000);
 
   afterAll(async () => {
-    if (worker) await stopProcess(worker);
+    if (worker) await stopCli(worker);
     await api?.close();
     await store?.close();
     await env?.close();

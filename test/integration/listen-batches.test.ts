@@ -5,6 +5,7 @@
  * reason, a batch taken but not queued (a crash in between) queued by the next pass, and
  * the lag.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
@@ -18,7 +19,6 @@ import type { ParsedNotification } from '../../src/listen/events.js';
 import { runCli } from '../support/pipeline.js';
 
 const TARGET: Target = { bucket: 'photos', collection: 'photo-index', model: 'qwen3-vl-embedding' };
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** A reindex queue that records what is added; a job's state is set by the test. */
 class FakeQueue implements BatchQueue {

@@ -16,13 +16,12 @@ import sharp from 'sharp';
 import { RunStore } from '../../src/runs.js';
 import { allPoints } from '../support/qdrant-points.js';
 import { mp4, png } from '../support/media-fixtures.js';
-import { runCli, startCli, startPipelineEnv } from '../support/pipeline.js';
+import { runCli, runIdOf, startCli, startPipelineEnv } from '../support/pipeline.js';
 import type { BackgroundCli, CliResult, PipelineEnv } from '../support/pipeline.js';
 import { createBucket, putObject } from '../support/s3.js';
 
 const MODEL = 'tongyi-embedding-vision-flash';
 const BUCKET = 'media-urls';
-const runIdOf = (stdout: string): string => /run (\S+): scanning/.exec(stdout)?.[1] ?? '';
 const show = (r: CliResult): object => ({ code: r.code, stdout: r.stdout.slice(-2000), stderr: r.stderr.slice(-2000) });
 
 describe('URL mode and videos against a store the provider cannot reach', () => {

@@ -6,6 +6,7 @@
  * naming it (and listing the known models), a malformed job naming the field, or an object
  * skipped as unsupported like any other.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Queue } from 'bullmq';
 import type { Job } from 'bullmq';
@@ -21,7 +22,6 @@ const BUCKET = 'names';
 const INHERITED = ['constructor', '__proto__', 'toString', 'hasOwnProperty'] as const;
 const KNOWN = `(known: ${MODEL_NAMES.join(', ')})`;
 const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 describe('inherited property names as user input', () => {
   let env: PipelineEnv;

@@ -16,31 +16,16 @@ import { DATA_INSPECTION_MARKER } from '../../src/simulator/index.js';
 import { prose } from '../support/corpus.js';
 import { png } from '../support/media-fixtures.js';
 import { allPoints } from '../support/qdrant-points.js';
-import { startCli, startPipelineEnv } from '../support/pipeline.js';
+import { figures, runCli, runIdOf, startCli, startPipelineEnv } from '../support/pipeline.js';
 import type { BackgroundCli, CliResult, PipelineEnv } from '../support/pipeline.js';
 import { createBucket, deleteObject, putObject } from '../support/s3.js';
 
 const MODEL = 'qwen3-vl-embedding';
 const BUCKET = 'odd-keys';
-const runIdOf = (stdout: string): string => /run (\S+): scanning/.exec(stdout)?.[1] ?? '';
 const expectExit = (result: CliResult, code: number): void =>
   expect({ code: result.code, stderr: result.stderr.slice(-2000), stdout: result.stdout.slice(-2000) }).toMatchObject({
     code,
   });
-const figures = (line: string): void => void process.stdout.write(`[figures] ${line}\n`);
-
-/** Runs `mm-ingest ARGS` to its end, killed after `timeoutMs` (a run that never ends fails its test, leaving nothing behind). */
-async function runBounded(args: readonly string[], env: NodeJS.ProcessEnv, timeoutMs = 240_000): Promise<CliResult> {
-  const p = startCli(args, env);
-  let stdout = '';
-  let stderr = '';
-  p.child.stdout?.on('data', (d: string) => (stdout += d));
-  p.child.stderr?.on('data', (d: string) => (stderr += d));
-  const timer = setTimeout(() => p.child.kill('SIGKILL'), timeoutMs);
-  const code = await new Promise<number | null>((resolve) => p.child.once('close', resolve));
-  clearTimeout(timer);
-  return { code, stdout, stderr };
-}
 
 /** Keys of objects to index (texts and an image). */
 const INDEXED = [
@@ -112,7 +97,7 @@ describe('keys with characters XML cannot carry', () => {
 
   it('lists and indexes every such key under its exact name', async () => {
     const started = Date.now();
-    const result = await runBounded(indexArgs(), cliEnv);
+    const result = await runCli(indexArgs(), cliEnv);
     // one object is refused by the API: exit 1, everything else indexed
     expectExit(result, 1);
     runId = runIdOf(result.stdout);
@@ -128,19 +113,19 @@ describe('keys with characters XML cannot carry', () => {
   }, 180_000);
 
   it('prints keys to a terminal with their control characters escaped', async () => {
-    const status = await runBounded(['status', '--run', runId], cliEnv);
+    const status = await runCli(['status', '--run', runId], cliEnv);
     expectExit(status, 0);
     expect(status.stdout).not.toMatch(CONTROL);
     expect(status.stdout).toContain('odd/clear\\x1b[2J.xyz');
     expect(status.stdout).toContain('odd/title\\x1b]0;pwned\\x07.txt');
 
-    const failures = await runBounded(['failures', '--run', runId], cliEnv);
+    const failures = await runCli(['failures', '--run', runId], cliEnv);
     expectExit(failures, 0);
     expect(failures.stdout).not.toMatch(CONTROL);
     const line = failures.stdout.split('\n').find((l) => l.includes('DataInspectionFailed') && l.includes('odd/title'));
     expect(line).toContain('odd/title\\x1b]0;pwned\\x07.txt');
     // JSON keeps the exact key (JSON escapes control characters itself)
-    const json = await runBounded(['failures', '--run', runId, '--json'], cliEnv);
+    const json = await runCli(['failures', '--run', runId, '--json'], cliEnv);
     expect(Object.keys((JSON.parse(json.stdout) as { items: Record<string, unknown> }).items)).toEqual([REFUSED]);
     figures(
       `odd keys: status prints ${JSON.stringify(status.stdout.split('\n').find((l) => l.includes('odd/clear')))}`,
@@ -150,7 +135,7 @@ describe('keys with characters XML cannot carry', () => {
   it('prunes exactly the deleted odd key and keeps the others', async () => {
     const gone = INDEXED[0]!;
     await deleteObject(env.s3client, BUCKET, gone);
-    const result = await runBounded([...indexArgs(), '--prune'], cliEnv);
+    const result = await runCli([...indexArgs(), '--prune'], cliEnv);
     expectExit(result, 1);
     const keys = (await allPoints(qdrant, collection())).map((p) => String(p.payload.key)).sort();
     expect(keys).toEqual(INDEXED.filter((k) => k !== gone).sort());

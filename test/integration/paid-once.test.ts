@@ -14,22 +14,15 @@ import { mp4 } from '../support/media-fixtures.js';
 import { startHttpProxy } from '../support/http-proxy.js';
 import type { HttpProxy, SeenRequest } from '../support/http-proxy.js';
 import { createBucket, putObject } from '../support/s3.js';
-import { runCli, startCli, startPipelineEnv } from '../support/pipeline.js';
+import { figures, runCli, startCli, startPipelineEnv, stopCli } from '../support/pipeline.js';
 import type { BackgroundCli, CliResult, PipelineEnv } from '../support/pipeline.js';
 
 const BUCKET = 'paid';
-
-async function stopProcess(cli: BackgroundCli): Promise<void> {
-  const timer = setTimeout(() => cli.child.kill('SIGKILL'), 15_000);
-  await cli.stop('SIGTERM');
-  clearTimeout(timer);
-}
 
 const exit = (result: CliResult): { code: number | null; out: string } => ({
   code: result.code,
   out: `${result.stdout}\n${result.stderr}`.slice(-3000),
 });
-const figures = (line: string): void => void process.stdout.write(`[figures] ${line}\n`);
 const isUpsert = (req: SeenRequest, collection: string): boolean =>
   req.method === 'PUT' && req.path === `/collections/${collection}/points`;
 const upsertIds = (req: SeenRequest): string[] =>
@@ -52,7 +45,7 @@ describe('nothing paid for twice, no run stuck on a quota', () => {
     return w;
   }
   async function stopWorkers(): Promise<void> {
-    for (const w of workers.splice(0)) await stopProcess(w);
+    for (const w of workers.splice(0)) await stopCli(w);
   }
 
   beforeAll(async () => {
@@ -388,7 +381,7 @@ describe('video tokens count toward the TPM', () => {
       expect(stats.imageTokens).toBe(3 * 1024);
       figures(`3 videos of 1,024 tokens under TPM 2,500: ${stats.requests} requests, 0 refused`);
     } finally {
-      await stopProcess(w);
+      await stopCli(w);
     }
   }, 180_000);
 });

@@ -7,6 +7,7 @@
  * too costly are refused with the reason, exit code 2 on the command line and a failed
  * job naming `groupImages` from the queue, and the worker goes on.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Queue } from 'bullmq';
 import type { Job } from 'bullmq';
@@ -21,7 +22,6 @@ const BUCKET = 'patterns';
 const MODEL = 'tongyi-embedding-vision-plus';
 const CATASTROPHIC = 'pattern:^long/(a+)+$';
 const LONG_KEY = `long/${'a'.repeat(40)}!.jpg`;
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** The patterns refused, and the reason each must give. */
 const REFUSED: readonly [string, RegExp][] = [

@@ -12,7 +12,7 @@ import { RunStore } from '../../src/runs.js';
 import { buildCorpus, prose, textPoints, uploadCorpus } from '../support/corpus.js';
 import type { CorpusObject } from '../support/corpus.js';
 import { createBucket } from '../support/s3.js';
-import { runCli, startCli, startPipelineEnv } from '../support/pipeline.js';
+import { runCli, runIdOf, startCli, startPipelineEnv } from '../support/pipeline.js';
 import type { BackgroundCli, PipelineEnv } from '../support/pipeline.js';
 import { allPoints } from '../support/qdrant-points.js';
 
@@ -45,8 +45,6 @@ function modalityOf(key: string): 'text' | 'image' | 'video' {
   if (/\.mp4$/.test(key)) return 'video';
   throw new Error(`no modality for ${key}`);
 }
-
-const runIdOf = (stdout: string): string => /run (\S+): scanning/.exec(stdout)?.[1] ?? '';
 
 describe('indexing a mixed bucket end to end', () => {
   let env: PipelineEnv;

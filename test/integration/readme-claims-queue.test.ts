@@ -292,7 +292,20 @@ describe("the README's claims about fatal errors, lookups, rebuilds and reindex 
     expect(await refused({ keys: Array.from({ length: 10_001 }, (_, i) => `k${i}`) })).toMatch(
       /malformed reindex job: keys/,
     );
+    // a unit needs the listing of its members: keys with groupImages are refused by name
+    expect(
+      await refused({ model: FLASH, dimension: 64, keys: ['groups/boot/front.png'], groupImages: 'folder' }),
+    ).toMatch(/group-images.*a list of keys cannot be composed into units/);
     expect(worker?.child.exitCode).toBeNull();
+
+    // "Completed jobs are kept for a day (at most 10,000), failed ones until cleared": the
+    // options BullMQ holds with each embed job, which it applies when the job ends
+    const completed = await embed.getJobs(['completed'], 0, 0);
+    expect(completed).toHaveLength(1);
+    expect(completed[0]!.opts).toMatchObject({
+      removeOnComplete: { age: 24 * 3600, count: 10_000 },
+      removeOnFail: false,
+    });
   }, 300_000);
 
   it('makes a plain collection an alias at its first rebuild, from a reindex job with mode rebuild', async () => {

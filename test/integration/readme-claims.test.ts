@@ -14,7 +14,7 @@ import { QdrantClient } from '@qdrant/js-client-rest';
 import { DATA_INSPECTION_MARKER } from '../../src/simulator/index.js';
 import { RunStore } from '../../src/runs.js';
 import { allPoints } from '../support/qdrant-points.js';
-import { runCli, startCli, startPipelineEnv } from '../support/pipeline.js';
+import { runCli, runIdOf, startCli, startPipelineEnv } from '../support/pipeline.js';
 import type { BackgroundCli, CliResult, PipelineEnv } from '../support/pipeline.js';
 import { startS3Proxy } from '../support/s3-proxy.js';
 import type { S3Proxy } from '../support/s3-proxy.js';
@@ -23,7 +23,6 @@ import { deleteMany } from '../support/incremental.js';
 
 const BUCKET = 'claims';
 const MODEL = 'tongyi-embedding-vision-flash';
-const runIdOf = (stdout: string): string => /run (\S+): scanning/.exec(stdout)?.[1] ?? '';
 const show = (r: CliResult): object => ({ code: r.code, stdout: r.stdout.slice(-1500), stderr: r.stderr.slice(-1500) });
 
 const TEXTS: Readonly<Record<string, string>> = {

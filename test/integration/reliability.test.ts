@@ -23,8 +23,9 @@ import type { SimulatorStats } from '../../src/simulator/index.js';
 import { prose, uploadCorpus } from '../support/corpus.js';
 import type { CorpusObject } from '../support/corpus.js';
 import { jpeg, png } from '../support/media-fixtures.js';
-import { startCli, startPipelineEnv } from '../support/pipeline.js';
+import { runIdOf, startCli, startPipelineEnv } from '../support/pipeline.js';
 import type { BackgroundCli, CliResult, PipelineEnv } from '../support/pipeline.js';
+import { startHttpProxy } from '../support/http-proxy.js';
 import { startRedisServer } from '../support/redis-server.js';
 import type { RedisServerForTest } from '../support/redis-server.js';
 import { createBucket, putObject } from '../support/s3.js';
@@ -80,7 +81,6 @@ const sameVector = (a: readonly number[], b: readonly number[]): boolean =>
 
 // ---------------------------------------------------------------- helpers
 
-const runIdOf = (stdout: string): string => /run (\S+): scanning/.exec(stdout)?.[1] ?? '';
 const throttled429s = (stats: SimulatorStats): number =>
   Object.entries(stats.refusals).reduce((n, [code, count]) => n + (code.startsWith('Throttling') ? count : 0), 0);
 /** The last lines of a process's output, for an assertion's message. */
@@ -336,10 +336,11 @@ describe('the pipeline under failures', () => {
       const bucket = 'killed';
       const collection = `killed-${env.prefix}`;
       const prefix = `${env.prefix}-killed`;
-      const e = scenarioEnv('killed', { LOCK_DURATION_MS: '3000' });
+      // a gate in front of the simulator, so that the kill finds jobs in flight
+      const api = await startHttpProxy(env.sim.url);
+      const e = scenarioEnv('killed', { LOCK_DURATION_MS: '3000', DASHSCOPE_BASE_URL: api.url });
       await fill(bucket);
       cleanSimulator();
-      env.sim.configure({ latency: { fixedMs: 200 } }); // so that the kill finds jobs in flight
       const runs = new RunStore(env.redis, prefix);
       const queue = new Queue<EmbedJobData>(EMBED_QUEUE, { connection: env.redis, prefix });
       const started = Date.now();
@@ -350,14 +351,17 @@ describe('the pipeline under failures', () => {
         const jobs = (await runs.get(runId))!.counters.jobsAdded;
         expect(jobs).toBeGreaterThan(20);
 
+        // a quarter of the jobs' requests go through, the next wait at the gate
+        api.holdAfter(Math.floor(jobs / 4));
         const first = await startWorker(e, 2);
-        await waitUntil('a quarter of the jobs done', async () =>
-          (await runs.get(runId))!.counters.jobsDone >= jobs / 4 ? true : undefined,
-        );
+        await waitUntil('a request held at the gate', async () => (api.held() > 0 ? true : undefined));
         await stop(first, 'SIGKILL');
         const atKill = (await runs.get(runId))!;
         expect(atKill.counters.jobsDone).toBeLessThan(jobs);
         expect(await queue.getActiveCount()).toBeGreaterThan(0); // jobs the dead worker held
+        // the dead worker's held requests are dropped with their connections, never answered
+        await waitUntil('the held requests dropped', async () => (api.held() === 0 ? true : undefined));
+        api.release();
 
         await startWorker(e, 4);
         const r = await cli(['status', '--run', runId, '--wait'], e);
@@ -376,6 +380,7 @@ describe('the pipeline under failures', () => {
       } finally {
         await queue.close();
         await stopAll();
+        await api.close();
         cleanSimulator();
       }
     },
@@ -390,10 +395,11 @@ describe('the pipeline under failures', () => {
       const prefix = `${env.prefix}-restart`;
       const redis = await startRedisServer();
       redisServers.push(redis);
-      const e = scenarioEnv('restart', { REDIS_URL: redis.url, LOCK_DURATION_MS: '3000' });
+      // a gate in front of the simulator, so that Redis goes away with jobs in flight
+      const api = await startHttpProxy(env.sim.url);
+      const e = scenarioEnv('restart', { REDIS_URL: redis.url, LOCK_DURATION_MS: '3000', DASHSCOPE_BASE_URL: api.url });
       await fill(bucket);
       cleanSimulator();
-      env.sim.configure({ latency: { fixedMs: 200 } }); // so that Redis goes away with jobs in flight
       const connection = new Redis(redis.url, { maxRetriesPerRequest: null });
       connections.push(connection);
       const runs = new RunStore(connection, prefix);
@@ -405,15 +411,16 @@ describe('the pipeline under failures', () => {
         const jobs = (await runs.get(runId))!.counters.jobsAdded;
         expect(jobs).toBeGreaterThan(20);
 
+        api.holdAfter(Math.floor(jobs / 4));
         const worker = await startWorker(e, 2);
-        await waitUntil('a quarter of the jobs done', async () =>
-          (await runs.get(runId))!.counters.jobsDone >= jobs / 4 ? true : undefined,
-        );
+        await waitUntil('a request held at the gate', async () => (api.held() > 0 ? true : undefined));
         const beforeStop = (await runs.get(runId))!;
         await redis.stop();
         expect(beforeStop.counters.jobsDone).toBeLessThan(jobs);
+        // the outage: 2 s, then the held requests are answered with Redis back
         await sleep(2000);
         await redis.start();
+        api.release();
 
         const r = await cli(['status', '--run', runId, '--wait'], e);
         expect({ code: r.code, output: tail(r.stdout + r.stderr) }).toEqual({
@@ -437,6 +444,7 @@ describe('the pipeline under failures', () => {
         await expectBaselinePoints(bucket, collection);
       } finally {
         await stopAll();
+        await api.close();
         cleanSimulator();
         connection.disconnect();
         await redis.close();

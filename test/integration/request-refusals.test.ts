@@ -11,32 +11,17 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { RunStore } from '../../src/runs.js';
 import { prose } from '../support/corpus.js';
-import { startCli, startPipelineEnv } from '../support/pipeline.js';
+import { figures, runCli, runIdOf, startCli, startPipelineEnv } from '../support/pipeline.js';
 import type { BackgroundCli, CliResult, PipelineEnv } from '../support/pipeline.js';
 import { createBucket, putObject } from '../support/s3.js';
 
 const MODEL = 'qwen3-vl-embedding';
 const BUCKET = 'refusals';
 const TEXTS = 20;
-const runIdOf = (stdout: string): string => /run (\S+): scanning/.exec(stdout)?.[1] ?? '';
 const expectExit = (result: CliResult, code: number): void =>
   expect({ code: result.code, stderr: result.stderr.slice(-2000), stdout: result.stdout.slice(-2000) }).toMatchObject({
     code,
   });
-const figures = (line: string): void => void process.stdout.write(`[figures] ${line}\n`);
-
-/** Runs `mm-ingest ARGS` to its end, killed after `timeoutMs` (a run that never ends fails its test, leaving nothing behind). */
-async function runBounded(args: readonly string[], env: NodeJS.ProcessEnv, timeoutMs = 240_000): Promise<CliResult> {
-  const p = startCli(args, env);
-  let stdout = '';
-  let stderr = '';
-  p.child.stdout?.on('data', (d: string) => (stdout += d));
-  p.child.stderr?.on('data', (d: string) => (stderr += d));
-  const timer = setTimeout(() => p.child.kill('SIGKILL'), timeoutMs);
-  const code = await new Promise<number | null>((resolve) => p.child.once('close', resolve));
-  clearTimeout(timer);
-  return { code, stdout, stderr };
-}
 
 describe('a request refused as a whole', () => {
   let env: PipelineEnv;
@@ -70,7 +55,7 @@ describe('a request refused as a whole', () => {
   it('fails the inputs of a request refused for a bad dimension after at most 3 requests, not 2n-1', async () => {
     env.sim.reset();
     const started = Date.now();
-    const result = await runBounded(
+    const result = await runCli(
       [
         'index',
         '--bucket',
@@ -101,7 +86,7 @@ describe('a request refused as a whole', () => {
       expect(o.reason).toMatch(/dimension 3072 is not supported by qwen3-vl-embedding/);
       expect(o.reason).toMatch(/refused the whole request/);
     }
-    const failures = await runBounded(['failures', '--run', runId], cliEnv);
+    const failures = await runCli(['failures', '--run', runId], cliEnv);
     const line = failures.stdout.split('\n').find((l) => l.includes('t/00.txt')) ?? '';
     figures(
       `bad dimension: index --wait exit ${result.code} in ${seconds.toFixed(1)} s, ${stats.requests} requests for ${TEXTS} inputs; failures prints: ${line.trim()}`,

@@ -16,19 +16,13 @@ import { deleteMany, putMany, runIdOf, until, words } from '../support/increment
 import { createBucket } from '../support/s3.js';
 import { startS3Proxy } from '../support/s3-proxy.js';
 import type { S3Proxy } from '../support/s3-proxy.js';
-import { runCli, startCli, startPipelineEnv } from '../support/pipeline.js';
+import { figures, runCli, startCli, startPipelineEnv, stopCli } from '../support/pipeline.js';
 import type { BackgroundCli, CliResult, PipelineEnv } from '../support/pipeline.js';
 
 const BUCKET = 'safety';
 const MODEL = 'qwen3-vl-embedding';
 const OBJECTS = 30;
 const textKey = (n: number): string => `docs/t-${String(n).padStart(2, '0')}.txt`;
-
-async function stopProcess(cli: BackgroundCli): Promise<void> {
-  const timer = setTimeout(() => cli.child.kill('SIGKILL'), 15_000);
-  await cli.stop('SIGTERM');
-  clearTimeout(timer);
-}
 
 describe('never lose the live index, never delete a current point, account for every object', () => {
   let env: PipelineEnv;
@@ -68,7 +62,6 @@ describe('never lose the live index, never delete a current point, account for e
     code: result.code,
     out: `${result.stdout}\n${result.stderr}`.slice(-3000),
   });
-  const figures = (line: string): void => void process.stdout.write(`[figures] ${line}\n`);
   /** A queue prefix of its own, under the test's (cleaned up with it), for a deployment with no worker yet. */
   const otherDeployment = (name: string): NodeJS.ProcessEnv => ({ ...cliEnv, QUEUE_PREFIX: `${env.prefix}-${name}` });
 
@@ -89,7 +82,7 @@ describe('never lose the live index, never delete a current point, account for e
   }, 120_000);
 
   afterAll(async () => {
-    for (const cli of [...extra, ...(worker ? [worker] : [])]) await stopProcess(cli);
+    for (const cli of [...extra, ...(worker ? [worker] : [])]) await stopCli(cli);
     await proxy?.close();
     // the other deployments' keys (env.close removes the test's own prefix)
     for (const name of ['b', 'c', 'd']) {
@@ -287,7 +280,7 @@ describe('never lose the live index, never delete a current point, account for e
     expect(run?.counters.objectsIndexed).toBe(keys.size);
     expect(run?.counters.jobsFollowed).toBeGreaterThan(0);
     expect(run?.counters.jobsDone).toBe(run?.counters.jobsFollowed);
-    await stopProcess(otherWorker);
+    await stopCli(otherWorker);
   }, 180_000);
 
   it('resumes the run of a reindex job whose worker was killed mid-scan instead of starting over', async () => {
@@ -342,7 +335,7 @@ describe('never lose the live index, never delete a current point, account for e
     expect(builds).toEqual([`requeue--${runId.toLowerCase()}`]);
     expect(await count('requeue')).toBe(keys.size);
     expect(await otherRuns.latest(10)).toEqual([runId]);
-    await stopProcess(second);
+    await stopCli(second);
   }, 180_000);
 
   it('removes the old point of an object that is skipped at scan now', async () => {

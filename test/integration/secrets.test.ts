@@ -14,7 +14,7 @@ import { Queue } from 'bullmq';
 import { startHttpProxy } from '../support/http-proxy.js';
 import type { HttpProxy, SeenRequest } from '../support/http-proxy.js';
 import { runIdOf } from '../support/incremental.js';
-import { runCli, startCli, startPipelineEnv, TEST_API_KEY } from '../support/pipeline.js';
+import { figures, runCli, startCli, startPipelineEnv, TEST_API_KEY } from '../support/pipeline.js';
 import type { BackgroundCli, CliResult, PipelineEnv } from '../support/pipeline.js';
 import { freePort } from '../support/ports.js';
 import { startS3Proxy } from '../support/s3-proxy.js';
@@ -23,7 +23,6 @@ import { createBucket, putObject } from '../support/s3.js';
 
 const BUCKET = 'secrets';
 const MODEL = 'qwen3-vl-embedding';
-const figures = (line: string): void => void process.stdout.write(`[figures] ${line}\n`);
 
 const SIGNATURE = 'f3a9c1d27e5b4a8c9d0e1f2a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e';
 const CREDENTIAL = 'AKIAPLANTEDCRED7Q2Z';

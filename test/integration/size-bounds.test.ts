@@ -21,27 +21,13 @@ import { RunStore } from '../../src/runs.js';
 import { prose } from '../support/corpus.js';
 import { mp4, png } from '../support/media-fixtures.js';
 import { allPoints } from '../support/qdrant-points.js';
-import { startCli, startPipelineEnv } from '../support/pipeline.js';
+import { figures, runCli, runIdOf, startCli, startPipelineEnv, stopCli } from '../support/pipeline.js';
 import type { BackgroundCli, CliResult, PipelineEnv } from '../support/pipeline.js';
 import { createBucket, putObject } from '../support/s3.js';
 
 const MODEL = 'qwen3-vl-embedding';
 const MB = 1_000_000;
-const runIdOf = (stdout: string): string => /run (\S+): scanning/.exec(stdout)?.[1] ?? '';
-const figures = (line: string): void => void process.stdout.write(`[figures] ${line}\n`);
 
-/** Runs `mm-ingest ARGS` to its end, killed after `timeoutMs` (a run that never ends fails its test, leaving nothing behind). */
-async function runBounded(args: readonly string[], env: NodeJS.ProcessEnv, timeoutMs = 240_000): Promise<CliResult> {
-  const p = startCli(args, env);
-  let stdout = '';
-  let stderr = '';
-  p.child.stdout?.on('data', (d: string) => (stdout += d));
-  p.child.stderr?.on('data', (d: string) => (stderr += d));
-  const timer = setTimeout(() => p.child.kill('SIGKILL'), timeoutMs);
-  const code = await new Promise<number | null>((resolve) => p.child.once('close', resolve));
-  clearTimeout(timer);
-  return { code, stdout, stderr };
-}
 const expectExit = (result: CliResult, code: number): void =>
   expect({ code: result.code, stderr: result.stderr.slice(-2000), stdout: result.stdout.slice(-2000) }).toMatchObject({
     code,
@@ -55,15 +41,6 @@ function bigText(bytes: number, seed: number): Buffer {
   return out;
 }
 
-async function stopProcess(cli: BackgroundCli, graceMs = 15_000): Promise<void> {
-  const timer = setTimeout(() => cli.child.kill('SIGKILL'), graceMs);
-  try {
-    await cli.stop('SIGTERM');
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 describe('objects over the size bounds, and a large text beside a small one', () => {
   let env: PipelineEnv;
   let qdrant: QdrantClient;
@@ -75,7 +52,7 @@ describe('objects over the size bounds, and a large text beside a small one', ()
   }, 120_000);
 
   afterAll(async () => {
-    for (const w of workers) await stopProcess(w);
+    for (const w of workers) await stopCli(w);
     await env?.close();
   });
 
@@ -96,7 +73,7 @@ describe('objects over the size bounds, and a large text beside a small one', ()
     await worker.waitFor(/worker ready/);
     const getsBefore = (await env.s3.requestCount()).get;
     const started = Date.now();
-    const result = await runBounded(
+    const result = await runCli(
       [
         'index',
         '--bucket',
@@ -161,7 +138,7 @@ describe('objects over the size bounds, and a large text beside a small one', ()
       workers.push(worker);
       await worker.waitFor(/worker ready/);
       const started = Date.now();
-      const indexing = runBounded(
+      const indexing = runCli(
         ['index', '--bucket', bucket, '--collection', collection, '--model', MODEL, '--dimension', '256', '--wait'],
         e,
       );
@@ -236,7 +213,7 @@ describe('objects over the size bounds, and a large text beside a small one', ()
       MAX_IMAGE_BYTES: '100000',
     };
     // scanned and queued with no worker running; then the objects change before a worker reads them
-    const queued = await runBounded(
+    const queued = await runCli(
       ['index', '--bucket', bucket, '--collection', `grew-${env.prefix}`, '--model', MODEL, '--dimension', '256'],
       e,
     );
@@ -248,7 +225,7 @@ describe('objects over the size bounds, and a large text beside a small one', ()
     workers.push(worker);
     await worker.waitFor(/worker ready/);
     const runId = runIdOf(queued.stdout);
-    const waited = await runBounded(['status', '--run', runId, '--wait'], e);
+    const waited = await runCli(['status', '--run', runId, '--wait'], e);
     expectExit(waited, 0);
     const items = await new RunStore(env.redis, prefix).items(runId);
     expect(Object.fromEntries([...items].map(([k, o]) => [k, `${o.code}: ${o.reason}`]))).toEqual({

@@ -11,13 +11,12 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { startHttpProxy } from '../support/http-proxy.js';
 import type { HttpProxy } from '../support/http-proxy.js';
-import { runCli, startCli, startPipelineEnv } from '../support/pipeline.js';
+import { figures, runCli, startCli, startPipelineEnv } from '../support/pipeline.js';
 import type { BackgroundCli, PipelineEnv } from '../support/pipeline.js';
 import { createBucket, putObject } from '../support/s3.js';
 
 const BUCKET = 'mismatch';
 const MODEL = 'qwen3-vl-embedding';
-const figures = (line: string): void => void process.stdout.write(`[figures] ${line}\n`);
 
 interface Described {
   result: { config: { params: { vectors: unknown; sparse_vectors?: unknown } } };

@@ -8,6 +8,7 @@
  * instead keeps retrying a Redis it cannot reach, logging one line per interval, and goes
  * on once Redis is back.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import pLimit from 'p-limit';
 import { freePort } from '../support/ports.js';
@@ -22,7 +23,6 @@ const BUCKET = 'reach';
 const MODEL = 'qwen3-vl-embedding';
 const CONNECT_TIMEOUT_MS = 1500;
 const REDIS_PASSWORD = 's3cret-redis-pw';
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Every command that reaches Redis (the schedule's request flags as the reindex's). */
 const request = ['--bucket', BUCKET, '--collection', 'reach', '--model', MODEL];

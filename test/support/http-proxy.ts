@@ -37,7 +37,7 @@ export interface HttpProxy {
    * unanswered, until `release()` (a paused server, at a known point of the run).
    */
   holdAfter(n: number): void;
-  /** Requests waiting at the gate. */
+  /** Requests waiting at the gate (a request whose client closed its connection is dropped from it). */
   held(): number;
   /** Opens the gate: the waiting requests go on, and so do later ones. */
   release(): void;
@@ -117,8 +117,14 @@ export async function startHttpProxy(target: string): Promise<HttpProxy> {
         out.on('error', () => res.destroy());
         out.end(raw);
       };
-      if (forwarded >= holdAfter) waiting.push(forward);
-      else forward();
+      if (forwarded >= holdAfter) {
+        waiting.push(forward);
+        // a client that goes away while held (a killed worker) is dropped, never forwarded
+        res.once('close', () => {
+          const at = waiting.indexOf(forward);
+          if (at >= 0) waiting.splice(at, 1);
+        });
+      } else forward();
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -108,4 +108,4 @@ export async function until<T>(
   }
 }
 
-export const runIdOf = (stdout: string): string => /run (\S+): scanning/.exec(stdout)?.[1] ?? '';
+export { runIdOf } from './pipeline.js';

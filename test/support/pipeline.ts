@@ -162,3 +162,26 @@ export function startCli(args: readonly string[], env: NodeJS.ProcessEnv): Backg
     exited: () => exited,
   };
 }
+
+/** The run id `index` prints first (`run ID: scanning`), or '' when it printed none. */
+export const runIdOf = (stdout: string): string => /run (\S+): scanning/.exec(stdout)?.[1] ?? '';
+
+/** A line of figures for the test's log (`[figures] ...`), the measured side of a test's report. */
+export const figures = (line: string): void => void process.stdout.write(`[figures] ${line}\n`);
+
+/**
+ * Sends `signal` and resolves with the exit code; a process still running `graceMs` later
+ * is killed (SIGKILL), so a drain that hangs fails its test instead of outliving it.
+ */
+export async function stopCli(
+  cli: BackgroundCli,
+  signal: NodeJS.Signals = 'SIGTERM',
+  graceMs = 15_000,
+): Promise<number | null> {
+  const timer = setTimeout(() => cli.child.kill('SIGKILL'), graceMs);
+  try {
+    return await cli.stop(signal);
+  } finally {
+    clearTimeout(timer);
+  }
+}
