@@ -11,6 +11,7 @@
  *   chunking yields to the event loop between slices, so locks are renewed).
  */
 import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { QdrantClient } from '@qdrant/js-client-rest';
 import { Queue, QueueEvents } from 'bullmq';
@@ -19,6 +20,7 @@ import { EMBED_QUEUE, jobObjects } from '../../src/embed-job.js';
 import type { EmbedJobData } from '../../src/embed-job.js';
 import { RunStore } from '../../src/runs.js';
 import { prose } from '../support/corpus.js';
+import { startHttpProxy } from '../support/http-proxy.js';
 import { mp4, png } from '../support/media-fixtures.js';
 import { allPoints } from '../support/qdrant-points.js';
 import { figures, runCli, runIdOf, startCli, startPipelineEnv, stopCli } from '../support/pipeline.js';
@@ -111,16 +113,26 @@ describe('objects over the size bounds, and a large text beside a small one', ()
   }, 300_000);
 
   it('chunks a 15 MB text beside a small one on a worker of concurrency 2 and 15 s locks: both complete, no job stalls', async () => {
-    const bucket = 'bounds-lock';
+    // (names without "lock" or "stall": the worker's lines are searched for those words below)
+    const bucket = 'bounds-beside';
     await createBucket(env.s3client, bucket);
     const big = bigText(15 * MB, 2);
     await putObject(env.s3client, bucket, 'a/small.txt', prose(7, 30));
     await putObject(env.s3client, bucket, 'b/big.txt', big);
     const prefix = `${env.prefix}-b`;
-    const collection = `lock-${env.prefix}`;
-    // the small job's request is in flight while the big one is chunked
-    env.sim.configure({ latency: { fixedMs: 1000, perInputMs: 0, jitterMs: 0 } });
-    const e = { ...env.env, QUEUE_PREFIX: prefix, RATE_LIMIT: 'off', LOCK_DURATION_MS: '15000', LOG_LEVEL: 'warn' };
+    const collection = `beside-${env.prefix}`;
+    // a gate in front of the simulator: every request waits there until two are held, so the
+    // small job's request is in flight while the big one is chunked (its first request comes after)
+    const api = await startHttpProxy(env.sim.url);
+    api.holdAfter(0);
+    const e = {
+      ...env.env,
+      QUEUE_PREFIX: prefix,
+      RATE_LIMIT: 'off',
+      LOCK_DURATION_MS: '15000',
+      LOG_LEVEL: 'warn',
+      DASHSCOPE_BASE_URL: api.url,
+    };
 
     const connection = new Redis(env.env.REDIS_URL!, { maxRetriesPerRequest: null });
     const eventsConnection = new Redis(env.env.REDIS_URL!, { maxRetriesPerRequest: null });
@@ -144,10 +156,16 @@ describe('objects over the size bounds, and a large text beside a small one', ()
       );
       // a stalled job fails the test at once (on a blocked event loop it would stall over and over)
       const firstStall = new Promise<string>((resolve) => (onStall = resolve));
+      const gate = (async (): Promise<void> => {
+        while (api.held() < 2 && stalled.length === 0) await sleep(50);
+        api.release();
+      })();
       const outcome = await Promise.race([
         indexing.then((r) => ({ r })),
         firstStall.then((id) => ({ stalledJob: id })),
       ]);
+      api.release();
+      await gate;
       const seconds = (Date.now() - started) / 1000;
       expect({
         stalled,
@@ -189,7 +207,8 @@ describe('objects over the size bounds, and a large text beside a small one', ()
         `15 MB text beside a small one, concurrency 2, LOCK_DURATION_MS 15000: exit ${result.code} in ${seconds.toFixed(1)} s, ${chunks.length} chunks, ${stalled.length} stalled`,
       );
     } finally {
-      env.sim.configure({ latency: { fixedMs: 0, perInputMs: 0, jitterMs: 0 } });
+      api.release();
+      await api.close();
       await events.close();
       await queue.close();
       await connection.quit();
