@@ -289,6 +289,7 @@ export function runOfJobId(jobId: string): string {
 export const EMBED_JOB_OPTIONS: JobsOptions = {
   attempts: 6,
   backoff: { type: 'exponential', delay: 2000 },
-  removeOnComplete: { age: 24 * 3600, count: 10_000 },
+  // the run record holds each job's result: a completed job is kept an hour, for Bull Board
+  removeOnComplete: { age: 3600, count: 1000 },
   removeOnFail: false,
 };

@@ -7,6 +7,10 @@
  * first bytes gives their pixel sizes (image tokens by the same pixel rule the usage
  * follows). Requests come from the producer's own grouping (the Batcher) with the
  * measured token ratio, job by job, as the worker's planner would split them.
+ *
+ * The listing is streamed, never held: it is listed twice, once to count and sample and
+ * once, with the measured ratio, to group into jobs and count their requests as each job
+ * closes. Memory stays one page and the samples, whatever the bucket's size.
  */
 import { Batcher } from './batcher.js';
 import { entryObjects } from './compose.js';
@@ -67,12 +71,10 @@ export async function estimateRun(
   const sampleSize = opts.sample ?? 200;
   const texts = reservoir<ScannedObject>(sampleSize);
   const images = reservoir<ScannedObject>(sampleSize);
-  const pages: ScannedObject[][] = [];
   const counts = { text: 0, image: 0, video: 0, skipped: 0 };
   let textBytes = 0;
   for await (const page of scanPages(store, opts)) {
     counts.skipped += page.skipped.length;
-    pages.push(page.objects);
     for (const o of page.objects) {
       counts[o.modality] += 1;
       if (o.modality === 'text') {
@@ -106,19 +108,9 @@ export async function estimateRun(
     imageMode: opts.imageMode,
     ...(opts.chunkTokens !== undefined ? { chunkTokens: opts.chunkTokens } : {}),
   });
-  const jobs: ScannedObject[][] = [];
-  for (const page of pages) {
-    for (const o of page) {
-      const closed = batcher.add({ object: o });
-      if (closed) jobs.push(closed.flatMap(entryObjects));
-    }
-    // the producer closes its open job at the end of every listing page
-    const last = batcher.flush();
-    if (last) jobs.push(last.flatMap(entryObjects));
-  }
   let requests = 0;
   let inputs = 0;
-  for (const job of jobs) {
+  const addJob = (job: readonly ScannedObject[]): void => {
     let jobInputs = 0;
     let jobTokens = 0;
     let media = 0;
@@ -137,6 +129,16 @@ export async function estimateRun(
     const byTokens = model.textLimitScope === 'per-request' ? Math.ceil(jobTokens / model.textTokenLimit) : 1;
     const byMedia = model.maxImagesPerRequest ? Math.ceil(media / Math.max(1, model.maxImagesPerRequest)) : 1;
     requests += Math.max(1, byElements, byTokens, byMedia);
+  };
+  // the second listing: each job counted as it closes, nothing of the listing kept
+  for await (const page of scanPages(store, opts)) {
+    for (const o of page.objects) {
+      const closed = batcher.add({ object: o });
+      if (closed) addJob(closed.flatMap(entryObjects));
+    }
+    // the producer closes its open job at the end of every listing page
+    const last = batcher.flush();
+    if (last) addJob(last.flatMap(entryObjects));
   }
   const textTokens = Math.round(textBytes * tokensPerByte);
   const imageTokensTotal = Math.round(counts.image * avgImageTokens);

@@ -4,7 +4,7 @@
  */
 import { estimateCost, resolveModel } from './models.js';
 import type { ModelOverrides } from './models.js';
-import type { ItemOutcome, RunState } from './runs.js';
+import type { CodeCount, RunState } from './runs.js';
 import { formatPacing } from './rate-limit-view.js';
 import type { PacingView } from './rate-limit-view.js';
 
@@ -45,7 +45,8 @@ export interface RunReport {
 
 export function buildReport(
   run: RunState,
-  items: ReadonlyMap<string, ItemOutcome>,
+  /** How many items have each outcome (RunStore.codeCounts): the report walks no items. */
+  codes: readonly CodeCount[],
   overrides: ModelOverrides = {},
   now = new Date(),
 ): RunReport {
@@ -54,9 +55,9 @@ export function buildReport(
   // property of every object, `__proto__` its prototype), then made own properties
   const skipped = new Map<string, number>();
   const failures = new Map<string, number>();
-  for (const o of items.values()) {
-    if (o.status === 'skipped') skipped.set(o.code, (skipped.get(o.code) ?? 0) + 1);
-    if (o.status === 'failed') failures.set(o.code, (failures.get(o.code) ?? 0) + 1);
+  for (const o of codes) {
+    if (o.status === 'skipped') skipped.set(o.code, (skipped.get(o.code) ?? 0) + o.count);
+    if (o.status === 'failed') failures.set(o.code, (failures.get(o.code) ?? 0) + o.count);
   }
   const skippedByReason: Record<string, number> = Object.fromEntries(skipped);
   const failuresByCode: Record<string, number> = Object.fromEntries(failures);

@@ -4,13 +4,13 @@
  *
  * Keys (all under the queue prefix, so deployments sharing a Redis do not mix):
  * - `{p}:run:{id}`        hash: settings, scan state and counters;
- * - `{p}:run:{id}:items`  hash: key -> JSON outcome, for objects skipped or failed (and notes);
- * - `{p}:run:{id}:jobs`   hash: job id -> JSON result, written once per job (idempotent);
- * - `{p}:run:{id}:queued` set: ids of the jobs the run queued;
- * - `{p}:run:{id}:pages`  hash: listing tokens of the pages already counted;
- * - `{p}:run:{id}:seen`   set: keys the scan listed, kept a week (for --prune);
- * - `{p}:run:{id}:stage`  sorted set: objects waiting for their unit to be complete (compose.ts);
- * - `{p}:run:{id}:followed` set: ids of other runs' jobs this run waits for (deduplicated adds);
+ * - `{p}:run:{id}:items`, `:codes`: the outcomes of objects skipped or failed (and notes), and
+ *   how many of each (run-items.ts);
+ * - `{p}:run:{id}:jobs`   hash: job id -> result (packJobResult), written once per job (idempotent);
+ * - `{p}:run:{id}:queued` set: ids of the jobs the run queued (dropped once the scan is complete);
+ * - `{p}:run:{id}:pages`  hash: listing tokens of the pages already counted (likewise);
+ * - `{p}:run:{id}:seenh`, `:stage`: the scan's working sets, for --prune and composed units (run-sets.ts);
+ * - `{p}:run:{id}:followed` set: ids of other runs' jobs this run waits for (deduplicated adds; likewise);
  * - `{p}:followers:{job}` set: the runs following a job, told its result when it ends;
  * - `{p}:runs`            sorted set of run ids by start time.
  *
@@ -21,125 +21,13 @@
 import type { Cluster, Redis } from 'ioredis';
 import type { EmbedSettings } from './embed-job.js';
 import { redact } from './redact.js';
+import { RunItemStore } from './run-items.js';
+import { packJobResult, PAGE_COUNTERS, runFromHash, unpackJobResult } from './run-types.js';
+import type { JobResult, PageCounts, RunCounters, RunInfo, RunState } from './run-types.js';
 
-export interface RunInfo {
-  readonly id: string;
-  /** The embed settings of the run's jobs (JSON), so its failures can be queued again alike. */
-  readonly settings?: string;
-  /** The run this one retries, if any. */
-  readonly retryOf?: string;
-  /** incremental, full or rebuild. */
-  readonly mode?: string;
-  /** What the scan lists (JSON of prefix, include, exclude, minSize, maxSize) and whether it prunes: a resumed run keeps them. */
-  readonly scope?: string;
-  readonly prune?: string;
-  readonly bucket: string;
-  readonly prefix: string;
-  readonly collection: string;
-  readonly model: string;
-  readonly dimension: number;
-  readonly startedAt: string;
-}
-
-export type ScanStatus = 'scanning' | 'complete' | 'failed';
-
-export interface ItemOutcome {
-  readonly status: 'skipped' | 'failed' | 'note' | 'retried';
-  readonly code: string;
-  readonly reason: string;
-  /** For failures: the object as the job held it ([key, etag, size, mtime, modality]), so it can be queued again. */
-  readonly object?: readonly [string, string, number, number, 't' | 'i' | 'v'] | undefined;
-  /** For failures of a unit's member: the unit ([g(roup) or f(used pair), id]), queued again whole. */
-  readonly unit?: readonly ['g' | 'f', string] | undefined;
-  // stored as JSON, where a field that is undefined is left out
-}
-
-/** What one job did; summed into the run's counters once per job. */
-export interface JobResult {
-  readonly status: 'done' | 'failed';
-  readonly objects: number;
-  readonly indexed: number;
-  readonly skipped: number;
-  readonly failed: number;
-  readonly points: number;
-  readonly error?: string;
-}
-
-export interface RunCounters {
-  scanned: number;
-  skipped: number;
-  filteredOut: number;
-  queuedObjects: number;
-  jobsAdded: number;
-  jobsDeduplicated: number;
-  jobsDone: number;
-  jobsFailed: number;
-  objectsIndexed: number;
-  objectsSkipped: number;
-  objectsFailed: number;
-  points: number;
-  requests: number;
-  inputs: number;
-  textTokens: number;
-  imageTokens: number;
-  /** API requests sent again after a transient failure, and 429s received. */
-  retries: number;
-  throttled: number;
-  /** Incremental runs: objects found unchanged (not queued), new, changed; objects pruned. */
-  unchanged: number;
-  new: number;
-  changed: number;
-  deleted: number;
-  /** Keys the scan marked seen (for --prune), counted once per page: the seen-set must hold at least this many. */
-  seenMarked: number;
-  /** Jobs of other runs this run waits for: its objects were already pending in them (deduplicated). */
-  jobsFollowed: number;
-  /** Milliseconds the scan waited for room in the queue (backpressure), and how many times. */
-  scanWaitMs: number;
-  scanWaits: number;
-}
-
-export interface RunState extends RunInfo {
-  readonly scanStatus: ScanStatus;
-  readonly scanError?: string;
-  readonly lastToken?: string;
-  /** Set while the scan waits for room in the queue (backpressure): jobs waiting then, the bound, since when. */
-  readonly scanWaiting?: { readonly waiting: number; readonly bound: number; readonly since: string };
-  readonly pages: number;
-  readonly finishedAt?: string;
-  readonly counters: RunCounters;
-  /** What the run's end did (for example a rebuild's alias switch). */
-  readonly notes: Readonly<Record<string, string>>;
-}
-
-const COUNTERS: readonly (keyof RunCounters)[] = [
-  'scanned',
-  'skipped',
-  'filteredOut',
-  'queuedObjects',
-  'jobsAdded',
-  'jobsDeduplicated',
-  'jobsDone',
-  'jobsFailed',
-  'objectsIndexed',
-  'objectsSkipped',
-  'objectsFailed',
-  'points',
-  'requests',
-  'inputs',
-  'textTokens',
-  'imageTokens',
-  'retries',
-  'throttled',
-  'unchanged',
-  'new',
-  'changed',
-  'deleted',
-  'seenMarked',
-  'jobsFollowed',
-  'scanWaitMs',
-  'scanWaits',
-];
+export { isFinished } from './run-types.js';
+export type { ItemOutcome, JobResult, PageCounts, RunCounters, RunInfo, RunState, ScanStatus } from './run-types.js';
+export type { CodeCount, ItemPage } from './run-items.js';
 
 // Records a job's result once: a job processed twice (a stalled job picked up again)
 // does not count twice. KEYS: run hash, jobs hash. ARGV: job id, result JSON, then
@@ -148,20 +36,6 @@ const RECORD_JOB = `
 if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return 0 end
 for i = 3, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
 return 1`;
-
-const PAGE_COUNTERS = [
-  'scanned',
-  'skipped',
-  'filteredOut',
-  'queuedObjects',
-  'jobsAdded',
-  'jobsDeduplicated',
-  'unchanged',
-  'new',
-  'changed',
-  'seenMarked',
-] as const;
-export type PageCounts = { [K in (typeof PAGE_COUNTERS)[number]]?: number };
 
 // KEYS: run hash, pages-done hash. ARGV: page token, next token ('' at the end), then
 // counter name/increment pairs. Counts a page once; always moves the resume token on.
@@ -175,15 +49,17 @@ return 1`;
 export const DEFAULT_RUN_RETENTION_DAYS = 30;
 const DAY_MS = 24 * 3600 * 1000;
 /** The keys of one run (`{p}:run:{id}` and these suffixes). */
-const RUN_PARTS = ['', ':items', ':jobs', ':queued', ':pages', ':followed', ':seen', ':stage'] as const;
+const RUN_PARTS = ['', ':items', ':codes', ':jobs', ':queued', ':pages', ':followed', ':seenh', ':stage'] as const;
 
-export class RunStore {
+export class RunStore extends RunItemStore {
   constructor(
-    private readonly redis: Redis | Cluster,
-    private readonly prefix: string,
+    redis: Redis | Cluster,
+    prefix: string,
     /** How long a run's records are kept once it is finished (RUN_RETENTION_DAYS). @defaultValue 30 days */
     private readonly retentionMs = DEFAULT_RUN_RETENTION_DAYS * DAY_MS,
-  ) {}
+  ) {
+    super(redis, prefix);
+  }
 
   /** Bucket and settings of runs, as their jobs read them: a run's never change once it exists. */
   private readonly settingsMemo = new Map<string, { bucket: string; settings: EmbedSettings }>();
@@ -201,10 +77,6 @@ export class RunStore {
     if (this.settingsMemo.size >= 256) this.settingsMemo.delete(this.settingsMemo.keys().next().value ?? '');
     this.settingsMemo.set(id, found);
     return found;
-  }
-
-  private key(id: string, part = ''): string {
-    return `${this.prefix}:run:${id}${part}`;
   }
 
   async create(run: RunInfo): Promise<void> {
@@ -252,25 +124,6 @@ export class RunStore {
     );
   }
 
-  /** Keys the scan listed (for pruning what it did not). */
-  async markSeen(id: string, keys: readonly string[]): Promise<void> {
-    if (keys.length === 0) return;
-    await this.redis
-      .multi()
-      .sadd(this.key(id, ':seen'), ...keys)
-      .pexpire(this.key(id, ':seen'), 7 * 24 * 3600 * 1000)
-      .exec();
-  }
-
-  /** How many keys the seen-set holds (0 once it expired or was dropped). */
-  async seenCount(id: string): Promise<number> {
-    return this.redis.scard(this.key(id, ':seen'));
-  }
-
-  async dropSeen(id: string): Promise<void> {
-    await this.redis.del(this.key(id, ':seen'));
-  }
-
   /**
    * This run waits for jobs of other runs that hold its objects (BullMQ deduplicated its own
    * adds into them); returns how many are new to it. Each job id maps to the runs following
@@ -296,7 +149,7 @@ export class RunStore {
   /** A job's result as recorded in a run, if it has one. */
   async jobResult(id: string, jobId: string): Promise<JobResult | undefined> {
     const raw = await this.redis.hget(this.key(id, ':jobs'), jobId);
-    return raw ? (JSON.parse(raw) as JobResult) : undefined;
+    return raw ? unpackJobResult(raw) : undefined;
   }
 
   /**
@@ -308,47 +161,8 @@ export class RunStore {
       .multi()
       .hset(this.key(id), 'scanStatus', 'scanning')
       .hdel(this.key(id), 'scanError', 'finishing', 'finishedAt', 'note.rebuild', 'scanWaiting');
-    for (const part of RUN_PARTS) if (part !== ':seen' && part !== ':stage') m.persist(this.key(id, part));
+    for (const part of RUN_PARTS) if (part !== ':seenh' && part !== ':stage') m.persist(this.key(id, part));
     await m.exec();
-  }
-
-  async seen(id: string, keys: readonly string[]): Promise<boolean[]> {
-    if (keys.length === 0) return [];
-    const replies = await this.redis.smismember(this.key(id, ':seen'), ...keys);
-    return replies.map((r) => r === 1);
-  }
-
-  /**
-   * Stages objects of composed units: `stage NUL object JSON`, so that a range walk meets
-   * each stage's members together. Adding the same object again (a page listed twice) is a no-op.
-   */
-  async stage(id: string, members: readonly { stage: string; object: unknown }[]): Promise<void> {
-    if (members.length === 0) return;
-    const args = members.flatMap((m) => [0, `${m.stage}\u0000${JSON.stringify(m.object)}`]);
-    await this.redis
-      .multi()
-      .zadd(this.key(id, ':stage'), ...args)
-      .pexpire(this.key(id, ':stage'), 7 * 24 * 3600 * 1000)
-      .exec();
-  }
-
-  /** The staged objects in stage order, `count` at a time (a stage may straddle two chunks). */
-  async *staged(id: string, count = 1000): AsyncGenerator<{ stage: string; object: unknown }[]> {
-    let from = '-';
-    for (;;) {
-      const members = await this.redis.zrangebylex(this.key(id, ':stage'), from, '+', 'LIMIT', 0, count);
-      if (members.length === 0) return;
-      yield members.map((m) => {
-        const at = m.indexOf('\u0000');
-        return { stage: m.slice(0, at), object: JSON.parse(m.slice(at + 1)) as unknown };
-      });
-      if (members.length < count) return;
-      from = `(${members[members.length - 1]}`;
-    }
-  }
-
-  async dropStage(id: string): Promise<void> {
-    await this.redis.del(this.key(id, ':stage'));
   }
 
   async addCounter(id: string, field: keyof RunCounters, n: number): Promise<void> {
@@ -378,16 +192,12 @@ export class RunStore {
       .hset(this.key(id), { scanStatus: status, ...(error ? { scanError: redact(error) } : {}) })
       .hdel(this.key(id), 'scanWaiting')
       .exec();
+    // the scan's own bookkeeping (which jobs and pages it counted, which jobs it follows)
+    // only keeps a resumed scan from counting twice: a complete scan is never resumed
+    if (status === 'complete')
+      await this.redis.del(this.key(id, ':queued'), this.key(id, ':pages'), this.key(id, ':followed'));
     // a failed scan may never be resumed: its records expire like a finished run's
     if (status === 'failed') await this.expireRun(id);
-  }
-
-  async recordItems(id: string, items: ReadonlyMap<string, ItemOutcome>): Promise<void> {
-    if (items.size === 0) return;
-    // a Map, not an object: a key named `__proto__` would be lost assigned to an object
-    // reasons are often an outside system's message: stored without their secrets
-    const fields = new Map([...items].map(([k, v]) => [k, redact(JSON.stringify(v))]));
-    await this.redis.hset(this.key(id, ':items'), fields);
   }
 
   /** API usage is real spend: counted every time, also when a job is redone. */
@@ -420,7 +230,7 @@ export class RunStore {
       this.key(id),
       this.key(id, ':jobs'),
       jobId,
-      redact(JSON.stringify(result)),
+      redact(packJobResult(result)),
       ...incr,
     );
     return added === 1;
@@ -433,6 +243,11 @@ export class RunStore {
 
   async note(id: string, name: string, text: string): Promise<void> {
     await this.redis.hset(this.key(id), `note.${name}`, redact(text));
+  }
+
+  /** Sets the run's mode (retry-failed's run of a rebuild finishes it as one), before its scan completes. */
+  async setMode(id: string, mode: string): Promise<void> {
+    await this.redis.hset(this.key(id), 'mode', mode);
   }
 
   async markFinished(id: string, at = new Date()): Promise<void> {
@@ -450,45 +265,14 @@ export class RunStore {
     const m = this.redis.multi();
     // (the seen-set and the stage keep their own week: they are dropped once used)
     for (const part of RUN_PARTS)
-      if (part !== ':seen' && part !== ':stage') m.pexpire(this.key(id, part), this.retentionMs);
+      if (part !== ':seenh' && part !== ':stage') m.pexpire(this.key(id, part), this.retentionMs);
     await m.exec();
   }
 
   async get(id: string): Promise<RunState | undefined> {
     const h = await this.redis.hgetall(this.key(id));
     if (!h.id) return undefined;
-    const counters = Object.fromEntries(COUNTERS.map((c) => [c, Number(h[c] ?? 0)])) as unknown as RunCounters;
-    return {
-      id: h.id,
-      bucket: h.bucket ?? '',
-      prefix: h.prefix ?? '',
-      collection: h.collection ?? '',
-      model: h.model ?? '',
-      dimension: Number(h.dimension ?? 0),
-      startedAt: h.startedAt ?? '',
-      ...(h.settings ? { settings: h.settings } : {}),
-      ...(h.retryOf ? { retryOf: h.retryOf } : {}),
-      ...(h.mode ? { mode: h.mode } : {}),
-      ...(h.scope ? { scope: h.scope } : {}),
-      ...(h.prune ? { prune: h.prune } : {}),
-      notes: Object.fromEntries(
-        Object.entries(h)
-          .filter(([k]) => k.startsWith('note.'))
-          .map(([k, v]) => [k.slice(5), v]),
-      ),
-      scanStatus: (h.scanStatus ?? 'scanning') as ScanStatus,
-      ...(h.scanError ? { scanError: h.scanError } : {}),
-      ...(h.lastToken ? { lastToken: h.lastToken } : {}),
-      ...(h.scanWaiting ? { scanWaiting: JSON.parse(h.scanWaiting) as NonNullable<RunState['scanWaiting']> } : {}),
-      ...(h.finishedAt ? { finishedAt: h.finishedAt } : {}),
-      pages: Number(h.pages ?? 0),
-      counters,
-    };
-  }
-
-  async items(id: string): Promise<Map<string, ItemOutcome>> {
-    const h = await this.redis.hgetall(this.key(id, ':items'));
-    return new Map(Object.entries(h).map(([k, v]) => [k, JSON.parse(v) as ItemOutcome]));
+    return runFromHash(h);
   }
 
   async latest(limit = 20): Promise<string[]> {
@@ -500,15 +284,4 @@ export class RunStore {
     const live = (await m.exec()) ?? [];
     return ids.filter((_, i) => live[i]?.[1] === 1);
   }
-}
-
-/**
- * A run is finished when its scan completed (or failed) and every job it added, and every
- * job of another run it follows, has a result.
- */
-export function isFinished(run: RunState): boolean {
-  return (
-    run.scanStatus !== 'scanning' &&
-    run.counters.jobsDone + run.counters.jobsFailed >= run.counters.jobsAdded + run.counters.jobsFollowed
-  );
 }

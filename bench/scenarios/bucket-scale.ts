@@ -45,7 +45,15 @@ export interface ProducerPoint {
   objects: number;
   bareListing: { seconds: number; objectsPerS: number };
   index: { scanS: number; wallS: number; objectsPerS: number; ratioToBare: number; exitCode: number | null };
-  redis: { baseline: number; peakDelta: number; peakWaiting: number; jobHashBytes: number; jobHashSamples: number };
+  redis: {
+    baseline: number;
+    peakDelta: number;
+    peakWaiting: number;
+    jobHashBytes: number;
+    jobHashSamples: number;
+    /** After the run finished: used_memory over the baseline, the run's own keys (MEMORY USAGE), completed jobs kept. */
+    left: { usedMemoryDelta: number; bytesPerObject: number; runRecordBytes: number; completedJobs: number };
+  };
   producer: { peakRssMB: number; cpuS: number; cpuSPer1000: number };
   counters: { scanned: number; queuedObjects: number; jobsAdded: number; jobsDone: number; objectsIndexed: number };
   held: { seconds: number; waiting: number; usedMemoryDelta: number; bytesPerQueuedJob: number; exited: boolean };
@@ -178,6 +186,12 @@ async function producerPoint(
   const { run } = await waitRun(env.redis, prefix, runId, 3600, 500);
   const r = await watch.stop();
   await drain.stop();
+  // what the finished run leaves in Redis: its records, and the completed jobs BullMQ keeps
+  const leftDelta = (await usedMemory(env.redis)) - baseline;
+  let runRecordBytes = 0;
+  for (const part of ['', ':items', ':codes', ':jobs', ':queued', ':pages', ':followed', ':seen', ':seenh', ':stage'])
+    runRecordBytes += Number((await env.redis.memory('USAGE', `${prefix}:run:${runId}${part}`, 'SAMPLES', '0')) ?? 0);
+  const completedJobs = await env.redis.zcard(`${prefix}:embed:completed`);
   const start = indexProc.lineTime(/: scanning s3:/) ?? spawned;
   const end = indexProc.lineTime(/: scanned \d+ objects/) ?? performance.now();
   const scanS = (end - start) / 1000;
@@ -229,6 +243,7 @@ async function producerPoint(
       peakWaiting: r.peakWaiting,
       jobHashBytes,
       jobHashSamples: sizes.length,
+      left: { usedMemoryDelta: leftDelta, bytesPerObject: leftDelta / n, runRecordBytes, completedJobs },
     },
     producer: { peakRssMB: p.hwm / MB, cpuS: p.cpu, cpuSPer1000: (p.cpu / n) * 1000 },
     counters: {

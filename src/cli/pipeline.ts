@@ -19,6 +19,9 @@ import { listenerLines } from './listen-status.js';
 import { ListenerState } from '../listen/state.js';
 import { collect, positiveInt, withConnectionFlags } from './options.js';
 
+/** Items `status` prints (the first met): `failures` and the dashboard page through the rest. */
+const STATUS_ITEMS = 20;
+
 interface IndexFlags {
   bucket: string;
   prefix?: string;
@@ -338,7 +341,10 @@ export function registerPipelineCommands(program: Command): void {
       const runId = flags.run ?? (await runs.latest(1))[0];
       const run = runId ? await runs.get(runId) : undefined;
       if (flags.run && !run) throw new ConfigError('--run', `run ${flags.run} does not exist`);
-      const items = run ? await runs.items(run.id) : new Map();
+      // the run's outcome counts, and only the first items met: a run may have millions
+      const codes = run ? await runs.codeCounts(run.id) : [];
+      const items = new Map(run ? (await runs.itemsPage(run.id, '0', STATUS_ITEMS)).items.slice(0, STATUS_ITEMS) : []);
+      const itemCount = codes.reduce((n, c) => n + c.count, 0);
       const paused = await pausedReason(queue, connection, config.queuePrefix);
       // what the shared limiter has learned of the run's model for this key (none without a key)
       const spec = run ? knownModel(run.model, config.models) : undefined;
@@ -350,7 +356,7 @@ export function registerPipelineCommands(program: Command): void {
       const listener = (await listenerState.exists()) ? await listenerState.snapshot() : undefined;
       if (flags.json) {
         process.stdout.write(
-          `${JSON.stringify({ queue: counts, paused: paused ?? null, run: run ?? null, items: Object.fromEntries(items), listener: listener ?? null, rateLimit: pacing ?? null }, null, 2)}\n`,
+          `${JSON.stringify({ queue: counts, paused: paused ?? null, run: run ?? null, itemCounts: codes, items: Object.fromEntries(items), listener: listener ?? null, rateLimit: pacing ?? null }, null, 2)}\n`,
         );
         return;
       }
@@ -372,8 +378,14 @@ export function registerPipelineCommands(program: Command): void {
         return;
       }
       process.stdout.write(`${progressLine(run)}${isFinished(run) ? ' [finished]' : ''}\n`);
+      for (const c of codes)
+        process.stdout.write(`  ${c.status.padEnd(7)} ${printable(c.code).padEnd(22)} ${c.count}\n`);
       for (const [key, o] of items)
         process.stdout.write(`  ${o.status.padEnd(7)} ${o.code.padEnd(22)} ${printable(`${key}: ${o.reason}`)}\n`);
+      if (itemCount > items.size)
+        process.stdout.write(
+          `  (${itemCount - items.size} more: mm-ingest failures --run ${run.id} --limit 100, or the dashboard)\n`,
+        );
     } finally {
       await queue.close();
       await connection.quit();

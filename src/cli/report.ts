@@ -91,7 +91,7 @@ export function registerReportCommands(program: Command): void {
       const reports = [];
       for (const id of await runs.latest(flags.limit ?? 20)) {
         const run = await runs.get(id);
-        if (run) reports.push(buildReport(run, await runs.items(id), config.models));
+        if (run) reports.push(buildReport(run, await runs.codeCounts(id), config.models));
       }
       if (flags.json) {
         process.stdout.write(`${JSON.stringify(reports, null, 2)}\n`);
@@ -123,7 +123,7 @@ export function registerReportCommands(program: Command): void {
       const runs = runStore(config, redis);
       const run = await runs.get(id);
       if (!run) throw new ConfigError('run', `run ${id} does not exist`);
-      const built = buildReport(run, await runs.items(id), config.models);
+      const built = buildReport(run, await runs.codeCounts(id), config.models);
       let spec;
       try {
         spec = resolveModel(run.model, config.models);

@@ -60,28 +60,34 @@ export function runsPage(reports: readonly RunReport[], queuePrefix: string): st
 /** Rows shown on a run's page; the rest are counted (the JSON API has them all). */
 export const MAX_ITEM_ROWS = 1000;
 
-export function runPage(report: RunReport, items: ReadonlyMap<string, ItemOutcome>): string {
-  const listed = [...items].filter(([, o]) => o.status === 'failed' || o.status === 'skipped');
+/** A run's page: its report, and the first failed and skipped items met (`rows`, read by pages). */
+export function runPage(report: RunReport, rows: readonly [string, ItemOutcome][]): string {
+  const listed = [...rows];
   // failures first: they are what the page is opened for
   listed.sort(([ka, a], [kb, b]) => (a.status === b.status ? ka.localeCompare(kb) : a.status === 'failed' ? -1 : 1));
-  const rows = listed
+  // the totals are the run's counts: the rows are at most MAX_ITEM_ROWS of them
+  const total = [...Object.values(report.failuresByCode), ...Object.values(report.skippedByReason)].reduce(
+    (sum, c) => sum + c,
+    0,
+  );
+  const tableRows = listed
     .slice(0, MAX_ITEM_ROWS)
     .map(
       ([key, o]) =>
         `<tr><td class="${o.status === 'failed' ? 'failed' : ''}">${esc(o.status)}</td><td>${esc(o.code)}</td><td>${esc(key)}</td><td>${esc(o.reason)}</td></tr>`,
     );
   const more =
-    listed.length > MAX_ITEM_ROWS
-      ? `<p class="muted">${n(listed.length - MAX_ITEM_ROWS)} more in <a href="/api/runs/${esc(encodeURIComponent(report.id))}">the JSON</a></p>`
+    total > tableRows.length
+      ? `<p class="muted">${n(total - tableRows.length)} more in <a href="/api/runs/${esc(encodeURIComponent(report.id))}">the JSON</a> (a page at a time: follow its <code>next</code> with <code>?cursor=</code>)</p>`
       : '';
   const table = listed.length
-    ? `<table><thead><tr><th>status</th><th>code</th><th>key</th><th>reason</th></tr></thead><tbody>${rows.join('\n')}</tbody></table>${more}`
+    ? `<table><thead><tr><th>status</th><th>code</th><th>key</th><th>reason</th></tr></thead><tbody>${tableRows.join('\n')}</tbody></table>${more}`
     : '<p class="muted">none: every object was indexed or unchanged</p>';
   return page(
     `run ${report.id}`,
     `<h1>Run ${esc(report.id)}</h1>
 <pre>${esc(formatReport(report))}</pre>
-<h2>Failed and skipped objects (${n(listed.length)})</h2>
+<h2>Failed and skipped objects (${n(total)})</h2>
 ${table}`,
   );
 }

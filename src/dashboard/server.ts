@@ -19,10 +19,10 @@ import type { Config } from '../config.js';
 import { embedQueue, redisConnection, reindexQueue, runStore } from '../connections.js';
 import { buildReport } from '../report.js';
 import type { RunReport } from '../report.js';
-import type { RunStore } from '../runs.js';
+import type { ItemOutcome, RunStore } from '../runs.js';
 import { redact } from '../redact.js';
 import { checkExposure, dashboardGuard } from './guard.js';
-import { notFoundPage, runPage, runsPage } from './html.js';
+import { MAX_ITEM_ROWS, notFoundPage, runPage, runsPage } from './html.js';
 
 export interface DashboardOptions {
   /** 0: any free port. */
@@ -51,14 +51,28 @@ async function recentReports(runs: RunStore, config: Config, limit: number): Pro
   const reports: RunReport[] = [];
   for (const id of await runs.latest(limit)) {
     const run = await runs.get(id);
-    if (run) reports.push(buildReport(run, await runs.items(id), config.models));
+    if (run) reports.push(buildReport(run, await runs.codeCounts(id), config.models));
   }
   return reports;
 }
 
-function limitOf(req: Request, fallback: number): number {
+function limitOf(req: Request, fallback: number, max = MAX_RUNS): number {
   const raw = Number(req.query.limit);
-  return Number.isInteger(raw) && raw > 0 ? Math.min(raw, MAX_RUNS) : fallback;
+  return Number.isInteger(raw) && raw > 0 ? Math.min(raw, max) : fallback;
+}
+
+/** Items of a run a JSON page holds (about: HSCAN's count), by default and at most. */
+const ITEM_PAGE = 1000;
+const MAX_ITEM_PAGE = 10_000;
+
+/** The failed and skipped items a run's page shows: the first MAX_ITEM_ROWS met, read by pages. */
+async function firstRows(runs: RunStore, id: string): Promise<[string, ItemOutcome][]> {
+  const rows: [string, ItemOutcome][] = [];
+  for await (const page of runs.itemPages(id, ITEM_PAGE)) {
+    for (const row of page) if (row[1].status === 'failed' || row[1].status === 'skipped') rows.push(row);
+    if (rows.length >= MAX_ITEM_ROWS) break;
+  }
+  return rows.slice(0, MAX_ITEM_ROWS);
 }
 
 export async function startDashboard(config: Config, options: DashboardOptions): Promise<Dashboard> {
@@ -112,8 +126,9 @@ export async function startDashboard(config: Config, options: DashboardOptions):
         .send(notFoundPage(`run ${id} does not exist`));
       return;
     }
-    const items = await runs.items(id);
-    res.type('html').send(runPage(buildReport(run, items, config.models), items));
+    res
+      .type('html')
+      .send(runPage(buildReport(run, await runs.codeCounts(id), config.models), await firstRows(runs, id)));
   });
   app.get('/api/runs', async (req, res) => {
     res.json(await recentReports(runs, config, limitOf(req, defaultRuns)));
@@ -125,8 +140,20 @@ export async function startDashboard(config: Config, options: DashboardOptions):
       res.status(404).json({ error: `run ${id} does not exist` });
       return;
     }
-    const items = await runs.items(id);
-    res.json({ report: buildReport(run, items, config.models), items: Object.fromEntries(items) });
+    const cursor = typeof req.query.cursor === 'string' ? req.query.cursor : '0';
+    if (!/^\d+$/.test(cursor)) {
+      res
+        .status(400)
+        .json({ error: `cursor must be the "next" of a previous page (digits), got "${cursor.slice(0, 40)}"` });
+      return;
+    }
+    // one page of the run's items (a Map first: a key named __proto__ stays an item)
+    const page = await runs.itemsPage(id, cursor, limitOf(req, ITEM_PAGE, MAX_ITEM_PAGE));
+    res.json({
+      report: buildReport(run, await runs.codeCounts(id), config.models),
+      items: Object.fromEntries(new Map(page.items)),
+      next: page.next === '0' ? null : page.next,
+    });
   });
   // Express 5 passes a rejected handler here; the message only, never a stack trace
   app.use((err: Error, _req: Request, res: Response, _next: NextFunction) => {

@@ -138,7 +138,7 @@ describe('the worker serves Prometheus metrics', () => {
 
   it("reads the queues' job counts at scrape time", async () => {
     const samples = await scrape();
-    // completed jobs are kept for a day, so the run's jobs are all there
+    // completed jobs are kept an hour (1,000 at most), so the run's jobs are all there
     expect(samples.get('mm_ingest_queue_jobs{queue="embed",state="completed"}')).toBe(run.counters.jobsAdded);
     expect(run.counters.jobsAdded).toBeGreaterThan(0);
     for (const state of ['waiting', 'active', 'delayed', 'failed'])

@@ -298,12 +298,12 @@ describe("the README's claims about fatal errors, lookups, rebuilds and reindex 
     ).toMatch(/group-images.*a list of keys cannot be composed into units/);
     expect(worker?.child.exitCode).toBeNull();
 
-    // "Completed jobs are kept for a day (at most 10,000), failed ones until cleared": the
+    // "Completed jobs are kept for an hour (at most 1,000 ...), failed ones until cleared": the
     // options BullMQ holds with each embed job, which it applies when the job ends
     const completed = await embed.getJobs(['completed'], 0, 0);
     expect(completed).toHaveLength(1);
     expect(completed[0]!.opts).toMatchObject({
-      removeOnComplete: { age: 24 * 3600, count: 10_000 },
+      removeOnComplete: { age: 3600, count: 1000 },
       removeOnFail: false,
     });
   }, 300_000);

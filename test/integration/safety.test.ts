@@ -244,7 +244,7 @@ describe('never lose the live index, never delete a current point, account for e
     await scan.stop('SIGKILL');
     proxy.release();
     // the seen-set expired (it is kept a week) or was evicted
-    expect(await env.redis.del(`${env.prefix}:run:${runId}:seen`)).toBe(1);
+    expect(await env.redis.del(`${env.prefix}:run:${runId}:seenh`)).toBe(1);
     const before = await count('plain');
 
     const resumed = await runCli([...args('plain'), '--run-id', runId, '--wait'], cliEnv);
@@ -260,7 +260,7 @@ describe('never lose the live index, never delete a current point, account for e
     expect(next.stdout).toContain('1 deleted');
     expect(await hasPoint('plain', textKey(29))).toBe(false);
     expect(await count('plain')).toBe(keys.size);
-    expect(await env.redis.exists(`${env.prefix}:run:${runIdOf(next.stdout)}:seen`)).toBe(0);
+    expect(await env.redis.exists(`${env.prefix}:run:${runIdOf(next.stdout)}:seenh`)).toBe(0);
   }, 180_000);
 
   it("waits for and reports the objects of jobs deduplicated into another run's pending jobs", async () => {

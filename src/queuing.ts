@@ -1,0 +1,233 @@
+/**
+ * Queuing: how every path that adds embed jobs adds them (a scan's pages, a list of keys,
+ * retry-failed). Entries are grouped into jobs of about one request (the Batcher), wait
+ * for room in the queue (backpressure), and are added in bulk with their job ids and
+ * deduplication ids, so that the same content is never pending twice; a run counts the
+ * jobs new to it and follows the ones deduplicated into other runs' pending jobs.
+ */
+import type { JobsOptions, Queue } from 'bullmq';
+import {
+  EMBED_JOB_OPTIONS,
+  embedContentId,
+  embedJobId,
+  jobContents,
+  packObjects,
+  paramsHash,
+  runOfJobId,
+  unitParamsHash,
+} from './embed-job.js';
+import type { EmbedJobData, EmbedSettings, ObjectTuple, UnitTuple } from './embed-job.js';
+import { NO_BOUND } from './backpressure.js';
+import type { QueueRoom } from './backpressure.js';
+import { Batcher } from './batcher.js';
+import { entryObjects, unitPointKey } from './compose.js';
+import type { Entry } from './compose.js';
+import { classifyChanges, dropPoints } from './incremental.js';
+import type { Change } from './incremental.js';
+import type { ModelSpec } from './models.js';
+import type { ItemOutcome, PageCounts, RunStore } from './runs.js';
+import type { SkippedObject } from './scanner.js';
+import type { VectorStore } from './vector-store.js';
+
+/** What queuing needs: the queue, the run records, the points (incremental checks) and the room. */
+export interface QueueDeps {
+  readonly queue: Queue<EmbedJobData>;
+  readonly runs: RunStore;
+  readonly vectors: VectorStore;
+  /** Room in the queue: jobs are queued only while it holds fewer than its bound (backpressure.ts). @defaultValue no bound */
+  readonly room?: QueueRoom;
+}
+
+/**
+ * `incremental`: objects whose points are complete and current are not queued;
+ * `full`: everything is queued; `rebuild`: everything, into a new collection (rebuild.ts).
+ */
+export type IndexMode = 'incremental' | 'full' | 'rebuild';
+
+export interface QueueOptions {
+  readonly runId: string;
+  readonly bucket: string;
+  readonly model: ModelSpec;
+  readonly settings: EmbedSettings;
+  /** @defaultValue incremental */
+  readonly mode?: IndexMode;
+  /** Objects a job holds at most (the Batcher's bound). @defaultValue 50 */
+  readonly maxObjectsPerJob?: number;
+}
+
+export type Queuer = (
+  entries: readonly Entry[],
+  skipped: readonly SkippedObject[],
+  listed: { scanned: number; filteredOut: number },
+) => Promise<Required<PageCounts>>;
+
+/**
+ * Queues a page's entries (a scan's page, a stage walk's chunk, a list of keys): in
+ * incremental mode, only those whose points are missing, incomplete or out of date;
+ * records the page's skips (and removes the points of objects skipped as unpaired, which
+ * may have been embedded before). Returns the page's counts; the caller records the page.
+ */
+export function entryQueuer(deps: QueueDeps, opts: QueueOptions): Queuer {
+  const mode = opts.mode ?? 'incremental';
+  const { settings } = opts;
+  const batcher = new Batcher({
+    model: opts.model,
+    imageMode: settings.imageMode,
+    maxBodyBytes: settings.maxBodyBytes,
+    ...(settings.chunkTokens !== undefined ? { chunkTokens: settings.chunkTokens } : {}),
+    ...(opts.maxObjectsPerJob !== undefined ? { maxObjectsPerJob: opts.maxObjectsPerJob } : {}),
+  });
+  const idOf = (e: Entry): { key: string; etag: string } =>
+    'unit' in e ? { key: unitPointKey(e.unit), etag: e.unit.etag } : e.object;
+  return async (entries, skipped, listed) => {
+    let changes: Map<string, Change> | undefined;
+    if (mode === 'incremental') {
+      const singles = entries.filter((e) => !('unit' in e)).map(idOf);
+      const units = entries.filter((e) => 'unit' in e).map(idOf);
+      const { collection } = settings;
+      changes = new Map([
+        ...(await classifyChanges(deps.vectors, collection, opts.bucket, singles, paramsHash(settings))),
+        ...(await classifyChanges(deps.vectors, collection, opts.bucket, units, unitParamsHash(settings))),
+      ]);
+    }
+    const change = (e: Entry): Change => changes?.get(idOf(e).key) ?? 'new';
+    const objectsOf = (c: Change): number =>
+      entries.filter((e) => change(e) === c).reduce((n, e) => n + entryObjects(e).length, 0);
+    const toQueue = entries.filter((e) => change(e) !== 'unchanged');
+    const jobs: Entry[][] = [];
+    for (const e of toQueue) {
+      const closed = batcher.add(e);
+      if (closed) jobs.push(closed);
+    }
+    const last = batcher.flush();
+    if (last) jobs.push(last);
+
+    // backpressure: the page's jobs wait for room in the queue (and the listing with them)
+    await (deps.room ?? NO_BOUND).wait(jobs.length);
+    const queued = await enqueue(deps.queue, opts, jobs);
+    const added = await deps.runs.newJobs(opts.runId, queued.jobIds);
+    await follow(deps.runs, opts.runId, queued.followed);
+    await deps.runs.recordItems(
+      opts.runId,
+      new Map<string, ItemOutcome>(
+        skipped.map((s) => [s.object.key, { status: 'skipped', code: s.code, reason: s.reason }]),
+      ),
+    );
+    // an object skipped now (emptied, no longer supported, too large, unpaired) may have
+    // been indexed before: its old points no longer stand for it
+    await dropPoints(
+      deps.vectors,
+      settings.collection,
+      opts.bucket,
+      skipped.map((s) => s.object.key),
+    );
+    return {
+      scanned: listed.scanned,
+      skipped: skipped.length,
+      filteredOut: listed.filteredOut,
+      queuedObjects: toQueue.reduce((n, e) => n + entryObjects(e).length, 0),
+      jobsAdded: added,
+      jobsDeduplicated: queued.followed.length,
+      unchanged: changes ? objectsOf('unchanged') : 0,
+      new: objectsOf('new'),
+      changed: objectsOf('changed'),
+      seenMarked: 0,
+    };
+  };
+}
+
+/**
+ * Adds jobs in bulk. A job whose content (settings + keys + ETags) is already pending in
+ * the queue, from this run or another, is deduplicated by BullMQ and not added again.
+ */
+async function enqueue(
+  queue: Queue<EmbedJobData>,
+  opts: Pick<QueueOptions, 'runId' | 'bucket' | 'settings'>,
+  jobs: readonly Entry[][],
+): Promise<{ jobIds: string[]; followed: { jobId: string; runId: string }[] }> {
+  if (jobs.length === 0) return { jobIds: [], followed: [] };
+  const bulk = jobs.map((entries) => embedJob(opts.runId, opts.bucket, opts.settings, jobContents(entries)));
+  return addBulk(queue, bulk);
+}
+
+export interface BulkJob {
+  readonly name: 'embed';
+  readonly data: EmbedJobData;
+  readonly opts: JobsOptions & { jobId: string };
+}
+
+/** The embed job of these contents, with its id and deduplication id. */
+export function embedJob(
+  runId: string,
+  bucket: string,
+  settings: EmbedSettings,
+  contents: { objects: ObjectTuple[]; units?: UnitTuple[] },
+): BulkJob {
+  const contentId = embedContentId(bucket, settings, contents.objects, contents.units);
+  // the bucket and settings are the run record's: the job holds the run id and its objects, packed
+  const data: EmbedJobData = {
+    v: 2,
+    runId,
+    o: packObjects(contents.objects),
+    ...(contents.units ? { units: contents.units } : {}),
+  };
+  return {
+    name: 'embed',
+    data,
+    opts: { ...EMBED_JOB_OPTIONS, jobId: embedJobId(runId, contentId), deduplication: { id: contentId } },
+  };
+}
+
+async function addBulk(
+  queue: Queue<EmbedJobData>,
+  bulk: readonly BulkJob[],
+): Promise<{ jobIds: string[]; followed: { jobId: string; runId: string }[] }> {
+  const result = await queue.addBulk([...bulk]);
+  // A deduplicated add returns the pending job of the same content, with its own id.
+  const jobIds = result.flatMap((job, i) => (job.id !== undefined && job.id === bulk[i]?.opts.jobId ? [job.id] : []));
+  // (the returned job carries this add's data: the pending job's run is in its id)
+  const followed = result.flatMap((job, i) =>
+    job.id !== undefined && job.id !== bulk[i]?.opts.jobId ? [{ jobId: job.id, runId: runOfJobId(job.id) }] : [],
+  );
+  return { jobIds, followed };
+}
+
+/**
+ * Queues ready-made jobs for a run (retry-failed's): adds them, counts the new ones, and
+ * follows those deduplicated into other runs' pending jobs. Returns both counts.
+ */
+export async function queueJobs(
+  deps: Pick<QueueDeps, 'queue' | 'runs'>,
+  runId: string,
+  bulk: readonly BulkJob[],
+): Promise<{ added: number; followed: number }> {
+  if (bulk.length === 0) return { added: 0, followed: 0 };
+  const queued = await addBulk(deps.queue, bulk);
+  const added = await deps.runs.newJobs(runId, queued.jobIds);
+  await follow(deps.runs, runId, queued.followed);
+  return { added, followed: queued.followed.length };
+}
+
+/**
+ * The run waits for the pending jobs of other runs that hold its objects, and counts what
+ * they did. A job that ended before this run started following it is recorded here from
+ * its own run's record (the worker that ended it records it in every follower it saw).
+ */
+async function follow(
+  runs: RunStore,
+  runId: string,
+  followed: readonly { jobId: string; runId: string }[],
+): Promise<void> {
+  const own = followed.filter((f) => f.runId !== runId);
+  if (
+    (await runs.follow(
+      runId,
+      own.map((f) => f.jobId),
+    )) === 0
+  )
+    return;
+  for (const f of own) {
+    const result = await runs.jobResult(f.runId, f.jobId);
+    if (result) await runs.recordJob(runId, f.jobId, result);
+  }
+}
