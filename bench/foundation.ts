@@ -5,7 +5,7 @@
 import { performance } from 'node:perf_hooks';
 import { resolveModel } from '../src/models.js';
 import { planRequests } from '../src/planner.js';
-import type { PreparedInput } from '../src/planner.js';
+import type { PreparedInput } from '../src/prepared-input.js';
 import { countTokens, qwenTokens } from '../src/tokens.js';
 
 const WORDS = 'the quick brown fox jumps over a lazy dog while engineers index buckets of documents overnight'.split(

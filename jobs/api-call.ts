@@ -21,8 +21,10 @@ import pRetry from 'p-retry';
 import type { Embedder } from '../src/embedder.js';
 import { EmbeddingApiError } from '../src/errors.js';
 import type { ModelSpec } from '../src/models.js';
-import { requestBody } from '../src/planner.js';
-import type { PlannedInput, PlannedRequest, PlanOptions } from '../src/planner.js';
+import { requestBody } from '../src/request-body.js';
+import type { PlanOptions } from '../src/plan-limits.js';
+import type { PlannedInput } from '../src/planned-input.js';
+import type { PlannedRequest } from '../src/planner.js';
 import { NO_METRICS } from '../src/metrics.js';
 import type { PipelineMetrics } from '../src/metrics.js';
 import type { RequestGate } from '../src/request-gate.js';
@@ -52,22 +54,22 @@ export interface CallDeps {
   /** A fresh URL for an input's object, when the service could not download the old one. */
   readonly resign: (input: PlannedInput) => Promise<PlannedInput | undefined>;
   /** Attempts of one request for transient failures. @defaultValue 6 */
-  readonly attempts?: number;
+  readonly attempts?: number | undefined;
   /** First backoff; doubles each attempt, randomized. @defaultValue 500 */
-  readonly backoffMs?: number;
+  readonly backoffMs?: number | undefined;
   /** @defaultValue no metrics */
-  readonly metrics?: PipelineMetrics;
+  readonly metrics?: PipelineMetrics | undefined;
   /**
    * Aborted when the worker stops: no request is sent after it (one in flight is awaited,
    * its vectors are paid for), so a job left to another worker is not paid for twice.
    */
-  readonly signal?: AbortSignal;
+  readonly signal?: AbortSignal | undefined;
   /**
    * How long one request may keep meeting 429s before the quota is taken to be gone for
    * hours (a TPM or allocation that does not come back): the call then stops the run with
    * the reason instead of holding its job in a 429 loop. @defaultValue 30 minutes
    */
-  readonly quotaPauseAfterMs?: number;
+  readonly quotaPauseAfterMs?: number | undefined;
   /**
    * Answers of the wrong shape seen so far, shared by the calls of one worker: the first
    * fails its request's inputs (`bad-response`), a repeat stops the run (the collection's

@@ -26,8 +26,9 @@ import type { ObjectStore } from '../src/object-store.js';
 import { writeOrPark } from '../src/parked.js';
 import type { ParkedVectors } from '../src/parked.js';
 import { pointRecord } from '../src/payloads.js';
-import { planRequests, textChunking } from '../src/planner.js';
-import type { PlanOptions } from '../src/planner.js';
+import { textChunking } from '../src/plan-limits.js';
+import type { PlanOptions } from '../src/plan-limits.js';
+import { planRequests } from '../src/planner.js';
 import { OPEN_GATE } from '../src/request-gate.js';
 import type { RequestGate } from '../src/request-gate.js';
 import type { ItemOutcome, JobResult, RunStore } from '../src/runs.js';
@@ -61,7 +62,7 @@ export interface EmbedHandlerDeps {
   readonly quotaPauseAfterMs?: number;
   /** Attempts of a Qdrant write before the job fails (vectors already paid for are worth waiting for). @defaultValue 8 */
   readonly upsertAttempts?: number;
-  readonly metrics?: PipelineMetrics;
+  readonly metrics?: PipelineMetrics | undefined;
   /** Where vectors whose write was refused for good are kept. @defaultValue none (a retry buys them again) */
   readonly parked?: ParkedVectors;
   readonly modelOverrides?: ModelOverrides;
@@ -90,8 +91,8 @@ export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => P
   const fetcher = createFetcher({
     store: deps.store,
     tokens: deps.tokens,
-    ...(deps.bounds ? { bounds: deps.bounds } : {}),
-    ...(deps.presignSeconds !== undefined ? { presignSeconds: deps.presignSeconds } : {}),
+    bounds: deps.bounds,
+    presignSeconds: deps.presignSeconds,
   });
   const log = deps.log;
   const write = (collection: string, records: PointRecord[]): Promise<void> =>
@@ -110,15 +111,8 @@ export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => P
     const inGroup = new Set(units.flatMap(([kind, , members]) => (kind === 'g' ? members : [])));
     const uriCap = (i: number): number =>
       Math.floor((settings.maxBodyBytes - 1024) / (inGroup.has(i) ? GROUP_PART_MAX : 1));
-    const opts: PlanOptions = {
-      model: spec,
-      dimension: settings.dimension,
-      maxBodyBytes: settings.maxBodyBytes,
-      chunkOverlap: settings.chunkOverlap,
-      ...(settings.chunkTokens !== undefined ? { chunkTokens: settings.chunkTokens } : {}),
-      ...(settings.fps !== undefined ? { fps: settings.fps } : {}),
-      ...(settings.instruct !== undefined ? { instruct: settings.instruct } : {}),
-    };
+    // the plan takes the run's settings as they are, with the model's spec for its name
+    const opts: PlanOptions = { ...settings, model: spec };
     // texts are chunked as they are prepared, for the plan's chunking (in slices: tokens.ts)
     const chunking = textChunking(opts);
     const prepareOpts = { spec, imageMode: settings.imageMode, chunking };
@@ -163,12 +157,12 @@ export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => P
         embedder: deps.embedder,
         gate: deps.gate ?? OPEN_GATE,
         resign: (input) => fetcher.resign(bucket, input, targets),
-        ...(deps.apiAttempts !== undefined ? { attempts: deps.apiAttempts } : {}),
-        ...(deps.apiBackoffMs !== undefined ? { backoffMs: deps.apiBackoffMs } : {}),
-        ...(deps.quotaPauseAfterMs !== undefined ? { quotaPauseAfterMs: deps.quotaPauseAfterMs } : {}),
+        attempts: deps.apiAttempts,
+        backoffMs: deps.apiBackoffMs,
+        quotaPauseAfterMs: deps.quotaPauseAfterMs,
         badResponses,
-        ...(deps.metrics ? { metrics: deps.metrics } : {}),
-        ...(job.signal ? { signal: job.signal } : {}),
+        metrics: deps.metrics,
+        signal: job.signal,
       },
       spec,
       opts,

@@ -14,7 +14,8 @@ import { classifyKey } from '../src/media.js';
 import type { ModelSpec } from '../src/models.js';
 import { ObjectStoreError } from '../src/object-store.js';
 import type { ObjectStore } from '../src/object-store.js';
-import type { PlannedInput, TextChunking } from '../src/planner.js';
+import type { PlannedInput } from '../src/planned-input.js';
+import type { TextChunking } from '../src/prepared-input.js';
 import { prepareImage, prepareTextInSlices, prepareVideo } from '../src/prepare.js';
 import type { TokenCounter } from '../src/tokens.js';
 
@@ -25,9 +26,9 @@ export interface FetchDeps {
   readonly store: ObjectStore;
   readonly tokens: TokenCounter;
   /** Most of a text or image read. @defaultValue DEFAULT_BOUNDS */
-  readonly bounds?: ReadBounds;
+  readonly bounds?: ReadBounds | undefined;
   /** Lifetime of presigned URLs. @defaultValue 3600 */
-  readonly presignSeconds?: number;
+  readonly presignSeconds?: number | undefined;
 }
 
 /** How one job prepares: the model, how images travel, a data URI's cap, text chunking. */

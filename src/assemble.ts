@@ -7,7 +7,7 @@
 import { groupParts, groupPointKey, unitEtag } from './compose.js';
 import type { ObjectRef, UnitTuple } from './embed-job.js';
 import type { FixupRecord } from './fixup.js';
-import type { PreparedInput } from './planner.js';
+import type { PreparedInput } from './prepared-input.js';
 import type { ItemOutcome } from './runs.js';
 import type { PointPayload } from './vector-store.js';
 

@@ -10,7 +10,7 @@
 import { entryObjects, GROUP_PART_MAX } from './compose.js';
 import type { Entry } from './compose.js';
 import type { ModelSpec } from './models.js';
-import { DEFAULT_MAX_BODY_BYTES } from './planner.js';
+import { DEFAULT_MAX_BODY_BYTES } from './plan-limits.js';
 import type { ScannedObject } from './scanner.js';
 
 export interface BatchOptions {

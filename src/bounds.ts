@@ -25,7 +25,7 @@ export interface ReadBounds {
    * Set when the provider cannot download the store's URLs (media-urls.ts): why. Videos,
    * which go by URL, are then skipped at scan (`unreachable-url`) with it. @defaultValue unset
    */
-  readonly videoUrlProblem?: string;
+  readonly videoUrlProblem?: string | undefined;
 }
 
 export const DEFAULT_MAX_TEXT_BYTES = 16 * 1024 * 1024;

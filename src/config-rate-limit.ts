@@ -36,6 +36,11 @@ export const RATE_LIMIT_SETTINGS = {
   rateLimitDecreaseMax: { env: 'RATE_LIMIT_DECREASE_MAX', schema: share(LIMITER_TUNING.decreaseMax) },
   /** Share of the believed rate each probe adds back. @defaultValue 0.01 */
   rateLimitProbeStep: { env: 'RATE_LIMIT_PROBE_STEP', schema: share(LIMITER_TUNING.probeStep) },
+  /**
+   * Share of late wake-ups (requests that woke up too late for their slot) among 10 s of
+   * reservations above which the margin widens; 0: never. @defaultValue 0.1
+   */
+  rateLimitLateWiden: { env: 'RATE_LIMIT_LATE_WIDEN', schema: fraction(1, LIMITER_TUNING.lateWiden) },
   /** Time between two probes (after a minute without a 429). @defaultValue 15000 */
   rateLimitProbeEveryMs: { env: 'RATE_LIMIT_PROBE_EVERY_MS', schema: ms(LIMITER_TUNING.probeEveryMs) },
 };
@@ -72,5 +77,6 @@ export function limiterTuning(c: RateLimitConfig): Partial<LimiterTuning> {
     decreaseMax: c.rateLimitDecreaseMax,
     probeStep: c.rateLimitProbeStep,
     probeEveryMs: c.rateLimitProbeEveryMs,
+    lateWiden: c.rateLimitLateWiden,
   };
 }

@@ -13,7 +13,7 @@ import type { RateLimitConfig } from './config-rate-limit.js';
 import { parseModelOverrides } from './models.js';
 import { redact, rememberSecrets, urlPassword } from './redact.js';
 import type { ModelOverrides } from './models.js';
-import { DEFAULT_MAX_BODY_BYTES } from './planner.js';
+import { DEFAULT_MAX_BODY_BYTES } from './plan-limits.js';
 
 /** One setting: its variable, its flag (commander's camelCase key and the --name), its schema. */
 interface Setting<T> {

@@ -72,14 +72,14 @@ export function qdrantLabel(config: Config): ServiceLabel {
 
 export function objectStore(config: Config): S3Store {
   return createS3Store({
-    ...(config.s3Endpoint ? { endpoint: config.s3Endpoint } : {}),
+    endpoint: config.s3Endpoint,
     region: config.awsRegion,
     forcePathStyle: config.s3ForcePathStyle,
   });
 }
 
 export function vectorStore(config: Config) {
-  return createQdrantStore({ url: config.qdrantUrl, ...(config.qdrantApiKey ? { apiKey: config.qdrantApiKey } : {}) });
+  return createQdrantStore({ url: config.qdrantUrl, apiKey: config.qdrantApiKey });
 }
 
 /** The control queue that reindex requests go to (`mm-ingest reindex`, the dashboard, any BullMQ client). */

@@ -25,15 +25,16 @@ export interface EmbedSettings {
   readonly model: string;
   readonly dimension: number;
   /** Largest text chunk in tokens (default: the model's limit). */
-  readonly chunkTokens?: number;
+  readonly chunkTokens?: number | undefined;
   readonly chunkOverlap: number;
-  readonly fps?: number;
-  readonly instruct?: string;
+  readonly fps?: number | undefined;
+  readonly instruct?: string | undefined;
   /** How images reach the API: base64 in the body, or a presigned URL it downloads. */
   readonly imageMode: 'inline' | 'url';
   readonly maxBodyBytes: number;
   /** Objects that make one vector together (multi_images groups, fused pairs); unset: one object, one vector. */
-  readonly compose?: Composition;
+  readonly compose?: Composition | undefined;
+  // stored as JSON in the run record (and in format-1 jobs): an undefined field is left out
 }
 
 /** [key, etag, size, lastModified epoch ms, modality letter]. */

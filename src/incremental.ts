@@ -13,7 +13,7 @@ import { groupPointKey } from './compose.js';
 import { pointId } from './ids.js';
 import type { ObjectInfo } from './object-store.js';
 import type { ParkedVectors } from './parked.js';
-import type { PlannedInput } from './planner.js';
+import type { PlannedInput } from './planned-input.js';
 import type { ItemOutcome } from './runs.js';
 import type { PointRecord, StoredPoint, VectorStore } from './vector-store.js';
 

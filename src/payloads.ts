@@ -6,7 +6,7 @@
 import type { Target } from './assemble.js';
 import { pointId } from './ids.js';
 import type { PointHashes } from './incremental.js';
-import type { PlannedInput } from './planner.js';
+import type { PlannedInput } from './planned-input.js';
 import type { PointPayload, PointRecord } from './vector-store.js';
 
 /** What every point of one job shares. */

@@ -4,7 +4,7 @@
  */
 import { sniffImage, sniffVideo } from './media.js';
 import type { VideoFormat } from './models.js';
-import type { ImagePayload, PreparedImage, PreparedInput, PreparedVideo, TextChunking } from './planner.js';
+import type { ImagePayload, PreparedImage, PreparedInput, PreparedVideo, TextChunking } from './prepared-input.js';
 import type { TokenCounter } from './tokens.js';
 
 export type PrepareCode =

@@ -31,17 +31,17 @@ export interface ProduceOptions {
   readonly runId: string;
   readonly bucket: string;
   readonly prefix: string;
-  readonly include?: readonly string[];
-  readonly exclude?: readonly string[];
-  readonly minSize?: number;
-  readonly maxSize?: number;
-  readonly pageSize?: number;
+  readonly include?: readonly string[] | undefined;
+  readonly exclude?: readonly string[] | undefined;
+  readonly minSize?: number | undefined;
+  readonly maxSize?: number | undefined;
+  readonly pageSize?: number | undefined;
   readonly model: ModelSpec;
   /** Texts and images over these are skipped at scan. @defaultValue DEFAULT_BOUNDS (bounds.ts) */
   readonly bounds?: ReadBounds;
   readonly settings: EmbedSettings;
   /** Continue listing after this token (a resumed run). */
-  readonly resumeToken?: string;
+  readonly resumeToken?: string | undefined;
   /** @defaultValue incremental */
   readonly mode?: IndexMode;
   /** After a completed scan, delete the points of objects under the prefix that are gone. */

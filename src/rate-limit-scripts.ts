@@ -12,7 +12,7 @@
  * Fields: tr, tt (next request slot and token schedule, ms of Redis time), r and ra
  * (learned rate, requests/s, and when it last changed), m and ma (margin and when it last
  * widened), ep (epoch), l429 (last 429), since (start of the current activity), n
- * (reservations), k (tokens reserved net of corrections), o0..o59 and x0..x59 (successes
+ * (reservations), ls, lr and lw (the late wake-ups' window: its start, reservations and late ones), k (tokens reserved net of corrections), o0..o59 and x0..x59 (successes
  * and 429s in each second of the last minute, as "second:count"). The hash expires after 6 hours unused.
  */
 import { createHash } from 'node:crypto';
@@ -35,6 +35,14 @@ export const LIMITER_TUNING = {
   /** A request that wakes later than this share of its slot's slack after its slot takes a new one (at most `lateRetries` times). */
   lateShare: 0.5,
   lateRetries: 3,
+  /**
+   * More late wake-ups than this share of the reservations of a window of `lateWindowMs`
+   * (of at least `lateMinReservations`) widen the margin by `marginWiden` (0: never): a
+   * wider margin leaves a wider slack, so fewer slots go unused.
+   */
+  lateWiden: 0.1,
+  lateWindowMs: 10_000,
+  lateMinReservations: 20,
   decreaseMin: 0.5,
   decreaseMax: 0.95,
   probeHoldMs: 60_000,
@@ -148,7 +156,25 @@ if ceil > 0 then nextTr = n(slot + 1000 / (r * (1 - m))); redis.call('HSET', key
 if tps > 0 then redis.call('HSET', key, 'tt', n(math.max(tt, slot) + cost)) end
 redis.call('HINCRBY', key, 'n', 1)
 redis.call('HINCRBYFLOAT', key, 'k', n(tokens))
-return {n(slot - now), ep, n(r or 0), n(m), n(slot), nextTr}
+-- late wake-ups (ARGV[20] 1: this one replaces a slot woken up too late for): more than
+-- ARGV[21] of the reservations of a window of ARGV[22] ms (at least ARGV[23] of them)
+-- widen the margin, and with it the lateness a slot tolerates
+local used = m
+local lateWiden, lateWin = tonumber(ARGV[21]), tonumber(ARGV[22])
+if lateWiden > 0 then
+  local lf = redis.call('HMGET', key, 'ls', 'lr', 'lw')
+  local ls = tonumber(lf[1]) or now
+  local lr, lw = (tonumber(lf[2]) or 0) + 1, (tonumber(lf[3]) or 0) + tonumber(ARGV[20])
+  if now - ls >= lateWin then
+    if lr >= tonumber(ARGV[23]) and lw > lateWiden * lr and m < mMax then
+      m = math.min(mMax, m + mWiden)
+      redis.call('HSET', key, 'm', n(m), 'ma', n(now))
+    end
+    ls, lr, lw = now, 0, 0
+  end
+  redis.call('HSET', key, 'ls', n(ls), 'lr', lr, 'lw', lw)
+end
+return {n(slot - now), ep, n(r or 0), n(used), n(slot), nextTr}
 `;
 
 // A reservation given back (its wait was aborted): ARGV[17] the schedule's end it left,

@@ -164,6 +164,10 @@ export class SharedRateLimiter implements RequestGate {
       reserved,
       giveBack?.end ?? '',
       giveBack?.slotMs ?? 0,
+      giveBack ? 1 : 0,
+      this.tuning.lateWiden,
+      this.tuning.lateWindowMs,
+      this.tuning.lateMinReservations,
     ])) as [string, number, string, string, string, string];
     this.clock.sample(sentAt, performance.now(), Number(slot) - Number(wait));
     const learnedRpm = Number(rate) * 60;

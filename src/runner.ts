@@ -8,8 +8,8 @@ import type { Queue } from 'bullmq';
 import { defaultQueueBound, queueRoom } from './backpressure.js';
 import type { QueueRoom } from './backpressure.js';
 import type { EmbedJobData, EmbedSettings } from './embed-job.js';
-import { readBounds } from './config.js';
 import type { ReadBounds } from './bounds.js';
+import { readBounds } from './config.js';
 import type { Config } from './config.js';
 import { checkComposition, parseGroupRule, parseSidecar } from './compose.js';
 import type { Composition } from './compose.js';
@@ -25,33 +25,9 @@ import { mediaUrlProblem } from './media-urls.js';
 import { isFinished } from './runs.js';
 import type { JobResult, RunState, RunStore } from './runs.js';
 import { classify } from './scanner.js';
-import type { ScanOptions } from './scanner.js';
+import type { RunRequest } from './run-request.js';
 import type { VectorStore } from './vector-store.js';
-
-/** A run: what to scan (the filters mean what they mean to the scanner), where, and how to embed it. */
-export interface RunRequest extends Pick<ScanOptions, 'include' | 'exclude' | 'minSize' | 'maxSize' | 'pageSize'> {
-  readonly bucket: string;
-  readonly prefix?: string;
-  /** Index exactly these keys (deleted ones have their points removed) instead of a scan. */
-  readonly keys?: readonly string[];
-  readonly collection: string;
-  readonly model: string;
-  readonly dimension?: number;
-  readonly mode?: IndexMode;
-  readonly prune?: boolean;
-  /** Video frame sampling in [0, 1], passed to the API. */
-  readonly fps?: number;
-  /** A task description passed to the API; changing it re-embeds (it is in the params hash). */
-  readonly instruct?: string;
-  /** Group the images of one item into multi_images vectors: `folder` or `pattern:<regex>` (compose.ts). */
-  readonly groupImages?: string;
-  /** Fuse each image or video with its sidecar text of these extensions (`.txt,.md`). */
-  readonly fuseSidecar?: string;
-  /** In a fused run, what objects without a partner become. @defaultValue skip */
-  readonly fuseUnpaired?: 'skip' | 'alone';
-  /** Continue this run instead of starting one. */
-  readonly runId?: string;
-}
+import { withRecordedScope } from './resumed-run.js';
 
 export interface RunnerDeps {
   readonly config: Config;
@@ -93,8 +69,6 @@ export async function startRun(deps: RunnerDeps, request: RunRequest): Promise<S
     );
   }
   const mode = req.mode ?? 'incremental';
-  if (mode === 'rebuild' && req.keys)
-    throw new ConfigError('mode', 'a rebuild indexes a whole prefix, not a list of keys');
   const compose = existing ? undefined : composition(req);
   if (compose) checkComposition(compose, model);
   if (compose && req.keys) {
@@ -115,13 +89,11 @@ export async function startRun(deps: RunnerDeps, request: RunRequest): Promise<S
         chunkOverlap: config.chunkOverlap,
         imageMode: config.imageMode,
         maxBodyBytes: config.maxRequestBytes,
-        ...(config.chunkTokens !== undefined ? { chunkTokens: config.chunkTokens } : {}),
-        ...(req.fps !== undefined ? { fps: req.fps } : {}),
-        ...(req.instruct !== undefined ? { instruct: req.instruct } : {}),
-        ...(compose ? { compose } : {}),
+        chunkTokens: config.chunkTokens,
+        fps: req.fps,
+        instruct: req.instruct,
+        compose,
       };
-  if (req.fps !== undefined && !(req.fps >= 0 && req.fps <= 1))
-    throw new ConfigError('fps', `must be a number in [0, 1], got ${req.fps}`);
   // the provider downloads URLs itself: a store it cannot reach refuses URL mode here, before
   // anything is created, and has its videos skipped at scan with the reason
   const urlProblem = await mediaUrlProblem(config);
@@ -131,17 +103,15 @@ export async function startRun(deps: RunnerDeps, request: RunRequest): Promise<S
       `url mode sends presigned URLs, and ${urlProblem}; IMAGE_MODE=inline sends images as base64`,
     );
   }
-  const bounds: ReadBounds = {
-    ...readBounds(config),
-    ...(urlProblem !== undefined ? { videoUrlProblem: urlProblem } : {}),
-  };
+  const bounds: ReadBounds = { ...readBounds(config), videoUrlProblem: urlProblem };
   const startedAt = new Date().toISOString();
+  // recorded with the run (JSON leaves an unset bound out), so that a resumed run scans as it started
   const scope = {
     prefix: req.prefix ?? '',
     include: req.include ?? [],
     exclude: req.exclude ?? [],
-    ...(req.minSize !== undefined ? { minSize: req.minSize } : {}),
-    ...(req.maxSize !== undefined ? { maxSize: req.maxSize } : {}),
+    minSize: req.minSize,
+    maxSize: req.maxSize,
   };
   if (mode === 'rebuild' && !existing) await checkRebuildScope(deps.vectors, req.collection, req.bucket, scope);
   // A collection of another dimension is refused here, before anything is queued.
@@ -158,6 +128,7 @@ export async function startRun(deps: RunnerDeps, request: RunRequest): Promise<S
       settings: JSON.stringify(settings),
       mode,
       scope: JSON.stringify(scope),
+      // a Redis hash: a field is there or not (hset would store an undefined as "")
       ...(req.prune === true && mode !== 'rebuild' ? { prune: '1' } : {}),
     });
   }
@@ -181,30 +152,19 @@ export async function startRun(deps: RunnerDeps, request: RunRequest): Promise<S
   const scanning = req.keys
     ? queueKeys({ ...deps, room }, runId, req.bucket, req.keys, settings, mode, bounds)
     : produce(
-        {
-          store: deps.store,
-          queue: deps.queue,
-          runs: deps.runs,
-          vectors: deps.vectors,
-          room,
-          ...(deps.onPage ? { onPage: deps.onPage } : {}),
-        },
+        { ...deps, room },
         {
           runId,
           bucket: req.bucket,
-          prefix: req.prefix ?? '',
+          ...scope,
+          pageSize: req.pageSize,
           model,
           bounds,
           settings,
           mode,
           prune: req.prune === true && mode !== 'rebuild',
           startedAt: existing?.run.startedAt ?? startedAt,
-          ...(req.include ? { include: req.include } : {}),
-          ...(req.exclude ? { exclude: req.exclude } : {}),
-          ...(req.minSize !== undefined ? { minSize: req.minSize } : {}),
-          ...(req.maxSize !== undefined ? { maxSize: req.maxSize } : {}),
-          ...(req.pageSize !== undefined ? { pageSize: req.pageSize } : {}),
-          ...(existing?.run.lastToken !== undefined ? { resumeToken: existing.run.lastToken } : {}),
+          resumeToken: existing?.run.lastToken,
         },
       );
   let summary: ProduceSummary;
@@ -219,16 +179,8 @@ export async function startRun(deps: RunnerDeps, request: RunRequest): Promise<S
   return { runId, resumed: existing !== undefined, target: settings.collection, summary };
 }
 
-/** The run's composition, from `groupImages` or `fuseSidecar` (not both). */
-function composition(req: RunRequest): Composition | undefined {
-  if (req.groupImages !== undefined && req.fuseSidecar !== undefined) {
-    throw new ConfigError(
-      '--group-images',
-      'cannot be combined with --fuse-sidecar (a vector is a multi_images group or a fused pair, not both)',
-    );
-  }
-  if (req.fuseUnpaired !== undefined && req.fuseSidecar === undefined)
-    throw new ConfigError('--fuse-unpaired', 'only applies with --fuse-sidecar');
+/** The run's composition, from `groupImages` or `fuseSidecar` (run-request.ts refused both at once). */
+export function composition(req: RunRequest): Composition | undefined {
   if (req.groupImages !== undefined) return parseGroupRule(req.groupImages);
   if (req.fuseSidecar !== undefined) return parseSidecar(req.fuseSidecar, req.fuseUnpaired ?? 'skip');
   return undefined;
@@ -310,75 +262,4 @@ export async function recordJobResult(
     await deps.runs.recordJob(follower, jobId, result);
     await finishIfDone(deps, follower);
   }
-}
-
-/** The scope and filters a run was started with; a differing value asked for now is an error naming it. */
-const RECORDED = [
-  'bucket',
-  'collection',
-  'model',
-  'mode',
-  'prune',
-  'prefix',
-  'include',
-  'exclude',
-  'minSize',
-  'maxSize',
-  'dimension',
-  'fps',
-  'instruct',
-] as const;
-
-function withRecordedScope(run: RunState, req: RunRequest): { run: RunState; request: RunRequest } {
-  const scope = JSON.parse(run.scope ?? '{}') as {
-    prefix?: string;
-    include?: string[];
-    exclude?: string[];
-    minSize?: number;
-    maxSize?: number;
-  };
-  const settings = JSON.parse(run.settings ?? '{}') as Partial<EmbedSettings>;
-  const recorded: RunRequest = {
-    bucket: run.bucket,
-    collection: run.collection,
-    model: run.model,
-    dimension: run.dimension,
-    mode: (run.mode ?? 'incremental') as IndexMode,
-    prune: run.prune === '1',
-    prefix: scope.prefix ?? run.prefix,
-    include: scope.include ?? [],
-    exclude: scope.exclude ?? [],
-    ...(scope.minSize !== undefined ? { minSize: scope.minSize } : {}),
-    ...(scope.maxSize !== undefined ? { maxSize: scope.maxSize } : {}),
-    ...(settings.fps !== undefined ? { fps: settings.fps } : {}),
-    ...(settings.instruct !== undefined ? { instruct: settings.instruct } : {}),
-    ...(req.pageSize !== undefined ? { pageSize: req.pageSize } : {}),
-    runId: run.id,
-  };
-  const empty = (v: unknown): boolean =>
-    v === undefined || v === false || v === '' || (Array.isArray(v) && v.length === 0);
-  for (const field of RECORDED) {
-    const asked: unknown = req[field];
-    const was: unknown = recorded[field];
-    if (empty(asked) || JSON.stringify(asked) === JSON.stringify(was)) continue;
-    if (field === 'mode' && asked === 'incremental' && was === undefined) continue;
-    throw new ConfigError(
-      `--${field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`,
-      `run ${run.id} was started with ${field} ${empty(was) ? '(not set)' : JSON.stringify(was)}, and a resumed run keeps what it started with (asked now: ${JSON.stringify(asked)}); leave it out, or start a new run`,
-    );
-  }
-  const composedAs =
-    settings.compose?.kind === 'fused' ? '--fuse-sidecar' : settings.compose ? '--group-images' : undefined;
-  for (const flag of [
-    req.groupImages !== undefined ? '--group-images' : undefined,
-    req.fuseSidecar !== undefined ? '--fuse-sidecar' : undefined,
-  ]) {
-    if (flag !== undefined && flag !== composedAs)
-      throw new ConfigError(
-        flag,
-        `run ${run.id} was started ${composedAs ? `with ${composedAs}` : 'without a composition'}, and a resumed run keeps its settings; leave it out, or start a new run`,
-      );
-  }
-  if (req.keys) throw new ConfigError('--key', `run ${run.id} is resumed as it started; a list of keys is a new run`);
-  return { run, request: recorded };
 }

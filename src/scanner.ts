@@ -21,7 +21,7 @@ import type { ObjectInfo, ObjectStore } from './object-store.js';
 export interface ScanOptions {
   readonly bucket: string;
   /** Only keys starting with this. @defaultValue '' (the whole bucket) */
-  readonly prefix?: string;
+  readonly prefix?: string | undefined;
   /**
    * Globs (picomatch, `dot: true`, `/` as separator) a key must match to be scanned.
    * A glob matches when it matches either the key relative to the prefix (the prefix
@@ -29,17 +29,17 @@ export interface ScanOptions {
    * full key. `*` stops at `/`; use `**` to cross folders (`**\/*.jpg`).
    * @defaultValue [] (every key)
    */
-  readonly include?: readonly string[];
+  readonly include?: readonly string[] | undefined;
   /** Globs, matched like `include`, that leave a key out even if included. @defaultValue [] */
-  readonly exclude?: readonly string[];
+  readonly exclude?: readonly string[] | undefined;
   /** Smallest size in bytes to scan, inclusive. @defaultValue no bound */
-  readonly minSize?: number;
+  readonly minSize?: number | undefined;
   /** Largest size in bytes to scan, inclusive. @defaultValue no bound */
-  readonly maxSize?: number;
+  readonly maxSize?: number | undefined;
   /** Keys per listing request, 1 to 1,000. @defaultValue the store's (1,000 on S3) */
-  readonly pageSize?: number;
+  readonly pageSize?: number | undefined;
   /** Resume from a page's `token` (as reported by an earlier scan). @defaultValue the first page */
-  readonly startAfterToken?: string;
+  readonly startAfterToken?: string | undefined;
   /** The model whose formats and byte limits decide what is skipped. */
   readonly model: ModelSpec;
   /** Texts and images over these are skipped (`too-large`), never read. @defaultValue DEFAULT_BOUNDS (bounds.ts) */

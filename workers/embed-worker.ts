@@ -113,7 +113,7 @@ export function startEmbedWorker(config: Config, opts: { readonly outage?: Redis
     fetchConcurrency: config.fetchConcurrency,
     presignSeconds: config.presignSeconds,
     bounds: readBounds(config),
-    ...(metrics ? { metrics } : {}),
+    metrics,
   });
 
   // aborted when the drain timeout passes: jobs still running send no further request
@@ -194,8 +194,7 @@ export function startEmbedWorker(config: Config, opts: { readonly outage?: Redis
     // a unit's members carry their unit, so that retry-failed queues it again whole
     const failures = data.objects.flatMap((o, i): [string, ItemOutcome][] => {
       if (written.get(o[0]) === 'unchanged') return [];
-      const unit = unitOf.get(i);
-      return [[o[0], { status: 'failed', code, reason: err.message, object: o, ...(unit ? { unit } : {}) }]];
+      return [[o[0], { status: 'failed', code, reason: err.message, object: o, unit: unitOf.get(i) }]];
     });
     const objects = data.objects.length;
     const indexed = objects - failures.length;

@@ -1,14 +1,16 @@
 /**
  * `mm-ingest doctor`: checks Redis, the bucket, Qdrant and the API key before an overnight
- * run (the checks live in ../doctor.ts). Exit 0 without fail rows, 1 with any, 2 for a
- * configuration error (a malformed flag or variable, an unknown model or dimension).
+ * run (../doctor.ts runs the checks, ../doctor/ holds one module a service). Exit 0 without
+ * fail rows, 1 with any, 2 for a configuration error (a malformed flag or variable, an
+ * unknown model or dimension).
  */
 import { InvalidArgumentError } from 'commander';
 import type { Command } from 'commander';
 import { loadConfig } from '../config.js';
 import { embeddingClient, objectStore, redisConnection, vectorStore } from '../connections.js';
-import { doctorCounts, formatDoctor, maskUrl, redactRows, runDoctor, urlPassword } from '../doctor.js';
-import type { DoctorRedis } from '../doctor.js';
+import { doctorCounts, formatDoctor, redactRows, runDoctor } from '../doctor.js';
+import { maskUrl, urlPassword } from '../redact.js';
+import type { DoctorRedis } from '../doctor/rows.js';
 import { resolveDimension, resolveModel } from '../models.js';
 import { privateEndpointReason } from '../media-urls.js';
 import { positiveInt, withConnectionFlags } from './options.js';

@@ -5,96 +5,28 @@ import { startReindexWorker } from '../../workers/reindex-worker.js';
 import { loadConfig } from '../config.js';
 import { embedQueue, objectStore, runStore, vectorStore } from '../connections.js';
 import { ConfigError } from '../errors.js';
-import type { IndexMode } from '../producer.js';
 import { resolveModel } from '../models.js';
+import { parseRunRequest } from '../run-request.js';
 import { finishIfDone, startRun } from '../runner.js';
 import { pausedReason } from '../pause.js';
-import { createProgress, progressLine } from './progress.js';
+import { progressLine } from './progress.js';
 import { printable } from './terminal.js';
 import { isFinished } from '../runs.js';
 import { formatPacing, pacingView } from '../rate-limit-view.js';
-import type { RunState, RunStore } from '../runs.js';
 import { commandRedis } from './connect.js';
 import { listenerLines } from './listen-status.js';
 import { ListenerState } from '../listen/state.js';
 import { collect, positiveInt, withConnectionFlags } from './options.js';
+import { followRun, reportEnd } from './follow-run.js';
 
 /** Items `status` prints (the first met): `failures` and the dashboard page through the rest. */
 const STATUS_ITEMS = 20;
 
+/** `index`'s flags: the run's own are checked by parseRunRequest (run-request.ts), the others by loadConfig. */
 interface IndexFlags {
-  bucket: string;
-  prefix?: string;
-  collection: string;
-  model: string;
-  dimension?: number;
-  include?: string[];
-  exclude?: string[];
-  minSize?: number;
-  maxSize?: number;
-  pageSize?: number;
-  runId?: string;
-  wait?: boolean;
-  mode?: string;
-  prune?: boolean;
   key?: string[];
-  fps?: number;
-  instruct?: string;
-  groupImages?: string;
-  fuseSidecar?: string;
-  fuseUnpaired?: string;
+  wait?: boolean;
   [flag: string]: unknown;
-}
-
-function fuseUnpaired(value: string): 'skip' | 'alone' {
-  if (value !== 'skip' && value !== 'alone')
-    throw new ConfigError('--fuse-unpaired', `must be skip or alone, got "${value}"`);
-  return value;
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-/** How long a follower waits for another process to finish a finished run's end (a rebuild's switch). */
-const FINISH_WAIT_MS = 120_000;
-
-/**
- * Follows a run to its end, printing a line when it changes. Stops early, with the
- * reason, if the queue is paused by a fatal error (nothing would move until `resume`).
- */
-export async function followRun(
-  runs: RunStore,
-  runId: string,
-  paused: () => Promise<string | undefined>,
-  finish: () => Promise<unknown>,
-  pollMs = 1000,
-): Promise<{ run: RunState; paused?: string }> {
-  const progress = createProgress((line) => process.stdout.write(`${line}\n`), process.stdout.isTTY === true);
-  let finishing: number | undefined;
-  try {
-    for (;;) {
-      const run = await runs.get(runId);
-      if (!run) throw new Error(`run ${runId} does not exist`);
-      if (isFinished(run)) {
-        // the run's end (a rebuild's switch) is done by whoever claims it: this process, or
-        // a worker still at it; its outcome is known once the run is marked finished
-        if (finishing === undefined) {
-          finishing = Date.now();
-          await finish();
-        }
-        if (run.finishedAt || Date.now() - finishing > FINISH_WAIT_MS) {
-          progress.update(run);
-          return { run };
-        }
-        await sleep(Math.min(pollMs, 200));
-        continue;
-      }
-      progress.update(run);
-      const reason = await paused();
-      if (reason) return { run, paused: reason };
-      await sleep(pollMs);
-    }
-  } finally {
-    progress.stop();
-  }
 }
 
 /** Where to scrape the metrics from this machine; a wildcard address says that it listens on every interface. */
@@ -104,7 +36,6 @@ function metricsUrl(server: { host: string; port: number }): string {
   return `http://${shown}:${server.port}/metrics${wildcard ? ` (listening on ${server.host})` : ''}`;
 }
 
-/** Prints how a followed run ended and sets the exit code: 0 done, 1 failures, 3 paused. */
 /** The model's spec, or undefined for a model no longer in the catalog. */
 function knownModel(
   name: string,
@@ -114,34 +45,6 @@ function knownModel(
     return resolveModel(name, overrides);
   } catch {
     return undefined;
-  }
-}
-
-function reportEnd(runId: string, end: { run: RunState; paused?: string }): void {
-  if (end.paused) {
-    process.stdout.write(
-      `run ${runId}: stopped, the queue is paused: ${printable(end.paused)} (fix it, then: mm-ingest resume)\n`,
-    );
-    process.exitCode = 3;
-    return;
-  }
-  const failures = end.run.counters.objectsFailed + end.run.counters.jobsFailed;
-  const rebuild = end.run.notes.rebuild;
-  if (end.run.scanStatus === 'failed') {
-    process.stdout.write(
-      `run ${runId}: its scan failed: ${printable(end.run.scanError ?? 'no reason recorded')} (continue it with: mm-ingest index --run-id ${runId} ...)\n`,
-    );
-    process.exitCode = 1;
-  } else if (failures > 0) {
-    process.stdout.write(
-      `run ${runId}: finished with ${end.run.counters.objectsFailed} failed objects (mm-ingest failures --run ${runId} lists them)\n`,
-    );
-    process.exitCode = 1;
-  } else if (rebuild?.startsWith('not switched')) {
-    process.stdout.write(`run ${runId}: rebuild ${rebuild}\n`);
-    process.exitCode = 1;
-  } else {
-    process.stdout.write(`run ${runId}: finished\n`);
   }
 }
 
@@ -191,13 +94,12 @@ export function registerPipelineCommands(program: Command): void {
       .option('--wait', 'follow the run to its end; exit 1 if anything failed'),
   ).action(async (flags: IndexFlags) => {
     const config = loadConfig(process.env, flags);
-    if (flags.mode !== undefined && !['incremental', 'full', 'rebuild'].includes(flags.mode)) {
-      throw new ConfigError('--mode', `must be incremental, full or rebuild, got "${flags.mode}"`);
-    }
-    resolveModel(flags.model, config.models); // a configuration error before any connection
+    // the run's flags, checked once (run-request.ts) and handed to the runner as they are
+    const request = parseRunRequest({ ...flags, keys: flags.key }, 'flag');
+    resolveModel(request.model, config.models); // a configuration error before any connection
     const vectors = vectorStore(config);
     const store = objectStore(config);
-    const connection = await commandRedis(config, { s3: { store, bucket: flags.bucket }, qdrant: vectors });
+    const connection = await commandRedis(config, { s3: { store, bucket: request.bucket }, qdrant: vectors });
     const queue = embedQueue(config, connection);
     const runs = runStore(config, connection);
     try {
@@ -216,30 +118,10 @@ export function registerPipelineCommands(program: Command): void {
             ),
           onStart: ({ runId, target }) =>
             void process.stdout.write(
-              `${printable(`run ${runId}: scanning s3://${flags.bucket}/${flags.prefix ?? ''} into ${target} with ${flags.model}`)}\n`,
+              `${printable(`run ${runId}: scanning s3://${request.bucket}/${request.prefix ?? ''} into ${target} with ${request.model}`)}\n`,
             ),
         },
-        {
-          bucket: flags.bucket,
-          ...(flags.prefix !== undefined ? { prefix: flags.prefix } : {}),
-          collection: flags.collection,
-          model: flags.model,
-          ...(flags.dimension !== undefined ? { dimension: flags.dimension } : {}),
-          ...(flags.mode !== undefined ? { mode: flags.mode as IndexMode } : {}),
-          ...(flags.prune ? { prune: true } : {}),
-          ...(flags.fps !== undefined ? { fps: flags.fps } : {}),
-          ...(flags.instruct !== undefined ? { instruct: flags.instruct } : {}),
-          ...(flags.groupImages !== undefined ? { groupImages: flags.groupImages } : {}),
-          ...(flags.fuseSidecar !== undefined ? { fuseSidecar: flags.fuseSidecar } : {}),
-          ...(flags.fuseUnpaired !== undefined ? { fuseUnpaired: fuseUnpaired(flags.fuseUnpaired) } : {}),
-          ...(flags.key ? { keys: flags.key } : {}),
-          ...(flags.include ? { include: flags.include } : {}),
-          ...(flags.exclude ? { exclude: flags.exclude } : {}),
-          ...(flags.minSize !== undefined ? { minSize: flags.minSize } : {}),
-          ...(flags.maxSize !== undefined ? { maxSize: flags.maxSize } : {}),
-          ...(flags.pageSize !== undefined ? { pageSize: flags.pageSize } : {}),
-          ...(flags.runId !== undefined ? { runId: flags.runId } : {}),
-        },
+        request,
       );
       const { runId, summary } = started;
       if (summary) {

@@ -3,25 +3,21 @@
  * (a BullMQ job scheduler that puts one there on a cron pattern, for nightly runs).
  */
 import type { Command } from 'commander';
-import { parseReindexJob, REINDEX_JOB_OPTIONS } from '../../jobs/reindex-job.js';
-import type { ReindexJobData } from '../../jobs/reindex-job.js';
+import { REINDEX_JOB_OPTIONS } from '../../jobs/reindex-job.js';
 import { loadConfig } from '../config.js';
 import type { Config } from '../config.js';
 import { ConfigError } from '../errors.js';
 import { resolveDimension, resolveModel } from '../models.js';
 import { reindexQueue } from '../connections.js';
+import { parseRunRequest, reindexJobData } from '../run-request.js';
+import type { ReindexJobData } from '../run-request.js';
 import { commandRedis } from './connect.js';
 import { collect, positiveInt, withConnectionFlags } from './options.js';
 
+/** The request's flags (run-request.ts checks them; `--key` gives `keys`) and the connection flags. */
 interface RequestFlags {
-  bucket: string;
-  prefix?: string;
   key?: string[];
-  collection: string;
-  model: string;
-  dimension?: number;
-  mode?: string;
-  prune?: boolean;
+  [flag: string]: unknown;
 }
 
 function withRequestFlags(cmd: Command): Command {
@@ -38,23 +34,9 @@ function withRequestFlags(cmd: Command): Command {
 
 /** The job data, checked the way the reindex worker will check it (its model and dimension too). */
 function requestData(flags: RequestFlags, config: Config): ReindexJobData {
-  const data: ReindexJobData = {
-    bucket: flags.bucket,
-    collection: flags.collection,
-    model: flags.model,
-    ...(flags.prefix !== undefined ? { prefix: flags.prefix } : {}),
-    ...(flags.key ? { keys: flags.key } : {}),
-    ...(flags.dimension !== undefined ? { dimension: flags.dimension } : {}),
-    ...(flags.mode !== undefined ? { mode: flags.mode as 'incremental' } : {}),
-    ...(flags.prune ? { prune: true } : {}),
-  };
-  try {
-    parseReindexJob(data);
-  } catch (err) {
-    throw new ConfigError('reindex', (err as Error).message);
-  }
-  resolveDimension(resolveModel(flags.model, config.models), flags.dimension);
-  return data;
+  const request = parseRunRequest({ ...flags, keys: flags.key }, 'flag');
+  resolveDimension(resolveModel(request.model, config.models), request.dimension);
+  return reindexJobData(request);
 }
 
 /** Runs `fn` with the reindex queue; `check` refuses a wrong request (by its configuration) before Redis is reached. */

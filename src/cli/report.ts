@@ -6,7 +6,7 @@ import { embeddingClient, objectStore, runStore, vectorStore } from '../connecti
 import { ConfigError } from '../errors.js';
 import { imageDataUri } from '../media.js';
 import { resolveDimension, resolveModel } from '../models.js';
-import { requestParameters } from '../planner.js';
+import { requestParameters } from '../request-body.js';
 import { prepareImageBytes } from '../prepare.js';
 import { buildReport, formatReport } from '../report.js';
 import { pacingView } from '../rate-limit-view.js';

@@ -20,15 +20,11 @@ import type { RetryDecision } from '../../src/errors.js';
 import { imageTokens } from '../../src/media.js';
 import { MODEL_NAMES, resolveModel } from '../../src/models.js';
 import type { ModelSpec } from '../../src/models.js';
-import { planRequests, requestBody } from '../../src/planner.js';
-import type {
-  ImagePayload,
-  PlanOptions,
-  PlannedInput,
-  PreparedImage,
-  PreparedInput,
-  PreparedVideo,
-} from '../../src/planner.js';
+import { planRequests } from '../../src/planner.js';
+import { requestBody } from '../../src/request-body.js';
+import type { PlanOptions } from '../../src/plan-limits.js';
+import type { PlannedInput } from '../../src/planned-input.js';
+import type { ImagePayload, PreparedImage, PreparedInput, PreparedVideo } from '../../src/prepared-input.js';
 import { prepareImage, prepareImageBytes, prepareText, prepareVideo } from '../../src/prepare.js';
 import type { Prepared } from '../../src/prepare.js';
 import { mulberry32 } from '../../src/simulator/prng.js';

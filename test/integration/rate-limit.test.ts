@@ -308,6 +308,24 @@ describe('the shared rate limiter in Redis (reservations)', () => {
     expect((await l.state(model, limits))?.tokens).toBe(2);
   });
 
+  it('widens the margin when more than a tenth of a window of reservations replace slots woken up too late for', async () => {
+    const limits: RateLimits = { rpm: 6000, tpm: null };
+    const tuning = { lateWindowMs: 100, lateMinReservations: 5 };
+    const run = async (lateOnes: number): Promise<number | undefined> => {
+      const model = fresh();
+      const l = limiter(tuning);
+      let last = await l.reserve(model, limits, 1);
+      for (let i = 0; i < 9; i++) last = await l.reserve(model, limits, 1, i < lateOnes ? last : undefined);
+      // the window closes with the first reservation after it
+      await sleep(150);
+      await l.reserve(model, limits, 1);
+      return (await l.state(model, limits))?.margin;
+    };
+    // 2 late of 11: widened by one step; 1 of 11: not
+    expect(await run(2)).toBeCloseTo(LIMITER_TUNING.marginStart + LIMITER_TUNING.marginWiden, 6);
+    expect(await run(1)).toBeCloseTo(LIMITER_TUNING.marginStart, 6);
+  });
+
   it('holds every limiter on the key until a Retry-After has passed', async () => {
     const model = fresh();
     const limits: RateLimits = { rpm: 6000, tpm: null };

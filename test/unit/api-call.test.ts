@@ -5,7 +5,9 @@ import { EmbeddingApiError } from '../../src/errors.js';
 import { NO_METRICS } from '../../src/metrics.js';
 import { resolveModel } from '../../src/models.js';
 import { planRequests } from '../../src/planner.js';
-import type { PlannedInput, PlannedRequest, PreparedInput } from '../../src/planner.js';
+import type { PlannedInput } from '../../src/planned-input.js';
+import type { PlannedRequest } from '../../src/planner.js';
+import type { PreparedInput } from '../../src/prepared-input.js';
 import type { RateLimits, RequestGate } from '../../src/rate-limit.js';
 import { qwenTokens } from '../../src/tokens.js';
 

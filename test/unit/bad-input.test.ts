@@ -3,7 +3,7 @@ import { deflateSync } from 'node:zlib';
 import { ConfigError } from '../../src/errors.js';
 import { parseModelOverrides, resolveDimension, resolveModel } from '../../src/models.js';
 import { planRequests } from '../../src/planner.js';
-import type { PreparedImage, PreparedInput } from '../../src/planner.js';
+import type { PreparedImage, PreparedInput } from '../../src/prepared-input.js';
 import { decodeText, prepareImage, prepareText, prepareVideo } from '../../src/prepare.js';
 import { qwenTokens } from '../../src/tokens.js';
 

@@ -1,8 +1,10 @@
 import { describe, expect, it } from '@jest/globals';
+import { Registry } from 'prom-client';
 import { limiterTuning } from '../../src/config-rate-limit.js';
 import { loadConfig } from '../../src/config.js';
 import { ConfigError } from '../../src/errors.js';
 import { LIMITER_TUNING } from '../../src/rate-limit.js';
+import { createPrometheusMetrics } from '../../src/prometheus.js';
 
 function refusal(env: NodeJS.ProcessEnv): string {
   try {
@@ -28,6 +30,7 @@ describe("the shared limiter's settings", () => {
         RATE_LIMIT_DECREASE_MAX: '0.9',
         RATE_LIMIT_PROBE_STEP: '0.02',
         RATE_LIMIT_PROBE_EVERY_MS: '5000',
+        RATE_LIMIT_LATE_WIDEN: '0.2',
       }),
     );
     expect(t).toEqual({
@@ -41,6 +44,7 @@ describe("the shared limiter's settings", () => {
       decreaseMax: 0.9,
       probeStep: 0.02,
       probeEveryMs: 5000,
+      lateWiden: 0.2,
     });
   });
 
@@ -53,5 +57,16 @@ describe("the shared limiter's settings", () => {
     expect(refusal({ RATE_LIMIT_MARGIN: '0.2', RATE_LIMIT_MARGIN_MAX: '0.1' })).toBe(
       'RATE_LIMIT_MARGIN_MAX: must not be below RATE_LIMIT_MARGIN (0.2) (got 0.1)',
     );
+  });
+});
+
+describe("the shared limiter's metrics", () => {
+  it('counts late wake-ups per model in mm_ingest_rate_limit_late_wakes_total', async () => {
+    const registry = new Registry();
+    const metrics = createPrometheusMetrics(registry, { defaultMetrics: false });
+    metrics.rateLimitLateWake?.('qwen3-vl-embedding');
+    metrics.rateLimitLateWake?.('qwen3-vl-embedding');
+    const text = await registry.metrics();
+    expect(text).toContain('mm_ingest_rate_limit_late_wakes_total{model="qwen3-vl-embedding"} 2');
   });
 });

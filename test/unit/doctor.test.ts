@@ -4,13 +4,16 @@
  * and masking helpers. The real servers' answers are in test/integration/doctor.test.ts.
  */
 import { describe, expect, it } from '@jest/globals';
-import { formatDoctor, formatUsd, maskUrl, parseInfo, redactRows, runDoctor, urlPassword } from '../../src/doctor.js';
-import type { CheckRow, DoctorClients, DoctorTarget } from '../../src/doctor.js';
+import { formatDoctor, redactRows, runDoctor } from '../../src/doctor.js';
+import { maskUrl, urlPassword } from '../../src/redact.js';
+import { formatUsd } from '../../src/doctor/api.js';
+import { parseInfo } from '../../src/doctor/redis.js';
+import type { CheckRow, DoctorClients, DoctorTarget } from '../../src/doctor/rows.js';
 import type { Embedder } from '../../src/embedder.js';
 import { EmbeddingApiError } from '../../src/errors.js';
 import { resolveModel } from '../../src/models.js';
 import { ObjectStoreError } from '../../src/object-store.js';
-import type { CollectionLayout } from '../../src/qdrant-store.js';
+import type { CollectionLayout } from '../../src/collection-layout.js';
 
 const INFO = (version: string, policy = 'noeviction', aof = '1'): string =>
   `# Server\r\nredis_version:${version}\r\nredis_mode:standalone\r\n\r\n# Memory\r\nmaxmemory:0\r\nmaxmemory_human:0B\r\nmaxmemory_policy:${policy}\r\n\r\n# Persistence\r\naof_enabled:${aof}\r\n`;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { checkMediaUrls } from '../../src/doctor.js';
+import { checkMediaUrls } from '../../src/doctor/bucket.js';
 import { mediaUrlProblem, privateEndpointReason } from '../../src/media-urls.js';
 
 describe('whether the provider can reach the store', () => {

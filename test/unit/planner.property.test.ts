@@ -2,8 +2,12 @@ import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { IMAGE_FORMATS, MODEL_NAMES, VIDEO_FORMATS, resolveModel } from '../../src/models.js';
 import type { ModelSpec } from '../../src/models.js';
-import { TEMPLATE_TOKEN_MARGIN, planRequests, requestBody } from '../../src/planner.js';
-import type { Plan, PlanOptions, PlannedRequest, PreparedImage, PreparedInput } from '../../src/planner.js';
+import { TEMPLATE_TOKEN_MARGIN } from '../../src/plan-limits.js';
+import { planRequests } from '../../src/planner.js';
+import { requestBody } from '../../src/request-body.js';
+import type { PlanOptions } from '../../src/plan-limits.js';
+import type { Plan, PlannedRequest } from '../../src/planner.js';
+import type { PreparedImage, PreparedInput } from '../../src/prepared-input.js';
 import { joinChunks, qwenTokens } from '../../src/tokens.js';
 
 type Chunk = { text: string; charStart: number; charEnd: number };

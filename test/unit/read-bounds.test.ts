@@ -3,7 +3,8 @@ import { DEFAULT_BOUNDS, DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_TEXT_BYTES } from 
 import { loadConfig, readBounds } from '../../src/config.js';
 import { resolveModel } from '../../src/models.js';
 import type { ObjectInfo } from '../../src/object-store.js';
-import { planRequests, textChunking } from '../../src/planner.js';
+import { textChunking } from '../../src/plan-limits.js';
+import { planRequests } from '../../src/planner.js';
 import { prepareTextInSlices } from '../../src/prepare.js';
 import { classify } from '../../src/scanner.js';
 import { countTokens, joinChunks, qwenTokens, splitByTokens, splitInSlices } from '../../src/tokens.js';

@@ -8,7 +8,9 @@ import { describe, expect, it } from '@jest/globals';
 import { imageShapeProblem, imageTokens } from '../../src/media.js';
 import { BUILTIN_MODELS, MODEL_NAMES, resolveModel } from '../../src/models.js';
 import type { ModelSpec } from '../../src/models.js';
-import { DEFAULT_MAX_BODY_BYTES, TEMPLATE_TOKEN_MARGIN, planRequests, requestBody } from '../../src/planner.js';
+import { DEFAULT_MAX_BODY_BYTES, TEMPLATE_TOKEN_MARGIN } from '../../src/plan-limits.js';
+import { planRequests } from '../../src/planner.js';
+import { requestBody } from '../../src/request-body.js';
 import { qwenTokens } from '../../src/tokens.js';
 import {
   BODY_CAP_BYTES,
