@@ -123,6 +123,13 @@ export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => P
     const outcomes = new Map<string, ItemOutcome>();
     for (const p of prepared) if (p.outcome) outcomes.set(p.ref.key, p.outcome);
     const assembled = assemble(prepared, units, outcomes);
+    const unitOf = unitsByObject(resolved);
+    // a failure carries the object as the job held it (and its unit), so retry-failed can queue it again
+    refs.forEach((ref, i) => {
+      const o = outcomes.get(ref.key);
+      if (o?.status === 'failed' && !o.object)
+        outcomes.set(ref.key, { ...o, object: resolved.objects[i], unit: unitOf.get(i) });
+    });
     const { targets } = assembled;
     // the chunk (part) counts of the versions indexed now, read before anything is written
     const stored = new Map(
@@ -168,7 +175,6 @@ export function createEmbedHandler(deps: EmbedHandlerDeps): (job: EmbedJob) => P
       opts,
     );
     const stats = caller.stats;
-    const unitOf = unitsByObject(resolved);
     const indexOf = new Map(refs.map((r, i) => [r, i]));
     // points an earlier attempt wrote count as this job's: the run counts each point once
     let points = paid.size;

@@ -13,7 +13,7 @@ import { fixImage } from '../src/fixup.js';
 import { classifyKey } from '../src/media.js';
 import type { ModelSpec } from '../src/models.js';
 import { ObjectStoreError } from '../src/object-store.js';
-import type { ObjectStore } from '../src/object-store.js';
+import type { FetchedObject, ObjectStore } from '../src/object-store.js';
 import type { PlannedInput } from '../src/planned-input.js';
 import type { TextChunking } from '../src/prepared-input.js';
 import { prepareImage, prepareTextInSlices, prepareVideo } from '../src/prepare.js';
@@ -56,15 +56,24 @@ export function createFetcher(deps: FetchDeps): Fetcher {
     bucket: string,
     ref: ObjectRef,
     maxBytes: number,
-  ): Promise<{ bytes: Uint8Array; etag: string; over: boolean }> {
+  ): Promise<FetchedObject & { over: boolean }> {
     try {
       const object = await deps.store.get(bucket, ref.key, [0, maxBytes]);
-      return { bytes: object.bytes, etag: object.etag, over: object.bytes.length > maxBytes };
+      return { ...object, over: object.bytes.length > maxBytes };
     } catch (err) {
       if (err instanceof ObjectStoreError && err.code === 'InvalidRange')
         return { bytes: new Uint8Array(0), etag: ref.etag, over: false };
       throw err;
     }
+  }
+
+  /**
+   * The fetched version's size and time when it is not the version the scan listed (it
+   * changed in between): the point then describes the bytes embedded, not the listing.
+   */
+  function versionOf(ref: ObjectRef, fetched: FetchedObject): Prepared['version'] {
+    if (fetched.etag === ref.etag || fetched.size === undefined || fetched.lastModified === undefined) return undefined;
+    return { size: fetched.size, lastModified: fetched.lastModified };
   }
 
   async function prepare(
@@ -85,19 +94,21 @@ export function createFetcher(deps: FetchDeps): Fetcher {
         const head = await deps.store.get(bucket, ref.key, [0, VIDEO_HEAD_BYTES - 1]);
         // presigned at call time, never stored: it lives only in this request's body
         const url = await deps.store.presign(bucket, ref.key, presignSeconds);
-        const r = prepareVideo(ref.key, ref.size, kind.format, url, head.bytes);
+        const version = versionOf(ref, head);
+        const r = prepareVideo(ref.key, version?.size ?? ref.size, kind.format, url, head.bytes);
         return 'failure' in r
           ? skip(r.failure.code, r.failure.reason, head.etag)
-          : { ref, etag: head.etag, input: r.ok };
+          : { ref, etag: head.etag, input: r.ok, ...(version ? { version } : {}) };
       }
       const modality = ref.modality === 'text' ? 'text' : 'image';
       const object = await fetchBounded(bucket, ref, modality === 'text' ? bounds.maxTextBytes : bounds.maxImageBytes);
       if (object.over) return skip('too-large', grewPastBound(modality, bounds), object.etag);
+      const version = versionOf(ref, object);
       if (ref.modality === 'text') {
         const r = await prepareTextInSlices(ref.key, object.bytes, deps.tokens, chunking);
         return 'failure' in r
           ? skip(r.failure.code, r.failure.reason, object.etag)
-          : { ref, etag: object.etag, input: r.ok };
+          : { ref, etag: object.etag, input: r.ok, ...(version ? { version } : {}) };
       }
       // an image the model cannot take as it is is converted or downscaled (a copy: the
       // object itself is never changed); URL mode can only send the object as it is
@@ -116,10 +127,20 @@ export function createFetcher(deps: FetchDeps): Fetcher {
           : { kind: 'inline' as const, data: fixed.bytes };
       const r = prepareImage(ref.key, fixed.bytes, payload);
       if ('failure' in r) return skip(r.failure.code, r.failure.reason, object.etag);
-      return { ref, etag: object.etag, input: r.ok, ...(fixed.fixup ? { fixup: fixed.fixup } : {}) };
+      return {
+        ref,
+        etag: object.etag,
+        input: r.ok,
+        ...(version ? { version } : {}),
+        ...(fixed.fixup ? { fixup: fixed.fixup } : {}),
+      };
     } catch (err) {
       if (err instanceof ObjectStoreError && err.decision === 'gone')
         return skip('vanished', 'the object was deleted after the scan');
+      // the store refuses this one object (a bucket policy, an object ACL, a KMS key): the
+      // object fails with the store's reason and its neighbours go on; a retry repeats it
+      if (err instanceof ObjectStoreError && err.code === 'AccessDenied')
+        return { ref, etag: ref.etag, outcome: { status: 'failed', code: 'access-denied', reason: err.message } };
       throw err;
     }
   }

@@ -16,6 +16,8 @@ export interface Prepared {
   readonly ref: ObjectRef;
   /** The ETag of the version fetched (it may differ from the scan's). */
   readonly etag: string;
+  /** The fetched version's size and modification time, where they differ from the scan's. */
+  readonly version?: { readonly size: number; readonly lastModified: string };
   readonly input?: PreparedInput;
   readonly outcome?: ItemOutcome;
   /** What was done to an image to make it acceptable (recorded in its point's payload). */
@@ -131,10 +133,12 @@ export function assemble(
     if (!mediaInput || textInput?.kind !== 'text') {
       const [bad, other] = !mediaInput ? [media, caption] : [caption, media];
       if (!outcomes.has(other.ref.key)) {
+        // a partner that failed (it may work next time) fails the pair, so retry-failed redoes it whole
+        const failed = outcomes.get(bad.ref.key)?.status === 'failed';
         outcomes.set(other.ref.key, {
-          status: 'skipped',
-          code: 'partner-skipped',
-          reason: `its fused partner ${bad.ref.key} was skipped: ${outcomes.get(bad.ref.key)?.reason ?? 'not usable'}`,
+          status: failed ? 'failed' : 'skipped',
+          code: failed ? 'partner-failed' : 'partner-skipped',
+          reason: `its fused partner ${bad.ref.key} was ${failed ? 'not read' : 'skipped'}: ${outcomes.get(bad.ref.key)?.reason ?? 'not usable'}`,
         });
       }
       return;

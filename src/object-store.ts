@@ -26,6 +26,10 @@ export interface FetchedObject {
   readonly bytes: Uint8Array;
   readonly etag: string;
   readonly contentType?: string;
+  /** The whole object's size (of a range read too), where the store said it. */
+  readonly size?: number;
+  /** ISO 8601 in whole seconds, where the store said it. */
+  readonly lastModified?: string;
 }
 
 /**

@@ -43,7 +43,7 @@ export function prepareText(source: string, bytes: Uint8Array, tokens: TokenCoun
 
 /**
  * `prepareText` for a worker, for texts of any size up to MAX_TEXT_BYTES: the text is
- * chunked here for the planner's `chunking` (planner.ts `textChunking`) in slices that
+ * chunked here for the planner's `chunking` (plan-limits.ts `textChunking`) in slices that
  * yield to the event loop (tokens.ts `splitInSlices`), so a 16 MB text does not hold up
  * the lock renewals and requests of the worker's other jobs; the planner then uses these
  * chunks instead of tokenizing the text again.

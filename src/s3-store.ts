@@ -137,8 +137,16 @@ export function createS3Store(opts: S3StoreOptions = {}): S3Store {
         );
         // The body is read inside the try: a connection reset mid-body is transient too.
         const bytes = out.Body ? await out.Body.transformToByteArray() : new Uint8Array(0);
-        const fetched: FetchedObject = { bytes, etag: unquote(out.ETag) };
-        return out.ContentType ? { ...fetched, contentType: out.ContentType } : fetched;
+        // a range's answer says the whole size after the slash of Content-Range: "bytes 0-99/1234"
+        const total = /\/(\d+)$/.exec(out.ContentRange ?? '')?.[1];
+        const size = total !== undefined ? Number(total) : range ? undefined : out.ContentLength;
+        return {
+          bytes,
+          etag: unquote(out.ETag),
+          ...(out.ContentType ? { contentType: out.ContentType } : {}),
+          ...(size !== undefined ? { size } : {}),
+          ...(out.LastModified ? { lastModified: wholeSeconds(out.LastModified) } : {}),
+        };
       } catch (err) {
         throw toStoreError(err, 'GetObject', `s3://${bucket}/${key}`);
       }

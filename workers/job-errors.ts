@@ -4,14 +4,16 @@
  *   attempt used);
  * - a fatal embedding API error (key, entitlement, model, a quota that is gone): the queue
  *   is paused for every worker and the job goes back untouched with `RateLimitError`;
- * - job data no attempt can process (`UnprocessableJobError`): `UnrecoverableError`,
- *   failed at once;
+ * - job data no attempt can process (`UnprocessableJobError`), and a refusal of the object
+ *   store or Qdrant that a retry would meet again: `UnrecoverableError`, failed at once;
  * - anything else is thrown as it is (BullMQ retries it while attempts remain), its
  *   message and stack without the secrets an outside system's message may hold.
  */
 import { DelayedError, UnrecoverableError, Worker } from 'bullmq';
 import type { Job } from 'bullmq';
 import { EmbeddingApiError, UnprocessableJobError } from '../src/errors.js';
+import { ObjectStoreError } from '../src/object-store.js';
+import { VectorStoreError } from '../src/qdrant-errors.js';
 import { redactError } from '../src/redact.js';
 
 export interface JobErrorContext {
@@ -36,7 +38,22 @@ export async function inBullmqTerms(err: unknown, ctx: JobErrorContext): Promise
     return Worker.RateLimitError();
   }
   if (err instanceof UnprocessableJobError) return redactError(new UnrecoverableError(err.message));
+  if (isRefusedForGood(err)) {
+    // the same call would be refused the same way: fail now with the reason, not after every backoff
+    const final = new UnrecoverableError(err.message);
+    return redactError(Object.assign(final, { code: err.code }));
+  }
   return redactError(err instanceof Error ? err : new Error(String(err)));
+}
+
+/**
+ * A refusal no later attempt can change: the object store's `fatal` and `request` decisions
+ * (a key or signature refused, a bucket that does not exist) and Qdrant's 400 and 422 (a vector
+ * or payload refused as sent). A Qdrant 404 is not one: the collection is made again next attempt.
+ */
+function isRefusedForGood(err: unknown): err is ObjectStoreError | VectorStoreError {
+  if (err instanceof ObjectStoreError) return err.decision === 'fatal' || err.decision === 'request';
+  return err instanceof VectorStoreError && err.decision === 'request' && (err.status === 400 || err.status === 422);
 }
 
 /** Whether BullMQ will not try a failed job again. */

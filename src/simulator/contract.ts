@@ -3,7 +3,7 @@
  * from the provider's API page (/work/shared/reference/multimodal-embedding-api.txt,
  * "Last Updated: Feb 05, 2026") and dashscope-contract.md, not read from the pipeline's
  * catalog (src/models.ts), its tokenizer wrapper (src/tokens.ts), its body cap
- * (src/planner.ts) or its media rules (src/media.ts). If the pipeline's catalog holds a
+ * (src/plan-limits.ts) or its media rules (src/media.ts). If the pipeline's catalog holds a
  * wrong limit, the simulator still refuses what the provider would refuse, and
  * test/unit/simulator-contract.test.ts, which compares the two tables field by field,
  * fails.

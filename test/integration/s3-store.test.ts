@@ -125,6 +125,15 @@ describe('the S3 store against MinIO', () => {
     expect([...got.bytes]).toEqual([10, 11, 12, 13, 14, 15, 16, 17, 18, 19]);
   });
 
+  it("tells a range read's whole size and time, the same as HEAD says", async () => {
+    const got = await store.get(bucket, 'media/photo.bin', [10, 19]);
+    const head = await store.head(bucket, 'media/photo.bin');
+    expect({ size: got.size, lastModified: got.lastModified }).toEqual({
+      size: PHOTO.length,
+      lastModified: head?.lastModified,
+    });
+  });
+
   it('presigns a GET that plain fetch can download, for an awkward key too', async () => {
     for (const key of ['media/photo.bin', 'odd/hash#tag.txt', 'odd/ünïcödé-日本語.txt']) {
       const url = await store.presign(bucket, key, 60);

@@ -21,20 +21,45 @@ const BUCKET = 'b';
 const DIM = 4;
 const T0 = Date.parse('2026-11-30T22:00:00Z');
 
-/** Objects by key; a key absent from the map was deleted after the scan. */
-function fakeStore(objects: Record<string, string>): ObjectStore {
+/** A version written after the scan listed the object: what the store answers for it now. */
+interface NewVersion {
+  readonly text: string;
+  readonly etag: string;
+  readonly lastModified: string;
+}
+
+/**
+ * Objects by key; a key absent from the map was deleted after the scan; DENIED is refused by
+ * the store (403 AccessDenied); a NewVersion changed after the scan.
+ */
+const DENIED = Symbol('denied');
+function fakeStore(objects: Record<string, string | NewVersion | typeof DENIED>): ObjectStore {
   return {
     listPage: () => Promise.reject(new Error('the handler does not list')),
     head: () => Promise.reject(new Error('the handler does not head')),
     presign: () => Promise.reject(new Error('texts are never presigned')),
     get: (_bucket, key, range) => {
-      const text = objects[key];
-      if (text === undefined)
+      const object = objects[key];
+      if (object === undefined)
         return Promise.reject(
           new ObjectStoreError('gone', 'NoSuchKey', `GetObject s3://b/${key} failed: NoSuchKey 404`),
         );
-      const bytes = new TextEncoder().encode(text);
-      return Promise.resolve({ bytes: range ? bytes.subarray(range[0], range[1] + 1) : bytes, etag: `e-${key}` });
+      if (object === DENIED)
+        return Promise.reject(
+          new ObjectStoreError(
+            'fatal',
+            'AccessDenied',
+            `GetObject s3://b/${key} failed: AccessDenied 403: Access Denied`,
+          ),
+        );
+      const version = typeof object === 'string' ? undefined : object;
+      const bytes = new TextEncoder().encode(version?.text ?? (object as string));
+      const part = range ? bytes.subarray(range[0], range[1] + 1) : bytes;
+      return Promise.resolve(
+        version
+          ? { bytes: part, etag: version.etag, size: bytes.length, lastModified: version.lastModified }
+          : { bytes: part, etag: `e-${key}`, size: bytes.length, lastModified: new Date(T0).toISOString() },
+      );
     },
   };
 }
@@ -124,7 +149,7 @@ function job(keys: string[], runId = 'run-1'): { data: EmbedJobData } {
   };
 }
 
-function setup(objects: Record<string, string>): {
+function setup(objects: Record<string, string | NewVersion | typeof DENIED>): {
   deps: EmbedHandlerDeps;
   embedder: ReturnType<typeof fakeEmbedder>;
   vectors: ReturnType<typeof fakeVectors>;
@@ -233,5 +258,34 @@ describe('the embed handler against fakes', () => {
     await createEmbedHandler(deps)(job(['a.txt']));
     expect([...vectors.points.keys()]).toEqual([pointId(BUCKET, 'a.txt', 0)]);
     expect(vectors.points.get(pointId(BUCKET, 'a.txt', 0))!.payload.etag).toBe('e-a.txt');
+  });
+
+  it('describes the version it embedded: an object changed after the scan gets the new ETag, size and time', async () => {
+    const changed = { text: 'rewritten after the listing', etag: 'e-new', lastModified: '2026-12-01T00:30:00.000Z' };
+    const { deps, vectors } = setup({ 'same.txt': 'as listed', 'changed.txt': changed });
+    await createEmbedHandler(deps)(job(['same.txt', 'changed.txt']));
+    const facts = (key: string): unknown => {
+      const p = vectors.points.get(pointId(BUCKET, key, 0))!.payload;
+      return [p.etag, p.size, p.last_modified];
+    };
+    // the job's tuples say 20 bytes at T0 + i (what the scan listed)
+    expect([facts('same.txt'), facts('changed.txt')]).toEqual([
+      ['e-same.txt', 20, new Date(T0).toISOString()],
+      ['e-new', 27, '2026-12-01T00:30:00.000Z'],
+    ]);
+  });
+
+  it("fails an object the store refuses to hand out with the store's reason, and indexes its neighbours", async () => {
+    const { deps, vectors, runs } = setup({ 'ok.txt': 'a readable text', 'locked.txt': DENIED });
+    const result = await createEmbedHandler(deps)(job(['ok.txt', 'locked.txt']));
+    expect(result).toEqual({ status: 'done', objects: 2, indexed: 1, skipped: 0, failed: 1, points: 1 });
+    expect([...vectors.points.keys()]).toEqual([pointId(BUCKET, 'ok.txt', 0)]);
+    // the object as the job held it rides along, so retry-failed can queue it again
+    expect(runs.items.get('locked.txt')).toEqual({
+      status: 'failed',
+      code: 'access-denied',
+      reason: 'GetObject s3://b/locked.txt failed: AccessDenied 403: Access Denied',
+      object: ['locked.txt', 'e-locked.txt', 20, T0 + 1, 't'],
+    });
   });
 });

@@ -73,6 +73,45 @@ describe('inBullmqTerms', () => {
     expect(isFinalFailure(job, out)).toBe(true);
   });
 
+  it.each<[string, ObjectStoreError | VectorStoreError, string]>([
+    [
+      'an S3 key refused',
+      new ObjectStoreError('fatal', 'InvalidAccessKeyId', 'GetObject s3://b/k failed: InvalidAccessKeyId 403'),
+      'InvalidAccessKeyId',
+    ],
+    [
+      'a bucket that does not exist',
+      new ObjectStoreError('request', 'NoSuchBucket', 'ListObjectsV2 s3://b failed: NoSuchBucket 404'),
+      'NoSuchBucket',
+    ],
+    [
+      'a vector Qdrant refuses',
+      new VectorStoreError('Qdrant upsert on collection "c" failed: 400 wrong vector dimension', 400, false, 'c'),
+      'HTTP400',
+    ],
+  ])('fails a refusal a retry would meet again at once, keeping its code: %s', async (_, err, code) => {
+    const { job, calls } = fakes();
+    const out = await inBullmqTerms(err, { job, token: 'tok', stopping: false });
+    expect({ name: out.name, message: out.message, code: (out as { code?: string }).code, calls }).toEqual({
+      name: 'UnrecoverableError',
+      message: err.message,
+      code,
+      calls: [],
+    });
+    expect(isFinalFailure(job, out)).toBe(true);
+  });
+
+  it('retries a Qdrant 404 (the next attempt makes the collection again) and a store that is only slow', async () => {
+    const { job } = fakes();
+    for (const err of [
+      new VectorStoreError('Qdrant upsert on collection "c" failed: 404 Not found: Collection c', 404, false, 'c'),
+      new ObjectStoreError('retryable', 'SlowDown', 'GetObject s3://b/k failed: SlowDown 503'),
+    ]) {
+      const out = await inBullmqTerms(err, { job, token: 'tok', stopping: false });
+      expect([out.name, isFinalFailure(job, out)]).toEqual([err.name, false]);
+    }
+  });
+
   it("throws anything else as it is, for BullMQ to retry, without a presigned URL's signature", async () => {
     const { job, worker, calls } = fakes();
     const err = new VectorStoreError(
