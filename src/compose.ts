@@ -41,6 +41,10 @@ export interface Unit {
 /** Images a `multi_images` input holds at most (the contract's limit). */
 export const GROUP_PART_MAX = 8;
 
+/** Images a group may hold (a job holds a unit whole: a folder of 100,000 would be one job of
+ * 12,500 points); a larger group is skipped, each of its images `group-too-large`. */
+export const GROUP_MAX_IMAGES = 200;
+
 /** A job entry: one object alone, or a unit. */
 export type Entry = { readonly object: ScannedObject } | { readonly unit: Unit };
 
@@ -212,6 +216,10 @@ export function alone(o: ScannedObject, c: Composition): Formed {
 export function formUnits(stage: string, members: readonly ScannedObject[], c: Composition): Formed {
   const sorted = [...members].sort(byKey);
   if (c.kind === 'multi_images') {
+    if (sorted.length > GROUP_MAX_IMAGES) {
+      const reason = `its group "${stage}" has ${sorted.length} images, over the ${GROUP_MAX_IMAGES} one group (one job) may hold: split the folder, or use a --group-images pattern that names smaller items`;
+      return { entries: [], skipped: sorted.map((object) => ({ object, code: 'group-too-large', reason })) };
+    }
     return { entries: [{ unit: { kind: 'group', id: stage, etag: unitEtag(sorted), members: sorted } }], skipped: [] };
   }
   const media = sorted.filter((o) => o.modality !== 'text');

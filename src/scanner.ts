@@ -57,6 +57,7 @@ export type ScannedObject = ObjectInfo &
  * - `too-large`: a text or image over the read bounds (MAX_TEXT_BYTES, MAX_IMAGE_BYTES:
  *   bounds.ts), or a video over the model's byte limit (videos cannot be shrunk here).
  * - `unpaired`: in a fused run, an object with no partner (compose.ts).
+ * - `group-too-large`: in a grouped run, an image of a group over GROUP_MAX_IMAGES (compose.ts).
  * - `unreachable-url`: a video, which goes to the API by URL, of a store the provider
  *   cannot reach (media-urls.ts; ALLOW_PRIVATE_MEDIA_URLS=true when it can).
  */
@@ -67,6 +68,7 @@ export type SkipCode =
   | 'unsupported-format'
   | 'too-large'
   | 'unpaired'
+  | 'group-too-large'
   | 'unreachable-url';
 
 export interface SkippedObject {

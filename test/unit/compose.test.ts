@@ -1,6 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { entryCost } from '../../src/batcher.js';
 import {
+  GROUP_MAX_IMAGES,
   alone,
   checkComposition,
   completeStages,
@@ -98,6 +99,19 @@ describe('forming units', () => {
     const formed = formUnits('f/', [obj('f/c.jpg'), obj('f/a.jpg'), obj('f/b.jpg')], c);
     expect(keysOf(formed.entries)).toEqual([['f/a.jpg', 'f/b.jpg', 'f/c.jpg']]);
     expect(formed.skipped).toEqual([]);
+  });
+
+  it('a group over GROUP_MAX_IMAGES is no job: each of its images is skipped group-too-large, naming the bound', () => {
+    const c = parseGroupRule('folder');
+    const images = (n: number): ScannedObject[] =>
+      Array.from({ length: n }, (_, i) => obj(`big/img-${String(i).padStart(6, '0')}.jpg`));
+    const atBound = formUnits('big/', images(GROUP_MAX_IMAGES), c);
+    expect(keysOf(atBound.entries).map((k) => k.length)).toEqual([GROUP_MAX_IMAGES]);
+    const over = formUnits('big/', images(GROUP_MAX_IMAGES + 1), c);
+    expect(over.entries).toEqual([]);
+    expect(over.skipped).toHaveLength(GROUP_MAX_IMAGES + 1);
+    expect(new Set(over.skipped.map((s) => s.code))).toEqual(new Set(['group-too-large']));
+    expect(over.skipped[0]!.reason).toContain(`has ${GROUP_MAX_IMAGES + 1} images, over the ${GROUP_MAX_IMAGES}`);
   });
 
   it('parts of 8: 11 images are 8 then 3, 16 are 8 and 8, 17 are 8, 8 and 1', () => {
