@@ -79,6 +79,17 @@ const PRELUDE = `
 local key = KEYS[1]
 -- numbers go to Redis as text with 14 digits; times in ms need more
 local function n(x) return string.format('%.4f', x) end
+-- per-second counts kept in 60 fields ('o' successes, 'x' 429s: o0..o59), each 'second:count'
+local function bumpSecond(letter, sec, by)
+  local slot = letter .. (sec % 60)
+  local cur = redis.call('HGET', key, slot)
+  local c = 0
+  if cur then
+    local s, v = string.match(cur, '^(%d+):(%d+)$')
+    if tonumber(s) == sec then c = tonumber(v) end
+  end
+  redis.call('HSET', key, slot, sec .. ':' .. (c + by))
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 local ceil, tps = tonumber(ARGV[1]), tonumber(ARGV[2])
@@ -118,17 +129,7 @@ if dtok ~= 0 then
   if tps > 0 then tt = tt + dtok / tokenRate(); redis.call('HSET', key, 'tt', n(tt)) end
   redis.call('HINCRBYFLOAT', key, 'k', n(dtok))
 end
-if oks > 0 then
-  local sec = math.floor(now / 1000)
-  local slot = 'o' .. (sec % 60)
-  local cur = redis.call('HGET', key, slot)
-  local n = 0
-  if cur then
-    local s, c = string.match(cur, '^(%d+):(%d+)$')
-    if tonumber(s) == sec then n = tonumber(c) end
-  end
-  redis.call('HSET', key, slot, sec .. ':' .. (n + oks))
-end
+if oks > 0 then bumpSecond('o', math.floor(now / 1000), oks) end
 redis.call('PEXPIRE', key, ttl)
 `;
 
@@ -202,14 +203,7 @@ local tepoch, hold = tonumber(ARGV[17]), tonumber(ARGV[18])
 local minRefused, minShare = tonumber(ARGV[19]), tonumber(ARGV[20])
 local sec = math.floor(now / 1000)
 -- every 429 is evidence, counted per second like the successes (x0..x59)
-local xslot = 'x' .. (sec % 60)
-local xcur = redis.call('HGET', key, xslot)
-local xn = 0
-if xcur then
-  local s, c = string.match(xcur, '^(%d+):(%d+)$')
-  if tonumber(s) == sec then xn = tonumber(c) end
-end
-redis.call('HSET', key, xslot, sec .. ':' .. (xn + 1))
+bumpSecond('x', sec, 1)
 local did = 0
 if hold > 0 then
   redis.call('HSET', key, 'tr', n(math.max(tr, now + hold)), 'tt', n(math.max(tt, now + hold)))

@@ -8,20 +8,11 @@ import { afterAll, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { RunStore } from '../../src/runs.js';
+import { runInfo } from '../support/run-records.js';
 
 const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', { maxRetriesPerRequest: null });
 const prefix = `test-books-${randomUUID().slice(0, 8)}`;
 const runs = new RunStore(redis, prefix);
-const info = (id: string) => ({
-  id,
-  bucket: 'b',
-  prefix: '',
-  collection: 'c',
-  model: 'qwen3-vl-embedding',
-  dimension: 256,
-  startedAt: new Date().toISOString(),
-  settings: '{}',
-});
 
 afterAll(async () => {
   const keys = await redis.keys(`${prefix}:*`);
@@ -31,7 +22,7 @@ afterAll(async () => {
 
 describe('run bookkeeping', () => {
   it('keeps 8-byte digests of the seen keys and answers for listed and unlisted keys', async () => {
-    await runs.create(info('S1'));
+    await runs.create(runInfo('S1'));
     const long = Array.from({ length: 300 }, (_, i) => `deep/${'folder/'.repeat(20)}object-${i}.txt`);
     await runs.markSeen('S1', long);
     await runs.markSeen('S1', long.slice(0, 10)); // a page listed again
@@ -44,7 +35,7 @@ describe('run bookkeeping', () => {
   });
 
   it('stores job results compact, reads old JSON ones, and drops scan-only sets once the scan is complete', async () => {
-    await runs.create(info('J1'));
+    await runs.create(runInfo('J1'));
     const failed = {
       status: 'failed',
       objects: 3,

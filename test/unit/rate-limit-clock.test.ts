@@ -1,18 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { RedisClock, lateToleranceMs, slotSlackMs } from '../../src/rate-limit-clock.js';
+import { mulberry32 as random } from '../../src/simulator/prng.js';
 import { RateLimiter } from '../../src/simulator/ratelimit.js';
-
-/** A small deterministic generator (mulberry32), so a failure can be replayed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe("the shared limiter's timing arithmetic", () => {
   it("keeps the round trip with the smallest error bound as Redis's clock offset", () => {
