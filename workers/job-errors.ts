@@ -5,7 +5,7 @@
  * - a fatal embedding API error (key, entitlement, model, a quota that is gone): the queue
  *   is paused for every worker and the job goes back untouched with `RateLimitError`;
  * - job data no attempt can process (`UnprocessableJobError`), and a refusal of the object
- *   store or Qdrant that a retry would meet again: `UnrecoverableError`, failed at once;
+ *   store that a retry would meet again: `UnrecoverableError`, failed at once;
  * - anything else is thrown as it is (BullMQ retries it while attempts remain), its
  *   message and stack without the secrets an outside system's message may hold.
  */
@@ -13,7 +13,6 @@ import { DelayedError, UnrecoverableError, Worker } from 'bullmq';
 import type { Job } from 'bullmq';
 import { EmbeddingApiError, UnprocessableJobError } from '../src/errors.js';
 import { ObjectStoreError } from '../src/object-store.js';
-import { VectorStoreError } from '../src/qdrant-errors.js';
 import { redactError } from '../src/redact.js';
 
 export interface JobErrorContext {
@@ -47,13 +46,12 @@ export async function inBullmqTerms(err: unknown, ctx: JobErrorContext): Promise
 }
 
 /**
- * A refusal no later attempt can change: the object store's `fatal` and `request` decisions
- * (a key or signature refused, a bucket that does not exist) and Qdrant's 400 and 422 (a vector
- * or payload refused as sent). A Qdrant 404 is not one: the collection is made again next attempt.
+ * A refusal of the object store no later attempt can change: its `fatal` and `request`
+ * decisions (a key or signature refused, a bucket that does not exist). Qdrant's refusals are
+ * not among them: the job's retry writes the vectors kept for it (parked.ts), buying nothing.
  */
-function isRefusedForGood(err: unknown): err is ObjectStoreError | VectorStoreError {
-  if (err instanceof ObjectStoreError) return err.decision === 'fatal' || err.decision === 'request';
-  return err instanceof VectorStoreError && err.decision === 'request' && (err.status === 400 || err.status === 422);
+function isRefusedForGood(err: unknown): err is ObjectStoreError {
+  return err instanceof ObjectStoreError && (err.decision === 'fatal' || err.decision === 'request');
 }
 
 /** Whether BullMQ will not try a failed job again. */

@@ -84,11 +84,6 @@ describe('inBullmqTerms', () => {
       new ObjectStoreError('request', 'NoSuchBucket', 'ListObjectsV2 s3://b failed: NoSuchBucket 404'),
       'NoSuchBucket',
     ],
-    [
-      'a vector Qdrant refuses',
-      new VectorStoreError('Qdrant upsert on collection "c" failed: 400 wrong vector dimension', 400, false, 'c'),
-      'HTTP400',
-    ],
   ])('fails a refusal a retry would meet again at once, keeping its code: %s', async (_, err, code) => {
     const { job, calls } = fakes();
     const out = await inBullmqTerms(err, { job, token: 'tok', stopping: false });
@@ -101,9 +96,10 @@ describe('inBullmqTerms', () => {
     expect(isFinalFailure(job, out)).toBe(true);
   });
 
-  it('retries a Qdrant 404 (the next attempt makes the collection again) and a store that is only slow', async () => {
+  it("retries Qdrant's refusals (the retry writes the vectors kept for it) and a store that is only slow", async () => {
     const { job } = fakes();
     for (const err of [
+      new VectorStoreError('Qdrant upsert on collection "c" failed: 400 wrong vector dimension', 400, false, 'c'),
       new VectorStoreError('Qdrant upsert on collection "c" failed: 404 Not found: Collection c', 404, false, 'c'),
       new ObjectStoreError('retryable', 'SlowDown', 'GetObject s3://b/k failed: SlowDown 503'),
     ]) {
