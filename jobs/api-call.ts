@@ -18,7 +18,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import pRetry from 'p-retry';
-import type { Embedder } from '../src/embedder.js';
+import type { EmbedResult, Embedder } from '../src/embedder.js';
 import { EmbeddingApiError } from '../src/errors.js';
 import type { ModelSpec } from '../src/models.js';
 import { requestBody } from '../src/request-body.js';
@@ -102,6 +102,13 @@ export function requestOf(inputs: readonly PlannedInput[]): PlannedRequest {
   };
 }
 
+/**
+ * How long before its slot a request is handed to a sender that waits out the rest itself
+ * (send-thread.ts): more than the worker's event loop usually stalls, so the main thread's
+ * own lateness does not reach the slot.
+ */
+export const SEND_LEAD_MS = 50;
+
 export class ApiCaller {
   constructor(
     private readonly deps: CallDeps,
@@ -133,12 +140,30 @@ export class ApiCaller {
         const throttledSince = Date.now();
         for (let throttled = 0; ; throttled++) {
           signal?.throwIfAborted();
-          const { waitedMs, ticket } = await this.deps.gate.acquire(name, limits, tokens, signal);
+          // a sender of its own (send-thread.ts) is handed the request SEND_LEAD_MS before its slot
+          const timed = call.sendAt ? { leadMs: SEND_LEAD_MS } : undefined;
+          let acquired = await this.deps.gate.acquire(name, limits, tokens, signal, timed);
           signal?.throwIfAborted();
-          if (waitedMs > 0) metrics.rateLimitWait(name, waitedMs / 1000);
-          const sent = performance.now();
+          if (acquired.waitedMs > 0) metrics.rateLimitWait(name, acquired.waitedMs / 1000);
+          let sent = performance.now();
           try {
-            const result = await call.send();
+            let result: EmbedResult | undefined;
+            // once handed over, a request is not aborted (its answer would be paid and lost)
+            while (call.sendAt && acquired.slot) {
+              sent = Math.max(performance.now(), acquired.slot.dueAt);
+              const out = await call.sendAt(acquired.slot);
+              if (!('late' in out)) {
+                result = out;
+                break;
+              }
+              // it could not leave in time for its slot: the next one
+              acquired = acquired.late ? await acquired.late() : { waitedMs: 0 };
+            }
+            if (!result) {
+              sent = performance.now();
+              result = await call.send();
+            }
+            const { ticket } = acquired;
             metrics.request(name, 'ok', '', (performance.now() - sent) / 1000);
             metrics.embedded(name, request.inputs.length, result.usage.textTokens, result.usage.imageTokens);
             this.stats.requests += 1;
@@ -172,7 +197,7 @@ export class ApiCaller {
             }
             const retryAfterMs = e.retryAfterSeconds !== undefined ? e.retryAfterSeconds * 1000 : undefined;
             // the shared limiter learns from the 429 (a wider margin or a lower rate, for every worker)
-            await this.deps.gate.throttled(name, ticket, retryAfterMs);
+            await this.deps.gate.throttled(name, acquired.ticket, retryAfterMs);
             // an adaptive limiter's next slot already waits its turn: the first 429 of a
             // request asks again at once, a repeat backs off (1 s doubling to 30 s)
             const first = throttled === 0 && this.deps.gate.adaptive === true;

@@ -45,6 +45,12 @@ const SETTINGS = {
   /** @defaultValue 120000 */
   requestTimeoutMs: { env: 'REQUEST_TIMEOUT_MS', schema: int(1000).default(120_000) },
   /**
+   * `on`: a worker sends its API requests from a thread of their own, so each leaves at its
+   * rate-limit slot however busy the worker is (send-thread.ts); `off`: from the worker's
+   * event loop. @defaultValue on
+   */
+  sendThread: { env: 'SEND_THREAD', schema: z.enum(['on', 'off']).default('on') },
+  /**
    * One Redis URL; with `redisCluster`, one or more seed nodes of the cluster, comma-separated
    * (any one is enough to discover the others). @defaultValue redis://127.0.0.1:6379
    */

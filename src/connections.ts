@@ -10,6 +10,7 @@ import type { EmbedJobData } from './embed-job.js';
 import { requireApiKey } from './config.js';
 import type { Config } from './config.js';
 import { DashScopeClient } from './embedder.js';
+import type { SendThread } from './send-thread.js';
 import { createQdrantStore } from './qdrant-store.js';
 import { serviceLabel } from './reach.js';
 import type { ServiceLabel } from './reach.js';
@@ -97,12 +98,13 @@ export function reindexQueue(config: Config, connection: RedisClient): Queue {
  */
 export function embeddingClient(
   config: Config,
-  opts: { readonly apiKey?: string; readonly timeoutMs?: number } = {},
+  opts: { readonly apiKey?: string; readonly timeoutMs?: number; readonly sendThread?: SendThread } = {},
 ): DashScopeClient {
   return new DashScopeClient({
     apiKey: opts.apiKey ?? requireApiKey(config),
     baseUrl: config.baseUrl,
     timeoutMs: opts.timeoutMs ?? config.requestTimeoutMs,
+    ...(opts.sendThread ? { sendThread: opts.sendThread } : {}),
   });
 }
 

@@ -43,11 +43,11 @@ import { RedisClock, lateToleranceMs } from './rate-limit-clock.js';
 import { LIMITER_TUNING, SCRIPTS, limiterKey, tuningArgs } from './rate-limit-scripts.js';
 import type { LimiterTuning, QuotaOwner, Script } from './rate-limit-scripts.js';
 
-import type { RateLimits, RequestGate } from './request-gate.js';
+import type { Acquired, RateLimits, RequestGate } from './request-gate.js';
 
 export { LIMITER_TUNING, accountId, limiterKey } from './rate-limit-scripts.js';
 export { OPEN_GATE } from './request-gate.js';
-export type { RateLimits, RequestGate } from './request-gate.js';
+export type { Acquired, RateLimits, RequestGate } from './request-gate.js';
 export type { LimiterTuning, QuotaOwner } from './rate-limit-scripts.js';
 
 export interface Reservation {
@@ -85,6 +85,8 @@ export interface SharedLimiterOptions {
   readonly onState?: (model: string, state: { learnedRpm: number; margin: number }) => void;
   /** Called when a request woke too late for its slot and took a new one. */
   readonly onLate?: (model: string) => void;
+  /** Called when a request's slot was paced faster than the rate learned since, and it took a new one. */
+  readonly onRepaced?: (model: string) => void;
 }
 
 interface Pending {
@@ -101,6 +103,8 @@ export class SharedRateLimiter implements RequestGate {
   private readonly limitsOf = new Map<string, RateLimits>();
   private timer: NodeJS.Timeout | undefined;
   private readonly clock = new RedisClock();
+  /** The learned rate (RPM) of the latest reply for each model: a waiter paced faster gives its slot back. */
+  private readonly rateSeen = new Map<string, number>();
 
   constructor(
     private readonly redis: Redis | Cluster,
@@ -119,16 +123,30 @@ export class SharedRateLimiter implements RequestGate {
     limits: RateLimits,
     tokens: number,
     signal?: AbortSignal,
-  ): Promise<{ waitedMs: number; ticket?: string }> {
+    opts: { readonly leadMs?: number } = {},
+  ): Promise<Acquired> {
     if (limits.rpm === null && limits.tpm === null) return { waitedMs: 0 };
     signal?.throwIfAborted();
-    const started = performance.now();
-    let giveBack: Reservation | undefined;
-    for (let late = 0; ; late++) {
-      const r = await this.reserve(model, limits, tokens, giveBack);
+    return this.waitForSlot(model, limits, tokens, signal, opts.leadMs ?? 0, performance.now());
+  }
+
+  /** Reserves and waits until the slot (or `leadMs` before it); `late` slots were given up so far. */
+  private async waitForSlot(
+    model: string,
+    limits: RateLimits,
+    tokens: number,
+    signal: AbortSignal | undefined,
+    leadMs: number,
+    started: number,
+    giveBack?: Reservation,
+    late = 0,
+  ): Promise<Acquired> {
+    let wasLate = giveBack !== undefined;
+    for (let repaced = 0; ; ) {
+      const r = await this.reserve(model, limits, tokens, giveBack, wasLate);
       // never before the slot: its local time plus what the clock estimate may be off by
       const due = this.clock.dueAt(r.slotMs, performance.now());
-      const waitMs = due - performance.now();
+      const waitMs = due - leadMs - performance.now();
       try {
         if (waitMs >= 1) await sleep(waitMs, undefined, signal ? { signal } : {});
         signal?.throwIfAborted();
@@ -137,16 +155,42 @@ export class SharedRateLimiter implements RequestGate {
         await this.release(model, limits, r).catch(() => undefined);
         throw signal?.aborted ? signal.reason : err;
       }
+      // the rate fell while this waited (429s said the account gets less): a slot handed
+      // out at the old pace would be refused too, so it is given back and one taken at
+      // the new pace (a few times at most: each takes the latest rate)
+      if (this.slowedSince(model, r) && repaced < this.tuning.lateRetries) {
+        repaced++;
+        this.opts.onRepaced?.(model);
+        giveBack = r;
+        wasLate = false;
+        continue;
+      }
       // woken too late (a busy event loop): sent now, it would crowd the N-th slot after
       // it into the provider's second (rate-limit-clock.ts); the slot is given back
       // instead (taken back only if nobody reserved after it) and a new one taken
-      const lateMs = performance.now() - due;
-      if (lateMs <= lateToleranceMs(r.margin, this.tuning.lateShare) || late >= this.tuning.lateRetries) {
-        return { waitedMs: performance.now() - started, ticket: r.ticket };
+      const toleranceMs =
+        late >= this.tuning.lateRetries ? Infinity : lateToleranceMs(r.margin, this.tuning.lateShare);
+      if (performance.now() - due <= toleranceMs) {
+        const acquired = { waitedMs: performance.now() - started, ticket: r.ticket };
+        if (leadMs <= 0) return acquired;
+        // the sender waits out the lead itself, and may find it could not send in time
+        const next = (): Promise<Acquired> => {
+          this.opts.onLate?.(model);
+          return this.waitForSlot(model, limits, tokens, signal, leadMs, started, r, late + 1);
+        };
+        return { ...acquired, slot: { dueAt: due, toleranceMs }, late: next };
       }
+      late++;
       this.opts.onLate?.(model);
       giveBack = r;
+      wasLate = true;
     }
+  }
+
+  /** True when a reply since `r` showed a learned rate below the one `r` was paced at (a decrease). */
+  private slowedSince(model: string, r: Reservation): boolean {
+    const seen = this.rateSeen.get(model);
+    return seen !== undefined && seen > 0 && seen < r.learnedRpm * (1 - 1e-6);
   }
 
   /**
@@ -155,7 +199,13 @@ export class SharedRateLimiter implements RequestGate {
    * reservation of this limiter's that will not be used: its slot is taken back first if
    * nobody reserved after it, and its tokens are refunded.
    */
-  async reserve(model: string, limits: RateLimits, tokens: number, giveBack?: Reservation): Promise<Reservation> {
+  async reserve(
+    model: string,
+    limits: RateLimits,
+    tokens: number,
+    giveBack?: Reservation,
+    late = giveBack !== undefined,
+  ): Promise<Reservation> {
     this.limitsOf.set(model, limits);
     if (giveBack) this.pendingOf(model).tokens -= giveBack.tokens;
     const reserved = Math.max(0, Math.round(tokens));
@@ -164,13 +214,14 @@ export class SharedRateLimiter implements RequestGate {
       reserved,
       giveBack?.end ?? '',
       giveBack?.slotMs ?? 0,
-      giveBack ? 1 : 0,
+      late ? 1 : 0,
       this.tuning.lateWiden,
       this.tuning.lateWindowMs,
       this.tuning.lateMinReservations,
     ])) as [string, number, string, string, string, string];
     this.clock.sample(sentAt, performance.now(), Number(slot) - Number(wait));
     const learnedRpm = Number(rate) * 60;
+    this.rateSeen.set(model, learnedRpm);
     this.opts.onState?.(model, { learnedRpm, margin: Number(margin) });
     return {
       waitMs: Number(wait),
@@ -213,6 +264,7 @@ export class SharedRateLimiter implements RequestGate {
       this.tuning.quotaRefused,
       this.tuning.quotaShare,
     ])) as [number, string, string];
+    this.rateSeen.set(model, Number(rate) * 60);
     this.opts.onState?.(model, { learnedRpm: Number(rate) * 60, margin: Number(margin) });
   }
 

@@ -9,18 +9,33 @@ export interface RateLimits {
   readonly tpm: number | null;
 }
 
+/** A send time a gate gave. */
+export interface Acquired {
+  readonly waitedMs: number;
+  /** Names the reservation, for `settle` and `throttled`. */
+  readonly ticket?: string;
+  /**
+   * With `leadMs` (a sender that waits out the rest itself, send-thread.ts): the slot's
+   * time (performance.now() ms), how late after it the request may still leave, and what
+   * to do when it could not: give the slot back and take the next.
+   */
+  readonly slot?: { readonly dueAt: number; readonly toleranceMs: number };
+  late?(): Promise<Acquired>;
+}
+
 /** What the embed handler needs: a send time, and ways to report what came back. */
 export interface RequestGate {
   /**
-   * Resolves at the time a request of `tokens` input tokens (an estimate) may be sent; rejects
-   * once `signal` aborts. The ticket names the reservation, for `settle` and `throttled`.
+   * Resolves at the time a request of `tokens` input tokens (an estimate) may be sent, or
+   * `leadMs` before it with the slot to send at; rejects once `signal` aborts.
    */
   acquire(
     model: string,
     limits: RateLimits,
     tokens: number,
     signal?: AbortSignal,
-  ): Promise<{ waitedMs: number; ticket?: string }>;
+    opts?: { readonly leadMs?: number },
+  ): Promise<Acquired>;
   /** The request was answered: its tokens were `tokens` (from `usage`), not the estimate. */
   settle?(model: string, ticket: string, tokens: number): Promise<void>;
   /** The request was refused with 429 (`retryAfterMs` when the provider said how long to wait). */

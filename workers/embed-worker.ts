@@ -33,6 +33,7 @@ import { pauseForReason } from '../src/pause.js';
 import { createPrometheusMetrics, startMetricsServer } from '../src/prometheus.js';
 import type { MetricsServer } from '../src/prometheus.js';
 import { limiterTuning } from '../src/config-rate-limit.js';
+import { SendThread } from '../src/send-thread.js';
 import { OPEN_GATE, SharedRateLimiter } from '../src/rate-limit.js';
 import { redisOutageLog } from '../src/reach.js';
 import type { RedisOutageLog } from '../src/reach.js';
@@ -97,9 +98,11 @@ export function startEmbedWorker(config: Config, opts: { readonly outage?: Redis
           },
         )
       : OPEN_GATE;
+  // requests leave at their slots from a thread of their own (send-thread.ts)
+  const sendThread = config.sendThread === 'on' ? new SendThread() : undefined;
   const handle = createEmbedHandler({
     store: objectStore(config),
-    embedder: embeddingClient(config, { apiKey }),
+    embedder: embeddingClient(config, { apiKey, ...(sendThread ? { sendThread } : {}) }),
     vectors,
     tokens: qwenTokens,
     runs,
@@ -257,6 +260,7 @@ export function startEmbedWorker(config: Config, opts: { readonly outage?: Redis
       }
       // the token corrections and successes still waiting for a reservation to carry them
       await gate.flush?.().catch(() => undefined);
+      await sendThread?.close();
       await (await metricsServer.catch(() => undefined))?.close();
       await controlQueue?.close();
       await queue.close();

@@ -135,11 +135,11 @@ describe('the shared rate limiter in Redis (reservations)', () => {
     }
   }, 60_000);
 
-  it('paces tokens at TPM/60 x (1 - margin) a second, and a refund or debit moves the next slot by the tokens corrected', async () => {
+  it('paces tokens at TPM/60 x (1 - a third of the margin) a second, and a refund or debit moves the next slot by the tokens corrected', async () => {
     const model = fresh();
     const limits: RateLimits = { rpm: null, tpm: 60_000 };
     const l = limiter();
-    const rho = (60_000 / 60) * 0.97; // tokens a second
+    const rho = (60_000 / 60) * 0.99; // tokens a second: the token margin is a third of the request margin
     const r1 = await l.reserve(model, limits, 970);
     const r2 = await l.reserve(model, limits, 970);
     const r3 = await l.reserve(model, limits, 970);
@@ -265,6 +265,60 @@ describe('the shared rate limiter in Redis (reservations)', () => {
     expect(s?.reservations).toBe(3);
     // the unused slot's token was refunded with the reservation that replaced it
     expect(s?.tokens).toBe(2);
+  });
+
+  it('gives up a slot paced at a rate that has fallen while it waited, and takes one at the new pace', async () => {
+    const model = fresh();
+    const limits: RateLimits = { rpm: 600, tpm: null };
+    let repaced = 0;
+    // every 429 is taken for the quota (none for the margin), halving the rate at most
+    const l = new SharedRateLimiter(redis, owner, {
+      tuning: { quotaRefused: 1, quotaShare: 0 },
+      onRepaced: () => void repaced++,
+    });
+    const first = await l.reserve(model, limits, 1);
+    // four waiters at 10 a second: 100, 200, 300 and 400 ms away
+    const waiting = [1, 2, 3, 4].map(() => l.acquire(model, limits, 1));
+    await sleep(20);
+    // a 429 while they wait: the rate falls to half (nothing was accepted yet)
+    await l.throttled(model, first.ticket);
+    const after = await l.state(model, limits);
+    expect(after?.learnedRpm).toBeCloseTo(300, 6);
+    const tickets = (await Promise.all(waiting)).map((a) => a.ticket ?? '');
+    // each went out on a slot of the new epoch, so none at the old pace
+    const newEpoch = Number(tickets[0]?.split(':')[0]);
+    expect(newEpoch).toBeGreaterThan(Number(first.ticket.split(':')[0]));
+    expect(tickets.every((t) => Number(t.split(':')[0]) === newEpoch)).toBe(true);
+    expect(repaced).toBe(4);
+    // 1 + 4 reservations, then 4 more at the new pace: the next slot is 4 new spacings on
+    const next = await l.reserve(model, limits, 1);
+    expect(next.learnedRpm).toBeCloseTo(300, 6);
+    expect((await l.state(model, limits))?.reservations).toBe(10);
+  });
+
+  it('with a lead, resolves that long before the slot with the slot and its tolerance; late() gives it back and takes the next', async () => {
+    const model = fresh();
+    const limits: RateLimits = { rpm: 60, tpm: null };
+    let late = 0;
+    const l = new SharedRateLimiter(redis, owner, { onLate: () => void late++ });
+    await l.reserve(model, limits, 1);
+    const a = await l.acquire(model, limits, 1, undefined, { leadMs: 300 });
+    const resolvedAt = performance.now();
+    expect(a.slot).toBeDefined();
+    // resolved ahead of the slot (by about the lead), and told how late the slot may be used
+    expect(a.slot!.dueAt).toBeGreaterThan(resolvedAt);
+    expect(a.slot!.toleranceMs).toBeCloseTo((LIMITER_TUNING.lateShare * 1000 * 0.03) / 0.97, 6);
+    // the sender found it could not make the slot: nobody reserved after it, so the slot
+    // is taken back and handed out again, counted as a late wake-up
+    const b = await a.late!();
+    expect(late).toBe(1);
+    expect(Math.abs(b.slot!.dueAt - a.slot!.dueAt)).toBeLessThan(5);
+    await l.flush();
+    const s = await l.state(model, limits);
+    expect(s?.reservations).toBe(3);
+    expect(s?.tokens).toBe(2);
+    // without a lead: no slot, resolved at the slot itself
+    expect((await l.acquire(fresh(), limits, 1)).slot).toBeUndefined();
   });
 
   it('takes a given-back slot back only when nobody reserved after it', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { ApiCaller } from '../../jobs/api-call.js';
+import { ApiCaller, SEND_LEAD_MS } from '../../jobs/api-call.js';
 import type { EmbedRequest, EmbedResult, Embedder } from '../../src/embedder.js';
 import { EmbeddingApiError } from '../../src/errors.js';
 import { NO_METRICS } from '../../src/metrics.js';
@@ -8,7 +8,7 @@ import { planRequests } from '../../src/planner.js';
 import type { PlannedInput } from '../../src/planned-input.js';
 import type { PlannedRequest } from '../../src/planner.js';
 import type { PreparedInput } from '../../src/prepared-input.js';
-import type { RateLimits, RequestGate } from '../../src/rate-limit.js';
+import type { Acquired, RateLimits, RequestGate } from '../../src/rate-limit.js';
 import { qwenTokens } from '../../src/tokens.js';
 
 const model = resolveModel('qwen3-vl-embedding');
@@ -170,6 +170,61 @@ describe('sending a planned request', () => {
       request(['a', 'b']),
     );
     expect(order).toEqual(['prepare:0', 'send:1']);
+  });
+
+  it('hands a timed sender its slot SEND_LEAD_MS ahead, takes the next slot when it could not leave in time, and reports a 429 with the ticket it was sent on', async () => {
+    const events: string[] = [];
+    let reservations = 0;
+    const slotOf = (n: number): Acquired => ({
+      waitedMs: 1,
+      ticket: `t${n}`,
+      slot: { dueAt: 1000 * n, toleranceMs: 15 },
+      late: () => {
+        events.push(`late:t${n}`);
+        return Promise.resolve(slotOf(++reservations));
+      },
+    });
+    const gate: RequestGate = {
+      adaptive: true,
+      acquire: (_m, _l, _t, _s, o) => {
+        events.push(`acquire:lead=${o?.leadMs ?? 0}`);
+        return Promise.resolve(slotOf(++reservations));
+      },
+      throttled: (_m, ticket) => {
+        events.push(`throttled:${ticket ?? ''}`);
+        return Promise.resolve();
+      },
+    };
+    const inner = new ScriptedEmbedder(() => undefined);
+    let sends = 0;
+    const embedder: Embedder = {
+      embed: (req) => inner.embed(req),
+      prepare: (req) => ({
+        send: () => Promise.reject(new Error('a timed sender is used when the gate gives a slot')),
+        sendAt: (at) => {
+          sends++;
+          events.push(`sendAt:${at.dueAt}`);
+          // the first hand-over comes too late for its slot, the second is refused 429, the third answered
+          if (sends === 1) return Promise.resolve({ late: 40 });
+          if (sends === 2) return Promise.reject(apiError(429, 'Throttling.RateQuota'));
+          return inner.embed(req);
+        },
+      }),
+    };
+    const vectors = await new ApiCaller({ embedder, gate, resign: () => Promise.resolve(undefined) }, model, opts).embed(
+      request(['a', 'b']),
+    );
+    expect(vectors.done).toHaveLength(2);
+    expect(vectors.refused).toHaveLength(0);
+    expect(events).toEqual([
+      `acquire:lead=${SEND_LEAD_MS}`,
+      'sendAt:1000',
+      'late:t1',
+      'sendAt:2000',
+      'throttled:t2',
+      `acquire:lead=${SEND_LEAD_MS}`,
+      'sendAt:3000',
+    ]);
   });
 
   it('isolates an input that keeps causing 500s once the retries are spent', async () => {

@@ -26,6 +26,7 @@ describe("the shared limiter's settings", () => {
         RATE_LIMIT_MARGIN_STEP: '0.01',
         RATE_LIMIT_MARGIN_NARROW: '0.002',
         RATE_LIMIT_MARGIN_NARROW_EVERY_MS: '10000',
+        RATE_LIMIT_TOKEN_MARGIN_SHARE: '0.5',
         RATE_LIMIT_DECREASE_MIN: '0.6',
         RATE_LIMIT_DECREASE_MAX: '0.9',
         RATE_LIMIT_PROBE_STEP: '0.02',
@@ -40,6 +41,7 @@ describe("the shared limiter's settings", () => {
       marginWiden: 0.01,
       marginNarrow: 0.002,
       marginNarrowEveryMs: 10_000,
+      tokenMarginShare: 0.5,
       decreaseMin: 0.6,
       decreaseMax: 0.9,
       probeStep: 0.02,
@@ -50,6 +52,7 @@ describe("the shared limiter's settings", () => {
 
   it('names the variable of a value out of range or at odds with another', () => {
     expect(refusal({ RATE_LIMIT_PROBE_STEP: '0' })).toMatch(/^RATE_LIMIT_PROBE_STEP: .*got "0"/);
+    expect(refusal({ RATE_LIMIT_TOKEN_MARGIN_SHARE: '1.5' })).toMatch(/^RATE_LIMIT_TOKEN_MARGIN_SHARE: /);
     expect(refusal({ RATE_LIMIT_MARGIN_NARROW_EVERY_MS: 'soon' })).toMatch(/^RATE_LIMIT_MARGIN_NARROW_EVERY_MS: /);
     expect(refusal({ RATE_LIMIT_DECREASE_MIN: '0.9', RATE_LIMIT_DECREASE_MAX: '0.8' })).toBe(
       'RATE_LIMIT_DECREASE_MIN: must not be above RATE_LIMIT_DECREASE_MAX (0.8) (got 0.9)',

@@ -1,0 +1,91 @@
+import { createServer } from 'node:http';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { SendThread } from '../../src/send-thread.js';
+
+describe('the send thread', () => {
+  let server: Server;
+  let url: string;
+  /** Each request the server received: when (this thread's performance.now()), its path, headers and body. */
+  const received: { at: number; path: string; auth: string | undefined; body: string }[] = [];
+  const thread = new SendThread();
+
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      const at = performance.now();
+      let body = '';
+      req.setEncoding('utf8').on('data', (d: string) => (body += d));
+      req.on('end', () => {
+        received.push({ at, path: req.url ?? '', auth: req.headers.authorization, body });
+        // /never answers (a timeout), /throttled is a 429 with Retry-After
+        if (req.url === '/never') return;
+        if (req.url === '/throttled') {
+          res.writeHead(429, { 'retry-after': '7' });
+          return res.end('{"code":"Throttling.RateQuota"}');
+        }
+        res.end(`{"echo":${JSON.stringify(body)}}`);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    await thread.close();
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  const post = (path: string, dueAt: number, toleranceMs = Infinity, timeoutMs = 5000) => ({
+    url: `${url}${path}`,
+    headers: { authorization: 'Bearer sk-send-thread-test', 'content-type': 'application/json' },
+    body: `{"path":"${path}"}`,
+    dueAt,
+    toleranceMs,
+    timeoutMs,
+  });
+
+  it('sends at its due time, never before, and hands back the status, Retry-After and text', async () => {
+    const dueAt = performance.now() + 150;
+    const out = await thread.post(post('/ok', dueAt));
+    const got = received.find((r) => r.path === '/ok');
+    expect(got?.at).toBeGreaterThanOrEqual(dueAt);
+    expect(got?.auth).toBe('Bearer sk-send-thread-test');
+    expect(got?.body).toBe('{"path":"/ok"}');
+    expect(out).toMatchObject({ kind: 'answer', status: 200, retryAfter: null, text: '{"echo":"{\\"path\\":\\"/ok\\"}"}' });
+    const throttled = await thread.post(post('/throttled', 0));
+    expect(throttled).toMatchObject({ kind: 'answer', status: 429, retryAfter: '7' });
+  });
+
+  it('does not send a request handed over later than its tolerance after its due time', async () => {
+    const before = received.length;
+    const out = await thread.post(post('/late', performance.now() - 80, 15));
+    expect(out.kind).toBe('late');
+    expect(out.kind === 'late' && out.lateMs).toBeGreaterThan(15);
+    expect(received.length).toBe(before);
+  });
+
+  it('sends nothing when aborted while it waits, and rejects with the reason', async () => {
+    const before = received.length;
+    const ctl = new AbortController();
+    const sending = thread.post(post('/aborted', performance.now() + 500), ctl.signal);
+    setTimeout(() => ctl.abort(new Error('worker stopping')), 30);
+    await expect(sending).rejects.toThrow('worker stopping');
+    // past the due time: the request never left
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    expect(received.length).toBe(before);
+    expect(received.some((r) => r.path === '/aborted')).toBe(false);
+  });
+
+  it('reports a refused connection by its code, and a request unanswered within its timeout as a timeout', async () => {
+    // a port nothing listens on: one a server just gave up
+    const gone = createServer();
+    await new Promise<void>((resolve) => gone.listen(0, '127.0.0.1', resolve));
+    const port = (gone.address() as AddressInfo).port;
+    await new Promise((resolve) => gone.close(resolve));
+    const refused = await thread.post({ ...post('/x', 0), url: `http://127.0.0.1:${port}/x` });
+    expect(refused).toEqual({ kind: 'error', timeout: false, cause: 'ECONNREFUSED' });
+    const never = await thread.post(post('/never', 0, Infinity, 300));
+    expect(never).toMatchObject({ kind: 'error', timeout: true });
+  });
+});
