@@ -50,6 +50,13 @@ export const RATE_LIMIT_SETTINGS = {
    * reservations above which the margin widens; 0: never. @defaultValue 0.1
    */
   rateLimitLateWiden: { env: 'RATE_LIMIT_LATE_WIDEN', schema: fraction(1, LIMITER_TUNING.lateWiden) },
+  /** How long the warm start lasts from the first request after a minute without any; 0: none. @defaultValue 3000 */
+  rateLimitWarmMs: { env: 'RATE_LIMIT_WARM_MS', schema: z.coerce.number().int().min(0).default(LIMITER_TUNING.warmMs) },
+  /**
+   * The least margin of the warm start's request slots (new connections and starting
+   * processes delay the first arrivals). @defaultValue 0.1
+   */
+  rateLimitWarmMargin: { env: 'RATE_LIMIT_WARM_MARGIN', schema: fraction(0.5, LIMITER_TUNING.warmMargin) },
   /** Time between two probes (after a minute without a 429). @defaultValue 15000 */
   rateLimitProbeEveryMs: { env: 'RATE_LIMIT_PROBE_EVERY_MS', schema: ms(LIMITER_TUNING.probeEveryMs) },
 };
@@ -88,5 +95,7 @@ export function limiterTuning(c: RateLimitConfig): Partial<LimiterTuning> {
     probeStep: c.rateLimitProbeStep,
     probeEveryMs: c.rateLimitProbeEveryMs,
     lateWiden: c.rateLimitLateWiden,
+    warmMs: c.rateLimitWarmMs,
+    warmMargin: c.rateLimitWarmMargin,
   };
 }

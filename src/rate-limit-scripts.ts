@@ -48,6 +48,15 @@ export const LIMITER_TUNING = {
    * wider margin leaves a wider slack, so fewer slots go unused.
    */
   lateWiden: 0.1,
+  /**
+   * For `warmMs` after the start of an activity (the first reservation after a minute
+   * without any), request slots are spaced with at least `warmMargin`: new connections,
+   * TLS handshakes and starting processes delay the first requests' arrival far more
+   * than a steady run's jitter (88 ms measured against 1.5 ms), and one of them arriving
+   * that late crowds a provider second.
+   */
+  warmMs: 3000,
+  warmMargin: 0.1,
   lateWindowMs: 10_000,
   lateMinReservations: 20,
   decreaseMin: 0.5,
@@ -162,8 +171,11 @@ if tps > 0 then
   local tolMin = 60000 * mt / (1 - mt)
   slot = math.max(slot, tt + math.max(-tolSec, math.min(cost, tolMin) - tolMin))
 end
+-- ARGV[24], ARGV[25]: the warm start's length and margin (LIMITER_TUNING.warmMs)
+local spacing = m
+if now - since < tonumber(ARGV[24]) then spacing = math.max(m, tonumber(ARGV[25])) end
 local nextTr = ''
-if ceil > 0 then nextTr = n(slot + 1000 / (r * (1 - m))); redis.call('HSET', key, 'tr', nextTr) end
+if ceil > 0 then nextTr = n(slot + 1000 / (r * (1 - spacing))); redis.call('HSET', key, 'tr', nextTr) end
 if tps > 0 then redis.call('HSET', key, 'tt', n(math.max(tt, slot) + cost)) end
 redis.call('HINCRBY', key, 'n', 1)
 redis.call('HINCRBYFLOAT', key, 'k', n(tokens))

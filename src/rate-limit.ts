@@ -218,6 +218,8 @@ export class SharedRateLimiter implements RequestGate {
       this.tuning.lateWiden,
       this.tuning.lateWindowMs,
       this.tuning.lateMinReservations,
+      this.tuning.warmMs,
+      this.tuning.warmMargin,
     ])) as [string, number, string, string, string, string];
     this.clock.sample(sentAt, performance.now(), Number(slot) - Number(wait));
     const learnedRpm = Number(rate) * 60;

@@ -24,8 +24,9 @@ describe('the shared rate limiter in Redis (reservations)', () => {
   // a key (and so an account) of this test run alone
   const apiKey = `sk-test-rl-${randomUUID()}`;
   const owner = { apiKey, baseUrl: 'http://limiter.test' };
+  // no warm start unless a test is about it: the others check the steady spacing from the first slot
   const limiter = (tuning: Partial<LimiterTuning> = {}, connection?: Redis): SharedRateLimiter =>
-    new SharedRateLimiter(connection ?? redis, owner, { tuning });
+    new SharedRateLimiter(connection ?? redis, owner, { tuning: { warmMs: 0, ...tuning } });
   let models = 0;
   /** A model name of its own for each test: the state is per account and model. */
   const fresh = (): string => `m${++models}`;
@@ -69,6 +70,21 @@ describe('the shared rate limiter in Redis (reservations)', () => {
     // one script call a reservation (other tests share this Redis: at least, not at most)
     expect(after - before).toBeGreaterThanOrEqual(8);
     expect((await l.state(model, limits))?.reservations).toBe(8);
+  });
+
+  it('spaces the slots of the first warmMs of an activity with the warm margin, and then with the margin', async () => {
+    const model = fresh();
+    const limits: RateLimits = { rpm: 600, tpm: null };
+    const l = limiter({ warmMs: 300, warmMargin: 0.2 });
+    const warm = [];
+    for (let i = 0; i < 3; i++) warm.push(await l.reserve(model, limits, 1));
+    // 10 a second with a 20% margin: 125 ms apart, not 103
+    expect(warm[1]!.slotMs - warm[0]!.slotMs).toBeCloseTo(125, 2);
+    expect(warm[2]!.slotMs - warm[1]!.slotMs).toBeCloseTo(125, 2);
+    await sleep(400);
+    const a = await l.reserve(model, limits, 1);
+    const b = await l.reserve(model, limits, 1);
+    expect(b.slotMs - a.slotMs).toBeCloseTo(1000 / (10 * (1 - LIMITER_TUNING.marginStart)), 2);
   });
 
   it('shares one schedule between limiters on separate connections with the same key, whatever their queue prefix, and not with another key', async () => {
@@ -251,7 +267,7 @@ describe('the shared rate limiter in Redis (reservations)', () => {
     const model = fresh();
     const limits: RateLimits = { rpm: 600, tpm: null };
     let late = 0;
-    const l = new SharedRateLimiter(redis, owner, { onLate: () => void late++ });
+    const l = new SharedRateLimiter(redis, owner, { tuning: { warmMs: 0 }, onLate: () => void late++ });
     // the next slot is 100 ms away (one reservation ahead of it)
     await l.reserve(model, limits, 1);
     // a busy event loop: 150 ms of synchronous work while the acquire sleeps
@@ -273,7 +289,7 @@ describe('the shared rate limiter in Redis (reservations)', () => {
     let repaced = 0;
     // every 429 is taken for the quota (none for the margin), halving the rate at most
     const l = new SharedRateLimiter(redis, owner, {
-      tuning: { quotaRefused: 1, quotaShare: 0 },
+      tuning: { quotaRefused: 1, quotaShare: 0, warmMs: 0 },
       onRepaced: () => void repaced++,
     });
     const first = await l.reserve(model, limits, 1);
@@ -300,7 +316,7 @@ describe('the shared rate limiter in Redis (reservations)', () => {
     const model = fresh();
     const limits: RateLimits = { rpm: 60, tpm: null };
     let late = 0;
-    const l = new SharedRateLimiter(redis, owner, { onLate: () => void late++ });
+    const l = new SharedRateLimiter(redis, owner, { tuning: { warmMs: 0 }, onLate: () => void late++ });
     await l.reserve(model, limits, 1);
     const a = await l.acquire(model, limits, 1, undefined, { leadMs: 300 });
     const resolvedAt = performance.now();

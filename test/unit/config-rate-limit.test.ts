@@ -32,6 +32,8 @@ describe("the shared limiter's settings", () => {
         RATE_LIMIT_PROBE_STEP: '0.02',
         RATE_LIMIT_PROBE_EVERY_MS: '5000',
         RATE_LIMIT_LATE_WIDEN: '0.2',
+        RATE_LIMIT_WARM_MS: '0',
+        RATE_LIMIT_WARM_MARGIN: '0.2',
       }),
     );
     expect(t).toEqual({
@@ -47,6 +49,8 @@ describe("the shared limiter's settings", () => {
       probeStep: 0.02,
       probeEveryMs: 5000,
       lateWiden: 0.2,
+      warmMs: 0,
+      warmMargin: 0.2,
     });
   });
 
