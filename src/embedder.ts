@@ -9,6 +9,7 @@ import { DEFAULT_BASE_URL, EMBEDDING_PATH } from './api.js';
 import type { ApiContent, ApiErrorBody, ApiParameters, ApiSuccessBody, EmbeddingType } from './api.js';
 import { EmbeddingApiError, networkError } from './errors.js';
 import { redact as redactText } from './redact.js';
+import type { SendThread } from './send-thread.js';
 
 export interface EmbedRequest {
   readonly model: string;
@@ -35,6 +36,17 @@ export interface EmbedResult {
 /** A request made ready to go (its body serialized): sending it does nothing more before the bytes leave. */
 export interface PreparedEmbed {
   send(signal?: AbortSignal): Promise<EmbedResult>;
+  /**
+   * Sends at a slot from a thread of its own (send-thread.ts): not before `dueAt`
+   * (performance.now() ms), and not at all once more than `toleranceMs` after it, which
+   * resolves `{ late }` instead. Optional: `send` is used when absent.
+   */
+  sendAt?(at: SendSlot, signal?: AbortSignal): Promise<EmbedResult | { readonly late: number }>;
+}
+
+export interface SendSlot {
+  readonly dueAt: number;
+  readonly toleranceMs: number;
 }
 
 /** What the pipeline needs from an embedding service (a fake implements it in unit tests). */
@@ -54,6 +66,8 @@ export interface ClientOptions {
   readonly baseUrl?: string;
   /** Per-request timeout; the server's own limit is 300 s. @defaultValue 120000 */
   readonly timeoutMs?: number;
+  /** Sends timed requests (`sendAt`) from a thread of their own. @defaultValue none: `prepare` gives `send` only */
+  readonly sendThread?: SendThread;
 }
 
 const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
@@ -148,7 +162,36 @@ export class DashScopeClient implements Embedder {
       input: { contents: request.contents },
       parameters: request.parameters ?? {},
     });
-    return { send: (signal) => this.post(request, body, signal) };
+    const thread = this.options.sendThread;
+    return {
+      send: (signal) => this.post(request, body, signal),
+      ...(thread
+        ? { sendAt: (at: SendSlot, signal?: AbortSignal) => this.postAt(thread, request, body, at, signal) }
+        : {}),
+    };
+  }
+
+  private headers(): Record<string, string> {
+    return { authorization: `Bearer ${this.options.apiKey}`, 'content-type': 'application/json' };
+  }
+
+  private async postAt(
+    thread: SendThread,
+    request: EmbedRequest,
+    body: string,
+    at: SendSlot,
+    signal?: AbortSignal,
+  ): Promise<EmbedResult | { late: number }> {
+    const out = await thread.post(
+      { url: this.endpoint, headers: this.headers(), body, ...at, timeoutMs: this.timeoutMs },
+      signal,
+    );
+    if (out.kind === 'late') return { late: out.lateMs };
+    if (out.kind === 'error') {
+      if (out.timeout) throw networkError('Timeout', `no answer within ${this.timeoutMs} ms`);
+      throw networkError('NetworkError', redactText(out.cause, [this.options.apiKey]));
+    }
+    return this.answer(request, out.status, out.retryAfter, out.text);
   }
 
   /** Node's fetch keeps connections alive between requests, so a request's send is not a TCP handshake. */
@@ -159,7 +202,7 @@ export class DashScopeClient implements Embedder {
     try {
       response = await fetch(this.endpoint, {
         method: 'POST',
-        headers: { authorization: `Bearer ${this.options.apiKey}`, 'content-type': 'application/json' },
+        headers: this.headers(),
         body,
         signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
       });
@@ -170,23 +213,28 @@ export class DashScopeClient implements Embedder {
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
       throw networkError('NetworkError', cause?.code ?? cause?.message ?? (err as Error).message);
     }
+    return this.answer(request, response.status, response.headers.get('retry-after'), text);
+  }
+
+  /** An answer, however it was sent: its vectors, or the EmbeddingApiError it is. */
+  private answer(request: EmbedRequest, status: number, retryAfterHeader: string | null, text: string): EmbedResult {
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
     } catch {
       parsed = undefined;
     }
-    if (!response.ok) {
+    if (status < 200 || status > 299) {
       const e = isObject(parsed) ? (parsed as Partial<ApiErrorBody>) : {};
       // A server or gateway may echo the Authorization header back, a provider the presigned
       // URL it could not download: neither the key nor a signature goes into the error.
       const redact = (s: string): string => redactText(s, [this.options.apiKey]);
       throw new EmbeddingApiError({
-        status: response.status,
-        code: typeof e.code === 'string' && e.code ? e.code : `HTTP${response.status}`,
+        status,
+        code: typeof e.code === 'string' && e.code ? e.code : `HTTP${status}`,
         message: typeof e.message === 'string' ? redact(e.message) : redact(text).slice(0, 200),
         requestId: typeof e.request_id === 'string' ? e.request_id : undefined,
-        retryAfterSeconds: retryAfter(response.headers.get('retry-after')),
+        retryAfterSeconds: retryAfter(retryAfterHeader),
       });
     }
     if (parsed === undefined)

@@ -2,7 +2,17 @@
  * The shared rate limiter's side in Redis: the scheduler (GCRA reservations on Redis's
  * clock) and the controller (adaptive margin, AIMD learned rate), as Lua scripts over one
  * hash per account and model, and the tuning they run with. rate-limit.ts is the client
- * that calls them; its header describes the behaviour.
+ * that calls them.
+ * - Slots: `1 / (rate x (1 - margin))` apart (a warm start's first seconds wider); tokens
+ *   on a second schedule at TPM / 60 x (1 - margin / 3): tokens are counted per minute.
+ * - Margin: a 429 when few came in the last minute is our own pacing too tight: +2 points
+ *   (at most 25%), then -0.5 every 30 s, never below 3%. Many late wake-ups widen it too.
+ * - Rate (AIMD): more 429s say the account gets less than believed: the rate falls to the
+ *   successes per second of the last minute (to 50-95% of what it was), then after a
+ *   minute without a 429 probes up by 1% of the believed rate every 15 s, never above it.
+ *   Each change starts an epoch: 429s of requests reserved before it change nothing more.
+ * - Retry-After, when the provider sends one, holds every slot until then.
+ * (Every constant is in LIMITER_TUNING and a RATE_LIMIT_* setting.)
  *
  * State, one hash per account and model: `mm-ingest:rl:{account}:{model}` where `account`
  * is the first 16 hex digits of the SHA-256 of the API's base URL and the API key (never
@@ -16,7 +26,6 @@
  * and 429s in each second of the last minute, as "second:count"). The hash expires after 6 hours unused.
  */
 import { createHash } from 'node:crypto';
-import { DEFAULT_BASE_URL } from './api.js';
 
 /**
  * The controller's constants; the worker sets them from RATE_LIMIT_* (config-rate-limit.ts).
@@ -29,12 +38,7 @@ export const LIMITER_TUNING = {
   marginWiden: 0.02,
   marginNarrow: 0.005,
   marginNarrowEveryMs: 30_000,
-  /**
-   * The token schedule's margin as a share of the request margin. The provider counts
-   * tokens per minute, where a request's few ms of arrival jitter are nothing against
-   * 60 s: the token margin only has to cover the estimate's error, and a third of 3% (1%)
-   * leaves 2 more points of the token quota used.
-   */
+  /** Token margin / request margin: against a minute, arrival jitter is nothing; the estimate's error is left. */
   tokenMarginShare: 1 / 3,
   /** 429s in the last minute, and their share of the answers, from which the quota is taken to be lower than believed. */
   quotaRefused: 3,
@@ -49,11 +53,9 @@ export const LIMITER_TUNING = {
    */
   lateWiden: 0.1,
   /**
-   * For `warmMs` after the start of an activity (the first reservation after a minute
-   * without any), request slots are spaced with at least `warmMargin`: new connections,
-   * TLS handshakes and starting processes delay the first requests' arrival far more
-   * than a steady run's jitter (88 ms measured against 1.5 ms), and one of them arriving
-   * that late crowds a provider second.
+   * For `warmMs` from the start of an activity (after a minute without requests), slots are
+   * spaced with at least `warmMargin`: new connections and starting processes delay the
+   * first arrivals far more than a steady run's jitter (88 ms measured against 1.5 ms).
    */
   warmMs: 3000,
   warmMargin: 0.1,
@@ -281,21 +283,3 @@ export const SCRIPTS = {
   release: script(RELEASE),
   state: script(STATE),
 };
-
-/** Whose quota: the API key, at the endpoint it is used with (a region's quota is its own). */
-export interface QuotaOwner {
-  readonly apiKey: string;
-  /** The API's base URL. @defaultValue DEFAULT_BASE_URL (api.ts) */
-  readonly baseUrl?: string;
-}
-
-/** The account part of the limiter's keys: a digest of the endpoint and the API key, never the key. */
-export function accountId(owner: QuotaOwner): string {
-  const base = (owner.baseUrl ?? DEFAULT_BASE_URL).replace(/\/+$/, '');
-  return createHash('sha256').update(`${base}\n${owner.apiKey}`).digest('hex').slice(0, 16);
-}
-
-/** The limiter's hash for an account and a model. */
-export function limiterKey(owner: QuotaOwner, model: string): string {
-  return `mm-ingest:rl:${accountId(owner)}:${model}`;
-}

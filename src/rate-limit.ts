@@ -1,93 +1,41 @@
 /**
- * The shared rate limiter: every worker process on every machine that uses the same API
- * key reserves a send time here before each API request, so that together they stay under
- * the model's requests per second (RPM / 60), requests per minute and tokens per minute,
- * and as close under them as is safe.
+ * The shared rate limiter's client: every worker process on every machine that uses the
+ * same API key reserves a send time here before each API request, so that together they
+ * stay under the model's requests per second (RPM / 60), requests per minute and tokens
+ * per minute, as close under them as is safe.
  *
- * Reservations, not polling (virtual scheduling, the GCRA of ATM networks): one Lua script,
- * on Redis's clock, hands each request the next free slot and moves the schedule on; the
- * worker then sleeps locally until its slot. One round trip a request, O(1) work in Redis
- * (a handful of hash fields, no log of the minute's requests), slots in the order asked
- * (FIFO), and no crowd of waiters asking again and again.
- * - Requests: slots `1 / (rate x (1 - margin))` apart; `rate` starts at RPM / 60 and is
- *   what the limiter has learned of the account's real quota (below).
- * - Tokens: a second schedule at `TPM / 60 x (1 - margin)` tokens a second. A request
- *   waits until the tokens before it have drained, less a tolerance of what a second and a
- *   minute of the margin leave: in any minute at most TPM go out (a request bigger than the
- *   minute's margin waits for an empty schedule). The estimate reserved is corrected with
- *   the answer's `usage` (refund or debit), sent along with this worker's next
- *   reservation (or within a second when none comes), so settling costs no round trip.
- *
- * Adaptation, shared by every worker through the same hash:
- * - Margin: starts at 3%. A 429 when fewer than 3 came in the last minute, or fewer than 20%
- *   of the answers, is taken to be our own pacing too tight (the requests' arrival jitter
- *   ate the margin): the margin widens by 2 points (at most 25%); it narrows by half a
- *   point every 30 s without a widening, never below 3%. A worker that wakes up later than
- *   half the margin's slack after its slot (a busy event loop) gives the slot back and
- *   reserves another, rather than crowd the requests after it (rate-limit-clock.ts: why
- *   that much lateness is safe, and how a slot in Redis's clock is placed on ours).
- * - Rate (AIMD): more 429s than that say the account gets less than we believe (its quota
- *   is shared by every key, workspace and application of the account). The rate falls to
- *   what the provider accepted in the last minute (successes per second over up to 60 s),
- *   at most to 95% and at least to 50% of what it was: a multiplicative decrease. After a
- *   minute without a 429 it probes up again by 1% of the believed rate every 15 s (additive
- *   increase), never above RPM / 60. Each change starts an epoch: the 429s of requests
- *   reserved before it (already in flight) change nothing more.
- * - Retry-After, when the provider sends one, holds every slot until then.
- *
- * State: one hash per account and model, described in rate-limit-scripts.ts.
+ * Reservations, not polling (virtual scheduling, the GCRA of ATM networks): one Lua script
+ * (rate-limit-scripts.ts, which also describes the adaptive margin, the learned rate and
+ * the warm start) hands each request the next free slot on Redis's clock; the worker
+ * sleeps locally until it. One round trip a request, O(1) work in Redis, slots in the
+ * order asked. Here, around that wait:
+ * - the slot is placed on this process's clock, never early (rate-limit-clock.ts);
+ * - a wake-up later than half the slot's slack gives the slot back and takes another,
+ *   rather than crowd the requests after it into a provider second;
+ * - a slot handed out before the learned rate fell (429s from other requests meanwhile)
+ *   is given back and one taken at the new pace, rather than sent to be refused;
+ * - with `leadMs`, the wait ends that long before the slot and a sender of its own waits
+ *   out the rest (send-thread.ts), with `late()` for when it could not make it;
+ * - token estimates are corrected with the answer's `usage`, carried by the next
+ *   reservation (or within a second), so settling costs no round trip;
+ * - a 429 is reported (`throttled`): the script widens the margin or lowers the rate.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Cluster, Redis } from 'ioredis';
 import { RedisClock, lateToleranceMs } from './rate-limit-clock.js';
-import { LIMITER_TUNING, SCRIPTS, limiterKey, tuningArgs } from './rate-limit-scripts.js';
-import type { LimiterTuning, QuotaOwner, Script } from './rate-limit-scripts.js';
+import { LIMITER_TUNING, SCRIPTS, tuningArgs } from './rate-limit-scripts.js';
+import type { LimiterTuning, Script } from './rate-limit-scripts.js';
+import { limiterKey } from './rate-limit-types.js';
 
 import type { Acquired, RateLimits, RequestGate } from './request-gate.js';
+import type { LimiterState, QuotaOwner, Reservation, SharedLimiterOptions } from './rate-limit-types.js';
 
-export { LIMITER_TUNING, accountId, limiterKey } from './rate-limit-scripts.js';
+export { LIMITER_TUNING } from './rate-limit-scripts.js';
+export { accountId, limiterKey } from './rate-limit-types.js';
 export { OPEN_GATE } from './request-gate.js';
 export type { Acquired, RateLimits, RequestGate } from './request-gate.js';
-export type { LimiterTuning, QuotaOwner } from './rate-limit-scripts.js';
-
-export interface Reservation {
-  readonly waitMs: number;
-  readonly slotMs: number;
-  readonly epoch: number;
-  readonly ticket: string;
-  readonly learnedRpm: number;
-  readonly margin: number;
-  /** Tokens reserved (the estimate, rounded). */
-  readonly tokens: number;
-  /** The request schedule's end this reservation left (Redis's text of it): a give-back checks it is still so. */
-  readonly end: string;
-}
-
-/** What the limiter believes of one model's quota now. */
-export interface LimiterState {
-  /** Requests per minute it paces at before the margin (the learned rate x 60). */
-  readonly learnedRpm: number;
-  /** The believed (configured or documented) requests per minute: the learned rate's ceiling. */
-  readonly believedRpm: number;
-  readonly margin: number;
-  /** Reservations made so far, and the tokens they hold after corrections. */
-  readonly reservations: number;
-  readonly tokens: number;
-  readonly last429At?: number;
-}
-
-export interface SharedLimiterOptions {
-  /** How long settlements wait for a reservation to carry them. @defaultValue 1,000 ms (a busy worker reserves more often) */
-  readonly flushAfterMs?: number;
-  /** @defaultValue LIMITER_TUNING */
-  readonly tuning?: Partial<LimiterTuning>;
-  /** Called with every reservation's view of the learned rate and margin (metrics). */
-  readonly onState?: (model: string, state: { learnedRpm: number; margin: number }) => void;
-  /** Called when a request woke too late for its slot and took a new one. */
-  readonly onLate?: (model: string) => void;
-  /** Called when a request's slot was paced faster than the rate learned since, and it took a new one. */
-  readonly onRepaced?: (model: string) => void;
-}
+export type { LimiterTuning } from './rate-limit-scripts.js';
+export type { LimiterState, QuotaOwner, Reservation, SharedLimiterOptions } from './rate-limit-types.js';
 
 interface Pending {
   tokens: number;
@@ -142,7 +90,7 @@ export class SharedRateLimiter implements RequestGate {
     late = 0,
   ): Promise<Acquired> {
     let wasLate = giveBack !== undefined;
-    for (let repaced = 0; ; ) {
+    for (let repaced = 0; ;) {
       const r = await this.reserve(model, limits, tokens, giveBack, wasLate);
       // never before the slot: its local time plus what the clock estimate may be off by
       const due = this.clock.dueAt(r.slotMs, performance.now());
@@ -168,8 +116,7 @@ export class SharedRateLimiter implements RequestGate {
       // woken too late (a busy event loop): sent now, it would crowd the N-th slot after
       // it into the provider's second (rate-limit-clock.ts); the slot is given back
       // instead (taken back only if nobody reserved after it) and a new one taken
-      const toleranceMs =
-        late >= this.tuning.lateRetries ? Infinity : lateToleranceMs(r.margin, this.tuning.lateShare);
+      const toleranceMs = late >= this.tuning.lateRetries ? Infinity : lateToleranceMs(r.margin, this.tuning.lateShare);
       if (performance.now() - due <= toleranceMs) {
         const acquired = { waitedMs: performance.now() - started, ticket: r.ticket };
         if (leadMs <= 0) return acquired;

@@ -211,9 +211,11 @@ describe('sending a planned request', () => {
         },
       }),
     };
-    const vectors = await new ApiCaller({ embedder, gate, resign: () => Promise.resolve(undefined) }, model, opts).embed(
-      request(['a', 'b']),
-    );
+    const vectors = await new ApiCaller(
+      { embedder, gate, resign: () => Promise.resolve(undefined) },
+      model,
+      opts,
+    ).embed(request(['a', 'b']));
     expect(vectors.done).toHaveLength(2);
     expect(vectors.refused).toHaveLength(0);
     expect(events).toEqual([

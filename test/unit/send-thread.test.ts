@@ -52,7 +52,12 @@ describe('the send thread', () => {
     expect(got?.at).toBeGreaterThanOrEqual(dueAt);
     expect(got?.auth).toBe('Bearer sk-send-thread-test');
     expect(got?.body).toBe('{"path":"/ok"}');
-    expect(out).toMatchObject({ kind: 'answer', status: 200, retryAfter: null, text: '{"echo":"{\\"path\\":\\"/ok\\"}"}' });
+    expect(out).toMatchObject({
+      kind: 'answer',
+      status: 200,
+      retryAfter: null,
+      text: '{"echo":"{\\"path\\":\\"/ok\\"}"}',
+    });
     const throttled = await thread.post(post('/throttled', 0));
     expect(throttled).toMatchObject({ kind: 'answer', status: 429, retryAfter: '7' });
   });
