@@ -95,7 +95,7 @@ export function createPrometheusMetrics(registry: Registry, options: PrometheusO
   });
   const margin = new Gauge({
     name: 'mm_ingest_rate_limit_margin',
-    help: "The shared limiter's margin under the learned rate (0.03 = 3%)",
+    help: "The shared limiter's margin under the learned rate (0.025 = 2.5%)",
     labelNames: ['model'] as const,
     registers,
   });

@@ -12,7 +12,7 @@
  *
  * How late a slot may still be used. Slots are s = 1000 / (rate x (1 - margin)) ms apart,
  * so N = rate consecutive slots span N x s = 1000 + S ms, S = 1000 x margin / (1 - margin)
- * (31 ms at 3%). The provider counts at most N requests in any 1 s (the simulator: a
+ * (26 ms at 2.5%, 31 ms at 3%). The provider counts at most N requests in any 1 s (the simulator: a
  * sliding window, src/simulator/ratelimit.ts). Request i arriving d_i >= 0 after its slot
  * and request i + N arriving d_{i+N} >= 0 after its own are 1000 + S + d_{i+N} - d_i >=
  * 1000 apart whenever d_i <= S: a request up to S late crowds no later request that is on

@@ -6,7 +6,7 @@
  * - Slots: `1 / (rate x (1 - margin))` apart (a warm start's first seconds wider); tokens
  *   on a second schedule at TPM / 60 x (1 - margin / 3): tokens are counted per minute.
  * - Margin: a 429 when few came in the last minute is our own pacing too tight: +2 points
- *   (at most 25%), then -0.5 every 30 s, never below 3%. Many late wake-ups widen it too.
+ *   (at most 25%), then -0.5 every 30 s, never below 2.5%. Many late wake-ups widen it too.
  * - Rate (AIMD): more 429s say the account gets less than believed: the rate falls to the
  *   successes per second of the last minute (to 50-95% of what it was), then after a
  *   minute without a 429 probes up by 1% of the believed rate every 15 s, never above it.
@@ -32,8 +32,8 @@ import { createHash } from 'node:crypto';
  * Margins are fractions of the learned rate; times are ms.
  */
 export const LIMITER_TUNING = {
-  marginStart: 0.03,
-  marginMin: 0.03,
+  marginStart: 0.025,
+  marginMin: 0.025,
   marginMax: 0.25,
   marginWiden: 0.02,
   marginNarrow: 0.005,
@@ -166,12 +166,15 @@ local cost = 0
 if tps > 0 then
   local rho = tokenRate()
   cost = tokens / rho
-  -- the tokens before this request must have drained, less a second's and (for a request
-  -- that fits in it) a minute's share of the margin
+  -- a token bucket of the minute's margin (TPM x mt tokens, tolMin ms of the schedule):
+  -- the request goes once the tokens before it, plus its own beyond the bucket, have
+  -- drained, so no 60 s carries more than TPM x mt + 60 s x rho = TPM, counting each
+  -- request's tokens when it starts (a request bigger than the bucket waits past the
+  -- drain); and at most a second's share of the margin early
   local mt = tokenMargin()
   local tolSec = 1000 * mt / (1 - mt)
   local tolMin = 60000 * mt / (1 - mt)
-  slot = math.max(slot, tt + math.max(-tolSec, math.min(cost, tolMin) - tolMin))
+  slot = math.max(slot, tt + math.max(-tolSec, cost - tolMin))
 end
 -- ARGV[24], ARGV[25]: the warm start's length and margin (LIMITER_TUNING.warmMs)
 local spacing = m

@@ -5,7 +5,7 @@
  * the pacing benchmark, the worker's loop stalls 20 ms at the 99th percentile and up to
  * 115 ms, and a stall between the slot and the socket write moves the request's arrival
  * at the provider by as much: a few such arrivals a run crowd a provider second and come
- * back 429 (rate-limit-clock.ts: a 3% margin tolerates 31 ms).
+ * back 429 (rate-limit-clock.ts: a 2.5% margin tolerates 26 ms).
  *
  * The main thread still waits for its slot, checks it (a lower learned rate, a late
  * wake-up) and hands the request over `leadMs` before it is due. The thread, whose loop

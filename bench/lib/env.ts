@@ -75,6 +75,9 @@ export async function startBenchEnv(latency: Latency, modelOverrides: string): P
       String(latency.perInputMs),
       '--jitter-ms',
       String(latency.jitterMs),
+      // the pacing rows say when their 429s came (bench/scenarios/pacing.ts)
+      '--capture-requests',
+      '2000',
     ],
     base,
   );

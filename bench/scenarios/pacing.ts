@@ -42,6 +42,18 @@ export interface PacingRow {
   objectsFailed: number;
   /** The limiter's learned rate at the end (requests per minute), when it reports one. */
   learnedRpm?: number;
+  /** When the 429s came: seconds from the row's first request (the simulator's request log). */
+  throttledAtS?: number[];
+}
+
+/** Seconds from the first embedding request of the simulator's log to each of its 429s. */
+async function throttleTimes(env: BenchEnv): Promise<number[] | undefined> {
+  const r = await fetch(`${env.simUrl}/_sim/requests`);
+  if (!r.ok) return undefined;
+  const { requests } = (await r.json()) as { requests: { at: string; path: string; answer?: { status: number } }[] };
+  const api = requests.filter((q) => q.path.includes('multimodal-embedding'));
+  const first = Math.min(...api.map((q) => Date.parse(q.at)));
+  return api.filter((q) => q.answer?.status === 429).map((q) => Math.round((Date.parse(q.at) - first) / 100) / 10);
 }
 
 export interface PacingHooks {
@@ -93,6 +105,7 @@ async function row(
     await series.stop();
     const stats = await env.simStats();
     const learnedRpm = await hooks.learnedRpm?.();
+    const throttledAtS = await throttleTimes(env);
     await w.stop();
     const first = series.firstActivity() ?? 0;
     const to = series.lastBacklog(1) ?? series.since(doneAt);
@@ -119,10 +132,12 @@ async function row(
       objectsIndexed: run.counters.objectsIndexed,
       objectsFailed: run.counters.objectsFailed,
       ...(learnedRpm === undefined ? {} : { learnedRpm }),
+      ...(throttledAtS === undefined ? {} : { throttledAtS }),
     };
     log(
       `  pacing ${label}: ${result.inputsPerS.toFixed(1)} inputs/s of ${ceiling.toFixed(1)} (${(result.ratio * 100).toFixed(1)}%; whole run ${(result.wholeRatio * 100).toFixed(1)}%), ` +
-        `${stats.accepted} requests, ${throttled} 429s (${(result.throttledShare * 100).toFixed(1)}%)${learnedRpm === undefined ? '' : `, learned ${learnedRpm.toFixed(0)} RPM`}`,
+        `${stats.accepted} requests, ${throttled} 429s (${(result.throttledShare * 100).toFixed(1)}%)${learnedRpm === undefined ? '' : `, learned ${learnedRpm.toFixed(0)} RPM`}` +
+        (throttledAtS?.length ? ` (429s at ${throttledAtS.join(', ')} s)` : ''),
     );
     return result;
   } finally {

@@ -95,7 +95,7 @@ describe('the shared rate limiter in Redis (reservations)', () => {
     const stranger = new SharedRateLimiter(redis, { apiKey: `${apiKey}-other`, baseUrl: owner.baseUrl });
     const first = await a.reserve(model, limits, 1);
     const second = await b.reserve(model, limits, 1);
-    expect(second.slotMs - first.slotMs).toBeCloseTo(1000 / (10 * 0.97), 2);
+    expect(second.slotMs - first.slotMs).toBeCloseTo(1000 / (10 * (1 - LIMITER_TUNING.marginStart)), 2);
     const elsewhere = await stranger.reserve(model, limits, 1);
     expect(elsewhere.waitMs).toBe(0);
     // the key holds a digest, never the API key
@@ -153,9 +153,11 @@ describe('the shared rate limiter in Redis (reservations)', () => {
 
   it('paces tokens at TPM/60 x (1 - a third of the margin) a second, and a refund or debit moves the next slot by the tokens corrected', async () => {
     const model = fresh();
-    const limits: RateLimits = { rpm: null, tpm: 60_000 };
+    // requests small against the minute's margin (970 tokens of TPM x margin / 3 = 5,000)
+    const limits: RateLimits = { rpm: null, tpm: 600_000 };
     const l = limiter();
-    const rho = (60_000 / 60) * 0.99; // tokens a second: the token margin is a third of the request margin
+    // tokens a second: the token margin is a third of the request margin
+    const rho = (600_000 / 60) * (1 - LIMITER_TUNING.marginStart * LIMITER_TUNING.tokenMarginShare);
     const r1 = await l.reserve(model, limits, 970);
     const r2 = await l.reserve(model, limits, 970);
     const r3 = await l.reserve(model, limits, 970);
@@ -176,23 +178,44 @@ describe('the shared rate limiter in Redis (reservations)', () => {
     expect(r5.slotMs - r4.slotMs).toBeCloseTo((1455 / rho) * 1000, 2);
   });
 
+  it('holds a request bigger than the minute margin until its excess has drained, so no 60 s carries more than TPM', async () => {
+    const model = fresh();
+    // three 1,024-token videos under 2,500 TPM: the minute's margin is 2,500 x mt tokens
+    const limits: RateLimits = { rpm: null, tpm: 2500 };
+    const l = limiter();
+    const mt = LIMITER_TUNING.marginStart * LIMITER_TUNING.tokenMarginShare;
+    const rho = (2500 / 60) * (1 - mt);
+    const [a, b, c] = [
+      await l.reserve(model, limits, 1024),
+      await l.reserve(model, limits, 1024),
+      await l.reserve(model, limits, 1024),
+    ];
+    // each waits for the one before to drain plus its own tokens beyond the bucket of 2,500 x mt
+    const apart = ((2 * 1024 - 2500 * mt) / rho) * 1000;
+    expect(b!.slotMs - a!.slotMs).toBeCloseTo(apart, 0);
+    expect(c!.slotMs - b!.slotMs).toBeCloseTo(apart, 0);
+    // counting each request's tokens at its start, the third is more than 60 s after the first
+    expect(c!.slotMs - a!.slotMs).toBeGreaterThan(60_000);
+  });
+
   it('widens the margin after a 429 at the believed rate, ignores 429s of earlier reservations, and narrows it again while none come', async () => {
     const model = fresh();
     const limits: RateLimits = { rpm: 600, tpm: null };
     const l = limiter({ marginNarrowEveryMs: 300 });
+    const widened = LIMITER_TUNING.marginStart + LIMITER_TUNING.marginWiden;
     const a = await l.reserve(model, limits, 1);
     const b = await l.reserve(model, limits, 1);
     await l.throttled(model, a.ticket);
     let s = await l.state(model, limits);
-    expect(s?.margin).toBeCloseTo(0.05, 4);
+    expect(s?.margin).toBeCloseTo(widened, 4);
     expect(s?.learnedRpm).toBe(600);
     // b was reserved before the margin widened: its 429 is the same event, not a second one
     await l.throttled(model, b.ticket);
     s = await l.state(model, limits);
-    expect(s?.margin).toBeCloseTo(0.05, 4);
+    expect(s?.margin).toBeCloseTo(widened, 4);
     expect(s?.learnedRpm).toBe(600);
     const c = await l.reserve(model, limits, 1);
-    expect(c.margin).toBeCloseTo(0.05, 4);
+    expect(c.margin).toBeCloseTo(widened, 4);
     await sleep(700);
     // two narrowing periods have passed: half a point each, never below the start
     const d = await l.reserve(model, limits, 1);
@@ -213,7 +236,10 @@ describe('the shared rate limiter in Redis (reservations)', () => {
     await l.throttled(model, (await l.reserve(model, limits, 1)).ticket);
     await other2.throttled(model, (await other2.reserve(model, limits, 1)).ticket);
     expect((await l.state(model, limits))?.learnedRpm).toBe(6000);
-    expect((await l.state(model, limits))?.margin).toBeCloseTo(0.07, 4);
+    expect((await l.state(model, limits))?.margin).toBeCloseTo(
+      LIMITER_TUNING.marginStart + 2 * LIMITER_TUNING.marginWiden,
+      4,
+    );
     // a third, with 3 of 13 answers refused (over 20%): the quota
     const t2 = await other2.reserve(model, limits, 1);
     await other2.throttled(model, t2.ticket);
@@ -260,7 +286,7 @@ describe('the shared rate limiter in Redis (reservations)', () => {
     const s = await l.state(model, limits);
     // 4 of 104 answers: under 20%, so four widenings and the believed rate kept
     expect(s?.learnedRpm).toBe(6000);
-    expect(s?.margin).toBeCloseTo(0.03 + 4 * 0.02, 4);
+    expect(s?.margin).toBeCloseTo(LIMITER_TUNING.marginStart + 4 * LIMITER_TUNING.marginWiden, 4);
   });
 
   it('leaves a slot unused and takes another when the worker wakes up too late for it', async () => {
@@ -323,7 +349,8 @@ describe('the shared rate limiter in Redis (reservations)', () => {
     expect(a.slot).toBeDefined();
     // resolved ahead of the slot (by about the lead), and told how late the slot may be used
     expect(a.slot!.dueAt).toBeGreaterThan(resolvedAt);
-    expect(a.slot!.toleranceMs).toBeCloseTo((LIMITER_TUNING.lateShare * 1000 * 0.03) / 0.97, 6);
+    const m = LIMITER_TUNING.marginStart;
+    expect(a.slot!.toleranceMs).toBeCloseTo((LIMITER_TUNING.lateShare * 1000 * m) / (1 - m), 6);
     // the sender found it could not make the slot: nobody reserved after it, so the slot
     // is taken back and handed out again, counted as a late wake-up
     const b = await a.late!();
