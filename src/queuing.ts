@@ -61,6 +61,30 @@ export type Queuer = (
   listed: { scanned: number; filteredOut: number },
 ) => Promise<Required<PageCounts>>;
 
+/** A page's entries looked up and grouped into jobs, not yet queued (QueuePhases.plan). */
+export interface QueuePlan {
+  readonly jobs: readonly Entry[][];
+  readonly skipped: readonly SkippedObject[];
+  readonly counts: Required<PageCounts>;
+}
+
+/**
+ * Queuing in two steps, so that a scan can look up and group one page while the page
+ * before is still being added (producer.ts): `plan` only reads (the points, for the
+ * incremental check); `commit` waits for room and writes (the jobs, the run's records,
+ * the skipped objects' old points). Plans may be made ahead; commits must run one at a
+ * time, in page order.
+ */
+export interface QueuePhases {
+  plan(
+    entries: readonly Entry[],
+    skipped: readonly SkippedObject[],
+    listed: { scanned: number; filteredOut: number },
+  ): Promise<QueuePlan>;
+  /** Waits for room in the queue, then `room` resolves and the jobs are added; resolves with the page's counts. */
+  commit(plan: QueuePlan, room?: { onRoom(): void }): Promise<Required<PageCounts>>;
+}
+
 /**
  * Queues a page's entries (a scan's page, a stage walk's chunk, a list of keys): in
  * incremental mode, only those whose points are missing, incomplete or out of date;
@@ -68,6 +92,11 @@ export type Queuer = (
  * may have been embedded before). Returns the page's counts; the caller records the page.
  */
 export function entryQueuer(deps: QueueDeps, opts: QueueOptions): Queuer {
+  const phases = queuePhases(deps, opts);
+  return async (entries, skipped, listed) => phases.commit(await phases.plan(entries, skipped, listed));
+}
+
+export function queuePhases(deps: QueueDeps, opts: QueueOptions): QueuePhases {
   const mode = opts.mode ?? 'incremental';
   const { settings } = opts;
   const batcher = new Batcher({
@@ -79,7 +108,7 @@ export function entryQueuer(deps: QueueDeps, opts: QueueOptions): Queuer {
   });
   const idOf = (e: Entry): { key: string; etag: string } =>
     'unit' in e ? { key: unitPointKey(e.unit), etag: e.unit.etag } : e.object;
-  return async (entries, skipped, listed) => {
+  const plan: QueuePhases['plan'] = async (entries, skipped, listed) => {
     let changes: Map<string, Change> | undefined;
     if (mode === 'incremental') {
       const singles = entries.filter((e) => !('unit' in e)).map(idOf);
@@ -90,10 +119,15 @@ export function entryQueuer(deps: QueueDeps, opts: QueueOptions): Queuer {
         ...(await classifyChanges(deps.vectors, collection, opts.bucket, units, unitParamsHash(settings))),
       ]);
     }
-    const change = (e: Entry): Change => changes?.get(idOf(e).key) ?? 'new';
-    const objectsOf = (c: Change): number =>
-      entries.filter((e) => change(e) === c).reduce((n, e) => n + entryObjects(e).length, 0);
-    const toQueue = entries.filter((e) => change(e) !== 'unchanged');
+    // one pass: each entry's change, the objects of each kind, the entries to queue
+    const objects = { new: 0, changed: 0, unchanged: 0 };
+    const toQueue: Entry[] = [];
+    for (const e of entries) {
+      const c = changes?.get(idOf(e).key) ?? 'new';
+      objects[c] += entryObjects(e).length;
+      if (c !== 'unchanged') toQueue.push(e);
+    }
+    // (synchronous from here: plans made ahead never interleave in the batcher)
     const jobs: Entry[][] = [];
     for (const e of toQueue) {
       const closed = batcher.add(e);
@@ -101,9 +135,27 @@ export function entryQueuer(deps: QueueDeps, opts: QueueOptions): Queuer {
     }
     const last = batcher.flush();
     if (last) jobs.push(last);
-
+    return {
+      jobs,
+      skipped,
+      counts: {
+        scanned: listed.scanned,
+        skipped: skipped.length,
+        filteredOut: listed.filteredOut,
+        queuedObjects: objects.new + objects.changed,
+        jobsAdded: 0,
+        jobsDeduplicated: 0,
+        unchanged: changes ? objects.unchanged : 0,
+        new: objects.new,
+        changed: objects.changed,
+        seenMarked: 0,
+      },
+    };
+  };
+  const commit: QueuePhases['commit'] = async ({ jobs, skipped, counts }, room) => {
     // backpressure: the page's jobs wait for room in the queue (and the listing with them)
     await (deps.room ?? NO_BOUND).wait(jobs.length);
+    room?.onRoom();
     const queued = await enqueue(deps.queue, opts, jobs);
     const added = await deps.runs.newJobs(opts.runId, queued.jobIds);
     await follow(deps.runs, opts.runId, queued.followed);
@@ -121,19 +173,9 @@ export function entryQueuer(deps: QueueDeps, opts: QueueOptions): Queuer {
       opts.bucket,
       skipped.map((s) => s.object.key),
     );
-    return {
-      scanned: listed.scanned,
-      skipped: skipped.length,
-      filteredOut: listed.filteredOut,
-      queuedObjects: toQueue.reduce((n, e) => n + entryObjects(e).length, 0),
-      jobsAdded: added,
-      jobsDeduplicated: queued.followed.length,
-      unchanged: changes ? objectsOf('unchanged') : 0,
-      new: objectsOf('new'),
-      changed: objectsOf('changed'),
-      seenMarked: 0,
-    };
+    return { ...counts, jobsAdded: added, jobsDeduplicated: queued.followed.length };
   };
+  return { plan, commit };
 }
 
 /**
