@@ -111,7 +111,8 @@ export async function jobMemory(opts: { jobs: number; label: string }, log: (s: 
       if (key.startsWith(`${prefix}:embed:de:`)) return 'deduplication keys';
       if (key === `${prefix}:embed:events`) return 'events stream';
       if (key === waitKey) return 'wait list';
-      if (key.startsWith(`${prefix}:run:`)) return `run record ${key.slice(`${prefix}:run:${runId}`.length) || '(hash)'}`;
+      if (key.startsWith(`${prefix}:run:`))
+        return `run record ${key.slice(`${prefix}:run:${runId}`.length) || '(hash)'}`;
       return `other ${key.slice(prefix.length + 1)}`;
     };
     const families: JobMemory['families'] = {};
@@ -179,7 +180,8 @@ export async function jobMemoryMain(argv: readonly string[]): Promise<void> {
     return i >= 0 ? argv[i + 1] : undefined;
   };
   const jobs = Number(at('--jobs') ?? 3000);
-  if (!Number.isInteger(jobs) || jobs < 1) throw new Error(`--jobs must be a whole number of jobs, got ${at('--jobs')}`);
+  if (!Number.isInteger(jobs) || jobs < 1)
+    throw new Error(`--jobs must be a whole number of jobs, got ${at('--jobs')}`);
   const t0 = performance.now();
   const log = (s: string): void =>
     void process.stdout.write(`[${((performance.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${s}\n`);
