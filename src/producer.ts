@@ -23,8 +23,8 @@ import type { Composition, Entry } from './compose.js';
 import { prune } from './incremental.js';
 import type { ModelSpec } from './models.js';
 import type { ObjectStore } from './object-store.js';
-import { entryQueuer, queuePhases } from './queuing.js';
-import type { IndexMode, QueuePhases, QueuePlan, Queuer } from './queuing.js';
+import { queuePhases } from './queuing.js';
+import type { IndexMode, QueuePhases, QueuePlan } from './queuing.js';
 import type { PageCounts, RunStore } from './runs.js';
 import { scanPages } from './scanner.js';
 import type { ScannedObject, ScanPage, SkippedObject } from './scanner.js';
@@ -119,13 +119,16 @@ export async function produce(deps: ProduceDeps, opts: ProduceOptions): Promise<
       let roomed!: () => void;
       const room = new Promise<void>((resolve) => (roomed = resolve));
       committing = (async () => {
-        const counts = { ...(await phases.commit(plan, { onRoom: roomed })), seenMarked };
-        await deps.runs.pageDone(opts.runId, {
+        const { jobIds, ...counts } = await phases.commit(plan, { onRoom: roomed, pageRecordsJobs: true });
+        // the page's jobs are counted as the page is recorded, in one step
+        counts.jobsAdded = await deps.runs.pageDone(opts.runId, {
           ...counts,
+          seenMarked,
+          jobIds,
           ...(page.token !== undefined ? { pageToken: page.token } : {}),
           ...(page.nextToken !== undefined ? { nextToken: page.nextToken } : {}),
         });
-        add(counts);
+        add({ ...counts, seenMarked });
         total.pages += 1;
         deps.onPage?.({ pageNumber: page.pageNumber, scanned: total.scanned, jobsAdded: total.jobsAdded });
       })();
@@ -135,7 +138,7 @@ export async function produce(deps: ProduceDeps, opts: ProduceOptions): Promise<
     }
     await committing;
     committing = undefined;
-    if (compose) await queueStaged(deps, opts, compose, entryQueuer(deps, opts), add);
+    if (compose) await queueStaged(deps, opts, compose, phases, add);
   } catch (err) {
     // a page still being committed finishes (or fails) before the scan is marked failed
     await committing?.catch(() => undefined);
@@ -227,7 +230,7 @@ async function queueStaged(
   deps: ProduceDeps,
   opts: ProduceOptions,
   compose: Composition,
-  queueing: Queuer,
+  phases: QueuePhases,
   add: (counts: PageCounts) => void,
 ): Promise<void> {
   let chunk = 0;
@@ -241,9 +244,11 @@ async function queueStaged(
     }
     const seen = opts.prune ? entries.map((e) => ('unit' in e ? unitPointKey(e.unit) : e.object.key)) : [];
     await deps.runs.markSeen(opts.runId, seen);
-    const counts = { ...(await queueing(entries, skipped, { scanned: 0, filteredOut: 0 })), seenMarked: seen.length };
+    const plan = await phases.plan(entries, skipped, { scanned: 0, filteredOut: 0 });
+    const { jobIds, ...counts } = await phases.commit(plan, { pageRecordsJobs: true });
     chunk += 1;
-    await deps.runs.pageDone(opts.runId, { ...counts, pageToken: `compose:${chunk}` });
-    add(counts);
+    const page = { ...counts, seenMarked: seen.length };
+    page.jobsAdded = await deps.runs.pageDone(opts.runId, { ...page, jobIds, pageToken: `compose:${chunk}` });
+    add(page);
   }
 }

@@ -81,8 +81,16 @@ export interface QueuePhases {
     skipped: readonly SkippedObject[],
     listed: { scanned: number; filteredOut: number },
   ): Promise<QueuePlan>;
-  /** Waits for room in the queue, then `room` resolves and the jobs are added; resolves with the page's counts. */
-  commit(plan: QueuePlan, room?: { onRoom(): void }): Promise<Required<PageCounts>>;
+  /**
+   * Waits for room in the queue (then calls `onRoom`), adds the jobs and records the skips;
+   * resolves with the page's counts and the ids its jobs were added under. The jobs new to
+   * the run are counted here, unless `pageRecordsJobs`: the caller then hands the ids to
+   * RunStore.pageDone, which counts them as it records the page (and `jobsAdded` is 0).
+   */
+  commit(
+    plan: QueuePlan,
+    opts?: { onRoom?(): void; pageRecordsJobs?: boolean },
+  ): Promise<Required<PageCounts> & { jobIds: string[] }>;
 }
 
 /**
@@ -93,7 +101,10 @@ export interface QueuePhases {
  */
 export function entryQueuer(deps: QueueDeps, opts: QueueOptions): Queuer {
   const phases = queuePhases(deps, opts);
-  return async (entries, skipped, listed) => phases.commit(await phases.plan(entries, skipped, listed));
+  return async (entries, skipped, listed) => {
+    const { jobIds: _ids, ...counts } = await phases.commit(await phases.plan(entries, skipped, listed));
+    return counts;
+  };
 }
 
 export function queuePhases(deps: QueueDeps, opts: QueueOptions): QueuePhases {
@@ -152,12 +163,12 @@ export function queuePhases(deps: QueueDeps, opts: QueueOptions): QueuePhases {
       },
     };
   };
-  const commit: QueuePhases['commit'] = async ({ jobs, skipped, counts }, room) => {
+  const commit: QueuePhases['commit'] = async ({ jobs, skipped, counts }, how) => {
     // backpressure: the page's jobs wait for room in the queue (and the listing with them)
     await (deps.room ?? NO_BOUND).wait(jobs.length);
-    room?.onRoom();
+    how?.onRoom?.();
     const queued = await enqueue(deps.queue, opts, jobs);
-    const added = await deps.runs.newJobs(opts.runId, queued.jobIds);
+    const added = how?.pageRecordsJobs ? 0 : await deps.runs.newJobs(opts.runId, queued.jobIds);
     await follow(deps.runs, opts.runId, queued.followed);
     await deps.runs.recordItems(
       opts.runId,
@@ -173,7 +184,7 @@ export function queuePhases(deps: QueueDeps, opts: QueueOptions): QueuePhases {
       opts.bucket,
       skipped.map((s) => s.object.key),
     );
-    return { ...counts, jobsAdded: added, jobsDeduplicated: queued.followed.length };
+    return { ...counts, jobsAdded: added, jobsDeduplicated: queued.followed.length, jobIds: queued.jobIds };
   };
   return { plan, commit };
 }

@@ -58,6 +58,7 @@ describe('the overlapped scan', () => {
     ];
     const runs = new RunStore(env.redis, env.prefix);
     const queue = new Queue('embed', { connection: env.redis, prefix: env.prefix });
+    const requestsBefore = env.sim.requests().length;
     const s3 = await startS3Proxy(env.s3.endpoint);
     const redis = await startRedisHoldProxy(env.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
     let runId: string | undefined;
@@ -116,6 +117,7 @@ describe('the overlapped scan', () => {
     // every object's text reached the API exactly once
     const sent = env.sim
       .requests()
+      .slice(requestsBefore)
       .flatMap((r) =>
         ((r.body as { input?: { contents?: unknown[] } } | undefined)?.input?.contents ?? []).map((c) =>
           typeof c === 'string' ? c : JSON.stringify(c),
@@ -125,5 +127,75 @@ describe('the overlapped scan', () => {
     expect(new Set(sent)).toEqual(new Set(Array.from({ length: OBJECTS }, (_, i) => text(i))));
     const qdrant = new QdrantClient({ url: env.qdrantUrl, checkCompatibility: false });
     expect((await qdrant.count(collection, { exact: true })).count).toBe(OBJECTS);
+  }, 180_000);
+
+  it('killed right after recording a page, resumes after it: the jobs of the page counted once, the run ends when they are all done', async () => {
+    const collection = `overlap-rec-${env.prefix}`;
+    const args = [
+      'index',
+      '--bucket',
+      BUCKET,
+      '--collection',
+      collection,
+      '--model',
+      'qwen3-vl-embedding',
+      '--dimension',
+      '256',
+      '--page-size',
+      String(PAGE),
+    ];
+    const runs = new RunStore(env.redis, env.prefix);
+    const queue = new Queue('embed', { connection: env.redis, prefix: env.prefix });
+    const requestsBefore = env.sim.requests().length;
+    const redis = await startRedisHoldProxy(env.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+    let runId: string | undefined;
+    try {
+      // the producer's traffic stops right after the 4th command naming the run's set of
+      // queued jobs: where a page's jobs are remembered (recording the page counts them
+      // in the same step, so remembered jobs are never left on an uncounted page)
+      redis.holdAfter(':queued', HELD_PAGE);
+      const producer = startCli(args, { ...env.env, REDIS_URL: redis.url });
+      await producer.waitFor(/run \S+: scanning/, 60_000);
+      runId = /run (\S+): scanning/.exec(producer.output())![1]!;
+      for (let i = 0; i < 300 && !redis.holding(); i++) await sleep(100);
+      expect(redis.holding()).toBe(true);
+      await sleep(300);
+      await producer.stop('SIGKILL');
+      expect(await waitingJobs(queue)).toBe(HELD_PAGE);
+      // resumed (nothing draining yet, so page 4's job, if listed again, is still waiting)
+      const resumed = await runCli([...args, '--run-id', runId], env.env);
+      expect(resumed.code).toBe(0);
+      const scanned = await runs.get(runId);
+      expect(scanned?.scanStatus).toBe('complete');
+      expect(scanned?.counters.jobsAdded).toBe(OBJECTS / PAGE);
+      expect(await waitingJobs(queue)).toBe(OBJECTS / PAGE);
+      const worker = startCli(['worker'], env.env);
+      try {
+        await worker.waitFor(/worker ready/);
+        const waited = await runCli(['status', '--run', runId, '--wait'], env.env);
+        expect(waited.code).toBe(0);
+      } finally {
+        expect(await worker.stop('SIGTERM')).toBe(0);
+      }
+    } finally {
+      await redis.close();
+      await queue.close();
+    }
+    const run = await runs.get(runId ?? '');
+    expect(run?.counters.scanned).toBe(OBJECTS);
+    expect(run?.counters.jobsAdded).toBe(OBJECTS / PAGE);
+    expect(run?.counters.jobsDone).toBe(OBJECTS / PAGE);
+    expect(run?.counters.objectsIndexed).toBe(OBJECTS);
+    expect(run?.finishedAt).toBeDefined();
+    const sent = env.sim
+      .requests()
+      .slice(requestsBefore)
+      .flatMap((r) =>
+        ((r.body as { input?: { contents?: unknown[] } } | undefined)?.input?.contents ?? []).map((c) =>
+          typeof c === 'string' ? c : JSON.stringify(c),
+        ),
+      );
+    expect(sent.length).toBe(OBJECTS);
+    expect(new Set(sent)).toEqual(new Set(Array.from({ length: OBJECTS }, (_, i) => text(i))));
   }, 180_000);
 });
