@@ -274,7 +274,11 @@ async function producerPoint(
   const alonePrefix = newPrefix(`balone${n}`);
   const aloneRun = await runIndex(
     indexArgs(bucket, `balone-${n}`, MODEL),
-    env.cliEnv(alonePrefix, genS3Env(env.genUrl), { MAX_QUEUED_JOBS: '0' }),
+    env.cliEnv(alonePrefix, genS3Env(env.genUrl), {
+      MAX_QUEUED_JOBS: '0',
+      // BENCH_ALONE_NODE_OPTIONS: node options of the producer alone (a heap cap, to tell lazy GC from growth)
+      ...(process.env.BENCH_ALONE_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_ALONE_NODE_OPTIONS } : {}),
+    }),
     sampler,
     profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}/alone-${n}`] : [],
   );
