@@ -31,6 +31,12 @@ if (process.argv.includes('--bucket-scale')) {
   await bucketScaleMain(process.argv);
   process.exit(0);
 }
+if (process.argv.includes('--job-memory')) {
+  // where a queued job's Redis memory goes, alone, with servers of its own (bench/scenarios/job-memory.ts)
+  const { jobMemoryMain } = await import('./scenarios/job-memory.js');
+  await jobMemoryMain(process.argv);
+  process.exit(0);
+}
 const benchCpu = (since: NodeJS.CpuUsage): number => {
   const u = process.cpuUsage(since);
   return (u.user + u.system) / 1e6;

@@ -108,8 +108,23 @@ export function embeddingClient(
   });
 }
 
+/**
+ * Entries BullMQ keeps in the embed queue's events stream (its default is 10,000, about 1 MB
+ * of Redis at some 107 B an entry, two entries a queued job). Nothing here reads that stream
+ * (runs follow their jobs through the run records; the dashboard reads the jobs): it is
+ * only there for a QueueEvents listener of the operator's, which still sees every event as
+ * it happens. Redis trims by whole stream nodes (MAXLEN ~), so it may keep about 100 more.
+ */
+export const EMBED_EVENTS_MAX_LEN = 1000;
+
 export function embedQueue(config: Config, connection: RedisClient): Queue<EmbedJobData> {
-  const queue = new Queue<EmbedJobData>(EMBED_QUEUE, { connection, prefix: config.queuePrefix });
+  // every embed Queue sets the bound (BullMQ stores it in the queue's meta hash, where the
+  // workers' scripts read it), so one of another setting never restores the default
+  const queue = new Queue<EmbedJobData>(EMBED_QUEUE, {
+    connection,
+    prefix: config.queuePrefix,
+    streams: { events: { maxLen: EMBED_EVENTS_MAX_LEN } },
+  });
   quiet(queue);
   return queue;
 }

@@ -4,6 +4,12 @@
  * queued before the run records the page as done, so a scan restarted with the same run
  * continues from the last recorded page and loses nothing.
  *
+ * The scan is overlapped three deep: while page N is queued and recorded (commit), page
+ * N+1 is classified, looked up in the vector store and grouped (prepare), and page N+2 is
+ * listed (scanner.ts). Commits run one at a time in page order, and a page is taken for
+ * preparing only once the page before has room in the queue, so a producer waiting on
+ * backpressure holds that page and one listed ahead, as before.
+ *
  * With a composition (compose.ts), objects that may belong to a unit are staged in Redis
  * as they are listed, and their units are formed and queued once the listing is complete
  * (a unit's members may be listed pages apart).
@@ -17,11 +23,11 @@ import type { Composition, Entry } from './compose.js';
 import { prune } from './incremental.js';
 import type { ModelSpec } from './models.js';
 import type { ObjectStore } from './object-store.js';
-import { entryQueuer } from './queuing.js';
-import type { IndexMode, Queuer } from './queuing.js';
+import { queuePhases } from './queuing.js';
+import type { IndexMode, QueuePhases, QueuePlan } from './queuing.js';
 import type { PageCounts, RunStore } from './runs.js';
 import { scanPages } from './scanner.js';
-import type { ScannedObject, SkippedObject } from './scanner.js';
+import type { ScannedObject, ScanPage, SkippedObject } from './scanner.js';
 import type { VectorStore } from './vector-store.js';
 
 export { embedJob, entryQueuer, queueJobs } from './queuing.js';
@@ -84,10 +90,12 @@ export const emptySummary = (): ProduceSummary => ({
 export async function produce(deps: ProduceDeps, opts: ProduceOptions): Promise<ProduceSummary> {
   const total = emptySummary();
   const compose = opts.settings.compose;
-  const queueing = entryQueuer(deps, opts);
+  const phases = queuePhases(deps, opts);
   const add = (counts: PageCounts): void => {
     for (const k of Object.keys(counts) as (keyof PageCounts)[]) total[k] += counts[k] ?? 0;
   };
+  // The page being committed (queued and recorded) while the next is prepared.
+  let committing: Promise<void> | undefined;
   try {
     for await (const page of scanPages(deps.store, {
       bucket: opts.bucket,
@@ -101,50 +109,39 @@ export async function produce(deps: ProduceDeps, opts: ProduceOptions): Promise<
       ...(opts.pageSize !== undefined ? { pageSize: opts.pageSize } : {}),
       ...(opts.resumeToken !== undefined ? { startAfterToken: opts.resumeToken } : {}),
     })) {
-      // Objects of composed units wait in the run's stage until the listing is complete;
-      // the others are queued with their page.
-      const entries: Entry[] = [];
-      const skipped = [...page.skipped];
-      const staged: { stage: string; object: ScannedObject }[] = [];
-      for (const o of page.objects) {
-        const stage = compose ? stageOf(o, compose) : undefined;
-        if (stage !== undefined) staged.push({ stage, object: o });
-        else {
-          const f = compose ? alone(o, compose) : { entries: [{ object: o }], skipped: [] };
-          entries.push(...f.entries);
-          skipped.push(...f.skipped);
-        }
-      }
-      await deps.runs.stage(opts.runId, staged);
-      let seenMarked = 0;
-      if (opts.prune) {
-        // a staged object is seen through its unit, once the unit is formed; an unpaired one not at all
-        const unseen = new Set([
-          ...staged.map((s) => s.object.key),
-          ...skipped.filter((s) => s.code === 'unpaired').map((s) => s.object.key),
-        ]);
-        const seen = page.listedKeys.filter((k) => !unseen.has(k));
-        await deps.runs.markSeen(opts.runId, seen);
-        seenMarked = seen.length;
-      }
-      const counts = {
-        ...(await queueing(entries, skipped, {
-          scanned: page.objects.length + page.skipped.length,
-          filteredOut: page.filteredOut,
-        })),
-        seenMarked,
-      };
-      await deps.runs.pageDone(opts.runId, {
-        ...counts,
-        ...(page.token !== undefined ? { pageToken: page.token } : {}),
-        ...(page.nextToken !== undefined ? { nextToken: page.nextToken } : {}),
-      });
-      add(counts);
-      total.pages += 1;
-      deps.onPage?.({ pageNumber: page.pageNumber, scanned: total.scanned, jobsAdded: total.jobsAdded });
+      // Prepared (staged, marked seen, looked up, grouped) while the page before is added:
+      // all of it only reads or writes what a page listed again writes the same way.
+      const { plan, seenMarked } = await preparePage(deps, opts, phases, page);
+      // Pages are committed one at a time, in order: a page is recorded done only after
+      // its jobs are queued and after every page before it is recorded, so the resume
+      // token never passes a page whose jobs are not all queued.
+      await committing;
+      let roomed!: () => void;
+      const room = new Promise<void>((resolve) => (roomed = resolve));
+      committing = (async () => {
+        const { jobIds, ...counts } = await phases.commit(plan, { onRoom: roomed, pageRecordsJobs: true });
+        // the page's jobs are counted as the page is recorded, in one step
+        counts.jobsAdded = await deps.runs.pageDone(opts.runId, {
+          ...counts,
+          seenMarked,
+          jobIds,
+          ...(page.token !== undefined ? { pageToken: page.token } : {}),
+          ...(page.nextToken !== undefined ? { nextToken: page.nextToken } : {}),
+        });
+        add({ ...counts, seenMarked });
+        total.pages += 1;
+        deps.onPage?.({ pageNumber: page.pageNumber, scanned: total.scanned, jobsAdded: total.jobsAdded });
+      })();
+      // Once the page has room in the queue, the next one is taken (and the one after it
+      // listed): a producer waiting for room holds this page and one listed ahead, no more.
+      await Promise.race([room, committing]);
     }
-    if (compose) await queueStaged(deps, opts, compose, queueing, add);
+    await committing;
+    committing = undefined;
+    if (compose) await queueStaged(deps, opts, compose, phases, add);
   } catch (err) {
+    // a page still being committed finishes (or fails) before the scan is marked failed
+    await committing?.catch(() => undefined);
     await deps.runs.scanFinished(opts.runId, 'failed', (err as Error).message);
     throw err;
   }
@@ -181,6 +178,50 @@ export async function produce(deps: ProduceDeps, opts: ProduceOptions): Promise<
 }
 
 /**
+ * A page's part before queuing: objects of composed units wait in the run's stage until
+ * the listing is complete, the others are looked up and grouped into jobs; with --prune,
+ * the keys it listed are marked seen.
+ */
+async function preparePage(
+  deps: ProduceDeps,
+  opts: ProduceOptions,
+  phases: QueuePhases,
+  page: ScanPage,
+): Promise<{ plan: QueuePlan; seenMarked: number }> {
+  const compose = opts.settings.compose;
+  const entries: Entry[] = [];
+  const skipped = [...page.skipped];
+  const staged: { stage: string; object: ScannedObject }[] = [];
+  for (const o of page.objects) {
+    const stage = compose ? stageOf(o, compose) : undefined;
+    if (stage !== undefined) staged.push({ stage, object: o });
+    else if (!compose) entries.push({ object: o });
+    else {
+      const f = alone(o, compose);
+      entries.push(...f.entries);
+      skipped.push(...f.skipped);
+    }
+  }
+  await deps.runs.stage(opts.runId, staged);
+  let seenMarked = 0;
+  if (opts.prune) {
+    // a staged object is seen through its unit, once the unit is formed; an unpaired one not at all
+    const unseen = new Set([
+      ...staged.map((s) => s.object.key),
+      ...skipped.filter((s) => s.code === 'unpaired').map((s) => s.object.key),
+    ]);
+    const seen = page.listedKeys.filter((k) => !unseen.has(k));
+    await deps.runs.markSeen(opts.runId, seen);
+    seenMarked = seen.length;
+  }
+  const plan = await phases.plan(entries, skipped, {
+    scanned: page.objects.length + page.skipped.length,
+    filteredOut: page.filteredOut,
+  });
+  return { plan, seenMarked };
+}
+
+/**
  * Once the listing is complete, every unit is: walks the stage in order, forms each
  * stage's units and queues them like a page. Each chunk of the walk is counted once (by
  * its number), so a producer that crashed during the walk lists and walks again.
@@ -189,7 +230,7 @@ async function queueStaged(
   deps: ProduceDeps,
   opts: ProduceOptions,
   compose: Composition,
-  queueing: Queuer,
+  phases: QueuePhases,
   add: (counts: PageCounts) => void,
 ): Promise<void> {
   let chunk = 0;
@@ -203,9 +244,11 @@ async function queueStaged(
     }
     const seen = opts.prune ? entries.map((e) => ('unit' in e ? unitPointKey(e.unit) : e.object.key)) : [];
     await deps.runs.markSeen(opts.runId, seen);
-    const counts = { ...(await queueing(entries, skipped, { scanned: 0, filteredOut: 0 })), seenMarked: seen.length };
+    const plan = await phases.plan(entries, skipped, { scanned: 0, filteredOut: 0 });
+    const { jobIds, ...counts } = await phases.commit(plan, { pageRecordsJobs: true });
     chunk += 1;
-    await deps.runs.pageDone(opts.runId, { ...counts, pageToken: `compose:${chunk}` });
-    add(counts);
+    const page = { ...counts, seenMarked: seen.length };
+    page.jobsAdded = await deps.runs.pageDone(opts.runId, { ...page, jobIds, pageToken: `compose:${chunk}` });
+    add(page);
   }
 }

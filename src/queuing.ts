@@ -61,6 +61,38 @@ export type Queuer = (
   listed: { scanned: number; filteredOut: number },
 ) => Promise<Required<PageCounts>>;
 
+/** A page's entries looked up and grouped into jobs, not yet queued (QueuePhases.plan). */
+export interface QueuePlan {
+  readonly jobs: readonly Entry[][];
+  readonly skipped: readonly SkippedObject[];
+  readonly counts: Required<PageCounts>;
+}
+
+/**
+ * Queuing in two steps, so that a scan can look up and group one page while the page
+ * before is still being added (producer.ts): `plan` only reads (the points, for the
+ * incremental check); `commit` waits for room and writes (the jobs, the run's records,
+ * the skipped objects' old points). Plans may be made ahead; commits must run one at a
+ * time, in page order.
+ */
+export interface QueuePhases {
+  plan(
+    entries: readonly Entry[],
+    skipped: readonly SkippedObject[],
+    listed: { scanned: number; filteredOut: number },
+  ): Promise<QueuePlan>;
+  /**
+   * Waits for room in the queue (then calls `onRoom`), adds the jobs and records the skips;
+   * resolves with the page's counts and the ids its jobs were added under. The jobs new to
+   * the run are counted here, unless `pageRecordsJobs`: the caller then hands the ids to
+   * RunStore.pageDone, which counts them as it records the page (and `jobsAdded` is 0).
+   */
+  commit(
+    plan: QueuePlan,
+    opts?: { onRoom?(): void; pageRecordsJobs?: boolean },
+  ): Promise<Required<PageCounts> & { jobIds: string[] }>;
+}
+
 /**
  * Queues a page's entries (a scan's page, a stage walk's chunk, a list of keys): in
  * incremental mode, only those whose points are missing, incomplete or out of date;
@@ -68,6 +100,14 @@ export type Queuer = (
  * may have been embedded before). Returns the page's counts; the caller records the page.
  */
 export function entryQueuer(deps: QueueDeps, opts: QueueOptions): Queuer {
+  const phases = queuePhases(deps, opts);
+  return async (entries, skipped, listed) => {
+    const { jobIds: _ids, ...counts } = await phases.commit(await phases.plan(entries, skipped, listed));
+    return counts;
+  };
+}
+
+export function queuePhases(deps: QueueDeps, opts: QueueOptions): QueuePhases {
   const mode = opts.mode ?? 'incremental';
   const { settings } = opts;
   const batcher = new Batcher({
@@ -79,7 +119,7 @@ export function entryQueuer(deps: QueueDeps, opts: QueueOptions): Queuer {
   });
   const idOf = (e: Entry): { key: string; etag: string } =>
     'unit' in e ? { key: unitPointKey(e.unit), etag: e.unit.etag } : e.object;
-  return async (entries, skipped, listed) => {
+  const plan: QueuePhases['plan'] = async (entries, skipped, listed) => {
     let changes: Map<string, Change> | undefined;
     if (mode === 'incremental') {
       const singles = entries.filter((e) => !('unit' in e)).map(idOf);
@@ -90,10 +130,15 @@ export function entryQueuer(deps: QueueDeps, opts: QueueOptions): Queuer {
         ...(await classifyChanges(deps.vectors, collection, opts.bucket, units, unitParamsHash(settings))),
       ]);
     }
-    const change = (e: Entry): Change => changes?.get(idOf(e).key) ?? 'new';
-    const objectsOf = (c: Change): number =>
-      entries.filter((e) => change(e) === c).reduce((n, e) => n + entryObjects(e).length, 0);
-    const toQueue = entries.filter((e) => change(e) !== 'unchanged');
+    // one pass: each entry's change, the objects of each kind, the entries to queue
+    const objects = { new: 0, changed: 0, unchanged: 0 };
+    const toQueue: Entry[] = [];
+    for (const e of entries) {
+      const c = changes?.get(idOf(e).key) ?? 'new';
+      objects[c] += entryObjects(e).length;
+      if (c !== 'unchanged') toQueue.push(e);
+    }
+    // (synchronous from here: plans made ahead never interleave in the batcher)
     const jobs: Entry[][] = [];
     for (const e of toQueue) {
       const closed = batcher.add(e);
@@ -101,11 +146,29 @@ export function entryQueuer(deps: QueueDeps, opts: QueueOptions): Queuer {
     }
     const last = batcher.flush();
     if (last) jobs.push(last);
-
+    return {
+      jobs,
+      skipped,
+      counts: {
+        scanned: listed.scanned,
+        skipped: skipped.length,
+        filteredOut: listed.filteredOut,
+        queuedObjects: objects.new + objects.changed,
+        jobsAdded: 0,
+        jobsDeduplicated: 0,
+        unchanged: changes ? objects.unchanged : 0,
+        new: objects.new,
+        changed: objects.changed,
+        seenMarked: 0,
+      },
+    };
+  };
+  const commit: QueuePhases['commit'] = async ({ jobs, skipped, counts }, how) => {
     // backpressure: the page's jobs wait for room in the queue (and the listing with them)
     await (deps.room ?? NO_BOUND).wait(jobs.length);
+    how?.onRoom?.();
     const queued = await enqueue(deps.queue, opts, jobs);
-    const added = await deps.runs.newJobs(opts.runId, queued.jobIds);
+    const added = how?.pageRecordsJobs ? 0 : await deps.runs.newJobs(opts.runId, queued.jobIds);
     await follow(deps.runs, opts.runId, queued.followed);
     await deps.runs.recordItems(
       opts.runId,
@@ -121,19 +184,9 @@ export function entryQueuer(deps: QueueDeps, opts: QueueOptions): Queuer {
       opts.bucket,
       skipped.map((s) => s.object.key),
     );
-    return {
-      scanned: listed.scanned,
-      skipped: skipped.length,
-      filteredOut: listed.filteredOut,
-      queuedObjects: toQueue.reduce((n, e) => n + entryObjects(e).length, 0),
-      jobsAdded: added,
-      jobsDeduplicated: queued.followed.length,
-      unchanged: changes ? objectsOf('unchanged') : 0,
-      new: objectsOf('new'),
-      changed: objectsOf('changed'),
-      seenMarked: 0,
-    };
+    return { ...counts, jobsAdded: added, jobsDeduplicated: queued.followed.length, jobIds: queued.jobIds };
   };
+  return { plan, commit };
 }
 
 /**

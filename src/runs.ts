@@ -37,14 +37,19 @@ if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return 0 end
 for i = 3, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
 return 1`;
 
-// KEYS: run hash, pages-done hash. ARGV: page token, next token ('' at the end), then
-// counter name/increment pairs. Counts a page once; always moves the resume token on.
+// KEYS: run hash, pages-done hash, queued-jobs set. ARGV: page token, next token ('' at the
+// end), n, the page's n job ids, then counter name/increment pairs. Counts a page once,
+// with the jobs new to the run among its ids; always moves the resume token on.
 const PAGE_DONE = `
-if redis.call('HSETNX', KEYS[2], ARGV[1], 1) == 1 then
-  for i = 3, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
+local n = tonumber(ARGV[3])
+local added = 0
+for i = 4, 3 + n do added = added + redis.call('SADD', KEYS[3], ARGV[i]) end
+if redis.call('HSETNX', KEYS[2], ARGV[1], 1) == 0 then added = 0 else
+  if added > 0 then redis.call('HINCRBY', KEYS[1], 'jobsAdded', added) end
+  for i = 4 + n, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
 end
 if ARGV[2] == '' then redis.call('HDEL', KEYS[1], 'lastToken') else redis.call('HSET', KEYS[1], 'lastToken', ARGV[2]) end
-return 1`;
+return added`;
 
 export const DEFAULT_RUN_RETENTION_DAYS = 30;
 const DAY_MS = 24 * 3600 * 1000;
@@ -109,19 +114,30 @@ export class RunStore extends RunItemStore {
    * After a listed page is enqueued: its counters and the token to resume from. A page is
    * counted once, by the token it was listed with: after a producer crash between queuing
    * a page and recording it, the page is listed and queued again but not counted again.
+   * With `jobIds` (the ids its jobs were added under), the page's jobs are remembered and
+   * counted in the same step (`jobsAdded`: those new to the run), so no crash can leave
+   * them remembered and the page uncounted; returns how many were counted.
    */
-  async pageDone(id: string, page: PageCounts & { pageToken?: string; nextToken?: string }): Promise<void> {
+  async pageDone(
+    id: string,
+    page: PageCounts & { pageToken?: string; nextToken?: string; jobIds?: readonly string[] },
+  ): Promise<number> {
+    const jobIds = page.jobIds ?? [];
     const counts: (string | number)[] = ['pages', 1];
-    for (const f of PAGE_COUNTERS) if (page[f]) counts.push(f, page[f] ?? 0);
-    await this.redis.eval(
+    for (const f of PAGE_COUNTERS) if (page[f] && !(f === 'jobsAdded' && page.jobIds)) counts.push(f, page[f] ?? 0);
+    const added = await this.redis.eval(
       PAGE_DONE,
-      2,
+      3,
       this.key(id),
       this.key(id, ':pages'),
+      this.key(id, ':queued'),
       page.pageToken ?? '(first)',
       page.nextToken ?? '',
+      jobIds.length,
+      ...jobIds,
       ...counts,
     );
+    return Number(added);
   }
 
   /**

@@ -227,7 +227,12 @@ function unquote(etag: string | undefined): string {
  * HTTP date, so a key indexed from an event (HEAD) and the same key indexed by a scan carry
  * the same value.
  */
+// the last time formatted: a listing's objects often share their LastModified
+let lastSecond = { ms: NaN, iso: '' };
+
 function wholeSeconds(date: Date | undefined): string {
   const ms = (date ?? new Date(0)).getTime();
-  return new Date(ms - (((ms % 1000) + 1000) % 1000)).toISOString();
+  const whole = ms - (((ms % 1000) + 1000) % 1000);
+  if (whole !== lastSecond.ms) lastSecond = { ms: whole, iso: new Date(whole).toISOString() };
+  return lastSecond.iso;
 }

@@ -5,9 +5,9 @@
  * - skipped: objects the run cannot embed, each with a code and a reason for the report;
  * - filtered out: objects the user's globs or size bounds leave out; only counted.
  *
- * At most two pages are held at a time (the one yielded and the next, listed meanwhile),
- * so a bucket of any size scans in constant memory, and a page's `token` lets a stopped
- * scan resume at that page.
+ * The scanner holds at most two pages at a time (the one yielded and the next, listed
+ * meanwhile; the producer holds one more, being queued), so a bucket of any size scans in
+ * constant memory, and a page's `token` lets a stopped scan resume at that page.
  */
 import picomatch from 'picomatch/posix.js';
 import { DEFAULT_BOUNDS, overBound } from './bounds.js';

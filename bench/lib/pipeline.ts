@@ -31,9 +31,10 @@ export async function startIndex(
   args: readonly string[],
   env: NodeJS.ProcessEnv,
   sampler: ProcSampler,
+  nodeArgs: readonly string[] = [],
 ): Promise<{ process: NodeProcess; runId: string; spawnedAt: number }> {
   const spawnedAt = performance.now();
-  const process = spawnCli(args, env);
+  const process = spawnCli(args, env, nodeArgs);
   sampler.track(process.pid);
   const m = await process.waitFor(/^run (\S+): scanning/m, 120_000);
   return { process, runId: m[1] ?? '', spawnedAt };
@@ -44,8 +45,9 @@ export async function runIndex(
   args: readonly string[],
   env: NodeJS.ProcessEnv,
   sampler: ProcSampler,
+  nodeArgs: readonly string[] = [],
 ): Promise<IndexRun> {
-  const { process, runId, spawnedAt } = await startIndex(args, env, sampler);
+  const { process, runId, spawnedAt } = await startIndex(args, env, sampler, nodeArgs);
   const exitCode = await process.exited;
   const ended = performance.now();
   sampler.sample();

@@ -21,6 +21,7 @@
  * Writes bench/results-bucket-scale.json and prints a table.
  */
 import { writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { Redis } from 'ioredis';
@@ -29,7 +30,7 @@ import { startMinio } from '../../test/support/minio.js';
 import { createBucket, s3Env, testS3Client } from '../../test/support/s3.js';
 import { BENCH_API_KEY, newPrefix, usedMemory } from '../lib/env.js';
 import { genBody, genBucket, genKey } from '../lib/gen-store.js';
-import { cost, indexArgs, startIndex, startWorkers, waitRun } from '../lib/pipeline.js';
+import { cost, indexArgs, runIndex, startIndex, startWorkers, waitRun } from '../lib/pipeline.js';
 import { ProcSampler, ROOT, spawnCli, spawnNode, stopChildren } from '../lib/procs.js';
 import type { NodeProcess } from '../lib/procs.js';
 
@@ -44,7 +45,32 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 export interface ProducerPoint {
   objects: number;
   bareListing: { seconds: number; objectsPerS: number };
-  index: { scanS: number; wallS: number; objectsPerS: number; ratioToBare: number; exitCode: number | null };
+  index: {
+    scanS: number;
+    wallS: number;
+    objectsPerS: number;
+    ratioToBare: number;
+    exitCode: number | null;
+    /** How often, and how long in all, the producer waited for room in the queue (backpressure). */
+    scanWaits: number;
+    scanWaitS: number;
+  };
+  /**
+   * The producer alone: `index` with no bound (MAX_QUEUED_JOBS=0) and nothing draining, so
+   * that neither the stand-in consumer's pace nor backpressure sets the rate: what the
+   * scan and enqueue cost against the bare listing.
+   */
+  alone: {
+    scanS: number;
+    objectsPerS: number;
+    /** The bare listing again, just before (its ratio's denominator). */
+    bareObjectsPerS: number;
+    ratioToBare: number;
+    peakRssMB: number;
+    cpuSPer1000: number;
+  };
+  /** The machine's 1-minute load average when the indexing run started and when it ended. */
+  loadAverage: { before: number; after: number };
   redis: {
     baseline: number;
     peakDelta: number;
@@ -153,6 +179,7 @@ async function producerPoint(
   env: Env,
   sampler: ProcSampler,
   n: number,
+  profileDir: string | undefined,
   log: (s: string) => void,
 ): Promise<ProducerPoint> {
   const bucket = genBucket(n);
@@ -175,10 +202,12 @@ async function producerPoint(
   const baseline = await usedMemory(env.redis);
   const watch = new RedisWatch(env.redis, prefix);
   const spawned = performance.now();
+  const load0 = loadavg()[0] ?? 0;
   const { process: indexProc, runId } = await startIndex(
     indexArgs(bucket, `bscale-${n}`, MODEL),
     env.cliEnv(prefix, genS3Env(env.genUrl)),
     sampler,
+    profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}/producer-${n}`] : [],
   );
   const exitCode = await indexProc.exited;
   const wallS = (performance.now() - spawned) / 1000;
@@ -233,10 +262,55 @@ async function producerPoint(
     `${prefix}:*`,
   );
 
+  // the producer alone: no bound, nothing draining (its jobs are deleted afterwards),
+  // against a bare listing taken just before it (the machine's load moves)
+  const client2 = testS3Client({
+    endpoint: env.genUrl,
+    credentials: { accessKeyId: 'bench', secretAccessKey: 'bench-secret' },
+    kind: 'minio',
+  });
+  const bareAgain = await bareListing(client2, bucket);
+  client2.destroy();
+  const alonePrefix = newPrefix(`balone${n}`);
+  const aloneRun = await runIndex(
+    indexArgs(bucket, `balone-${n}`, MODEL),
+    env.cliEnv(alonePrefix, genS3Env(env.genUrl), {
+      MAX_QUEUED_JOBS: '0',
+      // BENCH_ALONE_NODE_OPTIONS: node options of the producer alone (a heap cap, to tell lazy GC from growth)
+      ...(process.env.BENCH_ALONE_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_ALONE_NODE_OPTIONS } : {}),
+    }),
+    sampler,
+    profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}/alone-${n}`] : [],
+  );
+  const a = cost(sampler, [aloneRun.process]);
+  await env.redis.eval(
+    `for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('UNLINK', k) end return 1`,
+    0,
+    `${alonePrefix}:*`,
+  );
+  if (aloneRun.objects !== n) throw new Error(`the producer alone scanned ${aloneRun.objects} of ${n} objects`);
+
   const point: ProducerPoint = {
     objects: n,
+    alone: {
+      scanS: aloneRun.scanS,
+      objectsPerS: n / aloneRun.scanS,
+      bareObjectsPerS: n / bareAgain.seconds,
+      ratioToBare: bareAgain.seconds / aloneRun.scanS,
+      peakRssMB: a.hwm / MB,
+      cpuSPer1000: (a.cpu / n) * 1000,
+    },
     bareListing: { seconds: bare.seconds, objectsPerS: n / bare.seconds },
-    index: { scanS, wallS, objectsPerS: n / scanS, ratioToBare: bare.seconds / scanS, exitCode },
+    index: {
+      scanS,
+      wallS,
+      objectsPerS: n / scanS,
+      ratioToBare: bare.seconds / scanS,
+      exitCode,
+      scanWaits: run.counters.scanWaits,
+      scanWaitS: run.counters.scanWaitMs / 1000,
+    },
+    loadAverage: { before: load0, after: loadavg()[0] ?? 0 },
     redis: {
       baseline,
       peakDelta: r.peak - baseline,
@@ -262,7 +336,7 @@ async function producerPoint(
     },
   };
   log(
-    `  ${n}: listing ${point.bareListing.objectsPerS.toFixed(0)}/s, scan+enqueue ${point.index.objectsPerS.toFixed(0)}/s (${(point.index.ratioToBare * 100).toFixed(0)}%), Redis peak +${(point.redis.peakDelta / MB).toFixed(1)} MB, ${point.redis.peakWaiting} waiting at most, job hash ${point.redis.jobHashBytes.toFixed(0)} B, producer ${point.producer.peakRssMB.toFixed(0)} MB / ${point.producer.cpuSPer1000.toFixed(2)} CPU s per 1k; held: ${waiting} jobs, ${point.held.bytesPerQueuedJob.toFixed(0)} B/job`,
+    `  ${n}: listing ${point.bareListing.objectsPerS.toFixed(0)}/s, scan+enqueue ${point.index.objectsPerS.toFixed(0)}/s (${(point.index.ratioToBare * 100).toFixed(0)}%; ${point.index.scanWaits} waits, ${point.index.scanWaitS.toFixed(1)} s), load ${point.loadAverage.before.toFixed(1)}-${point.loadAverage.after.toFixed(1)}, Redis peak +${(point.redis.peakDelta / MB).toFixed(1)} MB, ${point.redis.peakWaiting} waiting at most, job hash ${point.redis.jobHashBytes.toFixed(0)} B, producer ${point.producer.peakRssMB.toFixed(0)} MB / ${point.producer.cpuSPer1000.toFixed(2)} CPU s per 1k; held: ${waiting} jobs, ${point.held.bytesPerQueuedJob.toFixed(0)} B/job; alone: ${point.alone.objectsPerS.toFixed(0)}/s against ${point.alone.bareObjectsPerS.toFixed(0)}/s bare (${(point.alone.ratioToBare * 100).toFixed(0)}%), ${point.alone.peakRssMB.toFixed(0)} MB, ${point.alone.cpuSPer1000.toFixed(2)} CPU s per 1k`,
   );
   return point;
 }
@@ -411,7 +485,7 @@ export async function bucketScale(
       }),
     };
     const producer: ProducerPoint[] = [];
-    for (const n of opts.sizes) producer.push(await producerPoint(env, sampler, n, log));
+    for (const n of opts.sizes) producer.push(await producerPoint(env, sampler, n, opts.profileDir, log));
     const pipeline: PipelinePoint[] = [];
     for (const n of opts.pipelineSizes) {
       pipeline.push(

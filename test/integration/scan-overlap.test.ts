@@ -1,0 +1,201 @@
+/**
+ * The overlapped scan (producer.ts): the next page is listed, looked up and grouped while
+ * the page before is still being queued and recorded. A producer killed (SIGKILL) in that
+ * window, with a page's jobs added but the page not recorded and the next page prepared,
+ * resumes after the last recorded page, and every object is embedded exactly once.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { QdrantClient } from '@qdrant/js-client-rest';
+import { Queue } from 'bullmq';
+import { waitingJobs } from '../../src/backpressure.js';
+import { RunStore } from '../../src/runs.js';
+import { createBucket, putObject } from '../support/s3.js';
+import { startS3Proxy } from '../support/s3-proxy.js';
+import { startRedisHoldProxy } from '../support/redis-hold-proxy.js';
+import { runCli, startCli, startPipelineEnv } from '../support/pipeline.js';
+import type { PipelineEnv } from '../support/pipeline.js';
+
+const BUCKET = 'overlap';
+const OBJECTS = 120;
+/** 10 short texts: one job a page. */
+const PAGE = 10;
+/** The page whose jobs are added when the producer's Redis traffic is held. */
+const HELD_PAGE = 4;
+const text = (i: number): string => `entry ${i} of the lighthouse keeper's log`;
+
+describe('the overlapped scan', () => {
+  let env: PipelineEnv;
+
+  beforeAll(async () => {
+    env = await startPipelineEnv({ captureRequests: 1000 });
+    await createBucket(env.s3client, BUCKET);
+    await Promise.all(
+      Array.from({ length: OBJECTS }, (_, i) =>
+        putObject(env.s3client, BUCKET, `log/${String(i).padStart(4, '0')}.txt`, text(i)),
+      ),
+    );
+  }, 120_000);
+
+  afterAll(async () => {
+    await env?.close();
+  });
+
+  it('prepares the next page while one is queued; killed between queuing a page and recording it, resumes and embeds every object once', async () => {
+    const collection = `overlap-${env.prefix}`;
+    const args = [
+      'index',
+      '--bucket',
+      BUCKET,
+      '--collection',
+      collection,
+      '--model',
+      'qwen3-vl-embedding',
+      '--dimension',
+      '256',
+      '--page-size',
+      String(PAGE),
+    ];
+    const runs = new RunStore(env.redis, env.prefix);
+    const queue = new Queue('embed', { connection: env.redis, prefix: env.prefix });
+    const requestsBefore = env.sim.requests().length;
+    const s3 = await startS3Proxy(env.s3.endpoint);
+    const redis = await startRedisHoldProxy(env.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+    let runId: string | undefined;
+    try {
+      // 1. the producer's Redis traffic stops right after page 4's jobs are added (the
+      // pipeline that carries the jobs' data): page 4 is queued, not recorded
+      redis.holdAfter('"v":2,"runId":"', HELD_PAGE);
+      const producer = startCli(args, { ...env.env, REDIS_URL: redis.url, S3_ENDPOINT: s3.endpoint });
+      await producer.waitFor(/run \S+: scanning/, 60_000);
+      runId = /run (\S+): scanning/.exec(producer.output())![1]!;
+      for (let i = 0; i < 300 && !redis.holding(); i++) await sleep(100);
+      expect(redis.holding()).toBe(true);
+      // meanwhile page 5 is taken (listed ahead while page 4 was prepared), looked up in
+      // Qdrant and grouped, and page 6 listed ahead of it; nothing beyond
+      for (let i = 0; i < 100 && s3.lists() < HELD_PAGE + 2; i++) await sleep(50);
+      await sleep(700);
+      expect(s3.listKeyCounts()).toEqual(Array.from({ length: HELD_PAGE + 2 }, () => PAGE));
+      const held = await runs.get(runId);
+      expect(held?.pages).toBe(HELD_PAGE - 1);
+      expect(held?.counters.jobsAdded).toBe(HELD_PAGE - 1);
+      expect(held?.lastToken).toBeDefined();
+      expect(await waitingJobs(queue)).toBe(HELD_PAGE);
+
+      // 2. killed there: the run resumes at page 4, whose job is still waiting (added
+      // again under the same id: one job, counted once); then a worker drains the queue
+      await producer.stop('SIGKILL');
+      const resumed = await runCli([...args, '--run-id', runId], { ...env.env, S3_ENDPOINT: s3.endpoint });
+      expect(resumed.code).toBe(0);
+      // the resumed scan listed page 4 and the rest, once each (and a last, empty page, if
+      // the store said the full last page was truncated)
+      const resumedLists = s3.listKeyCounts().slice(HELD_PAGE + 2);
+      const remaining = OBJECTS / PAGE - (HELD_PAGE - 1);
+      expect(resumedLists.slice(0, remaining)).toEqual(Array.from({ length: remaining }, () => PAGE));
+      expect(resumedLists.slice(remaining).every((n) => n === 0)).toBe(true);
+      expect(await waitingJobs(queue)).toBe(OBJECTS / PAGE);
+      const worker = startCli(['worker'], env.env);
+      try {
+        await worker.waitFor(/worker ready/);
+        const waited = await runCli(['status', '--run', runId, '--wait'], env.env);
+        expect(waited.code).toBe(0);
+      } finally {
+        expect(await worker.stop('SIGTERM')).toBe(0);
+      }
+    } finally {
+      await redis.close();
+      await s3.close();
+      await queue.close();
+    }
+    const run = await runs.get(runId ?? '');
+    expect(run?.scanStatus).toBe('complete');
+    expect(run?.counters.scanned).toBe(OBJECTS);
+    expect(run?.counters.queuedObjects).toBe(OBJECTS);
+    expect(run?.counters.jobsAdded).toBe(OBJECTS / PAGE);
+    expect(run?.counters.jobsDone).toBe(OBJECTS / PAGE);
+    expect(run?.counters.objectsIndexed).toBe(OBJECTS);
+    // every object's text reached the API exactly once
+    const sent = env.sim
+      .requests()
+      .slice(requestsBefore)
+      .flatMap((r) =>
+        ((r.body as { input?: { contents?: unknown[] } } | undefined)?.input?.contents ?? []).map((c) =>
+          typeof c === 'string' ? c : JSON.stringify(c),
+        ),
+      );
+    expect(sent.length).toBe(OBJECTS);
+    expect(new Set(sent)).toEqual(new Set(Array.from({ length: OBJECTS }, (_, i) => text(i))));
+    const qdrant = new QdrantClient({ url: env.qdrantUrl, checkCompatibility: false });
+    expect((await qdrant.count(collection, { exact: true })).count).toBe(OBJECTS);
+  }, 180_000);
+
+  it('killed right after recording a page, resumes after it: the jobs of the page counted once, the run ends when they are all done', async () => {
+    const collection = `overlap-rec-${env.prefix}`;
+    const args = [
+      'index',
+      '--bucket',
+      BUCKET,
+      '--collection',
+      collection,
+      '--model',
+      'qwen3-vl-embedding',
+      '--dimension',
+      '256',
+      '--page-size',
+      String(PAGE),
+    ];
+    const runs = new RunStore(env.redis, env.prefix);
+    const queue = new Queue('embed', { connection: env.redis, prefix: env.prefix });
+    const requestsBefore = env.sim.requests().length;
+    const redis = await startRedisHoldProxy(env.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+    let runId: string | undefined;
+    try {
+      // the producer's traffic stops right after the 4th command naming the run's set of
+      // queued jobs: where a page's jobs are remembered (recording the page counts them
+      // in the same step, so remembered jobs are never left on an uncounted page)
+      redis.holdAfter(':queued', HELD_PAGE);
+      const producer = startCli(args, { ...env.env, REDIS_URL: redis.url });
+      await producer.waitFor(/run \S+: scanning/, 60_000);
+      runId = /run (\S+): scanning/.exec(producer.output())![1]!;
+      for (let i = 0; i < 300 && !redis.holding(); i++) await sleep(100);
+      expect(redis.holding()).toBe(true);
+      await sleep(300);
+      await producer.stop('SIGKILL');
+      expect(await waitingJobs(queue)).toBe(HELD_PAGE);
+      // resumed (nothing draining yet, so page 4's job, if listed again, is still waiting)
+      const resumed = await runCli([...args, '--run-id', runId], env.env);
+      expect(resumed.code).toBe(0);
+      const scanned = await runs.get(runId);
+      expect(scanned?.scanStatus).toBe('complete');
+      expect(scanned?.counters.jobsAdded).toBe(OBJECTS / PAGE);
+      expect(await waitingJobs(queue)).toBe(OBJECTS / PAGE);
+      const worker = startCli(['worker'], env.env);
+      try {
+        await worker.waitFor(/worker ready/);
+        const waited = await runCli(['status', '--run', runId, '--wait'], env.env);
+        expect(waited.code).toBe(0);
+      } finally {
+        expect(await worker.stop('SIGTERM')).toBe(0);
+      }
+    } finally {
+      await redis.close();
+      await queue.close();
+    }
+    const run = await runs.get(runId ?? '');
+    expect(run?.counters.scanned).toBe(OBJECTS);
+    expect(run?.counters.jobsAdded).toBe(OBJECTS / PAGE);
+    expect(run?.counters.jobsDone).toBe(OBJECTS / PAGE);
+    expect(run?.counters.objectsIndexed).toBe(OBJECTS);
+    expect(run?.finishedAt).toBeDefined();
+    const sent = env.sim
+      .requests()
+      .slice(requestsBefore)
+      .flatMap((r) =>
+        ((r.body as { input?: { contents?: unknown[] } } | undefined)?.input?.contents ?? []).map((c) =>
+          typeof c === 'string' ? c : JSON.stringify(c),
+        ),
+      );
+    expect(sent.length).toBe(OBJECTS);
+    expect(new Set(sent)).toEqual(new Set(Array.from({ length: OBJECTS }, (_, i) => text(i))));
+  }, 180_000);
+});
