@@ -43,6 +43,13 @@ export const LIMITER_TUNING = {
   /** 429s in the last minute, and their share of the answers, from which the quota is taken to be lower than believed. */
   quotaRefused: 3,
   quotaShare: 0.2,
+  /**
+   * ...or, after `quotaUnderMs` of activity with slots queued ahead, the provider accepted
+   * under `quotaUnder` of the pace: then any 429 is the quota (a per-minute quota below the
+   * per-second one refuses a few requests a second once a minute has filled: too few for the share).
+   */
+  quotaUnderMs: 20_000,
+  quotaUnder: 0.95,
   /** A request that wakes later than this share of its slot's slack after its slot takes a new one (at most `lateRetries` times). */
   lateShare: 0.5,
   lateRetries: 3,
@@ -255,15 +262,18 @@ local function lastMinute(prefix)
   return total
 end
 local oks, refused = lastMinute('o'), lastMinute('x')
+local span = math.max(1000, math.min(60000, now - since))
+local observed = oks * 1000 / span
 -- a few 429s among many answers: our own pacing was too tight (arrival jitter ate the
--- margin); many: the account gets less than we believe
-if ceil <= 0 or refused < minRefused or refused < minShare * (oks + refused) then
+-- margin); many, or fewer answers than paced for while slots queue ahead (ARGV[21] ms of
+-- activity, ARGV[22] of the pace): the account gets less than we believe
+local pace = (r or ceil) * (1 - m)
+local under = ceil > 0 and span >= tonumber(ARGV[21]) and tr > now + 1000 / pace and observed < pace * tonumber(ARGV[22])
+if ceil <= 0 or (not under and (refused < minRefused or refused < minShare * (oks + refused))) then
   m = math.min(mMax, m + mWiden)
   redis.call('HSET', key, 'm', n(m), 'ma', n(now), 'ep', ep + 1)
   return {1, n(r or 0), n(m)}
 end
-local span = math.max(1000, math.min(60000, now - since))
-local observed = oks * 1000 / span
 local nr = math.max(r * decMin, math.min(r * decMax, observed))
 redis.call('HSET', key, 'r', n(nr), 'ra', n(now), 'ep', ep + 1)
 return {2, n(nr), n(m)}

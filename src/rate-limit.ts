@@ -26,9 +26,8 @@ import { RedisClock, lateToleranceMs } from './rate-limit-clock.js';
 import { LIMITER_TUNING, SCRIPTS, tuningArgs } from './rate-limit-scripts.js';
 import type { LimiterTuning, Script } from './rate-limit-scripts.js';
 import { limiterKey } from './rate-limit-types.js';
-
-import type { Acquired, RateLimits, RequestGate } from './request-gate.js';
 import type { LimiterState, QuotaOwner, Reservation, SharedLimiterOptions } from './rate-limit-types.js';
+import type { Acquired, RateLimits, RequestGate } from './request-gate.js';
 
 export { LIMITER_TUNING } from './rate-limit-scripts.js';
 export { accountId, limiterKey } from './rate-limit-types.js';
@@ -212,6 +211,8 @@ export class SharedRateLimiter implements RequestGate {
       Math.max(0, Math.round(retryAfterMs ?? 0)),
       this.tuning.quotaRefused,
       this.tuning.quotaShare,
+      this.tuning.quotaUnderMs,
+      this.tuning.quotaUnder,
     ])) as [number, string, string];
     this.rateSeen.set(model, Number(rate) * 60);
     this.opts.onState?.(model, { learnedRpm: Number(rate) * 60, margin: Number(margin) });
@@ -247,11 +248,8 @@ export class SharedRateLimiter implements RequestGate {
   }
 
   private pendingOf(model: string): Pending {
-    let p = this.pending.get(model);
-    if (!p) {
-      p = { tokens: 0, oks: 0 };
-      this.pending.set(model, p);
-    }
+    const p = this.pending.get(model) ?? { tokens: 0, oks: 0 };
+    this.pending.set(model, p);
     return p;
   }
 

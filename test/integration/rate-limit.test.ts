@@ -277,6 +277,39 @@ describe('the shared rate limiter in Redis (reservations)', () => {
     expect(learned).toBeGreaterThanOrEqual(600);
   });
 
+  it('takes a single 429 for the quota once the provider has accepted clearly less than the pace while slots queued ahead', async () => {
+    const limits: RateLimits = { rpm: 600, tpm: null };
+    const run = async (oks: number, queued: number): Promise<{ learnedRpm?: number; margin?: number } | undefined> => {
+      const model = fresh();
+      const l = limiter({ quotaUnderMs: 1000 });
+      const first = await l.reserve(model, limits, 1);
+      for (let i = 0; i < oks; i++) await l.settle(model, first.ticket, 1);
+      await l.flush();
+      // over a second of activity: `oks` accepted against a pace of 9.75 a second; then
+      // `queued` reservations, the 429 on the last
+      await sleep(1100);
+      let last = first;
+      for (let i = 0; i < queued; i++) last = await l.reserve(model, limits, 1);
+      await l.throttled(model, last.ticket);
+      return l.state(model, limits);
+    };
+    // 3 accepted in about a second, with slots queued: under 95% of the pace, so one 429
+    // lowers the rate (to at least half)
+    const under = await run(3, 4);
+    expect(under?.learnedRpm).toBeLessThan(600);
+    expect(under?.learnedRpm).toBeGreaterThanOrEqual(300);
+    expect(under?.margin).toBeCloseTo(LIMITER_TUNING.marginStart, 6);
+    const widened = LIMITER_TUNING.marginStart + LIMITER_TUNING.marginWiden;
+    // 11 accepted in about a second: at the pace, so one 429 is our own margin
+    const at = await run(11, 4);
+    expect(at?.learnedRpm).toBe(600);
+    expect(at?.margin).toBeCloseTo(widened, 6);
+    // few accepted but nothing queued (the workers send less than the pace): the margin too
+    const idle = await run(3, 1);
+    expect(idle?.learnedRpm).toBe(600);
+    expect(idle?.margin).toBeCloseTo(widened, 6);
+  });
+
   it('takes a few 429s among many answers for its own margin, not for a lower quota', async () => {
     const model = fresh();
     const limits: RateLimits = { rpm: 6000, tpm: null };
@@ -311,21 +344,22 @@ describe('the shared rate limiter in Redis (reservations)', () => {
 
   it('gives up a slot paced at a rate that has fallen while it waited, and takes one at the new pace', async () => {
     const model = fresh();
-    const limits: RateLimits = { rpm: 600, tpm: null };
+    const limits: RateLimits = { rpm: 240, tpm: null };
     let repaced = 0;
-    // every 429 is taken for the quota (none for the margin), halving the rate at most
+    // every 429 is taken for the quota (none for the margin), halving the rate at most; no
+    // late wake-up on a loaded machine takes a slot of its own
     const l = new SharedRateLimiter(redis, owner, {
-      tuning: { quotaRefused: 1, quotaShare: 0, warmMs: 0 },
+      tuning: { quotaRefused: 1, quotaShare: 0, warmMs: 0, lateShare: 1000 },
       onRepaced: () => void repaced++,
     });
     const first = await l.reserve(model, limits, 1);
-    // four waiters at 10 a second: 100, 200, 300 and 400 ms away
+    // four waiters at 4 a second: about 250, 500, 750 and 1,000 ms away
     const waiting = [1, 2, 3, 4].map(() => l.acquire(model, limits, 1));
     await sleep(20);
     // a 429 while they wait: the rate falls to half (nothing was accepted yet)
     await l.throttled(model, first.ticket);
     const after = await l.state(model, limits);
-    expect(after?.learnedRpm).toBeCloseTo(300, 6);
+    expect(after?.learnedRpm).toBeCloseTo(120, 6);
     const tickets = (await Promise.all(waiting)).map((a) => a.ticket ?? '');
     // each went out on a slot of the new epoch, so none at the old pace
     const newEpoch = Number(tickets[0]?.split(':')[0]);
@@ -334,7 +368,7 @@ describe('the shared rate limiter in Redis (reservations)', () => {
     expect(repaced).toBe(4);
     // 1 + 4 reservations, then 4 more at the new pace: the next slot is 4 new spacings on
     const next = await l.reserve(model, limits, 1);
-    expect(next.learnedRpm).toBeCloseTo(300, 6);
+    expect(next.learnedRpm).toBeCloseTo(120, 6);
     expect((await l.state(model, limits))?.reservations).toBe(10);
   });
 
