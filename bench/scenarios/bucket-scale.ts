@@ -28,7 +28,7 @@ import { Redis } from 'ioredis';
 import { startRedisServer } from '../../test/support/redis-server.js';
 import { startMinio } from '../../test/support/minio.js';
 import { createBucket, s3Env, testS3Client } from '../../test/support/s3.js';
-import { BENCH_API_KEY, newPrefix, usedMemory } from '../lib/env.js';
+import { BENCH_API_KEY, benchBaseEnv, newPrefix, usedMemory } from '../lib/env.js';
 import { genBody, genBucket, genKey } from '../lib/gen-store.js';
 import { cost, indexArgs, runIndex, startIndex, startWorkers, waitRun } from '../lib/pipeline.js';
 import { ProcSampler, ROOT, spawnCli, spawnNode, stopChildren } from '../lib/procs.js';
@@ -433,14 +433,7 @@ export async function bucketScale(
   const sampler = new ProcSampler();
   const redisServer = await startRedisServer();
   const redis = new Redis(redisServer.url, { maxRetriesPerRequest: null });
-  const base: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
-    DASHSCOPE_API_KEY: BENCH_API_KEY,
-    LOG_LEVEL: 'warn',
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-    MODEL_OVERRIDES: OVERRIDES,
-  };
+  const base = benchBaseEnv({ MODEL_OVERRIDES: OVERRIDES });
   const gen = spawnNode('bench/gen-s3-child.ts', [], base);
   const sim = spawnCli(
     [
