@@ -30,7 +30,7 @@ import { scanPages } from './scanner.js';
 import type { ScannedObject, ScanPage, SkippedObject } from './scanner.js';
 import type { VectorStore } from './vector-store.js';
 
-export { embedJob, entryQueuer, queueJobs } from './queuing.js';
+export { embedJob, entryQueuer } from './queuing.js';
 export type { BulkJob, IndexMode, Queuer } from './queuing.js';
 
 export interface ProduceOptions {
@@ -96,7 +96,10 @@ export async function produce(deps: ProduceDeps, opts: ProduceOptions): Promise<
   };
   // The page being committed (queued and recorded) while the next is prepared.
   let committing: Promise<void> | undefined;
+  // the jobs of a page a stopped producer was queuing count before the scan goes on
+  const settle = (): Promise<number> => deps.runs.settlePending(opts.runId, (j) => deps.queue.toKey(j));
   try {
+    await settle();
     for await (const page of scanPages(deps.store, {
       bucket: opts.bucket,
       prefix: opts.prefix,
@@ -119,7 +122,7 @@ export async function produce(deps: ProduceDeps, opts: ProduceOptions): Promise<
       let roomed!: () => void;
       const room = new Promise<void>((resolve) => (roomed = resolve));
       committing = (async () => {
-        const { jobIds, ...counts } = await phases.commit(plan, { onRoom: roomed, pageRecordsJobs: true });
+        const { jobIds, ...counts } = await phases.commit(plan, { onRoom: roomed });
         // the page's jobs are counted as the page is recorded, in one step
         counts.jobsAdded = await deps.runs.pageDone(opts.runId, {
           ...counts,
@@ -142,6 +145,8 @@ export async function produce(deps: ProduceDeps, opts: ProduceOptions): Promise<
   } catch (err) {
     // a page still being committed finishes (or fails) before the scan is marked failed
     await committing?.catch(() => undefined);
+    // a failed scan may end the run: the jobs it added all count first
+    await settle().catch(() => undefined);
     await deps.runs.scanFinished(opts.runId, 'failed', (err as Error).message);
     throw err;
   }
@@ -245,7 +250,7 @@ async function queueStaged(
     const seen = opts.prune ? entries.map((e) => ('unit' in e ? unitPointKey(e.unit) : e.object.key)) : [];
     await deps.runs.markSeen(opts.runId, seen);
     const plan = await phases.plan(entries, skipped, { scanned: 0, filteredOut: 0 });
-    const { jobIds, ...counts } = await phases.commit(plan, { pageRecordsJobs: true });
+    const { jobIds, ...counts } = await phases.commit(plan);
     chunk += 1;
     const page = { ...counts, seenMarked: seen.length };
     page.jobsAdded = await deps.runs.pageDone(opts.runId, { ...page, jobIds, pageToken: `compose:${chunk}` });

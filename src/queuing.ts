@@ -55,11 +55,12 @@ export interface QueueOptions {
   readonly maxObjectsPerJob?: number;
 }
 
+/** Queues one page; the caller records it with the ids (RunStore.pageDone counts its jobs). */
 export type Queuer = (
   entries: readonly Entry[],
   skipped: readonly SkippedObject[],
   listed: { scanned: number; filteredOut: number },
-) => Promise<Required<PageCounts>>;
+) => Promise<Required<PageCounts> & { jobIds: string[] }>;
 
 /** A page's entries looked up and grouped into jobs, not yet queued (QueuePhases.plan). */
 export interface QueuePlan {
@@ -83,28 +84,25 @@ export interface QueuePhases {
   ): Promise<QueuePlan>;
   /**
    * Waits for room in the queue (then calls `onRoom`), adds the jobs and records the skips;
-   * resolves with the page's counts and the ids its jobs were added under. The jobs new to
-   * the run are counted here, unless `pageRecordsJobs`: the caller then hands the ids to
-   * RunStore.pageDone, which counts them as it records the page (and `jobsAdded` is 0).
+   * resolves with the page's counts and the ids its jobs were added under. The jobs are not
+   * counted here (`jobsAdded` is 0): the caller hands the ids to RunStore.pageDone, which
+   * counts them as it records the page. Their ids are stored as the page's pending ones
+   * before they are added (RunStore.intend), so that a producer stopped in between leaves
+   * them countable (RunStore.settlePending).
    */
-  commit(
-    plan: QueuePlan,
-    opts?: { onRoom?(): void; pageRecordsJobs?: boolean },
-  ): Promise<Required<PageCounts> & { jobIds: string[] }>;
+  commit(plan: QueuePlan, opts?: { onRoom?(): void }): Promise<Required<PageCounts> & { jobIds: string[] }>;
 }
 
 /**
  * Queues a page's entries (a scan's page, a stage walk's chunk, a list of keys): in
  * incremental mode, only those whose points are missing, incomplete or out of date;
  * records the page's skips (and removes the points of objects skipped as unpaired, which
- * may have been embedded before). Returns the page's counts; the caller records the page.
+ * may have been embedded before). Returns the page's counts and its jobs' ids; the caller
+ * records the page with them (RunStore.pageDone), which counts the jobs.
  */
 export function entryQueuer(deps: QueueDeps, opts: QueueOptions): Queuer {
   const phases = queuePhases(deps, opts);
-  return async (entries, skipped, listed) => {
-    const { jobIds: _ids, ...counts } = await phases.commit(await phases.plan(entries, skipped, listed));
-    return counts;
-  };
+  return async (entries, skipped, listed) => phases.commit(await phases.plan(entries, skipped, listed));
 }
 
 export function queuePhases(deps: QueueDeps, opts: QueueOptions): QueuePhases {
@@ -167,8 +165,11 @@ export function queuePhases(deps: QueueDeps, opts: QueueOptions): QueuePhases {
     // backpressure: the page's jobs wait for room in the queue (and the listing with them)
     await (deps.room ?? NO_BOUND).wait(jobs.length);
     how?.onRoom?.();
-    const queued = await enqueue(deps.queue, opts, jobs);
-    const added = how?.pageRecordsJobs ? 0 : await deps.runs.newJobs(opts.runId, queued.jobIds);
+    const bulk = jobs.map((entries) => embedJob(opts.runId, opts.bucket, settings, jobContents(entries)));
+    // the ids go first: a producer stopped after adding and before the page is recorded
+    // leaves them for the resumed scan to count (RunStore.settlePending)
+    if (bulk.length > 0) await deps.runs.intend(opts.runId, bulk.map((j) => j.opts.jobId));
+    const queued = bulk.length > 0 ? await addBulk(deps.queue, bulk) : { jobIds: [], followed: [] };
     await follow(deps.runs, opts.runId, queued.followed);
     await deps.runs.recordItems(
       opts.runId,
@@ -184,23 +185,9 @@ export function queuePhases(deps: QueueDeps, opts: QueueOptions): QueuePhases {
       opts.bucket,
       skipped.map((s) => s.object.key),
     );
-    return { ...counts, jobsAdded: added, jobsDeduplicated: queued.followed.length, jobIds: queued.jobIds };
+    return { ...counts, jobsAdded: 0, jobsDeduplicated: queued.followed.length, jobIds: queued.jobIds };
   };
   return { plan, commit };
-}
-
-/**
- * Adds jobs in bulk. A job whose content (settings + keys + ETags) is already pending in
- * the queue, from this run or another, is deduplicated by BullMQ and not added again.
- */
-async function enqueue(
-  queue: Queue<EmbedJobData>,
-  opts: Pick<QueueOptions, 'runId' | 'bucket' | 'settings'>,
-  jobs: readonly Entry[][],
-): Promise<{ jobIds: string[]; followed: { jobId: string; runId: string }[] }> {
-  if (jobs.length === 0) return { jobIds: [], followed: [] };
-  const bulk = jobs.map((entries) => embedJob(opts.runId, opts.bucket, opts.settings, jobContents(entries)));
-  return addBulk(queue, bulk);
 }
 
 export interface BulkJob {
@@ -231,6 +218,10 @@ export function embedJob(
   };
 }
 
+/**
+ * Adds jobs in bulk. A job whose content (settings + keys + ETags) is already pending in
+ * the queue, from this run or another, is deduplicated by BullMQ and not added again.
+ */
 async function addBulk(
   queue: Queue<EmbedJobData>,
   bulk: readonly BulkJob[],
@@ -243,22 +234,6 @@ async function addBulk(
     job.id !== undefined && job.id !== bulk[i]?.opts.jobId ? [{ jobId: job.id, runId: runOfJobId(job.id) }] : [],
   );
   return { jobIds, followed };
-}
-
-/**
- * Queues ready-made jobs for a run (retry-failed's): adds them, counts the new ones, and
- * follows those deduplicated into other runs' pending jobs. Returns both counts.
- */
-export async function queueJobs(
-  deps: Pick<QueueDeps, 'queue' | 'runs'>,
-  runId: string,
-  bulk: readonly BulkJob[],
-): Promise<{ added: number; followed: number }> {
-  if (bulk.length === 0) return { added: 0, followed: 0 };
-  const queued = await addBulk(deps.queue, bulk);
-  const added = await deps.runs.newJobs(runId, queued.jobIds);
-  await follow(deps.runs, runId, queued.followed);
-  return { added, followed: queued.followed.length };
 }
 
 /**

@@ -94,16 +94,17 @@ export async function retryFailed(
     retried: readonly [string, ItemOutcome][],
     written: readonly [string, ItemOutcome][],
   ): Promise<void> => {
-    const counts = await queue(entries, [], { scanned: 0, filteredOut: 0 });
+    const { jobIds, ...counts } = await queue(entries, [], { scanned: 0, filteredOut: 0 });
     const page = {
       scanned: retried.length + written.length,
       queuedObjects: counts.queuedObjects,
-      jobsAdded: counts.jobsAdded,
+      jobsAdded: 0,
       jobsDeduplicated: counts.jobsDeduplicated,
       unchanged: written.length,
     };
     pageNumber += 1;
-    await deps.runs.pageDone(newId, { ...page, pageToken: `retry:${pageNumber}` });
+    // the page's jobs are counted as it is recorded, in one step
+    page.jobsAdded = await deps.runs.pageDone(newId, { ...page, jobIds, pageToken: `retry:${pageNumber}` });
     for (const k of Object.keys(total) as (keyof typeof total)[]) total[k] += page[k];
     await deps.runs.recordItems(
       run.id,

@@ -207,8 +207,10 @@ async function queueKeys(
   const classified = found.map((o) => classify(o, model, bounds));
   const entries = classified.flatMap((c) => ('code' in c ? [] : [{ object: c }]));
   const skipped = classified.flatMap((c) => ('code' in c ? [c] : []));
+  // the jobs of a stopped attempt's page count first (RunStore.settlePending)
+  await deps.runs.settlePending(runId, (j) => deps.queue.toKey(j));
   // queued like one listing page
-  const counts = await entryQueuer(deps, { runId, bucket, model, settings, mode })(entries, skipped, {
+  const { jobIds, ...counts } = await entryQueuer(deps, { runId, bucket, model, settings, mode })(entries, skipped, {
     scanned: keys.length,
     filteredOut: 0,
   });
@@ -217,7 +219,8 @@ async function queueKeys(
     pages: 1,
     deleted: await dropPoints(deps.vectors, settings.collection, bucket, gone),
   };
-  await deps.runs.pageDone(runId, { ...counts, pageToken: 'keys' });
+  counts.jobsAdded = await deps.runs.pageDone(runId, { ...counts, jobIds, pageToken: 'keys' });
+  total.jobsAdded = counts.jobsAdded;
   await deps.runs.addCounter(runId, 'deleted', total.deleted);
   await deps.runs.scanFinished(runId, 'complete');
   return total;

@@ -8,6 +8,9 @@
  *   how many of each (run-items.ts);
  * - `{p}:run:{id}:jobs`   hash: job id -> result (packJobResult), written once per job (idempotent);
  * - `{p}:run:{id}:queued` set: ids of the jobs the run queued (dropped once the scan is complete);
+ * - `{p}:run:{id}:pending` set: the ids of the page being queued, written before its jobs are
+ *   added and dropped as the page is recorded (a resumed scan counts those of them that were
+ *   added: settlePending);
  * - `{p}:run:{id}:pages`  hash: listing tokens of the pages already counted (likewise);
  * - `{p}:run:{id}:seenh`, `:stage`: the scan's working sets, for --prune and composed units (run-sets.ts);
  * - `{p}:run:{id}:followed` set: ids of other runs' jobs this run waits for (deduplicated adds; likewise);
@@ -37,9 +40,10 @@ if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return 0 end
 for i = 3, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
 return 1`;
 
-// KEYS: run hash, pages-done hash, queued-jobs set. ARGV: page token, next token ('' at the
-// end), n, the page's n job ids, then counter name/increment pairs. Counts a page once,
-// with the jobs new to the run among its ids; always moves the resume token on.
+// KEYS: run hash, pages-done hash, queued-jobs set, pending set. ARGV: page token, next token
+// ('' at the end), n, the page's n job ids, then counter name/increment pairs. Counts a page
+// once, with the jobs new to the run among its ids; always moves the resume token on, and
+// drops the page's pending ids (its jobs are counted now).
 const PAGE_DONE = `
 local n = tonumber(ARGV[3])
 local added = 0
@@ -48,13 +52,54 @@ if redis.call('HSETNX', KEYS[2], ARGV[1], 1) == 0 then added = 0 else
   if added > 0 then redis.call('HINCRBY', KEYS[1], 'jobsAdded', added) end
   for i = 4 + n, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
 end
+redis.call('DEL', KEYS[4])
 if ARGV[2] == '' then redis.call('HDEL', KEYS[1], 'lastToken') else redis.call('HSET', KEYS[1], 'lastToken', ARGV[2]) end
+return added`;
+
+// KEYS: run hash, pending set, queued-jobs set, jobs hash, then the n pending jobs' BullMQ
+// keys. ARGV: the n pending job ids. A pending job that exists in the queue, or has a result,
+// was added (by a producer that stopped before recording its page): counted if new to the
+// run. Then nothing is pending.
+const SETTLE_PENDING = `
+local added = 0
+for i = 1, #ARGV do
+  if redis.call('EXISTS', KEYS[4 + i]) == 1 or redis.call('HEXISTS', KEYS[4], ARGV[i]) == 1 then
+    added = added + redis.call('SADD', KEYS[3], ARGV[i])
+  end
+end
+if added > 0 then redis.call('HINCRBY', KEYS[1], 'jobsAdded', added) end
+redis.call('DEL', KEYS[2])
+return added`;
+
+// KEYS: run hash, followed set, then the n jobs' followers sets. ARGV: run id, expiry ms, the
+// n job ids. Follows each job once and counts it in the same step.
+const FOLLOW = `
+local added = 0
+for i = 3, #ARGV do
+  if redis.call('SADD', KEYS[2], ARGV[i]) == 1 then
+    added = added + 1
+    redis.call('SADD', KEYS[i], ARGV[1])
+    redis.call('PEXPIRE', KEYS[i], ARGV[2])
+  end
+end
+if added > 0 then redis.call('HINCRBY', KEYS[1], 'jobsFollowed', added) end
 return added`;
 
 export const DEFAULT_RUN_RETENTION_DAYS = 30;
 const DAY_MS = 24 * 3600 * 1000;
 /** The keys of one run (`{p}:run:{id}` and these suffixes). */
-const RUN_PARTS = ['', ':items', ':codes', ':jobs', ':queued', ':pages', ':followed', ':seenh', ':stage'] as const;
+const RUN_PARTS = [
+  '',
+  ':items',
+  ':codes',
+  ':jobs',
+  ':queued',
+  ':pending',
+  ':pages',
+  ':followed',
+  ':seenh',
+  ':stage',
+] as const;
 
 export class RunStore extends RunItemStore {
   constructor(
@@ -111,12 +156,46 @@ export class RunStore extends RunItemStore {
   }
 
   /**
+   * Before a page's jobs are added: their ids, so that a producer stopped before recording
+   * the page leaves the run able to count those that were added (settlePending). Replaces
+   * the ids of any page before (pages are queued one at a time).
+   */
+  async intend(id: string, jobIds: readonly string[]): Promise<void> {
+    const m = this.redis.multi().del(this.key(id, ':pending'));
+    if (jobIds.length > 0) m.sadd(this.key(id, ':pending'), ...jobIds);
+    await m.exec();
+  }
+
+  /**
+   * A scan that starts again (or fails) first counts the jobs of the page a producer was
+   * queuing when it stopped: each one in the queue, or with a result, was added, and is
+   * counted if new to the run (a worker may have finished it already, and the page listed
+   * again then queues nothing for its objects). `jobKey` names a job's BullMQ key.
+   * Returns how many were counted.
+   */
+  async settlePending(id: string, jobKey: (jobId: string) => string): Promise<number> {
+    const pending = await this.redis.smembers(this.key(id, ':pending'));
+    const added = await this.redis.eval(
+      SETTLE_PENDING,
+      4 + pending.length,
+      this.key(id),
+      this.key(id, ':pending'),
+      this.key(id, ':queued'),
+      this.key(id, ':jobs'),
+      ...pending.map(jobKey),
+      ...pending,
+    );
+    return Number(added);
+  }
+
+  /**
    * After a listed page is enqueued: its counters and the token to resume from. A page is
    * counted once, by the token it was listed with: after a producer crash between queuing
    * a page and recording it, the page is listed and queued again but not counted again.
    * With `jobIds` (the ids its jobs were added under), the page's jobs are remembered and
    * counted in the same step (`jobsAdded`: those new to the run), so no crash can leave
-   * them remembered and the page uncounted; returns how many were counted.
+   * them remembered and the page uncounted; returns how many were counted. The page's
+   * pending ids (intend) go in the same step.
    */
   async pageDone(
     id: string,
@@ -127,10 +206,11 @@ export class RunStore extends RunItemStore {
     for (const f of PAGE_COUNTERS) if (page[f] && !(f === 'jobsAdded' && page.jobIds)) counts.push(f, page[f] ?? 0);
     const added = await this.redis.eval(
       PAGE_DONE,
-      3,
+      4,
       this.key(id),
       this.key(id, ':pages'),
       this.key(id, ':queued'),
+      this.key(id, ':pending'),
       page.pageToken ?? '(first)',
       page.nextToken ?? '',
       jobIds.length,
@@ -143,18 +223,23 @@ export class RunStore extends RunItemStore {
   /**
    * This run waits for jobs of other runs that hold its objects (BullMQ deduplicated its own
    * adds into them); returns how many are new to it. Each job id maps to the runs following
-   * it, so the worker that finishes the job records its result in them too.
+   * it, so the worker that finishes the job records its result in them too. A job is
+   * followed and counted in one step (a crash between the two would let a result be
+   * recorded in the run for a job it never counted).
    */
   async follow(id: string, jobIds: readonly string[]): Promise<number> {
     if (jobIds.length === 0) return 0;
-    const m = this.redis.multi();
-    for (const j of jobIds) m.sadd(this.key(id, ':followed'), j);
-    for (const j of jobIds)
-      m.sadd(`${this.prefix}:followers:${j}`, id).pexpire(`${this.prefix}:followers:${j}`, 7 * 24 * 3600 * 1000);
-    const replies = (await m.exec()) ?? [];
-    const added = replies.slice(0, jobIds.length).reduce((n, [, r]) => n + (r === 1 ? 1 : 0), 0);
-    if (added) await this.redis.hincrby(this.key(id), 'jobsFollowed', added);
-    return added;
+    const added = await this.redis.eval(
+      FOLLOW,
+      2 + jobIds.length,
+      this.key(id),
+      this.key(id, ':followed'),
+      ...jobIds.map((j) => `${this.prefix}:followers:${j}`),
+      id,
+      7 * 24 * 3600 * 1000,
+      ...jobIds,
+    );
+    return Number(added);
   }
 
   /** The runs following a job (see follow). */
@@ -211,7 +296,12 @@ export class RunStore extends RunItemStore {
     // the scan's own bookkeeping (which jobs and pages it counted, which jobs it follows)
     // only keeps a resumed scan from counting twice: a complete scan is never resumed
     if (status === 'complete')
-      await this.redis.del(this.key(id, ':queued'), this.key(id, ':pages'), this.key(id, ':followed'));
+      await this.redis.del(
+        this.key(id, ':queued'),
+        this.key(id, ':pending'),
+        this.key(id, ':pages'),
+        this.key(id, ':followed'),
+      );
     // a failed scan may never be resumed: its records expire like a finished run's
     if (status === 'failed') await this.expireRun(id);
   }

@@ -3,13 +3,16 @@
  * the page before is still being queued and recorded. A producer killed (SIGKILL) in that
  * window, with a page's jobs added but the page not recorded and the next page prepared,
  * resumes after the last recorded page, and every object is embedded exactly once.
+ * Every job a killed producer added is counted once in its run, also one a worker finished
+ * before the resume (its page, listed again, then queues nothing for its objects).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { QdrantClient } from '@qdrant/js-client-rest';
 import { Queue } from 'bullmq';
 import { waitingJobs } from '../../src/backpressure.js';
-import { RunStore } from '../../src/runs.js';
+import { isFinished, RunStore } from '../../src/runs.js';
+import { until } from '../support/incremental.js';
 import { createBucket, putObject } from '../support/s3.js';
 import { startS3Proxy } from '../support/s3-proxy.js';
 import { startRedisHoldProxy } from '../support/redis-hold-proxy.js';
@@ -141,10 +144,11 @@ describe('the overlapped scan', () => {
     const redis = await startRedisHoldProxy(env.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
     let runId: string | undefined;
     try {
-      // the producer's traffic stops right after the 4th command naming the run's set of
-      // queued jobs: where a page's jobs are remembered (recording the page counts them
+      // the producer's traffic stops right after the 4th page's command naming the run's
+      // set of queued jobs (one more names it as the scan starts, settling a stopped
+      // attempt's jobs): where a page's jobs are remembered (recording the page counts them
       // in the same step, so remembered jobs are never left on an uncounted page)
-      redis.holdAfter(':queued', HELD_PAGE);
+      redis.holdAfter(':queued', HELD_PAGE + 1);
       const producer = startCli(args, { ...env.env, REDIS_URL: redis.url });
       await producer.waitFor(/run \S+: scanning/, 60_000);
       runId = /run (\S+): scanning/.exec(producer.output())![1]!;
@@ -174,6 +178,81 @@ describe('the overlapped scan', () => {
     }
     const run = await runs.get(runId ?? '');
     expect(run?.counters.scanned).toBe(OBJECTS);
+    expect(run?.counters.jobsAdded).toBe(OBJECTS / PAGE);
+    expect(run?.counters.jobsDone).toBe(OBJECTS / PAGE);
+    expect(run?.counters.objectsIndexed).toBe(OBJECTS);
+    expect(run?.finishedAt).toBeDefined();
+    const sent = env.sim
+      .requests()
+      .slice(requestsBefore)
+      .flatMap((r) =>
+        ((r.body as { input?: { contents?: unknown[] } } | undefined)?.input?.contents ?? []).map((c) =>
+          typeof c === 'string' ? c : JSON.stringify(c),
+        ),
+      );
+    expect(sent.length).toBe(OBJECTS);
+    expect(new Set(sent)).toEqual(new Set(Array.from({ length: OBJECTS }, (_, i) => text(i))));
+  }, 180_000);
+
+  it('killed after adding a page whose job a worker then finishes: the resumed run counts that job once and ends only with every job done', async () => {
+    const collection = `overlap-done-${env.prefix}`;
+    const args = [
+      'index',
+      '--bucket',
+      BUCKET,
+      '--collection',
+      collection,
+      '--model',
+      'qwen3-vl-embedding',
+      '--dimension',
+      '256',
+      '--page-size',
+      String(PAGE),
+    ];
+    const runs = new RunStore(env.redis, env.prefix);
+    const queue = new Queue('embed', { connection: env.redis, prefix: env.prefix });
+    const requestsBefore = env.sim.requests().length;
+    const redis = await startRedisHoldProxy(env.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+    let runId: string | undefined;
+    const drain = async (): Promise<void> => {
+      const worker = startCli(['worker'], env.env);
+      try {
+        await worker.waitFor(/worker ready/);
+        await until('the queue drained', async () =>
+          (await waitingJobs(queue)) === 0 && (await queue.getActiveCount()) === 0 ? true : undefined,
+        );
+      } finally {
+        expect(await worker.stop('SIGTERM')).toBe(0);
+      }
+    };
+    try {
+      // killed right after page 4's jobs are added, before the page is recorded
+      redis.holdAfter('"v":2,"runId":"', HELD_PAGE);
+      const producer = startCli(args, { ...env.env, REDIS_URL: redis.url });
+      await producer.waitFor(/run \S+: scanning/, 60_000);
+      runId = /run (\S+): scanning/.exec(producer.output())![1]!;
+      for (let i = 0; i < 300 && !redis.holding(); i++) await sleep(100);
+      expect(redis.holding()).toBe(true);
+      await producer.stop('SIGKILL');
+      expect(await waitingJobs(queue)).toBe(HELD_PAGE);
+      // a worker finishes the 4 jobs, page 4's among them, before the producer is back
+      await drain();
+      expect((await runs.get(runId))?.counters.jobsDone).toBe(HELD_PAGE);
+      // resumed: page 4 is listed again and its objects found indexed (nothing queued for
+      // them); its job, added by the killed producer, counts all the same
+      const resumed = await runCli([...args, '--run-id', runId], env.env);
+      expect(resumed.code).toBe(0);
+      const scanned = (await runs.get(runId))!;
+      expect(scanned.scanStatus).toBe('complete');
+      expect(scanned.counters.jobsAdded).toBe(OBJECTS / PAGE);
+      expect(await waitingJobs(queue)).toBe(OBJECTS / PAGE - HELD_PAGE);
+      expect(isFinished(scanned)).toBe(false);
+      await drain();
+    } finally {
+      await redis.close();
+      await queue.close();
+    }
+    const run = await runs.get(runId ?? '');
     expect(run?.counters.jobsAdded).toBe(OBJECTS / PAGE);
     expect(run?.counters.jobsDone).toBe(OBJECTS / PAGE);
     expect(run?.counters.objectsIndexed).toBe(OBJECTS);
