@@ -10,6 +10,7 @@ import type { ApiContent, ApiErrorBody, ApiParameters, ApiSuccessBody, Embedding
 import { EmbeddingApiError, networkError } from './errors.js';
 import { redact as redactText } from './redact.js';
 import type { SendThread } from './send-thread.js';
+import { agrees, embeddingTexts, rememberJson } from './vector-json.js';
 
 export interface EmbedRequest {
   readonly model: string;
@@ -129,8 +130,9 @@ export function checkResponse(body: unknown, request: EmbedRequest): EmbedResult
         `has a vector of length ${Array.isArray(e.embedding) ? e.embedding.length : 'none'} where ${request.dimension} was asked`,
       );
     }
-    if (!e.embedding.every((x) => typeof x === 'number' && Number.isFinite(x)))
-      return bad('has a non-numeric vector component');
+    const v: unknown[] = e.embedding;
+    for (let i = 0; i < v.length; i++)
+      if (typeof v[i] !== 'number' || !Number.isFinite(v[i])) return bad('has a non-numeric vector component');
     vectors[e.index] = e.embedding;
     types[e.index] = e.type;
   }
@@ -140,6 +142,20 @@ export function checkResponse(body: unknown, request: EmbedRequest): EmbedResult
     usage: readUsage(success.usage),
     requestId: String(success.request_id ?? ''),
   };
+}
+
+/**
+ * Keeps each vector's text from the answer (vector-json.ts), so that the Qdrant write sends
+ * it as it came instead of formatting its numbers again; a text that does not agree with
+ * its parsed vector is not kept.
+ */
+function keepVectorTexts(answer: string, list: ApiSuccessBody['output']['embeddings']): void {
+  const texts = embeddingTexts(answer);
+  if (!texts) return;
+  list.forEach((e, k) => {
+    const text = texts[k];
+    if (text !== undefined && agrees(text, e.embedding)) rememberJson(e.embedding, text);
+  });
 }
 
 export class DashScopeClient implements Embedder {
@@ -239,6 +255,8 @@ export class DashScopeClient implements Embedder {
     }
     if (parsed === undefined)
       throw networkError('BadResponse', `embedding response is not JSON (${text.length} bytes)`);
-    return checkResponse(parsed, request);
+    const result = checkResponse(parsed, request);
+    keepVectorTexts(text, (parsed as ApiSuccessBody).output.embeddings);
+    return result;
   }
 }

@@ -28,7 +28,7 @@ import { Redis } from 'ioredis';
 import { startRedisServer } from '../../test/support/redis-server.js';
 import { startMinio } from '../../test/support/minio.js';
 import { createBucket, s3Env, testS3Client } from '../../test/support/s3.js';
-import { BENCH_API_KEY, newPrefix, usedMemory } from '../lib/env.js';
+import { BENCH_API_KEY, benchBaseEnv, newPrefix, usedMemory } from '../lib/env.js';
 import { genBody, genBucket, genKey } from '../lib/gen-store.js';
 import { cost, indexArgs, runIndex, startIndex, startWorkers, waitRun } from '../lib/pipeline.js';
 import { ProcSampler, ROOT, spawnCli, spawnNode, stopChildren } from '../lib/procs.js';
@@ -440,20 +440,20 @@ async function fillMinio(client: S3Client, bucket: string, n: number): Promise<v
 }
 
 export async function bucketScale(
-  opts: { sizes: number[]; pipelineSizes: number[]; profileDir?: string; label: string },
+  opts: {
+    sizes: number[];
+    pipelineSizes: number[];
+    /** Which stores the pipeline runs on. @defaultValue both */
+    stores?: readonly ('generated' | 'minio')[];
+    profileDir?: string;
+    label: string;
+  },
   log: (s: string) => void,
 ): Promise<{ producer: ProducerPoint[]; pipeline: PipelinePoint[] }> {
   const sampler = new ProcSampler();
   const redisServer = await startRedisServer();
   const redis = new Redis(redisServer.url, { maxRetriesPerRequest: null });
-  const base: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
-    DASHSCOPE_API_KEY: BENCH_API_KEY,
-    LOG_LEVEL: 'warn',
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-    MODEL_OVERRIDES: OVERRIDES,
-  };
+  const base = benchBaseEnv({ MODEL_OVERRIDES: OVERRIDES });
   const gen = spawnNode('bench/gen-s3-child.ts', [], base);
   const sim = spawnCli(
     [
@@ -500,10 +500,13 @@ export async function bucketScale(
     const producer: ProducerPoint[] = [];
     for (const n of opts.sizes) producer.push(await producerPoint(env, sampler, n, opts.profileDir, log));
     const pipeline: PipelinePoint[] = [];
+    const stores = opts.stores ?? ['generated', 'minio'];
     for (const n of opts.pipelineSizes) {
-      pipeline.push(
-        await pipelinePoint(env, sampler, n, 'generated', genS3Env(genUrl), genBucket(n), opts.profileDir, log),
-      );
+      if (stores.includes('generated'))
+        pipeline.push(
+          await pipelinePoint(env, sampler, n, 'generated', genS3Env(genUrl), genBucket(n), opts.profileDir, log),
+        );
+      if (!stores.includes('minio')) continue;
       minio = await startMinio();
       const client = testS3Client(minio);
       await fillMinio(client, `minio-${n}`, n);
@@ -537,7 +540,10 @@ const argValue = (argv: readonly string[], name: string): string | undefined => 
   return i >= 0 ? argv[i + 1] : undefined;
 };
 
-/** `npm run bench -- --bucket-scale [--sizes A,B] [--pipeline-sizes A] [--profile DIR] [--label NAME]`. */
+/**
+ * `npm run bench -- --bucket-scale [--sizes A,B] [--pipeline-sizes A] [--stores generated,minio]
+ * [--profile DIR] [--label NAME]`.
+ */
 export async function bucketScaleMain(argv: readonly string[]): Promise<void> {
   const list = (v: string | undefined, d: number[]): number[] =>
     v === undefined ? d : v === '' ? [] : v.split(',').map(Number);
@@ -548,6 +554,10 @@ export async function bucketScaleMain(argv: readonly string[]): Promise<void> {
   const pipelineSizes = list(argValue(argv, '--pipeline-sizes'), [10_000]);
   const profileDir = argValue(argv, '--profile');
   const label = argValue(argv, '--label') ?? 'latest';
-  log(`bucket-scale: producer at ${sizes.join(', ')}; pipeline at ${pipelineSizes.join(', ')}`);
-  await bucketScale({ sizes, pipelineSizes, ...(profileDir ? { profileDir } : {}), label }, log);
+  const storeList = argValue(argv, '--stores')?.split(',') ?? ['generated', 'minio'];
+  const unknown = storeList.filter((s) => s !== 'generated' && s !== 'minio');
+  if (unknown.length > 0) throw new Error(`--stores takes generated and minio, not ${unknown.join(', ')}`);
+  const stores = storeList as ('generated' | 'minio')[];
+  log(`bucket-scale: producer at ${sizes.join(', ')}; pipeline at ${pipelineSizes.join(', ')} on ${stores.join(', ')}`);
+  await bucketScale({ sizes, pipelineSizes, stores, ...(profileDir ? { profileDir } : {}), label }, log);
 }

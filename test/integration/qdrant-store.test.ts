@@ -9,6 +9,7 @@ import type { QdrantClient } from '@qdrant/js-client-rest';
 
 import { ConfigError } from '../../src/errors.js';
 import { VectorStoreError, createQdrantStore } from '../../src/qdrant-store.js';
+import { rememberJson } from '../../src/vector-json.js';
 import { INDEXED_FIELDS, type PointRecord, type VectorStore } from '../../src/vector-store.js';
 import { clientOf, qdrantForTest, type QdrantForTest } from '../support/qdrant.js';
 
@@ -186,6 +187,42 @@ describe('points', () => {
       expect(stored).toHaveLength(300);
       const byId = new Map(stored.map((s) => [s.id, s.payload]));
       for (const p of points) expect(byId.get(p.id)).toEqual(p.payload);
+    });
+  });
+
+  it('sends a vector as the JSON its answer carried, and Qdrant stores what it stores for the formatted vector', async () => {
+    await withCollection('vectortext', async (name) => {
+      const store = newStore();
+      await store.ensureCollection(name, 4);
+      // numbers written longer than JSON.stringify writes them, as an API may answer
+      const text =
+        '[0.1000000000000000055511151231257827, -2.5E-1 ,0.333333333333333314829616256247390992939472198486328125,1]';
+      const vector = JSON.parse(text) as number[];
+      rememberJson(vector, text);
+      const [a, b] = makePoints(2, 4);
+      if (!a || !b) throw new Error('no points made');
+      const bodies: string[] = [];
+      const realFetch = globalThis.fetch;
+      const spy = jest.spyOn(globalThis, 'fetch').mockImplementation(async (input, init) => {
+        if (init?.method === 'PUT' && typeof init.body === 'string') bodies.push(init.body);
+        return realFetch(input, init);
+      });
+      try {
+        await store.upsert(name, [
+          { ...a, vector },
+          { ...b, vector: [...vector] },
+        ]);
+      } finally {
+        spy.mockRestore();
+      }
+      expect(bodies).toHaveLength(1);
+      expect(bodies[0]).toContain(`"vector":${text}`);
+      expect(bodies[0]).toContain(`"vector":${JSON.stringify(vector)}`);
+      const { points } = await store.scrollIndexedSince(name, '2000-01-01T00:00:00.000Z');
+      const byId = new Map(points.map((p) => [p.id, p]));
+      expect(byId.get(a.id)?.vector).toHaveLength(4);
+      expect(byId.get(a.id)?.vector).toEqual(byId.get(b.id)?.vector);
+      expect(byId.get(a.id)?.payload).toEqual(a.payload);
     });
   });
 
