@@ -21,7 +21,7 @@
  * One key a script, so it works on Redis Cluster too.
  * Fields: tr, tt (next request slot and token schedule, ms of Redis time), r and ra
  * (learned rate, requests/s, and when it last changed), m and ma (margin and when it last
- * widened), ep (epoch), l429 (last 429), since (start of the current activity), n
+ * widened), tc (the tokens/s the token schedule is paced at), ep (epoch), l429 (last 429), since (start of the current activity), n
  * (reservations), ls, lr and lw (the late wake-ups' window: its start, reservations and late ones), k (tokens reserved net of corrections), o0..o59 and x0..x59 (successes
  * and 429s in each second of the last minute, as "second:count"). The hash expires after 6 hours unused.
  */
@@ -123,8 +123,15 @@ local mStart, mMin, mMax, mWiden = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumbe
 local mNarrow, mEvery, tShare = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
 local decMin, decMax, pHold, pEvery, pStep = tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15]), tonumber(ARGV[16])
 local ttl = 21600000
-local f = redis.call('HMGET', key, 'tr', 'tt', 'r', 'ra', 'm', 'ma', 'ep', 'l429', 'since')
+local f = redis.call('HMGET', key, 'tr', 'tt', 'r', 'ra', 'm', 'ma', 'ep', 'l429', 'since', 'tc')
 local tr, tt = tonumber(f[1]) or 0, tonumber(f[2]) or 0
+-- the token schedule holds tokens, paced at the tokens/s it was told (tc): told another
+-- rate (a raised or lowered TPM), the tokens still ahead drain at the new one
+local tc = tonumber(f[10])
+if tps > 0 and (not tc or math.abs(tc - tps) > 1e-6 * tps) then
+  if tc and tc > 0 and tt > now then tt = now + (tt - now) * tc / tps; redis.call('HSET', key, 'tt', n(tt)) end
+  redis.call('HSET', key, 'tc', string.format('%.17g', tps))
+end
 local since = tonumber(f[9])
 -- the span successes are counted over starts again after a minute without requests
 if not since or math.max(tr, tt) < now - 60000 then since = now; redis.call('HSET', key, 'since', n(now)) end
@@ -160,15 +167,21 @@ if oks > 0 then bumpSecond('o', math.floor(now / 1000), oks) end
 redis.call('PEXPIRE', key, ttl)
 `;
 
-// ARGV[17] tokens of this request (estimate); ARGV[18] and ARGV[19], or '' and 0: the
-// schedule's end and the slot of a reservation of this caller's that is given back (woken
-// too late for it), taken back only if nobody reserved after it. Returns {wait ms, epoch,
-// rate, margin, slot (Redis ms), the schedule's end after this slot (for a give-back)}.
+// ARGV[17] tokens of this request (estimate); ARGV[18], ARGV[19] and ARGV[26], or '', 0
+// and 0: the schedule's end, the request slot and the token wait of a reservation of this
+// caller's that is given back (woken too late for it), taken back only if nobody reserved
+// after it. Returns {wait ms, epoch, rate, margin, slot (Redis ms), the schedule's end
+// after this slot (for a give-back), the request slot (before the token schedule's wait),
+// the token wait (ms the slot waited for the token schedule beyond its end)}.
 const RESERVE = `${PRELUDE}
 local tokens = tonumber(ARGV[17])
-if ARGV[18] ~= '' and f[1] == ARGV[18] then tr = tonumber(ARGV[19]) end
+if ARGV[18] ~= '' and f[1] == ARGV[18] then
+  tr = tonumber(ARGV[19])
+  tt = tt - tonumber(ARGV[26])
+end
 local slot = now
 if ceil > 0 then slot = math.max(slot, tr) end
+local reqSlot = slot
 local cost = 0
 if tps > 0 then
   local rho = tokenRate()
@@ -188,7 +201,11 @@ local spacing = m
 if now - since < tonumber(ARGV[24]) then spacing = math.max(m, tonumber(ARGV[25])) end
 local nextTr = ''
 if ceil > 0 then nextTr = n(slot + 1000 / (r * (1 - spacing))); redis.call('HSET', key, 'tr', nextTr) end
-if tps > 0 then redis.call('HSET', key, 'tt', n(math.max(tt, slot) + cost)) end
+local tokenWait = 0
+if tps > 0 then
+  tokenWait = math.max(0, slot - tt)
+  redis.call('HSET', key, 'tt', n(math.max(tt, slot) + cost))
+end
 redis.call('HINCRBY', key, 'n', 1)
 redis.call('HINCRBYFLOAT', key, 'k', n(tokens))
 -- late wake-ups (ARGV[20] 1: this one replaces a slot woken up too late for): more than
@@ -209,17 +226,20 @@ if lateWiden > 0 then
   end
   redis.call('HSET', key, 'ls', n(ls), 'lr', lr, 'lw', lw)
 end
-return {n(slot - now), ep, n(r or 0), n(used), n(slot), nextTr}
+return {n(slot - now), ep, n(r or 0), n(used), n(slot), nextTr, n(reqSlot), n(tokenWait)}
 `;
 
 // A reservation given back (its wait was aborted): ARGV[17] the schedule's end it left,
-// ARGV[18] its slot. The slot is taken back only if nobody reserved after it (the
-// schedule still ends where this reservation left it): the next request then gets it.
+// ARGV[18] its request slot, ARGV[19] its token wait. The slot is taken back only if
+// nobody reserved after it (the schedule still ends where this reservation left it): the
+// next request then gets it, and the token schedule loses the wait this one added (a slot
+// held back by the token schedule does not hold back the request schedule).
 // A slot with later ones behind it stays a gap (moving theirs would need them all to be
 // told). Its tokens come back with the settlements (ARGV[3]). Returns 1 if taken back.
 const RELEASE = `${PRELUDE}
 if ARGV[17] ~= '' and f[1] == ARGV[17] then
   redis.call('HSET', key, 'tr', n(math.max(now, tonumber(ARGV[18]))))
+  if tps > 0 then redis.call('HSET', key, 'tt', n(tt - tonumber(ARGV[19]))) end
   return 1
 end
 return 0

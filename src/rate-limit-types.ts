@@ -14,6 +14,10 @@ export interface Reservation {
   readonly tokens: number;
   /** The request schedule's end this reservation left (Redis's text of it): a give-back checks it is still so. */
   readonly end: string;
+  /** The request schedule's slot, before any wait for the token schedule: a give-back hands this one back. */
+  readonly requestSlotMs: number;
+  /** How long the slot waited for the token schedule past its end: a give-back takes it off the schedule. */
+  readonly tokenWaitMs: number;
 }
 
 /** What the limiter believes of one model's quota now. */

@@ -156,17 +156,17 @@ export class SharedRateLimiter implements RequestGate {
     if (giveBack) this.pendingOf(model).tokens -= giveBack.tokens;
     const reserved = Math.max(0, Math.round(tokens));
     const sentAt = performance.now();
-    const [wait, epoch, rate, margin, slot, end] = (await this.run(SCRIPTS.reserve, model, limits, [
+    const t = this.tuning;
+    const back = [giveBack?.end ?? '', giveBack?.requestSlotMs ?? 0, late ? 1 : 0];
+    const tuning = [t.lateWiden, t.lateWindowMs, t.lateMinReservations, t.warmMs, t.warmMargin];
+    const reply = await this.run(SCRIPTS.reserve, model, limits, [
       reserved,
-      giveBack?.end ?? '',
-      giveBack?.slotMs ?? 0,
-      late ? 1 : 0,
-      this.tuning.lateWiden,
-      this.tuning.lateWindowMs,
-      this.tuning.lateMinReservations,
-      this.tuning.warmMs,
-      this.tuning.warmMargin,
-    ])) as [string, number, string, string, string, string];
+      ...back,
+      ...tuning,
+      giveBack?.tokenWaitMs ?? 0,
+    ]);
+    type Reply = [string, number, string, string, string, string, string, string];
+    const [wait, epoch, rate, margin, slot, end, requestSlot, tokenWait] = reply as Reply;
     this.clock.sample(sentAt, performance.now(), Number(slot) - Number(wait));
     const learnedRpm = Number(rate) * 60;
     this.rateSeen.set(model, learnedRpm);
@@ -180,6 +180,8 @@ export class SharedRateLimiter implements RequestGate {
       margin: Number(margin),
       tokens: reserved,
       end,
+      requestSlotMs: Number(requestSlot),
+      tokenWaitMs: Number(tokenWait),
     };
   }
 
@@ -190,7 +192,7 @@ export class SharedRateLimiter implements RequestGate {
    */
   async release(model: string, limits: RateLimits, r: Reservation): Promise<boolean> {
     this.pendingOf(model).tokens -= r.tokens;
-    return (await this.run(SCRIPTS.release, model, limits, [r.end, r.slotMs])) === 1;
+    return (await this.run(SCRIPTS.release, model, limits, [r.end, r.requestSlotMs, r.tokenWaitMs])) === 1;
   }
 
   settle(model: string, ticket: string, tokens: number): Promise<void> {

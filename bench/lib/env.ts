@@ -48,18 +48,23 @@ export interface BenchEnv {
 
 export const newPrefix = (name: string): string => `bench-${name}-${randomUUID().slice(0, 6)}`;
 
-export async function startBenchEnv(latency: Latency, modelOverrides: string): Promise<BenchEnv> {
-  const s3 = await startS3rver();
-  const redisServer = await startRedisServer();
-  const redis = new Redis(redisServer.url, { maxRetriesPerRequest: null });
-  const base: NodeJS.ProcessEnv = {
+/** The environment every process a bench starts gets: the bench's key, quiet logs, and `extra`. */
+export function benchBaseEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return {
     PATH: process.env.PATH,
     HOME: process.env.HOME,
     DASHSCOPE_API_KEY: BENCH_API_KEY,
     LOG_LEVEL: 'warn',
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-    ...(modelOverrides ? { MODEL_OVERRIDES: modelOverrides } : {}),
+    ...extra,
   };
+}
+
+export async function startBenchEnv(latency: Latency, modelOverrides: string): Promise<BenchEnv> {
+  const s3 = await startS3rver();
+  const redisServer = await startRedisServer();
+  const redis = new Redis(redisServer.url, { maxRetriesPerRequest: null });
+  const base = benchBaseEnv(modelOverrides ? { MODEL_OVERRIDES: modelOverrides } : {});
   const sim = spawnCli(
     [
       'simulate',

@@ -28,7 +28,7 @@ import { Redis } from 'ioredis';
 import { startRedisServer } from '../../test/support/redis-server.js';
 import { startMinio } from '../../test/support/minio.js';
 import { createBucket, s3Env, testS3Client } from '../../test/support/s3.js';
-import { BENCH_API_KEY, newPrefix, usedMemory } from '../lib/env.js';
+import { BENCH_API_KEY, benchBaseEnv, newPrefix, usedMemory } from '../lib/env.js';
 import { genBody, genBucket, genKey } from '../lib/gen-store.js';
 import { cost, indexArgs, runIndex, startIndex, startWorkers, waitRun } from '../lib/pipeline.js';
 import { ProcSampler, ROOT, spawnCli, spawnNode, stopChildren } from '../lib/procs.js';
@@ -218,7 +218,20 @@ async function producerPoint(
   // what the finished run leaves in Redis: its records, and the completed jobs BullMQ keeps
   const leftDelta = (await usedMemory(env.redis)) - baseline;
   let runRecordBytes = 0;
-  for (const part of ['', ':items', ':codes', ':jobs', ':queued', ':pages', ':followed', ':seen', ':seenh', ':stage'])
+  for (const part of [
+    '',
+    ':items',
+    ':codes',
+    ':jobs',
+    ':done',
+    ':queued',
+    ':pending',
+    ':pages',
+    ':followed',
+    ':seen',
+    ':seenh',
+    ':stage',
+  ])
     runRecordBytes += Number((await env.redis.memory('USAGE', `${prefix}:run:${runId}${part}`, 'SAMPLES', '0')) ?? 0);
   const completedJobs = await env.redis.zcard(`${prefix}:embed:completed`);
   const start = indexProc.lineTime(/: scanning s3:/) ?? spawned;
@@ -440,14 +453,7 @@ export async function bucketScale(
   const sampler = new ProcSampler();
   const redisServer = await startRedisServer();
   const redis = new Redis(redisServer.url, { maxRetriesPerRequest: null });
-  const base: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
-    DASHSCOPE_API_KEY: BENCH_API_KEY,
-    LOG_LEVEL: 'warn',
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-    MODEL_OVERRIDES: OVERRIDES,
-  };
+  const base = benchBaseEnv({ MODEL_OVERRIDES: OVERRIDES });
   const gen = spawnNode('bench/gen-s3-child.ts', [], base);
   const sim = spawnCli(
     [

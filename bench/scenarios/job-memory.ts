@@ -16,7 +16,7 @@ import { writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { Redis } from 'ioredis';
 import { startRedisServer } from '../../test/support/redis-server.js';
-import { BENCH_API_KEY, newPrefix, usedMemory } from '../lib/env.js';
+import { benchBaseEnv, newPrefix, usedMemory } from '../lib/env.js';
 import { genBucket } from '../lib/gen-store.js';
 import { indexArgs, startIndex } from '../lib/pipeline.js';
 import { ProcSampler, ROOT, spawnNode, stopChildren } from '../lib/procs.js';
@@ -61,14 +61,7 @@ export async function jobMemory(opts: { jobs: number; label: string }, log: (s: 
   const sampler = new ProcSampler();
   const redisServer = await startRedisServer();
   const redis = new Redis(redisServer.url, { maxRetriesPerRequest: null });
-  const base: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
-    DASHSCOPE_API_KEY: BENCH_API_KEY,
-    DASHSCOPE_BASE_URL: 'http://127.0.0.1:9',
-    LOG_LEVEL: 'warn',
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-  };
+  const base = benchBaseEnv({ DASHSCOPE_BASE_URL: 'http://127.0.0.1:9' });
   const gen = spawnNode('bench/gen-s3-child.ts', [], base);
   const qdrant = spawnNode('bench/qdrant-child.ts', [], base);
   try {

@@ -96,8 +96,11 @@ function readBody(req: IncomingMessage, cap: number): Promise<Body> {
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  sendJsonText(res, status, JSON.stringify(body));
+}
+
+function sendJsonText(res: ServerResponse, status: number, text: string): void {
   if (res.headersSent || res.destroyed) return;
-  const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
   res.end(text);
 }
@@ -253,9 +256,11 @@ export async function startSimulator(input: SimulatorOptionsInput): Promise<Simu
     if (res.headersSent || res.destroyed) return;
     // the body as JSON.stringify would give it ({output: {embeddings}, usage, request_id})
     const usage: ApiSuccessBody['usage'] = usageBody(counts);
-    const text = `{"output":{"embeddings":[${embeddings.join(',')}]},"usage":${JSON.stringify(usage)},"request_id":${JSON.stringify(requestId)}}`;
-    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-    res.end(text);
+    sendJsonText(
+      res,
+      200,
+      `{"output":{"embeddings":[${embeddings.join(',')}]},"usage":${JSON.stringify(usage)},"request_id":${JSON.stringify(requestId)}}`,
+    );
     log.answered(res, 200, { request_id: requestId });
   }
 

@@ -198,6 +198,24 @@ describe('the shared rate limiter in Redis (reservations)', () => {
     expect(c!.slotMs - a!.slotMs).toBeGreaterThan(60_000);
   });
 
+  it('drains the tokens scheduled ahead at a newly told TPM, not at the one they were paced at', async () => {
+    const model = fresh();
+    const l = limiter();
+    const slow: RateLimits = { rpm: null, tpm: 1000 };
+    // two 900-token requests at 1,000 TPM: the second's slot and the schedule's end are a minute and more ahead
+    await l.reserve(model, slow, 900);
+    const held = await l.reserve(model, slow, 900);
+    expect(held.waitMs).toBeGreaterThan(40_000);
+    // told 200 times the TPM (a raised quota), the 1,800 tokens ahead drain in 200 times less
+    const raised = await l.reserve(model, { rpm: null, tpm: 200_000 }, 900);
+    const mt = LIMITER_TUNING.marginStart * LIMITER_TUNING.tokenMarginShare;
+    const aheadMs = ((2 * 900) / ((200_000 / 60) * (1 - mt))) * 1000;
+    expect(raised.waitMs).toBeLessThan(aheadMs + 1000);
+    // and told the old TPM again, the schedule is back at its old pace: the next waits about as long as the held one did
+    const again = await l.reserve(model, slow, 900);
+    expect(again.waitMs).toBeGreaterThan(held.waitMs);
+  });
+
   it('widens the margin after a 429 at the believed rate, ignores 429s of earlier reservations, and narrows it again while none come', async () => {
     const model = fresh();
     const limits: RateLimits = { rpm: 600, tpm: null };
@@ -421,6 +439,24 @@ describe('the shared rate limiter in Redis (reservations)', () => {
     // the given-back tokens (b, d and f) were refunded: 7 reserved, 4 kept
     await l.flush();
     expect((await l.state(model, limits))?.tokens).toBe(4);
+  });
+
+  it('gives back a slot the token schedule held back: the next request waits for the tokens before it, not for that slot', async () => {
+    const model = fresh();
+    const limits: RateLimits = { rpm: 600, tpm: 1000 };
+    const l = limiter();
+    const mt = LIMITER_TUNING.marginStart * LIMITER_TUNING.tokenMarginShare;
+    const perToken = 1000 / ((1000 / 60) * (1 - mt));
+    const tolMin = (60_000 * mt) / (1 - mt);
+    const a = await l.reserve(model, limits, 900);
+    // b waits for a's 900 tokens and its own beyond the minute's margin: about 108 s
+    const b = await l.reserve(model, limits, 900);
+    expect(b.slotMs - a.slotMs).toBeCloseTo(2 * 900 * perToken - tolMin, -1);
+    expect(await l.release(model, limits, b)).toBe(true);
+    // with b given back, a 10-token request waits for a's tokens alone (about 54 s after a)
+    const c = await l.reserve(model, limits, 10);
+    expect(c.slotMs - a.slotMs).toBeCloseTo((900 + 10) * perToken - tolMin, -1);
+    expect(c.slotMs).toBeLessThan(b.slotMs - 40_000);
   });
 
   it('gives back the slot of an acquire aborted while it waits', async () => {

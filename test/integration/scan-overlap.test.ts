@@ -44,21 +44,24 @@ describe('the overlapped scan', () => {
     await env?.close();
   });
 
+  /** `index` of the bucket into `collection`, PAGE objects a page. */
+  const indexArgs = (collection: string): string[] => [
+    'index',
+    '--bucket',
+    BUCKET,
+    '--collection',
+    collection,
+    '--model',
+    'qwen3-vl-embedding',
+    '--dimension',
+    '256',
+    '--page-size',
+    String(PAGE),
+  ];
+
   it('prepares the next page while one is queued; killed between queuing a page and recording it, resumes and embeds every object once', async () => {
     const collection = `overlap-${env.prefix}`;
-    const args = [
-      'index',
-      '--bucket',
-      BUCKET,
-      '--collection',
-      collection,
-      '--model',
-      'qwen3-vl-embedding',
-      '--dimension',
-      '256',
-      '--page-size',
-      String(PAGE),
-    ];
+    const args = indexArgs(collection);
     const runs = new RunStore(env.redis, env.prefix);
     const queue = new Queue('embed', { connection: env.redis, prefix: env.prefix });
     const requestsBefore = env.sim.requests().length;
@@ -134,19 +137,7 @@ describe('the overlapped scan', () => {
 
   it('killed right after recording a page, resumes after it: the jobs of the page counted once, the run ends when they are all done', async () => {
     const collection = `overlap-rec-${env.prefix}`;
-    const args = [
-      'index',
-      '--bucket',
-      BUCKET,
-      '--collection',
-      collection,
-      '--model',
-      'qwen3-vl-embedding',
-      '--dimension',
-      '256',
-      '--page-size',
-      String(PAGE),
-    ];
+    const args = indexArgs(collection);
     const runs = new RunStore(env.redis, env.prefix);
     const queue = new Queue('embed', { connection: env.redis, prefix: env.prefix });
     const requestsBefore = env.sim.requests().length;
@@ -204,20 +195,7 @@ describe('the overlapped scan', () => {
   }, 180_000);
 
   it('killed after adding a page whose job a worker then finishes: the resumed run counts that job once and ends only with every job done', async () => {
-    const collection = `overlap-done-${env.prefix}`;
-    const args = [
-      'index',
-      '--bucket',
-      BUCKET,
-      '--collection',
-      collection,
-      '--model',
-      'qwen3-vl-embedding',
-      '--dimension',
-      '256',
-      '--page-size',
-      String(PAGE),
-    ];
+    const args = indexArgs(`overlap-done-${env.prefix}`);
     const runs = new RunStore(env.redis, env.prefix);
     const queue = new Queue('embed', { connection: env.redis, prefix: env.prefix });
     const requestsBefore = env.sim.requests().length;
