@@ -10,7 +10,7 @@
 import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { jobObjects } from '../src/embed-job.js';
+import { jobNumber, jobObjects } from '../src/embed-job.js';
 import type { EmbedJobData } from '../src/embed-job.js';
 import { RunStore } from '../src/runs.js';
 import { recordJobResult } from '../src/runner.js';
@@ -28,7 +28,10 @@ const worker = new Worker(
     if (Number(jobMs) > 0) await sleep(Number(jobMs));
     const n = jobObjects(data).length;
     const result = { status: 'done' as const, objects: n, indexed: n, skipped: 0, failed: 0, points: n };
-    await recordJobResult({ runs, vectors }, data.runId, job.id ?? '', result);
+    await recordJobResult({ runs, vectors }, data.runId, job.id ?? '', result, {
+      number: jobNumber(data),
+      jobKey: `${prefix}:embed:${job.id ?? ''}`,
+    });
     return result;
   },
   { connection, prefix, concurrency: Number(concurrency) },

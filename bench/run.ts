@@ -31,6 +31,12 @@ if (process.argv.includes('--bucket-scale')) {
   await bucketScaleMain(process.argv);
   process.exit(0);
 }
+if (process.argv.includes('--s3-gets')) {
+  // the CPU of one GetObject through the object store, alone (bench/scenarios/s3-gets.ts)
+  const { s3GetsMain } = await import('./scenarios/s3-gets.js');
+  await s3GetsMain(process.argv);
+  process.exit(0);
+}
 if (process.argv.includes('--job-memory')) {
   // where a queued job's Redis memory goes, alone, with servers of its own (bench/scenarios/job-memory.ts)
   const { jobMemoryMain } = await import('./scenarios/job-memory.js');

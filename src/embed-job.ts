@@ -61,6 +61,12 @@ export interface EmbedJobDataV2 {
   /** The objects, packed (packObjects). */
   readonly o: (string | number)[];
   readonly units?: UnitTuple[];
+  /**
+   * The job's number in its run, given as its page is queued (RunStore.intend): the run
+   * counts the job's result once by it, in a bitmap (runs.ts). Absent in jobs of the versions
+   * before, whose results are counted by job id.
+   */
+  readonly n?: number;
 }
 
 export type EmbedJobData = EmbedJobDataV1 | EmbedJobDataV2;
@@ -137,6 +143,12 @@ export function unpackObjects(o: unknown): ObjectTuple[] {
     prevTime = time;
   }
   return out;
+}
+
+/** A job's number in its run (format 2 since it has one), or undefined: counted by job id. */
+export function jobNumber(data: unknown): number | undefined {
+  const n = typeof data === 'object' && data !== null ? (data as { n?: unknown }).n : undefined;
+  return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0 ? n : undefined;
 }
 
 /** The objects of a job of either format. */

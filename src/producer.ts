@@ -24,6 +24,7 @@ import { prune } from './incremental.js';
 import type { ModelSpec } from './models.js';
 import type { ObjectStore } from './object-store.js';
 import { queuePhases } from './queuing.js';
+import { FIRST_PAGE } from './runs.js';
 import type { IndexMode, QueuePhases, QueuePlan } from './queuing.js';
 import type { PageCounts, RunStore } from './runs.js';
 import { scanPages } from './scanner.js';
@@ -122,13 +123,14 @@ export async function produce(deps: ProduceDeps, opts: ProduceOptions): Promise<
       let roomed!: () => void;
       const room = new Promise<void>((resolve) => (roomed = resolve));
       committing = (async () => {
-        const { jobIds, ...counts } = await phases.commit(plan, { onRoom: roomed });
+        const pageToken = page.token ?? FIRST_PAGE;
+        const { jobIds, ...counts } = await phases.commit(plan, { onRoom: roomed, pageToken });
         // the page's jobs are counted as the page is recorded, in one step
         counts.jobsAdded = await deps.runs.pageDone(opts.runId, {
           ...counts,
           seenMarked,
           jobIds,
-          ...(page.token !== undefined ? { pageToken: page.token } : {}),
+          pageToken,
           ...(page.nextToken !== undefined ? { nextToken: page.nextToken } : {}),
         });
         add({ ...counts, seenMarked });
@@ -250,10 +252,11 @@ async function queueStaged(
     const seen = opts.prune ? entries.map((e) => ('unit' in e ? unitPointKey(e.unit) : e.object.key)) : [];
     await deps.runs.markSeen(opts.runId, seen);
     const plan = await phases.plan(entries, skipped, { scanned: 0, filteredOut: 0 });
-    const { jobIds, ...counts } = await phases.commit(plan);
     chunk += 1;
+    const pageToken = `compose:${chunk}`;
+    const { jobIds, ...counts } = await phases.commit(plan, { pageToken });
     const page = { ...counts, seenMarked: seen.length };
-    page.jobsAdded = await deps.runs.pageDone(opts.runId, { ...page, jobIds, pageToken: `compose:${chunk}` });
+    page.jobsAdded = await deps.runs.pageDone(opts.runId, { ...page, jobIds, pageToken });
     add(page);
   }
 }

@@ -60,6 +60,8 @@ export type Queuer = (
   entries: readonly Entry[],
   skipped: readonly SkippedObject[],
   listed: { scanned: number; filteredOut: number },
+  /** The token the caller records the page by (RunStore.pageDone). */
+  pageToken: string,
 ) => Promise<Required<PageCounts> & { jobIds: string[] }>;
 
 /** A page's entries looked up and grouped into jobs, not yet queued (QueuePhases.plan). */
@@ -90,7 +92,10 @@ export interface QueuePhases {
    * before they are added (RunStore.intend), so that a producer stopped in between leaves
    * them countable (RunStore.settlePending).
    */
-  commit(plan: QueuePlan, opts?: { onRoom?(): void }): Promise<Required<PageCounts> & { jobIds: string[] }>;
+  commit(
+    plan: QueuePlan,
+    opts: { pageToken: string; onRoom?(): void },
+  ): Promise<Required<PageCounts> & { jobIds: string[] }>;
 }
 
 /**
@@ -102,7 +107,8 @@ export interface QueuePhases {
  */
 export function entryQueuer(deps: QueueDeps, opts: QueueOptions): Queuer {
   const phases = queuePhases(deps, opts);
-  return async (entries, skipped, listed) => phases.commit(await phases.plan(entries, skipped, listed));
+  return async (entries, skipped, listed, pageToken) =>
+    phases.commit(await phases.plan(entries, skipped, listed), { pageToken });
 }
 
 export function queuePhases(deps: QueueDeps, opts: QueueOptions): QueuePhases {
@@ -164,13 +170,21 @@ export function queuePhases(deps: QueueDeps, opts: QueueOptions): QueuePhases {
   const commit: QueuePhases['commit'] = async ({ jobs, skipped, counts }, how) => {
     // backpressure: the page's jobs wait for room in the queue (and the listing with them)
     await (deps.room ?? NO_BOUND).wait(jobs.length);
-    how?.onRoom?.();
-    const bulk = jobs.map((entries) => embedJob(opts.runId, opts.bucket, settings, jobContents(entries)));
+    how.onRoom?.();
+    let bulk = jobs.map((entries) => embedJob(opts.runId, opts.bucket, settings, jobContents(entries)));
     // the ids go first: a producer stopped after adding and before the page is recorded
-    // leaves them for the resumed scan to count (RunStore.settlePending)
-    if (bulk.length > 0) await deps.runs.intend(opts.runId, bulk.map((j) => j.opts.jobId));
+    // leaves them for the resumed scan to count (RunStore.settlePending); each job gets its
+    // number in the run there, by which its result is counted once
+    if (bulk.length > 0) {
+      const first = await deps.runs.intend(
+        opts.runId,
+        how.pageToken,
+        bulk.map((j) => j.opts.jobId),
+      );
+      bulk = bulk.map((j, i) => ({ ...j, data: { ...j.data, n: first + i } }));
+    }
     const queued = bulk.length > 0 ? await addBulk(deps.queue, bulk) : { jobIds: [], followed: [] };
-    await follow(deps.runs, opts.runId, queued.followed);
+    await follow(deps.runs, deps.queue, opts.runId, queued.followed);
     await deps.runs.recordItems(
       opts.runId,
       new Map<string, ItemOutcome>(
@@ -238,24 +252,19 @@ async function addBulk(
 
 /**
  * The run waits for the pending jobs of other runs that hold its objects, and counts what
- * they did. A job that ended before this run started following it is recorded here from
- * its own run's record (the worker that ended it records it in every follower it saw).
+ * they did: the worker that ends such a job records its result in every run following it,
+ * and a job that ended before this run followed it is recorded from its result as it is
+ * followed, in the same step (RunStore.follow).
  */
 async function follow(
   runs: RunStore,
+  queue: Queue<EmbedJobData>,
   runId: string,
   followed: readonly { jobId: string; runId: string }[],
 ): Promise<void> {
   const own = followed.filter((f) => f.runId !== runId);
-  if (
-    (await runs.follow(
-      runId,
-      own.map((f) => f.jobId),
-    )) === 0
-  )
-    return;
-  for (const f of own) {
-    const result = await runs.jobResult(f.runId, f.jobId);
-    if (result) await runs.recordJob(runId, f.jobId, result);
-  }
+  await runs.follow(
+    runId,
+    own.map((f) => ({ jobId: f.jobId, runId: f.runId, jobKey: queue.toKey(f.jobId) })),
+  );
 }

@@ -94,7 +94,9 @@ export async function retryFailed(
     retried: readonly [string, ItemOutcome][],
     written: readonly [string, ItemOutcome][],
   ): Promise<void> => {
-    const { jobIds, ...counts } = await queue(entries, [], { scanned: 0, filteredOut: 0 });
+    pageNumber += 1;
+    const pageToken = `retry:${pageNumber}`;
+    const { jobIds, ...counts } = await queue(entries, [], { scanned: 0, filteredOut: 0 }, pageToken);
     const page = {
       scanned: retried.length + written.length,
       queuedObjects: counts.queuedObjects,
@@ -102,9 +104,8 @@ export async function retryFailed(
       jobsDeduplicated: counts.jobsDeduplicated,
       unchanged: written.length,
     };
-    pageNumber += 1;
     // the page's jobs are counted as it is recorded, in one step
-    page.jobsAdded = await deps.runs.pageDone(newId, { ...page, jobIds, pageToken: `retry:${pageNumber}` });
+    page.jobsAdded = await deps.runs.pageDone(newId, { ...page, jobIds, pageToken });
     for (const k of Object.keys(total) as (keyof typeof total)[]) total[k] += page[k];
     await deps.runs.recordItems(
       run.id,

@@ -210,10 +210,12 @@ async function queueKeys(
   // the jobs of a stopped attempt's page count first (RunStore.settlePending)
   await deps.runs.settlePending(runId, (j) => deps.queue.toKey(j));
   // queued like one listing page
-  const { jobIds, ...counts } = await entryQueuer(deps, { runId, bucket, model, settings, mode })(entries, skipped, {
-    scanned: keys.length,
-    filteredOut: 0,
-  });
+  const { jobIds, ...counts } = await entryQueuer(deps, { runId, bucket, model, settings, mode })(
+    entries,
+    skipped,
+    { scanned: keys.length, filteredOut: 0 },
+    'keys',
+  );
   const total: ProduceSummary = {
     ...counts,
     pages: 1,
@@ -257,8 +259,15 @@ export async function recordJobResult(
   runId: string,
   jobId: string,
   result: JobResult,
+  /** The job's number in its run (jobNumber) and its hash in the queue; a job of the versions before has none. */
+  own?: { number: number | undefined; jobKey: string },
 ): Promise<void> {
-  await deps.runs.recordJob(runId, jobId, result);
+  await deps.runs.recordJob(
+    runId,
+    jobId,
+    result,
+    own?.number !== undefined ? { number: own.number, jobKey: own.jobKey } : undefined,
+  );
   await finishIfDone(deps, runId);
   for (const follower of await deps.runs.followers(jobId)) {
     if (follower === runId) continue;

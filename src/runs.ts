@@ -6,11 +6,17 @@
  * - `{p}:run:{id}`        hash: settings, scan state and counters;
  * - `{p}:run:{id}:items`, `:codes`: the outcomes of objects skipped or failed (and notes), and
  *   how many of each (run-items.ts);
- * - `{p}:run:{id}:jobs`   hash: job id -> result (packJobResult), written once per job (idempotent);
- * - `{p}:run:{id}:queued` set: ids of the jobs the run queued (dropped once the scan is complete);
- * - `{p}:run:{id}:pending` set: the ids of the page being queued, written before its jobs are
- *   added and dropped as the page is recorded (a resumed scan counts those of them that were
- *   added: settlePending);
+ * - `{p}:run:{id}:done`   bitmap: bit n is set once the run's job number n has a result (its
+ *   jobs are numbered as their pages are queued: intend), so a job's result counts once at
+ *   one bit a job; the result itself goes to the counters, and into the job's own hash in the
+ *   queue (field `mmResult`, gone with the job) for runs that start following it late;
+ * - `{p}:run:{id}:jobs`   hash: job id -> result (packJobResult), once per job, for the jobs
+ *   it follows (other runs') and the jobs of the versions before, which carry no number;
+ * - `{p}:run:{id}:queued` set: ids of the jobs of the page being recorded already counted
+ *   (dropped as each page is recorded: a recorded page is never queued again);
+ * - `{p}:run:{id}:pending` hash: job id -> number of the page being queued, written before
+ *   its jobs are added and dropped as the page is recorded (a resumed scan counts those of
+ *   them that were added: settlePending);
  * - `{p}:run:{id}:pages`  hash: listing tokens of the pages already counted (likewise);
  * - `{p}:run:{id}:seenh`, `:stage`: the scan's working sets, for --prune and composed units (run-sets.ts);
  * - `{p}:run:{id}:followed` set: ids of other runs' jobs this run waits for (deduplicated adds; likewise);
@@ -40,10 +46,40 @@ if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return 0 end
 for i = 3, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
 return 1`;
 
-// KEYS: run hash, pages-done hash, queued-jobs set, pending set. ARGV: page token, next token
+// The same for a job of the run with a number: once by its bit (or by its id, had a worker of
+// the version before recorded it), and the result kept in the job's own hash for followers.
+// KEYS: run hash, jobs hash, done bitmap, the job's hash. ARGV: job id, result, number, then
+// counter name/increment pairs.
+const RECORD_NUMBERED_JOB = `
+if redis.call('EXISTS', KEYS[4]) == 1 then redis.call('HSETNX', KEYS[4], 'mmResult', ARGV[2]) end
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 0 end
+if redis.call('SETBIT', KEYS[3], ARGV[3], 1) == 1 then return 0 end
+for i = 4, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return 1`;
+
+// KEYS: run hash, :pending hash. ARGV: the page's token, then its job ids. Numbers the jobs
+// from the run's sequence and stores them as the page's pending ones, with the page's token
+// (field PENDING_PAGE), replacing the page before's.
+const INTEND = `
+local k = #ARGV - 1
+local last = redis.call('HINCRBY', KEYS[1], 'jobSeq', k)
+local first = last - k
+redis.call('DEL', KEYS[2])
+redis.call('HSET', KEYS[2], '#page', ARGV[1])
+for i = 1, k do redis.call('HSET', KEYS[2], ARGV[i + 1], first + i - 1) end
+return first`;
+
+/** The field of the pending hash that holds the page's token (job ids hold no '#'). */
+const PENDING_PAGE = '#page';
+/** The token of a listing's first page (which has none of its own). */
+export const FIRST_PAGE = '(first)';
+
+// KEYS: run hash, pages-done hash, queued-jobs set, pending hash. ARGV: page token, next token
 // ('' at the end), n, the page's n job ids, then counter name/increment pairs. Counts a page
 // once, with the jobs new to the run among its ids; always moves the resume token on, and
-// drops the page's pending ids (its jobs are counted now).
+// drops the page's pending ids. A page counted now drops the counted ids too: those of a page
+// recorded are never counted again (a page listed again counts nothing), so the set holds at
+// most the ids of the one page not yet recorded (settlePending's) and those of this one.
 const PAGE_DONE = `
 local n = tonumber(ARGV[3])
 local added = 0
@@ -51,35 +87,65 @@ for i = 4, 3 + n do added = added + redis.call('SADD', KEYS[3], ARGV[i]) end
 if redis.call('HSETNX', KEYS[2], ARGV[1], 1) == 0 then added = 0 else
   if added > 0 then redis.call('HINCRBY', KEYS[1], 'jobsAdded', added) end
   for i = 4 + n, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
+  redis.call('DEL', KEYS[3])
 end
 redis.call('DEL', KEYS[4])
 if ARGV[2] == '' then redis.call('HDEL', KEYS[1], 'lastToken') else redis.call('HSET', KEYS[1], 'lastToken', ARGV[2]) end
 return added`;
 
-// KEYS: run hash, pending set, queued-jobs set, jobs hash, then the n pending jobs' BullMQ
-// keys. ARGV: the n pending job ids. A pending job that exists in the queue, or has a result,
-// was added (by a producer that stopped before recording its page): counted if new to the
-// run. Then nothing is pending.
+// KEYS: run hash, pending hash, queued-jobs set, jobs hash, done bitmap, pages-done hash, then
+// the n pending jobs' BullMQ keys. ARGV: the page's token, the n pending job ids, then their n
+// numbers. A pending job that exists in the queue, or has a result, was added (by a producer
+// that stopped before recording its page): counted if new to the run, unless its page was
+// counted before (a page listed again counts nothing, as in PAGE_DONE). Then nothing is pending.
 const SETTLE_PENDING = `
 local added = 0
-for i = 1, #ARGV do
-  if redis.call('EXISTS', KEYS[4 + i]) == 1 or redis.call('HEXISTS', KEYS[4], ARGV[i]) == 1 then
-    added = added + redis.call('SADD', KEYS[3], ARGV[i])
+local n = (#ARGV - 1) / 2
+if redis.call('HEXISTS', KEYS[6], ARGV[1]) == 1 then n = 0 end
+for i = 1, n do
+  local id = ARGV[1 + i]
+  if redis.call('EXISTS', KEYS[6 + i]) == 1 or redis.call('HEXISTS', KEYS[4], id) == 1
+    or redis.call('GETBIT', KEYS[5], ARGV[1 + n + i]) == 1 then
+    added = added + redis.call('SADD', KEYS[3], id)
   end
 end
 if added > 0 then redis.call('HINCRBY', KEYS[1], 'jobsAdded', added) end
 redis.call('DEL', KEYS[2])
 return added`;
 
-// KEYS: run hash, followed set, then the n jobs' followers sets. ARGV: run id, expiry ms, the
-// n job ids. Follows each job once and counts it in the same step.
+// KEYS: run hash, followed set, jobs hash, then for each of the n jobs: its followers set, its
+// hash in the queue, its run's jobs hash. ARGV: run id, expiry ms, the n job ids. Follows each
+// job once and counts it in the same step; a job that already has a result (it ended before
+// it was followed: the worker that ended it did not see this run) is recorded here, once. A
+// job gone from the queue with no result to read (ended and removed in the instant between
+// the add and this) is not followed: nothing would ever tell its result.
 const FOLLOW = `
 local added = 0
+local function record(id, r)
+  if redis.call('HSETNX', KEYS[3], id, r) == 0 then return end
+  local st, _, ix, sk, fl, pt = string.match(r, '^(%a) (%d+) (%d+) (%d+) (%d+) (%d+)')
+  if not st then
+    local ok, j = pcall(cjson.decode, r)
+    if not ok or type(j) ~= 'table' then return end
+    st = (j.status == 'done') and 'd' or 'f'
+    ix, sk, fl, pt = j.indexed or 0, j.skipped or 0, j.failed or 0, j.points or 0
+  end
+  redis.call('HINCRBY', KEYS[1], st == 'd' and 'jobsDone' or 'jobsFailed', 1)
+  local counts = { objectsIndexed = ix, objectsSkipped = sk, objectsFailed = fl, points = pt }
+  for f, v in pairs(counts) do
+    local c = tonumber(v) or 0
+    if c > 0 then redis.call('HINCRBY', KEYS[1], f, c) end
+  end
+end
 for i = 3, #ARGV do
-  if redis.call('SADD', KEYS[2], ARGV[i]) == 1 then
+  local id = ARGV[i]
+  local at = 3 + (i - 3) * 3
+  local result = redis.call('HGET', KEYS[at + 2], 'mmResult') or redis.call('HGET', KEYS[at + 3], id)
+  if (result or redis.call('EXISTS', KEYS[at + 2]) == 1) and redis.call('SADD', KEYS[2], id) == 1 then
     added = added + 1
-    redis.call('SADD', KEYS[i], ARGV[1])
-    redis.call('PEXPIRE', KEYS[i], ARGV[2])
+    redis.call('SADD', KEYS[at + 1], ARGV[1])
+    redis.call('PEXPIRE', KEYS[at + 1], ARGV[2])
+    if result then record(id, result) end
   end
 end
 if added > 0 then redis.call('HINCRBY', KEYS[1], 'jobsFollowed', added) end
@@ -93,6 +159,7 @@ const RUN_PARTS = [
   ':items',
   ':codes',
   ':jobs',
+  ':done',
   ':queued',
   ':pending',
   ':pages',
@@ -158,12 +225,12 @@ export class RunStore extends RunItemStore {
   /**
    * Before a page's jobs are added: their ids, so that a producer stopped before recording
    * the page leaves the run able to count those that were added (settlePending). Replaces
-   * the ids of any page before (pages are queued one at a time).
+   * the ids of any page before (pages are queued one at a time). Numbers the jobs from the
+   * run's sequence (never reused, so a number is one job's): returns the first.
    */
-  async intend(id: string, jobIds: readonly string[]): Promise<void> {
-    const m = this.redis.multi().del(this.key(id, ':pending'));
-    if (jobIds.length > 0) m.sadd(this.key(id, ':pending'), ...jobIds);
-    await m.exec();
+  async intend(id: string, pageToken: string, jobIds: readonly string[]): Promise<number> {
+    // the jobs' numbers: the first is returned, the others follow it in order
+    return Number(await this.redis.eval(INTEND, 2, this.key(id), this.key(id, ':pending'), pageToken, ...jobIds));
   }
 
   /**
@@ -174,16 +241,22 @@ export class RunStore extends RunItemStore {
    * Returns how many were counted.
    */
   async settlePending(id: string, jobKey: (jobId: string) => string): Promise<number> {
-    const pending = await this.redis.smembers(this.key(id, ':pending'));
+    const all = await this.redis.hgetall(this.key(id, ':pending'));
+    const pageToken = all[PENDING_PAGE] ?? '';
+    const pending = Object.entries(all).filter(([j]) => j !== PENDING_PAGE);
     const added = await this.redis.eval(
       SETTLE_PENDING,
-      4 + pending.length,
+      6 + pending.length,
       this.key(id),
       this.key(id, ':pending'),
       this.key(id, ':queued'),
       this.key(id, ':jobs'),
-      ...pending.map(jobKey),
-      ...pending,
+      this.key(id, ':done'),
+      this.key(id, ':pages'),
+      ...pending.map(([j]) => jobKey(j)),
+      pageToken,
+      ...pending.map(([j]) => j),
+      ...pending.map(([, n]) => n),
     );
     return Number(added);
   }
@@ -211,7 +284,7 @@ export class RunStore extends RunItemStore {
       this.key(id, ':pages'),
       this.key(id, ':queued'),
       this.key(id, ':pending'),
-      page.pageToken ?? '(first)',
+      page.pageToken ?? FIRST_PAGE,
       page.nextToken ?? '',
       jobIds.length,
       ...jobIds,
@@ -225,19 +298,21 @@ export class RunStore extends RunItemStore {
    * adds into them); returns how many are new to it. Each job id maps to the runs following
    * it, so the worker that finishes the job records its result in them too. A job is
    * followed and counted in one step (a crash between the two would let a result be
-   * recorded in the run for a job it never counted).
+   * recorded in the run for a job it never counted), and one that already has a result (in
+   * its hash in the queue, `jobKey`, or its run's jobs hash) is recorded in the same step.
    */
-  async follow(id: string, jobIds: readonly string[]): Promise<number> {
-    if (jobIds.length === 0) return 0;
+  async follow(id: string, jobs: readonly { jobId: string; runId: string; jobKey: string }[]): Promise<number> {
+    if (jobs.length === 0) return 0;
     const added = await this.redis.eval(
       FOLLOW,
-      2 + jobIds.length,
+      3 + 3 * jobs.length,
       this.key(id),
       this.key(id, ':followed'),
-      ...jobIds.map((j) => `${this.prefix}:followers:${j}`),
+      this.key(id, ':jobs'),
+      ...jobs.flatMap((j) => [`${this.prefix}:followers:${j.jobId}`, j.jobKey, this.key(j.runId, ':jobs')]),
       id,
       7 * 24 * 3600 * 1000,
-      ...jobIds,
+      ...jobs.map((j) => j.jobId),
     );
     return Number(added);
   }
@@ -323,22 +398,37 @@ export class RunStore extends RunItemStore {
     await m.exec();
   }
 
-  /** Returns false when this job already had a result (counted once). */
-  async recordJob(id: string, jobId: string, result: JobResult): Promise<boolean> {
+  /**
+   * Returns false when this job already had a result (counted once). `own`: the run's own job
+   * of that number (counted by its bit), whose hash in the queue is `jobKey`; without it, a
+   * followed job or one of the versions before (counted by its id in the jobs hash).
+   */
+  async recordJob(
+    id: string,
+    jobId: string,
+    result: JobResult,
+    own?: { number: number; jobKey: string },
+  ): Promise<boolean> {
     const incr: (string | number)[] = [result.status === 'done' ? 'jobsDone' : 'jobsFailed', 1];
     if (result.indexed) incr.push('objectsIndexed', result.indexed);
     if (result.skipped) incr.push('objectsSkipped', result.skipped);
     if (result.failed) incr.push('objectsFailed', result.failed);
     if (result.points) incr.push('points', result.points);
-    const added = await this.redis.eval(
-      RECORD_JOB,
-      2,
-      this.key(id),
-      this.key(id, ':jobs'),
-      jobId,
-      redact(packJobResult(result)),
-      ...incr,
-    );
+    const packed = redact(packJobResult(result));
+    const added = own
+      ? await this.redis.eval(
+          RECORD_NUMBERED_JOB,
+          4,
+          this.key(id),
+          this.key(id, ':jobs'),
+          this.key(id, ':done'),
+          own.jobKey,
+          jobId,
+          packed,
+          own.number,
+          ...incr,
+        )
+      : await this.redis.eval(RECORD_JOB, 2, this.key(id), this.key(id, ':jobs'), jobId, packed, ...incr);
     return added === 1;
   }
 

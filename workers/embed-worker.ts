@@ -13,7 +13,7 @@ import type { Job } from 'bullmq';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Registry } from 'prom-client';
 import { createEmbedHandler } from '../jobs/embed-handler.js';
-import { EMBED_QUEUE, paramsHash, resolveEmbedJob, unitsByObject } from '../src/embed-job.js';
+import { EMBED_QUEUE, jobNumber, paramsHash, resolveEmbedJob, unitsByObject } from '../src/embed-job.js';
 import type { EmbedJobData } from '../src/embed-job.js';
 import { readBounds, requireApiKey } from '../src/config.js';
 import type { Config } from '../src/config.js';
@@ -119,6 +119,12 @@ export function startEmbedWorker(config: Config, opts: { readonly outage?: Redis
     metrics,
   });
 
+  /** A job's number in its run (counted once by it) and its hash in the queue. */
+  const ownJob = (job: Job<EmbedJobData, JobResult>): { number: number | undefined; jobKey: string } => ({
+    number: jobNumber(job.data),
+    jobKey: queue.toKey(job.id ?? ''),
+  });
+
   // aborted when the drain timeout passes: jobs still running send no further request
   const stopping = new AbortController();
   // jobs in this process's hands: a close with none left has nothing to wait for
@@ -131,7 +137,7 @@ export function startEmbedWorker(config: Config, opts: { readonly outage?: Redis
         const result = await handle({ id: job.id, data: job.data, signal: stopping.signal });
         // the run's last job finishes it (a rebuild switches its alias here), and so for
         // the runs that wait for this job too
-        await recordJobResult({ runs, vectors }, job.data.runId, job.id ?? '', result);
+        await recordJobResult({ runs, vectors }, job.data.runId, job.id ?? '', result, ownJob(job));
         return result;
       } catch (err) {
         if (stopping.signal.aborted && token)
@@ -202,15 +208,21 @@ export function startEmbedWorker(config: Config, opts: { readonly outage?: Redis
     const objects = data.objects.length;
     const indexed = objects - failures.length;
     await runs.recordItems(data.runId, new Map(failures));
-    await recordJobResult({ runs, vectors }, data.runId, job.id ?? '', {
-      status: 'failed',
-      objects,
-      indexed,
-      skipped: 0,
-      failed: failures.length,
-      points: 0,
-      error: err.message,
-    });
+    await recordJobResult(
+      { runs, vectors },
+      data.runId,
+      job.id ?? '',
+      {
+        status: 'failed',
+        objects,
+        indexed,
+        skipped: 0,
+        failed: failures.length,
+        points: 0,
+        error: err.message,
+      },
+      ownJob(job),
+    );
   }
 
   // during a Redis outage every client on the connection errors at each attempt: the outage log says it once

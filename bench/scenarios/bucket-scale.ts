@@ -218,7 +218,20 @@ async function producerPoint(
   // what the finished run leaves in Redis: its records, and the completed jobs BullMQ keeps
   const leftDelta = (await usedMemory(env.redis)) - baseline;
   let runRecordBytes = 0;
-  for (const part of ['', ':items', ':codes', ':jobs', ':queued', ':pages', ':followed', ':seen', ':seenh', ':stage'])
+  for (const part of [
+    '',
+    ':items',
+    ':codes',
+    ':jobs',
+    ':done',
+    ':queued',
+    ':pending',
+    ':pages',
+    ':followed',
+    ':seen',
+    ':seenh',
+    ':stage',
+  ])
     runRecordBytes += Number((await env.redis.memory('USAGE', `${prefix}:run:${runId}${part}`, 'SAMPLES', '0')) ?? 0);
   const completedJobs = await env.redis.zcard(`${prefix}:embed:completed`);
   const start = indexProc.lineTime(/: scanning s3:/) ?? spawned;

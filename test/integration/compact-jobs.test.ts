@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { QdrantClient } from '@qdrant/js-client-rest';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { Queue } from 'bullmq';
-import { EMBED_JOB_OPTIONS, jobObjects, toTuple } from '../../src/embed-job.js';
+import { EMBED_JOB_OPTIONS, jobNumber, jobObjects, toTuple } from '../../src/embed-job.js';
 import type { EmbedJobData, EmbedSettings } from '../../src/embed-job.js';
 import { RunStore, isFinished } from '../../src/runs.js';
 import { classify } from '../../src/scanner.js';
@@ -81,7 +81,9 @@ describe('compact embed jobs', () => {
       const [job, ...others] = await queue.getJobs(['waiting']);
       expect(others).toEqual([]);
       const raw = await env.redis.hget(`${env.prefix}:embed:${job!.id!}`, 'data');
-      expect(Object.keys(JSON.parse(raw!) as object).sort()).toEqual(['o', 'runId', 'v']);
+      // (n: the job's number in its run, by which its result counts once)
+      expect(Object.keys(JSON.parse(raw!) as object).sort()).toEqual(['n', 'o', 'runId', 'v']);
+      expect(Number.isSafeInteger(jobNumber(JSON.parse(raw!)))).toBe(true);
       expect(raw).not.toContain('instruct');
       expect(raw).not.toContain('Keep names exact');
       expect(raw).not.toContain(collection);

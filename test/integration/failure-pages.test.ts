@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { QdrantClient } from '@qdrant/js-client-rest';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { jobObjects } from '../../src/embed-job.js';
+import { jobNumber, jobObjects } from '../../src/embed-job.js';
 import type { EmbedJobData, EmbedSettings } from '../../src/embed-job.js';
 import { RunStore } from '../../src/runs.js';
 import type { ItemOutcome } from '../../src/runs.js';
@@ -144,7 +144,9 @@ describe('failures by pages', () => {
       expect(new Set(queued).size).toBe(FAILED);
       for (const j of jobs) {
         expect(j.id?.startsWith(`${newId}.`)).toBe(true);
-        expect(Object.keys(j.data).sort()).toEqual(['o', 'runId', 'v']);
+        // (n: the job's number in its run, by which its result counts once)
+        expect(Object.keys(j.data).sort()).toEqual(['n', 'o', 'runId', 'v']);
+        expect(Number.isSafeInteger(jobNumber(j.data))).toBe(true);
         expect(jobObjects(j.data).length).toBeLessThanOrEqual(10);
       }
     } finally {

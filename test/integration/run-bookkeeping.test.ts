@@ -2,7 +2,10 @@
  * A run's bookkeeping stays bounded: the seen-set holds 8-byte digests whatever the keys'
  * length, a job's result is stored compact (and one stored as JSON by the version before
  * still reads), and a complete scan drops the sets that only kept a resumed scan from
- * counting twice, while a failed one, which may be resumed, keeps them.
+ * counting twice, while a failed one, which may be resumed, keeps them. A run's own numbered
+ * jobs are counted once by one bit each (also when a worker of the version before recorded
+ * one by id), a run that follows a job late records its result from the job's hash, and a
+ * stopped producer's pending page counts the jobs that were added, once.
  */
 import { afterAll, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
@@ -56,11 +59,72 @@ describe('run bookkeeping', () => {
     const scanOnly = [':queued', ':pages'].map((p) => `${prefix}:run:J1${p}`);
     await runs.newJobs('J1', ['J1.a', 'J1.b']);
     await runs.pageDone('J1', { scanned: 2, jobsAdded: 2, pageToken: 't1' });
+    // the counted ids go as their page is recorded: a recorded page never counts again
+    expect(await redis.exists(scanOnly[0]!)).toBe(0);
     await runs.scanFinished('J1', 'failed', 'listing died');
-    expect(await redis.exists(...scanOnly)).toBe(2); // a failed scan may be resumed
+    expect(await redis.exists(scanOnly[1]!)).toBe(1); // a failed scan may be resumed
     await runs.reopen('J1');
     await runs.scanFinished('J1', 'complete');
     expect(await redis.exists(...scanOnly)).toBe(0);
     expect((await runs.get('J1'))!.counters).toMatchObject({ scanned: 2, jobsAdded: 2, jobsFailed: 1 });
+  });
+
+  it('counts a numbered job once by its bit, not again after an older worker recorded it by id, and gives late followers its result', async () => {
+    await runs.create(runInfo('N1'));
+    const done = { status: 'done', objects: 20, indexed: 19, skipped: 1, failed: 0, points: 19 } as const;
+    const ids = Array.from({ length: 3 }, (_, i) => `N1.c${i}`);
+    const jobKey = (j: string): string => `${prefix}:embed:${j}`;
+    for (const j of ids) await redis.hset(jobKey(j), 'data', '{}'); // the jobs, in the queue
+    expect(await runs.intend('N1', '(first)', ids)).toBe(0);
+    expect(await runs.intend('N1', 'page-2', ids.slice(0, 2))).toBe(3); // numbers are never reused
+    const own = (n: number, j: string): { number: number; jobKey: string } => ({ number: n, jobKey: jobKey(j) });
+    expect(await runs.recordJob('N1', ids[0]!, done, own(0, ids[0]!))).toBe(true);
+    expect(await runs.recordJob('N1', ids[0]!, done, own(0, ids[0]!))).toBe(false); // redone: once
+    // a worker of the version before recorded this one by its id: not counted again
+    await redis.hset(`${prefix}:run:N1:jobs`, ids[1]!, 'd 20 20 0 0 20');
+    expect(await runs.recordJob('N1', ids[1]!, done, own(1, ids[1]!))).toBe(false);
+    expect(await redis.hexists(`${prefix}:run:N1:jobs`, ids[0]!)).toBe(0);
+    expect(await redis.strlen(`${prefix}:run:N1:done`)).toBe(1); // one bit a job
+    expect((await runs.get('N1'))!.counters).toMatchObject({ jobsDone: 1, objectsIndexed: 19, objectsSkipped: 1 });
+
+    // a run whose add was deduplicated into N1's jobs follows them: one that ended already is
+    // recorded from its hash, one still pending waits, one gone with no result is not followed
+    await runs.create(runInfo('F1'));
+    const follow = (j: string) => ({ jobId: j, runId: 'N1', jobKey: jobKey(j) });
+    expect(await runs.follow('F1', [follow(ids[0]!), follow(ids[2]!), follow('N1.gone')])).toBe(2);
+    expect(await runs.follow('F1', [follow(ids[0]!)])).toBe(0);
+    expect(await runs.recordJob('F1', ids[0]!, done)).toBe(false); // its worker telling it too: once
+    expect((await runs.get('F1'))!.counters).toMatchObject({
+      jobsFollowed: 2,
+      jobsDone: 1,
+      objectsIndexed: 19,
+      points: 19,
+    });
+    expect(await runs.followers(ids[2]!)).toEqual(['F1']);
+  });
+
+  it("counts the jobs of a stopped producer's pending page that were added, once, and none of a page counted before", async () => {
+    await runs.create(runInfo('P1'));
+    const jobKey = (j: string): string => `${prefix}:embed:${j}`;
+    const ids = ['P1.a', 'P1.b', 'P1.c'];
+    // page 1 recorded; page 2's three jobs pending: a waiting, b done and removed from the
+    // queue (only its bit tells), c never added
+    await runs.intend('P1', '(first)', ['P1.x']);
+    await runs.pageDone('P1', { scanned: 1, jobIds: ['P1.x'], pageToken: '(first)', nextToken: 't2' });
+    const first = await runs.intend('P1', 't2', ids);
+    await redis.hset(jobKey('P1.a'), 'data', '{}');
+    const done = { status: 'done', objects: 1, indexed: 1, skipped: 0, failed: 0, points: 1 } as const;
+    await runs.recordJob('P1', 'P1.b', done, { number: first + 1, jobKey: jobKey('P1.b') });
+    expect(await runs.settlePending('P1', jobKey)).toBe(2);
+    expect(await runs.settlePending('P1', jobKey)).toBe(0); // settled once
+    // the page listed again queues a (still waiting) and c; b's objects are indexed
+    await runs.intend('P1', 't2', ['P1.a', 'P1.c']);
+    expect(await runs.pageDone('P1', { scanned: 3, jobIds: ['P1.a', 'P1.c'], pageToken: 't2' })).toBe(1);
+    expect((await runs.get('P1'))!.counters).toMatchObject({ jobsAdded: 4, scanned: 4 });
+    // a page counted before, pending again (listed again after the listing's end): nothing
+    await runs.intend('P1', '(first)', ['P1.x']);
+    await redis.hset(jobKey('P1.x'), 'data', '{}');
+    expect(await runs.settlePending('P1', jobKey)).toBe(0);
+    expect(await redis.exists(`${prefix}:run:P1:queued`, `${prefix}:run:P1:pending`)).toBe(0);
   });
 });

@@ -195,20 +195,7 @@ describe('the overlapped scan', () => {
   }, 180_000);
 
   it('killed after adding a page whose job a worker then finishes: the resumed run counts that job once and ends only with every job done', async () => {
-    const collection = `overlap-done-${env.prefix}`;
-    const args = [
-      'index',
-      '--bucket',
-      BUCKET,
-      '--collection',
-      collection,
-      '--model',
-      'qwen3-vl-embedding',
-      '--dimension',
-      '256',
-      '--page-size',
-      String(PAGE),
-    ];
+    const args = indexArgs(`overlap-done-${env.prefix}`);
     const runs = new RunStore(env.redis, env.prefix);
     const queue = new Queue('embed', { connection: env.redis, prefix: env.prefix });
     const requestsBefore = env.sim.requests().length;

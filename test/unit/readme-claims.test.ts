@@ -227,7 +227,7 @@ const CLAIMS: readonly Claim[] = [
     ],
   },
   {
-    says: "Completed jobs are kept for an hour (at most 1,000: the run record holds each job's result), failed ones until cleared.",
+    says: "Completed jobs are kept for an hour (at most 1,000: the run's counters hold what each job did), failed ones until cleared.",
     shownBy: [
       [
         'test/integration/readme-claims-queue.test.ts',
