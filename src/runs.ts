@@ -154,7 +154,7 @@ return added`;
 export const DEFAULT_RUN_RETENTION_DAYS = 30;
 const DAY_MS = 24 * 3600 * 1000;
 /** The keys of one run (`{p}:run:{id}` and these suffixes). */
-const RUN_PARTS = [
+export const RUN_PARTS = [
   '',
   ':items',
   ':codes',

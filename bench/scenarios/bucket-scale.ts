@@ -25,6 +25,7 @@ import { loadavg } from 'node:os';
 import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { Redis } from 'ioredis';
+import { RUN_PARTS } from '../../src/runs.js';
 import { startRedisServer } from '../../test/support/redis-server.js';
 import { startMinio } from '../../test/support/minio.js';
 import { createBucket, s3Env, testS3Client } from '../../test/support/s3.js';
@@ -218,20 +219,8 @@ async function producerPoint(
   // what the finished run leaves in Redis: its records, and the completed jobs BullMQ keeps
   const leftDelta = (await usedMemory(env.redis)) - baseline;
   let runRecordBytes = 0;
-  for (const part of [
-    '',
-    ':items',
-    ':codes',
-    ':jobs',
-    ':done',
-    ':queued',
-    ':pending',
-    ':pages',
-    ':followed',
-    ':seen',
-    ':seenh',
-    ':stage',
-  ])
+  // the run's keys, and the seen-set of the versions before its digests
+  for (const part of [...RUN_PARTS, ':seen'])
     runRecordBytes += Number((await env.redis.memory('USAGE', `${prefix}:run:${runId}${part}`, 'SAMPLES', '0')) ?? 0);
   const completedJobs = await env.redis.zcard(`${prefix}:embed:completed`);
   const start = indexProc.lineTime(/: scanning s3:/) ?? spawned;

@@ -45,6 +45,19 @@ describe('the overlapped scan', () => {
   });
 
   /** `index` of the bucket into `collection`, PAGE objects a page. */
+  /** Every text of the bucket reached the API exactly once among the requests after the first `from`. */
+  const expectEveryTextSentOnce = (from: number): void => {
+    const sent = env.sim
+      .requests()
+      .slice(from)
+      .flatMap((r) =>
+        ((r.body as { input?: { contents?: unknown[] } } | undefined)?.input?.contents ?? []).map((c) =>
+          typeof c === 'string' ? c : JSON.stringify(c),
+        ),
+      );
+    expect(sent.length).toBe(OBJECTS);
+    expect(new Set(sent)).toEqual(new Set(Array.from({ length: OBJECTS }, (_, i) => text(i))));
+  };
   const indexArgs = (collection: string): string[] => [
     'index',
     '--bucket',
@@ -121,16 +134,7 @@ describe('the overlapped scan', () => {
     expect(run?.counters.jobsDone).toBe(OBJECTS / PAGE);
     expect(run?.counters.objectsIndexed).toBe(OBJECTS);
     // every object's text reached the API exactly once
-    const sent = env.sim
-      .requests()
-      .slice(requestsBefore)
-      .flatMap((r) =>
-        ((r.body as { input?: { contents?: unknown[] } } | undefined)?.input?.contents ?? []).map((c) =>
-          typeof c === 'string' ? c : JSON.stringify(c),
-        ),
-      );
-    expect(sent.length).toBe(OBJECTS);
-    expect(new Set(sent)).toEqual(new Set(Array.from({ length: OBJECTS }, (_, i) => text(i))));
+    expectEveryTextSentOnce(requestsBefore);
     const qdrant = new QdrantClient({ url: env.qdrantUrl, checkCompatibility: false });
     expect((await qdrant.count(collection, { exact: true })).count).toBe(OBJECTS);
   }, 180_000);
@@ -182,16 +186,7 @@ describe('the overlapped scan', () => {
     expect(run?.counters.jobsDone).toBe(OBJECTS / PAGE);
     expect(run?.counters.objectsIndexed).toBe(OBJECTS);
     expect(run?.finishedAt).toBeDefined();
-    const sent = env.sim
-      .requests()
-      .slice(requestsBefore)
-      .flatMap((r) =>
-        ((r.body as { input?: { contents?: unknown[] } } | undefined)?.input?.contents ?? []).map((c) =>
-          typeof c === 'string' ? c : JSON.stringify(c),
-        ),
-      );
-    expect(sent.length).toBe(OBJECTS);
-    expect(new Set(sent)).toEqual(new Set(Array.from({ length: OBJECTS }, (_, i) => text(i))));
+    expectEveryTextSentOnce(requestsBefore);
   }, 180_000);
 
   it('killed after adding a page whose job a worker then finishes: the resumed run counts that job once and ends only with every job done', async () => {
@@ -244,15 +239,6 @@ describe('the overlapped scan', () => {
     expect(run?.counters.jobsDone).toBe(OBJECTS / PAGE);
     expect(run?.counters.objectsIndexed).toBe(OBJECTS);
     expect(run?.finishedAt).toBeDefined();
-    const sent = env.sim
-      .requests()
-      .slice(requestsBefore)
-      .flatMap((r) =>
-        ((r.body as { input?: { contents?: unknown[] } } | undefined)?.input?.contents ?? []).map((c) =>
-          typeof c === 'string' ? c : JSON.stringify(c),
-        ),
-      );
-    expect(sent.length).toBe(OBJECTS);
-    expect(new Set(sent)).toEqual(new Set(Array.from({ length: OBJECTS }, (_, i) => text(i))));
+    expectEveryTextSentOnce(requestsBefore);
   }, 180_000);
 });
