@@ -99,20 +99,26 @@ export async function produce(deps: ProduceDeps, opts: ProduceOptions): Promise<
   let committing: Promise<void> | undefined;
   // the jobs of a page a stopped producer was queuing count before the scan goes on
   const settle = (): Promise<number> => deps.runs.settlePending(opts.runId, (j) => deps.queue.toKey(j));
+  // where a resumed run stands: a listing complete is not listed again (its pages are
+  // counted, and a page counted counts none of its jobs again), nor a compose chunk or a prune done
+  const at = await deps.runs.get(opts.runId);
   try {
     await settle();
-    for await (const page of scanPages(deps.store, {
-      bucket: opts.bucket,
-      prefix: opts.prefix,
-      model: opts.model,
-      ...(opts.bounds ? { bounds: opts.bounds } : {}),
-      ...(opts.include ? { include: opts.include } : {}),
-      ...(opts.exclude ? { exclude: opts.exclude } : {}),
-      ...(opts.minSize !== undefined ? { minSize: opts.minSize } : {}),
-      ...(opts.maxSize !== undefined ? { maxSize: opts.maxSize } : {}),
-      ...(opts.pageSize !== undefined ? { pageSize: opts.pageSize } : {}),
-      ...(opts.resumeToken !== undefined ? { startAfterToken: opts.resumeToken } : {}),
-    })) {
+    const listing = at?.listed
+      ? []
+      : scanPages(deps.store, {
+          bucket: opts.bucket,
+          prefix: opts.prefix,
+          model: opts.model,
+          ...(opts.bounds ? { bounds: opts.bounds } : {}),
+          ...(opts.include ? { include: opts.include } : {}),
+          ...(opts.exclude ? { exclude: opts.exclude } : {}),
+          ...(opts.minSize !== undefined ? { minSize: opts.minSize } : {}),
+          ...(opts.maxSize !== undefined ? { maxSize: opts.maxSize } : {}),
+          ...(opts.pageSize !== undefined ? { pageSize: opts.pageSize } : {}),
+          ...(opts.resumeToken !== undefined ? { startAfterToken: opts.resumeToken } : {}),
+        });
+    for await (const page of listing) {
       // Prepared (staged, marked seen, looked up, grouped) while the page before is added:
       // all of it only reads or writes what a page listed again writes the same way.
       const { plan, seenMarked } = await preparePage(deps, opts, phases, page);
@@ -143,7 +149,7 @@ export async function produce(deps: ProduceDeps, opts: ProduceOptions): Promise<
     }
     await committing;
     committing = undefined;
-    if (compose) await queueStaged(deps, opts, compose, phases, add);
+    if (compose) await queueStaged(deps, opts, compose, phases, add, at?.composedChunks ?? 0);
   } catch (err) {
     // a page still being committed finishes (or fails) before the scan is marked failed
     await committing?.catch(() => undefined);
@@ -160,7 +166,7 @@ export async function produce(deps: ProduceDeps, opts: ProduceOptions): Promise<
     return total;
   }
   // Only a scan that listed everything may prune: an interrupted one never gets here.
-  if (opts.prune) {
+  if (opts.prune && !run?.pruned) {
     const marked = run?.counters.seenMarked ?? total.seenMarked;
     const held = await deps.runs.seenCount(opts.runId);
     if (held < marked) {
@@ -175,8 +181,7 @@ export async function produce(deps: ProduceDeps, opts: ProduceOptions): Promise<
       total.deleted = await prune(deps.vectors, opts.settings.collection, opts.bucket, opts.prefix, before, (keys) =>
         deps.runs.seen(opts.runId, keys),
       );
-      await deps.runs.addCounter(opts.runId, 'deleted', total.deleted);
-      await deps.runs.dropSeen(opts.runId);
+      await deps.runs.pruneDone(opts.runId, total.deleted);
     }
   }
   await deps.runs.scanFinished(opts.runId, 'complete');
@@ -231,7 +236,9 @@ async function preparePage(
 /**
  * Once the listing is complete, every unit is: walks the stage in order, forms each
  * stage's units and queues them like a page. Each chunk of the walk is counted once (by
- * its number), so a producer that crashed during the walk lists and walks again.
+ * its number): a producer that crashed during the walk walks again and skips the chunks
+ * counted (`counted`: the stage does not change once the listing is complete, so chunk k is
+ * the same units again).
  */
 async function queueStaged(
   deps: ProduceDeps,
@@ -239,9 +246,12 @@ async function queueStaged(
   compose: Composition,
   phases: QueuePhases,
   add: (counts: PageCounts) => void,
+  counted: number,
 ): Promise<void> {
   let chunk = 0;
   for await (const stages of completeStages(deps.runs.staged(opts.runId))) {
+    chunk += 1;
+    if (chunk <= counted) continue;
     const entries: Entry[] = [];
     const skipped: SkippedObject[] = [];
     for (const { stage, members } of stages) {
@@ -252,7 +262,6 @@ async function queueStaged(
     const seen = opts.prune ? entries.map((e) => ('unit' in e ? unitPointKey(e.unit) : e.object.key)) : [];
     await deps.runs.markSeen(opts.runId, seen);
     const plan = await phases.plan(entries, skipped, { scanned: 0, filteredOut: 0 });
-    chunk += 1;
     const pageToken = `compose:${chunk}`;
     const { jobIds, ...counts } = await phases.commit(plan, { pageToken });
     const page = { ...counts, seenMarked: seen.length };

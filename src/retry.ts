@@ -10,6 +10,11 @@
  * ETag and params hash) are not bought again. The members of a failed unit (a group or a
  * fused pair) are held until the walk ends, so that the unit is queued whole even when its
  * members fall on different pages.
+ *
+ * A retry killed before its end leaves its run scanning (`status` says it was interrupted:
+ * no process holds its lease). Retrying the same run again finishes that run rather than
+ * starting another: the failures of the page it was queuing that went into jobs are marked
+ * retried and counted with the page, and the walk goes on with the failures left.
  */
 import type { Job, Queue } from 'bullmq';
 import type { Cluster, Redis } from 'ioredis';
@@ -22,6 +27,7 @@ import { newRunId } from './ids.js';
 import { classifyChanges } from './incremental.js';
 import type { ModelSpec } from './models.js';
 import { entryQueuer } from './queuing.js';
+import { checkResumable, settleInterrupted } from './retry-resume.js';
 import type { ItemOutcome, RunState, RunStore } from './runs.js';
 import type { ScannedObject } from './scanner.js';
 import type { VectorStore } from './vector-store.js';
@@ -46,6 +52,8 @@ export interface RetrySummary {
   readonly written: number;
   /** The new run finishes the old run's rebuild (every failure of it is retried). */
   readonly rebuild: boolean;
+  /** The run is an interrupted retry's, finished now (the counts are this attempt's). */
+  readonly resumed: boolean;
 }
 
 /** Items of the old run read a page (HSCAN's count). */
@@ -64,20 +72,47 @@ export async function retryFailed(
   opts: { code?: string } = {},
 ): Promise<RetrySummary | undefined> {
   const failedCounts = (await deps.runs.codeCounts(run.id)).filter((c) => c.status === 'failed');
-  const allFailures = failedCounts.reduce((n, c) => n + c.count, 0);
-  if (failedCounts.every((c) => opts.code !== undefined && c.code !== opts.code)) return undefined;
-  const newId = newRunId();
-  await deps.runs.create({
-    id: newId,
-    bucket: run.bucket,
-    prefix: run.prefix,
-    collection: run.collection,
-    model: run.model,
-    dimension: run.dimension,
-    startedAt: new Date().toISOString(),
-    settings: run.settings ?? JSON.stringify(settings),
-    retryOf: run.id,
-  });
+  // a retry of this run that was interrupted is finished, with its own --code, not begun again
+  const open = run.retrying ? await deps.runs.get(run.retrying) : undefined;
+  const resuming = open?.scanStatus === 'scanning' ? open : undefined;
+  if (resuming) await checkResumable(deps.runs, run, resuming, opts.code);
+  const code = resuming ? resuming.retryCode : opts.code;
+  if (!resuming && failedCounts.every((c) => code !== undefined && c.code !== code)) return undefined;
+  const newId = resuming?.id ?? newRunId();
+  // held from before the run exists: a run of a retry with no holder was interrupted
+  const release = await deps.runs.holdScan(newId);
+  if (!resuming) {
+    // the old run names its retry first: a retry killed at any point after is found again
+    await deps.runs.markRetrying(run.id, newId);
+    await deps.runs.create({
+      id: newId,
+      bucket: run.bucket,
+      prefix: run.prefix,
+      collection: run.collection,
+      model: run.model,
+      dimension: run.dimension,
+      startedAt: new Date().toISOString(),
+      settings: run.settings ?? JSON.stringify(settings),
+      retryOf: run.id,
+      ...(code !== undefined ? { retryCode: code } : {}),
+    });
+  }
+  try {
+    return await retryInto(deps, run, settings, model, { newId, code, resuming });
+  } finally {
+    await release();
+  }
+}
+
+async function retryInto(
+  deps: RetryDeps,
+  run: RunState,
+  settings: EmbedSettings,
+  model: ModelSpec,
+  at: { newId: string; code: string | undefined; resuming: RunState | undefined },
+): Promise<RetrySummary> {
+  const { newId, code } = at;
+  const opts = { code };
   const queue = entryQueuer(deps, {
     runId: newId,
     bucket: run.bucket,
@@ -87,7 +122,14 @@ export async function retryFailed(
     maxObjectsPerJob: RETRY_JOB_OBJECTS,
   });
   const total = { scanned: 0, queuedObjects: 0, jobsAdded: 0, jobsDeduplicated: 0, unchanged: 0 };
-  let pageNumber = 0;
+  // a resumed retry numbers its pages on from those counted
+  let pageNumber = at.resuming?.retriedPages ?? 0;
+  if (at.resuming) {
+    pageNumber += 1;
+    const settled = await settleInterrupted(deps, run.id, newId, `retry:${pageNumber}`);
+    total.scanned += settled;
+    total.queuedObjects += settled;
+  }
   /** Queues entries as one page of the new run, and marks their failures retried in the old one. */
   const queuePage = async (
     entries: readonly Entry[],
@@ -104,9 +146,8 @@ export async function retryFailed(
       jobsDeduplicated: counts.jobsDeduplicated,
       unchanged: written.length,
     };
-    // the page's jobs are counted as it is recorded, in one step
-    page.jobsAdded = await deps.runs.pageDone(newId, { ...page, jobIds, pageToken });
-    for (const k of Object.keys(total) as (keyof typeof total)[]) total[k] += page[k];
+    // the failures are marked retried before the page is recorded: a retry killed in between
+    // leaves them marked and the page pending (a resumed retry counts it: settleInterrupted)
     await deps.runs.recordItems(
       run.id,
       new Map<string, ItemOutcome>([
@@ -120,6 +161,9 @@ export async function retryFailed(
         ]),
       ]),
     );
+    // the page's jobs are counted as it is recorded, in one step
+    page.jobsAdded = await deps.runs.pageDone(newId, { ...page, jobIds, pageToken });
+    for (const k of Object.keys(total) as (keyof typeof total)[]) total[k] += page[k];
   };
 
   const units = new Map<string, { unit: readonly ['g' | 'f', string]; members: [string, ItemOutcome][] }>();
@@ -164,8 +208,9 @@ export async function retryFailed(
   }
   if (chunk.items.length > 0) await queuePage(chunk.entries, chunk.items, []);
 
-  // a rebuild retried whole finishes as a rebuild: its alias moves once nothing failed
-  const rebuild = run.mode === 'rebuild' && total.scanned === allFailures;
+  // a rebuild retried whole (no failure of it left) finishes as a rebuild: its alias moves once nothing failed
+  const left = (await deps.runs.codeCounts(run.id)).some((c) => c.status === 'failed' && c.count > 0);
+  const rebuild = run.mode === 'rebuild' && !left;
   if (rebuild) await deps.runs.setMode(newId, 'rebuild');
   await deps.runs.scanFinished(newId, 'complete');
   return {
@@ -174,6 +219,7 @@ export async function retryFailed(
     jobs: total.jobsAdded + total.jobsDeduplicated,
     written: total.unchanged,
     rebuild,
+    resumed: at.resuming !== undefined,
   };
 }
 

@@ -80,9 +80,14 @@ export class RunItemStore extends RunScanSets {
 
   /** The status of each of these keys' items now (undefined: the key has none). */
   async itemStatuses(id: string, keys: readonly string[]): Promise<(ItemOutcome['status'] | undefined)[]> {
+    return (await this.itemOutcomes(id, keys)).map((o) => o?.status);
+  }
+
+  /** The outcome of each of these keys' items now (undefined: the key has none). */
+  async itemOutcomes(id: string, keys: readonly string[]): Promise<(ItemOutcome | undefined)[]> {
     if (keys.length === 0) return [];
     const raw = await this.redis.hmget(this.key(id, ':items'), ...keys);
-    return raw.map((v) => (v ? (JSON.parse(v) as ItemOutcome).status : undefined));
+    return raw.map((v) => (v ? (JSON.parse(v) as ItemOutcome) : undefined));
   }
 
   /** All of a run's items at once: for tests and small runs (the commands read pages). */

@@ -34,38 +34,59 @@ redis.call('HSET', KEYS[2], '#page', ARGV[1])
 for i = 1, k do redis.call('HSET', KEYS[2], ARGV[i + 1], first + i - 1) end
 return first`;
 
-// KEYS: run hash, pages-done hash, queued-jobs set, pending hash. ARGV: page token, next token
-// ('' at the end), n, the page's n job ids, then counter name/increment pairs. Counts a page
-// once, with the jobs new to the run among its ids; always moves the resume token on, and
-// drops the page's pending ids. A page counted now drops the counted ids too: those of a page
-// recorded are never counted again (a page listed again counts nothing), so the set holds at
-// most the ids of the one page not yet recorded (settlePending's) and those of this one.
-export const PAGE_DONE = `
-local n = tonumber(ARGV[3])
+// Whether a page was counted (run-pages.ts): one the version before's pages hash holds; a
+// numbered page (slot field set) at most the phase's highest counted number; a listing's
+// page unless it is the one listed with the run's resume token (the first page while there
+// is none), and any once the listing is complete. Arguments: run hash, pages hash, the page's
+// token, slot field, slot number, the first page's token.
+const COUNTED = `
+local function counted(run, pages, token, field, ordinal, first)
+  if redis.call('HEXISTS', pages, token) == 1 then return true end
+  if field ~= '' then return tonumber(redis.call('HGET', run, field) or '0') >= tonumber(ordinal) end
+  if redis.call('HEXISTS', run, 'listed') == 1 then return true end
+  return token ~= (redis.call('HGET', run, 'lastToken') or first)
+end
+`;
+
+// KEYS: run hash, pages hash (the version before's), queued-jobs set, pending hash. ARGV: page
+// token, next token ('' at the end), slot field, slot number, first page's token, n, the page's
+// n job ids, then counter name/increment pairs. Counts a page once, with the jobs new to the
+// run among its ids, and moves the run on past it: a listing's page sets the resume token (its
+// last marks the listing complete), a numbered page its phase's number. It drops the page's
+// pending ids, and, counted now, the counted ids: those of a page recorded are never counted
+// again, so the set holds at most the ids of the one page not yet recorded (settlePending's)
+// and those of this one.
+export const PAGE_DONE = `${COUNTED}
+local n = tonumber(ARGV[6])
 local added = 0
-for i = 4, 3 + n do added = added + redis.call('SADD', KEYS[3], ARGV[i]) end
-if redis.call('HSETNX', KEYS[2], ARGV[1], 1) == 0 then added = 0 else
+for i = 7, 6 + n do added = added + redis.call('SADD', KEYS[3], ARGV[i]) end
+if counted(KEYS[1], KEYS[2], ARGV[1], ARGV[3], ARGV[4], ARGV[5]) then added = 0 else
   if added > 0 then redis.call('HINCRBY', KEYS[1], 'jobsAdded', added) end
-  for i = 4 + n, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
+  for i = 7 + n, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
   redis.call('DEL', KEYS[3])
+  if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], ARGV[3], ARGV[4])
+  elseif ARGV[2] == '' then
+    redis.call('HDEL', KEYS[1], 'lastToken')
+    redis.call('HSET', KEYS[1], 'listed', '1')
+  else redis.call('HSET', KEYS[1], 'lastToken', ARGV[2]) end
 end
 redis.call('DEL', KEYS[4])
-if ARGV[2] == '' then redis.call('HDEL', KEYS[1], 'lastToken') else redis.call('HSET', KEYS[1], 'lastToken', ARGV[2]) end
 return added`;
 
-// KEYS: run hash, pending hash, queued-jobs set, jobs hash, done bitmap, pages-done hash, then
-// the n pending jobs' BullMQ keys. ARGV: the page's token, the n pending job ids, then their n
-// numbers. A pending job that exists in the queue, or has a result, was added (by a producer
-// that stopped before recording its page): counted if new to the run, unless its page was
-// counted before (a page listed again counts nothing, as in PAGE_DONE). Then nothing is pending.
-export const SETTLE_PENDING = `
+// KEYS: run hash, pending hash, queued-jobs set, jobs hash, done bitmap, pages hash (the
+// version before's), then the n pending jobs' BullMQ keys. ARGV: the page's token, slot field,
+// slot number, first page's token, the n pending job ids, then their n numbers. A pending job
+// that exists in the queue, or has a result, was added (by a producer that stopped before
+// recording its page): counted if new to the run, unless its page was counted before (a page
+// queued again counts nothing, as in PAGE_DONE). Then nothing is pending.
+export const SETTLE_PENDING = `${COUNTED}
 local added = 0
-local n = (#ARGV - 1) / 2
-if redis.call('HEXISTS', KEYS[6], ARGV[1]) == 1 then n = 0 end
+local n = (#ARGV - 4) / 2
+if ARGV[1] ~= '' and counted(KEYS[1], KEYS[6], ARGV[1], ARGV[2], ARGV[3], ARGV[4]) then n = 0 end
 for i = 1, n do
-  local id = ARGV[1 + i]
+  local id = ARGV[4 + i]
   if redis.call('EXISTS', KEYS[6 + i]) == 1 or redis.call('HEXISTS', KEYS[4], id) == 1
-    or redis.call('GETBIT', KEYS[5], ARGV[1 + n + i]) == 1 then
+    or redis.call('GETBIT', KEYS[5], ARGV[4 + n + i]) == 1 then
     added = added + redis.call('SADD', KEYS[3], id)
   end
 end

@@ -5,6 +5,7 @@
  * - `{p}:run:{id}:stage` sorted set: objects waiting for their unit to be complete
  *   (compose.ts), dropped once the scan is complete.
  * Both also expire a week after their last write, so an abandoned scan leaves nothing.
+ * - `{p}:run:{id}:scanner`: the lease of the process queuing the run (holdScan), while it does.
  *
  * The seen-set holds the first 8 bytes of each key's SHA-256, not the key: 8 bytes a member
  * whatever the key's length. Two keys sharing a digest can only make the prune keep a point
@@ -17,6 +18,7 @@
  * upgrade finds fewer members than it marked and does not prune.)
  */
 import { createHash } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { Cluster, Redis } from 'ioredis';
 
 const WEEK_MS = 7 * 24 * 3600 * 1000;
@@ -58,6 +60,19 @@ export class RunScanSets extends RunKeyspace {
     await this.redis.del(this.key(id, ':seenh'));
   }
 
+  /**
+   * The prune is done: what it deleted counted, the seen-set dropped and the run marked in
+   * one step, so that a scan resumed after it neither prunes again nor finds the set gone.
+   */
+  async pruneDone(id: string, deleted: number): Promise<void> {
+    await this.redis
+      .multi()
+      .hincrby(this.key(id), 'deleted', deleted)
+      .hset(this.key(id), 'pruned', '1')
+      .del(this.key(id, ':seenh'))
+      .exec();
+  }
+
   async seen(id: string, keys: readonly string[]): Promise<boolean[]> {
     if (keys.length === 0) return [];
     const replies = await this.redis.smismember(this.key(id, ':seenh'), ...keys.map(seenDigest));
@@ -95,5 +110,45 @@ export class RunScanSets extends RunKeyspace {
 
   async dropStage(id: string): Promise<void> {
     await this.redis.del(this.key(id, ':stage'));
+  }
+
+  /**
+   * The process queuing a run holds it while it does (a lease it renews, `:scanner`, naming
+   * its host and pid): a run scanning with no holder was interrupted. Used by retry-failed
+   * (retry.ts). Returns the release.
+   */
+  async holdScan(id: string, ms = 30_000): Promise<() => Promise<void>> {
+    const lease = this.key(id, ':scanner');
+    await this.redis.set(lease, `${hostname()} ${process.pid}`, 'PX', ms);
+    const renew = setInterval(() => void this.redis.pexpire(lease, ms).catch(() => undefined), ms / 3);
+    renew.unref();
+    return async () => {
+      clearInterval(renew);
+      await this.redis.del(lease);
+    };
+  }
+
+  /**
+   * Whether a process holds the run's scan now (holdScan): its lease is there, and, when it
+   * names a process of this host, that process is alive (one killed leaves its lease until
+   * it expires, and is known gone at once here).
+   */
+  async scanHeld(id: string): Promise<boolean> {
+    const holder = await this.redis.get(this.key(id, ':scanner'));
+    if (holder === null) return false;
+    const [host, pid] = holder.split(' ');
+    if (host !== hostname() || !pid) return true;
+    try {
+      process.kill(Number(pid), 0);
+      return true;
+    } catch (err) {
+      // EPERM: alive, of another user
+      return (err as NodeJS.ErrnoException).code === 'EPERM';
+    }
+  }
+
+  /** The run `retryId` retries this run's failures (before it is created: retry.ts). */
+  async markRetrying(id: string, retryId: string): Promise<void> {
+    await this.redis.hset(this.key(id), 'retrying', retryId);
   }
 }

@@ -6,8 +6,9 @@ export interface RunInfo {
   readonly id: string;
   /** The embed settings of the run's jobs (JSON), so its failures can be queued again alike. */
   readonly settings?: string;
-  /** The run this one retries, if any. */
+  /** The run this one retries, if any, and the failure code it retries (--code) when only one. */
   readonly retryOf?: string;
+  readonly retryCode?: string;
   /** incremental, full or rebuild. */
   readonly mode?: string;
   /** What the scan lists (JSON of prefix, include, exclude, minSize, maxSize) and whether it prunes: a resumed run keeps them. */
@@ -83,6 +84,15 @@ export interface RunState extends RunInfo {
   readonly scanStatus: ScanStatus;
   readonly scanError?: string;
   readonly lastToken?: string;
+  /** The latest run that retries this one's failures (set as it is created: retry.ts). */
+  readonly retrying?: string;
+  /** The listing's last page is counted: a resumed scan goes on after the listing (compose walk, prune). */
+  readonly listed?: boolean;
+  /** The prune is done (the seen-set used and dropped). */
+  readonly pruned?: boolean;
+  /** The highest numbered page counted of the compose walk's chunks and of retry-failed's pages. */
+  readonly composedChunks?: number;
+  readonly retriedPages?: number;
   /** Set while the scan waits for room in the queue (backpressure): jobs waiting then, the bound, since when. */
   readonly scanWaiting?: { readonly waiting: number; readonly bound: number; readonly since: string };
   readonly pages: number;
@@ -149,6 +159,8 @@ export function runFromHash(h: Record<string, string>): RunState {
     startedAt: h.startedAt ?? '',
     ...(h.settings ? { settings: h.settings } : {}),
     ...(h.retryOf ? { retryOf: h.retryOf } : {}),
+    ...(h.retryCode ? { retryCode: h.retryCode } : {}),
+    ...(h.retrying ? { retrying: h.retrying } : {}),
     ...(h.mode ? { mode: h.mode } : {}),
     ...(h.scope ? { scope: h.scope } : {}),
     ...(h.prune ? { prune: h.prune } : {}),
@@ -160,6 +172,10 @@ export function runFromHash(h: Record<string, string>): RunState {
     scanStatus: (h.scanStatus ?? 'scanning') as ScanStatus,
     ...(h.scanError ? { scanError: h.scanError } : {}),
     ...(h.lastToken ? { lastToken: h.lastToken } : {}),
+    ...(h.listed ? { listed: true } : {}),
+    ...(h.pruned ? { pruned: true } : {}),
+    composedChunks: Number(h['pages.compose'] ?? 0),
+    retriedPages: Number(h['pages.retry'] ?? 0),
     ...(h.scanWaiting ? { scanWaiting: JSON.parse(h.scanWaiting) as NonNullable<RunState['scanWaiting']> } : {}),
     ...(h.finishedAt ? { finishedAt: h.finishedAt } : {}),
     pages: Number(h.pages ?? 0),

@@ -57,6 +57,11 @@ export async function startRun(deps: RunnerDeps, request: RunRequest): Promise<S
   const { config } = deps;
   const found = request.runId ? await deps.runs.get(request.runId) : undefined;
   if (request.runId && !found) throw new ConfigError('--run-id', `run ${request.runId} does not exist`);
+  if (found?.retryOf !== undefined)
+    throw new ConfigError(
+      '--run-id',
+      `run ${found.id} is retry-failed's run of run ${found.retryOf}, not a scan: mm-ingest retry-failed --run ${found.retryOf} finishes it if it was interrupted`,
+    );
   // a resumed run scans, prunes and embeds as it started: its record decides
   const existing = found ? withRecordedScope(found, request) : undefined;
   const req = existing?.request ?? request;

@@ -17,7 +17,9 @@
  * - `{p}:run:{id}:pending` hash: job id -> number of the page being queued, written before
  *   its jobs are added and dropped as the page is recorded (a resumed scan counts those of
  *   them that were added: settlePending);
- * - `{p}:run:{id}:pages`  hash: listing tokens of the pages already counted (likewise);
+ * - `{p}:run:{id}:pages`  hash: the version before's record of the pages counted, one field a
+ *   page (read, never written: run-pages.ts knows a page counted from the run hash's
+ *   `lastToken`, `listed` and per-phase numbers);
  * - `{p}:run:{id}:seenh`, `:stage`: the scan's working sets, for --prune and composed units (run-sets.ts);
  * - `{p}:run:{id}:followed` set: ids of other runs' jobs this run waits for (deduplicated adds; likewise);
  * - `{p}:followers:{job}` set: the runs following a job, told its result when it ends;
@@ -30,19 +32,15 @@
 import type { Cluster, Redis } from 'ioredis';
 import type { EmbedSettings } from './embed-job.js';
 import { redact } from './redact.js';
-import { RunItemStore } from './run-items.js';
-import { FOLLOW, INTEND, PAGE_DONE, RECORD_JOB, RECORD_NUMBERED_JOB, SETTLE_PENDING } from './run-scripts.js';
-import { packJobResult, PAGE_COUNTERS, runFromHash, unpackJobResult } from './run-types.js';
-import type { JobResult, PageCounts, RunCounters, RunInfo, RunState } from './run-types.js';
+import { RunPageStore } from './run-pages.js';
+import { FOLLOW, RECORD_JOB, RECORD_NUMBERED_JOB } from './run-scripts.js';
+import { packJobResult, runFromHash, unpackJobResult } from './run-types.js';
+import type { JobResult, RunCounters, RunInfo, RunState } from './run-types.js';
 
 export { isFinished } from './run-types.js';
+export { FIRST_PAGE } from './run-pages.js';
 export type { ItemOutcome, JobResult, PageCounts, RunCounters, RunInfo, RunState, ScanStatus } from './run-types.js';
 export type { CodeCount, ItemPage } from './run-items.js';
-
-/** The field of the pending hash that holds the page's token (job ids hold no '#'). */
-const PENDING_PAGE = '#page';
-/** The token of a listing's first page (which has none of its own). */
-export const FIRST_PAGE = '(first)';
 
 export const DEFAULT_RUN_RETENTION_DAYS = 30;
 const DAY_MS = 24 * 3600 * 1000;
@@ -61,7 +59,7 @@ export const RUN_PARTS = [
   ':stage',
 ] as const;
 
-export class RunStore extends RunItemStore {
+export class RunStore extends RunPageStore {
   constructor(
     redis: Redis | Cluster,
     prefix: string,
@@ -101,89 +99,6 @@ export class RunStore extends RunItemStore {
 
   async exists(id: string): Promise<boolean> {
     return (await this.redis.exists(this.key(id))) === 1;
-  }
-
-  /**
-   * Remembers the jobs a run queued and returns how many are new to it: a page listed
-   * again after a producer crash re-adds the same job ids, which must not count twice.
-   */
-  async newJobs(id: string, jobIds: readonly string[]): Promise<number> {
-    if (jobIds.length === 0) return 0;
-    const m = this.redis.multi();
-    for (const j of jobIds) m.sadd(this.key(id, ':queued'), j);
-    const replies = (await m.exec()) ?? [];
-    return replies.reduce((n, [, added]) => n + (added === 1 ? 1 : 0), 0);
-  }
-
-  /**
-   * Before a page's jobs are added: their ids, so that a producer stopped before recording
-   * the page leaves the run able to count those that were added (settlePending). Replaces
-   * the ids of any page before (pages are queued one at a time). Numbers the jobs from the
-   * run's sequence (never reused, so a number is one job's): returns the first.
-   */
-  async intend(id: string, pageToken: string, jobIds: readonly string[]): Promise<number> {
-    // the jobs' numbers: the first is returned, the others follow it in order
-    return Number(await this.redis.eval(INTEND, 2, this.key(id), this.key(id, ':pending'), pageToken, ...jobIds));
-  }
-
-  /**
-   * A scan that starts again (or fails) first counts the jobs of the page a producer was
-   * queuing when it stopped: each one in the queue, or with a result, was added, and is
-   * counted if new to the run (a worker may have finished it already, and the page listed
-   * again then queues nothing for its objects). `jobKey` names a job's BullMQ key.
-   * Returns how many were counted.
-   */
-  async settlePending(id: string, jobKey: (jobId: string) => string): Promise<number> {
-    const all = await this.redis.hgetall(this.key(id, ':pending'));
-    const pageToken = all[PENDING_PAGE] ?? '';
-    const pending = Object.entries(all).filter(([j]) => j !== PENDING_PAGE);
-    const added = await this.redis.eval(
-      SETTLE_PENDING,
-      6 + pending.length,
-      this.key(id),
-      this.key(id, ':pending'),
-      this.key(id, ':queued'),
-      this.key(id, ':jobs'),
-      this.key(id, ':done'),
-      this.key(id, ':pages'),
-      ...pending.map(([j]) => jobKey(j)),
-      pageToken,
-      ...pending.map(([j]) => j),
-      ...pending.map(([, n]) => n),
-    );
-    return Number(added);
-  }
-
-  /**
-   * After a listed page is enqueued: its counters and the token to resume from. A page is
-   * counted once, by the token it was listed with: after a producer crash between queuing
-   * a page and recording it, the page is listed and queued again but not counted again.
-   * With `jobIds` (the ids its jobs were added under), the page's jobs are remembered and
-   * counted in the same step (`jobsAdded`: those new to the run), so no crash can leave
-   * them remembered and the page uncounted; returns how many were counted. The page's
-   * pending ids (intend) go in the same step.
-   */
-  async pageDone(
-    id: string,
-    page: PageCounts & { pageToken?: string; nextToken?: string; jobIds?: readonly string[] },
-  ): Promise<number> {
-    const jobIds = page.jobIds ?? [];
-    const counts: (string | number)[] = ['pages', 1];
-    for (const f of PAGE_COUNTERS) if (page[f] && !(f === 'jobsAdded' && page.jobIds)) counts.push(f, page[f] ?? 0);
-    const added = await this.redis.eval(
-      PAGE_DONE,
-      4,
-      this.key(id),
-      this.key(id, ':pages'),
-      this.key(id, ':queued'),
-      this.key(id, ':pending'),
-      page.pageToken ?? FIRST_PAGE,
-      page.nextToken ?? '',
-      jobIds.length,
-      ...jobIds,
-      ...counts,
-    );
-    return Number(added);
   }
 
   /**

@@ -144,9 +144,13 @@ export function registerFailureCommands(program: Command): void {
       .option('--code <code>', 'only failures with this code (e.g. InvalidParameter)'),
   ).action(async (flags: { run?: string; code?: string }) => {
     await withQueue(flags, { qdrant: true }, async ({ config, queue, runs, vectors, redis }) => {
-      const runId = await pickRun(runs, flags.run);
-      const run = await runs.get(runId);
-      if (!run?.settings) throw new ConfigError('--run', `run ${runId} has no recorded settings to retry with`);
+      const picked = await runs.get(await pickRun(runs, flags.run));
+      // the run named (or the latest) is an interrupted retry's: retrying its run again finishes it
+      const unfinished = picked?.retryOf !== undefined && picked.scanStatus === 'scanning';
+      const run = unfinished ? await runs.get(picked.retryOf!) : picked;
+      const runId = run?.id ?? picked?.retryOf ?? '';
+      if (!run) throw new ConfigError('--run', `run ${runId} does not exist (its records expired)`);
+      if (!run.settings) throw new ConfigError('--run', `run ${runId} has no recorded settings to retry with`);
       const settings = JSON.parse(run.settings) as EmbedSettings;
       const model = resolveModel(run.model, config.models);
       // the producer's backpressure: a retry of many failures waits for room in the queue too
@@ -170,7 +174,7 @@ export function registerFailureCommands(program: Command): void {
       // nothing queued (everything was written after all): the run is done now
       await finishIfDone({ runs, vectors }, done.runId);
       process.stdout.write(
-        `run ${done.runId}: retrying ${done.queuedObjects} failed objects of run ${runId} in ${done.jobs} jobs${done.written > 0 ? ` (${done.written} others have their points already: not queued again)` : ''}${done.rebuild ? '; the rebuild switches its alias when this run ends with nothing failed' : ''} (follow it with: mm-ingest status --run ${done.runId} --wait)\n`,
+        `run ${done.runId}: ${done.resumed ? 'the interrupted retry taken up again: ' : ''}retrying ${done.queuedObjects}${done.resumed ? ' more' : ''} failed objects of run ${runId} in ${done.jobs} jobs${done.written > 0 ? ` (${done.written} others have their points already: not queued again)` : ''}${done.rebuild ? '; the rebuild switches its alias when this run ends with nothing failed' : ''} (follow it with: mm-ingest status --run ${done.runId} --wait)\n`,
       );
     });
   });

@@ -11,7 +11,8 @@ const FINISH_WAIT_MS = 120_000;
 
 /**
  * Follows a run to its end, printing a line when it changes. Stops early, with the
- * reason, if the queue is paused by a fatal error (nothing would move until `resume`).
+ * reason, if the queue is paused by a fatal error (nothing would move until `resume`), or
+ * if the run is a retry-failed's that was interrupted (nothing would queue the rest).
  */
 export async function followRun(
   runs: RunStore,
@@ -19,7 +20,7 @@ export async function followRun(
   paused: () => Promise<string | undefined>,
   finish: () => Promise<unknown>,
   pollMs = 1000,
-): Promise<{ run: RunState; paused?: string }> {
+): Promise<{ run: RunState; paused?: string; interrupted?: string }> {
   const progress = createProgress((line) => process.stdout.write(`${line}\n`), process.stdout.isTTY === true);
   let finishing: number | undefined;
   try {
@@ -43,6 +44,8 @@ export async function followRun(
       progress.update(run);
       const reason = await paused();
       if (reason) return { run, paused: reason };
+      const stopped = await interruptedRetry(runs, run);
+      if (stopped) return { run, interrupted: stopped };
       await sleep(pollMs);
     }
   } finally {
@@ -50,8 +53,22 @@ export async function followRun(
   }
 }
 
+/**
+ * Why a run of retry-failed still scanning will not go on: no process holds it (the
+ * retry-failed that queued it was killed). Undefined for any other run.
+ */
+export async function interruptedRetry(runs: RunStore, run: RunState): Promise<string | undefined> {
+  if (run.retryOf === undefined || run.scanStatus !== 'scanning' || (await runs.scanHeld(run.id))) return undefined;
+  return `the retry-failed of run ${run.retryOf} that queued this run stopped before it ended; mm-ingest retry-failed --run ${run.retryOf} finishes it`;
+}
+
 /** Prints how a followed run ended and sets the exit code: 0 done, 1 failures, 3 paused. */
-export function reportEnd(runId: string, end: { run: RunState; paused?: string }): void {
+export function reportEnd(runId: string, end: { run: RunState; paused?: string; interrupted?: string }): void {
+  if (end.interrupted) {
+    process.stdout.write(`run ${runId}: interrupted: ${printable(end.interrupted)}\n`);
+    process.exitCode = 1;
+    return;
+  }
   if (end.paused) {
     process.stdout.write(
       `run ${runId}: stopped, the queue is paused: ${printable(end.paused)} (fix it, then: mm-ingest resume)\n`,

@@ -17,7 +17,7 @@ import { commandRedis } from './connect.js';
 import { listenerLines } from './listen-status.js';
 import { ListenerState } from '../listen/state.js';
 import { collect, positiveInt, withConnectionFlags } from './options.js';
-import { followRun, reportEnd } from './follow-run.js';
+import { followRun, interruptedRetry, reportEnd } from './follow-run.js';
 
 /** Items `status` prints (the first met): `failures` and the dashboard page through the rest. */
 const STATUS_ITEMS = 20;
@@ -236,9 +236,11 @@ export function registerPipelineCommands(program: Command): void {
       // the listener's lag and counts, when one ever ran under this prefix
       const listenerState = new ListenerState(connection, config.queuePrefix);
       const listener = (await listenerState.exists()) ? await listenerState.snapshot() : undefined;
+      // a retry-failed's run still scanning with no process holding it: that retry-failed stopped
+      const interrupted = run ? await interruptedRetry(runs, run) : undefined;
       if (flags.json) {
         process.stdout.write(
-          `${JSON.stringify({ queue: counts, paused: paused ?? null, run: run ?? null, itemCounts: codes, items: Object.fromEntries(items), listener: listener ?? null, rateLimit: pacing ?? null }, null, 2)}\n`,
+          `${JSON.stringify({ queue: counts, paused: paused ?? null, run: run ?? null, interrupted: interrupted ?? null, itemCounts: codes, items: Object.fromEntries(items), listener: listener ?? null, rateLimit: pacing ?? null }, null, 2)}\n`,
         );
         return;
       }
@@ -260,6 +262,7 @@ export function registerPipelineCommands(program: Command): void {
         return;
       }
       process.stdout.write(`${progressLine(run)}${isFinished(run) ? ' [finished]' : ''}\n`);
+      if (interrupted) process.stdout.write(`  interrupted: ${printable(interrupted)}\n`);
       for (const c of codes)
         process.stdout.write(`  ${c.status.padEnd(7)} ${printable(c.code).padEnd(22)} ${c.count}\n`);
       for (const [key, o] of items)

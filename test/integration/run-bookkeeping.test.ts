@@ -58,11 +58,12 @@ describe('run bookkeeping', () => {
 
     const scanOnly = [':queued', ':pages'].map((p) => `${prefix}:run:J1${p}`);
     await runs.newJobs('J1', ['J1.a', 'J1.b']);
-    await runs.pageDone('J1', { scanned: 2, jobsAdded: 2, pageToken: 't1' });
+    await runs.pageDone('J1', { scanned: 2, jobsAdded: 2 });
     // the counted ids go as their page is recorded: a recorded page never counts again
     expect(await redis.exists(scanOnly[0]!)).toBe(0);
     await runs.scanFinished('J1', 'failed', 'listing died');
-    expect(await redis.exists(scanOnly[1]!)).toBe(1); // a failed scan may be resumed
+    // a failed scan may be resumed: where it stood is kept (here: its listing complete)
+    expect((await runs.get('J1'))!.listed).toBe(true);
     await runs.reopen('J1');
     await runs.scanFinished('J1', 'complete');
     expect(await redis.exists(...scanOnly)).toBe(0);
@@ -127,4 +128,53 @@ describe('run bookkeeping', () => {
     expect(await runs.settlePending('P1', jobKey)).toBe(0);
     expect(await redis.exists(`${prefix}:run:P1:queued`, `${prefix}:run:P1:pending`)).toBe(0);
   });
+
+  it("keeps no record per page: the run's records after 2,000 pages are as large as after 2, and a page listed again counts nothing", async () => {
+    await runs.create(runInfo('G1'));
+    const size = async (): Promise<number> => {
+      let bytes = 0;
+      for (const part of ['', ':pages', ':queued', ':pending'])
+        bytes += ((await redis.call('MEMORY', 'USAGE', `${prefix}:run:G1${part}`)) as number | null) ?? 0;
+      return bytes;
+    };
+    // page i is listed with token t{i} (the first with none) and names t{i+1} as the next
+    const page = async (i: number, next = true): Promise<number> => {
+      const token = i === 1 ? '(first)' : `t${String(i).padStart(6, '0')}`;
+      await runs.intend('G1', token, [`G1.p${i}`]);
+      const nextToken = next ? `t${String(i + 1).padStart(6, '0')}` : undefined;
+      return runs.pageDone('G1', {
+        scanned: 10,
+        jobIds: [`G1.p${i}`],
+        pageToken: token,
+        ...(nextToken ? { nextToken } : {}),
+      });
+    };
+    for (let i = 1; i <= 2; i++) await page(i);
+    const after2 = await size();
+    for (let i = 3; i <= 2000; i++) await page(i);
+    const after2000 = await size();
+    expect(after2000).toBeLessThanOrEqual(after2 + 16);
+    // a page listed again (its token is not the one the run goes on from) counts nothing
+    expect(await page(1500)).toBe(0);
+    expect(await page(2001, false)).toBe(1);
+    expect((await runs.get('G1'))!.counters).toMatchObject({ jobsAdded: 2001, scanned: 20010 });
+    expect((await runs.get('G1'))!.listed).toBe(true);
+    // the compose walk's chunks after the listing: counted by number, once
+    const jobKey = (j: string): string => `${prefix}:embed:${j}`;
+    const chunk = async (k: number, ids: string[]): Promise<number> => {
+      await runs.intend('G1', `compose:${k}`, ids);
+      return runs.pageDone('G1', { jobIds: ids, pageToken: `compose:${k}` });
+    };
+    expect(await chunk(1, ['G1.u1'])).toBe(1);
+    expect(await chunk(2, ['G1.u2'])).toBe(1);
+    expect(await chunk(1, ['G1.u1', 'G1.v1'])).toBe(0);
+    // chunk 3 queued by a producer that stopped before recording it: its added job counts once
+    await runs.intend('G1', 'compose:3', ['G1.u3']);
+    await redis.hset(jobKey('G1.u3'), 'data', '{}');
+    expect(await runs.settlePending('G1', jobKey)).toBe(1);
+    expect(await chunk(3, ['G1.u3'])).toBe(0);
+    expect(await chunk(4, ['G1.u4'])).toBe(1);
+    expect((await runs.get('G1'))!).toMatchObject({ composedChunks: 4, counters: { jobsAdded: 2005 } });
+    expect(await redis.exists(`${prefix}:run:G1:pages`)).toBe(0);
+  }, 60_000);
 });

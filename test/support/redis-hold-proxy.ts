@@ -3,7 +3,8 @@
  * known command: it forwards both ways as it is, and once the client side has sent
  * `marker` `after` times (counted across every connection), it forwards nothing more from
  * any client after the chunk that did it (the commands wait in the proxy, unanswered) until
- * `release()`. A process killed while held never had those commands run. (ioredis writes
+ * `release()` (`holdAt`: from the chunk that carries it, held too). A process killed while
+ * held never had those commands run. (ioredis writes
  * a pipeline, such as BullMQ's addBulk, as one buffer: the chunk holds all of it.)
  */
 import { createServer, connect } from 'node:net';
@@ -14,6 +15,8 @@ export interface RedisHoldProxy {
   readonly url: string;
   /** Hold every client's traffic once `marker` has gone through `after` times. */
   holdAfter(marker: string, after: number): void;
+  /** The same, but the chunk that carries the `at`-th `marker` is held too (its commands never run). */
+  holdAt(marker: string, at: number): void;
   /** Whether the hold has begun. */
   holding(): boolean;
   /** How many times the marker has gone through. */
@@ -28,6 +31,8 @@ export async function startRedisHoldProxy(target: string): Promise<RedisHoldProx
   let after = Infinity;
   let seen = 0;
   let holding = false;
+  // holdAt: the chunk reaching the count is held, not forwarded
+  let holdItsChunk = false;
   const heldChunks: { to: Socket; data: Buffer }[] = [];
   const sockets = new Set<Socket>();
   const occurrences = (data: Buffer): number => {
@@ -42,8 +47,14 @@ export async function startRedisHoldProxy(target: string): Promise<RedisHoldProx
     sockets.add(client).add(redis);
     client.on('data', (data) => {
       if (holding) return void heldChunks.push({ to: redis, data });
+      const n = occurrences(data);
+      if (holdItsChunk && seen + n >= after) {
+        seen += n;
+        holding = true;
+        return void heldChunks.push({ to: redis, data });
+      }
       redis.write(data);
-      seen += occurrences(data);
+      seen += n;
       if (seen >= after) holding = true;
     });
     redis.on('data', (data) => client.write(data));
@@ -63,6 +74,12 @@ export async function startRedisHoldProxy(target: string): Promise<RedisHoldProx
     holdAfter(m, n) {
       marker = m;
       after = n;
+      holdItsChunk = false;
+    },
+    holdAt(m, n) {
+      marker = m;
+      after = n;
+      holdItsChunk = true;
     },
     holding: () => holding,
     seen: () => seen,
