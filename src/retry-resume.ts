@@ -2,9 +2,10 @@
  * Finishing a retry-failed that was interrupted (retry.ts): the run it was queuing is taken
  * up again by the next retry of the same run, once no process holds it.
  */
+import type { Queue } from 'bullmq';
 import { jobObjects } from './embed-job.js';
 import { ConfigError } from './errors.js';
-import type { RetryDeps } from './retry.js';
+import type { EmbedJobData } from './embed-job.js';
 import type { ItemOutcome, RunState, RunStore } from './runs.js';
 
 /** A resumed retry keeps its --code, and is not finished while its own process still runs. */
@@ -33,7 +34,7 @@ export async function checkResumable(
  * Returns how many failures the page held.
  */
 export async function settleInterrupted(
-  deps: RetryDeps,
+  deps: { readonly queue: Queue<EmbedJobData>; readonly runs: RunStore },
   oldId: string,
   newId: string,
   pageToken: string,
