@@ -23,6 +23,33 @@ interface Claim {
 
 const CLAIMS: readonly Claim[] = [
   {
+    says: 'once the last page is counted the run is marked `listed` and its listing is never listed again',
+    shownBy: [
+      [
+        'test/integration/run-phases.test.ts',
+        'killed in the prune, resumes there without listing again: every job it queued is counted, and it ends with all of them done',
+      ],
+    ],
+  },
+  {
+    says: 'A page is known counted without a record of each page',
+    shownBy: [
+      [
+        'test/integration/run-bookkeeping.test.ts',
+        "keeps no record per page: the run's records after 2,000 pages are as large as after 2, and a page listed again counts nothing",
+      ],
+    ],
+  },
+  {
+    says: 'running `retry-failed` again for the same run (or with no `--run`, the latest run being the interrupted one) finishes that run instead of starting another',
+    shownBy: [
+      [
+        'test/integration/retry-resume.test.ts',
+        'is reported interrupted, and retry-failed run again finishes its run: every failure queued once, every job counted',
+      ],
+    ],
+  },
+  {
     says: 'one whose embedding failed keeps its old points',
     shownBy: [
       ['test/integration/readme-claims.test.ts', 'keeps the old points of an object whose new version the API refuses'],
