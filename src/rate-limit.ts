@@ -23,17 +23,19 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Cluster, Redis } from 'ioredis';
 import { RedisClock, lateToleranceMs } from './rate-limit-clock.js';
-import { LIMITER_TUNING, SCRIPTS, tuningArgs } from './rate-limit-scripts.js';
-import type { LimiterTuning, Script } from './rate-limit-scripts.js';
+import { SCRIPTS } from './rate-limit-scripts.js';
+import type { Script } from './rate-limit-scripts.js';
+import { LIMITER_TUNING, tuningArgs } from './rate-limit-tuning.js';
+import type { LimiterTuning } from './rate-limit-tuning.js';
 import { limiterKey } from './rate-limit-types.js';
 import type { LimiterState, QuotaOwner, Reservation, SharedLimiterOptions } from './rate-limit-types.js';
 import type { Acquired, RateLimits, RequestGate } from './request-gate.js';
 
-export { LIMITER_TUNING } from './rate-limit-scripts.js';
+export { LIMITER_TUNING } from './rate-limit-tuning.js';
 export { accountId, limiterKey } from './rate-limit-types.js';
 export { OPEN_GATE } from './request-gate.js';
 export type { Acquired, RateLimits, RequestGate } from './request-gate.js';
-export type { LimiterTuning } from './rate-limit-scripts.js';
+export type { LimiterTuning } from './rate-limit-tuning.js';
 export type { LimiterState, QuotaOwner, Reservation, SharedLimiterOptions } from './rate-limit-types.js';
 
 interface Pending {
@@ -164,6 +166,8 @@ export class SharedRateLimiter implements RequestGate {
       ...back,
       ...tuning,
       giveBack?.tokenWaitMs ?? 0,
+      giveBack?.slotMs ?? 0,
+      giveBack?.tokens ?? 0,
     ]);
     type Reply = [string, number, string, string, string, string, string, string];
     const [wait, epoch, rate, margin, slot, end, requestSlot, tokenWait] = reply as Reply;
@@ -192,7 +196,10 @@ export class SharedRateLimiter implements RequestGate {
    */
   async release(model: string, limits: RateLimits, r: Reservation): Promise<boolean> {
     this.pendingOf(model).tokens -= r.tokens;
-    return (await this.run(SCRIPTS.release, model, limits, [r.end, r.requestSlotMs, r.tokenWaitMs])) === 1;
+    return (
+      (await this.run(SCRIPTS.release, model, limits, [r.end, r.requestSlotMs, r.tokenWaitMs, r.slotMs, r.tokens])) ===
+      1
+    );
   }
 
   settle(model: string, ticket: string, tokens: number): Promise<void> {
