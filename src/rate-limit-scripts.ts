@@ -33,7 +33,8 @@ import { TOKEN_LOG_LUA } from './rate-limit-token-log.js';
 // Shared by the scripts: the clock, the state read with its lazy updates (margin
 // narrowing, rate probing), the settlement of answered requests.
 // ARGV[1] rps ceiling (0: no request limit), ARGV[2] tokens/s ceiling (0: none),
-// ARGV[3] token correction (sum of usage - reserved), ARGV[4] successes to count,
+// ARGV[3] token corrections (usage - reserved): their sum, '|' and each second's
+// ("sum|second:delta,..."), ARGV[4] successes to count,
 // ARGV[5..16] tuning, then the script's own arguments from ARGV[17].
 const PRELUDE = `
 local key = KEYS[1]
@@ -53,7 +54,7 @@ end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 local ceil, tps = tonumber(ARGV[1]), tonumber(ARGV[2])
-local dtok, oks = tonumber(ARGV[3]), tonumber(ARGV[4])
+local dtok, dtokBySec, oks = tonumber(string.match(ARGV[3], '^[^|]*')), string.match(ARGV[3], '|(.*)$') or '', tonumber(ARGV[4])
 ${TOKEN_LOG_LUA}local mStart, mMin, mMax, mWiden = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 local mNarrow, mEvery, tShare = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
 local decMin, decMax, pHold, pEvery, pStep = tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15]), tonumber(ARGV[16])
@@ -96,11 +97,7 @@ local function tokenMargin() return m * tShare end
 local function tokenRate() return tps * (1 - tokenMargin()) / 1000 end
 if dtok ~= 0 then
   if tps > 0 then tt = tt + dtok / tokenRate(); redis.call('HSET', key, 'tt', n(tt)) end
-  if tps > 0 and dtok > 0 then
-    local q, sec = qRead(), math.floor(now / 1000)
-    q[sec] = (q[sec] or 0) + dtok
-    qWrite(q)
-  end
+  if tps > 0 and dtokBySec ~= '' then qCorrect(dtokBySec) end
   redis.call('HINCRBYFLOAT', key, 'k', n(dtok))
 end
 if oks > 0 then bumpSecond('o', math.floor(now / 1000), oks) end

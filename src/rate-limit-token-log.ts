@@ -13,9 +13,8 @@
  * 25 s and 61 s, not at 0 s, 49 s and 98 s.
  *
  * Seconds are whole, so the log counts a window of 61 s: never less than the provider's 60.
- * A debit (a request that used more than reserved) is added at the second it is settled,
- * which counts it for longer than it ran; a refund is not taken off (the schedule gets it):
- * both err on the side of fewer tokens a minute. A reservation given back is taken off.
+ * A settled request's correction (usage - reserved, from its ticket's second) goes to the
+ * second it was reserved in; a reservation given back is taken off.
  */
 export const TOKEN_LOG_LUA = `
 local function qRead()
@@ -63,6 +62,16 @@ local function qFit(q, sec, tokens, budget)
       sec = sec + 1
     end
   end
+end
+-- settled requests that used more or fewer tokens than reserved ("second:delta,..."):
+-- each second of starts gets its own correction
+local function qCorrect(bySec)
+  local q = qRead()
+  for sec, d in string.gmatch(bySec, '(%d+):(%-?[%d%.]+)') do
+    sec = tonumber(sec)
+    if q[sec] then q[sec] = q[sec] + tonumber(d) end
+  end
+  qWrite(q)
 end
 -- a reservation given back: its tokens leave the second of its slot
 local function qTakeOff(slotMs, tokens)

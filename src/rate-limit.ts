@@ -41,6 +41,8 @@ export type { LimiterState, QuotaOwner, Reservation, SharedLimiterOptions } from
 interface Pending {
   tokens: number;
   oks: number;
+  /** The token corrections by the second their requests were reserved to start in (the token log's). */
+  bySecond: Map<number, number>;
 }
 
 export class SharedRateLimiter implements RequestGate {
@@ -179,7 +181,7 @@ export class SharedRateLimiter implements RequestGate {
       waitMs: Number(wait),
       slotMs: Number(slot),
       epoch,
-      ticket: `${epoch}:${reserved}`,
+      ticket: `${epoch}:${reserved}:${Math.floor(Number(slot) / 1000)}`,
       learnedRpm,
       margin: Number(margin),
       tokens: reserved,
@@ -203,9 +205,14 @@ export class SharedRateLimiter implements RequestGate {
   }
 
   settle(model: string, ticket: string, tokens: number): Promise<void> {
-    const reserved = Number(ticket.slice(ticket.indexOf(':') + 1));
+    // the ticket: epoch, tokens reserved, the second of the slot
+    const [, reservedText, secondText] = ticket.split(':');
+    const reserved = Number(reservedText);
     const p = this.pendingOf(model);
-    p.tokens += Math.max(0, Math.round(tokens)) - (Number.isFinite(reserved) ? reserved : 0);
+    const delta = Math.max(0, Math.round(tokens)) - (Number.isFinite(reserved) ? reserved : 0);
+    p.tokens += delta;
+    const second = Number(secondText);
+    if (delta !== 0 && Number.isInteger(second)) p.bySecond.set(second, (p.bySecond.get(second) ?? 0) + delta);
     p.oks += 1;
     this.timer ??= setTimeout(() => void this.flush().catch(() => undefined), this.flushAfterMs).unref();
     return Promise.resolve();
@@ -257,7 +264,7 @@ export class SharedRateLimiter implements RequestGate {
   }
 
   private pendingOf(model: string): Pending {
-    const p = this.pending.get(model) ?? { tokens: 0, oks: 0 };
+    const p = this.pending.get(model) ?? { tokens: 0, oks: 0, bySecond: new Map<number, number>() };
     this.pending.set(model, p);
     return p;
   }
@@ -278,7 +285,8 @@ export class SharedRateLimiter implements RequestGate {
     const args = [
       limits.rpm === null ? 0 : limits.rpm / 60,
       limits.tpm === null ? 0 : limits.tpm / 60,
-      p?.tokens ?? 0,
+      // the sum, then each second's share: "sum|second:delta,..." (rate-limit-token-log.ts)
+      p ? `${p.tokens}|${[...p.bySecond].map(([sec, d]) => `${sec}:${d}`).join(',')}` : '0|',
       p?.oks ?? 0,
       ...tuningArgs(this.tuning),
       ...extra,
@@ -291,6 +299,7 @@ export class SharedRateLimiter implements RequestGate {
         const q = this.pendingOf(model);
         q.tokens += p.tokens;
         q.oks += p.oks;
+        for (const [sec, d] of p.bySecond) q.bySecond.set(sec, (q.bySecond.get(sec) ?? 0) + d);
       }
       throw err;
     }

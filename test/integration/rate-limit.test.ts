@@ -197,6 +197,16 @@ describe('the shared rate limiter in Redis (reservations)', () => {
     expect(maxInWindow(slots, 60_000)).toBe(2);
     // and the rate is two videos a minute and a second: 2,014 TPM of the 2,500, not half of it
     expect((slots[5]! - a) / 1000).toBeLessThan(2.5 * 61 + 1);
+
+    // estimated at 1,300, two do not fit in a minute; the first used 1,024, and its refund
+    // reaches its second of the log, so the second request fits beside it
+    const other = fresh();
+    const first = await l.reserve(other, limits, 1300);
+    await l.settle(other, first.ticket, 1024);
+    const second = await l.reserve(other, limits, 1300);
+    expect(second.slotMs - first.slotMs).toBeCloseTo((1024 / rho) * 1000, 0);
+    const log = await redis.hget(limiterKey(owner, other), 'q');
+    expect(log).toBe(`${Math.floor(first.slotMs / 1000)}:1024,${Math.floor(second.slotMs / 1000)}:1300`);
   });
 
   it('drains the tokens scheduled ahead at a newly told TPM, not at the one they were paced at', async () => {
