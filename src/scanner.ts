@@ -160,22 +160,32 @@ export function classify(
   model: ModelSpec,
   bounds: ReadBounds = DEFAULT_BOUNDS,
 ): ScannedObject | SkippedObject {
-  const skip = (code: SkipCode, reason: string): SkippedObject => ({ object, code, reason });
-  if (object.key.endsWith('/')) return skip('directory-marker', 'key ends in "/": a folder placeholder, not a file');
+  if (object.key.endsWith('/'))
+    return skipped(object, 'directory-marker', 'key ends in "/": a folder placeholder, not a file');
   const kind = classifyKey(object.key);
   if (!kind)
-    return skip('unsupported-type', `"${extensionLabel(object.key)}" is not a supported text, image or video type`);
-  if (object.size === 0) return skip('zero-bytes', `zero-byte ${kind.modality}: nothing to embed`);
+    return skipped(
+      object,
+      'unsupported-type',
+      `"${extensionLabel(object.key)}" is not a supported text, image or video type`,
+    );
+  if (object.size === 0) return skipped(object, 'zero-bytes', `zero-byte ${kind.modality}: nothing to embed`);
+  if (kind.modality === 'text' && object.size <= bounds.maxTextBytes) {
+    // most of a bucket, one object a time: built field by field (a spread costs more)
+    const { bucket, key, etag, size, lastModified } = object;
+    return { bucket, key, etag, size, lastModified, modality: 'text' };
+  }
   if (kind.modality !== 'video') {
     // over what one worker should hold: skipped from the listing's size, never downloaded
     const over = overBound(kind.modality, object.size, bounds);
-    if (over) return skip('too-large', over);
+    if (over) return skipped(object, 'too-large', over);
   }
   if (kind.modality === 'image') {
     // Images over the byte limit, or in a format the model does not take but that can be
     // converted, are kept: the worker makes them acceptable (fixup.ts).
     if (!model.imageFormats.includes(kind.format) && !canConvert(kind.format)) {
-      return skip(
+      return skipped(
+        object,
         'unsupported-format',
         `${model.name} does not take ${kind.format} images (it takes ${model.imageFormats.join(', ')}), and they cannot be converted here`,
       );
@@ -184,24 +194,28 @@ export function classify(
   }
   if (kind.modality === 'video') {
     if (!model.videoFormats.includes(kind.format)) {
-      return skip(
+      return skipped(
+        object,
         'unsupported-format',
         `${model.name} does not take ${kind.format} videos (it takes ${model.videoFormats.join(', ')})`,
       );
     }
     // A video goes to the API by URL as it is: nothing in the pipeline can make it smaller.
     if (object.size > model.videoMaxBytes) {
-      return skip(
+      return skipped(
+        object,
         'too-large',
         `video of ${object.size} bytes is over ${model.name}'s limit of ${model.videoMaxBytes} bytes`,
       );
     }
     if (bounds.videoUrlProblem !== undefined)
-      return skip('unreachable-url', `videos go to the API by URL, and ${bounds.videoUrlProblem}`);
+      return skipped(object, 'unreachable-url', `videos go to the API by URL, and ${bounds.videoUrlProblem}`);
     return { ...object, ...kind };
   }
   return { ...object, ...kind };
 }
+
+const skipped = (object: ObjectInfo, code: SkipCode, reason: string): SkippedObject => ({ object, code, reason });
 
 function extensionLabel(key: string): string {
   const base = key.slice(key.lastIndexOf('/') + 1);
