@@ -150,7 +150,6 @@ export class ListThread {
   /** `config`: the S3 client's configuration (s3-store.ts builds it), plain values only. */
   constructor(config: S3ClientConfig) {
     this.worker = new Worker(THREAD_CODE, { eval: true, workerData: { sdk: resolveSdk(), config } });
-    this.worker.unref();
     this.worker.on('message', (m: ThreadMessage) => {
       this.received.push(m);
       this.woken();
@@ -163,6 +162,10 @@ export class ListThread {
       this.failure ??= new Error(`the listing thread stopped (exit code ${code})`);
       this.woken();
     });
+    // after the listeners: adding a 'message' listener refs the worker again, and a thread
+    // prepared for a listing that never starts (a resumed run whose listing is complete)
+    // would keep the process from exiting
+    this.worker.unref();
   }
 
   /**

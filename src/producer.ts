@@ -162,6 +162,8 @@ export async function produce(deps: ProduceDeps, opts: ProduceOptions): Promise<
   if (opts.mode === 'rebuild' && (run?.counters.scanned ?? total.scanned) === 0) {
     // a mistyped prefix must not replace a live index with an empty one
     const reason = `nothing listed under the prefix: s3://${opts.bucket}/${opts.prefix} has no object to index`;
+    // (resumed, it lists again: objects may have come since)
+    await deps.runs.relist(opts.runId);
     await deps.runs.scanFinished(opts.runId, 'failed', reason);
     return total;
   }

@@ -98,6 +98,11 @@ export class RunPageStore extends RunItemStore {
     return Number(added);
   }
 
+  /** The listing is to be listed again from the start (it counted no object: an empty rebuild's). */
+  async relist(id: string): Promise<void> {
+    await this.redis.hdel(this.key(id), 'listed', 'lastToken');
+  }
+
   /**
    * After a page is enqueued: its counters, and for a listing's page the token to resume
    * from (none after the last: the listing is complete). A page is counted once (see the
