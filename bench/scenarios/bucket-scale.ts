@@ -368,11 +368,13 @@ async function pipelinePoint(
   const collection = `bpipe-${store}-${n}`;
   const cliEnv = env.cliEnv(prefix, s3, { WORKER_CONCURRENCY: '6' });
   const nodeArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
-  // BENCH_WORKER_NODE_OPTIONS: node options of the pipeline's workers alone (to try V8 flags)
+  // BENCH_WORKER_NODE_OPTIONS: NODE_OPTIONS of the pipeline's workers alone; BENCH_WORKER_NODE_ARGS:
+  // node arguments of theirs, space-separated (to try V8 flags NODE_OPTIONS does not take)
   const workerEnv = process.env.BENCH_WORKER_NODE_OPTIONS
     ? { ...cliEnv, NODE_OPTIONS: process.env.BENCH_WORKER_NODE_OPTIONS }
     : cliEnv;
-  const workers = await startWorkers(2, workerEnv, sampler, nodeArgs);
+  const workerArgs = (process.env.BENCH_WORKER_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+  const workers = await startWorkers(2, workerEnv, sampler, [...nodeArgs, ...workerArgs]);
   const baseline = await usedMemory(env.redis);
   const watch = new RedisWatch(env.redis, prefix);
   const t0 = performance.now();
