@@ -14,6 +14,7 @@ import { parseModelOverrides } from './models.js';
 import { redact, rememberSecrets, urlPassword } from './redact.js';
 import type { ModelOverrides } from './models.js';
 import { DEFAULT_MAX_BODY_BYTES } from './plan-limits.js';
+import { DEFAULT_LIST_AHEAD } from './list-thread.js';
 
 /** One setting: its variable, its flag (commander's camelCase key and the --name), its schema. */
 interface Setting<T> {
@@ -97,6 +98,11 @@ const SETTINGS = {
   awsRegion: { env: 'AWS_REGION', schema: z.string().min(1).default('us-east-1') },
   /** @defaultValue false (true is needed for MinIO and most S3-compatible stores) */
   s3ForcePathStyle: { env: 'S3_FORCE_PATH_STYLE', schema: bool.default(false) },
+  /**
+   * Pages a scan's listing thread lists ahead of the pages being queued (list-thread.ts);
+   * 0: no thread, the producer lists one page ahead itself. @defaultValue 2
+   */
+  listAheadPages: { env: 'LIST_AHEAD_PAGES', schema: int(0).max(16).default(DEFAULT_LIST_AHEAD) },
   /** How images reach the API: inline base64 (default; works for private buckets) or presigned URLs. */
   imageMode: { env: 'IMAGE_MODE', flag: 'imageMode', schema: z.enum(['inline', 'url']).default('inline') },
   /**

@@ -76,6 +76,7 @@ export function objectStore(config: Config): S3Store {
     endpoint: config.s3Endpoint,
     region: config.awsRegion,
     forcePathStyle: config.s3ForcePathStyle,
+    listAhead: config.listAheadPages,
   });
 }
 

@@ -203,8 +203,13 @@ const MODALITY: ReadonlyMap<string, ObjectRef['modality']> = new Map([
   ['v', 'video'],
 ]);
 
+// the last time parsed: a listing's objects often share their LastModified (a page of a
+// bulk upload, all of it), and a scan packs every object it queues
+let lastParsed = { iso: '', ms: NaN };
+
 export function toTuple(o: ScannedObject): ObjectTuple {
-  return [o.key, o.etag, o.size, Date.parse(o.lastModified), LETTER[o.modality]];
+  if (o.lastModified !== lastParsed.iso) lastParsed = { iso: o.lastModified, ms: Date.parse(o.lastModified) };
+  return [o.key, o.etag, o.size, lastParsed.ms, LETTER[o.modality]];
 }
 
 export function fromTuple([key, etag, size, lastModified, letter]: ObjectTuple): ObjectRef {
@@ -234,11 +239,17 @@ export function paramsHash(s: EmbedSettings): string {
  * objects form a unit). What happens to unpaired objects is not in it: it changes no vector.
  */
 export function unitParamsHash(s: EmbedSettings): string {
-  const c = s.compose;
-  if (!c) return paramsHash(s);
-  const rule = c.kind === 'fused' ? { kind: c.kind, sidecar: c.sidecar } : c;
-  return shortHash({ p: paramsHash(s), rule });
+  // asked for every job a run queues (its content id), of the same settings: hashed once
+  let known = unitHashes.get(s);
+  if (known === undefined) {
+    const c = s.compose;
+    const rule = c?.kind === 'fused' ? { kind: c.kind, sidecar: c.sidecar } : c;
+    known = c ? shortHash({ p: paramsHash(s), rule }) : paramsHash(s);
+    unitHashes.set(s, known);
+  }
+  return known;
 }
+const unitHashes = new WeakMap<EmbedSettings, string>();
 
 /** For each object of a job that belongs to a unit: the unit, as failures record it ([kind, id]). */
 export function unitsByObject(data: {

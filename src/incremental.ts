@@ -30,16 +30,13 @@ export async function classifyChanges(
   if (objects.length === 0) return result;
   const byId = (points: StoredPoint[]): Map<string, Record<string, unknown>> =>
     new Map(points.map((p) => [p.id, p.payload]));
-  const first = byId(
-    await vectors.retrieve(
-      collection,
-      objects.map((o) => pointId(bucket, o.key, 0)),
-    ),
-  );
+  // each object's first id once: it is asked for and then looked up in the answer
+  const firstIds = objects.map((o) => pointId(bucket, o.key, 0));
+  const first = byId(await vectors.retrieve(collection, firstIds));
 
   const needRest: { object: Pick<ObjectInfo, 'key' | 'etag'>; ids: string[] }[] = [];
-  for (const o of objects) {
-    const p = first.get(pointId(bucket, o.key, 0));
+  for (const [i, o] of objects.entries()) {
+    const p = first.get(firstIds[i]!);
     if (!p) result.set(o.key, 'new');
     else if (p.etag !== o.etag || p.params_hash !== paramsHash) result.set(o.key, 'changed');
     else {

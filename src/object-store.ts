@@ -50,6 +50,12 @@ export type ObjectStoreDecision = Extract<Decision, 'gone' | 'retryable' | 'fata
 export interface ObjectStore {
   /** One page of ListObjectsV2 under `prefix`, in key order. */
   listPage(bucket: string, prefix: string, continuationToken?: string, pageSize?: number): Promise<ListPage>;
+  /**
+   * Every page under `prefix` from `continuationToken` on, in order, listed ahead of the
+   * caller by a bounded number of pages (S3: from a thread of its own, list-thread.ts). A
+   * store without it is listed by `listPage`, one page ahead (scanner.ts).
+   */
+  listPages?(bucket: string, prefix: string, continuationToken?: string, pageSize?: number): AsyncIterable<ListPage>;
   /** The whole object, or bytes [start, end] inclusive when `range` is given. */
   get(bucket: string, key: string, range?: readonly [number, number]): Promise<FetchedObject>;
   /** The object's listing facts, or undefined when it does not exist (HeadObject). */

@@ -19,6 +19,8 @@ import { ObjectStoreError } from './object-store.js';
 import { toStoreError } from './s3-errors.js';
 import type { SdkErrorShape } from './s3-errors.js';
 import { redact } from './redact.js';
+import { DEFAULT_LIST_AHEAD, ListThread } from './list-thread.js';
+import type { ListedColumns } from './list-thread.js';
 import type { FetchedObject, ListPage, ObjectInfo, ObjectStore } from './object-store.js';
 
 export interface S3StoreOptions {
@@ -32,6 +34,12 @@ export interface S3StoreOptions {
   readonly credentials?: { readonly accessKeyId: string; readonly secretAccessKey: string };
   /** Attempts per call, first one included, for the SDK's standard retry strategy. @defaultValue 5 */
   readonly maxAttempts?: number;
+  /**
+   * `listPages` lists from a thread of its own at most this many pages ahead of the pages
+   * taken (list-thread.ts); 0: no thread, the scan lists one page ahead with `listPage`.
+   * @defaultValue 2
+   */
+  readonly listAhead?: number;
 }
 
 /** An ObjectStore that can also say whether its endpoint answers at all (for a command's start). */
@@ -42,9 +50,15 @@ export interface S3Store extends ObjectStore {
    * why no answer came (refused, unresolvable, silent).
    */
   answers(bucket: string, timeoutMs: number): Promise<string | undefined>;
+  /**
+   * Starts the thread the next `listPages` lists from, so that it loads while the command
+   * connects to its other services (nothing without a listing thread).
+   */
+  prepareListing(): void;
 }
 
 const DEFAULT_MAX_ATTEMPTS = 5;
+
 /** S3 never returns more than 1,000 keys per page. */
 const MAX_PAGE_SIZE = 1000;
 
@@ -81,17 +95,34 @@ export function createS3Store(opts: S3StoreOptions = {}): S3Store {
     // its own, apart from `send`).
     cacheMiddleware: true,
   };
+  const listAhead = opts.listAhead ?? DEFAULT_LIST_AHEAD;
+  if (!Number.isInteger(listAhead) || listAhead < 0) {
+    throw new ConfigError('listAhead', `must be a whole number of pages, got ${listAhead}`);
+  }
+  // the listing thread builds its own client from the same settings (plain values)
+  const threadConfig = structuredClone(config);
   const client = new S3Client(config);
   // The SDK's logger middleware copies every call's input and output through the schema's
   // sensitive-field filter to hand them to its logger, which mm-ingest leaves a no-op: the
   // copies were made for nothing (about 2% of a worker's CPU on short texts).
   client.middlewareStack.remove('loggerMiddleware');
 
-  return {
+  const checkPageSize = (pageSize: number | undefined): void => {
+    if (pageSize !== undefined && (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > MAX_PAGE_SIZE)) {
+      throw new ConfigError('pageSize', `must be an integer from 1 to ${MAX_PAGE_SIZE}, got ${pageSize}`);
+    }
+  };
+
+  // a listing thread started ahead of its listing (prepareListing), taken by the next listPages
+  let spare: ListThread | undefined;
+
+  const store: S3Store = {
+    prepareListing(): void {
+      if (listAhead > 0) spare ??= new ListThread(threadConfig);
+    },
+
     async listPage(bucket: string, prefix: string, continuationToken?: string, pageSize?: number): Promise<ListPage> {
-      if (pageSize !== undefined && (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > MAX_PAGE_SIZE)) {
-        throw new ConfigError('pageSize', `must be an integer from 1 to ${MAX_PAGE_SIZE}, got ${pageSize}`);
-      }
+      checkPageSize(pageSize);
       try {
         // Keys come URL-encoded: XML 1.0 cannot carry most control characters, and stores
         // put U+FFFD in their place (MinIO does for ESC and U+FFFE), so the key listed would
@@ -125,6 +156,34 @@ export function createS3Store(opts: S3StoreOptions = {}): S3Store {
       } catch (err) {
         throw toStoreError(err, 'ListObjectsV2', `s3://${bucket}/${prefix}`);
       }
+    },
+
+    listPages(bucket: string, prefix: string, continuationToken?: string, pageSize?: number): AsyncIterable<ListPage> {
+      checkPageSize(pageSize);
+      // the same request as listPage's, from the thread; its columns decoded here the same way
+      const toPage = (page: ListedColumns): ListPage => {
+        const { keys, etags, sizes, modified, encoded, nextToken } = page;
+        const objects: ObjectInfo[] = new Array<ObjectInfo>(keys.length);
+        for (let i = 0; i < keys.length; i++) {
+          const key = keys[i]!;
+          const ms = modified[i]!;
+          objects[i] = {
+            bucket,
+            key: encoded ? decodeListedKey(key) : key,
+            etag: unquote(etags[i]),
+            size: sizes[i]!,
+            lastModified: wholeSeconds(Number.isNaN(ms) ? undefined : ms),
+          };
+        }
+        return nextToken !== undefined ? { objects, nextToken } : { objects };
+      };
+      const thread = spare ?? new ListThread(threadConfig);
+      spare = undefined;
+      return thread.pages(
+        { bucket, prefix, startToken: continuationToken, pageSize, ahead: listAhead },
+        toPage,
+        (shape) => toStoreError(shape, 'ListObjectsV2', `s3://${bucket}/${prefix}`),
+      );
     },
 
     async get(bucket: string, key: string, range?: readonly [number, number]): Promise<FetchedObject> {
@@ -212,6 +271,9 @@ export function createS3Store(opts: S3StoreOptions = {}): S3Store {
       }
     },
   };
+  // a store with no listing thread lists in the caller's, one page ahead (scanner.ts)
+  if (listAhead === 0) delete store.listPages;
+  return store;
 }
 
 /**
@@ -239,8 +301,8 @@ function unquote(etag: string | undefined): string {
 // the last time formatted: a listing's objects often share their LastModified
 let lastSecond = { ms: NaN, iso: '' };
 
-function wholeSeconds(date: Date | undefined): string {
-  const ms = (date ?? new Date(0)).getTime();
+function wholeSeconds(date: Date | number | undefined): string {
+  const ms = date === undefined ? 0 : typeof date === 'number' ? date : date.getTime();
   const whole = ms - (((ms % 1000) + 1000) % 1000);
   if (whole !== lastSecond.ms) lastSecond = { ms: whole, iso: new Date(whole).toISOString() };
   return lastSecond.iso;

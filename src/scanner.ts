@@ -5,9 +5,11 @@
  * - skipped: objects the run cannot embed, each with a code and a reason for the report;
  * - filtered out: objects the user's globs or size bounds leave out; only counted.
  *
- * The scanner holds at most two pages at a time (the one yielded and the next, listed
- * meanwhile; the producer holds one more, being queued), so a bucket of any size scans in
- * constant memory, and a page's `token` lets a stopped scan resume at that page.
+ * The listing runs ahead of the pages yielded by a bound: on S3 a thread of its own lists
+ * up to LIST_AHEAD_PAGES pages the scan has not taken (list-thread.ts); a store without
+ * `listPages` is listed one page ahead. A producer waiting for room in the queue takes no
+ * page, so the listing stops there too: a bucket of any size scans in constant memory, and
+ * a page's `token` lets a stopped scan resume at that page.
  */
 import picomatch from 'picomatch/posix.js';
 import { DEFAULT_BOUNDS, overBound } from './bounds.js';
@@ -16,7 +18,7 @@ import { ConfigError } from './errors.js';
 import { classifyKey } from './media.js';
 import { canConvert } from './fixup.js';
 import type { ImageFormat, ModelSpec, VideoFormat } from './models.js';
-import type { ObjectInfo, ObjectStore } from './object-store.js';
+import type { ListPage, ObjectInfo, ObjectStore } from './object-store.js';
 
 export interface ScanOptions {
   readonly bucket: string;
@@ -98,23 +100,15 @@ export async function* scanPages(store: ObjectStore, opts: ScanOptions): AsyncGe
   const keep = keyFilter(prefix, opts.include ?? [], opts.exclude ?? []);
   let token = opts.startAfterToken;
   let pageNumber = 0;
-  const list = (t: string | undefined): Promise<Awaited<ReturnType<ObjectStore['listPage']>>> =>
-    store.listPage(opts.bucket, prefix, t, opts.pageSize);
-  let listing = list(token);
-  do {
-    const listed = await listing;
-    // the next page is listed while this one is classified, looked up and queued (at most
-    // one page ahead: a producer waiting for room in the queue holds it, lists no further)
-    if (listed.nextToken !== undefined) {
-      listing = list(listed.nextToken);
-      // a scan stopped before it reads the page it listed ahead must not leave a rejection unheard
-      listing.catch(() => undefined);
-    }
+  const listed = store.listPages
+    ? store.listPages(opts.bucket, prefix, token, opts.pageSize)
+    : oneAhead(store, opts.bucket, prefix, token, opts.pageSize);
+  for await (const page of listed) {
     pageNumber += 1;
     const objects: ScannedObject[] = [];
     const skipped: SkippedObject[] = [];
     let filteredOut = 0;
-    for (const object of listed.objects) {
+    for (const object of page.objects) {
       if (!keep(object.key) || !withinSize(object.size, opts)) {
         filteredOut += 1;
         continue;
@@ -126,14 +120,38 @@ export async function* scanPages(store: ObjectStore, opts: ScanOptions): AsyncGe
     yield {
       pageNumber,
       ...(token !== undefined ? { token } : {}),
-      ...(listed.nextToken !== undefined ? { nextToken: listed.nextToken } : {}),
+      ...(page.nextToken !== undefined ? { nextToken: page.nextToken } : {}),
       objects,
       skipped,
       filteredOut,
-      listedKeys: listed.objects.map((o) => o.key),
+      listedKeys: page.objects.map((o) => o.key),
     };
-    token = listed.nextToken;
-  } while (token !== undefined);
+    token = page.nextToken;
+  }
+}
+
+/** A listing by `listPage`, the next page listed while the caller works on this one. */
+async function* oneAhead(
+  store: ObjectStore,
+  bucket: string,
+  prefix: string,
+  startToken: string | undefined,
+  pageSize: number | undefined,
+): AsyncGenerator<ListPage> {
+  let listing = store.listPage(bucket, prefix, startToken, pageSize);
+  for (;;) {
+    const listed = await listing;
+    // the next page is listed while this one is classified, looked up and queued (at most
+    // one page ahead: a producer waiting for room in the queue holds it, lists no further)
+    if (listed.nextToken === undefined) {
+      yield listed;
+      return;
+    }
+    listing = store.listPage(bucket, prefix, listed.nextToken, pageSize);
+    // a scan stopped before it reads the page it listed ahead must not leave a rejection unheard
+    listing.catch(() => undefined);
+    yield listed;
+  }
 }
 
 /** What one listed object is to the run: something to embed, or a skip with its reason. */
@@ -142,22 +160,32 @@ export function classify(
   model: ModelSpec,
   bounds: ReadBounds = DEFAULT_BOUNDS,
 ): ScannedObject | SkippedObject {
-  const skip = (code: SkipCode, reason: string): SkippedObject => ({ object, code, reason });
-  if (object.key.endsWith('/')) return skip('directory-marker', 'key ends in "/": a folder placeholder, not a file');
+  if (object.key.endsWith('/'))
+    return skipped(object, 'directory-marker', 'key ends in "/": a folder placeholder, not a file');
   const kind = classifyKey(object.key);
   if (!kind)
-    return skip('unsupported-type', `"${extensionLabel(object.key)}" is not a supported text, image or video type`);
-  if (object.size === 0) return skip('zero-bytes', `zero-byte ${kind.modality}: nothing to embed`);
+    return skipped(
+      object,
+      'unsupported-type',
+      `"${extensionLabel(object.key)}" is not a supported text, image or video type`,
+    );
+  if (object.size === 0) return skipped(object, 'zero-bytes', `zero-byte ${kind.modality}: nothing to embed`);
+  if (kind.modality === 'text' && object.size <= bounds.maxTextBytes) {
+    // most of a bucket, one object a time: built field by field (a spread costs more)
+    const { bucket, key, etag, size, lastModified } = object;
+    return { bucket, key, etag, size, lastModified, modality: 'text' };
+  }
   if (kind.modality !== 'video') {
     // over what one worker should hold: skipped from the listing's size, never downloaded
     const over = overBound(kind.modality, object.size, bounds);
-    if (over) return skip('too-large', over);
+    if (over) return skipped(object, 'too-large', over);
   }
   if (kind.modality === 'image') {
     // Images over the byte limit, or in a format the model does not take but that can be
     // converted, are kept: the worker makes them acceptable (fixup.ts).
     if (!model.imageFormats.includes(kind.format) && !canConvert(kind.format)) {
-      return skip(
+      return skipped(
+        object,
         'unsupported-format',
         `${model.name} does not take ${kind.format} images (it takes ${model.imageFormats.join(', ')}), and they cannot be converted here`,
       );
@@ -166,24 +194,28 @@ export function classify(
   }
   if (kind.modality === 'video') {
     if (!model.videoFormats.includes(kind.format)) {
-      return skip(
+      return skipped(
+        object,
         'unsupported-format',
         `${model.name} does not take ${kind.format} videos (it takes ${model.videoFormats.join(', ')})`,
       );
     }
     // A video goes to the API by URL as it is: nothing in the pipeline can make it smaller.
     if (object.size > model.videoMaxBytes) {
-      return skip(
+      return skipped(
+        object,
         'too-large',
         `video of ${object.size} bytes is over ${model.name}'s limit of ${model.videoMaxBytes} bytes`,
       );
     }
     if (bounds.videoUrlProblem !== undefined)
-      return skip('unreachable-url', `videos go to the API by URL, and ${bounds.videoUrlProblem}`);
+      return skipped(object, 'unreachable-url', `videos go to the API by URL, and ${bounds.videoUrlProblem}`);
     return { ...object, ...kind };
   }
   return { ...object, ...kind };
 }
+
+const skipped = (object: ObjectInfo, code: SkipCode, reason: string): SkippedObject => ({ object, code, reason });
 
 function extensionLabel(key: string): string {
   const base = key.slice(key.lastIndexOf('/') + 1);

@@ -136,6 +136,8 @@ parentPort.on('message', (m) => {
   };
   tick();
 });
+// loaded: a hand-over from now on is read at once (the first one no longer waits for the thread to boot)
+parentPort.postMessage({ id: 0, kind: 'ready' });
 `;
 
 type ThreadReply = { id: number } & (
@@ -155,6 +157,19 @@ export class SendThread {
   private worker: Worker | undefined;
   private nextId = 0;
   private readonly waiting = new Map<number, (reply: ThreadReply) => void>();
+  private booted: Promise<void> | undefined;
+
+  /**
+   * Resolves once the thread has started and reads hand-overs at once. A thread takes
+   * 50-150 ms to boot, more than a hand-over's lead (SEND_LEAD_MS), so a request handed to
+   * a thread still booting missed its slot and had to take another; a caller awaits this
+   * before it reserves one. Also resolves if the thread failed to start (the post then
+   * answers the error).
+   */
+  ready(): Promise<void> {
+    this.start();
+    return this.booted ?? Promise.resolve();
+  }
 
   /** Sends `post` from the thread at its due time; rejects with the signal's reason once it aborts. */
   post(post: TimedPost, signal?: AbortSignal): Promise<PostOutcome> {
@@ -202,12 +217,18 @@ export class SendThread {
     const w = new Worker(THREAD_CODE, { eval: true });
     // an idle thread does not keep the process alive; one with requests in flight does
     w.unref();
-    w.on('message', (reply: ThreadReply) => this.waiting.get(reply.id)?.(reply));
+    let booted = (): void => {};
+    this.booted = new Promise<void>((resolve) => (booted = resolve));
+    w.on('message', (reply: ThreadReply | { id: 0; kind: 'ready' }) => {
+      if (reply.kind === 'ready') booted();
+      else this.waiting.get(reply.id)?.(reply);
+    });
     const failAll = (cause: string): void => {
       for (const [id, settle] of [...this.waiting]) settle({ id, kind: 'error', timeout: false, cause });
     };
     w.on('error', (err) => failAll(`send thread failed: ${err.message}`));
     w.on('exit', () => {
+      booted();
       if (this.worker === w) this.worker = undefined;
       failAll('send thread stopped');
     });

@@ -99,6 +99,8 @@ export function registerPipelineCommands(program: Command): void {
     resolveModel(request.model, config.models); // a configuration error before any connection
     const vectors = vectorStore(config);
     const store = objectStore(config);
+    // a scan's listing thread loads while the command connects (list-thread.ts)
+    if (!request.keys) store.prepareListing();
     const connection = await commandRedis(config, { s3: { store, bucket: request.bucket }, qdrant: vectors });
     const queue = embedQueue(config, connection);
     const runs = runStore(config, connection);

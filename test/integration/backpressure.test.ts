@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { QdrantClient } from '@qdrant/js-client-rest';
 import { Queue } from 'bullmq';
 import { waitingJobs } from '../../src/backpressure.js';
+import { DEFAULT_LIST_AHEAD } from '../../src/list-thread.js';
 import { RunStore } from '../../src/runs.js';
 import { createBucket, putObject } from '../support/s3.js';
 import { startS3Proxy } from '../support/s3-proxy.js';
@@ -72,8 +73,9 @@ describe('backpressure', () => {
       expect(paused?.pages).toBe(BOUND);
       expect(paused?.counters.jobsAdded).toBe(BOUND);
       expect(await waitingJobs(queue)).toBe(BOUND);
-      // the pages it recorded, the one it holds while it waits and the one it listed ahead meanwhile: nothing beyond
-      expect(proxy.listKeyCounts()).toEqual(Array.from({ length: BOUND + 2 }, () => PAGE));
+      // the pages it recorded, the one it holds while it waits and the LIST_AHEAD_PAGES its
+      // listing thread listed ahead meanwhile: nothing beyond
+      expect(proxy.listKeyCounts()).toEqual(Array.from({ length: BOUND + 1 + DEFAULT_LIST_AHEAD }, () => PAGE));
       const status = await runCli(['status', '--run', runId], env.env);
       expect(status.stdout).toContain('scanning (paused: 3 jobs waiting, bound 3)');
 

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { QdrantClient } from '@qdrant/js-client-rest';
 import { Queue } from 'bullmq';
 import { waitingJobs } from '../../src/backpressure.js';
+import { DEFAULT_LIST_AHEAD } from '../../src/list-thread.js';
 import { isFinished, RunStore } from '../../src/runs.js';
 import { until } from '../support/incremental.js';
 import { createBucket, putObject } from '../support/s3.js';
@@ -91,10 +92,11 @@ describe('the overlapped scan', () => {
       for (let i = 0; i < 300 && !redis.holding(); i++) await sleep(100);
       expect(redis.holding()).toBe(true);
       // meanwhile page 5 is taken (listed ahead while page 4 was prepared), looked up in
-      // Qdrant and grouped, and page 6 listed ahead of it; nothing beyond
-      for (let i = 0; i < 100 && s3.lists() < HELD_PAGE + 2; i++) await sleep(50);
+      // Qdrant and grouped, and the LIST_AHEAD_PAGES after it listed ahead; nothing beyond
+      const listed = HELD_PAGE + 1 + DEFAULT_LIST_AHEAD;
+      for (let i = 0; i < 100 && s3.lists() < listed; i++) await sleep(50);
       await sleep(700);
-      expect(s3.listKeyCounts()).toEqual(Array.from({ length: HELD_PAGE + 2 }, () => PAGE));
+      expect(s3.listKeyCounts()).toEqual(Array.from({ length: listed }, () => PAGE));
       const held = await runs.get(runId);
       expect(held?.pages).toBe(HELD_PAGE - 1);
       expect(held?.counters.jobsAdded).toBe(HELD_PAGE - 1);
@@ -108,7 +110,7 @@ describe('the overlapped scan', () => {
       expect(resumed.code).toBe(0);
       // the resumed scan listed page 4 and the rest, once each (and a last, empty page, if
       // the store said the full last page was truncated)
-      const resumedLists = s3.listKeyCounts().slice(HELD_PAGE + 2);
+      const resumedLists = s3.listKeyCounts().slice(listed);
       const remaining = OBJECTS / PAGE - (HELD_PAGE - 1);
       expect(resumedLists.slice(0, remaining)).toEqual(Array.from({ length: remaining }, () => PAGE));
       expect(resumedLists.slice(remaining).every((n) => n === 0)).toBe(true);
