@@ -43,9 +43,11 @@ export function spawnNode(
   args: readonly string[],
   env: NodeJS.ProcessEnv,
   nodeArgs: readonly string[] = [],
+  /** The tree `file` is in (another checkout, for a before/after pair). @defaultValue this one */
+  cwd = ROOT,
 ): NodeProcess {
   const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', file, ...args], {
-    cwd: ROOT,
+    cwd,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
