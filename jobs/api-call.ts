@@ -138,6 +138,8 @@ export class ApiCaller {
       async () => {
         const { signal } = this.deps;
         const throttledSince = Date.now();
+        // a sender still booting would miss the slot it is handed (and give it back)
+        await call.ready?.();
         for (let throttled = 0; ; throttled++) {
           signal?.throwIfAborted();
           // a sender of its own (send-thread.ts) is handed the request SEND_LEAD_MS before its slot

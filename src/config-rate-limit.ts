@@ -4,8 +4,8 @@
  * with their defaults. README's table of variables says what each does.
  */
 import { z } from 'zod';
-import { LIMITER_TUNING } from './rate-limit-scripts.js';
-import type { LimiterTuning } from './rate-limit-scripts.js';
+import { LIMITER_TUNING } from './rate-limit-tuning.js';
+import type { LimiterTuning } from './rate-limit-tuning.js';
 
 const fraction = (max: number, dflt: number) => z.coerce.number().min(0).max(max).default(dflt);
 const share = (dflt: number) => z.coerce.number().gt(0).max(1).default(dflt);

@@ -43,6 +43,8 @@ export interface PreparedEmbed {
    * resolves `{ late }` instead. Optional: `send` is used when absent.
    */
   sendAt?(at: SendSlot, signal?: AbortSignal): Promise<EmbedResult | { readonly late: number }>;
+  /** Resolves once `sendAt` can take a hand-over at once (its thread has booted); await it before reserving a slot. */
+  ready?(): Promise<void>;
 }
 
 export interface SendSlot {
@@ -182,7 +184,10 @@ export class DashScopeClient implements Embedder {
     return {
       send: (signal) => this.post(request, body, signal),
       ...(thread
-        ? { sendAt: (at: SendSlot, signal?: AbortSignal) => this.postAt(thread, request, body, at, signal) }
+        ? {
+            sendAt: (at: SendSlot, signal?: AbortSignal) => this.postAt(thread, request, body, at, signal),
+            ready: () => thread.ready(),
+          }
         : {}),
     };
   }

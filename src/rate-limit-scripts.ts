@@ -4,7 +4,9 @@
  * hash per account and model, and the tuning they run with. rate-limit.ts is the client
  * that calls them.
  * - Slots: `1 / (rate x (1 - margin))` apart (a warm start's first seconds wider); tokens
- *   on a second schedule at TPM / 60 x (1 - margin / 3): tokens are counted per minute.
+ *   on a second schedule at TPM / 60 x (1 - margin / 3): tokens are counted per minute;
+ *   requests bigger than the minute's margin also by a log of the last 61 s
+ *   (rate-limit-token-log.ts).
  * - Margin: a 429 when few came in the last minute is our own pacing too tight: +2 points
  *   (at most 25%), then -0.5 every 30 s, never below 2.5%. Many late wake-ups widen it too.
  * - Rate (AIMD): more 429s say the account gets less than believed: the rate falls to the
@@ -22,83 +24,17 @@
  * Fields: tr, tt (next request slot and token schedule, ms of Redis time), r and ra
  * (learned rate, requests/s, and when it last changed), m and ma (margin and when it last
  * widened), tc (the tokens/s the token schedule is paced at), ep (epoch), l429 (last 429), since (start of the current activity), n
- * (reservations), ls, lr and lw (the late wake-ups' window: its start, reservations and late ones), k (tokens reserved net of corrections), o0..o59 and x0..x59 (successes
+ * (reservations), q (the token log), ls, lr and lw (the late wake-ups' window: its start, reservations and late ones), k (tokens reserved net of corrections), o0..o59 and x0..x59 (successes
  * and 429s in each second of the last minute, as "second:count"). The hash expires after 6 hours unused.
  */
 import { createHash } from 'node:crypto';
-
-/**
- * The controller's constants; the worker sets them from RATE_LIMIT_* (config-rate-limit.ts).
- * Margins are fractions of the learned rate; times are ms.
- */
-export const LIMITER_TUNING = {
-  marginStart: 0.025,
-  marginMin: 0.025,
-  marginMax: 0.25,
-  marginWiden: 0.02,
-  marginNarrow: 0.005,
-  marginNarrowEveryMs: 30_000,
-  /** Token margin / request margin: against a minute, arrival jitter is nothing; the estimate's error is left. */
-  tokenMarginShare: 1 / 3,
-  /** 429s in the last minute, and their share of the answers, from which the quota is taken to be lower than believed. */
-  quotaRefused: 3,
-  quotaShare: 0.2,
-  /**
-   * ...or, after `quotaUnderMs` of activity with slots queued ahead, the provider accepted
-   * under `quotaUnder` of the pace: then any 429 is the quota (a per-minute quota below the
-   * per-second one refuses a few requests a second once a minute has filled: too few for the share).
-   */
-  quotaUnderMs: 20_000,
-  quotaUnder: 0.95,
-  /** A request that wakes later than this share of its slot's slack after its slot takes a new one (at most `lateRetries` times). */
-  lateShare: 0.5,
-  lateRetries: 3,
-  /**
-   * More late wake-ups than this share of the reservations of a window of `lateWindowMs`
-   * (of at least `lateMinReservations`) widen the margin by `marginWiden` (0: never): a
-   * wider margin leaves a wider slack, so fewer slots go unused.
-   */
-  lateWiden: 0.1,
-  /**
-   * For `warmMs` from the start of an activity (after a minute without requests), slots are
-   * spaced with at least `warmMargin`: new connections and starting processes delay the
-   * first arrivals far more than a steady run's jitter (88 ms measured against 1.5 ms).
-   */
-  warmMs: 3000,
-  warmMargin: 0.1,
-  lateWindowMs: 10_000,
-  lateMinReservations: 20,
-  decreaseMin: 0.5,
-  decreaseMax: 0.95,
-  probeHoldMs: 60_000,
-  probeEveryMs: 15_000,
-  /** Fraction of the believed rate added at each probe. */
-  probeStep: 0.01,
-} as const;
-export type LimiterTuning = { readonly [K in keyof typeof LIMITER_TUNING]: number };
-
-/** The tuning as the scripts take it, ARGV[5..16]. */
-export function tuningArgs(t: LimiterTuning): number[] {
-  return [
-    t.marginStart,
-    t.marginMin,
-    t.marginMax,
-    t.marginWiden,
-    t.marginNarrow,
-    t.marginNarrowEveryMs,
-    t.tokenMarginShare,
-    t.decreaseMin,
-    t.decreaseMax,
-    t.probeHoldMs,
-    t.probeEveryMs,
-    t.probeStep,
-  ];
-}
+import { TOKEN_LOG_LUA } from './rate-limit-token-log.js';
 
 // Shared by the scripts: the clock, the state read with its lazy updates (margin
 // narrowing, rate probing), the settlement of answered requests.
 // ARGV[1] rps ceiling (0: no request limit), ARGV[2] tokens/s ceiling (0: none),
-// ARGV[3] token correction (sum of usage - reserved), ARGV[4] successes to count,
+// ARGV[3] token corrections (usage - reserved): their sum, '|' and each second's
+// ("sum|second:delta,..."), ARGV[4] successes to count,
 // ARGV[5..16] tuning, then the script's own arguments from ARGV[17].
 const PRELUDE = `
 local key = KEYS[1]
@@ -118,8 +54,8 @@ end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 local ceil, tps = tonumber(ARGV[1]), tonumber(ARGV[2])
-local dtok, oks = tonumber(ARGV[3]), tonumber(ARGV[4])
-local mStart, mMin, mMax, mWiden = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local dtok, dtokBySec, oks = tonumber(string.match(ARGV[3], '^[^|]*')), string.match(ARGV[3], '|(.*)$') or '', tonumber(ARGV[4])
+${TOKEN_LOG_LUA}local mStart, mMin, mMax, mWiden = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 local mNarrow, mEvery, tShare = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
 local decMin, decMax, pHold, pEvery, pStep = tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15]), tonumber(ARGV[16])
 local ttl = 21600000
@@ -161,6 +97,7 @@ local function tokenMargin() return m * tShare end
 local function tokenRate() return tps * (1 - tokenMargin()) / 1000 end
 if dtok ~= 0 then
   if tps > 0 then tt = tt + dtok / tokenRate(); redis.call('HSET', key, 'tt', n(tt)) end
+  if tps > 0 and dtokBySec ~= '' then qCorrect(dtokBySec) end
   redis.call('HINCRBYFLOAT', key, 'k', n(dtok))
 end
 if oks > 0 then bumpSecond('o', math.floor(now / 1000), oks) end
@@ -170,31 +107,44 @@ redis.call('PEXPIRE', key, ttl)
 // ARGV[17] tokens of this request (estimate); ARGV[18], ARGV[19] and ARGV[26], or '', 0
 // and 0: the schedule's end, the request slot and the token wait of a reservation of this
 // caller's that is given back (woken too late for it), taken back only if nobody reserved
-// after it. Returns {wait ms, epoch, rate, margin, slot (Redis ms), the schedule's end
-// after this slot (for a give-back), the request slot (before the token schedule's wait),
-// the token wait (ms the slot waited for the token schedule beyond its end)}.
+// after it; ARGV[27] and ARGV[28], or 0 and 0: the slot and tokens of any reservation
+// given back (its tokens leave the token log). Returns {wait ms, epoch, rate, margin,
+// slot (Redis ms), the schedule's end after this slot (for a give-back), the request slot
+// (before the token schedule's wait), the token wait (ms the slot waited for the token
+// schedule beyond its end)}.
 const RESERVE = `${PRELUDE}
 local tokens = tonumber(ARGV[17])
 if ARGV[18] ~= '' and f[1] == ARGV[18] then
   tr = tonumber(ARGV[19])
   tt = tt - tonumber(ARGV[26])
 end
+if tps > 0 then qTakeOff(tonumber(ARGV[27]), tonumber(ARGV[28])) end
 local slot = now
 if ceil > 0 then slot = math.max(slot, tr) end
 local reqSlot = slot
-local cost = 0
+local cost, q = 0, nil
 if tps > 0 then
   local rho = tokenRate()
   cost = tokens / rho
   -- a token bucket of the minute's margin (TPM x mt tokens, tolMin ms of the schedule):
-  -- the request goes once the tokens before it, plus its own beyond the bucket, have
-  -- drained, so no 60 s carries more than TPM x mt + 60 s x rho = TPM, counting each
-  -- request's tokens when it starts (a request bigger than the bucket waits past the
-  -- drain); and at most a second's share of the margin early
+  -- a request within it goes once the tokens before it have drained, less its own room in
+  -- the bucket, so no 60 s ending at it carries more than TPM x mt + 60 s x rho = TPM; and
+  -- at most a second's share of the margin early. A bigger one goes once they have
+  -- drained, and when the token log has room for it in every 60 s around its second
+  -- (rate-limit-token-log.ts)
   local mt = tokenMargin()
   local tolSec = 1000 * mt / (1 - mt)
   local tolMin = 60000 * mt / (1 - mt)
-  slot = math.max(slot, tt + math.max(-tolSec, cost - tolMin))
+  slot = math.max(slot, tt + math.max(-tolSec, math.min(0, cost - tolMin)))
+  q = qRead()
+  if cost > tolMin then
+    local sec = math.floor(slot / 1000)
+    local fit = qFit(q, sec, tokens, tps * 60 * (1 - mt))
+    if fit > sec then slot = fit * 1000 end
+  end
+  local qs = math.floor(slot / 1000)
+  q[qs] = (q[qs] or 0) + tokens
+  qWrite(q)
 end
 -- ARGV[24], ARGV[25]: the warm start's length and margin (LIMITER_TUNING.warmMs)
 local spacing = m
@@ -230,13 +180,15 @@ return {n(slot - now), ep, n(r or 0), n(used), n(slot), nextTr, n(reqSlot), n(to
 `;
 
 // A reservation given back (its wait was aborted): ARGV[17] the schedule's end it left,
-// ARGV[18] its request slot, ARGV[19] its token wait. The slot is taken back only if
+// ARGV[18] its request slot, ARGV[19] its token wait, ARGV[20] and ARGV[21] its slot and
+// tokens (they leave the token log). The slot is taken back only if
 // nobody reserved after it (the schedule still ends where this reservation left it): the
 // next request then gets it, and the token schedule loses the wait this one added (a slot
 // held back by the token schedule does not hold back the request schedule).
 // A slot with later ones behind it stays a gap (moving theirs would need them all to be
 // told). Its tokens come back with the settlements (ARGV[3]). Returns 1 if taken back.
 const RELEASE = `${PRELUDE}
+if tps > 0 then qTakeOff(tonumber(ARGV[20]), tonumber(ARGV[21])) end
 if ARGV[17] ~= '' and f[1] == ARGV[17] then
   redis.call('HSET', key, 'tr', n(math.max(now, tonumber(ARGV[18]))))
   if tps > 0 then redis.call('HSET', key, 'tt', n(tt - tonumber(ARGV[19]))) end

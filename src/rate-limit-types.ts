@@ -1,7 +1,7 @@
 /** The shared rate limiter's types (rate-limit.ts): a reservation, its options, its state, and whose quota it is. */
 import { createHash } from 'node:crypto';
 import { DEFAULT_BASE_URL } from './api.js';
-import type { LimiterTuning } from './rate-limit-scripts.js';
+import type { LimiterTuning } from './rate-limit-tuning.js';
 
 export interface Reservation {
   readonly waitMs: number;

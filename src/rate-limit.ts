@@ -23,22 +23,26 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Cluster, Redis } from 'ioredis';
 import { RedisClock, lateToleranceMs } from './rate-limit-clock.js';
-import { LIMITER_TUNING, SCRIPTS, tuningArgs } from './rate-limit-scripts.js';
-import type { LimiterTuning, Script } from './rate-limit-scripts.js';
+import { SCRIPTS } from './rate-limit-scripts.js';
+import type { Script } from './rate-limit-scripts.js';
+import { LIMITER_TUNING, tuningArgs } from './rate-limit-tuning.js';
+import type { LimiterTuning } from './rate-limit-tuning.js';
 import { limiterKey } from './rate-limit-types.js';
 import type { LimiterState, QuotaOwner, Reservation, SharedLimiterOptions } from './rate-limit-types.js';
 import type { Acquired, RateLimits, RequestGate } from './request-gate.js';
 
-export { LIMITER_TUNING } from './rate-limit-scripts.js';
+export { LIMITER_TUNING } from './rate-limit-tuning.js';
 export { accountId, limiterKey } from './rate-limit-types.js';
 export { OPEN_GATE } from './request-gate.js';
 export type { Acquired, RateLimits, RequestGate } from './request-gate.js';
-export type { LimiterTuning } from './rate-limit-scripts.js';
+export type { LimiterTuning } from './rate-limit-tuning.js';
 export type { LimiterState, QuotaOwner, Reservation, SharedLimiterOptions } from './rate-limit-types.js';
 
 interface Pending {
   tokens: number;
   oks: number;
+  /** The token corrections by the second their requests were reserved to start in (the token log's). */
+  bySecond: Map<number, number>;
 }
 
 export class SharedRateLimiter implements RequestGate {
@@ -164,6 +168,8 @@ export class SharedRateLimiter implements RequestGate {
       ...back,
       ...tuning,
       giveBack?.tokenWaitMs ?? 0,
+      giveBack?.slotMs ?? 0,
+      giveBack?.tokens ?? 0,
     ]);
     type Reply = [string, number, string, string, string, string, string, string];
     const [wait, epoch, rate, margin, slot, end, requestSlot, tokenWait] = reply as Reply;
@@ -175,7 +181,7 @@ export class SharedRateLimiter implements RequestGate {
       waitMs: Number(wait),
       slotMs: Number(slot),
       epoch,
-      ticket: `${epoch}:${reserved}`,
+      ticket: `${epoch}:${reserved}:${Math.floor(Number(slot) / 1000)}`,
       learnedRpm,
       margin: Number(margin),
       tokens: reserved,
@@ -192,13 +198,21 @@ export class SharedRateLimiter implements RequestGate {
    */
   async release(model: string, limits: RateLimits, r: Reservation): Promise<boolean> {
     this.pendingOf(model).tokens -= r.tokens;
-    return (await this.run(SCRIPTS.release, model, limits, [r.end, r.requestSlotMs, r.tokenWaitMs])) === 1;
+    return (
+      (await this.run(SCRIPTS.release, model, limits, [r.end, r.requestSlotMs, r.tokenWaitMs, r.slotMs, r.tokens])) ===
+      1
+    );
   }
 
   settle(model: string, ticket: string, tokens: number): Promise<void> {
-    const reserved = Number(ticket.slice(ticket.indexOf(':') + 1));
+    // the ticket: epoch, tokens reserved, the second of the slot
+    const [, reservedText, secondText] = ticket.split(':');
+    const reserved = Number(reservedText);
     const p = this.pendingOf(model);
-    p.tokens += Math.max(0, Math.round(tokens)) - (Number.isFinite(reserved) ? reserved : 0);
+    const delta = Math.max(0, Math.round(tokens)) - (Number.isFinite(reserved) ? reserved : 0);
+    p.tokens += delta;
+    const second = Number(secondText);
+    if (delta !== 0 && Number.isInteger(second)) p.bySecond.set(second, (p.bySecond.get(second) ?? 0) + delta);
     p.oks += 1;
     this.timer ??= setTimeout(() => void this.flush().catch(() => undefined), this.flushAfterMs).unref();
     return Promise.resolve();
@@ -250,7 +264,7 @@ export class SharedRateLimiter implements RequestGate {
   }
 
   private pendingOf(model: string): Pending {
-    const p = this.pending.get(model) ?? { tokens: 0, oks: 0 };
+    const p = this.pending.get(model) ?? { tokens: 0, oks: 0, bySecond: new Map<number, number>() };
     this.pending.set(model, p);
     return p;
   }
@@ -271,7 +285,8 @@ export class SharedRateLimiter implements RequestGate {
     const args = [
       limits.rpm === null ? 0 : limits.rpm / 60,
       limits.tpm === null ? 0 : limits.tpm / 60,
-      p?.tokens ?? 0,
+      // the sum, then each second's share: "sum|second:delta,..." (rate-limit-token-log.ts)
+      p ? `${p.tokens}|${[...p.bySecond].map(([sec, d]) => `${sec}:${d}`).join(',')}` : '0|',
       p?.oks ?? 0,
       ...tuningArgs(this.tuning),
       ...extra,
@@ -284,6 +299,7 @@ export class SharedRateLimiter implements RequestGate {
         const q = this.pendingOf(model);
         q.tokens += p.tokens;
         q.oks += p.oks;
+        for (const [sec, d] of p.bySecond) q.bySecond.set(sec, (q.bySecond.get(sec) ?? 0) + d);
       }
       throw err;
     }

@@ -100,6 +100,8 @@ export function startEmbedWorker(config: Config, opts: { readonly outage?: Redis
       : OPEN_GATE;
   // requests leave at their slots from a thread of their own (send-thread.ts)
   const sendThread = config.sendThread === 'on' ? new SendThread() : undefined;
+  // booted now, so the first job's request does not wait for it
+  void sendThread?.ready();
   const handle = createEmbedHandler({
     store: objectStore(config),
     embedder: embeddingClient(config, { apiKey, ...(sendThread ? { sendThread } : {}) }),

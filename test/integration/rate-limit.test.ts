@@ -178,24 +178,35 @@ describe('the shared rate limiter in Redis (reservations)', () => {
     expect(r5.slotMs - r4.slotMs).toBeCloseTo((1455 / rho) * 1000, 2);
   });
 
-  it('holds a request bigger than the minute margin until its excess has drained, so no 60 s carries more than TPM', async () => {
+  it('lets requests bigger than the minute margin go once the schedule drains while every 61 s of starts stays within TPM', async () => {
     const model = fresh();
-    // three 1,024-token videos under 2,500 TPM: the minute's margin is 2,500 x mt tokens
+    // 1,024-token videos under 2,500 TPM: the minute's margin is 2,500 x mt tokens, far less than one
     const limits: RateLimits = { rpm: null, tpm: 2500 };
     const l = limiter();
     const mt = LIMITER_TUNING.marginStart * LIMITER_TUNING.tokenMarginShare;
     const rho = (2500 / 60) * (1 - mt);
-    const [a, b, c] = [
-      await l.reserve(model, limits, 1024),
-      await l.reserve(model, limits, 1024),
-      await l.reserve(model, limits, 1024),
-    ];
-    // each waits for the one before to drain plus its own tokens beyond the bucket of 2,500 x mt
-    const apart = ((2 * 1024 - 2500 * mt) / rho) * 1000;
-    expect(b!.slotMs - a!.slotMs).toBeCloseTo(apart, 0);
-    expect(c!.slotMs - b!.slotMs).toBeCloseTo(apart, 0);
-    // counting each request's tokens at its start, the third is more than 60 s after the first
-    expect(c!.slotMs - a!.slotMs).toBeGreaterThan(60_000);
+    const slots: number[] = [];
+    for (let i = 0; i < 6; i++) slots.push((await l.reserve(model, limits, 1024)).slotMs);
+    const [a, b, c] = slots as [number, number, number];
+    // the second goes once the first's tokens have drained (two fit in a minute)...
+    expect(b - a).toBeCloseTo((1024 / rho) * 1000, 0);
+    // ...the third only once the first has left the minute, counted in whole seconds (61 s)
+    expect(c - a).toBeGreaterThan(60_000);
+    expect(c - a).toBeLessThanOrEqual(62_000);
+    // no 60 s (closed on the right, as the provider counts) holds more than 2 x 1,024 tokens
+    expect(maxInWindow(slots, 60_000)).toBe(2);
+    // and the rate is two videos a minute and a second: 2,014 TPM of the 2,500, not half of it
+    expect((slots[5]! - a) / 1000).toBeLessThan(2.5 * 61 + 1);
+
+    // estimated at 1,300, two do not fit in a minute; the first used 1,024, and its refund
+    // reaches its second of the log, so the second request fits beside it
+    const other = fresh();
+    const first = await l.reserve(other, limits, 1300);
+    await l.settle(other, first.ticket, 1024);
+    const second = await l.reserve(other, limits, 1300);
+    expect(second.slotMs - first.slotMs).toBeCloseTo((1024 / rho) * 1000, 0);
+    const log = await redis.hget(limiterKey(owner, other), 'q');
+    expect(log).toBe(`${Math.floor(first.slotMs / 1000)}:1024,${Math.floor(second.slotMs / 1000)}:1300`);
   });
 
   it('drains the tokens scheduled ahead at a newly told TPM, not at the one they were paced at', async () => {
@@ -449,14 +460,21 @@ describe('the shared rate limiter in Redis (reservations)', () => {
     const perToken = 1000 / ((1000 / 60) * (1 - mt));
     const tolMin = (60_000 * mt) / (1 - mt);
     const a = await l.reserve(model, limits, 900);
-    // b waits for a's 900 tokens and its own beyond the minute's margin: about 108 s
+    // b waits for a's 900 tokens to drain (54 s), then for a to leave the minute (61 s in whole seconds)
     const b = await l.reserve(model, limits, 900);
-    expect(b.slotMs - a.slotMs).toBeCloseTo(2 * 900 * perToken - tolMin, -1);
+    expect(b.slotMs - a.slotMs).toBeGreaterThan(900 * perToken);
+    expect(b.slotMs - a.slotMs).toBeGreaterThan(60_000);
+    const log = (): Promise<string | null> => redis.hget(limiterKey(owner, model), 'q');
+    expect(await log()).toBe(`${Math.floor(a.slotMs / 1000)}:900,${Math.floor(b.slotMs / 1000)}:900`);
     expect(await l.release(model, limits, b)).toBe(true);
-    // with b given back, a 10-token request waits for a's tokens alone (about 54 s after a)
+    // b's tokens left the token log of the seconds of starts
+    expect(await log()).toBe(`${Math.floor(a.slotMs / 1000)}:900`);
+    // with b given back, a 10-token request (itself more than the minute's margin of 8) waits for a's
+    // tokens to drain (54.5 s after a), not for b's slot
     const c = await l.reserve(model, limits, 10);
-    expect(c.slotMs - a.slotMs).toBeCloseTo((900 + 10) * perToken - tolMin, -1);
-    expect(c.slotMs).toBeLessThan(b.slotMs - 40_000);
+    expect(tolMin).toBeLessThan(10 * perToken);
+    expect(c.slotMs - a.slotMs).toBeCloseTo(900 * perToken, -1);
+    expect(c.slotMs).toBeLessThan(b.slotMs - 5000);
   });
 
   it('gives back the slot of an acquire aborted while it waits', async () => {
