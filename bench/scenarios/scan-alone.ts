@@ -1,16 +1,18 @@
 /**
  * The scan alone, before against after (`npm run bench -- --scan-alone [--sizes 20000,100000]
- * [--repeat 3] [--trees after=.,before=/path/to/checkout,nothread=.:LIST_AHEAD_PAGES=0] [--label NAME]`): issue 16's item 4
- * figure, scan + enqueue against a bare ListObjectsV2 loop, measured in turns so that two
- * versions meet the same load on a shared machine.
+ * [--repeat 3] [--trees after=.,before=/path/to/checkout,nothread=.:LIST_AHEAD_PAGES=0]
+ * [--label NAME]`): issue 16's item 4 figure, scan + enqueue against a bare ListObjectsV2
+ * loop, measured in turns so that two versions meet the same load on a shared machine.
  *
  * One generated S3 server (bench/gen-s3-child.ts), one redis-server and one Qdrant stand-in
  * serve every run. At each size and in each round, for each tree in turn: a bare listing
  * of the bucket (this process, 1,000 keys a page), then `mm-ingest index` from that tree
  * with `MAX_QUEUED_JOBS=0` and nothing draining (the producer alone, as the bucket-scale
- * scenario's "alone" run), timed from its `scanning` line to its `scanned` line. A tree is
- * a checkout with its node_modules (a symlink will do). Reports each run and the median
- * share of the bare listing per tree and size; writes bench/results-scan-alone-LABEL.json.
+ * scenario's "alone" run; through tsx, so that a tree needs no build), timed from its
+ * `scanning` line to its `scanned` line. A tree is a checkout with its node_modules (a
+ * symlink will do); `:VAR=value` after its directory sets a variable for its runs. Reports
+ * each run and the median share of the bare listing per tree and size; writes
+ * bench/results-scan-alone-LABEL.json.
  */
 import { writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
