@@ -31,6 +31,12 @@ if (process.argv.includes('--bucket-scale')) {
   await bucketScaleMain(process.argv);
   process.exit(0);
 }
+if (process.argv.includes('--scan-alone')) {
+  // the producer alone against a bare listing, versions in turns (bench/scenarios/scan-alone.ts)
+  const { scanAloneMain } = await import('./scenarios/scan-alone.js');
+  await scanAloneMain(process.argv);
+  process.exit(0);
+}
 if (process.argv.includes('--s3-gets')) {
   // the CPU of one GetObject through the object store, alone (bench/scenarios/s3-gets.ts)
   const { s3GetsMain } = await import('./scenarios/s3-gets.js');

@@ -207,7 +207,10 @@ export function expand(input: PreparedInput, opts: PlanOptions, limits: Limits, 
             content,
             textTokens,
             limitTokens: (input.text ? textTokens + limits.templateMargin : 0) + imageTok,
-            usageTokens: textTokens + pixels + (input.video ? videoTokensEstimate(input.video.bytes, opts.fps, input.video.seconds) : 0),
+            usageTokens:
+              textTokens +
+              pixels +
+              (input.video ? videoTokensEstimate(input.video.bytes, opts.fps, input.video.seconds) : 0),
             images: input.image ? 1 : 0,
             videos: input.video ? 1 : 0,
             bodyBytes: utf8Bytes(content),

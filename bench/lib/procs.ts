@@ -49,8 +49,10 @@ export function spawnNode(
   args: readonly string[],
   env: NodeJS.ProcessEnv,
   nodeArgs: readonly string[] = [],
+  /** The tree `file` is in (another checkout, for a before/after pair). @defaultValue this one */
+  cwd = ROOT,
 ): NodeProcess {
-  return spawnProcess(file, args, env, [...nodeArgs, '--import', 'tsx']);
+  return spawnProcess(file, args, env, [...nodeArgs, '--import', 'tsx'], cwd);
 }
 
 /** `node NODE_ARGS FILE ARGS` (FILE is JavaScript, or TypeScript with `--import tsx` among NODE_ARGS). */
@@ -59,9 +61,10 @@ function spawnProcess(
   args: readonly string[],
   env: NodeJS.ProcessEnv,
   nodeArgs: readonly string[],
+  cwd = ROOT,
 ): NodeProcess {
   const child = spawn(process.execPath, [...nodeArgs, file, ...args], {
-    cwd: ROOT,
+    cwd,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
