@@ -11,7 +11,7 @@ import { cpus, platform, release, totalmem } from 'node:os';
 import { resolveModel } from '../src/models.js';
 import { startBenchEnv } from './lib/env.js';
 import { clustered, longTexts, mixed, seedBucket, shortTexts, verifyBucket } from './lib/fill.js';
-import { ProcSampler, childPids, machineCpu, stopChildren } from './lib/procs.js';
+import { ProcSampler, childPids, cliMode, machineCpu, stopChildren } from './lib/procs.js';
 import { summaryText, writeResults } from './report.js';
 import type { Results } from './report.js';
 import { limiterProbes } from './scenarios/limiter.js';
@@ -29,6 +29,12 @@ if (process.argv.includes('--bucket-scale')) {
   // the bucket-scale scenario alone, with servers of its own (bench/scenarios/bucket-scale.ts)
   const { bucketScaleMain } = await import('./scenarios/bucket-scale.js');
   await bucketScaleMain(process.argv);
+  process.exit(0);
+}
+if (process.argv.includes('--scan-alone')) {
+  // the producer alone against a bare listing, versions in turns (bench/scenarios/scan-alone.ts)
+  const { scanAloneMain } = await import('./scenarios/scan-alone.js');
+  await scanAloneMain(process.argv);
   process.exit(0);
 }
 if (process.argv.includes('--s3-gets')) {
@@ -76,6 +82,8 @@ const versions = {
   node: process.version,
   npm: version('npm', ['--version'], /^(\S+)/),
   'redis-server': version('redis-server', ['--version'], /v=(\S+)/),
+  // how the mm-ingest processes ran: the compiled CLI (as installed) or the sources through tsx
+  'mm-ingest CLI': cliMode() === 'compiled' ? 'compiled (bin/mm-ingest.js, dist/)' : 'tsx (src/cli/run.ts)',
 };
 const requestSpec = resolveModel(settings.requestModel, settings.modelOverrides);
 const documented = resolveModel(settings.requestModel);

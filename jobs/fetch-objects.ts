@@ -19,8 +19,11 @@ import type { TextChunking } from '../src/prepared-input.js';
 import { prepareImage, prepareTextInSlices, prepareVideo } from '../src/prepare.js';
 import type { TokenCounter } from '../src/tokens.js';
 
-/** First bytes of a video, enough to recognise its container. */
-const VIDEO_HEAD_BYTES = 64;
+/**
+ * First bytes of a video: enough to recognise its container, and for a fast-start MP4 or
+ * MOV to read its length (`mvhd` comes right after `ftyp`), which its token estimate uses.
+ */
+const VIDEO_HEAD_BYTES = 4096;
 
 export interface FetchDeps {
   readonly store: ObjectStore;

@@ -9,13 +9,19 @@
  * - a side under 10 px or an aspect ratio over 200:1 is a skip with its reason.
  * The original object is never modified; what was done is returned for the point's payload.
  */
-import sharp from 'sharp';
-import type { Metadata } from 'sharp';
+import type { Metadata, default as Sharp } from 'sharp';
 import { imageShapeProblem, sniffImage } from './media.js';
 import type { ImageFormat, ModelSpec } from './models.js';
 
 /** Largest image decoded: 100 megapixels (a 10,000 x 10,000 photo). */
 export const MAX_INPUT_PIXELS = 100_000_000;
+
+/**
+ * sharp, loaded the first time an image is decoded: a process that never sees one (the
+ * producer, a worker of texts) does not load libvips (about 80 ms of CPU and its memory).
+ */
+let sharpModule: Promise<typeof Sharp> | undefined;
+const loadSharp = (): Promise<typeof Sharp> => (sharpModule ??= import('sharp').then((m) => m.default));
 
 /** Formats libvips (sharp's prebuilt binaries) can decode. */
 const DECODABLE = new Set<ImageFormat>(['jpeg', 'png', 'webp', 'gif', 'tiff', 'avif', 'heic']);
@@ -67,6 +73,7 @@ export async function fixImage(input: Uint8Array, model: ModelSpec, opts: FixupO
   );
   const formatOk = model.imageFormats.includes(facts.format);
   if (DECODABLE.has(facts.format)) {
+    const sharp = await loadSharp();
     // a header can look right on a broken file (a truncated upload): decode it once, small
     // (JPEG shrinks on load, so this is cheap), and refuse what does not decode
     try {
@@ -98,6 +105,7 @@ export async function fixImage(input: Uint8Array, model: ModelSpec, opts: FixupO
   }
 
   // decode once (first frame, bounded), upright per EXIF
+  const sharp = await loadSharp();
   let meta: Metadata;
   try {
     meta = await sharp(input, { limitInputPixels: MAX_INPUT_PIXELS, pages: 1, failOn: 'truncated' }).metadata();

@@ -189,10 +189,60 @@ export function imageTokens(width: number, height: number): number {
  * 256 tokens a frame. The answer's `usage` corrects the budget afterwards.
  */
 export const VIDEO_ESTIMATE = { bytesPerSecond: 125_000, maxFrames: 64, tokensPerFrame: 256 } as const;
-export function videoTokensEstimate(bytes: number, fps = 1): number {
-  const seconds = Math.max(1, Math.ceil(bytes / VIDEO_ESTIMATE.bytesPerSecond));
+/** `durationSeconds`: the length read from the video's header (`videoHeadSeconds`), used instead of the size's guess. */
+export function videoTokensEstimate(bytes: number, fps = 1, durationSeconds?: number): number {
+  const seconds =
+    durationSeconds !== undefined ? durationSeconds : Math.max(1, Math.ceil(bytes / VIDEO_ESTIMATE.bytesPerSecond));
   const frames = Math.min(VIDEO_ESTIMATE.maxFrames, Math.max(1, Math.round(fps * seconds)));
   return frames * VIDEO_ESTIMATE.tokensPerFrame;
+}
+
+/**
+ * A video's length (seconds) from the `moov/mvhd` box of an MP4 or MOV whose `moov` comes
+ * before its media data (a "fast start" file, as most encoders and phones write them for
+ * streaming), read from the file's first bytes. Undefined when those bytes do not reach
+ * the box: no `moov` ahead of the data, a truncated head, a malformed box, or another
+ * container. The `moov` itself may be longer than the head (its sample tables): only its
+ * first child, `mvhd`, has to be inside.
+ */
+export function videoHeadSeconds(head: Uint8Array): number | undefined {
+  const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
+  const type = (at: number): string => String.fromCharCode(...head.subarray(at + 4, at + 8));
+  /** A box at `at`: its header's and its whole length (to `limit` when its size is 0: to the end). */
+  const box = (at: number, limit: number): { header: number; size: number } | undefined => {
+    if (at + 8 > head.length) return undefined;
+    const size32 = view.getUint32(at);
+    if (size32 === 1) {
+      if (at + 16 > head.length) return undefined;
+      return { header: 16, size: Number(view.getBigUint64(at + 8)) };
+    }
+    return { header: 8, size: size32 === 0 ? limit - at : size32 };
+  };
+  for (let at = 0; at + 8 <= head.length;) {
+    const b = box(at, Number.MAX_SAFE_INTEGER);
+    if (!b || b.size < b.header) return undefined;
+    if (type(at) === 'moov') {
+      const end = Math.min(head.length, at + b.size);
+      for (let c = at + b.header; c + 8 <= end;) {
+        const child = box(c, at + b.size);
+        if (!child || child.size < child.header) return undefined;
+        if (type(c) === 'mvhd') {
+          const p = c + child.header;
+          const v1 = head[p] === 1;
+          if (p + (v1 ? 32 : 20) > Math.min(end, c + child.size)) return undefined;
+          const timescale = view.getUint32(p + (v1 ? 20 : 12));
+          const duration = v1 ? Number(view.getBigUint64(p + 24)) : view.getUint32(p + 16);
+          return timescale > 0 && Number.isFinite(duration / timescale) ? duration / timescale : undefined;
+        }
+        c += child.size;
+      }
+      return undefined;
+    }
+    // the media data (or anything else) before the moov: its header is not in the head
+    if (type(at) === 'mdat') return undefined;
+    at += b.size;
+  }
+  return undefined;
 }
 
 /** The provider-wide rule for vision inputs: each side >= 10 px, aspect ratio <= 200:1. */

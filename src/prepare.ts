@@ -2,7 +2,7 @@
  * From an object's bytes to a prepared input, or to a rejection naming the problem.
  * Pure: the caller fetched the bytes; the tokenizer is passed in.
  */
-import { sniffImage, sniffVideo } from './media.js';
+import { sniffImage, sniffVideo, videoHeadSeconds } from './media.js';
 import type { VideoFormat } from './models.js';
 import type { ImagePayload, PreparedImage, PreparedInput, PreparedVideo, TextChunking } from './prepared-input.js';
 import type { TokenCounter } from './tokens.js';
@@ -104,6 +104,7 @@ export function prepareVideo(
       return { failure: { source, code: 'not-a-video', reason: `not a ${format} video (unrecognised container)` } };
     real = sniffed === 'mpeg' && format === 'mpg' ? 'mpg' : sniffed;
   }
-  const video: PreparedVideo = { format: real, bytes: size, url };
+  const seconds = head && (real === 'mp4' || real === 'mov') ? videoHeadSeconds(head) : undefined;
+  const video: PreparedVideo = { format: real, bytes: size, url, ...(seconds !== undefined ? { seconds } : {}) };
   return { ok: { kind: 'video', source, video } };
 }

@@ -22,6 +22,8 @@ export interface PreparedVideo {
   readonly bytes: number;
   /** A URL the API can download; videos have no inline form. */
   readonly url: string;
+  /** Its length from its header, when its first bytes hold it (`videoHeadSeconds`): the token estimate uses it. */
+  readonly seconds?: number;
 }
 
 export interface PreparedText {

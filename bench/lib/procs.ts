@@ -1,14 +1,19 @@
 /**
  * Child processes of the benchmark and what they cost.
  *
- * `spawnNode` starts `node --import tsx FILE ARGS` (the CLI is `src/cli/run.ts`, exactly
- * as the integration tests run it) and collects its output. `ProcSampler` reads
+ * `spawnNode` starts `node --import tsx FILE ARGS` (bench code of its own: the S3 servers,
+ * the Qdrant stand-in) and collects its output. `spawnCli` starts mm-ingest as users run
+ * it: `node bin/mm-ingest.js ARGS`, the compiled CLI in dist/, which the bench builds
+ * (`npm run build`) before its first CLI process, so that dist/ is the checkout's code.
+ * `BENCH_CLI=tsx` runs `src/cli/run.ts` through tsx instead, as the integration tests do
+ * (the benchmark's figures before 2026-12-02 were measured that way: tsx's loader costs
+ * each process about 1.5 s of CPU at start-up and a thread of its own). `ProcSampler` reads
  * `/proc/PID/status` (VmHWM, VmRSS) and `/proc/PID/stat` (utime + stime) of a process
  * and of its descendants (tsx's esbuild service) every `intervalMs`, keeping the last
  * values seen, so a process that has exited still reports its peak and its CPU (to
  * within one interval).
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -38,14 +43,28 @@ export function stopChildren(): void {
   for (const child of running) if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
 }
 
+/** `node --import tsx FILE ARGS`. */
 export function spawnNode(
   file: string,
   args: readonly string[],
   env: NodeJS.ProcessEnv,
   nodeArgs: readonly string[] = [],
+  /** The tree `file` is in (another checkout, for a before/after pair). @defaultValue this one */
+  cwd = ROOT,
 ): NodeProcess {
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', file, ...args], {
-    cwd: ROOT,
+  return spawnProcess(file, args, env, [...nodeArgs, '--import', 'tsx'], cwd);
+}
+
+/** `node NODE_ARGS FILE ARGS` (FILE is JavaScript, or TypeScript with `--import tsx` among NODE_ARGS). */
+function spawnProcess(
+  file: string,
+  args: readonly string[],
+  env: NodeJS.ProcessEnv,
+  nodeArgs: readonly string[],
+  cwd = ROOT,
+): NodeProcess {
+  const child = spawn(process.execPath, [...nodeArgs, file, ...args], {
+    cwd,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -94,12 +113,32 @@ export function spawnNode(
   };
 }
 
-/** `mm-ingest ARGS` as a child process. */
-export const spawnCli = (
+/** How the bench runs mm-ingest: `compiled` (bin/mm-ingest.js over dist/, as installed) or `tsx` (BENCH_CLI=tsx). */
+export function cliMode(): 'compiled' | 'tsx' {
+  const mode = process.env.BENCH_CLI ?? 'compiled';
+  if (mode !== 'compiled' && mode !== 'tsx') throw new Error(`BENCH_CLI is compiled or tsx, not ${mode}`);
+  return mode;
+}
+
+let built = false;
+
+/** Builds dist/ from the checkout (`npm run build`), once per bench process. */
+export function buildCli(): void {
+  if (built) return;
+  execFileSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+  built = true;
+}
+
+/** `mm-ingest ARGS` as a child process: the compiled CLI (built first), or the sources through tsx. */
+export function spawnCli(
   args: readonly string[],
   env: NodeJS.ProcessEnv,
   nodeArgs: readonly string[] = [],
-): NodeProcess => spawnNode('src/cli/run.ts', args, env, nodeArgs);
+): NodeProcess {
+  if (cliMode() === 'tsx') return spawnNode('src/cli/run.ts', args, env, nodeArgs);
+  buildCli();
+  return spawnProcess('bin/mm-ingest.js', args, env, nodeArgs);
+}
 
 /** CPU seconds of the whole machine since boot (from /proc/stat): busy (not idle or iowait) and total. */
 export function machineCpu(): { busy: number; total: number } {

@@ -32,7 +32,7 @@ import { createBucket, s3Env, testS3Client } from '../../test/support/s3.js';
 import { BENCH_API_KEY, benchBaseEnv, newPrefix, usedMemory } from '../lib/env.js';
 import { genBody, genBucket, genKey } from '../lib/gen-store.js';
 import { cost, indexArgs, runIndex, startIndex, startWorkers, waitRun } from '../lib/pipeline.js';
-import { ProcSampler, ROOT, spawnCli, spawnNode, stopChildren } from '../lib/procs.js';
+import { ProcSampler, ROOT, cliMode, spawnCli, spawnNode, stopChildren } from '../lib/procs.js';
 import type { NodeProcess } from '../lib/procs.js';
 
 const MB = 1024 * 1024;
@@ -368,7 +368,13 @@ async function pipelinePoint(
   const collection = `bpipe-${store}-${n}`;
   const cliEnv = env.cliEnv(prefix, s3, { WORKER_CONCURRENCY: '6' });
   const nodeArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
-  const workers = await startWorkers(2, cliEnv, sampler, nodeArgs);
+  // BENCH_WORKER_NODE_OPTIONS: NODE_OPTIONS of the pipeline's workers alone; BENCH_WORKER_NODE_ARGS:
+  // node arguments of theirs, space-separated (to try V8 flags NODE_OPTIONS does not take)
+  const workerEnv = process.env.BENCH_WORKER_NODE_OPTIONS
+    ? { ...cliEnv, NODE_OPTIONS: process.env.BENCH_WORKER_NODE_OPTIONS }
+    : cliEnv;
+  const workerArgs = (process.env.BENCH_WORKER_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+  const workers = await startWorkers(2, workerEnv, sampler, [...nodeArgs, ...workerArgs]);
   const baseline = await usedMemory(env.redis);
   const watch = new RedisWatch(env.redis, prefix);
   const t0 = performance.now();
@@ -507,6 +513,7 @@ export async function bucketScale(
     const results = {
       label: opts.label,
       at: new Date().toISOString(),
+      cli: cliMode(),
       drain: DRAIN,
       holdS: HOLD_S,
       producer,
@@ -547,6 +554,8 @@ export async function bucketScaleMain(argv: readonly string[]): Promise<void> {
   const unknown = storeList.filter((s) => s !== 'generated' && s !== 'minio');
   if (unknown.length > 0) throw new Error(`--stores takes generated and minio, not ${unknown.join(', ')}`);
   const stores = storeList as ('generated' | 'minio')[];
-  log(`bucket-scale: producer at ${sizes.join(', ')}; pipeline at ${pipelineSizes.join(', ')} on ${stores.join(', ')}`);
+  log(
+    `bucket-scale: producer at ${sizes.join(', ')}; pipeline at ${pipelineSizes.join(', ')} on ${stores.join(', ')}; mm-ingest ${cliMode() === 'compiled' ? 'compiled (bin/mm-ingest.js, dist/ built now)' : 'through tsx (BENCH_CLI=tsx)'}`,
+  );
   await bucketScale({ sizes, pipelineSizes, stores, ...(profileDir ? { profileDir } : {}), label }, log);
 }

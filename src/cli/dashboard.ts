@@ -2,7 +2,6 @@
 import { InvalidArgumentError } from 'commander';
 import type { Command } from 'commander';
 import { loadConfig } from '../config.js';
-import { startDashboard } from '../dashboard/server.js';
 import { commandRedis } from './connect.js';
 import { positiveInt, withConnectionFlags } from './options.js';
 
@@ -37,6 +36,8 @@ export function registerDashboardCommand(program: Command): void {
     const config = loadConfig(process.env, flags);
     // a Redis that cannot be reached is said at start in one line (exit 2), not by every page
     (await commandRedis(config)).disconnect();
+    // Express and Bull Board are loaded by this command only, not by every command's start-up
+    const { startDashboard } = await import('../dashboard/server.js');
     const dashboard = await startDashboard(config, {
       port: flags.port ?? DEFAULT_DASHBOARD_PORT,
       ...(flags.host !== undefined ? { host: flags.host } : {}),

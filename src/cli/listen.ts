@@ -18,7 +18,6 @@ import type { BatchQueue } from '../listen/listener.js';
 import { mapTargets } from '../listen/map.js';
 import { registerListenerMetrics } from '../listen/metrics.js';
 import { ListenerState } from '../listen/state.js';
-import { startRedisListSource, startSqsSource, startWebhookSource } from '../listen/sources.js';
 import type { RunningSource } from '../listen/sources.js';
 import { startMetricsServer } from '../prometheus.js';
 import { isLoopback } from '../dashboard/guard.js';
@@ -71,6 +70,8 @@ export function registerListenCommand(program: Command): void {
   ).action(async (flags: ListenFlags) => {
     const config = loadConfig(process.env, flags as Record<string, unknown>);
     const targets = mapTargets(flags.map ?? [], flags.mapFile, config.models);
+    // the sources (the SQS client among them) are loaded by this command only
+    const { startRedisListSource, startSqsSource, startWebhookSource } = await import('../listen/sources.js');
     if (flags.sqsQueueUrl === undefined && flags.webhookPort === undefined && flags.redisList === undefined) {
       throw new ConfigError(
         'listen',

@@ -10,7 +10,6 @@ import { parseModelOverrides } from '../models.js';
 import { CONTRACT_MODEL_NAMES as MODEL_NAMES } from './contract.js';
 import { resolveSimulatorOptions } from './options.js';
 import type { FaultOptions, LatencyOptions, RateLimit, RateLimitSetting, SimulatorOptions } from './options.js';
-import { startSimulator } from './server.js';
 
 /** Flags as commander gives them (strings; camelCase of the long names). */
 export interface SimulateFlags {
@@ -168,6 +167,8 @@ export function registerSimulateCommand(program: Command): Command {
         if (err instanceof ConfigError) cmd.error(`error: ${err.message}`, { exitCode: 2, code: 'mm-ingest.config' });
         throw err;
       }
+      // the server's modules are loaded by this command only, not by every command's start-up
+      const { startSimulator } = await import('./server.js');
       const sim = await startSimulator(options).catch((err: unknown) =>
         cmd.error(
           `error: cannot listen on ${options.host}:${options.port}: ${err instanceof Error ? err.message : String(err)}`,

@@ -2,7 +2,8 @@ import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { SendThread } from '../../src/send-thread.js';
+import fc from 'fast-check';
+import { SendThread, decodeAnswer } from '../../src/send-thread.js';
 
 describe('the send thread', () => {
   let server: Server;
@@ -20,6 +21,7 @@ describe('the send thread', () => {
         received.push({ at, path: req.url ?? '', auth: req.headers.authorization, body });
         // /never answers (a timeout), /throttled is a 429 with Retry-After
         if (req.url === '/never') return;
+        if (req.url === '/unicode') return res.end('{"message":"qualit\u00e9 \u4e2d\u6587 \ud83d\ude00"}');
         if (req.url === '/throttled') {
           res.writeHead(429, { 'retry-after': '7' });
           return res.end('{"code":"Throttling.RateQuota"}');
@@ -106,5 +108,52 @@ describe('the send thread', () => {
     expect(refused).toEqual({ kind: 'error', timeout: false, cause: 'ECONNREFUSED' });
     const never = await thread.post(post('/never', 0, Infinity, 300));
     expect(never).toMatchObject({ kind: 'error', timeout: true });
+  });
+
+  it("hands back a non-ASCII answer's text as UTF-8 decodes it", async () => {
+    const out = await thread.post(post('/unicode', 0));
+    expect(out).toMatchObject({
+      kind: 'answer',
+      status: 200,
+      text: '{"message":"qualit\u00e9 \u4e2d\u6587 \ud83d\ude00"}',
+    });
+  });
+});
+
+describe("an answer's bytes as text", () => {
+  const utf8 = (bytes: Uint8Array): string => Buffer.from(bytes).toString('utf8');
+
+  it('is what UTF-8 decoding gives, for ASCII, for other UTF-8 and for bytes that are not UTF-8', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => decodeAnswer(bytes) === utf8(bytes)),
+      { numRuns: 500 },
+    );
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary', maxLength: 200 }), (text) => {
+        const bytes = Buffer.from(text, 'utf8');
+        return (
+          decodeAnswer(bytes) === text &&
+          decodeAnswer(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length)) === text
+        );
+      }),
+      { numRuns: 500 },
+    );
+    // an answer of vectors, large enough to be decoded outside V8's heap
+    const answer = JSON.stringify({
+      output: {
+        embeddings: Array.from({ length: 20 }, (_, i) => ({
+          index: i,
+          embedding: Array.from({ length: 2560 }, (_, k) => Math.sin(i * 2560 + k) / 7),
+        })),
+      },
+    });
+    const bytes = Buffer.from(answer);
+    expect(bytes.length).toBeGreaterThan(1_031_913); // Node makes longer latin1 strings external
+    expect(decodeAnswer(bytes)).toBe(answer);
+    expect(JSON.parse(decodeAnswer(bytes))).toEqual(JSON.parse(answer));
+    // one byte past ASCII in it: decoded as UTF-8, not byte by byte
+    const odd = Buffer.concat([bytes.subarray(0, 1000), Buffer.from('\u00e9'), bytes.subarray(1000)]);
+    expect(decodeAnswer(odd)).toBe(utf8(odd));
+    expect(decodeAnswer(odd)).not.toBe(odd.toString('latin1'));
   });
 });
