@@ -22,13 +22,14 @@
  */
 import { writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { Redis } from 'ioredis';
 import { RUN_PARTS } from '../../src/runs.js';
 import { startRedisServer } from '../../test/support/redis-server.js';
 import { startMinio } from '../../test/support/minio.js';
 import { createBucket, s3Env, testS3Client } from '../../test/support/s3.js';
+import { bareListing } from '../lib/bare-listing.js';
 import { BENCH_API_KEY, benchBaseEnv, newPrefix, usedMemory } from '../lib/env.js';
 import { genBody, genBucket, genKey } from '../lib/gen-store.js';
 import { cost, indexArgs, runIndex, startIndex, startWorkers, waitRun } from '../lib/pipeline.js';
@@ -120,20 +121,6 @@ const genS3Env = (url: string): Record<string, string> => ({
   AWS_ACCESS_KEY_ID: 'bench',
   AWS_SECRET_ACCESS_KEY: 'bench-secret',
 });
-
-async function bareListing(client: S3Client, bucket: string): Promise<{ keys: number; seconds: number }> {
-  const t0 = performance.now();
-  let token: string | undefined;
-  let keys = 0;
-  do {
-    const page = await client.send(
-      new ListObjectsV2Command({ Bucket: bucket, ContinuationToken: token, MaxKeys: 1000 }),
-    );
-    keys += page.Contents?.length ?? 0;
-    token = page.NextContinuationToken;
-  } while (token);
-  return { keys, seconds: (performance.now() - t0) / 1000 };
-}
 
 /** Samples Redis while a run goes: used_memory and waiting jobs (peaks), and a few job hashes. */
 class RedisWatch {

@@ -17,10 +17,10 @@
 import { writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { resolve } from 'node:path';
-import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { Redis } from 'ioredis';
 import { startRedisServer } from '../../test/support/redis-server.js';
 import { testS3Client } from '../../test/support/s3.js';
+import { bareListing } from '../lib/bare-listing.js';
 import { benchBaseEnv, newPrefix } from '../lib/env.js';
 import { genBucket } from '../lib/gen-store.js';
 import { ProcSampler, ROOT, spawnNode, stopChildren } from '../lib/procs.js';
@@ -80,18 +80,10 @@ export async function scanAloneMain(argv: readonly string[]): Promise<void> {
       kind: 'minio',
     });
     const bare = async (bucket: string): Promise<number> => {
-      const start = performance.now();
-      let token: string | undefined;
-      let keys = 0;
-      do {
-        const page = await client.send(
-          new ListObjectsV2Command({ Bucket: bucket, ContinuationToken: token, MaxKeys: 1000 }),
-        );
-        keys += page.Contents?.length ?? 0;
-        token = page.NextContinuationToken;
-      } while (token);
-      return keys / ((performance.now() - start) / 1000);
+      const { keys, seconds } = await bareListing(client, bucket);
+      return keys / seconds;
     };
+
     for (const n of sizes) {
       const bucket = genBucket(n);
       await bare(bucket); // the bench's own client warmed once, as in bucket-scale's second listing
